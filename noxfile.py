@@ -1,0 +1,68 @@
+"""Sessions: tests, lint, typing, modules, bench. CI (.ci/run) calls them too."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typing"]
+nox.options.reuse_existing_virtualenvs = True
+
+PYTHON = ["3.11"] if shutil.which("python3.11") else None
+
+# Debian packages the sessions use, by the command that shows each is there.
+RUST_PACKAGES = {
+    "/usr/lib/rustlib/wasm32-wasi": "libstd-rust-dev-wasm32",
+    "/usr/bin/cargo": "cargo",
+}
+
+
+def apt_install(session: nox.Session, wanted: dict[str, str]) -> None:
+    """Install the Debian packages whose marker path is missing (as root, where apt exists)."""
+    missing = sorted({pkg for path, pkg in wanted.items() if not os.path.exists(path)})
+    if not missing:
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        session.warn(f"missing Debian packages {missing}; install them to run this session")
+        return
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run("apt-get", "update", "-qq", external=True, env=env)
+    session.run("apt-get", "install", "-y", "-qq", *missing, external=True, env=env)
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The whole test suite."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def typing(session: nox.Session) -> None:
+    """mypy --strict on the package."""
+    session.install("-e", ".", "mypy>=1.10", "typing_extensions")
+    session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def modules(session: nox.Session) -> None:
+    """Rebuild artifacts/ from rust/; with `-- --check`, fail if they differ."""
+    apt_install(session, RUST_PACKAGES)
+    session.run("python", "rust/build.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks: prints a table and writes bench-results.json."""
+    session.install("-e", ".")
+    session.run("python", "-m", "benchmarks", *session.posargs)

@@ -1,0 +1,89 @@
+"""Shared fixtures: real modules (the artifacts and small WAT modules), an isolated cache."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import wasmtime
+
+from wasmhost import Host
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "artifacts"
+HELLO = ARTIFACTS / "hello-world.wasm"
+HTTP = ARTIFACTS / "http-server.wasm"
+WORDCOUNT = ARTIFACTS / "wordcount.wasm"
+NBODY = ARTIFACTS / "nbody.wasm"
+FSPROBE = ARTIFACTS / "fsprobe.wasm"
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own cache folder and no wasmhost settings from the caller."""
+    for name in list(os.environ):
+        if name.startswith("WASMHOST_"):
+            monkeypatch.delenv(name)
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("WASMHOST_CACHE_DIR", str(cache))
+    return cache
+
+
+@pytest.fixture
+def host() -> Iterator[Host]:
+    with Host() as h:
+        yield h
+
+
+@pytest.fixture
+def wat(tmp_path: Path) -> Callable[[str], Path]:
+    """Write a WAT module as a .wasm file in the test's folder and return its path."""
+    counter = iter(range(1000))
+
+    def make(text: str, name: str | None = None) -> Path:
+        path = tmp_path / (name or f"module{next(counter)}.wasm")
+        path.write_bytes(wasmtime.wat2wasm(text))
+        return path
+
+    return make
+
+
+def wasmhost_cli(
+    *args: str | os.PathLike[str], input: bytes | None = None, timeout: float = 60, **kwargs: object
+) -> subprocess.CompletedProcess[bytes]:
+    """Run ``python -m wasmhost ARGS`` as a real process."""
+    return subprocess.run(  # type: ignore[call-overload, no-any-return]
+        [sys.executable, "-m", "wasmhost", *map(str, args)],
+        input=input,
+        capture_output=True,
+        timeout=timeout,
+        **kwargs,
+    )
+
+
+# WAT snippets the tests share.
+WASI_EXIT = '(import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))'
+WASI_WRITE = (
+    '(import "wasi_snapshot_preview1" "fd_write" '
+    "(func $fd_write (param i32 i32 i32 i32) (result i32)))"
+)
+
+
+def printer(text: str, fd: int = 1) -> str:
+    """A WASI command that writes ``text`` to ``fd`` and returns."""
+    data = text.encode()
+    escaped = "".join(f"\\{b:02x}" for b in data)
+    return f"""
+    (module
+      {WASI_WRITE}
+      (memory (export "memory") 1)
+      (data (i32.const 16) "{escaped}")
+      (func (export "_start")
+        (i32.store (i32.const 0) (i32.const 16))
+        (i32.store (i32.const 4) (i32.const {len(data)}))
+        (drop (call $fd_write (i32.const {fd}) (i32.const 0) (i32.const 1) (i32.const 8)))))
+    """

@@ -1,0 +1,63 @@
+"""The public surface: what `import wasmhost` offers, and the exception tree."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+
+import pytest
+
+import wasmhost
+
+
+def test_all_is_sorted_and_complete() -> None:
+    assert wasmhost.__all__ == sorted(wasmhost.__all__)
+    public = {name for name in vars(wasmhost) if not name.startswith("_")}
+    # Submodules are private (underscored), so everything public is in __all__.
+    assert public - {"annotations"} <= set(wasmhost.__all__)
+    for name in wasmhost.__all__:
+        assert hasattr(wasmhost, name), name
+
+
+def test_every_exception_has_the_one_root() -> None:
+    errors = [
+        obj
+        for obj in vars(wasmhost).values()
+        if inspect.isclass(obj) and issubclass(obj, BaseException)
+    ]
+    assert len(errors) >= 10
+    for error in errors:
+        assert issubclass(error, wasmhost.WasmhostError), error
+
+
+@pytest.mark.parametrize(
+    ("error", "parent"),
+    [
+        (wasmhost.LinkError, wasmhost.ModuleError),
+        (wasmhost.Trap, wasmhost.GuestError),
+        (wasmhost.Interrupted, wasmhost.GuestError),
+        (wasmhost.TimeoutExceeded, wasmhost.LimitExceeded),
+        (wasmhost.FuelExhausted, wasmhost.LimitExceeded),
+        (wasmhost.MemoryLimitExceeded, wasmhost.LimitExceeded),
+        (wasmhost.LimitExceeded, wasmhost.GuestError),
+    ],
+    ids=lambda c: c.__name__,
+)
+def test_exception_tree(error: type, parent: type) -> None:
+    assert issubclass(error, parent)
+
+
+def test_library_never_prints_or_exits() -> None:
+    package = Path(wasmhost.__file__).parent
+    for path in package.glob("*.py"):  # the CLI (_cli/) is the one place that may
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                assert node.func.id not in {"print", "exit", "quit"}, f"{path.name}:{node.lineno}"
+            if isinstance(node, ast.Attribute) and node.attr == "exit":
+                assert not (isinstance(node.value, ast.Name) and node.value.id == "sys"), path.name
+
+
+def test_version_is_exposed() -> None:
+    assert wasmhost.__version__.count(".") == 2

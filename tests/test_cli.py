@@ -1,0 +1,283 @@
+"""`wasmhost run` as users run it: real processes, real exit statuses and signals."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import FSPROBE, HELLO, NBODY, wasmhost_cli
+
+from wasmhost._cli import cli
+from wasmhost._cli.params import parse_duration, parse_size
+
+SPIN = '(module (memory (export "memory") 1) (func (export "_start") (loop br 0)))'
+
+
+def one_error_line(done: subprocess.CompletedProcess[bytes]) -> str:
+    err = done.stderr.decode()
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("Error: ")
+    return lines[0]
+
+
+def test_hello_world() -> None:
+    done = wasmhost_cli("run", HELLO)
+    assert (done.returncode, done.stdout, done.stderr) == (0, b"Hello, World!\n", b"")
+
+
+def test_everything_after_the_module_goes_to_the_guest() -> None:
+    done = wasmhost_cli("run", FSPROBE, "args", "--help", "--dir", "x", "-v")
+    assert done.stdout.decode().splitlines()[1:] == ["args", "--help", "--dir", "x", "-v"]
+    assert done.stdout.decode().splitlines()[0] == str(FSPROBE)
+
+
+def test_env_flags() -> None:
+    env = dict(os.environ, FROM_HOST="passed", UNRELATED="hidden")
+    done = wasmhost_cli(
+        "run",
+        "--env",
+        "A=1",
+        "--env",
+        "B=x=y",
+        "--env",
+        "FROM_HOST",
+        "--env",
+        "NOT_SET",
+        FSPROBE,
+        "env",
+        env=env,
+    )
+    assert done.stdout == b"A=1\nB=x=y\nFROM_HOST=passed\n"
+
+
+def test_dir_flags(tmp_path: Path) -> None:
+    (tmp_path / "f.txt").write_text("content")
+    mapped = wasmhost_cli("run", "--dir", f"{tmp_path}::/data", FSPROBE, "read", "/data/f.txt")
+    assert mapped.stdout == b"content"
+    same = wasmhost_cli("run", "--dir", str(tmp_path), FSPROBE, "read", f"{tmp_path}/f.txt")
+    assert same.stdout == b"content"
+    ro = wasmhost_cli(
+        "run", "--dir", f"{tmp_path}::/data::ro", FSPROBE, "write", "/data/f.txt", "x"
+    )
+    assert ro.returncode == 1
+    assert (tmp_path / "f.txt").read_text() == "content"
+
+
+def test_stdin_passes_through() -> None:
+    assert wasmhost_cli("run", FSPROBE, "stdin", input=b"typed input").stdout == b"typed input"
+
+
+@pytest.mark.parametrize("code", [0, 1, 7, 99])
+def test_exit_status_is_the_guests(code: int) -> None:
+    assert wasmhost_cli("run", FSPROBE, "exit", str(code)).returncode == code
+
+
+def test_invoke_prints_results(wat: Callable[[str], Path]) -> None:
+    module = wat(
+        '(module (func (export "mul") (param i32 i32) (result i32) '
+        "(i32.mul (local.get 0) (local.get 1))))"
+    )
+    done = wasmhost_cli("run", "--invoke", "mul", module, "6", "7")
+    assert (done.returncode, done.stdout) == (0, b"42\n")
+
+
+def test_a_trap_prints_message_and_backtrace(wat: Callable[[str], Path]) -> None:
+    module = wat('(module (func $deep unreachable) (func (export "_start") (call $deep)))')
+    done = wasmhost_cli("run", module)
+    err = done.stderr.decode()
+    assert done.returncode == 134
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert lines[0] == f"Error: {module} trapped: wasm `unreachable` instruction executed"
+    assert lines[1] == "wasm backtrace:"
+    assert "deep" in lines[2]
+    assert len(lines) == 4
+
+
+@pytest.mark.parametrize(
+    ("flags", "module", "message"),
+    [
+        (["--timeout", "200ms"], "spin", "ran past its 0.2 s timeout"),
+        (["--fuel", "10000"], "spin", "ran out of fuel"),
+        (["--max-memory", "16MiB"], "alloc", "reached its memory limit of 16 MiB"),
+    ],
+    ids=["timeout", "fuel", "memory"],
+)
+def test_limits_are_one_line(
+    wat: Callable[[str], Path], flags: list[str], module: str, message: str
+) -> None:
+    args = [wat(SPIN)] if module == "spin" else [FSPROBE, "alloc", "64"]
+    done = wasmhost_cli("run", *flags, *args)
+    assert done.returncode == 134
+    # The guest's own words on stderr (Rust's allocation failure) may come first.
+    last = done.stderr.decode().strip().splitlines()[-1]
+    assert last.startswith("Error: ")
+    assert message in last
+    assert "Traceback" not in done.stderr.decode()
+
+
+def bad_files(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
+    (tmp_path / "text.wasm").write_text("just text\n")
+    (tmp_path / "empty.wasm").write_bytes(b"")
+    (tmp_path / "half.wasm").write_bytes(HELLO.read_bytes()[:1000])
+    (tmp_path / "invalid.wasm").write_bytes(b"\0asm\x01\0\0\0\x0a\x05\x01\x03\x00\x00\x0b")
+    import wasmtime
+
+    (tmp_path / "lib.wasm").write_bytes(
+        wasmtime.wat2wasm('(module (func (export "add") (param i32) (result i32) (local.get 0)))')
+    )
+    t = str(tmp_path)
+    return {
+        "missing": (["run", f"{t}/nope.wasm"], "no such file"),
+        "directory": (["run", t], "is a directory"),
+        "not-wasm": (["run", f"{t}/text.wasm"], "not a WebAssembly module"),
+        "empty": (["run", f"{t}/empty.wasm"], "is empty"),
+        "truncated": (["run", f"{t}/half.wasm"], "not a valid WebAssembly module"),
+        "invalid": (["run", f"{t}/invalid.wasm"], "not a valid WebAssembly module"),
+        "no-start": (["run", f"{t}/lib.wasm"], "no _start function"),
+        "bad-dir": (["run", "--dir", "a::b::c::d", str(HELLO)], "not a directory mapping"),
+        "bad-ro": (["run", "--dir", f"{t}::/x::rx", str(HELLO)], "not a directory mapping"),
+        "no-host-dir": (["run", "--dir", f"{t}/gone", str(HELLO)], "does not exist"),
+        "bad-env": (["run", "--env", "=x", str(HELLO)], "not NAME=VALUE"),
+        "bad-size": (["run", "--max-memory", "lots", str(HELLO)], "not a size"),
+        "zero-size": (["run", "--max-memory", "0", str(HELLO)], "more than zero"),
+        "bad-fuel": (["run", "--fuel", "many", str(HELLO)], "not a whole number"),
+        "negative-fuel": (["run", "--fuel", "-1", str(HELLO)], "cannot be negative"),
+        "bad-timeout": (["run", "--timeout", "soon", str(HELLO)], "not a duration"),
+        "no-module": (["run"], "Missing argument 'MODULE'"),
+        "unknown-command": (["rnu"], "No such command"),
+        "invoke-missing": (["run", "--invoke", "nope", f"{t}/lib.wasm"], "no function 'nope'"),
+        "invoke-args": (["run", "--invoke", "add", f"{t}/lib.wasm"], "takes 1 argument"),
+    }
+
+
+CASES = [
+    "missing",
+    "directory",
+    "not-wasm",
+    "empty",
+    "truncated",
+    "invalid",
+    "no-start",
+    "bad-dir",
+    "bad-ro",
+    "no-host-dir",
+    "bad-env",
+    "bad-size",
+    "zero-size",
+    "bad-fuel",
+    "negative-fuel",
+    "bad-timeout",
+    "no-module",
+    "unknown-command",
+    "invoke-missing",
+    "invoke-args",
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_is_one_line_and_no_traceback(tmp_path: Path, case: str) -> None:
+    args, message = bad_files(tmp_path)[case]
+    done = wasmhost_cli(*args)
+    assert done.returncode in (1, 2)
+    assert message in one_error_line(done)
+
+
+def test_version() -> None:
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.startswith("wasmhost 0.")
+    assert "wasmtime-py" in result.output
+
+
+def test_run_does_not_import_the_registry_client() -> None:
+    code = (
+        "import sys; from wasmhost._cli import main\n"
+        "try:\n    main(['run', sys.argv[1]])\n"
+        "except SystemExit:\n    pass\n"
+        "heavy = sorted(m for m in ('oras', 'requests', 'httpx') if m in sys.modules)\n"
+        "print(heavy, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(HELLO)], capture_output=True)
+    assert done.stdout == b"Hello, World!\n"
+    assert done.stderr.strip() == b"[]"
+
+
+def read_line(proc: subprocess.Popen[bytes], timeout: float) -> bytes:
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    return proc.stdout.readline() if ready else b""
+
+
+def guest_process(*args: str | Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "wasmhost", "run", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def interrupt(proc: subprocess.Popen[bytes]) -> tuple[int, bytes]:
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    return proc.returncode, err
+
+
+@pytest.mark.slow
+def test_output_streams_live_and_ctrl_c_stops_the_guest() -> None:
+    with guest_process(HELLO, "--forever") as proc:
+        assert read_line(proc, 30) == b"Hello, World!\n"
+        assert read_line(proc, 30) == b"Hello, World!\n"
+        assert proc.poll() is None  # lines arrive while the guest still runs
+        status, err = interrupt(proc)
+    assert status == -signal.SIGINT
+    assert b"Traceback" not in err
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_busy_guest() -> None:
+    with guest_process(NBODY, "1000000000") as proc:
+        assert read_line(proc, 30).startswith(b"-0.169")  # the guest is computing
+        status, err = interrupt(proc)
+    assert status == -signal.SIGINT
+    assert b"Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("65536", 65536),
+        ("64MiB", 64 << 20),
+        ("64M", 64 << 20),
+        ("64m", 64 << 20),
+        ("1GiB", 1 << 30),
+        ("10KB", 10_000),
+        ("2k", 2048),
+        ("1 GiB", 1 << 30),
+    ],
+)
+def test_parse_size(text: str, size: int) -> None:
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "MiB", "1.5MiB", "-1", "12q", "64i"])
+def test_parse_size_refuses(text: str) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(text)}$"):
+        parse_size(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("2", 2.0), ("2.5", 2.5), ("500ms", 0.5), ("1m", 60.0), (".5s", 0.5)]
+)
+def test_parse_duration(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds

@@ -1,0 +1,183 @@
+"""Timeouts, fuel, memory caps and cancellation: each reported distinctly, the host survives."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import FSPROBE, HELLO, NBODY
+
+from wasmhost import (
+    ConfigError,
+    FuelExhausted,
+    Host,
+    Interrupted,
+    LimitExceeded,
+    MemoryLimitExceeded,
+    OutputChunk,
+    TimeoutExceeded,
+    Trap,
+)
+
+SPIN = '(module (memory (export "memory") 1) (func (export "_start") (loop br 0)))'
+
+
+def test_timeout_stops_an_endless_loop(host: Host, wat: Callable[[str], Path]) -> None:
+    with pytest.raises(TimeoutExceeded, match=r"ran past its 0\.2 s timeout") as info:
+        host.run(wat(SPIN), timeout=0.2)
+    assert info.value.limit == "timeout"
+    assert isinstance(info.value, LimitExceeded)
+    assert host.run(HELLO).stdout == b"Hello, World!\n"
+
+
+def test_a_timeout_does_not_touch_other_runs(host: Host, wat: Callable[[str], Path]) -> None:
+    spin = wat(SPIN)
+    outcome: list[object] = []
+
+    def long_run() -> None:
+        outcome.append(host.run(NBODY, ["200000"], timeout=60).stdout)
+
+    worker = threading.Thread(target=long_run)
+    worker.start()
+    for _ in range(3):
+        with pytest.raises(TimeoutExceeded):
+            host.run(spin, timeout=0.05)
+    worker.join()
+    assert outcome == [host.run(NBODY, ["200000"]).stdout]
+
+
+def test_a_run_that_ends_in_time_is_unaffected(host: Host) -> None:
+    assert host.run(HELLO, timeout=30).stdout == b"Hello, World!\n"
+
+
+def test_fuel_exhaustion(host: Host, wat: Callable[[str], Path]) -> None:
+    with pytest.raises(FuelExhausted, match="ran out of fuel") as info:
+        host.run(wat(SPIN), fuel=100_000)
+    assert info.value.limit == "fuel"
+
+
+def test_fuel_consumed_is_reported_and_deterministic(host: Host) -> None:
+    first = host.run(NBODY, ["1000"], fuel=10**9)
+    second = host.run(NBODY, ["1000"], fuel=10**9)
+    assert first.fuel_consumed is not None
+    assert 0 < first.fuel_consumed == second.fuel_consumed
+    assert host.run(NBODY, ["1000"]).fuel_consumed is None
+    with pytest.raises(FuelExhausted):
+        host.run(NBODY, ["1000"], fuel=first.fuel_consumed - 1)
+    assert host.run(NBODY, ["1000"], fuel=first.fuel_consumed + 1).ok
+
+
+def test_memory_cap_refuses_a_rust_allocation(host: Host) -> None:
+    with pytest.raises(MemoryLimitExceeded, match="memory limit of 16 MiB") as info:
+        host.run(FSPROBE, ["alloc", "64"], max_memory=16 << 20)
+    assert info.value.limit == "memory"
+    assert b"memory allocation of" in info.value.stderr
+    ok = host.run(FSPROBE, ["alloc", "8"], max_memory=32 << 20)
+    assert ok.stdout.startswith(b"allocated 8 MiB")
+
+
+def test_memory_cap_is_reported_even_when_stderr_is_not_captured(host: Host) -> None:
+    seen: list[bytes] = []
+    with pytest.raises(MemoryLimitExceeded):
+        host.run(FSPROBE, ["alloc", "64"], max_memory=16 << 20, stderr=seen.append)
+    assert b"memory allocation of" in b"".join(seen)
+
+
+def test_memory_cap_below_the_initial_memory(host: Host, wat: Callable[[str], Path]) -> None:
+    module = wat('(module (memory (export "memory") 32) (func (export "_start")))')
+    with pytest.raises(MemoryLimitExceeded, match="at start"):
+        host.run(module, max_memory=1 << 20)
+    assert host.run(module, max_memory=2 << 20).ok
+
+
+def test_a_trap_under_a_memory_cap_is_still_a_trap(host: Host, wat: Callable[[str], Path]) -> None:
+    module = wat('(module (memory 1) (func (export "_start") unreachable))')
+    with pytest.raises(Trap) as info:
+        host.run(module, max_memory=16 << 20)
+    assert not isinstance(info.value, LimitExceeded)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"timeout": 0}, {"timeout": -1}, {"fuel": -5}, {"max_memory": 0}, {"fuel": 1.5}],
+    ids=str,
+)
+def test_bad_limits_are_config_errors(host: Host, options: dict[str, object]) -> None:
+    with pytest.raises(ConfigError):
+        host.run(HELLO, **options)  # type: ignore[arg-type]
+
+
+def test_cancel_event_interrupts_a_run(host: Host, wat: Callable[[str], Path]) -> None:
+    cancel = threading.Event()
+    threading.Timer(0.2, cancel.set).start()
+    with pytest.raises(Interrupted):
+        host.run(wat(SPIN), cancel=cancel)
+
+
+def test_stream_yields_output_as_it_is_written(host: Host) -> None:
+    with host.stream(HELLO, ["--forever"]) as run:
+        chunks = []
+        for chunk in run:
+            chunks.append(chunk)
+            if len(chunks) == 2:
+                break
+    assert chunks == [OutputChunk("stdout", b"Hello, World!\n")] * 2
+    assert run.result is None
+
+
+def test_stream_of_a_run_that_ends(host: Host) -> None:
+    with host.stream(FSPROBE, ["read", "/x"]) as run:
+        chunks = list(run)
+    assert {c.stream for c in chunks} == {"stderr"}
+    assert b"".join(c.data for c in chunks).startswith(b"fsprobe: ")
+    assert run.result is not None
+    assert run.result.exit_code == 1
+
+
+def test_stream_raises_what_stopped_the_guest(host: Host, wat: Callable[[str], Path]) -> None:
+    with pytest.raises(TimeoutExceeded), host.stream(wat(SPIN), timeout=0.1) as run:
+        list(run)
+
+
+def test_run_async_returns_the_result(host: Host) -> None:
+    async def main() -> list[bytes]:
+        results = await asyncio.gather(
+            *(host.run_async(FSPROBE, ["args", str(i)]) for i in range(5))
+        )
+        return [r.stdout for r in results]
+
+    outputs = asyncio.run(main())
+    assert outputs == [f"fsprobe.wasm\nargs\n{i}\n".encode() for i in range(5)]
+
+
+def test_cancelling_the_awaiting_task_stops_the_guest(
+    host: Host, wat: Callable[[str], Path]
+) -> None:
+    spin = wat(SPIN)
+
+    async def main() -> float:
+        task = asyncio.create_task(host.run_async(spin))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        started = time.monotonic()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return time.monotonic() - started
+
+    asyncio.run(main())
+    # The guest thread has ended: the host runs a new guest at once and no
+    # guarded run is left holding the epoch ticker.
+    assert host.run(HELLO).stdout == b"Hello, World!\n"
+    assert [t.name for t in threading.enumerate() if t.name.startswith("asyncio")] == []
+
+
+def test_async_timeout_via_wait_for(host: Host, wat: Callable[[str], Path]) -> None:
+    async def main() -> None:
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(host.run_async(wat(SPIN)), 0.2)
+
+    asyncio.run(main())

@@ -1,0 +1,280 @@
+"""Running modules in-process: outputs, exit codes, stdio forms, traps, invoke."""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import FSPROBE, HELLO, HTTP, NBODY, WASI_EXIT, WORDCOUNT, printer
+
+from wasmhost import ConfigError, Host, LinkError, Module, RunResult, Trap
+
+
+def test_hello_world(host: Host) -> None:
+    result = host.run(HELLO)
+    assert result == RunResult(0, b"Hello, World!\n", b"", elapsed=result.elapsed)
+    assert result.ok
+
+
+def test_args_reach_the_guest_after_argv0(host: Host) -> None:
+    result = host.run(FSPROBE, ["args", "a b", "ü"])
+    assert result.stdout.decode().splitlines() == ["fsprobe.wasm", "args", "a b", "ü"]
+    assert host.run(FSPROBE, ["args"], argv0="probe").stdout == b"probe\nargs\n"
+
+
+def test_guest_sees_only_the_environment_it_is_given(
+    host: Host, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOST_SECRET", "s3cret")
+    assert host.run(FSPROBE, ["env"]).stdout == b""
+    assert host.run(FSPROBE, ["env"], env={"K": "V", "X": "a=b"}).stdout == b"K=V\nX=a=b\n"
+
+
+def test_stdin_bytes(host: Host) -> None:
+    data = bytes(range(256)) * 1000
+    assert host.run(FSPROBE, ["stdin"], stdin=data).stdout == data
+    assert host.run(FSPROBE, ["stdin"]).stdout == b""
+
+
+def test_stdin_from_a_file_object_and_a_path(host: Host, tmp_path: Path) -> None:
+    path = tmp_path / "in.txt"
+    path.write_bytes(b"from a file\n")
+    assert host.run(FSPROBE, ["stdin"], stdin=path).stdout == b"from a file\n"
+    with open(path, "rb") as f:
+        assert host.run(FSPROBE, ["stdin"], stdin=f).stdout == b"from a file\n"
+    assert host.run(FSPROBE, ["stdin"], stdin=io.BytesIO(b"buffered")).stdout == b"buffered"
+
+
+def test_stdin_from_a_pipe(host: Host) -> None:
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, b"piped data")
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as reader:
+        assert host.run(FSPROBE, ["stdin"], stdin=reader).stdout == b"piped data"
+
+
+def test_stdout_and_stderr_are_separate(host: Host) -> None:
+    result = host.run(FSPROBE, ["read", "/nowhere"])
+    assert result.exit_code == 1
+    assert result.stdout == b""
+    assert result.stderr.startswith(b"fsprobe: ")
+
+
+@pytest.mark.parametrize("code", [0, 1, 3, 42, 125])
+def test_exit_code_passes_through(host: Host, wat: Callable[[str], Path], code: int) -> None:
+    module = wat(
+        f'(module {WASI_EXIT} (memory (export "memory") 1) '
+        f'(func (export "_start") (call $exit (i32.const {code}))))'
+    )
+    assert host.run(module).exit_code == code
+    assert host.run(FSPROBE, ["exit", str(code)]).exit_code == code
+
+
+def test_exit_status_outside_wasi_range_is_a_trap(host: Host, wat: Callable[[str], Path]) -> None:
+    module = wat(
+        f'(module {WASI_EXIT} (memory (export "memory") 1) '
+        '(func (export "_start") (call $exit (i32.const 200))))'
+    )
+    with pytest.raises(Trap, match=r"exit with invalid exit status outside of \[0\.\.126\)"):
+        host.run(module)
+
+
+def test_output_callbacks_stream_chunks(host: Host) -> None:
+    out: list[bytes] = []
+    err: list[bytes] = []
+    result = host.run(FSPROBE, ["read", "/x"], stdout=out.append, stderr=err.append)
+    assert result.stdout == result.stderr == b""
+    assert out == []
+    assert b"".join(err).startswith(b"fsprobe: ")
+
+
+def test_output_to_file_objects_and_paths(host: Host, tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    host.run(HELLO, stdout=buffer)
+    assert buffer.getvalue() == b"Hello, World!\n"
+    target = tmp_path / "out.txt"
+    host.run(HELLO, stdout=target)
+    assert target.read_bytes() == b"Hello, World!\n"
+    assert host.run(HELLO, stdout="null").stdout == b""
+
+
+def test_a_failing_output_callback_is_raised_again(host: Host) -> None:
+    class Full(Exception):
+        pass
+
+    def refuse(data: bytes) -> None:
+        raise Full(data)
+
+    with pytest.raises(Full):
+        host.run(HELLO, stdout=refuse)
+
+
+def test_a_bad_output_target_is_a_config_error(host: Host) -> None:
+    with pytest.raises(ConfigError, match="stdout must be"):
+        host.run(HELLO, stdout=42)  # type: ignore[arg-type]
+
+
+def test_wagi_handler_reads_cgi_environment_and_body(host: Host) -> None:
+    env = {"REQUEST_METHOD": "POST", "PATH_INFO": "/echo", "QUERY_STRING": "a=1"}
+    result = host.run(HTTP, env=env, stdin=b"payload")
+    assert result.stdout == b"Content-Type: text/plain\n\nmethod=POST\nquery=a=1\nbody=payload"
+    hello = host.run(HTTP, env={"REQUEST_METHOD": "GET", "PATH_INFO": "/"})
+    assert hello.stdout == b"Content-Type: text/plain\n\nHello, World!\n"
+    missing = host.run(HTTP, env={"PATH_INFO": "/nope"})
+    assert b"Status: 404 Not Found\n" in missing.stdout
+
+
+def test_wordcount_reads_one_directory_and_writes_another(host: Host, tmp_path: Path) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    (src / "a.txt").write_text("one two\nthree\n")
+    (src / "b.txt").write_text("four")
+    result = host.run(WORDCOUNT, dirs={"/input": src, "/output": out})
+    assert result.stdout == b"2 4 18 total\n"
+    assert (out / "report.txt").read_text() == "2 3 14 a.txt\n0 1 4 b.txt\n2 4 18 total\n"
+
+
+def test_nbody_is_deterministic(host: Host) -> None:
+    first = host.run(NBODY, ["1000"]).stdout
+    assert first == b"-0.169075164\n-0.169087605\n"
+    assert host.run(NBODY, ["1000"]).stdout == first
+
+
+def test_run_from_bytes_and_from_a_loaded_module(host: Host) -> None:
+    module = host.load(HELLO.read_bytes())
+    assert isinstance(module, Module)
+    assert module.name == "<bytes>"
+    assert module.digest.startswith("sha256:")
+    assert "_start" in module.export_names("func")
+    assert host.run(module).stdout == b"Hello, World!\n"
+    assert host.run(HELLO.read_bytes()).stdout == b"Hello, World!\n"
+
+
+def test_a_changed_file_is_read_again(host: Host, tmp_path: Path, wat: Callable[..., Path]) -> None:
+    target = tmp_path / "m.wasm"
+    wat(printer("one"), name="m.wasm")
+    assert host.run(target).stdout == b"one"
+    wat(printer("second"), name="m.wasm")
+    assert host.run(target).stdout == b"second"
+
+
+def test_invoke_calls_an_export_with_typed_parameters(
+    host: Host, wat: Callable[[str], Path]
+) -> None:
+    module = wat("""
+      (module
+        (func (export "add") (param i32 i64) (result i64)
+          (i64.add (i64.extend_i32_s (local.get 0)) (local.get 1)))
+        (func (export "half") (param f64) (result f64) (f64.div (local.get 0) (f64.const 2)))
+        (func (export "pair") (result i32 i32) (i32.const 1) (i32.const 2)))
+    """)
+    assert host.run(module, ["2", "0x10"], invoke="add").values == (18,)
+    assert host.run(module, [3], invoke="half").values == (1.5,)
+    assert host.run(module, invoke="pair").values == (1, 2)
+    with pytest.raises(ConfigError, match="takes 2 argument"):
+        host.run(module, ["1"], invoke="add")
+    with pytest.raises(ConfigError, match="expects i32"):
+        host.run(module, ["x", "1"], invoke="add")
+
+
+def test_invoke_runs_initialize_first(host: Host, wat: Callable[[str], Path]) -> None:
+    module = wat("""
+      (module
+        (global $g (mut i32) (i32.const 0))
+        (func (export "_initialize") (global.set $g (i32.const 41)))
+        (func (export "get") (result i32) (i32.add (global.get $g) (i32.const 1))))
+    """)
+    assert host.run(module, invoke="get").values == (42,)
+
+
+def test_missing_start_names_the_exports(host: Host, wat: Callable[[str], Path]) -> None:
+    module = wat('(module (func (export "add") (param i32 i32) (result i32) (local.get 0)))')
+    with pytest.raises(LinkError, match=r"no _start function.*exports: add"):
+        host.run(module)
+    with pytest.raises(LinkError, match="no function 'nope'"):
+        host.run(module, invoke="nope")
+
+
+def test_traps_carry_code_message_and_frames(host: Host, wat: Callable[[str], Path]) -> None:
+    module = wat("""
+      (module
+        (memory (export "memory") 1)
+        (func $inner (unreachable))
+        (func $outer (call $inner))
+        (func (export "_start") (call $outer)))
+    """)
+    with pytest.raises(Trap) as info:
+        host.run(module)
+    trap = info.value
+    assert trap.trap_code == "unreachable"
+    assert "unreachable" in str(trap)
+    assert [f.function for f in trap.frames] == ["inner", "outer", None]
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ("(drop (i32.div_u (i32.const 1) (i32.const 0)))", "integer_division_by_zero"),
+        ("(drop (i32.load (i32.const 70000)))", "memory_out_of_bounds"),
+        ("(call $rec)", "stack_overflow"),
+    ],
+    ids=["div-by-zero", "out-of-bounds", "stack-overflow"],
+)
+def test_trap_codes(host: Host, wat: Callable[[str], Path], body: str, code: str) -> None:
+    module = wat(f"""
+      (module (memory 1)
+        (func $rec (call $rec))
+        (func (export "_start") {body}))
+    """)
+    with pytest.raises(Trap) as info:
+        host.run(module)
+    assert info.value.trap_code == code
+
+
+def test_a_trap_keeps_the_output_written_before_it(host: Host, wat: Callable[[str], Path]) -> None:
+    text = printer("before the trap").replace(
+        "(i32.const 8)))))", "(i32.const 8))) (unreachable)))"
+    )
+    with pytest.raises(Trap) as info:
+        host.run(wat(text))
+    assert info.value.stdout == b"before the trap"
+
+
+def test_host_survives_and_runs_again_after_a_trap(host: Host, wat: Callable[[str], Path]) -> None:
+    with pytest.raises(Trap):
+        host.run(wat('(module (func (export "_start") unreachable))'))
+    assert host.run(HELLO).stdout == b"Hello, World!\n"
+
+
+def test_one_host_shared_between_threads(host: Host) -> None:
+    results: list[bytes] = []
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            for j in range(20):
+                out = host.run(FSPROBE, ["args", str(i), str(j)]).stdout
+                results.append(out)
+                assert out == f"fsprobe.wasm\nargs\n{i}\n{j}\n".encode()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(results) == 160
+
+
+def test_a_closed_host_refuses_to_run() -> None:
+    host = Host()
+    host.close()
+    with pytest.raises(Exception, match="closed"):
+        host.run(HELLO)

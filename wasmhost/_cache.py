@@ -1,0 +1,96 @@
+"""The on-disk cache of compiled modules.
+
+An entry is the wasmtime serialization of a module, stored under the sha256
+of the wasm bytes and the engine's fingerprint (wasmtime version, machine,
+engine settings). Every entry starts with a magic line and the sha256 of the
+serialized payload: wasmtime trusts what it deserializes, so a corrupt,
+truncated or foreign file is detected here, dropped and rebuilt, never loaded.
+Entries are written to a temporary file in the same folder and renamed into
+place, so concurrent processes never see a half-written entry.
+
+Location: ``$WASMHOST_CACHE_DIR/compiled`` if set, else
+``$XDG_CACHE_HOME/wasmhost/compiled`` (``~/.cache/wasmhost/compiled``).
+``WASMHOST_NO_CACHE=1`` turns the disk cache off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import wasmtime
+
+_MAGIC = b"wasmhost-compiled-module\n"
+_HASH_LEN = 32
+
+
+def default_cache_root() -> Path | None:
+    """The wasmhost cache folder the environment asks for, or None when caching is off."""
+    if os.environ.get("WASMHOST_NO_CACHE", "") not in ("", "0"):
+        return None
+    explicit = os.environ.get("WASMHOST_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
+    return base / "wasmhost"
+
+
+class CompileCache:
+    """Compiled modules on disk, in ``directory`` (``None``: nothing is stored)."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+
+    def path(self, digest: str, fingerprint: str) -> Path | None:
+        if self.directory is None:
+            return None
+        hexdigest = digest.removeprefix("sha256:")
+        return self.directory / hexdigest[:2] / f"{hexdigest}-{fingerprint}.cwasm"
+
+    def load(self, engine: wasmtime.Engine, path: Path) -> wasmtime.Module | None:
+        """The module stored at ``path``, or None (absent, damaged or foreign: then removed)."""
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            return None
+        head = len(_MAGIC) + _HASH_LEN
+        payload = memoryview(data)[head:]
+        if (
+            data[: len(_MAGIC)] != _MAGIC
+            or hashlib.sha256(payload).digest() != data[len(_MAGIC) : head]
+        ):
+            self._discard(path)
+            return None
+        try:
+            return wasmtime.Module.deserialize(engine, bytes(payload))
+        except wasmtime.WasmtimeError:
+            self._discard(path)
+            return None
+
+    def store(self, module: wasmtime.Module, path: Path) -> None:
+        """Write ``module`` at ``path`` atomically; a failure to write is not an error."""
+        try:
+            payload = module.serialize()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".cwasm")
+        except (OSError, wasmtime.WasmtimeError):
+            return
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(_MAGIC)
+                f.write(hashlib.sha256(payload).digest())
+                f.write(payload)
+            os.replace(tmp, path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+    @staticmethod
+    def _discard(path: Path) -> None:
+        with contextlib.suppress(OSError):
+            path.unlink()

@@ -1,0 +1,76 @@
+"""The ``wasmhost`` command: a thin click layer over the public API.
+
+Subcommands live in their own modules and are imported only when invoked,
+so ``wasmhost run`` pays for nothing but the host (no registry client).
+Every :class:`~wasmhost.WasmhostError` becomes one line on stderr and a
+non-zero status; the guest's own exit status passes through.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import NoReturn
+
+import click
+
+from .._version import __version__
+
+_COMMANDS = {
+    "run": ("wasmhost._cli.run", "run"),
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = _COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        command = getattr(importlib.import_module(target[0]), target[1])
+        assert isinstance(command, click.Command)
+        return command
+
+
+def _version() -> str:
+    from .._engine import wasmtime_version
+
+    return f"wasmhost {__version__} (wasmtime-py {wasmtime_version()})"
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(_version())
+        ctx.exit()
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the version and exit.",
+)
+def cli() -> None:
+    """Run WebAssembly (WASI preview 1) modules from Python, and ship them."""
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """The console entry point: every error is one line on stderr and a non-zero status."""
+    try:
+        status = cli.main(args=argv, prog_name="wasmhost", standalone_mode=False)
+    except click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        click.echo(f"Error: {exc.format_message()}{hint}", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.Abort, KeyboardInterrupt):
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    sys.exit(status if isinstance(status, int) else 0)

@@ -1,0 +1,138 @@
+"""click parameter types for the flags wasmhost shares with the wasmtime CLI."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+import click
+
+from .._host import Dir
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?)(b?)\s*$", re.IGNORECASE)
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m)?\s*$")
+
+
+def parse_size(text: str) -> int:
+    """``64MiB``, ``64M`` or ``64m`` (binary), ``64MB`` (decimal), or plain bytes."""
+    match = _SIZE.match(text)
+    if not match:
+        raise ValueError(text)
+    number, unit, binary, byte = match.groups()
+    if not unit:
+        if binary:
+            raise ValueError(text)
+        return int(number)
+    power = "kmgt".index(unit.lower()) + 1
+    base: int = 1000 if byte and not binary else 1024
+    multiplier: int = base**power
+    return int(number) * multiplier
+
+
+def parse_duration(text: str) -> float:
+    """Seconds as a number, or with a unit: ``500ms``, ``2s``, ``1m``."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(text)
+    value = float(match.group(1))
+    return value * {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}[match.group(2)]
+
+
+class SizeType(click.ParamType):
+    name = "SIZE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            size = parse_size(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not a size; write it like 64MiB, 1GiB or 65536.", param, ctx)
+        if size <= 0:
+            self.fail("the size must be more than zero.", param, ctx)
+        return size
+
+
+class DurationType(click.ParamType):
+    name = "SECONDS"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        try:
+            seconds = parse_duration(str(value))
+        except ValueError:
+            self.fail(
+                f"{value!r} is not a duration; write it like 2, 2.5, 500ms or 1m.", param, ctx
+            )
+        if seconds <= 0:
+            self.fail("the duration must be more than zero.", param, ctx)
+        return seconds
+
+
+class DirType(click.ParamType):
+    """``HOST``, ``HOST::GUEST`` or ``HOST::GUEST::ro`` (read-only), as wasmtime#9608 proposed."""
+
+    name = "HOST[::GUEST[::ro]]"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, Dir]:
+        if isinstance(value, tuple):
+            return value
+        parts = str(value).split("::")
+        mode = "rw"
+        if len(parts) == 3:
+            mode = parts.pop()
+        if len(parts) > 2 or mode not in ("ro", "rw") or not all(parts):
+            self.fail(
+                f"{value!r} is not a directory mapping; "
+                "write HOST, HOST::GUEST or HOST::GUEST::ro.",
+                param,
+                ctx,
+            )
+        host = parts[0]
+        guest = parts[1] if len(parts) == 2 else host
+        if not os.path.isdir(host):
+            what = "is not a directory" if os.path.exists(host) else "does not exist"
+            self.fail(f"host directory {host} {what}.", param, ctx)
+        return guest, Dir(host, read_only=mode == "ro")
+
+
+class EnvType(click.ParamType):
+    """``NAME=VALUE``, or ``NAME`` to pass this process's value on."""
+
+    name = "NAME[=VALUE]"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, str | None]:
+        if isinstance(value, tuple):
+            return value
+        name, eq, val = str(value).partition("=")
+        if not name or "\0" in value:
+            self.fail(f"{value!r} is not NAME=VALUE or NAME.", param, ctx)
+        return name, (val if eq else os.environ.get(name))
+
+
+class WholeNumberType(click.ParamType):
+    name = "N"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        try:
+            number = int(str(value).replace("_", ""), 0)
+        except ValueError:
+            self.fail(f"{value!r} is not a whole number.", param, ctx)
+        if number < 0:
+            self.fail("it cannot be negative.", param, ctx)
+        return number
+
+
+SIZE = SizeType()
+DURATION = DurationType()
+DIR = DirType()
+ENV = EnvType()
+WHOLE_NUMBER = WholeNumberType()

@@ -1,0 +1,89 @@
+"""``wasmhost run MODULE [GUEST-ARGS]...``"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import reported
+from .params import DIR, DURATION, ENV, SIZE, WHOLE_NUMBER
+
+
+@click.command(
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    short_help="Run a WebAssembly module in-process.",
+)
+@click.option(
+    "--dir",
+    "dirs",
+    type=DIR,
+    multiple=True,
+    help="Preopen a host directory: HOST, HOST::GUEST, or HOST::GUEST::ro for read-only.",
+)
+@click.option(
+    "--env",
+    "envs",
+    type=ENV,
+    multiple=True,
+    help="Set NAME=VALUE in the guest, or pass NAME's value from this environment.",
+)
+@click.option(
+    "--invoke", metavar="FUNC", help="Call this export (with GUEST-ARGS as its parameters)."
+)
+@click.option("--fuel", type=WHOLE_NUMBER, help="Stop the guest after this much fuel.")
+@click.option("--timeout", type=DURATION, help="Stop the guest after this long (2, 2.5, 500ms).")
+@click.option("--max-memory", type=SIZE, help="Cap the guest's linear memory (64MiB, 1GiB, bytes).")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="WASMHOST_CACHE_DIR",
+    help="The wasmhost cache folder [env: WASMHOST_CACHE_DIR].",
+)
+@click.option("--no-cache", is_flag=True, help="Do not read or write compiled code on disk.")
+@click.argument("module", metavar="MODULE")
+@click.argument("guest_args", nargs=-1, type=click.UNPROCESSED, metavar="[GUEST-ARGS]...")
+def run(
+    dirs: tuple[tuple[str, object], ...],
+    envs: tuple[tuple[str, str | None], ...],
+    invoke: str | None,
+    fuel: int | None,
+    timeout: float | None,
+    max_memory: int | None,
+    cache_dir: Path | None,
+    no_cache: bool,
+    module: str,
+    guest_args: tuple[str, ...],
+) -> None:
+    """Run MODULE (a .wasm file) with the terminal's stdin, stdout and stderr.
+
+    Everything after MODULE goes to the guest. The exit status is the guest's;
+    a trap or a limit exits with 134, as the wasmtime CLI does.
+    """
+    from .._host import Host
+
+    # A guest runs inside wasmtime, where Python cannot raise KeyboardInterrupt:
+    # let Ctrl-C end the process at once, as it ends the wasmtime CLI.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    env = {name: value for name, value in envs if value is not None}
+    with reported(), Host(cache_dir=False if no_cache else cache_dir) as host:
+        result = host.run(
+            module,
+            guest_args,
+            env=env,
+            dirs=dict(dirs),  # type: ignore[arg-type]
+            invoke=invoke,
+            fuel=fuel,
+            timeout=timeout,
+            max_memory=max_memory,
+            stdin="inherit",
+            stdout="inherit",
+            stderr="inherit",
+            argv0=module,
+        )
+    for value in result.values:
+        click.echo(value)
+    sys.stdout.flush()
+    sys.exit(result.exit_code)

@@ -1,0 +1,131 @@
+"""The exceptions wasmhost raises: one root, :class:`WasmhostError`.
+
+Nothing from wasmtime leaks through the public API; every failure is mapped
+to the most specific class below with ``raise ... from exc``::
+
+    WasmhostError
+    ├── ModuleError            the module cannot be read, is not wasm, or is invalid
+    │   └── LinkError          it imports something nobody provides, or lacks the export asked for
+    ├── ConfigError            a run was configured wrongly (a missing host directory, ...)
+    └── GuestError             the guest started and then failed; carries its output so far
+        ├── Trap               a WebAssembly trap (trap code, message, wasm backtrace)
+        ├── Interrupted        the run was cancelled from outside
+        └── LimitExceeded      a limit set for the run stopped the guest
+            ├── TimeoutExceeded
+            ├── FuelExhausted
+            └── MemoryLimitExceeded
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "ConfigError",
+    "Frame",
+    "FuelExhausted",
+    "GuestError",
+    "Interrupted",
+    "LimitExceeded",
+    "LinkError",
+    "MemoryLimitExceeded",
+    "ModuleError",
+    "TimeoutExceeded",
+    "Trap",
+    "WasmhostError",
+]
+
+
+class WasmhostError(Exception):
+    """The root of every exception wasmhost raises."""
+
+
+class ModuleError(WasmhostError):
+    """The module cannot be read, is not WebAssembly, or does not validate."""
+
+
+class LinkError(ModuleError):
+    """The module cannot be linked: an import nobody provides, or a missing export."""
+
+
+class ConfigError(WasmhostError):
+    """A run was configured wrongly: a host directory that does not exist, a bad value."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One frame of a wasm backtrace, innermost first."""
+
+    module: str | None
+    function: str | None
+    function_index: int
+    module_offset: int
+
+    def __str__(self) -> str:
+        name = self.function or f"<wasm function {self.function_index}>"
+        module = self.module or "<unknown>"
+        return f"{self.module_offset:#x} - {module}!{name}"
+
+
+class GuestError(WasmhostError):
+    """The guest started and then failed.
+
+    ``stdout`` and ``stderr`` hold what the guest wrote before it failed, when
+    the run captured them (empty otherwise).
+    """
+
+    def __init__(self, message: str, *, stdout: bytes = b"", stderr: bytes = b"") -> None:
+        super().__init__(message)
+        self.stdout = stdout
+        self.stderr = stderr
+
+
+class Trap(GuestError):
+    """The guest trapped: an ``unreachable``, an out-of-bounds access, a stack overflow...
+
+    ``trap_code`` is the lower-case name of wasmtime's trap code
+    (``"unreachable"``, ``"memory_out_of_bounds"``, ...) or ``None`` when the
+    trap came from a host function; ``frames`` is the wasm backtrace.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        trap_code: str | None = None,
+        frames: Sequence[Frame] = (),
+        stdout: bytes = b"",
+        stderr: bytes = b"",
+    ) -> None:
+        super().__init__(message, stdout=stdout, stderr=stderr)
+        self.trap_code = trap_code
+        self.frames = tuple(frames)
+
+
+class Interrupted(GuestError):
+    """The run was cancelled from outside (its ``cancel`` event was set)."""
+
+
+class LimitExceeded(GuestError):
+    """A limit set for the run stopped the guest. ``limit`` names it."""
+
+    limit: str = ""
+
+
+class TimeoutExceeded(LimitExceeded):
+    """The guest ran past its wall-clock ``timeout``."""
+
+    limit = "timeout"
+
+
+class FuelExhausted(LimitExceeded):
+    """The guest used up the ``fuel`` it was given."""
+
+    limit = "fuel"
+
+
+class MemoryLimitExceeded(LimitExceeded):
+    """The guest needed more linear memory than ``max_memory`` allows."""
+
+    limit = "memory"

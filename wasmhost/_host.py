@@ -1,0 +1,596 @@
+"""The :class:`Host`: one owner of the wasmtime engines, running WASI modules in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
+
+import wasmtime
+
+from ._cache import CompileCache, default_cache_root
+from ._engine import EngineFlags, Engines, EngineSlot
+from ._errors import (
+    ConfigError,
+    Frame,
+    FuelExhausted,
+    GuestError,
+    Interrupted,
+    LinkError,
+    MemoryLimitExceeded,
+    TimeoutExceeded,
+    Trap,
+    WasmhostError,
+)
+from ._imports import Failure, Imports, check_imports, define
+from ._module import Module, ModuleSource, compile_wasm, describe, digest_of, read_source
+from ._result import OutputChunk, RunResult
+from ._stdio import OutputTarget, StdinSource, Stdio
+from ._watchdog import Guard
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+_ALLOC_FAILED = b"memory allocation of "
+_PAGE = 65536
+
+
+@dataclass(frozen=True)
+class Dir:
+    """A host directory to preopen for the guest; ``read_only`` forbids every change in it.
+
+    >>> host.run(module, dirs={"/data": Dir("./data", read_only=True)})
+    """
+
+    path: str | os.PathLike[str]
+    read_only: bool = False
+
+
+DirSource = str | os.PathLike[str] | Dir
+
+
+class StreamOptions(TypedDict, total=False):
+    """The keyword options of :meth:`Host.stream` (those of :meth:`Host.run` less stdio)."""
+
+    env: Mapping[str, str] | None
+    stdin: StdinSource
+    dirs: Mapping[str, DirSource] | None
+    invoke: str | None
+    imports: Imports | None
+    timeout: float | None
+    fuel: int | None
+    max_memory: int | None
+    argv0: str | None
+
+
+class AsyncRunOptions(StreamOptions, total=False):
+    """The keyword options of :meth:`Host.run_async`."""
+
+    stdout: OutputTarget
+    stderr: OutputTarget
+
+
+class Host:
+    """Runs WebAssembly (WASI preview 1) modules in this process.
+
+    A host owns its wasmtime engines and compiled modules; it is safe to share
+    between threads (every run gets its own store), and it works as a context
+    manager::
+
+        with Host() as host:
+            result = host.run("artifacts/hello-world.wasm")
+            print(result.stdout.decode())
+
+    ``cache_dir`` is the wasmhost cache folder (compiled modules go in its
+    ``compiled/`` subfolder); by default ``$WASMHOST_CACHE_DIR`` or
+    ``$XDG_CACHE_HOME/wasmhost``; ``False`` keeps compiled code in memory only.
+    """
+
+    def __init__(self, *, cache_dir: str | os.PathLike[str] | Literal[False] | None = None) -> None:
+        if cache_dir is False:
+            root = None
+        elif cache_dir is None:
+            root = default_cache_root()
+        else:
+            root = Path(cache_dir)
+        self._cache = CompileCache(root / "compiled" if root is not None else None)
+        self._engines = Engines()
+        self._paths: dict[tuple[str, int, int, int, int], Module] = {}
+        self._closed = False
+
+    @property
+    def cache_dir(self) -> Path | None:
+        """Where compiled modules are stored on disk, or None."""
+        return self._cache.directory
+
+    def __enter__(self) -> Host:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Drop the engines and compiled modules; the host cannot run anything afterwards."""
+        self._closed = True
+        self._engines.close()
+        self._paths.clear()
+
+    # -- loading -------------------------------------------------------------
+
+    def load(self, source: ModuleSource) -> Module:
+        """Read, check and compile a module (from a path or bytes), using the caches.
+
+        >>> module = host.load("artifacts/hello-world.wasm")
+        >>> "_start" in module.export_names("func")
+        True
+        """
+        if isinstance(source, Module):
+            return source
+        key = None
+        if not isinstance(source, bytes | bytearray | memoryview):
+            key = _path_key(source)
+            if key is not None and (cached := self._paths.get(key)) is not None:
+                return cached
+        name, data = read_source(source)
+        digest = digest_of(data)
+        slot = self._slot(EngineFlags())
+        compiled = self._compile(slot, name, data, digest)
+        module = describe(name, data, digest, compiled)
+        if key is not None:
+            self._paths[key] = module
+        return module
+
+    def _slot(self, flags: EngineFlags) -> EngineSlot:
+        if self._closed:
+            raise WasmhostError("this Host is closed; make a new one.")
+        return self._engines.get(flags)
+
+    def _compile(self, slot: EngineSlot, name: str, data: bytes, digest: str) -> wasmtime.Module:
+        entry = slot.compiled.get(digest)
+        if entry is not None:
+            return entry[0]
+        with slot.compile_lock(digest):
+            entry = slot.compiled.get(digest)
+            if entry is not None:
+                return entry[0]
+            path = self._cache.path(digest, slot.fingerprint)
+            compiled = self._cache.load(slot.engine, path) if path is not None else None
+            if compiled is None:
+                compiled = compile_wasm(name, data, slot.engine)
+                if path is not None:
+                    self._cache.store(compiled, path)
+            try:
+                pre = slot.linker.instantiate_pre(compiled)
+            except wasmtime.WasmtimeError:
+                pre = None  # imports beyond WASI: linked per run with the caller's functions
+            slot.compiled[digest] = (compiled, pre)
+            return compiled
+
+    # -- running -------------------------------------------------------------
+
+    def run(
+        self,
+        module: ModuleSource,
+        args: Sequence[str | int | float] = (),
+        *,
+        env: Mapping[str, str] | None = None,
+        stdin: StdinSource = None,
+        stdout: OutputTarget = "capture",
+        stderr: OutputTarget = "capture",
+        dirs: Mapping[str, DirSource] | None = None,
+        invoke: str | None = None,
+        imports: Imports | None = None,
+        timeout: float | None = None,
+        fuel: int | None = None,
+        max_memory: int | None = None,
+        cancel: threading.Event | None = None,
+        argv0: str | None = None,
+    ) -> RunResult:
+        """Run ``module``'s ``_start`` (or ``invoke``) in a fresh instance and wait for it.
+
+        >>> r = host.run("artifacts/hello-world.wasm", args=["a"], env={"K": "V"},
+        ...              dirs={"/data": "./data"}, timeout=2.0, max_memory=64 << 20)
+        >>> r.exit_code, r.stdout
+        (0, b'Hello, World!\\n')
+
+        The guest sees only what it is given: ``args`` (after ``argv0``, by
+        default the module's file name), ``env``, ``dirs`` (guest path to host
+        directory or :class:`Dir`), ``stdin``. With ``invoke``, ``args`` are
+        the function's parameters and its results land in ``values``.
+
+        Raises :class:`Trap` when the guest traps, :class:`TimeoutExceeded`,
+        :class:`FuelExhausted` or :class:`MemoryLimitExceeded` when a limit
+        stops it, :class:`Interrupted` when ``cancel`` is set, and
+        :class:`ModuleError`/:class:`LinkError`/:class:`ConfigError` before it
+        starts. An exception raised by an output callback or host function is
+        raised again as it was.
+        """
+        _check_limits(timeout, fuel, max_memory)
+        loaded = self.load(module)
+        check_imports(loaded, imports)
+        flags = EngineFlags(
+            interruptible=timeout is not None or cancel is not None, metered=fuel is not None
+        )
+        slot = self._slot(flags)
+        compiled = self._compile(slot, loaded.name, loaded.wasm, loaded.digest)
+        pre = slot.compiled[loaded.digest][1]
+
+        wasi = wasmtime.WasiConfig()
+        call_args: Sequence[str | int | float] = ()
+        if invoke is None:
+            wasi.argv = [argv0 or os.path.basename(loaded.name), *map(str, args)]
+        else:
+            wasi.argv = [argv0 or os.path.basename(loaded.name)]
+            call_args = args
+        if env:
+            wasi.env = [(str(k), str(v)) for k, v in env.items()]
+        for guest, source in (dirs or {}).items():
+            _preopen(wasi, guest, source)
+        stdio = Stdio()
+        guard = None
+        store = None
+        failure = Failure()
+        error: Exception | None = None
+        exit_code, values, consumed = 0, (), None
+        try:
+            stdio.configure(wasi, stdin, stdout, stderr, keep_stderr_tail=max_memory is not None)
+            store = wasmtime.Store(slot.engine)
+            store.set_wasi(wasi)
+            if max_memory is not None:
+                store.set_limits(memory_size=max_memory)
+            if fuel is not None:
+                store.set_fuel(fuel)
+            if slot.ticker is not None:
+                guard = Guard(timeout, cancel)
+                slot.ticker.guard(store, guard)
+            started = time.perf_counter()
+            try:
+                values = self._execute(
+                    slot, store, compiled, pre, loaded, imports, failure, invoke, call_args
+                )
+            except wasmtime.ExitTrap as exc:
+                exit_code = exc.code
+            except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+                error = exc
+            elapsed = time.perf_counter() - started
+            if fuel is not None:
+                consumed = fuel - store.get_fuel()
+        finally:
+            if guard is not None and slot.ticker is not None:
+                slot.ticker.release(guard)
+            if store is not None:
+                store.close()  # closes the guest's ends of the output pipes
+            stdio.finish()
+            try:
+                raised = failure.error or stdio.callback_error()
+                if raised is not None:
+                    raise raised
+                if error is not None:
+                    raise self._guest_error(
+                        error, loaded, stdio, guard, timeout, max_memory
+                    ) from None
+                out, err = stdio.collect()
+            finally:
+                stdio.close()
+        return RunResult(exit_code, out, err, values, consumed, elapsed)
+
+    def _execute(
+        self,
+        slot: EngineSlot,
+        store: wasmtime.Store,
+        compiled: wasmtime.Module,
+        pre: wasmtime.InstancePre | None,
+        module: Module,
+        imports: Imports | None,
+        failure: Failure,
+        invoke: str | None,
+        args: Sequence[str | int | float],
+    ) -> tuple[Any, ...]:
+        if imports:
+            linker = wasmtime.Linker(slot.engine)
+            linker.define_wasi()
+            define(linker, compiled, imports, failure)
+            instance = _instantiate(lambda: linker.instantiate(store, compiled), module)
+        elif pre is not None:
+            instance = _instantiate(lambda: pre.instantiate(store), module)
+        else:
+            instance = _instantiate(lambda: slot.linker.instantiate(store, compiled), module)
+        exports = instance.exports(store)
+        name = invoke or "_start"
+        func = exports.get(name)
+        if not isinstance(func, wasmtime.Func):
+            funcs = ", ".join(module.export_names("func")) or "no functions"
+            what = (
+                f"no function {name!r}"
+                if invoke
+                else "no _start function (it is not a WASI command)"
+            )
+            hint = "; pass --invoke NAME to call one of them" if not invoke else ""
+            raise LinkError(f"{module.name} exports {what}; it exports: {funcs}{hint}.")
+        if invoke:
+            init = exports.get("_initialize")
+            if isinstance(init, wasmtime.Func):
+                init(store)
+            params = _convert_params(func.type(store), args, module.name, name)
+            result = func(store, *params)
+        else:
+            if args:
+                raise ConfigError("arguments for _start go in argv; pass them without invoke.")
+            result = func(store)
+        if result is None:
+            return ()
+        return tuple(result) if isinstance(result, list) else (result,)
+
+    def _guest_error(
+        self,
+        exc: Exception,
+        module: Module,
+        stdio: Stdio,
+        guard: Guard | None,
+        timeout: float | None,
+        max_memory: int | None,
+    ) -> GuestError:
+        out, err = stdio.collect()
+        name = module.name
+        if guard is not None and guard.reason == "timeout":
+            return TimeoutExceeded(
+                f"{name} ran past its {timeout:g} s timeout and was stopped.",
+                stdout=out,
+                stderr=err,
+            )
+        if guard is not None and guard.reason == "interrupted":
+            return Interrupted(f"{name} was interrupted.", stdout=out, stderr=err)
+        code = exc.trap_code if isinstance(exc, wasmtime.Trap) else None
+        if code == wasmtime.TrapCode.OUT_OF_FUEL:
+            return FuelExhausted(f"{name} ran out of fuel and was stopped.", stdout=out, stderr=err)
+        if max_memory is not None and _hit_memory_limit(stdio, code):
+            return MemoryLimitExceeded(
+                f"{name} reached its memory limit of {_size(max_memory)} and was stopped.",
+                stdout=out,
+                stderr=err,
+            )
+        message, frames = _trap_details(exc)
+        return Trap(
+            f"{name} trapped: {message}",
+            trap_code=code.name.lower() if code is not None else None,
+            frames=frames,
+            stdout=out,
+            stderr=err,
+        )
+
+    async def run_async(
+        self,
+        module: ModuleSource,
+        args: Sequence[str | int | float] = (),
+        *,
+        cancel: threading.Event | None = None,
+        **options: Unpack[AsyncRunOptions],
+    ) -> RunResult:
+        """:meth:`run` in a worker thread, for asyncio applications.
+
+        Cancelling the awaiting task stops the guest (through its ``cancel``
+        event) before the cancellation propagates.
+
+        >>> result = await host.run_async("artifacts/hello-world.wasm", timeout=5)
+        """
+        cancel = cancel or threading.Event()
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(
+            None, functools.partial(self.run, module, args, cancel=cancel, **options)
+        )
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            cancel.set()
+            with contextlib.suppress(BaseException):
+                await future
+            raise
+
+    def stream(
+        self,
+        module: ModuleSource,
+        args: Sequence[str | int | float] = (),
+        *,
+        cancel: threading.Event | None = None,
+        **options: Unpack[StreamOptions],
+    ) -> RunStream:
+        """Run ``module`` in a worker thread and iterate over its output as it comes.
+
+        >>> with host.stream("artifacts/hello-world.wasm", ["--forever"], timeout=3) as run:
+        ...     for chunk in run:
+        ...         print(chunk.stream, chunk.data)
+        ...         break
+        >>> run.result  # None here: the guest was stopped when the block ended
+
+        Leaving the ``with`` block early stops the guest. Once iteration ends,
+        ``result`` holds the :class:`RunResult`; a trap or limit is raised by
+        the iteration.
+        """
+        for name in ("stdout", "stderr"):
+            if name in options:
+                raise ConfigError(f"stream() delivers {name} itself; do not pass {name}=.")
+        return RunStream(self, module, args, cancel or threading.Event(), options)
+
+
+class RunStream:
+    """A run in progress whose output is read by iterating; see :meth:`Host.stream`."""
+
+    def __init__(
+        self,
+        host: Host,
+        module: ModuleSource,
+        args: Sequence[str | int | float],
+        cancel: threading.Event,
+        options: StreamOptions,
+    ) -> None:
+        self.result: RunResult | None = None
+        self._queue: queue.SimpleQueue[OutputChunk | None] = queue.SimpleQueue()
+        self._error: BaseException | None = None
+        self._cancel = cancel
+
+        def run() -> None:
+            try:
+                self.result = host.run(
+                    module,
+                    args,
+                    stdout=lambda data: self._queue.put(OutputChunk("stdout", data)),
+                    stderr=lambda data: self._queue.put(OutputChunk("stderr", data)),
+                    cancel=self._cancel,
+                    **options,
+                )
+            except BaseException as exc:
+                self._error = exc
+            finally:
+                self._queue.put(None)
+
+        self._thread = threading.Thread(target=run, name="wasmhost-stream", daemon=True)
+        self._thread.start()
+
+    def __iter__(self) -> Iterator[OutputChunk]:
+        while (chunk := self._queue.get()) is not None:
+            yield chunk
+        self._queue.put(None)  # later iterations end at once
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def __enter__(self) -> RunStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the guest if it still runs, and wait for it."""
+        if self._thread.is_alive():
+            self._cancel.set()
+        self._thread.join()
+
+
+def _path_key(source: str | os.PathLike[str]) -> tuple[str, int, int, int, int] | None:
+    try:
+        st = os.stat(source)
+    except OSError:
+        return None
+    return (os.fspath(source), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _check_limits(timeout: float | None, fuel: int | None, max_memory: int | None) -> None:
+    if timeout is not None and not timeout > 0:
+        raise ConfigError(f"timeout must be a positive number of seconds, not {timeout!r}.")
+    if fuel is not None and (not isinstance(fuel, int) or fuel < 0):
+        raise ConfigError(f"fuel must be a whole number >= 0, not {fuel!r}.")
+    if max_memory is not None and (not isinstance(max_memory, int) or max_memory <= 0):
+        raise ConfigError(f"max_memory must be a positive number of bytes, not {max_memory!r}.")
+
+
+def _preopen(wasi: wasmtime.WasiConfig, guest: str, source: DirSource) -> None:
+    spec = source if isinstance(source, Dir) else Dir(source)
+    host_path = os.fspath(spec.path)
+    if not os.path.isdir(host_path):
+        what = "is not a directory" if os.path.exists(host_path) else "does not exist"
+        raise ConfigError(f"host directory {host_path} {what}; create it or fix the path.")
+    if not guest:
+        raise ConfigError(f"the guest path for {host_path} is empty.")
+    try:
+        wasi.preopen_dir(host_path, guest, fs_mutable=not spec.read_only)
+    except wasmtime.WasmtimeError as exc:
+        raise ConfigError(f"host directory {host_path} cannot be opened: {exc}.") from None
+
+
+def _instantiate(make: Any, module: Module) -> wasmtime.Instance:
+    try:
+        instance = make()
+    except wasmtime.Trap:
+        raise
+    except wasmtime.WasmtimeError as exc:
+        text = str(exc)
+        if "exceeds memory limits" in text:
+            raise MemoryLimitExceeded(
+                f"{module.name} needs more memory at start than its memory limit allows."
+            ) from None
+        if "unknown import" in text or "incompatible import" in text:
+            raise LinkError(f"{module.name} cannot be linked: {_last_line(text)}.") from None
+        raise
+    assert isinstance(instance, wasmtime.Instance)
+    return instance
+
+
+def _convert_params(
+    ty: wasmtime.FuncType, args: Sequence[str | int | float], module: str, name: str
+) -> list[int | float]:
+    params = ty.params
+    if len(args) != len(params):
+        raise ConfigError(
+            f"{module}: {name} takes {len(params)} argument(s) "
+            f"({', '.join(str(p) for p in params) or 'none'}), got {len(args)}."
+        )
+    values: list[int | float] = []
+    for arg, param in zip(args, params, strict=True):
+        kind = str(param)
+        try:
+            if kind in ("i32", "i64"):
+                values.append(int(arg, 0) if isinstance(arg, str) else int(arg))
+            elif kind in ("f32", "f64"):
+                values.append(float(arg))
+            else:
+                raise ConfigError(
+                    f"{module}: {name} takes a {kind} parameter, which wasmhost cannot pass."
+                )
+        except ValueError:
+            raise ConfigError(f"{module}: {name} expects {kind}, got {arg!r}.") from None
+    return values
+
+
+def _hit_memory_limit(stdio: Stdio, code: wasmtime.TrapCode | None) -> bool:
+    """Whether a trap was the guest's reaction to a refused memory growth.
+
+    wasmtime reports a refused ``memory.grow`` to the guest as -1, and the
+    guest then fails its own way (Rust aborts with ``unreachable`` after
+    printing "memory allocation of N bytes failed"); so look for that message.
+    A guest that fails silently is reported as the trap it raised.
+    """
+    if code == wasmtime.TrapCode.ALLOCATION_TOO_LARGE:
+        return True
+    return _ALLOC_FAILED in stdio.stderr_tail()
+
+
+def _trap_details(exc: Exception) -> tuple[str, list[Frame]]:
+    frames: list[Frame] = []
+    if isinstance(exc, wasmtime.Trap):
+        for f in exc.frames:
+            frames.append(Frame(f.module_name, f.func_name, f.func_index, f.module_offset))
+        message = exc.message
+    else:
+        message = str(exc)
+    return _first_line(message), frames
+
+
+def _first_line(text: str) -> str:
+    """The cause in a wasmtime error message (which leads with its own backtrace)."""
+    _, caused, cause = text.partition("Caused by:")
+    lines = [line.strip() for line in (cause if caused else text).strip().splitlines()]
+    for line in lines:
+        if line and not line.startswith("error while executing"):
+            return line.removeprefix("wasm trap: ")
+    return "trap"
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].rstrip(".") if lines else text
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale and n % scale == 0:
+            return f"{n // scale} {unit}"
+    return f"{n} bytes"

@@ -1,0 +1,131 @@
+"""Python functions as guest imports, beyond WASI.
+
+The caller maps import module and name to a Python callable; its wasm type is
+taken from the module's own import declaration, so a plain function is
+enough::
+
+    host.run(module, imports={"env": {"add": lambda a, b: a + b}})
+
+A function that needs the guest's memory (to read a string the guest passes
+as pointer and length) is marked with :func:`host_function`
+``(memory=True)`` and receives a :class:`GuestMemory` first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import wasmtime
+
+from ._errors import ConfigError, LinkError
+from ._module import Module
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+WASI_MODULES = frozenset({"wasi_snapshot_preview1"})
+
+Imports = Mapping[str, Mapping[str, Callable[..., Any]]]
+
+
+class GuestMemory:
+    """The calling guest's exported linear memory, valid during one host-function call."""
+
+    def __init__(self, caller: wasmtime.Caller, export: str = "memory") -> None:
+        memory = caller.get(export)
+        if not isinstance(memory, wasmtime.Memory):
+            raise LinkError(f"the guest exports no memory named {export!r}.")
+        self._caller = caller
+        self._memory = memory
+
+    @property
+    def size(self) -> int:
+        """The memory's size in bytes."""
+        return self._memory.data_len(self._caller)
+
+    def read(self, offset: int, length: int) -> bytes:
+        """``length`` bytes from ``offset``."""
+        self._check(offset, length)
+        return bytes(self._memory.read(self._caller, offset, offset + length))
+
+    def write(self, offset: int, data: bytes) -> None:
+        """Write ``data`` at ``offset``."""
+        self._check(offset, len(data))
+        self._memory.write(self._caller, data, offset)
+
+    def _check(self, offset: int, length: int) -> None:
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise IndexError(
+                f"guest memory access {offset}..{offset + length} is outside its {self.size} bytes"
+            )
+
+
+def host_function(*, memory: bool = False) -> Callable[[F], F]:
+    """Mark a guest import that takes a :class:`GuestMemory` as its first argument.
+
+    >>> @host_function(memory=True)
+    ... def log(mem: GuestMemory, ptr: int, length: int) -> None:
+    ...     print(mem.read(ptr, length).decode())
+    """
+
+    def mark(func: F) -> F:
+        func.__wasmhost_memory__ = memory  # type: ignore[attr-defined]
+        return func
+
+    return mark
+
+
+def check_imports(module: Module, imports: Imports | None) -> None:
+    """Refuse a module whose non-WASI imports are not all provided, naming the first missing."""
+    provided = imports or {}
+    for imp in module.imports:
+        if imp.module in WASI_MODULES:
+            continue
+        func = provided.get(imp.module, {}).get(imp.name)
+        if func is None:
+            raise LinkError(
+                f"{module.name} imports {imp}, which nothing provides; pass a Python "
+                f"function as imports={{{imp.module!r}: {{{imp.name!r}: ...}}}}."
+            )
+        if imp.kind != "func":
+            raise LinkError(
+                f"{module.name} imports {imp}; wasmhost provides only functions to guests."
+            )
+        if not callable(func):
+            raise ConfigError(f"imports[{imp.module!r}][{imp.name!r}] is not callable.")
+
+
+class Failure:
+    """The first exception a host function raised during a run."""
+
+    def __init__(self) -> None:
+        self.error: BaseException | None = None
+
+
+def define(
+    linker: wasmtime.Linker, compiled: wasmtime.Module, imports: Imports, failure: Failure
+) -> None:
+    """Define in ``linker`` each import of ``compiled`` that ``imports`` provides."""
+    for imp in compiled.imports:
+        name = imp.name or ""
+        func = imports.get(imp.module, {}).get(name)
+        if func is None or not isinstance(imp.type, wasmtime.FuncType):
+            continue
+        wants_memory = bool(getattr(func, "__wasmhost_memory__", False))
+        linker.define_func(
+            imp.module, name, imp.type, _wrap(func, wants_memory, failure), access_caller=True
+        )
+
+
+def _wrap(func: Callable[..., Any], wants_memory: bool, failure: Failure) -> Callable[..., Any]:
+    def call(caller: wasmtime.Caller, *args: Any) -> Any:
+        try:
+            if wants_memory:
+                return func(GuestMemory(caller), *args)
+            return func(*args)
+        except BaseException as exc:
+            if failure.error is None:
+                failure.error = exc
+            raise wasmtime.Trap(f"host function raised {type(exc).__name__}") from None
+
+    return call

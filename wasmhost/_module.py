@@ -1,0 +1,151 @@
+"""Reading a WebAssembly module from a path or from bytes, and checking it.
+
+A :class:`Module` is the checked bytes plus what the module imports and
+exports; each engine of the host compiles it on first use (see ``_host``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import Union
+
+import wasmtime
+
+from ._errors import ModuleError
+
+ModuleSource = Union[str, "os.PathLike[str]", bytes, "Module"]
+
+_MAGIC = b"\0asm"
+_CORE_VERSION = b"\x01\x00\x00\x00"
+_COMPONENT_VERSION = b"\x0d\x00\x01\x00"
+
+
+@dataclass(frozen=True)
+class Import:
+    """One import of a module: ``module.name`` and its kind (``func``, ``memory``...)."""
+
+    module: str
+    name: str
+    kind: str
+    signature: str
+
+    def __str__(self) -> str:
+        return f"{self.module}.{self.name} ({self.signature})"
+
+
+@dataclass(frozen=True)
+class Export:
+    """One export of a module: its name, kind and signature."""
+
+    name: str
+    kind: str
+    signature: str
+
+
+@dataclass(frozen=True, eq=False)
+class Module:
+    """A checked WebAssembly module, ready to run on the :class:`~wasmhost.Host` that loaded it.
+
+    >>> module = host.load("artifacts/hello-world.wasm")
+    >>> module.digest
+    'sha256:...'
+    >>> host.run(module).stdout
+    b'Hello, World!\\n'
+    """
+
+    name: str
+    digest: str
+    wasm: bytes
+    imports: tuple[Import, ...]
+    exports: tuple[Export, ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.wasm)
+
+    def export_names(self, kind: str = "func") -> list[str]:
+        return [e.name for e in self.exports if e.kind == kind]
+
+
+def _describe(ty: object) -> tuple[str, str]:
+    if isinstance(ty, wasmtime.FuncType):
+        params = ", ".join(str(p) for p in ty.params)
+        results = ", ".join(str(r) for r in ty.results)
+        return "func", f"func ({params}) -> ({results})"
+    if isinstance(ty, wasmtime.MemoryType):
+        return "memory", "memory"
+    if isinstance(ty, wasmtime.TableType):
+        return "table", "table"
+    if isinstance(ty, wasmtime.GlobalType):
+        return "global", f"global {ty.content}"
+    return "other", type(ty).__name__
+
+
+def read_source(source: str | os.PathLike[str] | bytes) -> tuple[str, bytes]:
+    """The display name and bytes of a module given as a path or as bytes."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        return "<bytes>", bytes(source)
+    name = os.fsdecode(source)
+    try:
+        with open(name, "rb") as f:
+            return name, f.read()
+    except FileNotFoundError:
+        raise ModuleError(f"{name}: no such file; check the path to the module.") from None
+    except IsADirectoryError:
+        raise ModuleError(f"{name} is a directory, not a WebAssembly module.") from None
+    except OSError as exc:
+        raise ModuleError(f"{name} cannot be read: {exc.strerror or exc}.") from None
+
+
+def check_header(name: str, data: bytes) -> None:
+    """Refuse what is plainly not a core WebAssembly module, with a message that says why."""
+    if not data:
+        raise ModuleError(f"{name} is empty; expected a WebAssembly module (.wasm).")
+    if data[:4] != _MAGIC:
+        if data.lstrip()[:1] == b"(":
+            raise ModuleError(
+                f"{name} looks like WebAssembly text (.wat); compile it to .wasm first "
+                "(for example with wasm-tools parse or wat2wasm)."
+            )
+        raise ModuleError(
+            f"{name} is not a WebAssembly module (it does not start with the \\0asm magic)."
+        )
+    if len(data) < 8:
+        raise ModuleError(f"{name} is truncated: it ends inside the WebAssembly header.")
+    if data[4:8] == _COMPONENT_VERSION:
+        raise ModuleError(
+            f"{name} is a WebAssembly component; wasmhost runs core modules "
+            "(wasm32-wasi / WASI preview 1)."
+        )
+    if data[4:8] != _CORE_VERSION:
+        raise ModuleError(f"{name} has an unknown WebAssembly version {data[4:8].hex()}.")
+
+
+def compile_wasm(name: str, data: bytes, engine: wasmtime.Engine) -> wasmtime.Module:
+    """Check and compile ``data``, mapping wasmtime's errors to :class:`ModuleError`."""
+    check_header(name, data)
+    try:
+        return wasmtime.Module(engine, data)
+    except wasmtime.WasmtimeError as exc:
+        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+        reason = lines[-1].rstrip(".") if lines else "invalid module"
+        raise ModuleError(f"{name} is not a valid WebAssembly module: {reason}.") from None
+
+
+def describe(name: str, data: bytes, digest: str, compiled: wasmtime.Module) -> Module:
+    """The :class:`Module` for ``data``, with what ``compiled`` imports and exports."""
+    imports = []
+    for imp in compiled.imports:
+        kind, sig = _describe(imp.type)
+        imports.append(Import(imp.module, imp.name or "", kind, sig))
+    exports = []
+    for exp in compiled.exports:
+        kind, sig = _describe(exp.type)
+        exports.append(Export(exp.name, kind, sig))
+    return Module(name, digest, data, tuple(imports), tuple(exports))
+
+
+def digest_of(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()

@@ -1,0 +1,36 @@
+"""What a run returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of a guest that ran to its end (a trap or a limit raises instead).
+
+    ``exit_code`` is the guest's ``proc_exit`` status (0 when ``_start``
+    returns); ``stdout``/``stderr`` hold what was captured (empty for streams
+    that were not); ``values`` are the results of an ``invoke``-d function;
+    ``fuel_consumed`` is set when the run was given fuel; ``elapsed`` is the
+    wall time of instantiation and execution, in seconds.
+    """
+
+    exit_code: int
+    stdout: bytes = b""
+    stderr: bytes = b""
+    values: tuple[Any, ...] = ()
+    fuel_consumed: int | None = None
+    elapsed: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+class OutputChunk(NamedTuple):
+    """A piece of a streaming run's output, as the guest wrote it."""
+
+    stream: Literal["stdout", "stderr"]
+    data: bytes
