@@ -10,8 +10,6 @@ import nox
 nox.options.sessions = ["tests", "lint", "typing"]
 nox.options.reuse_existing_virtualenvs = True
 
-PYTHON = ["3.11"] if shutil.which("python3.11") else None
-
 # Debian packages the sessions use, by the command that shows each is there.
 RUST_PACKAGES = {
     "/usr/lib/rustlib/wasm32-wasi": "libstd-rust-dev-wasm32",
@@ -32,14 +30,14 @@ def apt_install(session: nox.Session, wanted: dict[str, str]) -> None:
     session.run("apt-get", "install", "-y", "-qq", *missing, external=True, env=env)
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def tests(session: nox.Session) -> None:
     """The whole test suite."""
     session.install("-e", ".[test]")
     session.run("pytest", *session.posargs)
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check."""
     session.install("ruff>=0.6")
@@ -47,22 +45,22 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", ".")
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def typing(session: nox.Session) -> None:
     """mypy --strict on the package."""
     session.install("-e", ".", "mypy>=1.10", "typing_extensions")
     session.run("mypy")
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def modules(session: nox.Session) -> None:
     """Rebuild artifacts/ from rust/; with `-- --check`, fail if they differ."""
     apt_install(session, RUST_PACKAGES)
     session.run("python", "rust/build.py", *session.posargs)
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks: prints a table and writes bench-results.json."""
     session.install("-e", ".")
-    session.run("python", "-m", "benchmarks", *session.posargs)
+    session.run("python", "tests/bench.py", *session.posargs)

@@ -159,6 +159,7 @@ def test_a_changed_file_is_read_again(host: Host, tmp_path: Path, wat: Callable[
     target = tmp_path / "m.wasm"
     wat(printer("one"), name="m.wasm")
     assert host.run(target).stdout == b"one"
+    assert host.load(target) is host.load(target)  # unchanged: not read again
     wat(printer("second"), name="m.wasm")
     assert host.run(target).stdout == b"second"
 

@@ -1,9 +1,9 @@
 """The on-disk cache of compiled modules.
 
-An entry is the wasmtime serialization of a module, stored under the sha256
-of the wasm bytes and the engine's fingerprint (wasmtime version, machine,
-engine settings). Every entry starts with a magic line and the sha256 of the
-serialized payload: wasmtime trusts what it deserializes, so a corrupt,
+An entry is the wasmtime serialization of a module, stored under a hash of
+the wasm bytes and the engine's fingerprint (wasmtime version, machine,
+engine settings). Every entry starts with a magic line and a BLAKE2b hash of
+the serialized payload: wasmtime trusts what it deserializes, so a corrupt,
 truncated or foreign file is detected here, dropped and rebuilt, never loaded.
 Entries are written to a temporary file in the same folder and renamed into
 place, so concurrent processes never see a half-written entry.
@@ -16,15 +16,15 @@ Location: ``$WASMHOST_CACHE_DIR/compiled`` if set, else
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import tempfile
 from pathlib import Path
 
 import wasmtime
 
+from ._hashing import KEY_BYTES, checksum
+
 _MAGIC = b"wasmhost-compiled-module\n"
-_HASH_LEN = 32
 
 
 def default_cache_root() -> Path | None:
@@ -45,11 +45,10 @@ class CompileCache:
     def __init__(self, directory: Path | None) -> None:
         self.directory = directory
 
-    def path(self, digest: str, fingerprint: str) -> Path | None:
+    def path(self, key: str, fingerprint: str) -> Path | None:
         if self.directory is None:
             return None
-        hexdigest = digest.removeprefix("sha256:")
-        return self.directory / hexdigest[:2] / f"{hexdigest}-{fingerprint}.cwasm"
+        return self.directory / key[:2] / f"{key}-{fingerprint}.cwasm"
 
     def load(self, engine: wasmtime.Engine, path: Path) -> wasmtime.Module | None:
         """The module stored at ``path``, or None (absent, damaged or foreign: then removed)."""
@@ -58,12 +57,9 @@ class CompileCache:
                 data = f.read()
         except OSError:
             return None
-        head = len(_MAGIC) + _HASH_LEN
+        head = len(_MAGIC) + KEY_BYTES
         payload = memoryview(data)[head:]
-        if (
-            data[: len(_MAGIC)] != _MAGIC
-            or hashlib.sha256(payload).digest() != data[len(_MAGIC) : head]
-        ):
+        if data[: len(_MAGIC)] != _MAGIC or checksum(payload) != data[len(_MAGIC) : head]:
             self._discard(path)
             return None
         try:
@@ -83,7 +79,7 @@ class CompileCache:
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(_MAGIC)
-                f.write(hashlib.sha256(payload).digest())
+                f.write(checksum(payload))
                 f.write(payload)
             os.replace(tmp, path)
         except OSError:

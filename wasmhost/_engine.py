@@ -10,9 +10,8 @@ compiled modules and cache fingerprint.
 from __future__ import annotations
 
 import os
-import platform
 import threading
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import wasmtime
 
@@ -21,32 +20,34 @@ from ._watchdog import Ticker
 CACHE_FORMAT = 1
 
 
-@dataclass(frozen=True)
-class EngineFlags:
+class EngineFlags(NamedTuple):
     """What a run needs from its engine."""
 
     interruptible: bool = False
     metered: bool = False
 
 
-@dataclass
 class EngineSlot:
-    """One engine, its WASI linker, and the modules compiled for it."""
+    """One engine, its WASI linker, and the modules compiled for it (by cache key)."""
 
-    flags: EngineFlags
-    engine: wasmtime.Engine
-    linker: wasmtime.Linker
-    fingerprint: str
-    ticker: Ticker | None = None
-    compiled: dict[str, tuple[wasmtime.Module, wasmtime.InstancePre | None]] = field(
-        default_factory=dict
-    )
-    compile_locks: dict[str, threading.Lock] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    def __init__(
+        self,
+        engine: wasmtime.Engine,
+        linker: wasmtime.Linker,
+        fingerprint: str,
+        ticker: Ticker | None,
+    ) -> None:
+        self.engine = engine
+        self.linker = linker
+        self.fingerprint = fingerprint
+        self.ticker = ticker
+        self.compiled: dict[str, tuple[wasmtime.Module, wasmtime.InstancePre | None]] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
 
-    def compile_lock(self, digest: str) -> threading.Lock:
-        with self.lock:
-            return self.compile_locks.setdefault(digest, threading.Lock())
+    def compile_lock(self, key: str) -> threading.Lock:
+        with self._lock:
+            return self._locks.setdefault(key, threading.Lock())
 
 
 def wasmtime_version() -> str:
@@ -80,13 +81,13 @@ def _make(flags: EngineFlags) -> EngineSlot:
     fingerprint = "-".join(
         [
             f"wasmtime{wasmtime_version()}",
-            platform.machine() or "unknown",
+            os.uname().machine or "unknown",
             f"e{int(flags.interruptible)}f{int(flags.metered)}",
             f"v{CACHE_FORMAT}",
         ]
     )
     ticker = Ticker(engine) if flags.interruptible else None
-    return EngineSlot(flags, engine, linker, fingerprint, ticker)
+    return EngineSlot(engine, linker, fingerprint, ticker)
 
 
 class Engines:

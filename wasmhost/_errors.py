@@ -19,7 +19,7 @@ to the most specific class below with ``raise ... from exc``::
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "ConfigError",
@@ -53,8 +53,7 @@ class ConfigError(WasmhostError):
     """A run was configured wrongly: a host directory that does not exist, a bad value."""
 
 
-@dataclass(frozen=True)
-class Frame:
+class Frame(NamedTuple):
     """One frame of a wasm backtrace, innermost first."""
 
     module: str | None

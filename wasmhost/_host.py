@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import os
@@ -10,13 +9,13 @@ import queue
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypedDict
 
 import wasmtime
 
 from ._cache import CompileCache, default_cache_root
+from ._capi import export_func
 from ._engine import EngineFlags, Engines, EngineSlot
 from ._errors import (
     ConfigError,
@@ -30,8 +29,9 @@ from ._errors import (
     Trap,
     WasmhostError,
 )
+from ._hashing import content_key
 from ._imports import Failure, Imports, check_imports, define
-from ._module import Module, ModuleSource, compile_wasm, describe, digest_of, read_source
+from ._module import Module, ModuleSource, compile_wasm, describe, read_source
 from ._result import OutputChunk, RunResult
 from ._stdio import OutputTarget, StdinSource, Stdio
 from ._watchdog import Guard
@@ -43,8 +43,7 @@ _ALLOC_FAILED = b"memory allocation of "
 _PAGE = 65536
 
 
-@dataclass(frozen=True)
-class Dir:
+class Dir(NamedTuple):
     """A host directory to preopen for the guest; ``read_only`` forbids every change in it.
 
     >>> host.run(module, dirs={"/data": Dir("./data", read_only=True)})
@@ -134,18 +133,18 @@ class Host:
         """
         if isinstance(source, Module):
             return source
-        key = None
+        stat_key = None
         if not isinstance(source, bytes | bytearray | memoryview):
-            key = _path_key(source)
-            if key is not None and (cached := self._paths.get(key)) is not None:
+            stat_key = _path_key(source)
+            if stat_key is not None and (cached := self._paths.get(stat_key)) is not None:
                 return cached
         name, data = read_source(source)
-        digest = digest_of(data)
+        key = content_key(data)
         slot = self._slot(EngineFlags())
-        compiled = self._compile(slot, name, data, digest)
-        module = describe(name, data, digest, compiled)
-        if key is not None:
-            self._paths[key] = module
+        compiled = self._compile(slot, name, data, key)
+        module = describe(name, data, key, compiled)
+        if stat_key is not None:
+            self._paths[stat_key] = module
         return module
 
     def _slot(self, flags: EngineFlags) -> EngineSlot:
@@ -153,15 +152,15 @@ class Host:
             raise WasmhostError("this Host is closed; make a new one.")
         return self._engines.get(flags)
 
-    def _compile(self, slot: EngineSlot, name: str, data: bytes, digest: str) -> wasmtime.Module:
-        entry = slot.compiled.get(digest)
+    def _compile(self, slot: EngineSlot, name: str, data: bytes, key: str) -> wasmtime.Module:
+        entry = slot.compiled.get(key)
         if entry is not None:
             return entry[0]
-        with slot.compile_lock(digest):
-            entry = slot.compiled.get(digest)
+        with slot.compile_lock(key):
+            entry = slot.compiled.get(key)
             if entry is not None:
                 return entry[0]
-            path = self._cache.path(digest, slot.fingerprint)
+            path = self._cache.path(key, slot.fingerprint)
             compiled = self._cache.load(slot.engine, path) if path is not None else None
             if compiled is None:
                 compiled = compile_wasm(name, data, slot.engine)
@@ -171,7 +170,7 @@ class Host:
                 pre = slot.linker.instantiate_pre(compiled)
             except wasmtime.WasmtimeError:
                 pre = None  # imports beyond WASI: linked per run with the caller's functions
-            slot.compiled[digest] = (compiled, pre)
+            slot.compiled[key] = (compiled, pre)
             return compiled
 
     # -- running -------------------------------------------------------------
@@ -220,8 +219,8 @@ class Host:
             interruptible=timeout is not None or cancel is not None, metered=fuel is not None
         )
         slot = self._slot(flags)
-        compiled = self._compile(slot, loaded.name, loaded.wasm, loaded.digest)
-        pre = slot.compiled[loaded.digest][1]
+        compiled = self._compile(slot, loaded.name, loaded.wasm, loaded.key)
+        pre = slot.compiled[loaded.key][1]
 
         wasi = wasmtime.WasiConfig()
         call_args: Sequence[str | int | float] = ()
@@ -303,10 +302,9 @@ class Host:
             instance = _instantiate(lambda: pre.instantiate(store), module)
         else:
             instance = _instantiate(lambda: slot.linker.instantiate(store, compiled), module)
-        exports = instance.exports(store)
         name = invoke or "_start"
-        func = exports.get(name)
-        if not isinstance(func, wasmtime.Func):
+        func = export_func(store, instance, name)
+        if func is None:
             funcs = ", ".join(module.export_names("func")) or "no functions"
             what = (
                 f"no function {name!r}"
@@ -316,8 +314,8 @@ class Host:
             hint = "; pass --invoke NAME to call one of them" if not invoke else ""
             raise LinkError(f"{module.name} exports {what}; it exports: {funcs}{hint}.")
         if invoke:
-            init = exports.get("_initialize")
-            if isinstance(init, wasmtime.Func):
+            init = export_func(store, instance, "_initialize")
+            if init is not None:
                 init(store)
             params = _convert_params(func.type(store), args, module.name, name)
             result = func(store, *params)
@@ -381,6 +379,8 @@ class Host:
 
         >>> result = await host.run_async("artifacts/hello-world.wasm", timeout=5)
         """
+        import asyncio  # not at module level: it costs ~18 ms of `wasmhost run` start-up
+
         cancel = cancel or threading.Event()
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(

@@ -6,10 +6,8 @@ exports; each engine of the host compiles it on first use (see ``_host``).
 
 from __future__ import annotations
 
-import hashlib
 import os
-from dataclasses import dataclass
-from typing import Union
+from typing import NamedTuple, Union
 
 import wasmtime
 
@@ -22,9 +20,8 @@ _CORE_VERSION = b"\x01\x00\x00\x00"
 _COMPONENT_VERSION = b"\x0d\x00\x01\x00"
 
 
-@dataclass(frozen=True)
-class Import:
-    """One import of a module: ``module.name`` and its kind (``func``, ``memory``...)."""
+class Import(NamedTuple):
+    """One import of a module: ``module.name``, its kind (``func``, ``memory``...) and type."""
 
     module: str
     name: str
@@ -35,18 +32,16 @@ class Import:
         return f"{self.module}.{self.name} ({self.signature})"
 
 
-@dataclass(frozen=True)
-class Export:
-    """One export of a module: its name, kind and signature."""
+class Export(NamedTuple):
+    """One export of a module: its name, kind and type."""
 
     name: str
     kind: str
     signature: str
 
 
-@dataclass(frozen=True, eq=False)
 class Module:
-    """A checked WebAssembly module, ready to run on the :class:`~wasmhost.Host` that loaded it.
+    """A checked WebAssembly module, ready to run on a :class:`~wasmhost.Host`.
 
     >>> module = host.load("artifacts/hello-world.wasm")
     >>> module.digest
@@ -55,17 +50,42 @@ class Module:
     b'Hello, World!\\n'
     """
 
-    name: str
-    digest: str
-    wasm: bytes
-    imports: tuple[Import, ...]
-    exports: tuple[Export, ...]
+    __slots__ = ("_digest", "exports", "imports", "key", "name", "wasm")
+
+    def __init__(
+        self,
+        name: str,
+        wasm: bytes,
+        key: str,
+        imports: tuple[Import, ...],
+        exports: tuple[Export, ...],
+    ) -> None:
+        self.name = name
+        self.wasm = wasm
+        self.key = key
+        self.imports = imports
+        self.exports = exports
+        self._digest: str | None = None
+
+    def __repr__(self) -> str:
+        return f"<Module {self.name} ({self.size} bytes)>"
+
+    @property
+    def digest(self) -> str:
+        """The module's OCI-style digest, ``sha256:<hex>``."""
+        if self._digest is None:
+            import hashlib
+
+            self._digest = "sha256:" + hashlib.sha256(self.wasm).hexdigest()
+        return self._digest
 
     @property
     def size(self) -> int:
+        """The module's size in bytes."""
         return len(self.wasm)
 
     def export_names(self, kind: str = "func") -> list[str]:
+        """The names of the exports of one kind (``func``, ``memory``, ``table``, ``global``)."""
         return [e.name for e in self.exports if e.kind == kind]
 
 
@@ -134,7 +154,7 @@ def compile_wasm(name: str, data: bytes, engine: wasmtime.Engine) -> wasmtime.Mo
         raise ModuleError(f"{name} is not a valid WebAssembly module: {reason}.") from None
 
 
-def describe(name: str, data: bytes, digest: str, compiled: wasmtime.Module) -> Module:
+def describe(name: str, data: bytes, key: str, compiled: wasmtime.Module) -> Module:
     """The :class:`Module` for ``data``, with what ``compiled`` imports and exports."""
     imports = []
     for imp in compiled.imports:
@@ -144,8 +164,4 @@ def describe(name: str, data: bytes, digest: str, compiled: wasmtime.Module) -> 
     for exp in compiled.exports:
         kind, sig = _describe(exp.type)
         exports.append(Export(exp.name, kind, sig))
-    return Module(name, digest, data, tuple(imports), tuple(exports))
-
-
-def digest_of(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+    return Module(name, data, key, tuple(imports), tuple(exports))

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 
-@dataclass(frozen=True)
-class RunResult:
+class RunResult(NamedTuple):
     """The outcome of a guest that ran to its end (a trap or a limit raises instead).
 
     ``exit_code`` is the guest's ``proc_exit`` status (0 when ``_start``

@@ -10,7 +10,6 @@ output (a callable or a file object) goes through a pipe that a thread drains.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import stat
 import tempfile
@@ -19,8 +18,8 @@ from collections.abc import Callable
 from typing import IO, Literal, Union
 
 import wasmtime
-from wasmtime import _ffi as ffi
 
+from ._capi import set_stdin_bytes
 from ._errors import ConfigError
 
 StdinSource = Union[bytes, Literal["inherit"], "os.PathLike[str]", IO[bytes], None]
@@ -116,7 +115,7 @@ class _PipeSink(_Sink):
 
 def _anonymous_file() -> tuple[int, str, str | None]:
     """An fd, the path wasmtime opens for it, and a path to unlink afterwards."""
-    if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
+    if _PROC_FD and hasattr(os, "memfd_create"):
         fd = os.memfd_create("wasmhost-output", os.MFD_CLOEXEC)
         return fd, fd_path(fd), None
     fd, path = tempfile.mkstemp(prefix="wasmhost-output-")
@@ -146,13 +145,8 @@ class Stdio:
         if stdin is None:
             return
         if isinstance(stdin, bytes | bytearray | memoryview):
-            data = bytes(stdin)
-            if data:
-                buf = (ctypes.c_ubyte * len(data)).from_buffer_copy(data)
-                vec = ffi.wasm_byte_vec_t()
-                ffi.wasm_byte_vec_new(ctypes.byref(vec), len(data), buf)
-                # wasmtime takes ownership of vec's contents.
-                ffi.wasi_config_set_stdin_bytes(wasi.ptr(), ctypes.byref(vec))
+            if stdin:
+                set_stdin_bytes(wasi, bytes(stdin))
             return
         if stdin == "inherit":
             wasi.inherit_stdin()
@@ -279,6 +273,9 @@ def _is_stream(path: str) -> bool:
     return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
 
 
+_PROC_FD = os.path.isdir("/proc/self/fd")
+
+
 def fd_path(fd: int) -> str:
     """A path that opens ``fd``'s file again."""
-    return f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else f"/dev/fd/{fd}"
+    return f"/proc/self/fd/{fd}" if _PROC_FD else f"/dev/fd/{fd}"

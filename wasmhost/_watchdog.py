@@ -14,27 +14,16 @@ interrupted: the check happens when control returns to wasm code.
 
 from __future__ import annotations
 
-import ctypes
 import itertools
 import threading
 import time
 from typing import Any
 
 import wasmtime
-from wasmtime import _ffi as ffi
+
+from ._capi import CONTINUE, EpochCallback, EpochFinalizer, error_pointer, set_epoch_callback
 
 TICK = 0.005
-
-_CONTINUE = 0
-
-_Callback = ctypes.CFUNCTYPE(
-    ctypes.c_size_t,
-    ctypes.POINTER(ffi.wasmtime_context_t),
-    ctypes.c_void_p,
-    ctypes.POINTER(ctypes.c_uint64),
-    ctypes.POINTER(ctypes.c_uint8),
-)
-_Finalizer = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 
 _guards: dict[int, Guard] = {}
 _tokens = itertools.count(1)
@@ -57,21 +46,20 @@ class Guard:
         return None
 
 
-@_Callback  # type: ignore[untyped-decorator]
+@EpochCallback  # type: ignore[untyped-decorator]
 def _on_deadline(_ctx: Any, data: int | None, delta: Any, kind: Any) -> int:
     guard = _guards.get(data or 0)
     reason = guard.check() if guard is not None else None
     if reason is None:
         delta[0] = 1
-        kind[0] = _CONTINUE
+        kind[0] = CONTINUE
         return 0
     assert guard is not None
     guard.reason = reason
-    error = ffi.wasmtime_error_new(f"wasmhost: {reason}".encode())
-    return ctypes.cast(error, ctypes.c_void_p).value or 0
+    return error_pointer(f"wasmhost: {reason}")
 
 
-@_Finalizer  # type: ignore[untyped-decorator]
+@EpochFinalizer  # type: ignore[untyped-decorator]
 def _forget(data: int | None) -> None:
     _guards.pop(data or 0, None)
 
@@ -97,9 +85,7 @@ class Ticker:
         """Attach ``guard`` to ``store`` and keep the epoch moving until :meth:`release`."""
         _guards[guard.token] = guard
         store.set_epoch_deadline(1)
-        ffi.wasmtime_store_epoch_deadline_callback(
-            store.ptr(), _on_deadline, ctypes.c_void_p(guard.token), _forget
-        )
+        set_epoch_callback(store, _on_deadline, guard.token, _forget)
         with self._cond:
             self._active += 1
             if self._thread is None:

@@ -1,0 +1,212 @@
+"""wasmhost's benchmarks: `nox -s bench` (or `python tests/bench.py`).
+
+Each figure is reported beside a baseline measured in the same run, as a
+ratio, because these machines are shared and noisy. Prints a table and
+writes bench-results.json. Timings are medians.
+
+1. warm in-process run of hello-world (fresh instance, stdout captured),
+   against the leanest wasmtime-py run of the same module (InstancePre,
+   stdout to /dev/null, nothing captured); goal: median <= 100 us.
+2. the whole `wasmhost run artifacts/hello-world.wasm` process with a warm
+   cache, against `python -c "import wasmtime"`; goal: <= 1.3x.
+3. a module over 20 MB: the first run (compiles and fills the cache) against
+   a second run in a new process (loads the cache); goal: the second run does
+   not recompile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import wasmtime
+
+from wasmhost import Host
+
+ROOT = Path(__file__).resolve().parent.parent
+HELLO = ROOT / "artifacts" / "hello-world.wasm"
+
+
+def median_us(func: Callable[[], object], runs: int, warmup: int = 200) -> float:
+    for _ in range(warmup):
+        func()
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        func()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples) * 1e6
+
+
+def bench_warm(runs: int) -> dict[str, object]:
+    engine = wasmtime.Engine()
+    linker = wasmtime.Linker(engine)
+    linker.define_wasi()
+    pre = linker.instantiate_pre(wasmtime.Module.from_file(engine, str(HELLO)))
+
+    def raw() -> None:
+        store = wasmtime.Store(engine)
+        wasi = wasmtime.WasiConfig()
+        wasi.stdout_file = os.devnull
+        store.set_wasi(wasi)
+        pre.instantiate(store).exports(store)["_start"](store)  # type: ignore[operator]
+
+    with Host(cache_dir=False) as host:
+        module = host.load(HELLO)
+        assert host.run(module).stdout == b"Hello, World!\n"
+        baseline = median_us(raw, runs)
+        loaded = median_us(lambda: host.run(module), runs)
+        by_path = median_us(lambda: host.run(HELLO), runs)
+    return {
+        "name": "warm in-process hello-world (captured)",
+        "baseline": "bare wasmtime-py run, stdout to /dev/null",
+        "baseline_us": round(baseline, 1),
+        "wasmhost_us": round(loaded, 1),
+        "wasmhost_by_path_us": round(by_path, 1),
+        "ratio": round(loaded / baseline, 2),
+        "goal": "median <= 100 us",
+        "met": loaded <= 100,
+    }
+
+
+def wasmhost_command() -> list[str]:
+    script = Path(sys.executable).with_name("wasmhost")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "wasmhost"]
+
+
+def median_process_ms(argv: list[str], runs: int, env: dict[str, str]) -> float:
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(argv, stdout=subprocess.DEVNULL, env=env, check=True)
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples) * 1e3
+
+
+def bench_process(runs: int, cache: Path) -> dict[str, object]:
+    env = dict(os.environ, WASMHOST_CACHE_DIR=str(cache))
+    run = [*wasmhost_command(), "run", str(HELLO)]
+    subprocess.run(run, stdout=subprocess.DEVNULL, env=env, check=True)  # warm the cache
+    baseline_argv = [sys.executable, "-c", "import wasmtime"]
+    # Interleave the two so that drift in machine load hits both alike.
+    base, ours = [], []
+    for _ in range(runs):
+        base.append(median_process_ms(baseline_argv, 1, env))
+        ours.append(median_process_ms(run, 1, env))
+    b, o = statistics.median(base), statistics.median(ours)
+    return {
+        "name": "process: wasmhost run hello-world (warm cache)",
+        "baseline": 'python -c "import wasmtime"',
+        "baseline_ms": round(b, 1),
+        "wasmhost_ms": round(o, 1),
+        "ratio": round(o / b, 2),
+        "goal": "<= 1.3x",
+        "met": o / b <= 1.3,
+    }
+
+
+def big_module(functions: int, body_ops: int) -> bytes:
+    """A valid module of straight-line code, large enough to take seconds to compile."""
+
+    def leb(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            byte = n & 0x7F
+            n >>= 7
+            if n:
+                out.append(byte | 0x80)
+            else:
+                out.append(byte)
+                return bytes(out)
+
+    def sleb(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            byte = n & 0x7F
+            n >>= 7
+            if (n == 0 and not byte & 0x40) or (n == -1 and byte & 0x40):
+                out.append(byte)
+                return bytes(out)
+            out.append(byte | 0x80)
+
+    def section(sid: int, payload: bytes) -> bytes:
+        return bytes([sid]) + leb(len(payload)) + payload
+
+    types = section(1, leb(2) + b"\x60\x00\x01\x7f" + b"\x60\x00\x00")
+    funcs = section(3, leb(functions + 1) + b"\x00" * functions + b"\x01")
+    export = b"_start"
+    exports = section(7, leb(1) + leb(len(export)) + export + b"\x00" + leb(functions))
+    bodies = []
+    for f in range(functions):
+        code = bytearray(b"\x00\x41" + sleb(f))
+        for i in range(body_ops):
+            code += b"\x41" + sleb((i * 7919 + f) % 100_000) + b"\x6a"  # i32.const; i32.add
+        code += b"\x0b"
+        bodies.append(leb(len(code)) + bytes(code))
+    start = b"\x00\x0b"
+    bodies.append(leb(len(start)) + start)
+    code_section = section(10, leb(len(bodies)) + b"".join(bodies))
+    return b"\0asm\x01\0\0\0" + types + funcs + exports + code_section
+
+
+def bench_big_module(cache: Path, scratch: Path) -> dict[str, object]:
+    path = scratch / "big.wasm"
+    path.write_bytes(big_module(functions=2500, body_ops=2000))
+    size_mb = path.stat().st_size / 1e6
+    env = dict(os.environ, WASMHOST_CACHE_DIR=str(cache))
+    run = [*wasmhost_command(), "run", str(path)]
+    first = median_process_ms(run, 1, env)
+    second = median_process_ms(run, 3, env)
+    return {
+        "name": f"process: a {size_mb:.1f} MB module, first run then cached",
+        "baseline": "first run (compiles, fills the cache)",
+        "baseline_ms": round(first, 1),
+        "wasmhost_ms": round(second, 1),
+        "ratio": round(second / first, 3),
+        "goal": "the second run loads compiled code from the cache (ratio well under 1)",
+        "met": second < first / 5,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="wasmhost benchmarks")
+    parser.add_argument("--runs", type=int, default=3000, help="in-process runs")
+    parser.add_argument("--process-runs", type=int, default=30, help="process runs")
+    parser.add_argument("--output", default="bench-results.json")
+    parser.add_argument("--skip-big", action="store_true", help="skip the 20 MB module")
+    options = parser.parse_args()
+
+    scratch = Path(tempfile.mkdtemp(prefix="wasmhost-bench-"))
+    try:
+        results = [bench_warm(options.runs), bench_process(options.process_runs, scratch / "c1")]
+        if not options.skip_big:
+            results.append(bench_big_module(scratch / "c2", scratch))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    print(f"{'benchmark':<52} {'baseline':>12} {'wasmhost':>12} {'ratio':>7}  goal")
+    for r in results:
+        unit = "us" if "baseline_us" in r else "ms"
+        base, ours = r[f"baseline_{unit}"], r[f"wasmhost_{unit}"]
+        mark = "met" if r["met"] else "NOT MET"
+        print(
+            f"{r['name']:<52} {base:>9} {unit} {ours:>9} {unit} {r['ratio']:>6}x"
+            f"  {r['goal']} [{mark}]"
+        )
+        print(f"{'':<52} baseline: {r['baseline']}")
+    Path(options.output).write_text(json.dumps({"results": results}, indent=2) + "\n")
+    print(f"wrote {options.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
