@@ -141,6 +141,20 @@ def test_concurrent_processes_never_leave_a_broken_entry(isolated: Path) -> None
     assert wasmtime.Module.deserialize(engine, entry.read_bytes()[HEADER:])
 
 
+def test_a_wasmtime_upgrade_recompiles_instead_of_loading_old_code(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Host() as host:
+        host.run(HELLO)
+    [old] = entries(isolated)
+    monkeypatch.setattr(wasmhost._engine, "wasmtime_version", lambda: "99.0.0")
+    with Host() as host:
+        assert host.run(HELLO).stdout == b"Hello, World!\n"
+    [new] = [p for p in entries(isolated) if p != old]
+    assert "wasmtime99.0.0" in new.name
+    assert old.exists()
+
+
 def test_caching_can_be_turned_off(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with Host(cache_dir=False) as host:
         assert host.cache_dir is None

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import FSPROBE, HELLO, NBODY, wasmhost_cli
+from hypothesis import given
+from hypothesis import strategies as st
 
 from wasmhost._cli import cli
 from wasmhost._cli.params import parse_duration, parse_size
@@ -268,6 +270,15 @@ def test_ctrl_c_stops_a_busy_guest() -> None:
 )
 def test_parse_size(text: str, size: int) -> None:
     assert parse_size(text) == size
+
+
+@given(
+    st.integers(min_value=1, max_value=1 << 40),
+    st.sampled_from(["", "K", "KiB", "M", "MiB", "G", "GiB"]),
+)
+def test_parse_size_binary_units(number: int, unit: str) -> None:
+    power = {"": 0, "K": 1, "M": 2, "G": 3}[unit[:1]]
+    assert parse_size(f"{number}{unit}") == number * 1024**power
 
 
 @pytest.mark.parametrize("text", ["", "MiB", "1.5MiB", "-1", "12q", "64i"])

@@ -50,6 +50,18 @@ def test_a_timeout_does_not_touch_other_runs(host: Host, wat: Callable[[str], Pa
     assert outcome == [host.run(NBODY, ["200000"]).stdout]
 
 
+def test_closing_the_host_ends_its_epoch_thread(wat: Callable[[str], Path]) -> None:
+    def tickers() -> int:
+        return sum(t.name == "wasmhost-epoch" for t in threading.enumerate())
+
+    before = tickers()
+    host = Host()
+    host.run(HELLO, timeout=10)
+    assert tickers() == before + 1
+    host.close()
+    assert tickers() == before
+
+
 def test_a_run_that_ends_in_time_is_unaffected(host: Host) -> None:
     assert host.run(HELLO, timeout=30).stdout == b"Hello, World!\n"
 

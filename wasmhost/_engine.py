@@ -108,4 +108,7 @@ class Engines:
 
     def close(self) -> None:
         with self._lock:
+            for slot in self._slots.values():
+                if slot.ticker is not None:
+                    slot.ticker.stop()
             self._slots.clear()

@@ -70,16 +70,27 @@ class Ticker:
     def __init__(self, engine: wasmtime.Engine) -> None:
         self._engine = engine
         self._active = 0
+        self._stopped = False
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
 
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while self._active == 0:
+                while self._active == 0 and not self._stopped:
                     self._cond.wait()
+                if self._stopped:
+                    return
             time.sleep(TICK)
             self._engine.increment_epoch()
+
+    def stop(self) -> None:
+        """End the ticker thread (the engine is being dropped)."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join()
 
     def guard(self, store: wasmtime.Store, guard: Guard) -> None:
         """Attach ``guard`` to ``store`` and keep the epoch moving until :meth:`release`."""
