@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -14,27 +15,18 @@ from .._errors import GuestError, Interrupted, Trap, WasmhostError
 TRAP_STATUS = 134
 INTERRUPTED_STATUS = 130
 ERROR_STATUS = 1
+MAX_FRAMES = 20
 
 
-class CliError(click.ClickException):
-    """An error already worded for the terminal, with its exit status."""
-
-    def __init__(self, message: str, exit_code: int = ERROR_STATUS) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-    def show(self, file: object = None) -> None:
-        click.echo(f"Error: {self.format_message()}", err=True)
-
-
-def _describe(exc: WasmhostError) -> tuple[str, int]:
+def describe(exc: WasmhostError) -> tuple[str, int]:
+    """The message to print for ``exc``, and the exit status."""
     if isinstance(exc, Trap):
         lines = [str(exc)]
         if exc.frames:
             lines.append("wasm backtrace:")
-            lines += [f"  {i:>3}: {frame}" for i, frame in enumerate(exc.frames[:20])]
-            if len(exc.frames) > 20:
-                lines.append(f"       ... {len(exc.frames) - 20} more frames")
+            lines += [f"  {i:>3}: {frame}" for i, frame in enumerate(exc.frames[:MAX_FRAMES])]
+            if len(exc.frames) > MAX_FRAMES:
+                lines.append(f"       ... {len(exc.frames) - MAX_FRAMES} more frames")
         return "\n".join(lines), TRAP_STATUS
     if isinstance(exc, Interrupted):
         return str(exc), INTERRUPTED_STATUS
@@ -45,9 +37,10 @@ def _describe(exc: WasmhostError) -> tuple[str, int]:
 
 @contextmanager
 def reported() -> Iterator[None]:
-    """Turn a WasmhostError raised inside into a :class:`CliError`."""
+    """Print a WasmhostError raised inside as ``Error: ...`` and exit with its status."""
     try:
         yield
     except WasmhostError as exc:
-        message, status = _describe(exc)
-        raise CliError(message, status) from None
+        message, status = describe(exc)
+        click.echo(f"Error: {message}", err=True)
+        sys.exit(status)
