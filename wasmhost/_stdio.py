@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-import tempfile
 import threading
 from collections.abc import Callable
 from typing import IO, Literal, Union
@@ -118,6 +117,8 @@ def _anonymous_file() -> tuple[int, str, str | None]:
     if _PROC_FD and hasattr(os, "memfd_create"):
         fd = os.memfd_create("wasmhost-output", os.MFD_CLOEXEC)
         return fd, fd_path(fd), None
+    import tempfile  # only where there is no memfd: it costs ~3 ms of start-up
+
     fd, path = tempfile.mkstemp(prefix="wasmhost-output-")
     return fd, path, path
 
