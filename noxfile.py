@@ -16,6 +16,13 @@ RUST_PACKAGES = {
     "/usr/bin/cargo": "cargo",
 }
 
+# The real registry and third-party OCI tools the tests check against.
+TEST_PACKAGES = {
+    "/usr/bin/docker-registry": "docker-registry",
+    "/usr/bin/skopeo": "skopeo",
+    "/usr/bin/htpasswd": "apache2-utils",
+}
+
 
 def apt_install(session: nox.Session, wanted: dict[str, str]) -> None:
     """Install the Debian packages whose marker path is missing (as root, where apt exists)."""
@@ -33,6 +40,7 @@ def apt_install(session: nox.Session, wanted: dict[str, str]) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole test suite."""
+    apt_install(session, TEST_PACKAGES)
     session.install("-e", ".[test]")
     session.run("pytest", *session.posargs)
 

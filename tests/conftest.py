@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import wasmtime
+from registry import Registry, htpasswd
 
 from wasmhost import Host
 
@@ -26,11 +27,42 @@ FSPROBE = ARTIFACTS / "fsprobe.wasm"
 def isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own cache folder and no wasmhost settings from the caller."""
     for name in list(os.environ):
-        if name.startswith("WASMHOST_"):
+        if name.startswith("WASMHOST_") or name in ("DOCKER_CONFIG", "SOURCE_DATE_EPOCH"):
             monkeypatch.delenv(name)
+    # Never read the developer's own Docker credentials.
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path_factory.mktemp("no-docker-config")))
     cache = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("WASMHOST_CACHE_DIR", str(cache))
     return cache
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A real registry without authentication, for the whole session."""
+    server = Registry(tmp_path_factory.mktemp("registry"))
+    yield server
+    server.stop()
+
+
+REGISTRY_USER, REGISTRY_PASSWORD = "wasm-user", "s3cr3t-p4ss"
+
+
+@pytest.fixture(scope="session")
+def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A real registry that wants Basic credentials (htpasswd)."""
+    folder = tmp_path_factory.mktemp("auth-registry")
+    server = Registry(folder, htpasswd(folder / "htpasswd", REGISTRY_USER, REGISTRY_PASSWORD))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty Docker config folder of the test's own."""
+    folder = tmp_path / "docker"
+    folder.mkdir()
+    monkeypatch.setenv("DOCKER_CONFIG", str(folder))
+    return folder
 
 
 @pytest.fixture
@@ -53,11 +85,15 @@ def wat(tmp_path: Path) -> Callable[[str], Path]:
 
 
 def wasmhost_cli(
-    *args: str | os.PathLike[str], input: bytes | None = None, timeout: float = 60, **kwargs: object
+    *args: str | bytes | os.PathLike[str],
+    input: bytes | None = None,
+    timeout: float = 60,
+    **kwargs: object,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run ``python -m wasmhost ARGS`` as a real process."""
+    argv = [a if isinstance(a, bytes) else os.fsencode(a) for a in args]
     return subprocess.run(  # type: ignore[call-overload, no-any-return]
-        [sys.executable, "-m", "wasmhost", *map(str, args)],
+        [sys.executable, "-m", "wasmhost", *argv],
         input=input,
         capture_output=True,
         timeout=timeout,
@@ -66,6 +102,7 @@ def wasmhost_cli(
 
 
 # WAT snippets the tests share.
+SPIN = '(module (memory (export "memory") 1) (func (export "_start") (loop br 0)))'
 WASI_EXIT = '(import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))'
 WASI_WRITE = (
     '(import "wasi_snapshot_preview1" "fd_write" '

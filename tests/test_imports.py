@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from wasmhost import GuestMemory, Host, LinkError, Trap, host_function
+from wasmhost import ConfigError, GuestMemory, Host, LinkError, host_function
 
 CALLS_ADD = """
 (module
@@ -85,9 +85,18 @@ def test_an_exception_in_a_host_function_reaches_the_caller(
 
     with pytest.raises(KeyError, match="no such key"):
         host.run(wat(CALLS_ADD), [1], invoke="run", imports={"env": {"add": add}})
-    # A wrong return type is the caller's error too, raised as wasmtime's trap mapped to ours.
-    with pytest.raises((Trap, TypeError)):
-        host.run(wat(CALLS_ADD), [1], invoke="run", imports={"env": {"add": lambda a, b: "x"}})
+
+
+@pytest.mark.parametrize(
+    "returned",
+    ["x", None, 1.5, 1 << 40, (1, 2), True],
+    ids=["str", "none", "float", "big", "pair", "bool"],
+)
+def test_a_host_function_returning_the_wrong_type(
+    host: Host, wat: Callable[[str], Path], returned: object
+) -> None:
+    with pytest.raises(ConfigError, match=r"host function env\.add returned .* i32"):
+        host.run(wat(CALLS_ADD), [1], invoke="run", imports={"env": {"add": lambda a, b: returned}})
 
 
 def test_imports_and_wasi_together(host: Host, wat: Callable[[str], Path]) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import FSPROBE, HELLO, HTTP, NBODY, WASI_EXIT, WORDCOUNT, printer
 
-from wasmhost import ConfigError, Host, LinkError, Module, RunResult, Trap
+from wasmhost import ConfigError, Host, LinkError, Module, RunResult, Trap, WasmhostError
 
 
 def test_hello_world(host: Host) -> None:
@@ -83,12 +83,17 @@ def test_exit_status_outside_wasi_range_is_a_trap(host: Host, wat: Callable[[str
         host.run(module)
 
 
-def test_output_callbacks_stream_chunks(host: Host) -> None:
+def test_output_callbacks_receive_each_stream(host: Host) -> None:
     out: list[bytes] = []
     err: list[bytes] = []
-    result = host.run(FSPROBE, ["read", "/x"], stdout=out.append, stderr=err.append)
+    result = host.run(
+        FSPROBE, ["stdin"], stdin=b"x" * 200_000, stdout=out.append, stderr=err.append
+    )
     assert result.stdout == result.stderr == b""
-    assert out == []
+    assert b"".join(out) == b"x" * 200_000
+    assert len(out) > 1  # delivered in pieces as written, not at the end in one
+    assert err == []
+    host.run(FSPROBE, ["read", "/x"], stdout=out.append, stderr=err.append)
     assert b"".join(err).startswith(b"fsprobe: ")
 
 
@@ -277,5 +282,54 @@ def test_one_host_shared_between_threads(host: Host) -> None:
 def test_a_closed_host_refuses_to_run() -> None:
     host = Host()
     host.close()
-    with pytest.raises(Exception, match="closed"):
+    with pytest.raises(WasmhostError, match="closed"):
         host.run(HELLO)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"args": ["a\0b"]}, "NUL byte"),
+        ({"args": ["\udcff"]}, "not valid UTF-8"),
+        ({"env": {"A\0B": "x"}}, "NUL byte"),
+        ({"env": {"A=B": "x"}}, "contains '='"),
+        ({"env": {"": "x"}}, "is empty"),
+        ({"env": {"A": "\udcff"}}, "not valid UTF-8"),
+        ({"stdin": io.StringIO("/etc/hostname")}, "binary file"),
+        ({"stdin": 42}, "stdin must be"),
+        ({"stdout": "/nonexistent/dir/out"}, "cannot be opened"),
+        ({"stderr": "/nonexistent/dir/err", "stdout": print}, "cannot be opened"),
+        ({"timeout": "1"}, "timeout must be"),
+        ({"fuel": 1 << 64}, "fuel must be"),
+        ({"max_memory": 1 << 70}, "max_memory must be"),
+    ],
+    ids=[
+        "nul-arg",
+        "non-utf8-arg",
+        "nul-env",
+        "eq-env",
+        "empty-env",
+        "non-utf8-env",
+        "text-stdin",
+        "bad-stdin",
+        "bad-stdout",
+        "bad-stderr-after-streamed-stdout",
+        "text-timeout",
+        "huge-fuel",
+        "huge-memory",
+    ],
+)
+def test_bad_run_options_are_config_errors(
+    host: Host, options: dict[str, object], message: str
+) -> None:
+    args = options.pop("args", ["args"])
+    with pytest.raises(ConfigError, match=message):
+        host.run(FSPROBE, args, **options)  # type: ignore[arg-type]
+    assert host.run(HELLO).stdout == b"Hello, World!\n"  # nothing was left hanging
+
+
+def test_invoke_parameters_are_range_checked(host: Host, wat: Callable[[str], Path]) -> None:
+    module = wat('(module (func (export "id") (param i32) (result i32) (local.get 0)))')
+    assert host.run(module, ["4294967295"], invoke="id").values == (-1,)
+    with pytest.raises(ConfigError, match="out of range"):
+        host.run(module, ["99999999999"], invoke="id")

@@ -3,7 +3,8 @@
 An entry is the wasmtime serialization of a module, stored under a hash of
 the wasm bytes and the engine's fingerprint (wasmtime version, machine,
 engine settings). Every entry starts with a magic line and a BLAKE2b hash of
-the serialized payload: wasmtime trusts what it deserializes, so a corrupt,
+its own file name and the serialized payload (so an entry copied under
+another module's name is refused too): wasmtime trusts what it deserializes, so a corrupt,
 truncated or foreign file is detected here, dropped and rebuilt, never loaded.
 Entries are written to a temporary file in the same folder and renamed into
 place, so concurrent processes never see a half-written entry.
@@ -27,9 +28,14 @@ _MAGIC = b"wasmhost-compiled-module\n"
 
 
 def default_cache_root() -> Path | None:
-    """The wasmhost cache folder the environment asks for, or None when caching is off."""
+    """The compile cache's folder the environment asks for, or None when it is off."""
     if os.environ.get("WASMHOST_NO_CACHE", "") not in ("", "0"):
         return None
+    return cache_root()
+
+
+def cache_root() -> Path:
+    """The wasmhost cache folder: ``$WASMHOST_CACHE_DIR``, else ``$XDG_CACHE_HOME/wasmhost``."""
     explicit = os.environ.get("WASMHOST_CACHE_DIR")
     if explicit:
         return Path(explicit)
@@ -58,7 +64,8 @@ class CompileCache:
             return None
         head = len(_MAGIC) + KEY_BYTES
         payload = memoryview(data)[head:]
-        if data[: len(_MAGIC)] != _MAGIC or checksum(payload) != data[len(_MAGIC) : head]:
+        expected = checksum(path.name.encode(), payload)
+        if data[: len(_MAGIC)] != _MAGIC or expected != data[len(_MAGIC) : head]:
             self._discard(path)
             return None
         try:
@@ -80,14 +87,36 @@ class CompileCache:
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(_MAGIC)
-                f.write(checksum(payload))
+                f.write(checksum(path.name.encode(), payload))
                 f.write(payload)
             os.replace(tmp, path)
         except OSError:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        finally:
+            _sweep(path.parent)
 
     @staticmethod
     def _discard(path: Path) -> None:
         with contextlib.suppress(OSError):
             path.unlink()
+
+
+_STALE = 3600.0
+
+
+def _sweep(folder: Path) -> None:
+    """Remove temporary files that a process killed mid-write left over an hour ago."""
+    import time
+
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            if entry.name.startswith(".tmp-"):
+                with contextlib.suppress(OSError):
+                    if now - entry.stat().st_mtime > _STALE:
+                        os.unlink(entry.path)

@@ -7,6 +7,13 @@ to the most specific class below with ``raise ... from exc``::
     ├── ModuleError            the module cannot be read, is not wasm, or is invalid
     │   └── LinkError          it imports something nobody provides, or lacks the export asked for
     ├── ConfigError            a run was configured wrongly (a missing host directory, ...)
+    ├── InvalidReference       a registry reference that does not parse
+    ├── ArtifactError          an OCI artifact that holds no runnable wasm module
+    ├── RegistryError          talking to a registry failed; .reference names what was asked
+    │   ├── AuthenticationError   the registry refused our credentials, or wants some
+    │   ├── NotFoundError         no such repository, tag or digest
+    │   ├── IntegrityError        content whose size or sha256 is not what its digest says
+    │   └── RegistryUnreachable   no answer: refused, unresolvable, timed out, TLS failed
     └── GuestError             the guest started and then failed; carries its output so far
         ├── Trap               a WebAssembly trap (trap code, message, wasm backtrace)
         ├── Interrupted        the run was cancelled from outside
@@ -22,15 +29,22 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 __all__ = [
+    "ArtifactError",
+    "AuthenticationError",
     "ConfigError",
     "Frame",
     "FuelExhausted",
     "GuestError",
+    "IntegrityError",
     "Interrupted",
+    "InvalidReference",
     "LimitExceeded",
     "LinkError",
     "MemoryLimitExceeded",
     "ModuleError",
+    "NotFoundError",
+    "RegistryError",
+    "RegistryUnreachable",
     "TimeoutExceeded",
     "Trap",
     "WasmhostError",
@@ -65,6 +79,38 @@ class Frame(NamedTuple):
         name = self.function or f"<wasm function {self.function_index}>"
         module = self.module or "<unknown>"
         return f"{self.module_offset:#x} - {module}!{name}"
+
+
+class InvalidReference(WasmhostError):
+    """A registry reference that does not parse (``host[:port]/repo[:tag][@digest]``)."""
+
+
+class ArtifactError(WasmhostError):
+    """An OCI artifact that holds no runnable wasm module, or is not one wasmhost knows."""
+
+
+class RegistryError(WasmhostError):
+    """Talking to a registry failed. ``reference`` names what was asked for."""
+
+    def __init__(self, message: str, *, reference: str = "") -> None:
+        super().__init__(message)
+        self.reference = reference
+
+
+class AuthenticationError(RegistryError):
+    """The registry refused the credentials, or wants credentials and has none."""
+
+
+class NotFoundError(RegistryError):
+    """No such repository, tag, manifest or blob."""
+
+
+class IntegrityError(RegistryError):
+    """Content whose size or sha256 is not what its digest says; nothing was kept."""
+
+
+class RegistryUnreachable(RegistryError):
+    """The registry did not answer: connection refused, unknown host, timeout, TLS failure."""
 
 
 class GuestError(WasmhostError):

@@ -20,6 +20,9 @@ def content_key(data: bytes | bytearray | memoryview) -> str:
     return blake2b(data, digest_size=KEY_BYTES).hexdigest()
 
 
-def checksum(data: bytes | bytearray | memoryview) -> bytes:
-    """A 256-bit BLAKE2b of ``data``, raw: the integrity check of a cache entry."""
-    return blake2b(data, digest_size=KEY_BYTES).digest()
+def checksum(*parts: bytes | bytearray | memoryview) -> bytes:
+    """A 256-bit BLAKE2b of ``parts`` in turn, raw: the integrity check of a cache entry."""
+    hasher = blake2b(digest_size=KEY_BYTES)
+    for part in parts:
+        hasher.update(part)
+    return hasher.digest()

@@ -31,7 +31,7 @@ from ._errors import (
 )
 from ._hashing import content_key
 from ._imports import Failure, Imports, check_imports, define
-from ._module import Module, ModuleSource, compile_wasm, describe, read_source
+from ._module import Module, ModuleSource, compile_wasm, describe, last_line, read_source
 from ._result import OutputChunk, RunResult
 from ._stdio import OutputTarget, StdinSource, Stdio
 from ._watchdog import Guard
@@ -131,21 +131,24 @@ class Host:
         >>> "_start" in module.export_names("func")
         True
         """
+        return self._load(source, self._slot(EngineFlags()))[0]
+
+    def _load(self, source: ModuleSource, slot: EngineSlot) -> tuple[Module, wasmtime.Module]:
+        """The module and its code compiled for ``slot``'s engine (compiled once per engine)."""
         if isinstance(source, Module):
-            return source
+            return source, self._compile(slot, source.name, source.wasm, source.key)
         stat_key = None
         if not isinstance(source, bytes | bytearray | memoryview):
             stat_key = _path_key(source)
             if stat_key is not None and (cached := self._paths.get(stat_key)) is not None:
-                return cached
+                return cached, self._compile(slot, cached.name, cached.wasm, cached.key)
         name, data = read_source(source)
         key = content_key(data)
-        slot = self._slot(EngineFlags())
         compiled = self._compile(slot, name, data, key)
         module = describe(name, data, key, compiled)
         if stat_key is not None:
             self._paths[stat_key] = module
-        return module
+        return module, compiled
 
     def _slot(self, flags: EngineFlags) -> EngineSlot:
         if self._closed:
@@ -213,24 +216,24 @@ class Host:
         raised again as it was.
         """
         _check_limits(timeout, fuel, max_memory)
-        loaded = self.load(module)
-        check_imports(loaded, imports)
         flags = EngineFlags(
             interruptible=timeout is not None or cancel is not None, metered=fuel is not None
         )
         slot = self._slot(flags)
-        compiled = self._compile(slot, loaded.name, loaded.wasm, loaded.key)
+        loaded, compiled = self._load(module, slot)
+        check_imports(loaded, imports)
         pre = slot.compiled[loaded.key][1]
 
         wasi = wasmtime.WasiConfig()
         call_args: Sequence[str | int | float] = ()
+        first = argv0 or os.path.basename(loaded.name)
         if invoke is None:
-            wasi.argv = [argv0 or os.path.basename(loaded.name), *map(str, args)]
+            wasi.argv = _strings("argument", [first, *map(str, args)])
         else:
-            wasi.argv = [argv0 or os.path.basename(loaded.name)]
+            wasi.argv = _strings("argument", [first])
             call_args = args
         if env:
-            wasi.env = [(str(k), str(v)) for k, v in env.items()]
+            wasi.env = _environment(env)
         for guest, source in (dirs or {}).items():
             _preopen(wasi, guest, source)
         stdio = Stdio()
@@ -244,7 +247,8 @@ class Host:
             store = wasmtime.Store(slot.engine)
             store.set_wasi(wasi)
             if max_memory is not None:
-                store.set_limits(memory_size=max_memory)
+                # One memory: the cap is per memory, and would not bound a multi-memory guest.
+                store.set_limits(memory_size=max_memory, memories=1)
             if fuel is not None:
                 store.set_fuel(fuel)
             if slot.ticker is not None:
@@ -265,8 +269,12 @@ class Host:
         finally:
             if guard is not None and slot.ticker is not None:
                 slot.ticker.release(guard)
+            # Closing the store (or, if none was made, the WASI config that
+            # still owns them) closes the guest's ends of the output pipes.
             if store is not None:
-                store.close()  # closes the guest's ends of the output pipes
+                store.close()
+            else:
+                wasi.close()
             stdio.finish()
             try:
                 raised = failure.error or stdio.callback_error()
@@ -320,8 +328,6 @@ class Host:
             params = _convert_params(func.type(store), args, module.name, name)
             result = func(store, *params)
         else:
-            if args:
-                raise ConfigError("arguments for _start go in argv; pass them without invoke.")
             result = func(store)
         if result is None:
             return ()
@@ -483,18 +489,45 @@ def _path_key(source: str | os.PathLike[str]) -> tuple[str, int, int, int, int] 
     return (os.fspath(source), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
+_U64 = (1 << 64) - 1
+
+
 def _check_limits(timeout: float | None, fuel: int | None, max_memory: int | None) -> None:
-    if timeout is not None and not timeout > 0:
+    if timeout is not None and (
+        not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout < 1e9
+    ):
         raise ConfigError(f"timeout must be a positive number of seconds, not {timeout!r}.")
-    if fuel is not None and (not isinstance(fuel, int) or fuel < 0):
-        raise ConfigError(f"fuel must be a whole number >= 0, not {fuel!r}.")
-    if max_memory is not None and (not isinstance(max_memory, int) or max_memory <= 0):
+    if fuel is not None and (not isinstance(fuel, int) or not 0 <= fuel <= _U64):
+        raise ConfigError(f"fuel must be a whole number from 0 to 2**64-1, not {fuel!r}.")
+    if max_memory is not None and (not isinstance(max_memory, int) or not 0 < max_memory <= _U64):
         raise ConfigError(f"max_memory must be a positive number of bytes, not {max_memory!r}.")
+
+
+def _strings(what: str, values: list[str]) -> list[str]:
+    """``values`` as WASI passes them: UTF-8 text without NUL bytes."""
+    for value in values:
+        if "\0" in value:
+            raise ConfigError(f"{what} {value!r} contains a NUL byte, which WASI cannot pass.")
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ConfigError(f"{what} {value!r} is not valid UTF-8.") from None
+    return values
+
+
+def _environment(env: Mapping[str, str]) -> list[tuple[str, str]]:
+    pairs = [(str(k), str(v)) for k, v in env.items()]
+    for name, _ in pairs:
+        if not name or "=" in name:
+            raise ConfigError(f"environment variable name {name!r} is empty or contains '='.")
+    _strings("environment variable", [text for pair in pairs for text in pair])
+    return pairs
 
 
 def _preopen(wasi: wasmtime.WasiConfig, guest: str, source: DirSource) -> None:
     spec = source if isinstance(source, Dir) else Dir(source)
     host_path = os.fspath(spec.path)
+    _strings("directory", [host_path, guest])
     if not os.path.isdir(host_path):
         what = "is not a directory" if os.path.exists(host_path) else "does not exist"
         raise ConfigError(f"host directory {host_path} {what}; create it or fix the path.")
@@ -517,9 +550,11 @@ def _instantiate(make: Any, module: Module) -> wasmtime.Instance:
             raise MemoryLimitExceeded(
                 f"{module.name} needs more memory at start than its memory limit allows."
             ) from None
-        if "unknown import" in text or "incompatible import" in text:
-            raise LinkError(f"{module.name} cannot be linked: {_last_line(text)}.") from None
-        raise
+        if "memory count too high" in text:
+            raise MemoryLimitExceeded(
+                f"{module.name} has several memories; a memory limit bounds guests with one."
+            ) from None
+        raise LinkError(f"{module.name} cannot be instantiated: {last_line(text)}.") from None
     assert isinstance(instance, wasmtime.Instance)
     return instance
 
@@ -538,7 +573,11 @@ def _convert_params(
         kind = str(param)
         try:
             if kind in ("i32", "i64"):
-                values.append(int(arg, 0) if isinstance(arg, str) else int(arg))
+                number = int(arg, 0) if isinstance(arg, str) else int(arg)
+                bits = 32 if kind == "i32" else 64
+                if not -(1 << (bits - 1)) <= number < (1 << bits):
+                    raise ConfigError(f"{module}: {name} expects {kind}; {arg!r} is out of range.")
+                values.append(number)
             elif kind in ("f32", "f64"):
                 values.append(float(arg))
             else:
@@ -582,11 +621,6 @@ def _first_line(text: str) -> str:
         if line and not line.startswith("error while executing"):
             return line.removeprefix("wasm trap: ")
     return "trap"
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1].rstrip(".") if lines else text
 
 
 def _size(n: int) -> str:

@@ -112,20 +112,54 @@ def define(
         if func is None or not isinstance(imp.type, wasmtime.FuncType):
             continue
         wants_memory = bool(getattr(func, "__wasmhost_memory__", False))
-        linker.define_func(
-            imp.module, name, imp.type, _wrap(func, wants_memory, failure), access_caller=True
-        )
+        results = [str(r) for r in imp.type.results]
+        wrapped = _wrap(func, wants_memory, f"{imp.module}.{name}", results, failure)
+        linker.define_func(imp.module, name, imp.type, wrapped, access_caller=True)
 
 
-def _wrap(func: Callable[..., Any], wants_memory: bool, failure: Failure) -> Callable[..., Any]:
+def _wrap(
+    func: Callable[..., Any],
+    wants_memory: bool,
+    name: str,
+    results: list[str],
+    failure: Failure,
+) -> Callable[..., Any]:
     def call(caller: wasmtime.Caller, *args: Any) -> Any:
         try:
-            if wants_memory:
-                return func(GuestMemory(caller), *args)
-            return func(*args)
+            value = func(GuestMemory(caller), *args) if wants_memory else func(*args)
+            _check_results(name, value, results)
+            return value
         except BaseException as exc:
             if failure.error is None:
                 failure.error = exc
-            raise wasmtime.Trap(f"host function raised {type(exc).__name__}") from None
+            raise wasmtime.Trap(f"host function {name} raised {type(exc).__name__}") from None
 
     return call
+
+
+_RANGES = {"i32": (-(1 << 31), (1 << 32) - 1), "i64": (-(1 << 63), (1 << 64) - 1)}
+
+
+def _check_results(name: str, value: Any, results: list[str]) -> None:
+    """Refuse a return value that does not fit the import's declared results."""
+    values = (
+        []
+        if not results and value is None
+        else [value]
+        if len(results) == 1
+        else list(value)
+        if isinstance(value, tuple | list)
+        else None
+    )
+    if values is None or len(values) != len(results):
+        expected = ", ".join(results) or "nothing"
+        raise ConfigError(f"host function {name} returned {value!r}; the guest expects {expected}.")
+    for item, kind in zip(values, results, strict=True):
+        if kind in _RANGES:
+            low, high = _RANGES[kind]
+            if isinstance(item, bool) or not isinstance(item, int) or not low <= item <= high:
+                raise ConfigError(f"host function {name} returned {item!r} where {kind} is due.")
+        elif kind in ("f32", "f64") and (
+            isinstance(item, bool) or not isinstance(item, int | float)
+        ):
+            raise ConfigError(f"host function {name} returned {item!r} where {kind} is due.")

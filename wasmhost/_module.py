@@ -149,9 +149,14 @@ def compile_wasm(name: str, data: bytes, engine: wasmtime.Engine) -> wasmtime.Mo
     try:
         return wasmtime.Module(engine, data)
     except wasmtime.WasmtimeError as exc:
-        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-        reason = lines[-1].rstrip(".") if lines else "invalid module"
+        reason = last_line(str(exc)) or "invalid module"
         raise ModuleError(f"{name} is not a valid WebAssembly module: {reason}.") from None
+
+
+def last_line(text: str) -> str:
+    """The last line of a wasmtime error message: the innermost cause."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].rstrip(".") if lines else ""
 
 
 def describe(name: str, data: bytes, key: str, compiled: wasmtime.Module) -> Module:

@@ -73,9 +73,12 @@ class _Sink:
 class _PipeSink(_Sink):
     """A streamed output: a pipe whose reading end a thread hands to ``callback``."""
 
-    def __init__(self, callback: Callable[[bytes], object], keep_tail: bool) -> None:
+    def __init__(
+        self, callback: Callable[[bytes], object], keep_tail: bool, closing: IO[bytes] | None
+    ) -> None:
         super().__init__()
         self._callback = callback
+        self._closing = closing
         self._keep_tail = keep_tail
         self._tail = bytearray()
         self._read_fd, self.write_fd = os.pipe()
@@ -110,6 +113,8 @@ class _PipeSink(_Sink):
     def close(self) -> None:
         self.finish()
         os.close(self._read_fd)
+        if self._closing is not None:
+            self._closing.close()
 
 
 def _anonymous_file() -> tuple[int, str, str | None]:
@@ -156,14 +161,21 @@ class Stdio:
             path = os.fspath(stdin)
             if not os.path.isfile(path) and not _is_stream(path):
                 raise ConfigError(f"stdin {path}: no such file.")
-            wasi.stdin_file = path
+            _set_stdin_file(wasi, path, path)
             return
+        if not hasattr(stdin, "read"):
+            raise ConfigError(
+                f"stdin must be bytes, 'inherit', a path or a binary file, not {stdin!r}."
+            )
         fileno = _fileno(stdin)
-        if fileno is not None and not _seekable(fileno):
+        if fileno is not None and _is_stream_fd(fileno):
             # A pipe or terminal: the guest reads it as it arrives.
-            wasi.stdin_file = fd_path(fileno)
+            _set_stdin_file(wasi, fd_path(fileno), repr(stdin))
             return
-        self._stdin(wasi, stdin.read())
+        data = stdin.read()
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise ConfigError("stdin must be a binary file (open it with 'rb'), not a text one.")
+        self._stdin(wasi, bytes(data))
 
     def _output(
         self, wasi: wasmtime.WasiConfig, name: str, target: OutputTarget, *, keep_tail: bool
@@ -180,9 +192,19 @@ class Stdio:
             else:
                 getattr(wasi, f"inherit_{name}")()
         elif target == "null":
-            setattr(wasi, set_file, os.devnull)
+            if keep_tail:
+                self._callback(wasi, name, lambda data: None, keep_tail=True)
+            else:
+                setattr(wasi, set_file, os.devnull)
         elif isinstance(target, str | os.PathLike):
             path = os.fspath(target)
+            if keep_tail:
+                try:
+                    out = open(path, "wb")  # noqa: SIM115 - closed when the sink finishes
+                except OSError as exc:
+                    raise ConfigError(f"{name} {path} cannot be opened: {exc.strerror}.") from None
+                self._callback(wasi, name, out.write, keep_tail=True, closing=out)
+                return
             try:
                 setattr(wasi, set_file, path)
             except wasmtime.WasmtimeError:
@@ -210,12 +232,13 @@ class Stdio:
         callback: Callable[[bytes], object],
         *,
         keep_tail: bool,
+        closing: IO[bytes] | None = None,
     ) -> None:
         # Not wasmtime-py's stdout_custom: besides its ~100 us per run, its
         # finalizer runs on a wasmtime worker thread whenever the stream is
         # dropped, and at interpreter exit that panics inside libwasmtime.
         # A pipe drained by a thread of ours streams the same chunks.
-        sink = self._sinks[name] = _PipeSink(callback, keep_tail)
+        sink = self._sinks[name] = _PipeSink(callback, keep_tail, closing)
         setattr(wasi, f"{name}_file", fd_path(sink.write_fd))
 
     def finish(self) -> None:
@@ -259,11 +282,20 @@ def _fileno(file: object) -> int | None:
         return None
 
 
-def _seekable(fd: int) -> bool:
+def _is_stream_fd(fd: int) -> bool:
+    """A pipe or a terminal, which the guest can read as it arrives."""
     try:
-        return stat.S_ISREG(os.fstat(fd).st_mode)
+        mode = os.fstat(fd).st_mode
     except OSError:
         return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+
+
+def _set_stdin_file(wasi: wasmtime.WasiConfig, path: str, name: str) -> None:
+    try:
+        wasi.stdin_file = path
+    except wasmtime.WasmtimeError:
+        raise ConfigError(f"stdin {name} cannot be opened for reading.") from None
 
 
 def _is_stream(path: str) -> bool:

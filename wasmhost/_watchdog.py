@@ -79,17 +79,18 @@ class Ticker:
             with self._cond:
                 while self._active == 0 and not self._stopped:
                     self._cond.wait()
-                if self._stopped:
+                if self._stopped and self._active == 0:
                     return
             time.sleep(TICK)
             self._engine.increment_epoch()
 
     def stop(self) -> None:
-        """End the ticker thread (the engine is being dropped)."""
+        """End the ticker thread once no guarded run is left (the engine is being dropped)."""
         with self._cond:
             self._stopped = True
             self._cond.notify()
-        if self._thread is not None:
+            idle = self._active == 0
+        if idle and self._thread is not None:
             self._thread.join()
 
     def guard(self, store: wasmtime.Store, guard: Guard) -> None:
@@ -110,3 +111,4 @@ class Ticker:
         _guards.pop(guard.token, None)
         with self._cond:
             self._active -= 1
+            self._cond.notify()

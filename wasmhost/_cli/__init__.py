@@ -17,6 +17,11 @@ import click
 from .._version import __version__
 
 _COMMANDS = {
+    "inspect": ("wasmhost._cli.publish", "inspect"),
+    "login": ("wasmhost._cli.publish", "login"),
+    "logout": ("wasmhost._cli.publish", "logout"),
+    "pull": ("wasmhost._cli.publish", "pull"),
+    "push": ("wasmhost._cli.publish", "push"),
     "run": ("wasmhost._cli.run", "run"),
 }
 
@@ -73,4 +78,11 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except (click.Abort, KeyboardInterrupt):
         click.echo("Aborted.", err=True)
         sys.exit(130)
+    except Exception as exc:  # a bug of ours: still one line, never a traceback
+        click.echo(
+            f"Error: wasmhost failed unexpectedly ({type(exc).__name__}: {exc}); "
+            "please report this with the command you ran.",
+            err=True,
+        )
+        sys.exit(70)
     sys.exit(status if isinstance(status, int) else 0)

@@ -96,9 +96,6 @@ class DirType(click.ParamType):
             )
         host = parts[0]
         guest = parts[1] if len(parts) == 2 else host
-        if not os.path.isdir(host):
-            what = "is not a directory" if os.path.exists(host) else "does not exist"
-            self.fail(f"host directory {host} {what}.", param, ctx)
         return guest, Dir(host, read_only=mode == "ro")
 
 

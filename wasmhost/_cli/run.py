@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ import click
 
 from .errors import reported
 from .params import DIR, DURATION, ENV, SIZE, WHOLE_NUMBER
+from .registry import client, transport_options
 
 
 @click.command(
@@ -43,6 +45,12 @@ from .params import DIR, DURATION, ENV, SIZE, WHOLE_NUMBER
     help="The wasmhost cache folder [env: WASMHOST_CACHE_DIR].",
 )
 @click.option("--no-cache", is_flag=True, help="Do not read or write compiled code on disk.")
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="For a registry reference: use the copy pulled before, without asking the registry.",
+)
+@transport_options
 @click.argument("module", metavar="MODULE")
 @click.argument("guest_args", nargs=-1, type=click.UNPROCESSED, metavar="[GUEST-ARGS]...")
 def run(
@@ -54,23 +62,37 @@ def run(
     max_memory: int | None,
     cache_dir: Path | None,
     no_cache: bool,
+    offline: bool,
+    plain_http: bool,
+    insecure: bool,
+    ca_file: Path | None,
     module: str,
     guest_args: tuple[str, ...],
 ) -> None:
-    """Run MODULE (a .wasm file) with the terminal's stdin, stdout and stderr.
+    """Run MODULE with the terminal's stdin, stdout and stderr.
 
-    Everything after MODULE goes to the guest. The exit status is the guest's;
-    a trap or a limit exits with 134, as the wasmtime CLI does.
+    MODULE is a .wasm file, or a registry reference (host[:port]/repo:tag or
+    @sha256:...) whose module is pulled into the local store, verified, and
+    run. Everything after MODULE goes to the guest. The exit status is the
+    guest's; a trap or a limit exits with 134, as the wasmtime CLI does.
     """
     from .._host import Host
+    from .._reference import looks_like_reference
 
     # A guest runs inside wasmtime, where Python cannot raise KeyboardInterrupt:
     # let Ctrl-C end the process at once, as it ends the wasmtime CLI.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     env = {name: value for name, value in envs if value is not None}
+    source, argv0 = module, module
+    with reported():
+        if not os.path.exists(module) and looks_like_reference(module):
+            with client(plain_http, insecure, ca_file) as registry:
+                fetched = registry.fetch(module, offline=offline)
+            source = str(fetched.path)
+            argv0 = os.path.basename(fetched.reference.split("@")[0].rsplit(":", 1)[0]) + ".wasm"
     with reported(), Host(cache_dir=False if no_cache else cache_dir) as host:
         result = host.run(
-            module,
+            source,
             guest_args,
             env=env,
             dirs=dict(dirs),  # type: ignore[arg-type]
@@ -81,7 +103,7 @@ def run(
             stdin="inherit",
             stdout="inherit",
             stderr="inherit",
-            argv0=module,
+            argv0=argv0,
         )
     for value in result.values:
         click.echo(value)

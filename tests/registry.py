@@ -1,0 +1,83 @@
+"""A real CNCF distribution registry (Debian's docker-registry) on a free loopback port."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Registry:
+    """One registry process; ``host`` is ``127.0.0.1:PORT``, ``root`` its storage."""
+
+    def __init__(self, folder: Path, htpasswd: Path | None = None) -> None:
+        binary = shutil.which("docker-registry")
+        if binary is None:
+            raise RuntimeError(
+                "docker-registry is not installed (Debian package docker-registry); "
+                "`nox -s tests` installs it."
+            )
+        self.root = folder / "storage"
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        auth = ""
+        if htpasswd is not None:
+            auth = f"auth:\n  htpasswd:\n    realm: wasmhost-tests\n    path: {htpasswd}\n"
+        config = folder / "config.yml"
+        config.write_text(
+            "version: 0.1\n"
+            "log:\n  level: error\n  accesslog:\n    disabled: true\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {self.root}\n"
+            "  delete:\n    enabled: true\n"
+            f"http:\n  addr: {self.host}\n" + auth
+        )
+        self.log = open(folder / "registry.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [binary, "serve", str(config)], stdout=self.log, stderr=self.log
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"http://{self.host}/v2/", timeout=1)
+                break
+            except httpx.TransportError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(
+                        f"docker-registry did not start; see {folder / 'registry.log'}"
+                    ) from None
+                time.sleep(0.05)
+
+    def blob_file(self, digest: str) -> Path:
+        hexdigest = digest.removeprefix("sha256:")
+        return self.root / "docker/registry/v2/blobs/sha256" / hexdigest[:2] / hexdigest / "data"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+def htpasswd(path: Path, user: str, password: str) -> Path:
+    binary = shutil.which("htpasswd")
+    if binary is None:
+        raise RuntimeError("htpasswd is not installed (Debian package apache2-utils).")
+    line = subprocess.run(
+        [binary, "-Bbn", user, password], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    path.write_text(line + "\n")
+    return path

@@ -1,0 +1,406 @@
+"""Pushing, pulling and inspecting wasm modules as OCI artifacts: :class:`RegistryClient`."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from ._cache import cache_root
+from ._credentials import Credentials, erase, store
+from ._errors import ArtifactError, ConfigError, ModuleError, RegistryUnreachable
+from ._formats import (
+    FORMATS,
+    INDEX_TYPES,
+    Artifact,
+    build,
+    find_wasm_layer,
+    pick_from_index,
+    timestamp,
+)
+from ._reference import Reference, parse_reference
+from ._registry import Progress, Session, Transport
+from ._store import Store
+
+_WASM_MAGIC = b"\0asm"
+
+
+class PushResult(NamedTuple):
+    """A pushed artifact: ``reference`` pinned by ``digest`` (the manifest's)."""
+
+    reference: str
+    digest: str
+    format: str
+    module_digest: str
+    module_size: int
+
+
+class PullResult(NamedTuple):
+    """A pulled module: where it is, and the digests it was verified against."""
+
+    reference: str
+    digest: str
+    format: str
+    path: Path
+    module_digest: str
+    module_size: int
+
+
+class Layer(NamedTuple):
+    media_type: str
+    digest: str
+    size: int
+    annotations: dict[str, str]
+
+
+class ArtifactInfo(NamedTuple):
+    """What ``inspect`` tells of an artifact, without downloading its module."""
+
+    reference: str
+    digest: str
+    media_type: str
+    format: str
+    size: int
+    config_media_type: str
+    config: Any
+    layers: tuple[Layer, ...]
+    annotations: dict[str, str]
+
+    def as_dict(self) -> dict[str, Any]:
+        data = self._asdict()
+        data["layers"] = [layer._asdict() for layer in self.layers]
+        return data
+
+
+class RegistryClient:
+    """Push, pull, inspect and fetch wasm modules in OCI registries.
+
+    >>> client = RegistryClient(plain_http=True)
+    >>> client.push("artifacts/hello-world.wasm", "localhost:5000/hello:v1").digest
+    'sha256:...'
+    >>> client.pull("localhost:5000/hello:v1", "hello.wasm").path
+    PosixPath('hello.wasm')
+
+    Credentials come from ``username``/``password``, else the environment,
+    else the Docker config (see ``wasmhost login``). ``plain_http`` talks HTTP
+    without TLS, ``insecure`` skips TLS verification, ``ca_file`` verifies
+    with a CA bundle. Pulled content is kept in a content-addressed store
+    under the wasmhost cache folder (``cache_dir``).
+    """
+
+    def __init__(
+        self,
+        *,
+        plain_http: bool = False,
+        insecure: bool = False,
+        ca_file: str | os.PathLike[str] | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 10.0,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if (username is None) != (password is None):
+            raise ConfigError("give both a username and a password, or neither.")
+        self._transport = Transport(
+            plain_http, insecure, os.fspath(ca_file) if ca_file else None, timeout
+        )
+        self._credentials = (
+            Credentials(username, password) if username and password is not None else None
+        )
+        root = Path(cache_dir) if cache_dir is not None else cache_root()
+        self.store = Store(root / "oci")
+        self._sessions: dict[str, Session] = {}
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for session in self._sessions.values():
+            session.close()
+        self._sessions.clear()
+
+    def _session(self, reference: Reference) -> Session:
+        session = self._sessions.get(reference.registry + "/" + reference.repository)
+        if session is None:
+            session = Session(reference, self._transport, self._credentials)
+            self._sessions[reference.registry + "/" + reference.repository] = session
+        return session
+
+    # -- push ----------------------------------------------------------------
+
+    def push(
+        self,
+        module: str | os.PathLike[str],
+        reference: str,
+        *,
+        format: str = "wasm-to-oci",
+        annotations: Mapping[str, str] | None = None,
+        reproducible: bool = False,
+        progress: Progress | None = None,
+    ) -> PushResult:
+        """Push the module file at ``module`` to ``reference`` in ``format``.
+
+        ``format`` is ``"wasm-to-oci"`` (what Krustlet reads) or ``"cncf"``
+        (the CNCF Wasm artifact). ``org.opencontainers.image.created`` is set
+        to now, or to ``$SOURCE_DATE_EPOCH``, unless ``reproducible``.
+        """
+        if format not in FORMATS:
+            raise ConfigError(f"unknown format {format!r}; choose one of: {', '.join(FORMATS)}.")
+        ref = parse_reference(reference)
+        path = os.fspath(module)
+        layer_digest, size = _hash_module(path)
+        epoch = os.environ.get("SOURCE_DATE_EPOCH")
+        created = (
+            None if reproducible else timestamp(int(epoch) if epoch and epoch.isdigit() else None)
+        )
+        artifact = build(
+            format,
+            layer_digest=layer_digest,
+            layer_size=size,
+            title=os.path.basename(path),
+            annotations=annotations or {},
+            created=created,
+        )
+        if ref.digest and ref.digest != artifact.digest:
+            raise ConfigError(
+                f"{reference} names digest {ref.digest}, but the artifact's is {artifact.digest}; "
+                "push to a tag instead."
+            )
+        self._upload(ref, artifact, path, progress)
+        pinned = ref._replace(tag=None, digest=artifact.digest)
+        return PushResult(str(pinned), artifact.digest, format, layer_digest, size)
+
+    def _upload(
+        self, ref: Reference, artifact: Artifact, path: str, progress: Progress | None
+    ) -> None:
+        session = self._session(ref)
+        session.upload_blob(
+            "sha256:" + hashlib.sha256(artifact.config).hexdigest(),
+            len(artifact.config),
+            artifact.config,
+        )
+        session.upload_blob(
+            artifact.layer.digest,
+            artifact.layer.size,
+            lambda: open(path, "rb"),  # noqa: SIM115 - the upload closes it
+            progress,
+        )
+        session.put_manifest(ref.tag or artifact.digest, artifact.manifest, artifact.manifest_type)
+
+    # -- pull ----------------------------------------------------------------
+
+    def _manifest(self, ref: Reference, *, offline: bool) -> tuple[Reference, dict[str, Any], str]:
+        """The (resolved reference, manifest, media type) of ``ref``, from the store if pinned."""
+        digest = ref.digest
+        if digest is None and offline:
+            digest = self.store.recall_tag(ref)
+            if digest is None:
+                raise ArtifactError(
+                    f"{ref} has not been pulled before, so it cannot be used offline; "
+                    "run once without --offline."
+                )
+        if digest is not None and self.store.has_blob(digest):
+            data = self.store.read_verified(digest)
+            media_type = json.loads(data).get("mediaType", "")
+        elif offline:
+            raise ArtifactError(
+                f"the manifest {digest} of {ref} is not stored; run without --offline."
+            )
+        else:
+            session = self._session(ref)
+            try:
+                data, media_type, digest = session.get_manifest(ref.target)
+            except RegistryUnreachable as exc:
+                stored = self.store.recall_tag(ref)
+                if stored:
+                    raise RegistryUnreachable(
+                        f"{exc} A copy pulled earlier is stored: pass --offline to run it.",
+                        reference=str(ref),
+                    ) from None
+                raise
+            self.store.put_bytes(data)
+            self.store.remember_tag(ref, digest)
+        manifest = _parse_json(data, f"the manifest of {ref}")
+        media_type = manifest.get("mediaType") or media_type
+        resolved = ref.with_digest(digest)
+        if media_type in INDEX_TYPES or "manifests" in manifest:
+            child = pick_from_index(manifest, str(resolved))
+            return self._manifest(ref._replace(tag=None, digest=child), offline=offline)
+        return resolved, manifest, media_type
+
+    def fetch(
+        self, reference: str, *, offline: bool = False, progress: Progress | None = None
+    ) -> PullResult:
+        """Make sure the module of ``reference`` is in the local store, verified; return it.
+
+        A reference by digest that is stored never touches the network; a tag
+        is resolved again, unless ``offline`` (then the digest it had last
+        time is used).
+        """
+        ref = parse_reference(reference)
+        resolved, manifest, _ = self._manifest(ref, offline=offline)
+        layer = find_wasm_layer(manifest, str(resolved))
+        if not self.store.has_blob(layer.digest, layer.size):
+            if offline:
+                raise ArtifactError(
+                    f"the module of {resolved} is not stored; run without --offline."
+                )
+            session = self._session(resolved)
+            self.store.fill(
+                layer.digest,
+                layer.size,
+                lambda f: session.download_blob(layer.digest, layer.size, f, progress),
+            )
+        path = self.store.verify_file(layer.digest)
+        assert resolved.digest is not None
+        return PullResult(
+            str(resolved), resolved.digest, layer.format, path, layer.digest, layer.size
+        )
+
+    def pull(
+        self,
+        reference: str,
+        output: str | os.PathLike[str] | None = None,
+        *,
+        progress: Progress | None = None,
+    ) -> PullResult:
+        """Download and verify the module of ``reference`` and write it to ``output``.
+
+        Without ``output``, the file is named after the repository
+        (``repo.wasm``) in the current folder. The file appears only once
+        verified, written atomically.
+        """
+        fetched = self.fetch(reference, progress=progress)
+        if output is None:
+            output = _default_name(fetched)
+        target = Path(output)
+        if target.is_dir():
+            target = target / _default_name(fetched)
+        _copy_atomically(fetched.path, target)
+        return fetched._replace(path=target)
+
+    def inspect(self, reference: str) -> ArtifactInfo:
+        """Describe the artifact at ``reference``: format, digests, sizes, types, annotations."""
+        ref = parse_reference(reference)
+        session = self._session(ref)
+        data, media_type, digest = session.get_manifest(ref.target)
+        manifest = _parse_json(data, f"the manifest of {ref}")
+        resolved = ref.with_digest(digest)
+        media_type = manifest.get("mediaType") or media_type
+        if media_type in INDEX_TYPES or "manifests" in manifest:
+            child = pick_from_index(manifest, str(resolved))
+            return self.inspect(str(ref._replace(tag=None, digest=child)))
+        layers = tuple(
+            Layer(
+                str(layer.get("mediaType")),
+                str(layer.get("digest")),
+                int(layer.get("size", 0)),
+                dict(layer.get("annotations") or {}),
+            )
+            for layer in manifest.get("layers") or []
+        )
+        config_desc = manifest.get("config") or {}
+        try:
+            fmt = find_wasm_layer(manifest, str(resolved)).format
+        except ArtifactError:
+            fmt = "not wasm"
+        config: Any = None
+        config_size = int(config_desc.get("size", 0))
+        config_digest = config_desc.get("digest")
+        if isinstance(config_digest, str) and 0 < config_size <= 1 << 16:
+            raw = bytearray()
+
+            class _Sink:
+                def write(self, chunk: bytes) -> None:
+                    raw.extend(chunk)
+
+            session.download_blob(config_digest, config_size, _Sink())  # type: ignore[arg-type]
+            config = _parse_json(bytes(raw), f"the config of {resolved}")
+        return ArtifactInfo(
+            str(resolved),
+            digest,
+            media_type or "application/vnd.oci.image.manifest.v1+json (implied)",
+            fmt,
+            len(data),
+            str(config_desc.get("mediaType")),
+            config,
+            layers,
+            dict(manifest.get("annotations") or {}),
+        )
+
+    # -- credentials -----------------------------------------------------------
+
+    def login(self, registry: str) -> Path:
+        """Check this client's credentials against ``registry``; store them as docker login does."""
+        if self._credentials is None:
+            raise ConfigError("login needs a username and a password.")
+        ref = parse_reference(f"{registry}/wasmhost-login-check")
+        self._session(ref).check()
+        return store(ref.registry, self._credentials)
+
+    @staticmethod
+    def logout(registry: str) -> bool:
+        """Forget the stored credentials for ``registry``; whether there were any."""
+        return erase(parse_reference(f"{registry}/x").registry)
+
+
+def _hash_module(path: str) -> tuple[str, int]:
+    """The sha256 digest and size of a module file, refusing what is not wasm."""
+    hasher = hashlib.sha256()
+    size = 0
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if head[:4] != _WASM_MAGIC or len(head) < 8:
+                what = "is empty" if not head else "is not a WebAssembly module (no \\0asm magic)"
+                raise ModuleError(f"{path} {what}; push takes a .wasm file.")
+            hasher.update(head)
+            size = len(head)
+            while chunk := f.read(1 << 20):
+                hasher.update(chunk)
+                size += len(chunk)
+    except FileNotFoundError:
+        raise ModuleError(f"{path}: no such file; check the path to the module.") from None
+    except IsADirectoryError:
+        raise ModuleError(f"{path} is a directory, not a WebAssembly module.") from None
+    except OSError as exc:
+        raise ModuleError(f"{path} cannot be read: {exc.strerror}.") from None
+    return "sha256:" + hasher.hexdigest(), size
+
+
+def _parse_json(data: bytes, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ArtifactError(f"{what} is not JSON.") from None
+    if not isinstance(value, dict):
+        raise ArtifactError(f"{what} is not a JSON object.")
+    return value
+
+
+def _default_name(fetched: PullResult) -> str:
+    ref = parse_reference(fetched.reference)
+    return os.path.basename(ref.repository) + ".wasm"
+
+
+def _copy_atomically(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+            while chunk := src.read(1 << 20):
+                out.write(chunk)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

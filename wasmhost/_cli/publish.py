@@ -1,0 +1,190 @@
+"""``wasmhost push``, ``pull``, ``inspect``, ``login`` and ``logout``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .errors import reported
+from .registry import ProgressBar, client, credential_options, read_password, transport_options
+
+
+def _annotation(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str]:
+    annotations = {}
+    for value in values:
+        key, eq, text = value.partition("=")
+        if not key or not eq:
+            raise click.BadParameter(f"{value!r} is not KEY=VALUE.", ctx, param)
+        annotations[key] = text
+    return annotations
+
+
+@click.command(short_help="Push a module to a registry.")
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(["wasm-to-oci", "cncf"]),
+    default="wasm-to-oci",
+    show_default=True,
+    help="wasm-to-oci (what Krustlet reads) or cncf (the CNCF Wasm artifact).",
+)
+@click.option(
+    "-a",
+    "--annotation",
+    "annotations",
+    multiple=True,
+    callback=_annotation,
+    metavar="KEY=VALUE",
+    help="A manifest annotation (repeatable).",
+)
+@click.option(
+    "--reproducible",
+    is_flag=True,
+    help="Leave out the creation time, so the same module always gets the same digest.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Print only the digest.")
+@transport_options
+@credential_options
+@click.argument("module", type=click.Path(path_type=Path))
+@click.argument("reference")
+def push(
+    format_: str,
+    annotations: dict[str, str],
+    reproducible: bool,
+    quiet: bool,
+    plain_http: bool,
+    insecure: bool,
+    ca_file: Path | None,
+    username: str | None,
+    password_stdin: bool,
+    module: Path,
+    reference: str,
+) -> None:
+    """Push MODULE (a .wasm file) to REFERENCE (host[:port]/repo:tag)."""
+    password = read_password(username, password_stdin)
+    bar = ProgressBar("Pushing", quiet)
+    with reported(), client(plain_http, insecure, ca_file, username, password) as registry:
+        try:
+            result = registry.push(
+                module,
+                reference,
+                format=format_,
+                annotations=annotations,
+                reproducible=reproducible,
+                progress=bar,
+            )
+        finally:
+            bar.close()
+    if quiet:
+        click.echo(result.digest)
+    else:
+        click.echo(f"Pushed {reference} ({result.format})")
+        click.echo(f"Digest: {result.digest}")
+
+
+@click.command(short_help="Pull a module from a registry, verified.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Where to write the module (default: REPO.wasm here).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Print only the path written.")
+@transport_options
+@credential_options
+@click.argument("reference")
+def pull(
+    output: Path | None,
+    quiet: bool,
+    plain_http: bool,
+    insecure: bool,
+    ca_file: Path | None,
+    username: str | None,
+    password_stdin: bool,
+    reference: str,
+) -> None:
+    """Pull the module of REFERENCE; its size and sha256 are verified before it is written."""
+    password = read_password(username, password_stdin)
+    bar = ProgressBar("Pulling", quiet)
+    with reported(), client(plain_http, insecure, ca_file, username, password) as registry:
+        try:
+            result = registry.pull(reference, output, progress=bar)
+        finally:
+            bar.close()
+    if quiet:
+        click.echo(str(result.path))
+    else:
+        click.echo(f"Pulled {result.reference} ({result.format})")
+        click.echo(f"Wrote {result.path} ({result.module_size} bytes, {result.module_digest})")
+
+
+@click.command(short_help="Describe an artifact in a registry.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@transport_options
+@credential_options
+@click.argument("reference")
+def inspect(
+    as_json: bool,
+    plain_http: bool,
+    insecure: bool,
+    ca_file: Path | None,
+    username: str | None,
+    password_stdin: bool,
+    reference: str,
+) -> None:
+    """Show the format, digests, sizes, media types and annotations of REFERENCE."""
+    password = read_password(username, password_stdin)
+    with reported(), client(plain_http, insecure, ca_file, username, password) as registry:
+        info = registry.inspect(reference)
+    if as_json:
+        click.echo(json.dumps(info.as_dict(), indent=2, sort_keys=True))
+        return
+    click.echo(f"Reference:  {info.reference}")
+    click.echo(f"Format:     {info.format}")
+    click.echo(f"Digest:     {info.digest}")
+    click.echo(f"Media type: {info.media_type} ({info.size} bytes)")
+    click.echo(f"Config:     {info.config_media_type}")
+    for layer in info.layers:
+        click.echo(f"Layer:      {layer.media_type} {layer.digest} ({layer.size} bytes)")
+        for key, value in sorted(layer.annotations.items()):
+            click.echo(f"              {key}: {value}")
+    for key, value in sorted(info.annotations.items()):
+        click.echo(f"Annotation: {key}: {value}")
+
+
+@click.command(short_help="Log in to a registry (stored like docker login).")
+@transport_options
+@credential_options
+@click.argument("registry")
+def login(
+    plain_http: bool,
+    insecure: bool,
+    ca_file: Path | None,
+    username: str | None,
+    password_stdin: bool,
+    registry: str,
+) -> None:
+    """Check credentials against REGISTRY and store them in the Docker config."""
+    if not username:
+        raise click.UsageError("login needs --username and --password-stdin.")
+    password = read_password(username, password_stdin)
+    with reported(), client(plain_http, insecure, ca_file, username, password) as registry_client:
+        path = registry_client.login(registry)
+    click.echo(f"Login Succeeded (stored in {path})")
+
+
+@click.command(short_help="Forget the stored credentials of a registry.")
+@click.argument("registry")
+def logout(registry: str) -> None:
+    """Remove REGISTRY's credentials from the Docker config."""
+    from .._artifacts import RegistryClient
+
+    with reported():
+        found = RegistryClient.logout(registry)
+    click.echo(
+        f"Removed login credentials for {registry}" if found else f"Not logged in to {registry}"
+    )

@@ -1,0 +1,208 @@
+"""The OCI artifact formats wasmhost pushes and pulls, as manifests and configs.
+
+``wasm-to-oci`` is what wasm-to-oci pushes and Krustlet reads: config
+``application/vnd.wasm.config.v1+json`` holding ``{}``, one
+``application/vnd.wasm.content.layer.v1+wasm`` layer with a title annotation,
+and no top-level ``mediaType`` -- Krustlet's client (oci-distribution 0.8)
+rejects a manifest that has one, so this one is assembled here instead of by
+oras-py's ``push()``, which always writes it.
+
+``cncf`` is the CNCF TAG-Runtime Wasm artifact (read by runwasi, wkg and
+wasmCloud): config ``application/vnd.wasm.config.v0+json`` with ``created``,
+``architecture: wasm``, ``os: wasip1`` and ``layerDigests``, one
+``application/wasm`` layer, and the OCI manifest ``mediaType``.
+
+Manifests are serialized once, compactly and in a fixed key order, so their
+digest is stable: the bytes pushed are the bytes whose digest is reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any, NamedTuple
+
+from ._errors import ArtifactError
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
+INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
+ACCEPT = ", ".join((*MANIFEST_TYPES, *INDEX_TYPES))
+
+WASM_TO_OCI_CONFIG = "application/vnd.wasm.config.v1+json"
+WASM_TO_OCI_LAYER = "application/vnd.wasm.content.layer.v1+wasm"
+CNCF_CONFIG = "application/vnd.wasm.config.v0+json"
+CNCF_LAYER = "application/wasm"
+WASM_LAYERS = (WASM_TO_OCI_LAYER, CNCF_LAYER)
+
+TITLE = "org.opencontainers.image.title"
+CREATED = "org.opencontainers.image.created"
+
+FORMATS = ("wasm-to-oci", "cncf")
+
+
+class Blob(NamedTuple):
+    """Content to upload, with its descriptor fields."""
+
+    media_type: str
+    digest: str
+    size: int
+
+
+class Artifact(NamedTuple):
+    """What a push sends: the config bytes, the layer's descriptor, the manifest bytes."""
+
+    format: str
+    config: bytes
+    config_type: str
+    layer: Blob
+    manifest: bytes
+    manifest_type: str
+
+    @property
+    def digest(self) -> str:
+        return sha256_digest(self.manifest)
+
+
+def sha256_digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def canonical_json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def timestamp(epoch: int | None) -> str:
+    """RFC 3339 UTC time: now, or ``epoch`` seconds (SOURCE_DATE_EPOCH style)."""
+    moment = (
+        datetime.now(timezone.utc) if epoch is None else datetime.fromtimestamp(epoch, timezone.utc)
+    )
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def build(
+    format: str,
+    *,
+    layer_digest: str,
+    layer_size: int,
+    title: str,
+    annotations: Mapping[str, str],
+    created: str | None,
+) -> Artifact:
+    """The config and manifest of one wasm module in ``format``.
+
+    ``created`` (RFC 3339) goes in the ``org.opencontainers.image.created``
+    annotation and, for ``cncf``, in the config; None leaves it out, for
+    reproducible digests.
+    """
+    notes = dict(annotations)
+    if created is not None:
+        notes.setdefault(CREATED, created)
+    if format == "wasm-to-oci":
+        config = b"{}"
+        config_type, layer_type = WASM_TO_OCI_CONFIG, WASM_TO_OCI_LAYER
+    elif format == "cncf":
+        config_body: dict[str, Any] = {}
+        if created is not None:
+            config_body["created"] = created
+        config_body.update(architecture="wasm", os="wasip1", layerDigests=[layer_digest])
+        config = canonical_json(config_body)
+        config_type, layer_type = CNCF_CONFIG, CNCF_LAYER
+    else:
+        raise ArtifactError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}.")
+    manifest: dict[str, Any] = {"schemaVersion": 2}
+    if format == "cncf":
+        manifest["mediaType"] = OCI_MANIFEST
+    manifest["config"] = {
+        "mediaType": config_type,
+        "digest": sha256_digest(config),
+        "size": len(config),
+    }
+    manifest["layers"] = [
+        {
+            "mediaType": layer_type,
+            "digest": layer_digest,
+            "size": layer_size,
+            "annotations": {TITLE: title},
+        }
+    ]
+    if notes:
+        manifest["annotations"] = dict(sorted(notes.items()))
+    return Artifact(
+        format,
+        config,
+        config_type,
+        Blob(layer_type, layer_digest, layer_size),
+        canonical_json(manifest),
+        OCI_MANIFEST,
+    )
+
+
+class WasmLayer(NamedTuple):
+    """What a pulled manifest says about its module."""
+
+    format: str
+    digest: str
+    size: int
+    title: str | None
+    manifest: dict[str, Any]
+
+
+def find_wasm_layer(manifest: dict[str, Any], where: str) -> WasmLayer:
+    """The one wasm layer of ``manifest``; else an :class:`ArtifactError` naming what it holds."""
+    layers = manifest.get("layers")
+    config = manifest.get("config") or {}
+    if not isinstance(layers, list):
+        raise ArtifactError(f"{where} is not an image or artifact manifest (it has no layers).")
+    wasm = [layer for layer in layers if isinstance(layer, dict) and _is_wasm(layer)]
+    if not wasm:
+        held = ", ".join(
+            sorted({str(layer.get("mediaType")) for layer in layers if isinstance(layer, dict)})
+        )
+        raise ArtifactError(
+            f"{where} holds no wasm module: its config is {config.get('mediaType')!r} and "
+            f"its layers are {held or 'none'}."
+        )
+    if len(wasm) > 1:
+        raise ArtifactError(
+            f"{where} holds {len(wasm)} wasm layers; wasmhost runs artifacts with one."
+        )
+    layer = wasm[0]
+    digest, size = layer.get("digest"), layer.get("size")
+    if not isinstance(digest, str) or not digest.startswith("sha256:") or not isinstance(size, int):
+        raise ArtifactError(f"{where} has a wasm layer without a sha256 digest and a size.")
+    config_type = str(config.get("mediaType"))
+    format = {WASM_TO_OCI_CONFIG: "wasm-to-oci", CNCF_CONFIG: "cncf"}.get(config_type, "oci")
+    title = (layer.get("annotations") or {}).get(TITLE)
+    return WasmLayer(format, digest, size, title if isinstance(title, str) else None, manifest)
+
+
+def _is_wasm(layer: dict[str, Any]) -> bool:
+    if layer.get("mediaType") in WASM_LAYERS:
+        return True
+    # An oras push of a plain file: any media type, the file name in the title.
+    title = (layer.get("annotations") or {}).get(TITLE)
+    return isinstance(title, str) and title.endswith(".wasm")
+
+
+def pick_from_index(index: dict[str, Any], where: str) -> str:
+    """The digest of the wasm manifest listed in an image index."""
+    manifests = index.get("manifests") or []
+    for entry in manifests:
+        platform = entry.get("platform") or {}
+        if platform.get("architecture") == "wasm" or platform.get("os") in ("wasi", "wasip1"):
+            digest = entry.get("digest")
+            if isinstance(digest, str):
+                return digest
+    platforms = ", ".join(
+        f"{(e.get('platform') or {}).get('os')}/{(e.get('platform') or {}).get('architecture')}"
+        for e in manifests
+    )
+    raise ArtifactError(
+        f"{where} is an index with no wasm platform (it lists {platforms or 'nothing'})."
+    )

@@ -1,0 +1,110 @@
+"""Registry references as Docker writes them: ``host[:port]/repo[:tag][@sha256:...]``.
+
+A reference without a registry host names Docker Hub (``hello:1`` is
+``docker.io/library/hello:1``), as ``docker pull`` reads it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from ._errors import InvalidReference
+
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_API = "registry-1.docker.io"
+DEFAULT_TAG = "latest"
+
+# The grammar of github.com/distribution/reference, in short.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REPOSITORY = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
+_HOST = re.compile(
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?$"
+)
+
+
+class Reference(NamedTuple):
+    """A parsed reference. ``tag`` is None when only a digest was given."""
+
+    registry: str
+    repository: str
+    tag: str | None
+    digest: str | None
+
+    @property
+    def api_host(self) -> str:
+        """The host to send API requests to (Docker Hub's differs from its name)."""
+        return DOCKER_HUB_API if self.registry == DOCKER_HUB else self.registry
+
+    @property
+    def target(self) -> str:
+        """The manifest to ask the registry for: the digest if known, else the tag."""
+        return self.digest or self.tag or DEFAULT_TAG
+
+    def with_digest(self, digest: str) -> Reference:
+        return self._replace(digest=digest)
+
+    def __str__(self) -> str:
+        text = f"{self.registry}/{self.repository}"
+        if self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += f"@{self.digest}"
+        return text
+
+
+def parse_reference(text: str) -> Reference:
+    """Parse ``text`` as Docker does; raise :class:`ReferenceError` saying what is off.
+
+    >>> parse_reference("localhost:5000/hello:v1")
+    Reference(registry='localhost:5000', repository='hello', tag='v1', digest=None)
+    >>> str(parse_reference("hello"))
+    'docker.io/library/hello:latest'
+    """
+    rest, _, digest = text.partition("@")
+    if digest and not _DIGEST.match(digest):
+        raise InvalidReference(f"{text!r}: the digest must be sha256: and 64 hex digits.")
+    first, slash, remainder = rest.partition("/")
+    if slash and _is_host(first):
+        registry, path = first, remainder
+    else:
+        registry, path = DOCKER_HUB, rest
+    name, colon, tag = path.rpartition(":") if ":" in path else (path, "", "")
+    if not colon:
+        name, tag = path, ""
+    if tag and not _TAG.match(tag):
+        raise InvalidReference(f"{text!r}: {tag!r} is not a valid tag.")
+    if registry == DOCKER_HUB and "/" not in name:
+        name = f"library/{name}"
+    if not name or not _REPOSITORY.match(name):
+        raise InvalidReference(
+            f"{text!r} is not a reference; write it like registry.example.com/repo:tag "
+            "(repository names are lower-case)."
+        )
+    if not tag and not digest:
+        tag = DEFAULT_TAG
+    return Reference(registry, name, tag or None, digest or None)
+
+
+def _is_host(first: str) -> bool:
+    """Whether a reference's first component names a registry (as Docker decides)."""
+    marked = "." in first or ":" in first or first == "localhost" or first.startswith("[")
+    return marked and bool(_HOST.match(first))
+
+
+def looks_like_reference(text: str) -> bool:
+    """Whether ``text`` (which is not an existing file) is meant as a registry reference.
+
+    A name ending in ``.wasm`` without a tag or digest is taken for a missing
+    file; anything with a tag, a digest or a registry host is a reference.
+    """
+    rest = text.partition("@")[0]
+    first, slash, remainder = rest.partition("/")
+    has_host = bool(slash) and _is_host(first)
+    last = (remainder if has_host else rest).rsplit("/", 1)[-1]
+    has_tag = ":" in last
+    if "@" in text or has_tag:
+        return True
+    return has_host and not text.endswith(".wasm")

@@ -1,0 +1,439 @@
+"""Talking to an OCI distribution registry, on top of oras-py.
+
+oras-py gives the HTTP session and the Bearer-token exchange; what it does
+not do is done here: a bounded retry policy (oras-py's own sleeps about two
+minutes against a dead registry), Basic challenges, streamed uploads and
+downloads with their sizes and sha256 verified, manifests pushed as exact
+bytes, and every failure mapped to a :class:`~wasmhost.RegistryError` that
+says what to do. Credentials never appear in a message or a log line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import IO, Any, NamedTuple
+
+import oras.auth.utils
+import oras.provider
+import requests
+import requests.adapters
+
+from ._credentials import Credentials, lookup
+from ._errors import (
+    AuthenticationError,
+    IntegrityError,
+    NotFoundError,
+    RegistryError,
+    RegistryUnreachable,
+)
+from ._formats import ACCEPT
+from ._reference import Reference
+
+log = logging.getLogger("wasmhost.registry")
+
+Progress = Callable[[int, int], None]
+"""Called with (bytes done, bytes in all) as a transfer goes on."""
+
+CHUNK = 1 << 20
+HTTP_HINT = ", or pass --plain-http for a registry without TLS"
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+
+
+class Transport(NamedTuple):
+    """How to reach registries: ``plain_http`` (no TLS), ``insecure`` (TLS, unverified),
+    ``ca_file`` (a CA bundle to verify with), ``timeout`` (seconds per connect or read),
+    ``attempts`` (for transient failures)."""
+
+    plain_http: bool = False
+    insecure: bool = False
+    ca_file: str | None = None
+    timeout: float = 10.0
+    attempts: int = 3
+
+
+class _TimeoutAdapter(requests.adapters.HTTPAdapter):
+    """Gives every request of the session a timeout, oras-py's token requests included."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(max_retries=0)
+        self._timeout = timeout
+
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self._timeout
+        return super().send(request, *args, **kwargs)
+
+
+class Session:
+    """One registry host: its connection pool, credentials and tokens."""
+
+    def __init__(
+        self, reference: Reference, transport: Transport, credentials: Credentials | None
+    ) -> None:
+        self.reference = reference
+        self.transport = transport
+        verify: bool | str = not transport.insecure
+        if transport.ca_file and not transport.insecure:
+            verify = transport.ca_file
+        self._oras = oras.provider.Registry(
+            hostname=reference.api_host, insecure=transport.plain_http, tls_verify=verify
+        )
+        self._http = self._oras.session
+        adapter = _TimeoutAdapter(transport.timeout)
+        self._http.mount("https://", adapter)
+        self._http.mount("http://", adapter)
+        self._verify = verify
+        self._credentials = lookup(reference.registry, credentials)
+        if self._credentials is not None:
+            self._oras.auth.set_basic_auth(*self._credentials)
+        self._authorization: str | None = None
+        self.base = f"{'http' if transport.plain_http else 'https'}://{reference.api_host}/v2"
+
+    # -- requests ------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        headers: dict[str, str] | None = None,
+        body: Callable[[], Any] | bytes | None = None,
+        stream: bool = False,
+        ok: tuple[int, ...] = (200,),
+        url: str | None = None,
+    ) -> requests.Response:
+        """Send a request, authenticating and retrying as needed; map failures to errors.
+
+        ``body`` is bytes, or a callable returning a fresh body (a file
+        object) for each attempt. ``what`` names the object for messages.
+        """
+        target = url or f"{self.base}{path}"
+        authenticated = False
+        attempt = 0
+        while True:
+            attempt += 1
+            sent = dict(headers or {})
+            if self._authorization:
+                sent["Authorization"] = self._authorization
+            try:
+                response = self._http.request(
+                    method,
+                    target,
+                    headers=sent,
+                    data=body() if callable(body) else body,
+                    stream=stream,
+                    verify=self._verify,
+                    allow_redirects=True,
+                )
+            except requests.exceptions.SSLError:
+                raise RegistryUnreachable(
+                    f"TLS with {self.reference.registry} failed (certificate not trusted?); "
+                    "pass --ca-file with its CA, --insecure to skip verification, or "
+                    "--plain-http for a registry without TLS.",
+                    reference=str(self.reference),
+                ) from None
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                if attempt < self.transport.attempts:
+                    delay = 0.25 * 2 ** (attempt - 1)
+                    log.info(
+                        "retrying %s %s in %.2f s: %s", method, what, delay, type(exc).__name__
+                    )
+                    time.sleep(delay)
+                    continue
+                kind = (
+                    "timed out" if isinstance(exc, requests.Timeout) else "refused or unreachable"
+                )
+                raise RegistryUnreachable(
+                    f"registry {self.reference.registry} is {kind} "
+                    f"(after {attempt} attempts); check the address and that it is running"
+                    f"{'' if self.transport.plain_http else HTTP_HINT}.",
+                    reference=str(self.reference),
+                ) from None
+            if response.status_code == 401 and not authenticated:
+                authenticated = True
+                if self._authenticate(response):
+                    response.close()
+                    attempt -= 1
+                    continue
+            if response.status_code in RETRY_STATUSES and attempt < self.transport.attempts:
+                delay = _retry_after(response, 0.25 * 2 ** (attempt - 1))
+                log.info(
+                    "retrying %s %s in %.2f s: HTTP %d", method, what, delay, response.status_code
+                )
+                response.close()
+                time.sleep(delay)
+                continue
+            if response.status_code in ok:
+                return response  # type: ignore[no-any-return]
+            raise self._error(response, what)
+
+    def _authenticate(self, response: requests.Response) -> bool:
+        """Answer a 401 challenge; whether the request is worth sending again."""
+        challenge = response.headers.get("WWW-Authenticate", "")
+        scheme = challenge.split(" ", 1)[0].lower()
+        if scheme == "basic":
+            if self._credentials is None:
+                return False
+            self._authorization = "Basic " + oras.auth.utils.get_basic_auth(*self._credentials)
+            return True
+        if scheme == "bearer":
+            parsed = oras.auth.utils.parse_auth_header(challenge)
+            auth = self._oras.auth
+            try:
+                if self._credentials is None:
+                    token = auth.request_anonymous_token(parsed)
+                else:
+                    token = auth.request_token(parsed)
+            except requests.RequestException:
+                token = None
+            if token:
+                self._authorization = f"Bearer {token}"
+                return True
+        return False
+
+    def _error(self, response: requests.Response, what: str) -> RegistryError:
+        status = response.status_code
+        registry = self.reference.registry
+        ref = str(self.reference)
+        detail = _registry_message(response)
+        response.close()
+        if status == 401:
+            if self._credentials is None:
+                return AuthenticationError(
+                    f"registry {registry} requires credentials for {what}; run "
+                    f"`wasmhost login {registry}` or pass --username with --password-stdin.",
+                    reference=ref,
+                )
+            return AuthenticationError(
+                f"registry {registry} refused the credentials for {what}; check them "
+                f"with `wasmhost login {registry}`.",
+                reference=ref,
+            )
+        if status == 403:
+            return AuthenticationError(
+                f"registry {registry} denied access to {what}; check that this account may "
+                "use that repository.",
+                reference=ref,
+            )
+        if status == 404:
+            return NotFoundError(f"{what} was not found on {registry}{detail}.", reference=ref)
+        if status >= 500:
+            return RegistryError(
+                f"registry {registry} failed with HTTP {status} on {what}{detail}; "
+                "try again later.",
+                reference=ref,
+            )
+        return RegistryError(
+            f"registry {registry} answered HTTP {status} to {what}{detail}.", reference=ref
+        )
+
+    # -- the distribution API ------------------------------------------------
+
+    def get_manifest(self, target: str) -> tuple[bytes, str, str]:
+        """The manifest bytes, media type and digest of ``target`` (a tag or digest).
+
+        The digest is computed from the bytes; when asked for by digest, the
+        bytes must match it.
+        """
+        repo = self.reference.repository
+        what = (
+            f"{self.reference.registry}/{repo}:{target}"
+            if not target.startswith("sha256:")
+            else f"{self.reference.registry}/{repo}@{target}"
+        )
+        response = self.request(
+            "GET", f"/{repo}/manifests/{target}", what=what, headers={"Accept": ACCEPT}
+        )
+        data = response.content
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        if target.startswith("sha256:") and digest != target:
+            raise IntegrityError(
+                f"the manifest {target} from {self.reference.registry} has digest {digest}; "
+                "refusing it.",
+                reference=str(self.reference),
+            )
+        claimed = response.headers.get("Docker-Content-Digest")
+        if claimed and claimed.startswith("sha256:") and claimed != digest:
+            raise IntegrityError(
+                f"the registry says {what} is {claimed}, but its bytes are {digest}; refusing it.",
+                reference=str(self.reference),
+            )
+        media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        return data, media_type, digest
+
+    def put_manifest(self, tag_or_digest: str, data: bytes, media_type: str) -> str:
+        repo = self.reference.repository
+        response = self.request(
+            "PUT",
+            f"/{repo}/manifests/{tag_or_digest}",
+            what=f"the manifest of {self.reference}",
+            headers={"Content-Type": media_type},
+            body=data,
+            ok=(200, 201),
+        )
+        response.close()
+        return "sha256:" + hashlib.sha256(data).hexdigest()
+
+    def blob_exists(self, digest: str) -> bool:
+        repo = self.reference.repository
+        response = self.request(
+            "HEAD", f"/{repo}/blobs/{digest}", what=f"blob {digest}", ok=(200, 404)
+        )
+        response.close()
+        return response.status_code == 200
+
+    def upload_blob(
+        self,
+        digest: str,
+        size: int,
+        open_body: Callable[[], IO[bytes]] | bytes,
+        progress: Progress | None = None,
+    ) -> None:
+        """Upload one blob, streamed in one PUT, unless the registry has it already."""
+        if self.blob_exists(digest):
+            if progress:
+                progress(size, size)
+            return
+        repo = self.reference.repository
+        start = self.request(
+            "POST",
+            f"/{repo}/blobs/uploads/",
+            what=f"an upload to {self.reference.registry}/{repo}",
+            headers={"Content-Length": "0"},
+            ok=(202,),
+        )
+        location = start.headers.get("Location", "")
+        start.close()
+        if not location:
+            raise RegistryError(
+                f"registry {self.reference.registry} started an upload without a Location.",
+                reference=str(self.reference),
+            )
+        if location.startswith("/"):
+            location = self.base.removesuffix("/v2") + location
+        location += ("&" if "?" in location else "?") + f"digest={digest}"
+
+        def body() -> Any:
+            if isinstance(open_body, bytes):
+                return _Counted(_BytesReader(open_body), size, progress)
+            return _Counted(open_body(), size, progress)
+
+        done = self.request(
+            "PUT",
+            "",
+            url=location,
+            what=f"blob {digest}",
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+            body=body,
+            ok=(201, 204),
+        )
+        done.close()
+
+    @contextmanager
+    def open_blob(self, digest: str) -> Iterator[requests.Response]:
+        repo = self.reference.repository
+        response = self.request(
+            "GET", f"/{repo}/blobs/{digest}", what=f"blob {digest}", stream=True
+        )
+        try:
+            yield response
+        finally:
+            response.close()
+
+    def download_blob(
+        self, digest: str, size: int, out: IO[bytes], progress: Progress | None = None
+    ) -> None:
+        """Stream blob ``digest`` into ``out``, checking its size and sha256 on the way."""
+        hasher = hashlib.sha256()
+        received = 0
+        with self.open_blob(digest) as response:
+            try:
+                for chunk in response.iter_content(CHUNK):
+                    received += len(chunk)
+                    if received > size:
+                        break
+                    hasher.update(chunk)
+                    out.write(chunk)
+                    if progress:
+                        progress(received, size)
+            except requests.RequestException:
+                raise RegistryUnreachable(
+                    f"the download of {digest} from {self.reference.registry} broke off; "
+                    "try again.",
+                    reference=str(self.reference),
+                ) from None
+        actual = "sha256:" + hasher.hexdigest()
+        if received != size or actual != digest:
+            got = f"{received} bytes" if received != size else f"digest {actual}"
+            raise IntegrityError(
+                f"blob {digest} from {self.reference.registry} does not match its digest "
+                f"(expected {size} bytes, got {got}); nothing was kept.",
+                reference=str(self.reference),
+            )
+
+    def check(self) -> None:
+        """Ask the registry's API root, authenticating: the check behind ``login``."""
+        response = self.request("GET", "/", what=f"the API of {self.reference.registry}")
+        response.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+
+class _BytesReader:
+    def __init__(self, data: bytes) -> None:
+        self._data = memoryview(data)
+        self._pos = 0
+
+    def read(self, n: int = -1) -> bytes:
+        end = len(self._data) if n < 0 else self._pos + n
+        chunk = bytes(self._data[self._pos : end])
+        self._pos += len(chunk)
+        return chunk
+
+
+class _Counted:
+    """A request body that reports progress as http.client reads it."""
+
+    def __init__(self, inner: Any, size: int, progress: Progress | None) -> None:
+        self._inner = inner
+        self._size = size
+        self._done = 0
+        self._progress = progress
+
+    def __len__(self) -> int:
+        return self._size
+
+    def read(self, n: int = -1) -> bytes:
+        chunk: bytes = self._inner.read(CHUNK if n is None or n < 0 or n < CHUNK else n)
+        self._done += len(chunk)
+        if self._progress:
+            self._progress(self._done, self._size)
+        if not chunk and hasattr(self._inner, "close"):
+            self._inner.close()
+        return chunk
+
+
+def _retry_after(response: requests.Response, default: float) -> float:
+    try:
+        return min(float(response.headers.get("Retry-After", "")), 5.0)
+    except ValueError:
+        return default
+
+
+def _registry_message(response: requests.Response) -> str:
+    """The registry's own explanation (its JSON ``errors``), if short; never headers."""
+    try:
+        errors = response.json().get("errors") or []
+        messages = [
+            str(e.get("message")) for e in errors if isinstance(e, dict) and e.get("message")
+        ]
+    except (ValueError, AttributeError):
+        return ""
+    text = "; ".join(messages)[:200]
+    return f" ({text})" if text else ""

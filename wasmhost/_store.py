@@ -1,0 +1,129 @@
+"""The local content-addressed store of pulled artifacts.
+
+``<cache>/oci/blobs/sha256/<hex>`` holds manifests and modules by digest;
+``<cache>/oci/tags/<registry>/<repository>/<tag>`` records the manifest
+digest a tag resolved to, for ``--offline`` runs. Every file is written to a
+temporary name in the same folder and renamed into place once its size and
+sha256 are verified, so a reader never sees a partial or unverified blob and
+concurrent pulls of the same reference share it safely.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from ._errors import IntegrityError
+from ._reference import Reference
+
+
+class Store:
+    """Blobs by digest and tags by reference under ``root`` (``<cache>/oci``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def blob_path(self, digest: str) -> Path:
+        algorithm, _, hexdigest = digest.partition(":")
+        return self.root / "blobs" / algorithm / hexdigest
+
+    def has_blob(self, digest: str, size: int | None = None) -> bool:
+        """Whether a blob is stored whole: its size matches, and its sha256 when small."""
+        path = self.blob_path(digest)
+        try:
+            actual = path.stat().st_size
+        except OSError:
+            return False
+        return size is None or actual == size
+
+    def read_verified(self, digest: str) -> bytes:
+        """A stored blob's bytes, after checking them against ``digest``."""
+        data = self.blob_path(digest).read_bytes()
+        if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+            self.blob_path(digest).unlink(missing_ok=True)
+            raise IntegrityError(
+                f"the stored copy of {digest} is damaged and was removed; pull it again."
+            )
+        return data
+
+    def verify_file(self, digest: str) -> Path:
+        """The path of a stored blob, after checking its sha256 (streamed)."""
+        path = self.blob_path(digest)
+        hasher = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                hasher.update(chunk)
+        if "sha256:" + hasher.hexdigest() != digest:
+            path.unlink(missing_ok=True)
+            raise IntegrityError(
+                f"the stored copy of {digest} is damaged and was removed; pull it again."
+            )
+        return path
+
+    @contextmanager
+    def writer(self, digest: str) -> Iterator[IO[bytes]]:
+        """A temporary file that becomes blob ``digest`` if the block ends without error.
+
+        The caller verifies the content while writing (see
+        ``Session.download_blob``); an exception leaves nothing behind.
+        """
+        path = self.blob_path(digest)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                yield f
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def put_bytes(self, data: bytes) -> str:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        if not self.has_blob(digest, len(data)):
+            with self.writer(digest) as f:
+                f.write(data)
+        return digest
+
+    def fill(self, digest: str, size: int, fetch: Callable[[IO[bytes]], None]) -> Path:
+        """The stored blob ``digest``, fetched through ``fetch(file)`` if not stored yet."""
+        if not self.has_blob(digest, size):
+            with self.writer(digest) as f:
+                fetch(f)
+        return self.blob_path(digest)
+
+    def _tag_path(self, reference: Reference) -> Path:
+        assert reference.tag is not None
+        return (
+            self.root
+            / "tags"
+            / reference.registry.replace(":", "_")
+            / reference.repository
+            / reference.tag
+        )
+
+    def remember_tag(self, reference: Reference, digest: str) -> None:
+        if reference.tag is None:
+            return
+        path = self._tag_path(reference)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(fd, "w") as f:
+            f.write(digest + "\n")
+        os.replace(tmp, path)
+
+    def recall_tag(self, reference: Reference) -> str | None:
+        if reference.tag is None:
+            return None
+        try:
+            digest = self._tag_path(reference).read_text().strip()
+        except OSError:
+            return None
+        return digest if digest.startswith("sha256:") else None
