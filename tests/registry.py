@@ -27,6 +27,7 @@ class Registry:
                 "docker-registry is not installed (Debian package docker-registry); "
                 "`nox -s tests` installs it."
             )
+        folder.mkdir(parents=True, exist_ok=True)
         self.root = folder / "storage"
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"

@@ -1,0 +1,78 @@
+"""Registry references, parsed as Docker parses them."""
+
+from __future__ import annotations
+
+import pytest
+
+from wasmhost import InvalidReference
+from wasmhost._reference import Reference, looks_like_reference, parse_reference
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("hello", Reference("docker.io", "library/hello", "latest", None)),
+        ("hello:1.0", Reference("docker.io", "library/hello", "1.0", None)),
+        ("user/hello", Reference("docker.io", "user/hello", "latest", None)),
+        ("ghcr.io/org/app:oci", Reference("ghcr.io", "org/app", "oci", None)),
+        ("localhost/app", Reference("localhost", "app", "latest", None)),
+        ("localhost:5000/a/b/c:t", Reference("localhost:5000", "a/b/c", "t", None)),
+        ("127.0.0.1:5000/x@" + DIGEST, Reference("127.0.0.1:5000", "x", None, DIGEST)),
+        ("r.io/x:t@" + DIGEST, Reference("r.io", "x", "t", DIGEST)),
+        ("[::1]:5000/x:y", Reference("[::1]:5000", "x", "y", None)),
+    ],
+)
+def test_parse(text: str, expected: Reference) -> None:
+    assert parse_reference(text) == expected
+
+
+def test_docker_hub_talks_to_its_api_host() -> None:
+    assert parse_reference("hello").api_host == "registry-1.docker.io"
+    assert parse_reference("ghcr.io/a/b").api_host == "ghcr.io"
+
+
+def test_str_round_trips() -> None:
+    for text in ("ghcr.io/org/app:oci", "r.io/x:t@" + DIGEST, "localhost:5000/a@" + DIGEST):
+        assert str(parse_reference(text)) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("Hello", "lower-case"),
+        ("", "not a reference"),
+        ("ghcr.io/a:b:c", "not a reference"),
+        ("x@sha256:12", "64 hex digits"),
+        ("x@md5:" + "a" * 32, "64 hex digits"),
+        ("r.io/a:" + "t" * 200, "not a valid tag"),
+        ("r.io/a:-bad", "not a valid tag"),
+        ("r.io/UPPER", "lower-case"),
+        ("r.io//a", "not a reference"),
+    ],
+)
+def test_bad_references(text: str, message: str) -> None:
+    with pytest.raises(InvalidReference, match=message):
+        parse_reference(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "meant"),
+    [
+        ("artifacts/hello.wasm", False),
+        ("hello.wasm", False),
+        ("./a/b", False),
+        ("../a/b", False),
+        ("/abs/path/x", False),
+        ("a/b", False),
+        ("hello:latest", True),
+        ("ghcr.io/org/app", True),
+        ("localhost:5000/app", True),
+        ("x@" + DIGEST, True),
+        ("ghcr.io/org/app.wasm", False),
+        ("ghcr.io/org/app.wasm:v1", True),
+    ],
+)
+def test_what_run_takes_for_a_reference(text: str, meant: bool) -> None:
+    assert looks_like_reference(text) is meant

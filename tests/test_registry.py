@@ -1,0 +1,557 @@
+"""Publishing and fetching modules through a real registry, checked by third-party clients."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import subprocess
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import FSPROBE, HELLO, NBODY, REGISTRY_PASSWORD, REGISTRY_USER, wasmhost_cli
+from registry import Registry
+from token_proxy import TokenProxy
+
+import wasmhost._registry
+from wasmhost import (
+    ArtifactError,
+    AuthenticationError,
+    IntegrityError,
+    ModuleError,
+    NotFoundError,
+    RegistryClient,
+    RegistryUnreachable,
+)
+
+_counter = iter(range(10_000))
+
+
+def repo(registry: Registry, name: str = "mod") -> str:
+    """A fresh repository reference, so tests never see each other's tags."""
+    return f"{registry.host}/{name}-{next(_counter)}"
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def skopeo_raw(reference: str) -> dict[str, object]:
+    done = subprocess.run(
+        ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{reference}"],
+        capture_output=True,
+        check=True,
+    )
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> RegistryClient:
+    return RegistryClient(plain_http=True, cache_dir=tmp_path / "cache")
+
+
+def test_wasm_to_oci_round_trip_as_krustlet_reads_it(
+    registry: Registry, client: RegistryClient, tmp_path: Path
+) -> None:
+    ref = repo(registry) + ":oci"
+    pushed = client.push(HELLO, ref)
+    manifest = skopeo_raw(ref)
+    # What wasm-to-oci writes: no top-level mediaType (Krustlet refuses one).
+    assert "mediaType" not in manifest
+    assert manifest["schemaVersion"] == 2
+    assert manifest["config"] == {
+        "mediaType": "application/vnd.wasm.config.v1+json",
+        "digest": sha256(b"{}"),
+        "size": 2,
+    }
+    assert manifest["layers"] == [
+        {
+            "mediaType": "application/vnd.wasm.content.layer.v1+wasm",
+            "digest": sha256(HELLO.read_bytes()),
+            "size": HELLO.stat().st_size,
+            "annotations": {"org.opencontainers.image.title": "hello-world.wasm"},
+        }
+    ]
+    assert pushed.digest == sha256(
+        subprocess.run(
+            ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"],
+            capture_output=True,
+            check=True,
+        ).stdout
+    )
+    out = client.pull(ref, tmp_path / "out.wasm")
+    assert out.path.read_bytes() == HELLO.read_bytes()
+    assert out.format == "wasm-to-oci"
+    assert out.digest == pushed.digest
+
+
+def test_cncf_round_trip(registry: Registry, client: RegistryClient, tmp_path: Path) -> None:
+    ref = repo(registry) + ":cncf"
+    pushed = client.push(NBODY, ref, format="cncf")
+    manifest = skopeo_raw(ref)
+    assert manifest["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert manifest["config"]["mediaType"] == "application/vnd.wasm.config.v0+json"  # type: ignore[index]
+    [layer] = manifest["layers"]  # type: ignore[misc]
+    assert layer["mediaType"] == "application/wasm"
+    config_digest = manifest["config"]["digest"]  # type: ignore[index]
+    host, _, path = ref.partition("/")
+    config = httpx.get(f"http://{host}/v2/{path.split(':')[0]}/blobs/{config_digest}").json()
+    assert config["architecture"] == "wasm"
+    assert config["os"] == "wasip1"
+    assert config["layerDigests"] == [sha256(NBODY.read_bytes())]
+    assert "created" in config
+    info = client.inspect(ref)
+    assert (info.format, info.digest) == ("cncf", pushed.digest)
+    assert client.pull(ref, tmp_path / "n.wasm").path.read_bytes() == NBODY.read_bytes()
+
+
+def test_skopeo_copies_what_we_push_to_an_oci_layout(
+    registry: Registry, client: RegistryClient, tmp_path: Path
+) -> None:
+    ref = repo(registry) + ":v1"
+    client.push(HELLO, ref)
+    layout = tmp_path / "layout"
+    subprocess.run(
+        ["skopeo", "copy", "--src-tls-verify=false", f"docker://{ref}", f"oci:{layout}:v1"],
+        capture_output=True,
+        check=True,
+    )
+    blob = layout / "blobs" / "sha256" / hashlib.sha256(HELLO.read_bytes()).hexdigest()
+    assert blob.read_bytes() == HELLO.read_bytes()
+    # And back: what skopeo pushes from the layout, we pull.
+    ref2 = repo(registry) + ":copied"
+    subprocess.run(
+        ["skopeo", "copy", "--dest-tls-verify=false", f"oci:{layout}:v1", f"docker://{ref2}"],
+        capture_output=True,
+        check=True,
+    )
+    assert client.pull(ref2, tmp_path / "back.wasm").path.read_bytes() == HELLO.read_bytes()
+
+
+def test_a_plain_oras_push_of_a_wasm_file_is_pulled(
+    registry: Registry, client: RegistryClient, tmp_path: Path
+) -> None:
+    import oras.client
+
+    module = tmp_path / "plain.wasm"
+    module.write_bytes(HELLO.read_bytes())
+    ref = repo(registry) + ":oras"
+    cwd = os.getcwd()
+    os.chdir(tmp_path)  # oras-py wants relative paths for the title annotation
+    try:
+        oras.client.OrasClient(insecure=True).push(files=["plain.wasm"], target=ref)
+    finally:
+        os.chdir(cwd)
+    assert client.pull(ref, tmp_path / "got.wasm").path.read_bytes() == HELLO.read_bytes()
+
+
+def test_annotations_created_and_reproducible(
+    registry: Registry, client: RegistryClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ref = repo(registry)
+    first = client.push(
+        HELLO, ref + ":a", annotations={"org.example.team": "wasm"}, reproducible=True
+    )
+    second = client.push(
+        HELLO, ref + ":b", annotations={"org.example.team": "wasm"}, reproducible=True
+    )
+    assert first.digest == second.digest
+    notes = skopeo_raw(ref + ":a")["annotations"]
+    assert notes == {"org.example.team": "wasm"}
+    stamped = skopeo_raw(client.push(HELLO, ref + ":c").reference)
+    assert "org.opencontainers.image.created" in stamped["annotations"]  # type: ignore[operator]
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "86400")
+    epoch = skopeo_raw(client.push(HELLO, ref + ":d").reference)
+    assert epoch["annotations"] == {"org.opencontainers.image.created": "1970-01-02T00:00:00Z"}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "is empty"), (b"#!/bin/sh\necho hi\n", "not a WebAssembly module")],
+    ids=["empty", "script"],
+)
+def test_push_refuses_what_is_not_wasm(
+    tmp_path: Path, client: RegistryClient, content: bytes, message: str
+) -> None:
+    path = tmp_path / "bad.wasm"
+    path.write_bytes(content)
+    # No registry is contacted: the port is closed, and the error is about the file.
+    with pytest.raises(ModuleError, match=message):
+        client.push(path, "127.0.0.1:1/never:1")
+
+
+def test_a_missing_tag_is_not_found(registry: Registry, client: RegistryClient) -> None:
+    with pytest.raises(NotFoundError, match="was not found"):
+        client.pull(repo(registry) + ":missing")
+
+
+def test_a_manifest_without_wasm_is_refused_naming_what_it_holds(
+    registry: Registry, client: RegistryClient, tmp_path: Path
+) -> None:
+    ref = repo(registry)
+    host, _, name = ref.partition("/")
+    base = f"http://{host}/v2/{name}"
+    layer, config = b"not wasm", b"{}"
+    for blob in (layer, config):
+        start = httpx.post(f"{base}/blobs/uploads/")
+        location = start.headers["Location"]
+        httpx.put(
+            f"{location}&digest={sha256(blob)}"
+            if "?" in location
+            else f"{location}?digest={sha256(blob)}",
+            content=blob,
+        ).raise_for_status()
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": sha256(config),
+            "size": 2,
+        },
+        "layers": [
+            {
+                "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                "digest": sha256(layer),
+                "size": len(layer),
+            }
+        ],
+    }
+    httpx.put(
+        f"{base}/manifests/v1",
+        content=json.dumps(manifest),
+        headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+    ).raise_for_status()
+    with pytest.raises(ArtifactError, match=r"holds no wasm module.*tar\+gzip"):
+        client.pull(ref + ":v1", tmp_path / "x.wasm")
+    assert not (tmp_path / "x.wasm").exists()
+
+
+def test_a_tampered_blob_is_refused_and_nothing_is_kept(
+    registry: Registry, client: RegistryClient, tmp_path: Path
+) -> None:
+    module = tmp_path / "victim.wasm"
+    module.write_bytes(FSPROBE.read_bytes())
+    ref = repo(registry) + ":v1"
+    pushed = client.push(module, ref)
+    blob = registry.blob_file(pushed.module_digest)
+    original = blob.read_bytes()
+    blob.write_bytes(original[:-4] + b"EVIL")
+    try:
+        with pytest.raises(IntegrityError, match=pushed.module_digest):
+            client.pull(ref, tmp_path / "out.wasm")
+        assert not (tmp_path / "out.wasm").exists()
+        assert not client.store.has_blob(pushed.module_digest)
+        leftovers = list((client.store.root / "blobs").rglob(".tmp-*"))
+        assert leftovers == []
+        done = wasmhost_cli(
+            "run",
+            "--plain-http",
+            ref,
+            env=dict(os.environ, WASMHOST_CACHE_DIR=str(tmp_path / "c2")),
+        )
+        assert done.returncode == 1
+        assert b"does not match its digest" in done.stderr
+        assert b"Traceback" not in done.stderr
+    finally:
+        blob.write_bytes(original)
+
+
+def test_a_damaged_stored_copy_is_refused(
+    registry: Registry, client: RegistryClient, tmp_path: Path
+) -> None:
+    ref = repo(registry) + ":v1"
+    fetched = client.fetch(client.push(HELLO, ref).reference)
+    fetched.path.write_bytes(b"\0asm\x01\0\0\0" + b"\0" * (fetched.module_size - 8))
+    with pytest.raises(IntegrityError, match="damaged"):
+        client.fetch(fetched.reference)
+    assert client.fetch(fetched.reference).path.read_bytes() == HELLO.read_bytes()
+
+
+def test_run_by_reference_and_offline(tmp_path: Path) -> None:
+    own = Registry(tmp_path / "own")
+    env = dict(os.environ, WASMHOST_CACHE_DIR=str(tmp_path / "cache"))
+    ref = f"{own.host}/hello:v1"
+    try:
+        pushed = RegistryClient(plain_http=True).push(HELLO, ref)
+        done = wasmhost_cli("run", "--plain-http", ref, env=env)
+        assert (done.returncode, done.stdout) == (0, b"Hello, World!\n")
+    finally:
+        own.stop()
+    # By digest, once stored: the registry is gone and it still runs.
+    by_digest = wasmhost_cli("run", "--plain-http", pushed.reference, env=env)
+    assert (by_digest.returncode, by_digest.stdout) == (0, b"Hello, World!\n")
+    # By tag: resolved again, so it fails, saying how to run the stored copy.
+    by_tag = wasmhost_cli("run", "--plain-http", ref, env=env)
+    assert by_tag.returncode == 1
+    assert b"refused or unreachable" in by_tag.stderr
+    assert b"--offline" in by_tag.stderr
+    offline = wasmhost_cli("run", "--offline", ref, env=env)
+    assert (offline.returncode, offline.stdout) == (0, b"Hello, World!\n")
+    never = wasmhost_cli("run", "--offline", f"{own.host}/other:v1", env=env)
+    assert never.returncode == 1
+    assert b"has not been pulled before" in never.stderr
+
+
+def test_a_dead_registry_fails_fast_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(wasmhost._registry.time, "sleep", slept.append)
+    client = RegistryClient(plain_http=True, cache_dir=tmp_path)
+    with pytest.raises(RegistryUnreachable, match="refused or unreachable"):
+        client.pull("127.0.0.1:1/dead:v1")
+    assert len(slept) == 2  # three attempts in all
+    assert sum(slept) < 2
+    done = wasmhost_cli("pull", "--plain-http", "127.0.0.1:1/dead:v1")
+    assert done.returncode == 1
+    assert len(done.stderr.decode().strip().splitlines()) == 1
+
+
+def test_concurrent_pulls_share_the_store(registry: Registry, tmp_path: Path) -> None:
+    ref = repo(registry) + ":v1"
+    RegistryClient(plain_http=True).push(NBODY, ref)
+    results: list[bytes] = []
+    errors: list[BaseException] = []
+
+    def pull(i: int) -> None:
+        try:
+            with RegistryClient(plain_http=True, cache_dir=tmp_path / "shared") as client:
+                results.append(client.pull(ref, tmp_path / f"out{i}.wasm").path.read_bytes())
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=pull, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert results == [NBODY.read_bytes()] * 8
+    assert list((tmp_path / "shared").rglob(".tmp-*")) == []
+
+
+# -- credentials -------------------------------------------------------------
+
+
+def test_anonymous_access_is_refused_with_a_hint(auth_registry: Registry, tmp_path: Path) -> None:
+    client = RegistryClient(plain_http=True, cache_dir=tmp_path)
+    with pytest.raises(AuthenticationError, match=r"requires credentials.*wasmhost login"):
+        client.push(HELLO, f"{auth_registry.host}/private:v1")
+
+
+def test_wrong_credentials_are_refused_and_never_shown(
+    auth_registry: Registry, tmp_path: Path
+) -> None:
+    secret = "wrong-but-secret-password"
+    client = RegistryClient(
+        plain_http=True, username=REGISTRY_USER, password=secret, cache_dir=tmp_path
+    )
+    with pytest.raises(AuthenticationError, match="refused the credentials") as info:
+        client.push(HELLO, f"{auth_registry.host}/private:v1")
+    assert secret not in str(info.value)
+    done = wasmhost_cli(
+        "push",
+        "--plain-http",
+        "-u",
+        REGISTRY_USER,
+        "--password-stdin",
+        HELLO,
+        f"{auth_registry.host}/private:v1",
+        input=secret.encode() + b"\n",
+    )
+    assert done.returncode == 1
+    assert secret.encode() not in done.stderr + done.stdout
+
+
+def test_docker_config_credentials_are_used(
+    auth_registry: Registry, docker_config: Path, tmp_path: Path
+) -> None:
+    import base64
+
+    token = base64.b64encode(f"{REGISTRY_USER}:{REGISTRY_PASSWORD}".encode()).decode()
+    (docker_config / "config.json").write_text(
+        json.dumps({"auths": {auth_registry.host: {"auth": token}}})
+    )
+    client = RegistryClient(plain_http=True, cache_dir=tmp_path)
+    ref = f"{auth_registry.host}/private-{next(_counter)}:v1"
+    client.push(HELLO, ref)
+    assert client.pull(ref, tmp_path / "p.wasm").path.read_bytes() == HELLO.read_bytes()
+
+
+def test_login_and_logout_write_the_docker_config(
+    auth_registry: Registry, docker_config: Path, tmp_path: Path
+) -> None:
+    login = wasmhost_cli(
+        "login",
+        "--plain-http",
+        "-u",
+        REGISTRY_USER,
+        "--password-stdin",
+        auth_registry.host,
+        input=REGISTRY_PASSWORD.encode() + b"\n",
+        env=dict(os.environ, DOCKER_CONFIG=str(docker_config)),
+    )
+    assert login.returncode == 0, login.stderr
+    assert b"Login Succeeded" in login.stdout
+    config_file = docker_config / "config.json"
+    assert stat.S_IMODE(config_file.stat().st_mode) == 0o600
+    assert auth_registry.host in json.loads(config_file.read_text())["auths"]
+    assert REGISTRY_PASSWORD.encode() not in login.stdout + login.stderr
+    push = wasmhost_cli(
+        "push",
+        "--plain-http",
+        HELLO,
+        f"{auth_registry.host}/after-login:v1",
+        env=dict(os.environ, DOCKER_CONFIG=str(docker_config)),
+    )
+    assert push.returncode == 0, push.stderr
+    logout = wasmhost_cli(
+        "logout", auth_registry.host, env=dict(os.environ, DOCKER_CONFIG=str(docker_config))
+    )
+    assert logout.returncode == 0
+    assert json.loads(config_file.read_text())["auths"] == {}
+    bad = wasmhost_cli(
+        "login",
+        "--plain-http",
+        "-u",
+        REGISTRY_USER,
+        "--password-stdin",
+        auth_registry.host,
+        input=b"nope\n",
+        env=dict(os.environ, DOCKER_CONFIG=str(docker_config)),
+    )
+    assert bad.returncode == 1
+    assert json.loads(config_file.read_text())["auths"] == {}
+
+
+def test_a_credential_helper_from_the_docker_config(
+    auth_registry: Registry, docker_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real docker-credential-* program on PATH (a tiny one of the test's own)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    helper = bin_dir / "docker-credential-wasmtest"
+    helper.write_text(
+        "#!/bin/sh\n"
+        "read server\n"
+        f'if [ "$1" = get ] && [ "$server" = "{auth_registry.host}" ]; then\n'
+        f'  echo \'{{"ServerURL": "{auth_registry.host}", "Username": "{REGISTRY_USER}", '
+        f'"Secret": "{REGISTRY_PASSWORD}"}}\'\n'
+        "  exit 0\nfi\n"
+        "echo 'credentials not found in native keychain'\nexit 1\n"
+    )
+    helper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    (docker_config / "config.json").write_text(json.dumps({"credsStore": "wasmtest"}))
+    client = RegistryClient(plain_http=True, cache_dir=tmp_path / "c")
+    client.push(HELLO, f"{auth_registry.host}/helper-{next(_counter)}:v1")
+
+
+def test_environment_credentials(
+    auth_registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WASMHOST_REGISTRY_USERNAME", REGISTRY_USER)
+    monkeypatch.setenv("WASMHOST_REGISTRY_PASSWORD", REGISTRY_PASSWORD)
+    RegistryClient(plain_http=True, cache_dir=tmp_path).push(
+        HELLO, f"{auth_registry.host}/env-{next(_counter)}:v1"
+    )
+
+
+# -- the CLI -----------------------------------------------------------------
+
+
+def test_cli_push_pull_inspect(registry: Registry, tmp_path: Path) -> None:
+    ref = repo(registry, "cli") + ":v1"
+    env = dict(os.environ, WASMHOST_CACHE_DIR=str(tmp_path / "cache"))
+    push = wasmhost_cli(
+        "push", "--plain-http", "--format", "cncf", "-a", "team=wasm", HELLO, ref, env=env
+    )
+    assert push.returncode == 0, push.stderr
+    digest = push.stdout.decode().split("Digest: ")[1].strip()
+    inspect = wasmhost_cli("inspect", "--plain-http", "--json", ref, env=env)
+    info = json.loads(inspect.stdout)
+    assert info["digest"] == digest
+    assert info["format"] == "cncf"
+    assert info["annotations"]["team"] == "wasm"
+    assert info["layers"][0]["media_type"] == "application/wasm"
+    pull = wasmhost_cli("pull", "--plain-http", ref, cwd=tmp_path, env=env)
+    assert pull.returncode == 0, pull.stderr
+    name = ref.rsplit("/", 1)[1].split(":")[0] + ".wasm"
+    assert (tmp_path / name).read_bytes() == HELLO.read_bytes()
+    quiet = wasmhost_cli("push", "--plain-http", "-q", HELLO, ref, env=env)
+    assert quiet.stdout.decode().strip().startswith("sha256:")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["push", "--plain-http", "x.wasm", "Bad Ref"], "not a reference"),
+        (["pull", "--plain-http", "127.0.0.1:1/x@sha256:123"], "64 hex digits"),
+        (["push", "-u", "someone", "x.wasm", "127.0.0.1:1/x:1"], "--password-stdin"),
+        (["push", "--format", "zip", "x.wasm", "127.0.0.1:1/x:1"], "'zip' is not one of"),
+    ],
+    ids=["bad-reference", "bad-digest", "no-password", "bad-format"],
+)
+def test_cli_bad_registry_input(tmp_path: Path, args: list[str], message: str) -> None:
+    (tmp_path / "x.wasm").write_bytes(HELLO.read_bytes())
+    done = wasmhost_cli(*args, cwd=tmp_path)
+    assert done.returncode in (1, 2)
+    err = done.stderr.decode()
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert message in err
+
+
+def test_bearer_token_challenges(registry: Registry, tmp_path: Path) -> None:
+    proxy = TokenProxy(registry.host, REGISTRY_USER, REGISTRY_PASSWORD)
+    try:
+        ref = f"{proxy.host}/bearer-{next(_counter)}:v1"
+        anonymous = RegistryClient(plain_http=True, cache_dir=tmp_path / "a")
+        with pytest.raises(AuthenticationError, match="requires credentials"):
+            anonymous.push(HELLO, ref)
+        client = RegistryClient(
+            plain_http=True, username=REGISTRY_USER, password=REGISTRY_PASSWORD, cache_dir=tmp_path
+        )
+        client.push(HELLO, ref)
+        assert client.pull(ref, tmp_path / "b.wasm").path.read_bytes() == HELLO.read_bytes()
+        assert proxy.token_requests
+        assert proxy.token_requests[0]["service"] == ["wasmhost-test"]
+    finally:
+        proxy.stop()
+
+
+def test_an_index_resolves_to_its_wasm_manifest(
+    registry: Registry, client: RegistryClient, tmp_path: Path
+) -> None:
+    ref = repo(registry)
+    pushed = client.push(HELLO, ref + ":single")
+    raw = subprocess.run(
+        ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}:single"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    index = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": pushed.digest,
+                "size": len(raw),
+                "platform": {"architecture": "wasm", "os": "wasip1"},
+            }
+        ],
+    }
+    host, _, name = ref.partition("/")
+    httpx.put(
+        f"http://{host}/v2/{name}/manifests/multi",
+        content=json.dumps(index),
+        headers={"Content-Type": "application/vnd.oci.image.index.v1+json"},
+    ).raise_for_status()
+    pulled = client.pull(ref + ":multi", tmp_path / "m.wasm")
+    assert pulled.digest == pushed.digest
+    assert pulled.path.read_bytes() == HELLO.read_bytes()
