@@ -177,12 +177,124 @@ def bench_big_module(cache: Path, scratch: Path) -> dict[str, object]:
     }
 
 
+def wasm_of_size(size: int) -> bytes:
+    """A valid module of about ``size`` bytes: one memory and one data segment filling it."""
+
+    def leb(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            byte, n = n & 0x7F, n >> 7
+            out.append(byte | (0x80 if n else 0))
+            if not n:
+                return bytes(out)
+
+    def section(sid: int, payload: bytes) -> bytes:
+        return bytes([sid]) + leb(len(payload)) + payload
+
+    pages = size // 65536 + 1
+    memory = section(5, leb(1) + b"\x00" + leb(pages))
+    data = bytes(range(256)) * (size // 256)
+    segment = leb(1) + b"\x00\x41\x00\x0b" + leb(len(data)) + data
+    return b"\0asm\x01\0\0\0" + memory + section(11, segment)
+
+
+def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one command, by /usr/bin/time."""
+    start = time.perf_counter()
+    done = subprocess.run(
+        ["/usr/bin/time", "-f", "%M", *argv], env=env, capture_output=True, text=True, check=False
+    )
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(argv)} failed:\n{done.stderr}")
+    peak_kib = int(done.stderr.strip().splitlines()[-1])
+    return wall, peak_kib / 1024
+
+
+def bench_registry(scratch: Path, size_mib: int, runs: int) -> list[dict[str, object]]:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from registry import Registry
+
+    module = scratch / "big.wasm"
+    module.write_bytes(wasm_of_size(size_mib << 20))
+    env = dict(os.environ)
+    wasmhost = wasmhost_command()
+    samples: dict[str, list[tuple[float, float]]] = {k: [] for k in ("wp", "sp", "wl", "sl")}
+    source_registry = Registry(scratch / "registry")
+    try:
+        source = f"{source_registry.host}/big:v1"
+        push = [*wasmhost, "push", "--plain-http", "-q", str(module)]
+        subprocess.run([*push, source], env=env, check=True, capture_output=True)
+        layout = scratch / "layout"
+        skopeo_pull = ["skopeo", "copy", "--src-tls-verify=false", f"docker://{source}"]
+        subprocess.run([*skopeo_pull, f"oci:{layout}:v1"], check=True, capture_output=True)
+        for i in range(runs):
+            # A registry of its own per run: skopeo remembers where it saw each
+            # blob and would mount it from another repository instead of
+            # uploading; on a registry it never saw, both tools send the bytes.
+            target = Registry(scratch / f"target{i}")
+            try:
+                samples["sp"].append(
+                    timed(
+                        [
+                            "skopeo",
+                            "copy",
+                            "--dest-tls-verify=false",
+                            f"oci:{layout}:v1",
+                            f"docker://{target.host}/s:v1",
+                        ],
+                        env,
+                    )
+                )
+                samples["wp"].append(timed([*push, f"{target.host}/w:v1"], env))
+            finally:
+                target.stop()
+            cache = dict(env, WASMHOST_CACHE_DIR=str(scratch / f"cache{i}"))
+            out = scratch / f"pulled{i}.wasm"
+            samples["wl"].append(
+                timed([*wasmhost, "pull", "--plain-http", "-q", source, "-o", str(out)], cache)
+            )
+            samples["sl"].append(timed([*skopeo_pull, f"oci:{scratch / f'layout{i}'}:v1"], env))
+            out.unlink()
+            shutil.rmtree(scratch / f"cache{i}", ignore_errors=True)
+            shutil.rmtree(scratch / f"layout{i}", ignore_errors=True)
+    finally:
+        source_registry.stop()
+
+    def median(key: str, index: int) -> float:
+        return statistics.median(sample[index] for sample in samples[key])
+
+    results: list[dict[str, object]] = []
+    for way, ours, theirs, what in (
+        ("push", "wp", "sp", "oci layout -> registry"),
+        ("pull", "wl", "sl", "registry -> oci layout"),
+    ):
+        w, s = median(ours, 0), median(theirs, 0)
+        results.append(
+            {
+                "name": f"{way} a {size_mib} MiB module (local registry)",
+                "baseline": f"skopeo copy ({what})",
+                "baseline_ms": round(s * 1000, 1),
+                "wasmhost_ms": round(w * 1000, 1),
+                "ratio": round(w / s, 2),
+                "peak_rss_mib": round(median(ours, 1), 1),
+                "baseline_peak_rss_mib": round(median(theirs, 1), 1),
+                "goal": f"<= 1.5x skopeo, peak RSS well under {size_mib} MiB",
+                "met": w / s <= 1.5 and median(ours, 1) < size_mib / 2,
+            }
+        )
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="wasmhost benchmarks")
     parser.add_argument("--runs", type=int, default=3000, help="in-process runs")
     parser.add_argument("--process-runs", type=int, default=30, help="process runs")
     parser.add_argument("--output", default="bench-results.json")
     parser.add_argument("--skip-big", action="store_true", help="skip the 20 MB module")
+    parser.add_argument("--skip-registry", action="store_true", help="skip push/pull")
+    parser.add_argument("--registry-mib", type=int, default=100, help="module size for push/pull")
+    parser.add_argument("--registry-runs", type=int, default=3)
     options = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="wasmhost-bench-"))
@@ -190,6 +302,8 @@ def main() -> int:
         results = [bench_warm(options.runs), bench_process(options.process_runs, scratch / "c1")]
         if not options.skip_big:
             results.append(bench_big_module(scratch / "c2", scratch))
+        if not options.skip_registry:
+            results += bench_registry(scratch, options.registry_mib, options.registry_runs)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -203,6 +317,11 @@ def main() -> int:
             f"  {r['goal']} [{mark}]"
         )
         print(f"{'':<52} baseline: {r['baseline']}")
+        if "peak_rss_mib" in r:
+            print(
+                f"{'':<52} peak RSS: wasmhost {r['peak_rss_mib']} MiB, "
+                f"baseline {r['baseline_peak_rss_mib']} MiB"
+            )
     Path(options.output).write_text(json.dumps({"results": results}, indent=2) + "\n")
     print(f"wrote {options.output}")
     return 0

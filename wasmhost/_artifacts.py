@@ -392,13 +392,20 @@ def _default_name(fetched: PullResult) -> str:
 
 
 def _copy_atomically(source: Path, target: Path) -> None:
+    """Put ``source`` at ``target`` in one rename: a hard link when they share a file
+    system (a stored blob is never written again, and is verified before use), else a copy."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     try:
-        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
-            while chunk := src.read(1 << 20):
-                out.write(chunk)
-        os.chmod(tmp, 0o644)
+        os.close(fd)
+        try:
+            os.unlink(tmp)
+            os.link(source, tmp)
+        except OSError:
+            with open(tmp, "wb") as out, open(source, "rb") as src:
+                while chunk := src.read(1 << 20):
+                    out.write(chunk)
+            os.chmod(tmp, 0o644)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -1,7 +1,8 @@
 """Talking to an OCI distribution registry, on top of oras-py.
 
-oras-py gives the HTTP session and the Bearer-token exchange; what it does
-not do is done here: a bounded retry policy (oras-py's own sleeps about two
+oras-py's auth backend does the Bearer-token exchange; its ``Registry``
+class is not used (it imports jsonschema and more, ~100 ms of start-up, for
+calls that are redone here anyway). What oras-py does not do is done here: a bounded retry policy (oras-py's own sleeps about two
 minutes against a dead registry), Basic challenges, streamed uploads and
 downloads with their sizes and sha256 verified, manifests pushed as exact
 bytes, and every failure mapped to a :class:`~wasmhost.RegistryError` that
@@ -17,8 +18,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any, NamedTuple
 
+from http.cookiejar import DefaultCookiePolicy
+
+import oras.auth
 import oras.auth.utils
-import oras.provider
 import requests
 import requests.adapters
 
@@ -79,17 +82,19 @@ class Session:
         verify: bool | str = not transport.insecure
         if transport.ca_file and not transport.insecure:
             verify = transport.ca_file
-        self._oras = oras.provider.Registry(
-            hostname=reference.api_host, insecure=transport.plain_http, tls_verify=verify
+        self._http = requests.Session()
+        # Registries that set cookies take them for a browser's (oras-py does the same).
+        self._http.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        self._tokens = oras.auth.get_auth_backend(
+            "token", self._http, insecure=transport.plain_http, tls_verify=verify
         )
-        self._http = self._oras.session
         adapter = _TimeoutAdapter(transport.timeout)
         self._http.mount("https://", adapter)
         self._http.mount("http://", adapter)
         self._verify = verify
         self._credentials = lookup(reference.registry, credentials)
         if self._credentials is not None:
-            self._oras.auth.set_basic_auth(*self._credentials)
+            self._tokens.set_basic_auth(*self._credentials)
         self._authorization: str | None = None
         self.base = f"{'http' if transport.plain_http else 'https'}://{reference.api_host}/v2"
 
@@ -183,7 +188,7 @@ class Session:
             return True
         if scheme == "bearer":
             parsed = oras.auth.utils.parse_auth_header(challenge)
-            auth = self._oras.auth
+            auth = self._tokens
             try:
                 if self._credentials is None:
                     token = auth.request_anonymous_token(parsed)

@@ -79,6 +79,7 @@ class Store:
         try:
             with os.fdopen(fd, "wb") as f:
                 yield f
+            os.chmod(tmp, 0o644)  # pulled files may be hard links to it
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
