@@ -2,8 +2,9 @@
 
 oras-py's auth backend does the Bearer-token exchange; its ``Registry``
 class is not used (it imports jsonschema and more, ~100 ms of start-up, for
-calls that are redone here anyway). What oras-py does not do is done here: a bounded retry policy (oras-py's own sleeps about two
-minutes against a dead registry), Basic challenges, streamed uploads and
+calls that are redone here anyway). What oras-py does not do is done here:
+a bounded retry policy (oras-py's own sleeps about two minutes against a
+dead registry), Basic challenges, streamed uploads and
 downloads with their sizes and sha256 verified, manifests pushed as exact
 bytes, and every failure mapped to a :class:`~wasmhost.RegistryError` that
 says what to do. Credentials never appear in a message or a log line.
@@ -16,9 +17,8 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import IO, Any, NamedTuple
-
 from http.cookiejar import DefaultCookiePolicy
+from typing import IO, Any, NamedTuple
 
 import oras.auth
 import oras.auth.utils
@@ -126,7 +126,7 @@ class Session:
             if self._authorization:
                 sent["Authorization"] = self._authorization
             try:
-                response = self._http.request(
+                response: requests.Response = self._http.request(
                     method,
                     target,
                     headers=sent,
@@ -174,7 +174,7 @@ class Session:
                 time.sleep(delay)
                 continue
             if response.status_code in ok:
-                return response  # type: ignore[no-any-return]
+                return response
             raise self._error(response, what)
 
     def _authenticate(self, response: requests.Response) -> bool:
