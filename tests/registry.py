@@ -20,7 +20,9 @@ def free_port() -> int:
 class Registry:
     """One registry process; ``host`` is ``127.0.0.1:PORT``, ``root`` its storage."""
 
-    def __init__(self, folder: Path, htpasswd: Path | None = None) -> None:
+    def __init__(
+        self, folder: Path, htpasswd: Path | None = None, tls: tuple[Path, Path] | None = None
+    ) -> None:
         binary = shutil.which("docker-registry")
         if binary is None:
             raise RuntimeError(
@@ -34,22 +36,26 @@ class Registry:
         auth = ""
         if htpasswd is not None:
             auth = f"auth:\n  htpasswd:\n    realm: wasmhost-tests\n    path: {htpasswd}\n"
+        http_tls = ""
+        if tls is not None:
+            http_tls = f"  tls:\n    certificate: {tls[0]}\n    key: {tls[1]}\n"
         config = folder / "config.yml"
         config.write_text(
             "version: 0.1\n"
             "log:\n  level: error\n  accesslog:\n    disabled: true\n"
             f"storage:\n  filesystem:\n    rootdirectory: {self.root}\n"
             "  delete:\n    enabled: true\n"
-            f"http:\n  addr: {self.host}\n" + auth
+            f"http:\n  addr: {self.host}\n" + http_tls + auth
         )
         self.log = open(folder / "registry.log", "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             [binary, "serve", str(config)], stdout=self.log, stderr=self.log
         )
         deadline = time.monotonic() + 30
+        scheme = "https" if tls else "http"
         while True:
             try:
-                httpx.get(f"http://{self.host}/v2/", timeout=1)
+                httpx.get(f"{scheme}://{self.host}/v2/", timeout=1, verify=False)
                 break
             except httpx.TransportError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
@@ -82,3 +88,31 @@ def htpasswd(path: Path, user: str, password: str) -> Path:
     ).stdout.strip()
     path.write_text(line + "\n")
     return path
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate and key for 127.0.0.1, made with the openssl command."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        capture_output=True,
+        check=True,
+    )
+    return cert, key

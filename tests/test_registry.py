@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import stat
 import subprocess
 import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 from conftest import FSPROBE, HELLO, NBODY, REGISTRY_PASSWORD, REGISTRY_USER, wasmhost_cli
-from registry import Registry
+from registry import Registry, self_signed
 from token_proxy import TokenProxy
 
 import wasmhost._registry
@@ -24,6 +27,7 @@ from wasmhost import (
     ModuleError,
     NotFoundError,
     RegistryClient,
+    RegistryError,
     RegistryUnreachable,
 )
 
@@ -555,3 +559,97 @@ def test_an_index_resolves_to_its_wasm_manifest(
     pulled = client.pull(ref + ":multi", tmp_path / "m.wasm")
     assert pulled.digest == pushed.digest
     assert pulled.path.read_bytes() == HELLO.read_bytes()
+
+
+# -- transport: TLS and HTTP failures ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Registry, Path]]:
+    folder = tmp_path_factory.mktemp("tls-registry")
+    cert, key = self_signed(folder)
+    server = Registry(folder, tls=(cert, key))
+    yield server, cert
+    server.stop()
+
+
+def test_https_by_default_with_a_ca_file_or_insecure(
+    tls_registry: tuple[Registry, Path], tmp_path: Path
+) -> None:
+    server, cert = tls_registry
+    ref = f"{server.host}/tls-{next(_counter)}:v1"
+    with pytest.raises(RegistryUnreachable, match=r"TLS with .* failed.*--ca-file"):
+        RegistryClient(cache_dir=tmp_path).push(HELLO, ref)
+    RegistryClient(ca_file=cert, cache_dir=tmp_path).push(HELLO, ref)
+    pulled = RegistryClient(insecure=True, cache_dir=tmp_path / "i").pull(ref, tmp_path / "h.wasm")
+    assert pulled.path.read_bytes() == HELLO.read_bytes()
+    # Plain HTTP against a TLS port is no answer either, and says so in one line.
+    done = wasmhost_cli("pull", "--plain-http", ref, cwd=tmp_path)
+    assert done.returncode == 1
+    assert len(done.stderr.splitlines()) == 1
+
+
+class Answers:
+    """A real HTTP server answering every /v2/ request with the next status in a list."""
+
+    def __init__(self, statuses: list[int]) -> None:
+        self.statuses = list(statuses)
+        self.seen: list[str] = []
+        answers = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                answers.seen.append(self.path)
+                status = answers.statuses.pop(0) if answers.statuses else 500
+                body = b'{"errors": [{"code": "X", "message": "the registry explains"}]}'
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("statuses", "error", "message", "requests"),
+    [
+        ([403], AuthenticationError, "denied access.*check that this account", 1),
+        ([404], NotFoundError, "was not found.*the registry explains", 1),
+        ([500], RegistryError, "failed with HTTP 500.*try again later", 1),
+        ([503, 503, 503], RegistryError, "failed with HTTP 503", 3),
+        ([429, 502], RegistryError, "failed with HTTP 500", 3),
+        ([418], RegistryError, "answered HTTP 418", 1),
+    ],
+    ids=["403", "404", "500-not-retried", "503-retried", "transient-then-500", "418"],
+)
+def test_http_failures_say_what_to_do_and_retry_only_transient_ones(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    statuses: list[int],
+    error: type[Exception],
+    message: str,
+    requests: int,
+) -> None:
+    monkeypatch.setattr(wasmhost._registry.time, "sleep", lambda seconds: None)
+    server = Answers(statuses)
+    try:
+        with (
+            caplog.at_level(logging.INFO, logger="wasmhost.registry"),
+            pytest.raises(error, match=message),
+        ):
+            RegistryClient(plain_http=True, cache_dir=tmp_path).inspect(f"{server.host}/x:v1")
+    finally:
+        server.stop()
+    assert len(server.seen) == requests
+    assert len([r for r in caplog.records if "retrying" in r.getMessage()]) == requests - 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.cookiejar import DefaultCookiePolicy
@@ -24,6 +25,7 @@ import oras.auth
 import oras.auth.utils
 import requests
 import requests.adapters
+import urllib3
 
 from ._credentials import Credentials, lookup
 from ._errors import (
@@ -92,6 +94,8 @@ class Session:
         self._http.mount("https://", adapter)
         self._http.mount("http://", adapter)
         self._verify = verify
+        if transport.insecure:
+            log.info("TLS certificates of %s are not verified (--insecure)", reference.registry)
         self._credentials = lookup(reference.registry, credentials)
         if self._credentials is not None:
             self._tokens.set_basic_auth(*self._credentials)
@@ -126,15 +130,16 @@ class Session:
             if self._authorization:
                 sent["Authorization"] = self._authorization
             try:
-                response: requests.Response = self._http.request(
-                    method,
-                    target,
-                    headers=sent,
-                    data=body() if callable(body) else body,
-                    stream=stream,
-                    verify=self._verify,
-                    allow_redirects=True,
-                )
+                with self._quiet_insecure():
+                    response: requests.Response = self._http.request(
+                        method,
+                        target,
+                        headers=sent,
+                        data=body() if callable(body) else body,
+                        stream=stream,
+                        verify=self._verify,
+                        allow_redirects=True,
+                    )
             except requests.exceptions.SSLError:
                 raise RegistryUnreachable(
                     f"TLS with {self.reference.registry} failed (certificate not trusted?); "
@@ -176,6 +181,16 @@ class Session:
             if response.status_code in ok:
                 return response
             raise self._error(response, what)
+
+    @contextmanager
+    def _quiet_insecure(self) -> Iterator[None]:
+        """Silence urllib3's per-request warning when unverified TLS was asked for."""
+        if not self.transport.insecure:
+            yield
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+            yield
 
     def _authenticate(self, response: requests.Response) -> bool:
         """Answer a 401 challenge; whether the request is worth sending again."""
