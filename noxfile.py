@@ -21,6 +21,7 @@ TEST_PACKAGES = {
     "/usr/bin/docker-registry": "docker-registry",
     "/usr/bin/skopeo": "skopeo",
     "/usr/bin/htpasswd": "apache2-utils",
+    "/usr/bin/openssl": "openssl",
 }
 
 
