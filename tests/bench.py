@@ -12,6 +12,12 @@ writes bench-results.json. Timings are medians.
 3. a module over 20 MB: the first run (compiles and fills the cache) against
    a second run in a new process (loads the cache); goal: the second run does
    not recompile.
+4. push and pull of a 100 MiB module against a local registry, beside
+   `skopeo copy` of the same artifact; goal: <= 1.5x skopeo each way, peak
+   RSS well under the module size.
+5. the `wasmhost compare` table of hello-world and nbody (in-process, a
+   process per run, the wasmtime CLI, node); goals: hello-world in-process
+   >= 50x faster than the wasmtime CLI process, nbody within 1.05x of it.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from wasmhost import Host
 
 ROOT = Path(__file__).resolve().parent.parent
 HELLO = ROOT / "artifacts" / "hello-world.wasm"
+NBODY = ROOT / "artifacts" / "nbody.wasm"
 
 
 def median_us(func: Callable[[], object], runs: int, warmup: int = 200) -> float:
@@ -286,6 +293,58 @@ def bench_registry(scratch: Path, size_mib: int, runs: int) -> list[dict[str, ob
     return results
 
 
+def bench_compare(hello_runs: int, nbody_runs: int) -> tuple[list[dict[str, object]], list[str]]:
+    """The `wasmhost compare` table for hello-world and nbody, and the two speed goals."""
+    from wasmhost._compare import compare
+
+    lines: list[str] = []
+    results: list[dict[str, object]] = []
+    goals = (
+        (
+            HELLO,
+            [],
+            hello_runs,
+            "hello-world: in-process warm vs the wasmtime CLI",
+            ">= 50x faster",
+        ),
+        (
+            NBODY,
+            ["5000000"],
+            nbody_runs,
+            "nbody 5M steps: in-process vs the wasmtime CLI",
+            "within 1.05x",
+        ),
+    )
+    for module, args, runs, name, goal in goals:
+        comparison = compare(module, args, runtimes=["wasmtime", "node"], runs=runs, warmup=2)
+        rows = {r.runtime: r for r in comparison.results}
+        lines.append(f"compare {module.name} {' '.join(args)} ({runs} runs):")
+        for r in comparison.results:
+            if r.wall_ms is None:
+                lines.append(f"  {r.runtime:<14} not available")
+                continue
+            lines.append(
+                f"  {r.runtime:<14} median {r.wall_ms.median:>10.3f} ms  "
+                f"output {'matches' if r.output_matches else 'DIFFERS'}  {r.version}"
+            )
+        ours, theirs = rows["wasmhost"].wall_ms, rows["wasmtime"].wall_ms
+        assert ours is not None and theirs is not None
+        ratio = ours.median / theirs.median
+        met = (1 / ratio >= 50) if module == HELLO else ratio <= 1.05
+        results.append(
+            {
+                "name": name,
+                "baseline": f"wasmtime CLI process ({rows['wasmtime'].version})",
+                "baseline_ms": theirs.median,
+                "wasmhost_ms": ours.median,
+                "ratio": round(ratio, 4),
+                "goal": goal,
+                "met": met,
+            }
+        )
+    return results, lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="wasmhost benchmarks")
     parser.add_argument("--runs", type=int, default=3000, help="in-process runs")
@@ -295,6 +354,7 @@ def main() -> int:
     parser.add_argument("--skip-registry", action="store_true", help="skip push/pull")
     parser.add_argument("--registry-mib", type=int, default=100, help="module size for push/pull")
     parser.add_argument("--registry-runs", type=int, default=3)
+    parser.add_argument("--skip-compare", action="store_true", help="skip the runtime comparison")
     options = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="wasmhost-bench-"))
@@ -304,6 +364,10 @@ def main() -> int:
             results.append(bench_big_module(scratch / "c2", scratch))
         if not options.skip_registry:
             results += bench_registry(scratch, options.registry_mib, options.registry_runs)
+        compare_lines: list[str] = []
+        if not options.skip_compare:
+            compared, compare_lines = bench_compare(hello_runs=50, nbody_runs=5)
+            results += compared
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -322,6 +386,8 @@ def main() -> int:
                 f"{'':<52} peak RSS: wasmhost {r['peak_rss_mib']} MiB, "
                 f"baseline {r['baseline_peak_rss_mib']} MiB"
             )
+    for line in compare_lines:
+        print(line)
     Path(options.output).write_text(json.dumps({"results": results}, indent=2) + "\n")
     print(f"wrote {options.output}")
     return 0

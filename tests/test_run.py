@@ -16,8 +16,11 @@ from wasmhost import ConfigError, Host, LinkError, Module, RunResult, Trap, Wasm
 
 def test_hello_world(host: Host) -> None:
     result = host.run(HELLO)
-    assert result == RunResult(0, b"Hello, World!\n", b"", elapsed=result.elapsed)
+    assert result == RunResult(
+        0, b"Hello, World!\n", b"", elapsed=result.elapsed, instantiate_time=result.instantiate_time
+    )
     assert result.ok
+    assert 0 < result.instantiate_time < result.elapsed
 
 
 def test_args_reach_the_guest_after_argv0(host: Host) -> None:

@@ -255,9 +255,10 @@ class Host:
                 guard = Guard(timeout, cancel)
                 slot.ticker.guard(store, guard)
             started = time.perf_counter()
+            marks: list[float] = []
             try:
                 values = self._execute(
-                    slot, store, compiled, pre, loaded, imports, failure, invoke, call_args
+                    slot, store, compiled, pre, loaded, imports, failure, invoke, call_args, marks
                 )
             except wasmtime.ExitTrap as exc:
                 exit_code = exc.code
@@ -287,7 +288,8 @@ class Host:
                 out, err = stdio.collect()
             finally:
                 stdio.close()
-        return RunResult(exit_code, out, err, values, consumed, elapsed)
+        instantiated = marks[0] - started if marks else elapsed
+        return RunResult(exit_code, out, err, values, consumed, elapsed, instantiated)
 
     def _execute(
         self,
@@ -300,6 +302,7 @@ class Host:
         failure: Failure,
         invoke: str | None,
         args: Sequence[str | int | float],
+        marks: list[float],
     ) -> tuple[Any, ...]:
         if imports:
             linker = wasmtime.Linker(slot.engine)
@@ -310,6 +313,7 @@ class Host:
             instance = _instantiate(lambda: pre.instantiate(store), module)
         else:
             instance = _instantiate(lambda: slot.linker.instantiate(store, compiled), module)
+        marks.append(time.perf_counter())
         name = invoke or "_start"
         func = export_func(store, instance, name)
         if func is None:

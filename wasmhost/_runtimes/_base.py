@@ -1,0 +1,102 @@
+"""What every external runtime adapter provides: see :class:`Runtime`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+
+class Mount(NamedTuple):
+    """A host directory made visible to the guest at ``guest``."""
+
+    host: str
+    guest: str
+    read_only: bool = False
+
+
+class Invocation(NamedTuple):
+    """One run of a module: the same for every runtime."""
+
+    module: str
+    args: tuple[str, ...] = ()
+    env: Mapping[str, str] = {}
+    mounts: tuple[Mount, ...] = ()
+
+
+class Runtime(ABC):
+    """An external WebAssembly runtime: how to find it and how to spell a run for it.
+
+    Subclasses set ``name`` (the name users pass to ``--runtime``),
+    ``executable`` (what to look for on PATH), ``install_hint`` and
+    ``read_only_mounts`` (whether ``argv`` can mount a directory read-only),
+    and implement :meth:`argv`.
+    """
+
+    name: str
+    executable: str
+    install_hint: str
+    read_only_mounts: bool = False
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self._explicit = os.fspath(path) if path is not None else None
+        self._version: str | None = None
+
+    def locate(self) -> str | None:
+        """The runtime's executable, or None when it is not installed."""
+        if self._explicit is not None:
+            return self._explicit if os.access(self._explicit, os.X_OK) else None
+        return shutil.which(self.executable)
+
+    def available(self) -> bool:
+        return self.locate() is not None
+
+    def version(self) -> str | None:
+        """The runtime's own version line, or None when it cannot be run."""
+        if self._version is None:
+            binary = self.locate()
+            if binary is None:
+                return None
+            try:
+                done = subprocess.run(
+                    [*self.launcher(binary), "--version"],
+                    capture_output=True,
+                    text=True,
+                    timeout=30,
+                )
+            except (OSError, subprocess.TimeoutExpired):
+                return None
+            lines = (done.stdout or done.stderr).strip().splitlines()
+            self._version = lines[0].strip() if lines else "unknown"
+        return self._version
+
+    def launcher(self, binary: str) -> list[str]:
+        """The command that starts the runtime (the binary itself, for most)."""
+        return [binary]
+
+    @abstractmethod
+    def argv(self, invocation: Invocation) -> list[str]:
+        """The arguments after the launcher that run ``invocation``."""
+
+    def command(self, invocation: Invocation) -> list[str]:
+        """The whole command line for ``invocation``; the runtime must be available."""
+        binary = self.locate()
+        if binary is None:
+            raise FileNotFoundError(self.executable)
+        return [*self.launcher(binary), *self.argv(invocation)]
+
+
+def env_flags(flag: str, env: Mapping[str, str]) -> list[str]:
+    return [part for name, value in env.items() for part in (flag, f"{name}={value}")]
+
+
+def mount_flags(mounts: Sequence[Mount], spell: str) -> list[str]:
+    """One ``--flag=value`` per mount; ``spell`` formats the value from host and guest."""
+    return [spell.format(host=m.host, guest=m.guest) for m in mounts]
+
+
+PACKAGE_DIR = Path(__file__).parent

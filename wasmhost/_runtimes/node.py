@@ -1,0 +1,32 @@
+"""Node.js's WASI (``node:wasi``), through the launcher bundled beside this file."""
+
+from __future__ import annotations
+
+import json
+
+from ._base import PACKAGE_DIR, Invocation, Runtime
+
+LAUNCHER = PACKAGE_DIR / "node_wasi.mjs"
+
+
+class Node(Runtime):
+    name = "node"
+    executable = "node"
+    install_hint = "install Node.js 20 or newer (apt-get install nodejs)"
+
+    def launcher(self, binary: str) -> list[str]:
+        return [binary]
+
+    def version(self) -> str | None:
+        version = super().version()
+        return f"node {version} (node:wasi preview1)" if version else None
+
+    def argv(self, invocation: Invocation) -> list[str]:
+        spec = {
+            "module": invocation.module,
+            "args": list(invocation.args),
+            "env": dict(invocation.env),
+            "preopens": {m.guest: m.host for m in invocation.mounts},
+        }
+        # --no-warnings: node:wasi prints an ExperimentalWarning on every run.
+        return ["--no-warnings", str(LAUNCHER), json.dumps(spec)]
