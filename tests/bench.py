@@ -328,7 +328,8 @@ def bench_compare(hello_runs: int, nbody_runs: int) -> tuple[list[dict[str, obje
                 f"output {'matches' if r.output_matches else 'DIFFERS'}  {r.version}"
             )
         ours, theirs = rows["wasmhost"].wall_ms, rows["wasmtime"].wall_ms
-        assert ours is not None and theirs is not None
+        assert ours is not None
+        assert theirs is not None
         ratio = ours.median / theirs.median
         met = (1 / ratio >= 50) if module == HELLO else ratio <= 1.05
         results.append(

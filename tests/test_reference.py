@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from wasmhost import InvalidReference
-from wasmhost._reference import Reference, looks_like_reference, parse_reference
+from wasmhost._reference import Reference, looks_like_reference, parse_reference, parse_registry
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -76,3 +76,26 @@ def test_bad_references(text: str, message: str) -> None:
 )
 def test_what_run_takes_for_a_reference(text: str, meant: bool) -> None:
     assert looks_like_reference(text) is meant
+
+
+@pytest.mark.parametrize(
+    ("text", "host"),
+    [
+        ("ghcr.io", "ghcr.io"),
+        ("https://ghcr.io/", "ghcr.io"),
+        ("localhost:5000", "localhost:5000"),
+        ("myregistry", "myregistry"),
+        ("http://127.0.0.1:5000/v2/", "127.0.0.1:5000"),
+        ("https://index.docker.io/v1/", "docker.io"),
+        ("docker.io", "docker.io"),
+        ("registry-1.docker.io", "docker.io"),
+    ],
+)
+def test_registry_addresses_as_docker_login_takes_them(text: str, host: str) -> None:
+    assert parse_registry(text) == host
+
+
+@pytest.mark.parametrize("text", ["", "ghcr.io/org", "https://", "bad host"])
+def test_bad_registry_addresses(text: str) -> None:
+    with pytest.raises(InvalidReference, match="not a registry address"):
+        parse_registry(text)

@@ -8,6 +8,7 @@ import logging
 import os
 import stat
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -432,27 +433,65 @@ def test_login_and_logout_write_the_docker_config(
     assert json.loads(config_file.read_text())["auths"] == {}
 
 
-def test_a_credential_helper_from_the_docker_config(
-    auth_registry: Registry, docker_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A real docker-credential-* program on PATH (a tiny one of the test's own)."""
-    bin_dir = tmp_path / "bin"
+def credential_helper(bin_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A real docker-credential-* program on PATH (a tiny one of the test's own) that keeps
+    what it is given in a file, as the real helpers keep it in a keychain."""
     bin_dir.mkdir()
+    keychain = bin_dir / "keychain.json"
     helper = bin_dir / "docker-credential-wasmtest"
     helper.write_text(
-        "#!/bin/sh\n"
-        "read server\n"
-        f'if [ "$1" = get ] && [ "$server" = "{auth_registry.host}" ]; then\n'
-        f'  echo \'{{"ServerURL": "{auth_registry.host}", "Username": "{REGISTRY_USER}", '
-        f'"Secret": "{REGISTRY_PASSWORD}"}}\'\n'
-        "  exit 0\nfi\n"
-        "echo 'credentials not found in native keychain'\nexit 1\n"
+        f"#!{sys.executable}\n"
+        "import json, sys\n"
+        f"keychain = {str(keychain)!r}\n"
+        "try:\n    store = json.load(open(keychain))\nexcept OSError:\n    store = {}\n"
+        "action, data = sys.argv[1], sys.stdin.read().strip()\n"
+        "if action == 'store':\n"
+        "    entry = json.loads(data)\n    store[entry['ServerURL']] = entry\n"
+        "elif action == 'erase':\n    store.pop(data, None)\n"
+        "elif action == 'get':\n"
+        "    if data not in store:\n"
+        "        print('credentials not found in native keychain'); sys.exit(1)\n"
+        "    print(json.dumps(store[data]))\n"
+        "json.dump(store, open(keychain, 'w'))\n"
     )
     helper.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    (docker_config / "config.json").write_text(json.dumps({"credsStore": "wasmtest"}))
-    client = RegistryClient(plain_http=True, cache_dir=tmp_path / "c")
-    client.push(HELLO, f"{auth_registry.host}/helper-{next(_counter)}:v1")
+    return keychain
+
+
+@pytest.mark.parametrize("key", ["credsStore", "credHelpers"])
+def test_a_credential_helper_from_the_docker_config(
+    auth_registry: Registry,
+    docker_config: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    key: str,
+) -> None:
+    keychain = credential_helper(tmp_path / "bin", monkeypatch)
+    if key == "credsStore":
+        config: dict[str, object] = {"credsStore": "wasmtest"}
+    else:
+        config = {"credHelpers": {auth_registry.host: "wasmtest"}}
+    (docker_config / "config.json").write_text(json.dumps(config))
+    ref = f"{auth_registry.host}/helper-{next(_counter)}:v1"
+    with pytest.raises(AuthenticationError, match="requires credentials"):
+        RegistryClient(plain_http=True, cache_dir=tmp_path / "c").push(HELLO, ref)
+    login = wasmhost_cli(
+        "login",
+        "--plain-http",
+        "-u",
+        REGISTRY_USER,
+        "--password-stdin",
+        auth_registry.host,
+        input=REGISTRY_PASSWORD.encode() + b"\n",
+        env=dict(os.environ, DOCKER_CONFIG=str(docker_config)),
+    )
+    assert login.returncode == 0, login.stderr
+    assert json.loads(keychain.read_text())[auth_registry.host]["Secret"] == REGISTRY_PASSWORD
+    assert REGISTRY_PASSWORD not in (docker_config / "config.json").read_text()
+    RegistryClient(plain_http=True, cache_dir=tmp_path / "c").push(HELLO, ref)
+    assert RegistryClient.logout(auth_registry.host)
+    assert json.loads(keychain.read_text()) == {}
 
 
 def test_environment_credentials(
@@ -583,10 +622,11 @@ def test_https_by_default_with_a_ca_file_or_insecure(
     RegistryClient(ca_file=cert, cache_dir=tmp_path).push(HELLO, ref)
     pulled = RegistryClient(insecure=True, cache_dir=tmp_path / "i").pull(ref, tmp_path / "h.wasm")
     assert pulled.path.read_bytes() == HELLO.read_bytes()
-    # Plain HTTP against a TLS port is no answer either, and says so in one line.
+    # Plain HTTP against a TLS port gets the registry's HTTP 400: one line that says so.
     done = wasmhost_cli("pull", "--plain-http", ref, cwd=tmp_path)
     assert done.returncode == 1
     assert len(done.stderr.splitlines()) == 1
+    assert b"answered HTTP 400" in done.stderr
 
 
 class Answers:
@@ -653,3 +693,16 @@ def test_http_failures_say_what_to_do_and_retry_only_transient_ones(
         server.stop()
     assert len(server.seen) == requests
     assert len([r for r in caplog.records if "retrying" in r.getMessage()]) == requests - 1
+
+
+def test_run_by_digest_names_the_module_after_its_repository(
+    registry: Registry, tmp_path: Path
+) -> None:
+    ref = repo(registry, "probe") + ":v1"
+    pushed = RegistryClient(plain_http=True, cache_dir=tmp_path).push(FSPROBE, ref)
+    env = dict(os.environ, WASMHOST_CACHE_DIR=str(tmp_path / "run"))
+    done = wasmhost_cli("run", "--plain-http", pushed.reference, "args", env=env)
+    assert done.returncode == 0, done.stderr
+    name = ref.rsplit("/", 1)[1].split(":")[0]
+    assert done.stdout.decode().splitlines() == [f"{name}.wasm", "args"]
+    assert (tmp_path / "run" / "oci" / "blobs").is_dir()  # --cache-dir/WASMHOST_CACHE_DIR holds it

@@ -2,9 +2,9 @@
 
 Debian's docker-registry can only check tokens signed by a token server with
 its own certificates; this small real HTTP server plays both parts instead:
-``/token`` hands out a token for valid Basic credentials (or an anonymous
-one, with pull rights only, when ``anonymous_pull``), and every ``/v2/``
-request with a valid token is passed on to a real registry behind it.
+``/token`` hands out a token for valid Basic credentials (and refuses
+anonymous requests), and every ``/v2/`` request with a valid token is
+passed on to a real registry behind it. Tokens are not tied to a scope.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -20,14 +21,23 @@ from ._formats import (
     Artifact,
     build,
     find_wasm_layer,
+    is_digest,
     pick_from_index,
+    sha256_digest,
     timestamp,
 )
-from ._reference import Reference, parse_reference
+from ._reference import Reference, parse_reference, parse_registry
 from ._registry import Progress, Session, Transport
 from ._store import Store
 
 _WASM_MAGIC = b"\0asm"
+
+
+class _Resolved(NamedTuple):
+    reference: Reference
+    manifest: dict[str, Any]
+    media_type: str
+    size: int
 
 
 class PushResult(NamedTuple):
@@ -157,10 +167,7 @@ class RegistryClient:
         ref = parse_reference(reference)
         path = os.fspath(module)
         layer_digest, size = _hash_module(path)
-        epoch = os.environ.get("SOURCE_DATE_EPOCH")
-        created = (
-            None if reproducible else timestamp(int(epoch) if epoch and epoch.isdigit() else None)
-        )
+        created = None if reproducible else timestamp(_source_date_epoch())
         artifact = build(
             format,
             layer_digest=layer_digest,
@@ -182,11 +189,7 @@ class RegistryClient:
         self, ref: Reference, artifact: Artifact, path: str, progress: Progress | None
     ) -> None:
         session = self._session(ref)
-        session.upload_blob(
-            "sha256:" + hashlib.sha256(artifact.config).hexdigest(),
-            len(artifact.config),
-            artifact.config,
-        )
+        session.upload_blob(sha256_digest(artifact.config), len(artifact.config), artifact.config)
         session.upload_blob(
             artifact.layer.digest,
             artifact.layer.size,
@@ -197,8 +200,13 @@ class RegistryClient:
 
     # -- pull ----------------------------------------------------------------
 
-    def _manifest(self, ref: Reference, *, offline: bool) -> tuple[Reference, dict[str, Any], str]:
-        """The (resolved reference, manifest, media type) of ``ref``, from the store if pinned."""
+    def _manifest(self, ref: Reference, *, offline: bool, depth: int = 0) -> _Resolved:
+        """The manifest ``ref`` names, through an index if need be; from the store if pinned.
+
+        Asked for by digest, a stored manifest is used without the network;
+        by tag, the registry is asked (unless ``offline``: then the digest
+        the tag had last time).
+        """
         digest = ref.digest
         if digest is None and offline:
             digest = self.store.recall_tag(ref)
@@ -209,7 +217,7 @@ class RegistryClient:
                 )
         if digest is not None and self.store.has_blob(digest):
             data = self.store.read_verified(digest)
-            media_type = json.loads(data).get("mediaType", "")
+            media_type = ""
         elif offline:
             raise ArtifactError(
                 f"the manifest {digest} of {ref} is not stored; run without --offline."
@@ -228,13 +236,16 @@ class RegistryClient:
                 raise
             self.store.put_bytes(data)
             self.store.remember_tag(ref, digest)
-        manifest = _parse_json(data, f"the manifest of {ref}")
-        media_type = manifest.get("mediaType") or media_type
+        assert digest is not None
         resolved = ref.with_digest(digest)
+        manifest = _parse_json(data, f"the manifest of {resolved}")
+        media_type = str(manifest.get("mediaType") or media_type)
         if media_type in INDEX_TYPES or "manifests" in manifest:
+            if depth > 0:
+                raise ArtifactError(f"{resolved} is an index inside an index; not followed.")
             child = pick_from_index(manifest, str(resolved))
-            return self._manifest(ref._replace(tag=None, digest=child), offline=offline)
-        return resolved, manifest, media_type
+            return self._manifest(ref._replace(digest=child), offline=offline, depth=1)
+        return _Resolved(resolved, manifest, media_type, len(data))
 
     def fetch(
         self, reference: str, *, offline: bool = False, progress: Progress | None = None
@@ -246,7 +257,7 @@ class RegistryClient:
         time is used).
         """
         ref = parse_reference(reference)
-        resolved, manifest, _ = self._manifest(ref, offline=offline)
+        resolved, manifest, _, _ = self._manifest(ref, offline=offline)
         layer = find_wasm_layer(manifest, str(resolved))
         if not self.store.has_blob(layer.digest, layer.size):
             if offline:
@@ -290,66 +301,68 @@ class RegistryClient:
     def inspect(self, reference: str) -> ArtifactInfo:
         """Describe the artifact at ``reference``: format, digests, sizes, types, annotations."""
         ref = parse_reference(reference)
-        session = self._session(ref)
-        data, media_type, digest = session.get_manifest(ref.target)
-        manifest = _parse_json(data, f"the manifest of {ref}")
-        resolved = ref.with_digest(digest)
-        media_type = manifest.get("mediaType") or media_type
-        if media_type in INDEX_TYPES or "manifests" in manifest:
-            child = pick_from_index(manifest, str(resolved))
-            return self.inspect(str(ref._replace(tag=None, digest=child)))
+        resolved, manifest, media_type, size = (
+            self._manifest(ref._replace(digest=None), offline=False)
+            if ref.tag
+            else self._manifest(ref, offline=False)
+        )
+        where = str(resolved)
+        raw_layers = manifest.get("layers")
         layers = tuple(
             Layer(
                 str(layer.get("mediaType")),
                 str(layer.get("digest")),
-                int(layer.get("size", 0)),
-                dict(layer.get("annotations") or {}),
+                _int(layer.get("size")),
+                _strings(layer.get("annotations")),
             )
-            for layer in manifest.get("layers") or []
+            for layer in (raw_layers if isinstance(raw_layers, list) else [])
+            if isinstance(layer, dict)
         )
-        config_desc = manifest.get("config") or {}
+        config_desc = manifest.get("config")
+        config_desc = config_desc if isinstance(config_desc, dict) else {}
         try:
-            fmt = find_wasm_layer(manifest, str(resolved)).format
+            fmt = find_wasm_layer(manifest, where).format
         except ArtifactError:
             fmt = "not wasm"
         config: Any = None
-        config_size = int(config_desc.get("size", 0))
+        config_size = _int(config_desc.get("size"))
         config_digest = config_desc.get("digest")
-        if isinstance(config_digest, str) and 0 < config_size <= 1 << 16:
-            raw = bytearray()
-
-            class _Sink:
-                def write(self, chunk: bytes) -> None:
-                    raw.extend(chunk)
-
-            session.download_blob(config_digest, config_size, _Sink())  # type: ignore[arg-type]
-            config = _parse_json(bytes(raw), f"the config of {resolved}")
+        if is_digest(config_digest) and 0 < config_size <= 1 << 16:
+            assert isinstance(config_digest, str)
+            raw = io.BytesIO()
+            self._session(resolved).download_blob(config_digest, config_size, raw)
+            config = _parse_json(raw.getvalue(), f"the config of {where}")
         return ArtifactInfo(
-            str(resolved),
-            digest,
+            where,
+            str(resolved.digest),
             media_type or "application/vnd.oci.image.manifest.v1+json (implied)",
             fmt,
-            len(data),
+            size,
             str(config_desc.get("mediaType")),
             config,
             layers,
-            dict(manifest.get("annotations") or {}),
+            _strings(manifest.get("annotations")),
         )
 
     # -- credentials -----------------------------------------------------------
 
     def login(self, registry: str) -> Path:
-        """Check this client's credentials against ``registry``; store them as docker login does."""
+        """Check this client's credentials against ``registry``; store them as docker login does.
+
+        ``registry`` is a server address as ``docker login`` takes it:
+        ``ghcr.io``, ``localhost:5000``, ``https://r.example.com``, or
+        ``docker.io`` (also the default of Docker Hub's own names).
+        """
         if self._credentials is None:
             raise ConfigError("login needs a username and a password.")
-        ref = parse_reference(f"{registry}/wasmhost-login-check")
-        self._session(ref).check()
-        return store(ref.registry, self._credentials)
+        host = parse_registry(registry)
+        self._session(Reference(host, "wasmhost-login-check", "latest", None)).check()
+        return store(host, self._credentials)
 
     @staticmethod
     def logout(registry: str) -> bool:
         """Forget the stored credentials for ``registry``; whether there were any."""
-        return erase(parse_reference(f"{registry}/x").registry)
+        return erase(parse_registry(registry))
 
 
 def _hash_module(path: str) -> tuple[str, int]:
@@ -387,8 +400,33 @@ def _parse_json(data: bytes, what: str) -> dict[str, Any]:
 
 
 def _default_name(fetched: PullResult) -> str:
-    ref = parse_reference(fetched.reference)
-    return os.path.basename(ref.repository) + ".wasm"
+    return module_file_name(parse_reference(fetched.reference))
+
+
+def module_file_name(reference: Reference) -> str:
+    """The file name a pulled module gets: the repository's last part, ``.wasm``."""
+    return os.path.basename(reference.repository) + ".wasm"
+
+
+def _source_date_epoch() -> int | None:
+    """``$SOURCE_DATE_EPOCH`` (reproducible-builds.org), or None when unset."""
+    text = os.environ.get("SOURCE_DATE_EPOCH")
+    if not text:
+        return None
+    if not text.isdigit() or int(text) > 253402300799:  # 9999-12-31T23:59:59Z
+        raise ConfigError(f"SOURCE_DATE_EPOCH={text!r} is not a number of seconds since 1970.")
+    return int(text)
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _strings(value: object) -> dict[str, str]:
+    """An annotations map from untrusted JSON: string keys and values only."""
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): str(v) for k, v in value.items()}
 
 
 def _copy_atomically(source: Path, target: Path) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
@@ -69,8 +70,17 @@ class Artifact(NamedTuple):
         return sha256_digest(self.manifest)
 
 
+_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
+MAX_MANIFEST = 4 << 20
+
+
 def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def is_digest(value: object) -> bool:
+    """Whether ``value`` is a well-formed sha256 digest (the only kind wasmhost trusts)."""
+    return isinstance(value, str) and bool(_DIGEST.match(value))
 
 
 def canonical_json(value: Any) -> bytes:
@@ -156,14 +166,14 @@ class WasmLayer(NamedTuple):
 def find_wasm_layer(manifest: dict[str, Any], where: str) -> WasmLayer:
     """The one wasm layer of ``manifest``; else an :class:`ArtifactError` naming what it holds."""
     layers = manifest.get("layers")
-    config = manifest.get("config") or {}
-    if not isinstance(layers, list):
+    config = manifest.get("config")
+    if not isinstance(config, dict):
+        config = {}
+    if not isinstance(layers, list) or not all(isinstance(layer, dict) for layer in layers):
         raise ArtifactError(f"{where} is not an image or artifact manifest (it has no layers).")
-    wasm = [layer for layer in layers if isinstance(layer, dict) and _is_wasm(layer)]
+    wasm = [layer for layer in layers if _is_wasm(layer)]
     if not wasm:
-        held = ", ".join(
-            sorted({str(layer.get("mediaType")) for layer in layers if isinstance(layer, dict)})
-        )
+        held = ", ".join(sorted({str(layer.get("mediaType")) for layer in layers}))
         raise ArtifactError(
             f"{where} holds no wasm module: its config is {config.get('mediaType')!r} and "
             f"its layers are {held or 'none'}."
@@ -174,11 +184,13 @@ def find_wasm_layer(manifest: dict[str, Any], where: str) -> WasmLayer:
         )
     layer = wasm[0]
     digest, size = layer.get("digest"), layer.get("size")
-    if not isinstance(digest, str) or not digest.startswith("sha256:") or not isinstance(size, int):
-        raise ArtifactError(f"{where} has a wasm layer without a sha256 digest and a size.")
+    if not is_digest(digest) or not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise ArtifactError(f"{where} has a wasm layer without a valid sha256 digest and size.")
+    assert isinstance(digest, str)
     config_type = str(config.get("mediaType"))
     format = {WASM_TO_OCI_CONFIG: "wasm-to-oci", CNCF_CONFIG: "cncf"}.get(config_type, "oci")
-    title = (layer.get("annotations") or {}).get(TITLE)
+    annotations = layer.get("annotations")
+    title = annotations.get(TITLE) if isinstance(annotations, dict) else None
     return WasmLayer(format, digest, size, title if isinstance(title, str) else None, manifest)
 
 
@@ -186,23 +198,26 @@ def _is_wasm(layer: dict[str, Any]) -> bool:
     if layer.get("mediaType") in WASM_LAYERS:
         return True
     # An oras push of a plain file: any media type, the file name in the title.
-    title = (layer.get("annotations") or {}).get(TITLE)
+    annotations = layer.get("annotations")
+    title = annotations.get(TITLE) if isinstance(annotations, dict) else None
     return isinstance(title, str) and title.endswith(".wasm")
 
 
 def pick_from_index(index: dict[str, Any], where: str) -> str:
     """The digest of the wasm manifest listed in an image index."""
-    manifests = index.get("manifests") or []
-    for entry in manifests:
-        platform = entry.get("platform") or {}
+    manifests = index.get("manifests")
+    entries = [e for e in manifests if isinstance(e, dict)] if isinstance(manifests, list) else []
+    platforms = []
+    for entry in entries:
+        platform = entry.get("platform")
+        platform = platform if isinstance(platform, dict) else {}
+        platforms.append(f"{platform.get('os')}/{platform.get('architecture')}")
         if platform.get("architecture") == "wasm" or platform.get("os") in ("wasi", "wasip1"):
             digest = entry.get("digest")
-            if isinstance(digest, str):
-                return digest
-    platforms = ", ".join(
-        f"{(e.get('platform') or {}).get('os')}/{(e.get('platform') or {}).get('architecture')}"
-        for e in manifests
-    )
+            if not is_digest(digest):
+                raise ArtifactError(f"{where} lists a wasm manifest without a valid sha256 digest.")
+            assert isinstance(digest, str)
+            return digest
     raise ArtifactError(
-        f"{where} is an index with no wasm platform (it lists {platforms or 'nothing'})."
+        f"{where} is an index with no wasm platform (it lists {', '.join(platforms) or 'nothing'})."
     )

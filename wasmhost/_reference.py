@@ -56,7 +56,7 @@ class Reference(NamedTuple):
 
 
 def parse_reference(text: str) -> Reference:
-    """Parse ``text`` as Docker does; raise :class:`ReferenceError` saying what is off.
+    """Parse ``text`` as Docker does; raise :class:`InvalidReference` saying what is off.
 
     >>> parse_reference("localhost:5000/hello:v1")
     Reference(registry='localhost:5000', repository='hello', tag='v1', digest=None)
@@ -86,6 +86,30 @@ def parse_reference(text: str) -> Reference:
     if not tag and not digest:
         tag = DEFAULT_TAG
     return Reference(registry, name, tag or None, digest or None)
+
+
+_HUB_NAMES = {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
+
+
+def parse_registry(text: str) -> str:
+    """A registry server address as ``docker login`` takes it, as its host[:port].
+
+    >>> parse_registry("https://ghcr.io/")
+    'ghcr.io'
+    >>> parse_registry("https://index.docker.io/v1/")
+    'docker.io'
+    """
+    host = text.strip()
+    for prefix in ("https://", "http://"):
+        host = host.removeprefix(prefix)
+    host = host.removesuffix("/").removesuffix("/v1").removesuffix("/v2").removesuffix("/")
+    if host in _HUB_NAMES:
+        return DOCKER_HUB
+    if not host or "/" in host or not _HOST.match(host):
+        raise InvalidReference(
+            f"{text!r} is not a registry address; write it like ghcr.io or localhost:5000."
+        )
+    return host
 
 
 def _is_host(first: str) -> bool:

@@ -13,13 +13,17 @@ says what to do. Credentials never appear in a message or a log line.
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import logging
+import math
 import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.cookiejar import DefaultCookiePolicy
 from typing import IO, Any, NamedTuple
+from urllib.parse import urlsplit
 
 import oras.auth
 import oras.auth.utils
@@ -35,7 +39,7 @@ from ._errors import (
     RegistryError,
     RegistryUnreachable,
 )
-from ._formats import ACCEPT
+from ._formats import ACCEPT, MAX_MANIFEST, sha256_digest
 from ._reference import Reference
 
 log = logging.getLogger("wasmhost.registry")
@@ -44,14 +48,17 @@ Progress = Callable[[int, int], None]
 """Called with (bytes done, bytes in all) as a transfer goes on."""
 
 CHUNK = 1 << 20
+CONNECT_TIMEOUT = 3.0
+MAX_ERROR_BODY = 64 << 10
 HTTP_HINT = ", or pass --plain-http for a registry without TLS"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
 
 class Transport(NamedTuple):
     """How to reach registries: ``plain_http`` (no TLS), ``insecure`` (TLS, unverified),
-    ``ca_file`` (a CA bundle to verify with), ``timeout`` (seconds per connect or read),
-    ``attempts`` (for transient failures)."""
+    ``ca_file`` (a CA bundle to verify with), ``timeout`` (seconds a read may wait; a
+    connection gets CONNECT_TIMEOUT), ``attempts`` (for refused connections and HTTP
+    429/502/503/504)."""
 
     plain_http: bool = False
     insecure: bool = False
@@ -69,7 +76,7 @@ class _TimeoutAdapter(requests.adapters.HTTPAdapter):
 
     def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self._timeout
+            kwargs["timeout"] = (CONNECT_TIMEOUT, self._timeout)
         return super().send(request, *args, **kwargs)
 
 
@@ -112,7 +119,6 @@ class Session:
         what: str,
         headers: dict[str, str] | None = None,
         body: Callable[[], Any] | bytes | None = None,
-        stream: bool = False,
         ok: tuple[int, ...] = (200,),
         url: str | None = None,
     ) -> requests.Response:
@@ -122,33 +128,42 @@ class Session:
         object) for each attempt. ``what`` names the object for messages.
         """
         target = url or f"{self.base}{path}"
-        authenticated = False
+        # Credentials go only to the registry itself, never to a host (or a
+        # plain-HTTP URL) that a registry's Location header names.
+        same_origin = urlsplit(target)[:2] == urlsplit(self.base)[:2]
+        authenticated = not same_origin
         attempt = 0
         while True:
             attempt += 1
             sent = dict(headers or {})
-            if self._authorization:
+            if self._authorization and same_origin:
                 sent["Authorization"] = self._authorization
             try:
                 with self._quiet_insecure():
+                    # Always streamed: no body is read whole unless it is known small.
                     response: requests.Response = self._http.request(
                         method,
                         target,
                         headers=sent,
                         data=body() if callable(body) else body,
-                        stream=stream,
+                        stream=True,
                         verify=self._verify,
                         allow_redirects=True,
                     )
-            except requests.exceptions.SSLError:
+            except requests.exceptions.SSLError as exc:
+                untrusted = "CERTIFICATE_VERIFY_FAILED" in str(exc)
                 raise RegistryUnreachable(
-                    f"TLS with {self.reference.registry} failed (certificate not trusted?); "
-                    "pass --ca-file with its CA, --insecure to skip verification, or "
-                    "--plain-http for a registry without TLS.",
+                    f"TLS with {self.reference.registry} failed"
+                    f"{' (certificate not trusted)' if untrusted else ''}; pass --ca-file with "
+                    "its CA, --insecure to skip verification, or --plain-http for a registry "
+                    "without TLS.",
                     reference=str(self.reference),
                 ) from None
             except (requests.ConnectionError, requests.Timeout) as exc:
-                if attempt < self.transport.attempts:
+                # A registry that accepted the connection and then said nothing is not
+                # asked again: each attempt would wait the whole read timeout.
+                silent = isinstance(exc, requests.ReadTimeout)
+                if attempt < self.transport.attempts and not silent:
                     delay = 0.25 * 2 ** (attempt - 1)
                     log.info(
                         "retrying %s %s in %.2f s: %s", method, what, delay, type(exc).__name__
@@ -193,7 +208,11 @@ class Session:
             yield
 
     def _authenticate(self, response: requests.Response) -> bool:
-        """Answer a 401 challenge; whether the request is worth sending again."""
+        """Answer a 401 challenge; whether the request is worth sending again.
+
+        A malformed challenge or token answer counts as no answer: oras-py
+        raises whatever its parsing meets, so everything is caught here.
+        """
         challenge = response.headers.get("WWW-Authenticate", "")
         scheme = challenge.split(" ", 1)[0].lower()
         if scheme == "basic":
@@ -204,14 +223,16 @@ class Session:
         if scheme == "bearer":
             parsed = oras.auth.utils.parse_auth_header(challenge)
             auth = self._tokens
+            if not parsed.realm:
+                return False
             try:
                 if self._credentials is None:
                     token = auth.request_anonymous_token(parsed)
                 else:
                     token = auth.request_token(parsed)
-            except requests.RequestException:
+            except Exception:
                 token = None
-            if token:
+            if isinstance(token, str) and token:
                 self._authorization = f"Bearer {token}"
                 return True
         return False
@@ -261,16 +282,25 @@ class Session:
         bytes must match it.
         """
         repo = self.reference.repository
-        what = (
-            f"{self.reference.registry}/{repo}:{target}"
-            if not target.startswith("sha256:")
-            else f"{self.reference.registry}/{repo}@{target}"
-        )
+        separator = "@" if target.startswith("sha256:") else ":"
+        what = f"{self.reference.registry}/{repo}{separator}{target}"
         response = self.request(
             "GET", f"/{repo}/manifests/{target}", what=what, headers={"Accept": ACCEPT}
         )
-        data = response.content
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        try:
+            data = _read_capped(response, MAX_MANIFEST)
+        except requests.RequestException:
+            raise RegistryUnreachable(
+                f"the manifest of {what} broke off; try again.", reference=str(self.reference)
+            ) from None
+        finally:
+            response.close()
+        if data is None:
+            raise IntegrityError(
+                f"the manifest of {what} is over {MAX_MANIFEST >> 20} MiB; refusing it.",
+                reference=str(self.reference),
+            )
+        digest = sha256_digest(data)
         if target.startswith("sha256:") and digest != target:
             raise IntegrityError(
                 f"the manifest {target} from {self.reference.registry} has digest {digest}; "
@@ -297,7 +327,7 @@ class Session:
             ok=(200, 201),
         )
         response.close()
-        return "sha256:" + hashlib.sha256(data).hexdigest()
+        return sha256_digest(data)
 
     def blob_exists(self, digest: str) -> bool:
         repo = self.reference.repository
@@ -340,7 +370,7 @@ class Session:
 
         def body() -> Any:
             if isinstance(open_body, bytes):
-                return _Counted(_BytesReader(open_body), size, progress)
+                return _Counted(io.BytesIO(open_body), size, progress)
             return _Counted(open_body(), size, progress)
 
         done = self.request(
@@ -357,9 +387,7 @@ class Session:
     @contextmanager
     def open_blob(self, digest: str) -> Iterator[requests.Response]:
         repo = self.reference.repository
-        response = self.request(
-            "GET", f"/{repo}/blobs/{digest}", what=f"blob {digest}", stream=True
-        )
+        response = self.request("GET", f"/{repo}/blobs/{digest}", what=f"blob {digest}")
         try:
             yield response
         finally:
@@ -405,18 +433,6 @@ class Session:
         self._http.close()
 
 
-class _BytesReader:
-    def __init__(self, data: bytes) -> None:
-        self._data = memoryview(data)
-        self._pos = 0
-
-    def read(self, n: int = -1) -> bytes:
-        end = len(self._data) if n < 0 else self._pos + n
-        chunk = bytes(self._data[self._pos : end])
-        self._pos += len(chunk)
-        return chunk
-
-
 class _Counted:
     """A request body that reports progress as http.client reads it."""
 
@@ -430,7 +446,8 @@ class _Counted:
         return self._size
 
     def read(self, n: int = -1) -> bytes:
-        chunk: bytes = self._inner.read(CHUNK if n is None or n < 0 or n < CHUNK else n)
+        # http.client asks for 8 KiB at a time; larger pieces mean fewer system calls.
+        chunk: bytes = self._inner.read(max(n or 0, CHUNK))
         self._done += len(chunk)
         if self._progress:
             self._progress(self._done, self._size)
@@ -440,20 +457,33 @@ class _Counted:
 
 
 def _retry_after(response: requests.Response, default: float) -> float:
+    """The registry's Retry-After in seconds, kept between 0 and 5; ``default`` if absent."""
     try:
-        return min(float(response.headers.get("Retry-After", "")), 5.0)
+        seconds = float(response.headers.get("Retry-After", ""))
     except ValueError:
         return default
+    return min(max(seconds, 0.0), 5.0) if math.isfinite(seconds) else default
+
+
+def _read_capped(response: requests.Response, limit: int) -> bytes | None:
+    """The whole body if it is at most ``limit`` bytes, else None."""
+    data = bytearray()
+    for chunk in response.iter_content(64 << 10):
+        data += chunk
+        if len(data) > limit:
+            return None
+    return bytes(data)
 
 
 def _registry_message(response: requests.Response) -> str:
     """The registry's own explanation (its JSON ``errors``), if short; never headers."""
     try:
-        errors = response.json().get("errors") or []
+        body = _read_capped(response, MAX_ERROR_BODY)
+        errors = json.loads(body or b"{}").get("errors") or []
         messages = [
             str(e.get("message")) for e in errors if isinstance(e, dict) and e.get("message")
         ]
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, TypeError, requests.RequestException):
         return ""
     text = "; ".join(messages)[:200]
     return f" ({text})" if text else ""

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from ._errors import IntegrityError
+from ._formats import is_digest, sha256_digest
 from ._reference import Reference
 
 
@@ -30,11 +31,14 @@ class Store:
         self.root = root
 
     def blob_path(self, digest: str) -> Path:
+        # A digest comes from a registry: only a well-formed one names a file.
+        if not is_digest(digest):
+            raise IntegrityError(f"{digest!r} is not a sha256 digest; refusing it.")
         algorithm, _, hexdigest = digest.partition(":")
         return self.root / "blobs" / algorithm / hexdigest
 
     def has_blob(self, digest: str, size: int | None = None) -> bool:
-        """Whether a blob is stored whole: its size matches, and its sha256 when small."""
+        """Whether a blob is stored with the expected size (its sha256 is checked on use)."""
         path = self.blob_path(digest)
         try:
             actual = path.stat().st_size
@@ -45,7 +49,7 @@ class Store:
     def read_verified(self, digest: str) -> bytes:
         """A stored blob's bytes, after checking them against ``digest``."""
         data = self.blob_path(digest).read_bytes()
-        if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+        if sha256_digest(data) != digest:
             self.blob_path(digest).unlink(missing_ok=True)
             raise IntegrityError(
                 f"the stored copy of {digest} is damaged and was removed; pull it again."
@@ -87,7 +91,7 @@ class Store:
             raise
 
     def put_bytes(self, data: bytes) -> str:
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        digest = sha256_digest(data)
         if not self.has_blob(digest, len(data)):
             with self.writer(digest) as f:
                 f.write(data)
@@ -102,13 +106,10 @@ class Store:
 
     def _tag_path(self, reference: Reference) -> Path:
         assert reference.tag is not None
-        return (
-            self.root
-            / "tags"
-            / reference.registry.replace(":", "_")
-            / reference.repository
-            / reference.tag
-        )
+        # Tags in a folder of their own (repository names never start with "_"),
+        # so that repo "app" tag "v1" and repo "app/v1" cannot collide.
+        registry = reference.registry.replace(":", "_")
+        return self.root / "tags" / registry / reference.repository / "_tags" / reference.tag
 
     def remember_tag(self, reference: Reference, digest: str) -> None:
         if reference.tag is None:
@@ -116,9 +117,14 @@ class Store:
         path = self._tag_path(reference)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "w") as f:
-            f.write(digest + "\n")
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(digest + "\n")
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     def recall_tag(self, reference: Reference) -> str | None:
         if reference.tag is None:
@@ -127,4 +133,4 @@ class Store:
             digest = self._tag_path(reference).read_text().strip()
         except OSError:
             return None
-        return digest if digest.startswith("sha256:") else None
+        return digest if is_digest(digest) else None

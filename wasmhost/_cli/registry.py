@@ -59,6 +59,7 @@ def client(
     ca_file: Path | None,
     username: str | None = None,
     password: str | None = None,
+    cache_dir: Path | None = None,
 ) -> Any:
     from .._artifacts import RegistryClient
 
@@ -68,6 +69,7 @@ def client(
         ca_file=ca_file,
         username=username,
         password=password,
+        cache_dir=cache_dir,
     )
 
 

@@ -86,10 +86,13 @@ def run(
     source, argv0 = module, module
     with reported():
         if not os.path.exists(module) and looks_like_reference(module):
-            with client(plain_http, insecure, ca_file) as registry:
+            from .._artifacts import module_file_name
+            from .._reference import parse_reference
+
+            with client(plain_http, insecure, ca_file, cache_dir=cache_dir) as registry:
                 fetched = registry.fetch(module, offline=offline)
             source = str(fetched.path)
-            argv0 = os.path.basename(fetched.reference.split("@")[0].rsplit(":", 1)[0]) + ".wasm"
+            argv0 = module_file_name(parse_reference(fetched.reference))
     with reported(), Host(cache_dir=False if no_cache else cache_dir) as host:
         result = host.run(
             source,
