@@ -57,7 +57,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typing(session: nox.Session) -> None:
     """mypy --strict on the package."""
-    session.install("-e", ".", "mypy>=1.10", "typing_extensions")
+    session.install("-e", ".[plot]", "mypy>=1.10", "typing_extensions")
     session.run("mypy")
 
 
