@@ -71,6 +71,7 @@ def modules(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks: prints a table and writes bench-results.json."""
+    apt_install(session, {**TEST_PACKAGES, "/usr/bin/wrk": "wrk", "/usr/bin/time": "time"})
     # Not editable: a regular install byte-compiles the package, as users get it.
     session.install(".")
     session.run("python", "tests/bench.py", *session.posargs)

@@ -18,6 +18,9 @@ writes bench-results.json. Timings are medians.
 5. the `wasmhost compare` table of hello-world and nbody (in-process, a
    process per run, the wasmtime CLI, node); goals: hello-world in-process
    >= 50x faster than the wasmtime CLI process, nbody within 1.05x of it.
+6. `wasmhost serve` of http-server.wasm (a fresh instance per request)
+   under wrk at 1, 16, 32 and 64 connections, beside a plain ASGI hello app
+   under the same uvicorn; goal: >= 6000 req/s at 32 connections, no errors.
 """
 
 from __future__ import annotations
@@ -346,6 +349,114 @@ def bench_compare(hello_runs: int, nbody_runs: int) -> tuple[list[dict[str, obje
     return results, lines
 
 
+def _wrk(url: str, connections: int, seconds: int) -> dict[str, float]:
+    done = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = done.stdout
+    stats: dict[str, float] = {"errors": 0.0}
+    for line in out.splitlines():
+        parts = line.split()
+        if line.startswith("Requests/sec:"):
+            stats["rps"] = float(parts[1])
+        elif parts[:1] in (["50%"], ["99%"]):
+            value = parts[1]
+            scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+            unit = next(u for u in ("us", "ms", "s") if value.endswith(u))
+            stats["p" + parts[0][:-1]] = round(float(value[: -len(unit)]) * scale[unit], 3)
+        elif line.strip().startswith(("Non-2xx", "Socket errors")):
+            stats["errors"] += sum(float(x.strip(",")) for x in parts if x.strip(",").isdigit())
+    return stats
+
+
+def _start(argv: list[str], port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    import httpx
+
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+            return process
+        except httpx.TransportError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise SystemExit(f"bench: {' '.join(argv)} did not start") from None
+            time.sleep(0.1)
+
+
+def bench_serve(seconds: int) -> tuple[list[dict[str, object]], list[str]]:
+    """wrk against `wasmhost serve` (http-server.wasm) and a plain ASGI hello, same server."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench: wrk is not installed (apt-get install wrk)")
+    sys.path.insert(0, str(Path(__file__).parent))
+    from registry import free_port
+
+    workers = os.cpu_count() or 1
+    env = dict(os.environ)
+    servers = {
+        "wasmhost serve http-server.wasm": [
+            *wasmhost_command(),
+            "serve",
+            "-q",
+            "--workers",
+            str(workers),
+            "--listen",
+        ],
+        "plain ASGI hello (uvicorn)": [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--app-dir",
+            str(Path(__file__).parent),
+            "--workers",
+            str(workers),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "asgi_hello:app",
+            "--port",
+        ],
+    }
+    table: dict[str, dict[int, dict[str, float]]] = {}
+    for name, argv in servers.items():
+        port = free_port()
+        tail = [f"127.0.0.1:{port}", str(ROOT / "artifacts" / "http-server.wasm")]
+        full = argv + (tail if "serve" in argv else [str(port)])
+        process = _start(full, port, env)
+        try:
+            table[name] = {
+                c: _wrk(f"http://127.0.0.1:{port}/", c, seconds) for c in (1, 16, 32, 64)
+            }
+        finally:
+            process.terminate()
+            process.wait()
+    lines = [
+        f"HTTP, {workers} worker processes, wrk -t1 for {seconds} s (req/s, p50 ms, p99 ms, errors):"
+    ]
+    for name, rows in table.items():
+        for c, st in rows.items():
+            lines.append(
+                f"  {name:<34} {c:>3} conns  {st['rps']:>9.0f} req/s  p50 {st.get('p50', 0):>7.3f}"
+                f"  p99 {st.get('p99', 0):>7.3f}  errors {st['errors']:.0f}"
+            )
+    ours = table["wasmhost serve http-server.wasm"][32]
+    base = table["plain ASGI hello (uvicorn)"][32]
+    result = {
+        "name": "wasmhost serve: http-server.wasm, 32 connections",
+        "baseline": "plain ASGI hello under uvicorn, same workers",
+        "baseline_rps": base["rps"],
+        "wasmhost_rps": ours["rps"],
+        "ratio": round(ours["rps"] / base["rps"], 3),
+        "goal": ">= 6000 req/s with no errors",
+        "met": ours["rps"] >= 6000 and ours["errors"] == 0,
+    }
+    return [result], lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="wasmhost benchmarks")
     parser.add_argument("--runs", type=int, default=3000, help="in-process runs")
@@ -356,6 +467,8 @@ def main() -> int:
     parser.add_argument("--registry-mib", type=int, default=100, help="module size for push/pull")
     parser.add_argument("--registry-runs", type=int, default=3)
     parser.add_argument("--skip-compare", action="store_true", help="skip the runtime comparison")
+    parser.add_argument("--skip-serve", action="store_true", help="skip the HTTP benchmark")
+    parser.add_argument("--serve-seconds", type=int, default=5)
     options = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="wasmhost-bench-"))
@@ -369,12 +482,16 @@ def main() -> int:
         if not options.skip_compare:
             compared, compare_lines = bench_compare(hello_runs=50, nbody_runs=5)
             results += compared
+        if not options.skip_serve:
+            served, serve_lines = bench_serve(options.serve_seconds)
+            results += served
+            compare_lines += serve_lines
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
     print(f"{'benchmark':<52} {'baseline':>12} {'wasmhost':>12} {'ratio':>7}  goal")
     for r in results:
-        unit = "us" if "baseline_us" in r else "ms"
+        unit = "us" if "baseline_us" in r else "rps" if "baseline_rps" in r else "ms"
         base, ours = r[f"baseline_{unit}"], r[f"wasmhost_{unit}"]
         mark = "met" if r["met"] else "NOT MET"
         print(

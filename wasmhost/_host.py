@@ -124,14 +124,17 @@ class Host:
 
     # -- loading -------------------------------------------------------------
 
-    def load(self, source: ModuleSource) -> Module:
+    def load(self, source: ModuleSource, *, for_timeouts: bool = False) -> Module:
         """Read, check and compile a module (from a path or bytes), using the caches.
+
+        With ``for_timeouts``, compile it (also) for the engine that runs with a
+        ``timeout`` or ``cancel`` use, so that the first such run does not wait.
 
         >>> module = host.load("artifacts/hello-world.wasm")
         >>> "_start" in module.export_names("func")
         True
         """
-        return self._load(source, self._slot(EngineFlags()))[0]
+        return self._load(source, self._slot(EngineFlags(interruptible=for_timeouts)))[0]
 
     def _load(self, source: ModuleSource, slot: EngineSlot) -> tuple[Module, wasmtime.Module]:
         """The module and its code compiled for ``slot``'s engine (compiled once per engine)."""

@@ -24,6 +24,7 @@ import wasmtime
 from ._capi import CONTINUE, EpochCallback, EpochFinalizer, error_pointer, set_epoch_callback
 
 TICK = 0.005
+LINGER = 1.0
 
 _guards: dict[int, Guard] = {}
 _tokens = itertools.count(1)
@@ -65,11 +66,18 @@ def _forget(data: int | None) -> None:
 
 
 class Ticker:
-    """Bumps one engine's epoch every TICK seconds while guarded runs are active."""
+    """Bumps one engine's epoch every TICK seconds while guarded runs are active.
+
+    After the last guarded run ends it keeps ticking for LINGER seconds
+    before it sleeps: a server running one short guarded guest after another
+    would otherwise wake the thread (and hand it the GIL) for every request.
+    """
 
     def __init__(self, engine: wasmtime.Engine) -> None:
         self._engine = engine
         self._active = 0
+        self._idle_since = 0.0
+        self._sleeping = False
         self._stopped = False
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -77,10 +85,14 @@ class Ticker:
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while self._active == 0 and not self._stopped:
+                while self._active == 0 and (
+                    self._stopped or time.monotonic() - self._idle_since > LINGER
+                ):
+                    if self._stopped:
+                        return
+                    self._sleeping = True
                     self._cond.wait()
-                if self._stopped and self._active == 0:
-                    return
+                    self._sleeping = False
             time.sleep(TICK)
             self._engine.increment_epoch()
 
@@ -105,10 +117,14 @@ class Ticker:
                     target=self._loop, name="wasmhost-epoch", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify()
+            elif self._sleeping:
+                self._cond.notify()
 
     def release(self, guard: Guard) -> None:
         _guards.pop(guard.token, None)
         with self._cond:
             self._active -= 1
-            self._cond.notify()
+            if self._active == 0:
+                self._idle_since = time.monotonic()
+            if self._stopped:
+                self._cond.notify()

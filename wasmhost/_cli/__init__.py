@@ -24,6 +24,7 @@ _COMMANDS = {
     "pull": ("wasmhost._cli.publish", "pull"),
     "push": ("wasmhost._cli.publish", "push"),
     "run": ("wasmhost._cli.run", "run"),
+    "serve": ("wasmhost._cli.serve", "serve"),
 }
 
 

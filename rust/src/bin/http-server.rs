@@ -7,10 +7,20 @@
 //! Routes:
 //! - `/` answers `Hello, World!`;
 //! - `/echo` answers the method, the query and the request body;
+//! - `/env` lists the CGI variables and arguments the handler got;
+//! - `/counter` answers how often this instance has counted (always 1:
+//!   every request gets a fresh instance);
+//! - `/redirect` answers with a `Location` only (a 302);
+//! - `/teapot` answers `Status: 418`;
+//! - `/panic`, `/spin`, `/alloc` fail (a trap, an endless loop, 64 MiB of
+//!   allocation) and `/malformed` writes no CGI headers: for hosts' tests;
 //! - anything else answers 404.
 
 use std::env;
 use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 fn respond(status: &str, content_type: &str, body: &[u8]) -> io::Result<()> {
     let stdout = io::stdout();
@@ -39,6 +49,37 @@ fn main() {
             let mut text = format!("method={}\nquery={}\nbody=", method, query).into_bytes();
             text.extend_from_slice(&body);
             respond("200 OK", "text/plain", &text)
+        }
+        "/env" => {
+            let mut vars: Vec<String> = env::vars().map(|(k, v)| format!("{}={}\n", k, v)).collect();
+            vars.sort();
+            for (i, arg) in env::args().enumerate() {
+                vars.push(format!("argv[{}]={}\n", i, arg));
+            }
+            respond("200 OK", "text/plain", vars.concat().as_bytes())
+        }
+        "/counter" => {
+            let n = COUNTER.fetch_add(1, Ordering::SeqCst) + 1;
+            respond("200 OK", "text/plain", format!("{}\n", n).as_bytes())
+        }
+        "/redirect" => {
+            let stdout = io::stdout();
+            let mut out = stdout.lock();
+            write!(out, "Location: /\n\n").and_then(|_| out.flush())
+        }
+        "/teapot" => respond("418 I'm a teapot", "text/plain", b"short and stout\n"),
+        "/panic" => panic!("the handler panicked on purpose"),
+        "/spin" => loop {
+            COUNTER.fetch_add(1, Ordering::SeqCst);
+        },
+        "/alloc" => {
+            let block = vec![1u8; 64 << 20];
+            respond("200 OK", "text/plain", format!("{}\n", block.len()).as_bytes())
+        }
+        "/malformed" => {
+            let stdout = io::stdout();
+            let mut out = stdout.lock();
+            write!(out, "this is not a CGI response").and_then(|_| out.flush())
         }
         _ => respond("404 Not Found", "text/plain", b"Not Found\n"),
     };

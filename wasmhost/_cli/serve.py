@@ -1,0 +1,151 @@
+"""``wasmhost serve MODULE`` or ``wasmhost serve --config modules.toml``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import reported
+from .params import DIR, DURATION, ENV, SIZE, WHOLE_NUMBER
+from .registry import client, transport_options
+
+
+def _listen(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, int]:
+    host, colon, port = value.rpartition(":")
+    if not colon or not port.isdigit() or not 0 < int(port) < 65536:
+        raise click.BadParameter(f"{value!r} is not HOST:PORT (like 127.0.0.1:8080).", ctx, param)
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+@click.command(short_help="Serve WAGI modules over HTTP.")
+@click.option(
+    "--listen",
+    default="127.0.0.1:8080",
+    show_default=True,
+    callback=_listen,
+    help="The address to listen on.",
+)
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A WAGI-style modules.toml with several routes (instead of MODULE).",
+)
+@click.option("--dir", "dirs", type=DIR, multiple=True, help="HOST[::GUEST[::ro]] for MODULE.")
+@click.option("--env", "envs", type=ENV, multiple=True, help="NAME=VALUE or NAME, for MODULE.")
+@click.option("--timeout", type=DURATION, default=30.0, show_default=True, help="Per request.")
+@click.option("--max-memory", type=SIZE, help="Cap each instance's linear memory.")
+@click.option("--max-body", type=SIZE, default=str(10 << 20), help="Largest request body [10MiB].")
+@click.option(
+    "--workers",
+    type=WHOLE_NUMBER,
+    default=os.cpu_count() or 1,
+    show_default="the number of cores",
+    help="Processes; each serves one guest at a time.",
+)
+@click.option(
+    "--threads",
+    type=WHOLE_NUMBER,
+    default=0,
+    help="Run guests in a pool of this many threads per process instead, so that a slow "
+    "guest does not hold up the others of its process.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No access log.")
+@transport_options
+@click.argument("module", required=False)
+def serve(
+    listen: tuple[str, int],
+    config: Path | None,
+    dirs: tuple[tuple[str, Any], ...],
+    envs: tuple[tuple[str, str | None], ...],
+    timeout: float,
+    max_memory: int | None,
+    max_body: int,
+    workers: int,
+    threads: int,
+    quiet: bool,
+    plain_http: bool,
+    insecure: bool,
+    ca_file: Path | None,
+    module: str | None,
+) -> None:
+    """Serve MODULE (a file or registry reference) as a WAGI handler on every path.
+
+    Each request runs in a fresh instance of the module, compiled once: the
+    request in CGI variables and stdin, the response from stdout.
+    """
+    from .. import asgi
+    from .._reference import looks_like_reference
+
+    if (module is None) == (config is None):
+        raise click.UsageError("give MODULE or --config, not both or neither.")
+    if workers < 1:
+        raise click.UsageError("--workers must be at least 1.")
+    with reported():
+        if config is not None:
+            routes = asgi.load_config(config)
+        else:
+            assert module is not None
+            env = {name: value for name, value in envs if value is not None}
+            routes = [asgi.Route("/...", module, env, dict(dirs))]
+        resolved = []
+        for route in routes:
+            if not os.path.exists(route.module) and looks_like_reference(route.module):
+                with client(plain_http, insecure, ca_file) as registry:
+                    route = route._replace(module=str(registry.fetch(route.module).path))
+            resolved.append(route)
+        # Built here once, in this process, so that a bad module fails before listening.
+        app = asgi.WagiApp(
+            resolved,
+            timeout=timeout,
+            max_memory=max_memory,
+            max_body=max_body,
+            threads=threads or None,
+            inline=not threads,
+        )
+
+    import uvicorn
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(levelname)s:     %(message)s", stream=sys.stderr
+    )
+    options: dict[str, Any] = {
+        "host": listen[0],
+        "port": listen[1],
+        "access_log": not quiet,
+        "log_level": "warning" if quiet else "info",
+        "server_header": False,
+    }
+    if workers == 1:
+        uvicorn.run(app, **options)
+        return
+    app.close()
+    spec = {
+        "routes": [
+            {
+                "path": r.path,
+                "module": r.module,
+                "env": dict(r.env),
+                "dirs": {g: _dir_spec(d) for g, d in r.dirs.items()},
+            }
+            for r in resolved
+        ],
+        "timeout": timeout,
+        "max_memory": max_memory,
+        "max_body": max_body,
+        "threads": threads,
+    }
+    os.environ["WASMHOST_SERVE_SPEC"] = json.dumps(spec)
+    uvicorn.run("wasmhost.asgi:app_from_environment", factory=True, workers=workers, **options)
+
+
+def _dir_spec(source: Any) -> tuple[str, bool]:
+    from .._host import Dir
+
+    spec = source if isinstance(source, Dir) else Dir(source)
+    return os.fspath(spec.path), spec.read_only

@@ -1,0 +1,320 @@
+"""WAGI handlers as an ASGI application: :class:`WagiApp`.
+
+Every request gets a fresh, isolated instance of a module compiled once::
+
+    from wasmhost.asgi import Route, WagiApp
+    app = WagiApp([Route("/...", "artifacts/http-server.wasm")])
+
+Run it under any ASGI server (``uvicorn module:app``), or mount it in a
+Starlette or FastAPI application (``app.mount("/wasm", wagi_app)``).
+``wasmhost serve`` does the former.
+
+A guest that traps, runs past its timeout or its memory cap answers 500
+(details go to the ``wasmhost.serve`` log, never to the client); output that
+is not a CGI response answers 502; a body over ``max_body`` answers 413.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from ._errors import ConfigError, GuestError, WasmhostError
+from ._host import Dir, DirSource, Host
+from ._module import Module
+from ._wagi import MalformedResponse, Request, arguments, environment, parse_response, split_route
+
+log = logging.getLogger("wasmhost.serve")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_MAX_BODY = 10 << 20
+
+
+class Route(NamedTuple):
+    """One route: ``path`` (exact, or ``/prefix/...`` for everything below), the
+    module (a path or, in a config file, a registry reference), and what the
+    guest gets besides the request."""
+
+    path: str
+    module: str
+    env: Mapping[str, str] = {}
+    dirs: Mapping[str, DirSource] = {}
+
+
+class _Loaded(NamedTuple):
+    route: Route
+    module: Module
+
+
+class WagiApp:
+    """An ASGI application serving WAGI modules; see the module docstring.
+
+    Guests run in a thread pool (``threads`` threads), so a slow guest does
+    not hold up the event loop. With ``inline``, a guest runs on the event
+    loop's own thread instead: a process then serves one guest at a time,
+    as a pre-forking CGI server's worker does, and handing each request to a
+    thread and back is saved -- that hand-off (and the GIL it needs twice)
+    costs more than the guest itself for a handler like the seed's hello
+    service. ``wasmhost serve`` runs inline, in ``--workers`` processes.
+    """
+
+    def __init__(
+        self,
+        routes: Sequence[Route] | str | os.PathLike[str],
+        *,
+        host: Host | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_memory: int | None = None,
+        max_body: int = DEFAULT_MAX_BODY,
+        threads: int | None = None,
+        inline: bool = False,
+    ) -> None:
+        if isinstance(routes, str | os.PathLike):
+            routes = [Route("/...", os.fspath(routes))]
+        if not routes:
+            raise ConfigError("a WAGI app needs at least one route.")
+        self.host = host or Host()
+        self.timeout = timeout
+        self.max_memory = max_memory
+        self.max_body = max_body
+        self.inline = inline
+        self._executor = ThreadPoolExecutor(
+            max_workers=threads or min(32, (os.cpu_count() or 1) * 4),
+            thread_name_prefix="wasmhost-wagi",
+        )
+        loaded = []
+        for route in routes:
+            _check_route(route.path)
+            # Compiled now, for the engine that runs with a timeout use.
+            module = self.host.load(route.module, for_timeouts=True)
+            loaded.append(_Loaded(route, module))
+        # The most specific route first: exact before wildcard, longer before shorter.
+        self._routes = sorted(
+            loaded, key=lambda r: (r.route.path.endswith("/..."), -len(r.route.path))
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        status, headers, body = await self._respond(scope, receive)
+        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+        if not any(k.lower() == "content-length" for k, _ in headers):
+            raw.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _respond(
+        self, scope: Scope, receive: Receive
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        path = scope["path"]
+        # Mounted under a prefix (Starlette's Mount, uvicorn's --root-path): routes
+        # are matched below it. Servers differ on whether ``path`` repeats it.
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :] or "/"
+        for loaded in self._routes:
+            parts = split_route(path, loaded.route.path)
+            if parts is not None:
+                break
+        else:
+            return _plain(404, "Not Found")
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        declared = next((v for k, v in headers if k.lower() == "content-length"), None)
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
+            return _plain(413, "Payload Too Large")
+        body = await _read_body(receive, self.max_body)
+        if body is None:
+            return _plain(413, "Payload Too Large")
+        query = scope.get("query_string", b"").decode("latin-1")
+        request = Request(
+            method=scope["method"],
+            script_name=parts[0],
+            path_info=parts[1],
+            query_string=query,
+            headers=headers,
+            client=scope.get("client"),
+            server=scope.get("server"),
+            scheme=scope.get("scheme", "http"),
+            protocol=f"HTTP/{scope.get('http_version', '1.1')}",
+            content_length=len(body),
+        )
+        route = loaded.route
+        env = {**environment(request, route.path), **route.env}
+        run = functools.partial(
+            self.host.run,
+            loaded.module,
+            arguments(query),
+            env=env,
+            stdin=body,
+            dirs=route.dirs,
+            timeout=self.timeout,
+            max_memory=self.max_memory,
+        )
+        try:
+            if self.inline:
+                result = run()
+            else:
+                result = await asyncio.get_running_loop().run_in_executor(self._executor, run)
+        except GuestError as exc:
+            log.error("%s %s: %s", scope["method"], path, exc)
+            if exc.stderr:
+                log.error("guest stderr: %s", exc.stderr[-2000:].decode("utf-8", "replace"))
+            return _plain(500, "Internal Server Error")
+        except WasmhostError as exc:
+            log.error("%s %s: %s", scope["method"], path, exc)
+            return _plain(500, "Internal Server Error")
+        if result.stderr:
+            log.info(
+                "%s %s: guest stderr: %s",
+                scope["method"],
+                path,
+                result.stderr[-2000:].decode("utf-8", "replace").rstrip(),
+            )
+        try:
+            status, response_headers, response_body = parse_response(result.stdout)
+        except MalformedResponse as exc:
+            log.error(
+                "%s %s: %s answered no CGI response: %s",
+                scope["method"],
+                path,
+                loaded.module.name,
+                exc,
+            )
+            return _plain(502, "Bad Gateway")
+        if result.exit_code != 0:
+            log.warning(
+                "%s %s: %s exited with %d",
+                scope["method"],
+                path,
+                loaded.module.name,
+                result.exit_code,
+            )
+        return status, response_headers, response_body
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+def _check_route(path: str) -> None:
+    if not path.startswith("/"):
+        raise ConfigError(f"route {path!r} must start with '/'.")
+
+
+def _plain(status: int, text: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    return status, [("content-type", "text/plain; charset=utf-8")], f"{text}\n".encode()
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The request body, or None once it passes ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def load_config(path: str | os.PathLike[str]) -> list[Route]:
+    """Routes from a WAGI-style ``modules.toml``.
+
+    ::
+
+        [[module]]
+        route = "/hello"                       # or "/static/..." for a prefix
+        module = "artifacts/http-server.wasm"  # or a registry reference
+        environment = { GREETING = "hi" }
+        volumes = { "/data" = "./data" }       # guest path = host directory
+
+    Relative paths are relative to the file's folder.
+    """
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+
+    where = Path(path)
+    try:
+        data = tomllib.loads(where.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read {where}: {exc.strerror}.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where} is not valid TOML: {exc}.") from None
+    entries = data.get("module")
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"{where} has no [[module]] entries.")
+    routes = []
+    for i, entry in enumerate(entries, 1):
+        if not isinstance(entry, dict) or not isinstance(entry.get("module"), str):
+            raise ConfigError(f'{where}: [[module]] number {i} has no module = "...".')
+        route = entry.get("route", "/...")
+        env = entry.get("environment", {})
+        volumes = entry.get("volumes", {})
+        if not isinstance(route, str) or not isinstance(env, dict) or not isinstance(volumes, dict):
+            raise ConfigError(
+                f"{where}: [[module]] number {i} has a route, environment or "
+                "volumes of the wrong type."
+            )
+        module = entry["module"]
+        if not os.path.isabs(module) and (where.parent / module).exists():
+            module = str(where.parent / module)
+        dirs = {
+            str(guest): Dir(
+                str(where.parent / str(host)) if not os.path.isabs(str(host)) else str(host)
+            )
+            for guest, host in volumes.items()
+        }
+        routes.append(Route(route, module, {str(k): str(v) for k, v in env.items()}, dirs))
+    return routes
+
+
+def app_from_environment() -> WagiApp:
+    """The app ``wasmhost serve --workers N`` starts in each worker (config in the env)."""
+    spec = json.loads(os.environ["WASMHOST_SERVE_SPEC"])
+    routes = [
+        Route(r["path"], r["module"], r["env"], {g: Dir(h, ro) for g, (h, ro) in r["dirs"].items()})
+        for r in spec["routes"]
+    ]
+    return WagiApp(
+        routes,
+        timeout=spec["timeout"],
+        max_memory=spec["max_memory"],
+        max_body=spec["max_body"],
+        threads=spec["threads"] or None,
+        inline=not spec["threads"],
+    )
+
+
+__all__ = ["Route", "WagiApp", "app_from_environment", "load_config"]
