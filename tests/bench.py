@@ -435,7 +435,8 @@ def bench_serve(seconds: int) -> tuple[list[dict[str, object]], list[str]]:
             process.terminate()
             process.wait()
     lines = [
-        f"HTTP, {workers} worker processes, wrk -t1 for {seconds} s (req/s, p50 ms, p99 ms, errors):"
+        f"HTTP, {workers} worker processes, wrk -t1 for {seconds} s "
+        "(req/s, p50 ms, p99 ms, errors):"
     ]
     for name, rows in table.items():
         for c, st in rows.items():
