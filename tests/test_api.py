@@ -13,9 +13,13 @@ import wasmhost
 
 def test_all_is_sorted_and_complete() -> None:
     assert wasmhost.__all__ == sorted(wasmhost.__all__)
-    public = {name for name in vars(wasmhost) if not name.startswith("_")}
-    # Submodules are private (underscored), so everything public is in __all__.
-    assert public - {"annotations"} <= set(wasmhost.__all__)
+    public = {
+        name
+        for name, value in vars(wasmhost).items()
+        if not name.startswith("_") and not inspect.ismodule(value)
+    }
+    # Submodules are private (underscored) but for wasmhost.asgi, a module of its own.
+    assert public <= set(wasmhost.__all__)
     for name in wasmhost.__all__:
         assert hasattr(wasmhost, name), name
 
