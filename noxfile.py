@@ -22,6 +22,10 @@ TEST_PACKAGES = {
     "/usr/bin/skopeo": "skopeo",
     "/usr/bin/htpasswd": "apache2-utils",
     "/usr/bin/openssl": "openssl",
+    "/usr/bin/umoci": "umoci",
+    "/usr/share/gocode/src/github.com/opencontainers/runtime-spec/schema/config-schema.json": (
+        "golang-github-opencontainers-specs-dev"
+    ),
 }
 
 
@@ -57,7 +61,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typing(session: nox.Session) -> None:
     """mypy --strict on the package."""
-    session.install("-e", ".[plot]", "mypy>=1.10", "typing_extensions")
+    session.install("-e", ".[plot]", "mypy>=1.10", "typing_extensions", "types-PyYAML")
     session.run("mypy")
 
 

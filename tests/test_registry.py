@@ -201,37 +201,38 @@ def test_a_manifest_without_wasm_is_refused_naming_what_it_holds(
     base = f"http://{host}/v2/{name}"
     layer, config = b"not wasm", b"{}"
     for blob in (layer, config):
-        start = httpx.post(f"{base}/blobs/uploads/")
-        location = start.headers["Location"]
+        location = httpx.post(f"{base}/blobs/uploads/").headers["Location"]
+        joiner = "&" if "?" in location else "?"
+        httpx.put(f"{location}{joiner}digest={sha256(blob)}", content=blob).raise_for_status()
+
+    def put(tag: str, config_type: str, layers: list[dict[str, object]]) -> None:
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": config_type, "digest": sha256(config), "size": 2},
+            "layers": layers,
+        }
         httpx.put(
-            f"{location}&digest={sha256(blob)}"
-            if "?" in location
-            else f"{location}?digest={sha256(blob)}",
-            content=blob,
+            f"{base}/manifests/{tag}",
+            content=json.dumps(manifest),
+            headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
         ).raise_for_status()
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {
-            "mediaType": "application/vnd.oci.image.config.v1+json",
-            "digest": sha256(config),
-            "size": 2,
-        },
-        "layers": [
-            {
-                "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                "digest": sha256(layer),
-                "size": len(layer),
-            }
-        ],
-    }
-    httpx.put(
-        f"{base}/manifests/v1",
-        content=json.dumps(manifest),
-        headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
-    ).raise_for_status()
-    with pytest.raises(ArtifactError, match=r"holds no wasm module.*tar\+gzip"):
-        client.pull(ref + ":v1", tmp_path / "x.wasm")
+
+    blob_desc = {"digest": sha256(layer), "size": len(layer)}
+    put(
+        "helm",
+        "application/vnd.cncf.helm.config.v1+json",
+        [{"mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip", **blob_desc}],
+    )
+    with pytest.raises(ArtifactError, match=r"holds no wasm module.*helm\.chart"):
+        client.pull(ref + ":helm", tmp_path / "x.wasm")
+    put(
+        "image",
+        "application/vnd.oci.image.config.v1+json",
+        [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **blob_desc}],
+    )
+    with pytest.raises(ArtifactError, match="not a readable tar archive"):
+        client.pull(ref + ":image", tmp_path / "x.wasm")
     assert not (tmp_path / "x.wasm").exists()
 
 

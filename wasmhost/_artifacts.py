@@ -7,18 +7,20 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import IO, Any, NamedTuple
 
 from ._cache import cache_root
 from ._credentials import Credentials, erase, store
 from ._errors import ArtifactError, ConfigError, ModuleError, RegistryUnreachable
 from ._formats import (
+    CREATED,
     FORMATS,
     INDEX_TYPES,
-    Artifact,
+    OCI_MANIFEST,
     build,
     find_wasm_layer,
     is_digest,
@@ -26,6 +28,15 @@ from ._formats import (
     sha256_digest,
     timestamp,
 )
+from ._image import (
+    IMAGE_OSES,
+    VARIANTS,
+    build_layer,
+    extract_module,
+    image_config,
+    image_manifest,
+)
+from ._layout import OciLayout, parse_layout
 from ._reference import Reference, parse_reference, parse_registry
 from ._registry import Progress, Session, Transport
 from ._store import Store
@@ -154,49 +165,90 @@ class RegistryClient:
         format: str = "wasm-to-oci",
         annotations: Mapping[str, str] | None = None,
         reproducible: bool = False,
+        variant: str = "compat",
+        image_os: str = "wasip1",
+        oci_layout: bool = False,
         progress: Progress | None = None,
     ) -> PushResult:
         """Push the module file at ``module`` to ``reference`` in ``format``.
 
-        ``format`` is ``"wasm-to-oci"`` (what Krustlet reads) or ``"cncf"``
-        (the CNCF Wasm artifact). ``org.opencontainers.image.created`` is set
-        to now, or to ``$SOURCE_DATE_EPOCH``, unless ``reproducible``.
+        ``format`` is ``"wasm-to-oci"`` (what Krustlet reads), ``"cncf"`` (the
+        CNCF Wasm artifact) or ``"image"`` (an OCI image for crun, youki,
+        runwasi and Docker: ``variant`` is its ``module.wasm.image/variant``,
+        ``image_os`` its OS, ``wasip1`` or Docker's ``wasi``).
+        ``org.opencontainers.image.created`` is set to now, or to
+        ``$SOURCE_DATE_EPOCH``, unless ``reproducible``. With ``oci_layout``,
+        ``reference`` is ``DIR[:TAG]``, a local OCI image layout, and no
+        registry is involved.
         """
-        if format not in FORMATS:
-            raise ConfigError(f"unknown format {format!r}; choose one of: {', '.join(FORMATS)}.")
-        ref = parse_reference(reference)
-        path = os.fspath(module)
-        layer_digest, size = _hash_module(path)
-        created = None if reproducible else timestamp(_source_date_epoch())
-        artifact = build(
-            format,
-            layer_digest=layer_digest,
-            layer_size=size,
-            title=os.path.basename(path),
-            annotations=annotations or {},
-            created=created,
-        )
-        if ref.digest and ref.digest != artifact.digest:
+        if format not in (*FORMATS, "image"):
             raise ConfigError(
-                f"{reference} names digest {ref.digest}, but the artifact's is {artifact.digest}; "
-                "push to a tag instead."
+                f"unknown format {format!r}; choose one of: {', '.join(FORMATS)}, image."
             )
-        self._upload(ref, artifact, path, progress)
-        pinned = ref._replace(tag=None, digest=artifact.digest)
-        return PushResult(str(pinned), artifact.digest, format, layer_digest, size)
+        if variant not in VARIANTS:
+            raise ConfigError(f"unknown variant {variant!r}; choose one of: {', '.join(VARIANTS)}.")
+        if image_os not in IMAGE_OSES:
+            raise ConfigError(
+                f"unknown image OS {image_os!r}; choose one of: {', '.join(IMAGE_OSES)}."
+            )
+        path = os.fspath(module)
+        module_digest, size = _hash_module(path)
+        if oci_layout:
+            folder, tag = parse_layout(reference)
+            ref = None
+        else:
+            ref = parse_reference(reference)
+            tag = ref.tag or ""
+        epoch = _source_date_epoch()
+        created = None if reproducible else timestamp(epoch)
+        with tempfile.TemporaryDirectory(prefix="wasmhost-push-") as scratch:
+            if format == "image":
+                layer = build_layer(path, Path(scratch), mtime=epoch or 0)
+                config = image_config(
+                    os.path.basename(path), layer, os_name=image_os, created=created
+                )
+                notes = dict(annotations or {})
+                if created is not None:
+                    notes.setdefault(CREATED, created)
+                manifest = image_manifest(config, layer, variant=variant, annotations=notes)
+                blob = (layer.digest, layer.size, str(layer.path))
+                platform = {"architecture": "wasm", "os": image_os}
+            else:
+                artifact = build(
+                    format,
+                    layer_digest=module_digest,
+                    layer_size=size,
+                    title=os.path.basename(path),
+                    annotations=annotations or {},
+                    created=created,
+                )
+                config, manifest = artifact.config, artifact.manifest
+                blob = (module_digest, size, path)
+                platform = None
+            digest = sha256_digest(manifest)
+            if ref is not None and ref.digest and ref.digest != digest:
+                raise ConfigError(
+                    f"{reference} names digest {ref.digest}, but the artifact's is {digest}; "
+                    "push to a tag instead."
+                )
+            blob_digest, blob_size, blob_file = blob
 
-    def _upload(
-        self, ref: Reference, artifact: Artifact, path: str, progress: Progress | None
-    ) -> None:
-        session = self._session(ref)
-        session.upload_blob(sha256_digest(artifact.config), len(artifact.config), artifact.config)
-        session.upload_blob(
-            artifact.layer.digest,
-            artifact.layer.size,
-            lambda: open(path, "rb"),  # noqa: SIM115 - the upload closes it
-            progress,
-        )
-        session.put_manifest(ref.tag or artifact.digest, artifact.manifest, artifact.manifest_type)
+            def opener() -> IO[bytes]:
+                return open(blob_file, "rb")
+
+            if ref is None:
+                layout = OciLayout(folder)
+                layout.put_blob(sha256_digest(config), len(config), config)
+                layout.put_blob(blob_digest, blob_size, opener)
+                layout.put_manifest(manifest, OCI_MANIFEST, tag, platform)
+                pinned = f"{folder}@{digest}"
+            else:
+                session = self._session(ref)
+                session.upload_blob(sha256_digest(config), len(config), config)
+                session.upload_blob(blob_digest, blob_size, opener, progress)
+                session.put_manifest(tag or digest, manifest, OCI_MANIFEST)
+                pinned = str(ref._replace(tag=None, digest=digest))
+        return PushResult(pinned, digest, format, module_digest, size)
 
     # -- pull ----------------------------------------------------------------
 
@@ -271,10 +323,24 @@ class RegistryClient:
                 lambda f: session.download_blob(layer.digest, layer.size, f, progress),
             )
         path = self.store.verify_file(layer.digest)
+        module_digest, module_size = layer.digest, layer.size
+        if layer.packed:
+            path, module_digest = self._unpack(path)
+            module_size = path.stat().st_size
         assert resolved.digest is not None
         return PullResult(
-            str(resolved), resolved.digest, layer.format, path, layer.digest, layer.size
+            str(resolved), resolved.digest, layer.format, path, module_digest, module_size
         )
+
+    def _unpack(self, layer: Path) -> tuple[Path, str]:
+        """Store the module inside an image layer as a blob of its own."""
+        with tempfile.TemporaryFile(dir=self.store.root) as scratch:
+            digest = extract_module(layer, scratch)
+            if not self.store.has_blob(digest):
+                scratch.seek(0)
+                with self.store.writer(digest) as out:
+                    shutil.copyfileobj(scratch, out, 1 << 20)
+        return self.store.verify_file(digest), digest
 
     def pull(
         self,

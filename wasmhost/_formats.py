@@ -154,13 +154,26 @@ def build(
 
 
 class WasmLayer(NamedTuple):
-    """What a pulled manifest says about its module."""
+    """What a pulled manifest says about its module. ``packed``: the module is the one
+    file of a tar(+gzip) image layer, not the layer itself."""
 
     format: str
     digest: str
     size: int
     title: str | None
     manifest: dict[str, Any]
+    packed: bool = False
+
+
+IMAGE_CONFIGS = (
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+)
+IMAGE_LAYERS = (
+    "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.oci.image.layer.v1.tar",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip",
+)
 
 
 def find_wasm_layer(manifest: dict[str, Any], where: str) -> WasmLayer:
@@ -172,6 +185,17 @@ def find_wasm_layer(manifest: dict[str, Any], where: str) -> WasmLayer:
     if not isinstance(layers, list) or not all(isinstance(layer, dict) for layer in layers):
         raise ArtifactError(f"{where} is not an image or artifact manifest (it has no layers).")
     wasm = [layer for layer in layers if _is_wasm(layer)]
+    if (
+        not wasm
+        and config.get("mediaType") in IMAGE_CONFIGS
+        and len(layers) == 1
+        and layers[0].get("mediaType") in IMAGE_LAYERS
+    ):
+        # A Wasm container image (FROM scratch + the module): the module is in the layer.
+        digest, size = layers[0].get("digest"), layers[0].get("size")
+        if is_digest(digest) and isinstance(size, int) and not isinstance(size, bool):
+            assert isinstance(digest, str)
+            return WasmLayer("image", digest, size, None, manifest, packed=True)
     if not wasm:
         held = ", ".join(sorted({str(layer.get("mediaType")) for layer in layers}))
         raise ArtifactError(

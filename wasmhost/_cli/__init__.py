@@ -17,8 +17,10 @@ import click
 from .._version import __version__
 
 _COMMANDS = {
+    "bundle": ("wasmhost._cli.deploy", "bundle"),
     "compare": ("wasmhost._cli.compare", "compare"),
     "inspect": ("wasmhost._cli.publish", "inspect"),
+    "k8s": ("wasmhost._cli.deploy", "k8s"),
     "login": ("wasmhost._cli.publish", "login"),
     "logout": ("wasmhost._cli.publish", "logout"),
     "pull": ("wasmhost._cli.publish", "pull"),

@@ -27,10 +27,31 @@ def _annotation(
 @click.option(
     "--format",
     "format_",
-    type=click.Choice(["wasm-to-oci", "cncf"]),
+    type=click.Choice(["wasm-to-oci", "cncf", "image"]),
     default="wasm-to-oci",
     show_default=True,
-    help="wasm-to-oci (what Krustlet reads) or cncf (the CNCF Wasm artifact).",
+    help="wasm-to-oci (what Krustlet reads), cncf (the CNCF Wasm artifact), or image "
+    "(an OCI image for crun, youki, runwasi and Docker).",
+)
+@click.option(
+    "--variant",
+    type=click.Choice(["compat", "compat-smart"]),
+    default="compat",
+    show_default=True,
+    help="For --format image: the module.wasm.image/variant annotation crun and youki read.",
+)
+@click.option(
+    "--os",
+    "image_os",
+    type=click.Choice(["wasip1", "wasi"]),
+    default="wasip1",
+    show_default=True,
+    help="For --format image: the image's OS (wasi is Docker's --platform wasi/wasm).",
+)
+@click.option(
+    "--oci-layout",
+    is_flag=True,
+    help="Write to a local OCI image layout: REFERENCE is DIR[:TAG] (as the oras CLI takes it).",
 )
 @click.option(
     "-a",
@@ -53,6 +74,9 @@ def _annotation(
 @click.argument("reference")
 def push(
     format_: str,
+    variant: str,
+    image_os: str,
+    oci_layout: bool,
     annotations: dict[str, str],
     reproducible: bool,
     quiet: bool,
@@ -64,7 +88,8 @@ def push(
     module: Path,
     reference: str,
 ) -> None:
-    """Push MODULE (a .wasm file) to REFERENCE (host[:port]/repo:tag)."""
+    """Push MODULE (a .wasm file) to REFERENCE (host[:port]/repo:tag), or into an OCI
+    image layout with --oci-layout (REFERENCE is then DIR[:TAG])."""
     password = read_password(username, password_stdin)
     bar = ProgressBar("Pushing", quiet)
     with reported(), client(plain_http, insecure, ca_file, username, password) as registry:
@@ -75,6 +100,9 @@ def push(
                 format=format_,
                 annotations=annotations,
                 reproducible=reproducible,
+                variant=variant,
+                image_os=image_os,
+                oci_layout=oci_layout,
                 progress=bar,
             )
         finally:

@@ -1,0 +1,167 @@
+"""An OCI runtime bundle for crun or youki, as the seed wrote ``config.json`` by hand.
+
+``DIR/rootfs/<module>.wasm`` and ``DIR/config.json`` (runtime-spec 1.0.2):
+``process.args`` names the module, the ``module.wasm.image/variant``
+annotation tells crun/youki to run it with their Wasm handler, the root is
+read-only, the process gets the default capability set of ``runc spec``
+(``CAP_AUDIT_WRITE``, ``CAP_KILL``, ``CAP_NET_BIND_SERVICE``), an open-files
+rlimit and no new privileges, and the kernel paths a container should not
+see are masked or read-only. ``host_network`` joins the host's network
+namespace (``/proc/1/ns/net``, as the seed does) so that a server in the
+module is reachable from the host.
+
+Run it with ``crun run -b DIR NAME`` or ``youki run -b DIR NAME``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ._errors import ConfigError
+from ._image import VARIANT, VARIANTS
+
+RUNTIME_SPEC = "1.0.2"
+CAPABILITIES = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+MASKED_PATHS = [
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/sys/firmware",
+    "/proc/scsi",
+]
+READONLY_PATHS = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+]
+
+
+def bundle_config(
+    module_name: str,
+    *,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    host_network: bool = False,
+    variant: str = "compat",
+    hostname: str = "wasm",
+) -> dict[str, Any]:
+    """The ``config.json`` of a bundle whose rootfs holds ``module_name``."""
+    if variant not in VARIANTS:
+        raise ConfigError(f"unknown variant {variant!r}; choose one of: {', '.join(VARIANTS)}.")
+    network: dict[str, str] = {"type": "network"}
+    if host_network:
+        network["path"] = "/proc/1/ns/net"
+    environment = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+    environment.update(env or {})
+    return {
+        "ociVersion": RUNTIME_SPEC,
+        "process": {
+            "terminal": False,
+            "user": {"uid": 0, "gid": 0},
+            "args": [f"/{module_name}", *args],
+            "env": [f"{k}={v}" for k, v in environment.items()],
+            "cwd": "/",
+            "capabilities": {
+                kind: list(CAPABILITIES) for kind in ("bounding", "effective", "permitted")
+            },
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": True,
+        },
+        "root": {"path": "rootfs", "readonly": True},
+        "hostname": hostname,
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {
+                "destination": "/dev",
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
+            },
+            {
+                "destination": "/dev/pts",
+                "type": "devpts",
+                "source": "devpts",
+                "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"],
+            },
+            {
+                "destination": "/dev/shm",
+                "type": "tmpfs",
+                "source": "shm",
+                "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+            },
+            {
+                "destination": "/sys",
+                "type": "sysfs",
+                "source": "sysfs",
+                "options": ["nosuid", "noexec", "nodev", "ro"],
+            },
+        ],
+        "annotations": {VARIANT: variant},
+        "linux": {
+            "resources": {"devices": [{"allow": False, "access": "rwm"}]},
+            "namespaces": [
+                {"type": "pid"},
+                network,
+                {"type": "ipc"},
+                {"type": "uts"},
+                {"type": "mount"},
+                {"type": "cgroup"},
+            ],
+            "maskedPaths": list(MASKED_PATHS),
+            "readonlyPaths": list(READONLY_PATHS),
+        },
+    }
+
+
+def make_bundle(
+    module: str | os.PathLike[str],
+    folder: str | os.PathLike[str],
+    *,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    host_network: bool = False,
+    variant: str = "compat",
+) -> Path:
+    """Write the bundle of ``module`` into ``folder`` (created; must be empty if it exists).
+
+    >>> make_bundle("artifacts/http-server.wasm", "bundle", host_network=True)
+    PosixPath('bundle/config.json')
+    """
+    source = Path(module)
+    if not source.is_file():
+        raise ConfigError(f"{source}: no such file; bundle takes a .wasm file.")
+    with open(source, "rb") as f:
+        if f.read(4) != b"\0asm":
+            raise ConfigError(f"{source} is not a WebAssembly module.")
+    target = Path(folder)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise ConfigError(f"{target} exists and is not an empty folder; choose a new one.")
+    config = bundle_config(
+        source.name, args=args, env=env, host_network=host_network, variant=variant
+    )
+    staging = target.with_name(f".{target.name}.part")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        (staging / "rootfs").mkdir(parents=True)
+        shutil.copyfile(source, staging / "rootfs" / source.name)
+        os.chmod(staging / "rootfs" / source.name, 0o755)
+        (staging / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        if target.exists():
+            target.rmdir()
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target / "config.json"

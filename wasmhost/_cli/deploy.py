@@ -1,0 +1,80 @@
+"""``wasmhost bundle`` and ``wasmhost k8s``: deploy targets from the seed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .errors import reported
+from .params import ENV, WHOLE_NUMBER
+
+
+@click.command(
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    short_help="Write an OCI runtime bundle for crun or youki.",
+)
+@click.option("--env", "envs", type=ENV, multiple=True, help="NAME=VALUE for the process.")
+@click.option(
+    "--host-network",
+    is_flag=True,
+    help="Join the host's network namespace (/proc/1/ns/net), so a server is reachable.",
+)
+@click.option(
+    "--variant",
+    type=click.Choice(["compat", "compat-smart"]),
+    default="compat",
+    show_default=True,
+    help="The module.wasm.image/variant annotation.",
+)
+@click.argument("module", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("guest_args", nargs=-1, type=click.UNPROCESSED, metavar="[GUEST-ARGS]...")
+def bundle(
+    envs: tuple[tuple[str, str | None], ...],
+    host_network: bool,
+    variant: str,
+    module: Path,
+    folder: Path,
+    guest_args: tuple[str, ...],
+) -> None:
+    """Write FOLDER/rootfs/MODULE and FOLDER/config.json; run with `crun run -b FOLDER NAME`."""
+    from .._bundle import make_bundle
+
+    with reported():
+        config = make_bundle(
+            module,
+            folder,
+            args=guest_args,
+            env={name: value for name, value in envs if value is not None},
+            host_network=host_network,
+            variant=variant,
+        )
+    click.echo(f"Wrote {config} and {folder / 'rootfs' / module.name}")
+    click.echo(f"Run it: crun run -b {folder} {module.stem} (or youki run -b ...)")
+
+
+@click.command(short_help="Print Kubernetes manifests for a Wasm image.")
+@click.option(
+    "--runtime",
+    type=click.Choice(["crun", "youki", "wasmedge", "wasmtime", "spin", "krustlet"]),
+    required=True,
+    help="How the nodes run Wasm.",
+)
+@click.option("--kind", type=click.Choice(["pod", "deployment"]), default="pod", show_default=True)
+@click.option("--name", help="The workload's name (default: from the image).")
+@click.option("--port", type=WHOLE_NUMBER, help="A container port to declare.")
+@click.option("--replicas", type=WHOLE_NUMBER, default=1, show_default=True)
+@click.argument("image")
+def k8s(
+    runtime: str, kind: str, name: str | None, port: int | None, replicas: int, image: str
+) -> None:
+    """Print a RuntimeClass and a Pod (or Deployment) that run IMAGE, as YAML."""
+    from .._k8s import manifests
+    from .._reference import parse_reference
+
+    with reported():
+        parse_reference(image)
+        click.echo(
+            manifests(image, runtime, kind=kind, name=name, port=port, replicas=replicas), nl=False
+        )

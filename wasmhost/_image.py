@@ -1,0 +1,146 @@
+"""The OCI image form of a module, as ``FROM scratch`` + ``COPY module.wasm /`` builds it.
+
+One tar+gzip layer holding the module at the root (uid/gid 0, mode 0755,
+a fixed mtime, gzip without a timestamp, so the digest depends only on the
+module), an image config with ``architecture: wasm``, ``os: wasip1`` (or
+``wasi``, Docker's ``--platform wasi/wasm``) and an ``Entrypoint`` naming
+the module, and the manifest annotation ``module.wasm.image/variant`` that
+crun and youki look for to run the module with their Wasm handler.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import IO, Any, NamedTuple
+
+from ._formats import OCI_MANIFEST, canonical_json, sha256_digest
+
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+TAR_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+VARIANT = "module.wasm.image/variant"
+VARIANTS = ("compat", "compat-smart")
+IMAGE_OSES = ("wasip1", "wasi")
+
+
+class Layer(NamedTuple):
+    """A built layer: the gzip file, its digest and size, and the tar's digest (diff id)."""
+
+    path: Path
+    digest: str
+    size: int
+    diff_id: str
+
+
+class _Hashing:
+    """A write-through file wrapper that hashes and counts what passes."""
+
+    def __init__(self, inner: IO[bytes]) -> None:
+        self.inner = inner
+        self.hasher = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.hasher.update(data)
+        self.size += len(data)
+        return self.inner.write(data)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+
+def build_layer(module: str | os.PathLike[str], folder: Path, mtime: int = 0) -> Layer:
+    """Write the layer of ``module`` into ``folder``, streamed (memory stays flat)."""
+    name = os.path.basename(os.fspath(module))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="layer-", suffix=".tar.gz")
+    with os.fdopen(fd, "wb") as raw:
+        compressed = _Hashing(raw)
+        with gzip.GzipFile(filename="", mode="wb", fileobj=compressed, mtime=0) as gz:
+            plain = _Hashing(gz)  # type: ignore[arg-type]
+            with tarfile.open(fileobj=plain, mode="w|", format=tarfile.USTAR_FORMAT) as tar:  # type: ignore[call-overload]
+                info = tarfile.TarInfo(name)
+                info.size = os.path.getsize(module)
+                info.mode = 0o755
+                info.mtime = mtime
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                with open(module, "rb") as src:
+                    tar.addfile(info, src)
+    return Layer(
+        Path(tmp),
+        "sha256:" + compressed.hasher.hexdigest(),
+        compressed.size,
+        "sha256:" + plain.hasher.hexdigest(),
+    )
+
+
+def image_config(name: str, layer: Layer, *, os_name: str, created: str | None) -> bytes:
+    """The image config: platform wasm/OS, Entrypoint the module, one layer."""
+    config: dict[str, Any] = {}
+    if created is not None:
+        config["created"] = created
+    config.update(
+        architecture="wasm",
+        os=os_name,
+        config={"Entrypoint": [f"/{name}"]},
+        rootfs={"type": "layers", "diff_ids": [layer.diff_id]},
+        history=[{"created_by": f"COPY {name} /", **({"created": created} if created else {})}],
+    )
+    return canonical_json(config)
+
+
+def image_manifest(
+    config: bytes, layer: Layer, *, variant: str, annotations: dict[str, str]
+) -> bytes:
+    notes = {VARIANT: variant, **annotations}
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": sha256_digest(config), "size": len(config)},
+        "layers": [{"mediaType": TAR_GZIP, "digest": layer.digest, "size": layer.size}],
+        "annotations": dict(sorted(notes.items())),
+    }
+    return canonical_json(manifest)
+
+
+def extract_module(layer: Path, out: IO[bytes]) -> str:
+    """Copy the one ``.wasm`` file of an image layer (tar, gzipped or not) to ``out``.
+
+    Only a regular file counts; its name inside the archive is never used as
+    a path here. Returns the module's sha256 digest.
+    """
+    from ._errors import ArtifactError
+
+    hasher = hashlib.sha256()
+    try:
+        with tarfile.open(layer, mode="r:*") as tar:
+            files = [m for m in tar if m.isfile()]
+            members = [m for m in files if m.name.endswith(".wasm")]
+            if len(members) != 1:
+                raise ArtifactError(
+                    f"the image's layer holds {len(members)} .wasm files (and {len(files)} files "
+                    "in all); wasmhost runs images whose layer holds one module."
+                )
+            source = tar.extractfile(members[0])
+            assert source is not None
+            while chunk := source.read(1 << 20):
+                hasher.update(chunk)
+                out.write(chunk)
+    except (tarfile.TarError, EOFError, OSError):
+        raise ArtifactError("the image's layer is not a readable tar archive.") from None
+    return "sha256:" + hasher.hexdigest()
+
+
+__all__ = [
+    "IMAGE_OSES",
+    "VARIANTS",
+    "Layer",
+    "build_layer",
+    "extract_module",
+    "image_config",
+    "image_manifest",
+]

@@ -1,0 +1,107 @@
+"""Writing artifacts into a local OCI image layout (``--oci-layout``, as the oras CLI does).
+
+``DIR[:TAG]``: blobs under ``DIR/blobs/sha256/``, the ``oci-layout`` marker,
+and ``index.json`` listing each manifest with its tag in the
+``org.opencontainers.image.ref.name`` annotation (an entry with the same tag
+is replaced). Every file is written to a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from ._errors import ConfigError
+from ._formats import OCI_INDEX, is_digest, sha256_digest
+
+REF_NAME = "org.opencontainers.image.ref.name"
+
+
+def parse_layout(spec: str) -> tuple[Path, str]:
+    """``DIR[:TAG]`` as the oras CLI reads it; the tag defaults to ``latest``."""
+    folder, colon, tag = spec.rpartition(":")
+    if not colon or "/" in tag or not tag:
+        folder, tag = spec, "latest"
+    if not folder:
+        raise ConfigError(f"{spec!r} is not DIR[:TAG] for --oci-layout.")
+    return Path(folder), tag
+
+
+class OciLayout:
+    """An OCI image layout folder, created when missing."""
+
+    def __init__(self, root: Path) -> None:
+        if root.exists() and not root.is_dir():
+            raise ConfigError(f"{root} exists and is not a folder; --oci-layout needs a folder.")
+        self.root = root
+        (root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+        marker = root / "oci-layout"
+        if not marker.exists():
+            _write(marker, b'{"imageLayoutVersion":"1.0.0"}')
+
+    def blob_path(self, digest: str) -> Path:
+        if not is_digest(digest):
+            raise ConfigError(f"{digest!r} is not a sha256 digest.")
+        return self.root / "blobs" / "sha256" / digest.removeprefix("sha256:")
+
+    def put_blob(self, digest: str, size: int, content: bytes | Callable[[], IO[bytes]]) -> None:
+        path = self.blob_path(digest)
+        if path.exists() and path.stat().st_size == size:
+            return
+        if isinstance(content, bytes):
+            _write(path, content)
+            return
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as out, content() as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def put_manifest(
+        self, data: bytes, media_type: str, tag: str, platform: dict[str, str] | None = None
+    ) -> str:
+        digest = sha256_digest(data)
+        self.put_blob(digest, len(data), data)
+        index_path = self.root / "index.json"
+        try:
+            index: dict[str, Any] = json.loads(index_path.read_text())
+        except FileNotFoundError:
+            index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+        except (OSError, ValueError):
+            raise ConfigError(f"{index_path} is not a readable OCI index.") from None
+        entries = [
+            e
+            for e in index.get("manifests", [])
+            if (e.get("annotations") or {}).get(REF_NAME) != tag
+        ]
+        entry: dict[str, Any] = {"mediaType": media_type, "digest": digest, "size": len(data)}
+        if platform:
+            entry["platform"] = platform
+        entry["annotations"] = {REF_NAME: tag}
+        entries.append(entry)
+        index["manifests"] = entries
+        _write(index_path, json.dumps(index, indent=2).encode() + b"\n")
+        return digest
+
+
+def _write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
