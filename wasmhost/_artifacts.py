@@ -37,6 +37,7 @@ from ._image import (
     image_manifest,
 )
 from ._layout import OciLayout, parse_layout
+from ._module import reading
 from ._reference import Reference, parse_reference, parse_registry
 from ._registry import Progress, Session, Transport
 from ._store import Store
@@ -434,24 +435,16 @@ class RegistryClient:
 def _hash_module(path: str) -> tuple[str, int]:
     """The sha256 digest and size of a module file, refusing what is not wasm."""
     hasher = hashlib.sha256()
-    size = 0
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-            if head[:4] != _WASM_MAGIC or len(head) < 8:
-                what = "is empty" if not head else "is not a WebAssembly module (no \\0asm magic)"
-                raise ModuleError(f"{path} {what}; push takes a .wasm file.")
-            hasher.update(head)
-            size = len(head)
-            while chunk := f.read(1 << 20):
-                hasher.update(chunk)
-                size += len(chunk)
-    except FileNotFoundError:
-        raise ModuleError(f"{path}: no such file; check the path to the module.") from None
-    except IsADirectoryError:
-        raise ModuleError(f"{path} is a directory, not a WebAssembly module.") from None
-    except OSError as exc:
-        raise ModuleError(f"{path} cannot be read: {exc.strerror}.") from None
+    with reading(path), open(path, "rb") as f:
+        head = f.read(8)
+        if head[:4] != _WASM_MAGIC or len(head) < 8:
+            what = "is empty" if not head else "is not a WebAssembly module (no \\0asm magic)"
+            raise ModuleError(f"{path} {what}; push takes a .wasm file.")
+        hasher.update(head)
+        size = len(head)
+        while chunk := f.read(1 << 20):
+            hasher.update(chunk)
+            size += len(chunk)
     return "sha256:" + hasher.hexdigest(), size
 
 

@@ -15,11 +15,11 @@ import contextlib
 import json
 import os
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from ._errors import AuthenticationError, ConfigError
+from ._files import atomic_writer
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 
@@ -161,14 +161,5 @@ def erase(registry: str) -> bool:
 
 def _write_config(path: Path, config: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".config-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(config, f, indent="\t")
-            f.write("\n")
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_writer(path, mode=0o600) as f:
+        f.write(json.dumps(config, indent="\t").encode() + b"\n")

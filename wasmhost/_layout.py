@@ -8,16 +8,14 @@ is replaced). Every file is written to a temporary name and renamed.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 from ._errors import ConfigError
+from ._files import atomic_writer
 from ._formats import OCI_INDEX, is_digest, sha256_digest
 
 REF_NAME = "org.opencontainers.image.ref.name"
@@ -43,7 +41,8 @@ class OciLayout:
         (root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
         marker = root / "oci-layout"
         if not marker.exists():
-            _write(marker, b'{"imageLayoutVersion":"1.0.0"}')
+            with atomic_writer(marker) as f:
+                f.write(b'{"imageLayoutVersion":"1.0.0"}')
 
     def blob_path(self, digest: str) -> Path:
         if not is_digest(digest):
@@ -54,18 +53,12 @@ class OciLayout:
         path = self.blob_path(digest)
         if path.exists() and path.stat().st_size == size:
             return
-        if isinstance(content, bytes):
-            _write(path, content)
-            return
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as out, content() as src:
-                shutil.copyfileobj(src, out, 1 << 20)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        with atomic_writer(path) as out:
+            if isinstance(content, bytes):
+                out.write(content)
+            else:
+                with content() as src:
+                    shutil.copyfileobj(src, out, 1 << 20)
 
     def put_manifest(
         self, data: bytes, media_type: str, tag: str, platform: dict[str, str] | None = None
@@ -90,18 +83,6 @@ class OciLayout:
         entry["annotations"] = {REF_NAME: tag}
         entries.append(entry)
         index["manifests"] = entries
-        _write(index_path, json.dumps(index, indent=2).encode() + b"\n")
+        with atomic_writer(index_path) as f:
+            f.write(json.dumps(index, indent=2).encode() + b"\n")
         return digest
-
-
-def _write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

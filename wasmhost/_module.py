@@ -7,6 +7,8 @@ exports; each engine of the host compiles it on first use (see ``_host``).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NamedTuple, Union
 
 import wasmtime
@@ -108,9 +110,15 @@ def read_source(source: str | os.PathLike[str] | bytes) -> tuple[str, bytes]:
     if isinstance(source, bytes | bytearray | memoryview):
         return "<bytes>", bytes(source)
     name = os.fsdecode(source)
+    with reading(name), open(name, "rb") as f:
+        return name, f.read()
+
+
+@contextmanager
+def reading(name: str) -> Iterator[None]:
+    """Turn the errors of reading the module file ``name`` into a :class:`ModuleError`."""
     try:
-        with open(name, "rb") as f:
-            return name, f.read()
+        yield
     except FileNotFoundError:
         raise ModuleError(f"{name}: no such file; check the path to the module.") from None
     except IsADirectoryError:

