@@ -102,6 +102,21 @@ def stand_in(tmp_path: Path, name: str, script: str) -> Path:
     return path
 
 
+def test_a_trap_matches_whatever_each_runtime_says_about_it(wat: Callable[[str], Path]) -> None:
+    module = wat('(module (memory (export "memory") 1) (func (export "_start") unreachable))')
+    result = compare(module, runtimes=["wasmtime"], runs=1, warmup=0)
+    for row in result.results:
+        assert row.exit_code == 134, row
+        assert row.output_matches, row.differences
+
+
+def test_plot_problems_are_found_before_the_runs(tmp_path: Path) -> None:
+    done = wasmhost_cli("compare", "--plot", tmp_path / "missing" / "x.png", HELLO)
+    assert done.returncode == 1
+    assert b"does not exist" in done.stderr
+    assert done.stdout == b""
+
+
 def test_a_crashing_runtime_is_reported(tmp_path: Path) -> None:
     crasher = stand_in(
         tmp_path, "crash", 'case "$1" in --version) echo crash 1.0;; *) kill -SEGV $$;; esac\n'
@@ -156,7 +171,8 @@ def test_node_on_a_guest_with_64_mib_of_memory_finishes_the_comparison() -> None
     result = compare(FSPROBE, ["alloc", "64"], runtimes=["node"], runs=1, warmup=0, cold=False)
     row = rows(result)["node"]
     assert row.available
-    assert row.output_matches or row.signal or row.differences
+    assert row.error is None
+    assert row.exit_code is not None or row.signal is not None
 
 
 def test_cli_json_shape_and_status(tmp_path: Path) -> None:

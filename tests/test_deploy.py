@@ -17,7 +17,7 @@ import yaml
 from conftest import HELLO, HTTP, NBODY, wasmhost_cli
 from registry import Registry
 
-from wasmhost import ConfigError, RegistryClient
+from wasmhost import ConfigError, ModuleError, RegistryClient
 from wasmhost._bundle import bundle_config, make_bundle
 from wasmhost._k8s import TARGETS, manifests
 
@@ -53,12 +53,20 @@ def test_image_in_a_registry_as_skopeo_reads_it(
 
 
 def test_image_digest_is_reproducible_and_pulls_back(
-    registry: Registry, client: RegistryClient, tmp_path: Path
+    registry: Registry,
+    client: RegistryClient,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ref = f"{registry.host}/image-{next(_counter)}"
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1000")
     first = client.push(NBODY, ref + ":a", format="image", reproducible=True)
+    stamped = client.push(NBODY, ref + ":c", format="image")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "2000")
     second = client.push(NBODY, ref + ":b", format="image", reproducible=True)
-    assert first.digest == second.digest
+    restamped = client.push(NBODY, ref + ":d", format="image")
+    assert first.digest == second.digest  # reproducible: the time is left out
+    assert stamped.digest != restamped.digest  # otherwise the time is in it
     pulled = client.pull(ref + ":a", tmp_path / "n.wasm")
     assert pulled.format == "image"
     assert pulled.path.read_bytes() == NBODY.read_bytes()
@@ -124,11 +132,12 @@ def test_bundle_config_validates_against_the_runtime_spec(
     folder = tmp_path / "bundle"
     done = wasmhost_cli(
         "bundle",
+        HTTP,
+        folder,
         *(["--host-network"] if host_network else []),
         "--env",
         "A=1",
-        HTTP,
-        folder,
+        "--",
         "--flag",
     )
     assert done.returncode == 0, done.stderr
@@ -150,6 +159,27 @@ def test_the_validator_catches_a_broken_config() -> None:
     assert list(spec_validator().iter_errors(broken))
 
 
+def test_bundle_into_the_current_folder_and_long_names(
+    tmp_path: Path, client: RegistryClient
+) -> None:
+    empty = tmp_path / "here"
+    empty.mkdir()
+    done = wasmhost_cli("bundle", HELLO, ".", cwd=empty)
+    assert done.returncode == 0, done.stderr
+    assert (empty / "rootfs" / "hello-world.wasm").exists()
+    long_name = tmp_path / ("m" * 120 + ".wasm")
+    long_name.write_bytes(HELLO.read_bytes())
+    client.push(long_name, f"{tmp_path / 'layout'}:long", format="image", oci_layout=True)
+    out = tmp_path / "unpacked"
+    image = f"{tmp_path / 'layout'}:long"
+    subprocess.run(
+        ["umoci", "raw", "unpack", "--rootless", "--image", image, str(out)],
+        capture_output=True,
+        check=True,
+    )
+    assert (out / long_name.name).read_bytes() == HELLO.read_bytes()
+
+
 def test_bundle_refuses_to_overwrite_or_take_non_wasm(tmp_path: Path) -> None:
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("keep me")
@@ -157,7 +187,7 @@ def test_bundle_refuses_to_overwrite_or_take_non_wasm(tmp_path: Path) -> None:
         make_bundle(HELLO, tmp_path / "full")
     assert (tmp_path / "full" / "x").read_text() == "keep me"
     (tmp_path / "text.wasm").write_text("hello")
-    with pytest.raises(ConfigError, match="not a WebAssembly module"):
+    with pytest.raises(ModuleError, match="not a WebAssembly module"):
         make_bundle(tmp_path / "text.wasm", tmp_path / "new")
     assert not (tmp_path / "new").exists()
 

@@ -204,7 +204,7 @@ class RegistryClient:
         created = None if reproducible else timestamp(epoch)
         with tempfile.TemporaryDirectory(prefix="wasmhost-push-") as scratch:
             if format == "image":
-                layer = build_layer(path, Path(scratch), mtime=epoch or 0)
+                layer = build_layer(path, Path(scratch), mtime=0 if reproducible else epoch or 0)
                 config = image_config(
                     os.path.basename(path), layer, os_name=image_os, created=created
                 )

@@ -24,6 +24,7 @@ from typing import Any
 
 from ._errors import ConfigError
 from ._image import VARIANT, VARIANTS
+from ._module import check_header, reading
 
 RUNTIME_SPEC = "1.0.2"
 CAPABILITIES = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
@@ -140,12 +141,9 @@ def make_bundle(
     PosixPath('bundle/config.json')
     """
     source = Path(module)
-    if not source.is_file():
-        raise ConfigError(f"{source}: no such file; bundle takes a .wasm file.")
-    with open(source, "rb") as f:
-        if f.read(4) != b"\0asm":
-            raise ConfigError(f"{source} is not a WebAssembly module.")
-    target = Path(folder)
+    with reading(str(source)), open(source, "rb") as f:
+        check_header(str(source), f.read(8))
+    target = Path(folder).resolve()
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise ConfigError(f"{target} exists and is not an empty folder; choose a new one.")
     config = bundle_config(

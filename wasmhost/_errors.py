@@ -51,6 +51,11 @@ __all__ = [
 ]
 
 
+# The exit status of a guest stopped by a trap or a limit: 128 + SIGABRT, as the
+# wasmtime CLI exits then.
+TRAP_EXIT_STATUS = 134
+
+
 class WasmhostError(Exception):
     """The root of every exception wasmhost raises."""
 

@@ -56,6 +56,11 @@ class Dir(NamedTuple):
 DirSource = str | os.PathLike[str] | Dir
 
 
+def as_dir(source: DirSource) -> Dir:
+    """A ``dirs`` value as a :class:`Dir` (a plain path is a writable mount)."""
+    return source if isinstance(source, Dir) else Dir(source)
+
+
 class StreamOptions(TypedDict, total=False):
     """The keyword options of :meth:`Host.stream` (those of :meth:`Host.run` less stdio)."""
 
@@ -532,7 +537,7 @@ def _environment(env: Mapping[str, str]) -> list[tuple[str, str]]:
 
 
 def _preopen(wasi: wasmtime.WasiConfig, guest: str, source: DirSource) -> None:
-    spec = source if isinstance(source, Dir) else Dir(source)
+    spec = as_dir(source)
     host_path = os.fspath(spec.path)
     _strings("directory", [host_path, guest])
     if not os.path.isdir(host_path):

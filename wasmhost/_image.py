@@ -15,6 +15,7 @@ import hashlib
 import os
 import tarfile
 import tempfile
+import zlib
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -25,6 +26,8 @@ TAR_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 VARIANT = "module.wasm.image/variant"
 VARIANTS = ("compat", "compat-smart")
 IMAGE_OSES = ("wasip1", "wasi")
+# The largest module an image layer may unpack to (a gzip bomb stops here).
+MAX_MODULE = 4 << 30
 
 
 class Layer(NamedTuple):
@@ -61,7 +64,8 @@ def build_layer(module: str | os.PathLike[str], folder: Path, mtime: int = 0) ->
         compressed = _Hashing(raw)
         with gzip.GzipFile(filename="", mode="wb", fileobj=compressed, mtime=0) as gz:
             plain = _Hashing(gz)  # type: ignore[arg-type]
-            with tarfile.open(fileobj=plain, mode="w|", format=tarfile.USTAR_FORMAT) as tar:  # type: ignore[call-overload]
+            # PAX: names of any length; the mtime, uid and gid are set, so it is reproducible.
+            with tarfile.open(fileobj=plain, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
                 info = tarfile.TarInfo(name)
                 info.size = os.path.getsize(module)
                 info.mode = 0o755
@@ -117,21 +121,36 @@ def extract_module(layer: Path, out: IO[bytes]) -> str:
 
     hasher = hashlib.sha256()
     try:
-        with tarfile.open(layer, mode="r:*") as tar:
-            files = [m for m in tar if m.isfile()]
-            members = [m for m in files if m.name.endswith(".wasm")]
-            if len(members) != 1:
-                raise ArtifactError(
-                    f"the image's layer holds {len(members)} .wasm files (and {len(files)} files "
-                    "in all); wasmhost runs images whose layer holds one module."
-                )
-            source = tar.extractfile(members[0])
-            assert source is not None
-            while chunk := source.read(1 << 20):
-                hasher.update(chunk)
-                out.write(chunk)
+        tar = tarfile.open(layer, mode="r:*")  # noqa: SIM115 - closed by the with below
     except (tarfile.TarError, EOFError, OSError):
         raise ArtifactError("the image's layer is not a readable tar archive.") from None
+    with tar:
+        try:
+            files = [m for m in tar if m.isfile()]
+        except (tarfile.TarError, EOFError, OSError, zlib.error):
+            raise ArtifactError("the image's layer is not a readable tar archive.") from None
+        members = [m for m in files if m.name.endswith(".wasm")]
+        if len(members) != 1:
+            raise ArtifactError(
+                f"the image's layer holds {len(members)} .wasm files (and {len(files)} files "
+                "in all); wasmhost runs images whose layer holds one module."
+            )
+        if members[0].size > MAX_MODULE:
+            raise ArtifactError(
+                f"the module in the image's layer claims {members[0].size} bytes; "
+                f"wasmhost takes modules up to {MAX_MODULE >> 30} GiB."
+            )
+        source = tar.extractfile(members[0])
+        assert source is not None
+        while True:
+            try:
+                chunk = source.read(1 << 20)
+            except (tarfile.TarError, EOFError, zlib.error):
+                raise ArtifactError("the image's layer is truncated or damaged.") from None
+            if not chunk:
+                break
+            hasher.update(chunk)
+            out.write(chunk)  # a full disk is an OSError of its own, not the layer's fault
     return "sha256:" + hasher.hexdigest()
 
 

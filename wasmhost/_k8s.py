@@ -124,7 +124,7 @@ def manifests(
 def _name_from(image: str) -> str:
     last = image.rsplit("/", 1)[-1].split("@")[0].split(":")[0]
     cleaned = re.sub(r"[^a-z0-9-]+", "-", last.lower()).strip("-")
-    return cleaned[:63] or "wasm"
+    return cleaned[:63].rstrip("-") or "wasm"
 
 
 def _comments(runtime: str, target: Target, app: str, kind: str, port: int | None) -> str:
@@ -146,7 +146,9 @@ def _comments(runtime: str, target: Target, app: str, kind: str, port: int | Non
             lines += [
                 f"#   [{section}.options]",
                 f'#     BinaryName = "/usr/local/bin/{target.handler}"',
-                "# The image must carry module.wasm.image/variant (wasmhost push --format image).",
+                "# and, for the Pod's annotation to reach it, in the runtime's section:",
+                '#     pod_annotations = ["module.wasm.image/variant"]',
+                "# The image carries module.wasm.image/variant too (wasmhost push --format image).",
             ]
         else:
             lines += [

@@ -9,6 +9,7 @@ blank line and the body.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import NamedTuple
 from urllib.parse import unquote_plus
@@ -90,32 +91,41 @@ def arguments(query_string: str) -> list[str]:
     return [unquote_plus(part) for part in query_string.split("&") if part]
 
 
+# The server frames the response itself: a guest's framing headers could
+# contradict it (a wrong length, a chunked body that is not) or split it.
+_FRAMING = {"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te"}
+_TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+
+
 def parse_response(output: bytes) -> Response:
     """Read CGI headers, a blank line and the body from a guest's stdout."""
-    for separator in (b"\r\n\r\n", b"\n\n"):
-        head, found, body = output.partition(separator)
-        if found:
-            break
-    else:
+    blank = _BLANK_LINE.search(output)
+    if blank is None:
         raise MalformedResponse("no blank line after the headers")
+    head, body = output[: blank.start()], output[blank.end() :]
     status = 200
     located = False
     headers: list[tuple[str, str]] = []
     for raw in head.replace(b"\r\n", b"\n").split(b"\n"):
         name, colon, value = raw.partition(b":")
-        if not colon or not name.strip() or b" " in name.strip():
+        value = value.strip(b" \t")
+        if not colon or not _TOKEN.match(name):
             raise MalformedResponse(f"header line {raw[:60]!r} is not NAME: VALUE")
-        try:
-            key, text = name.strip().decode("ascii"), value.strip().decode("latin-1")
-        except UnicodeDecodeError:
-            raise MalformedResponse(f"header name {name[:60]!r} is not ASCII") from None
-        if key.lower() == "status":
+        if _CONTROL.search(value):
+            raise MalformedResponse(f"header {name[:60]!r} has control characters in its value")
+        key, text = name.decode("ascii"), value.decode("latin-1")
+        lower = key.lower()
+        if lower == "status":
             code = text.split(" ", 1)[0]
-            if not code.isdigit() or not 100 <= int(code) <= 599:
-                raise MalformedResponse(f"status {text!r} is not an HTTP status")
+            if not code.isdigit() or not 200 <= int(code) <= 599:
+                raise MalformedResponse(f"status {text!r} is not an HTTP status from 200 to 599")
             status = int(code)
             continue
-        if key.lower() == "location":
+        if lower in _FRAMING:
+            continue
+        if lower == "location":
             located = True
         headers.append((key, text))
     if located and status == 200:

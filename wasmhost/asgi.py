@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ._errors import ConfigError, GuestError, WasmhostError
-from ._host import Dir, DirSource, Host
+from ._host import Dir, DirSource, Host, as_dir
 from ._module import Module
 from ._wagi import MalformedResponse, Request, arguments, environment, parse_response, split_route
 
@@ -85,6 +85,7 @@ class WagiApp:
             routes = [Route("/...", os.fspath(routes))]
         if not routes:
             raise ConfigError("a WAGI app needs at least one route.")
+        self._own_host = host is None
         self.host = host or Host()
         self.timeout = timeout
         self.max_memory = max_memory
@@ -97,6 +98,12 @@ class WagiApp:
         loaded = []
         for route in routes:
             _check_route(route.path)
+            for source in route.dirs.values():
+                folder = os.fspath(as_dir(source).path)
+                if not os.path.isdir(folder):
+                    raise ConfigError(
+                        f"route {route.path}: host directory {folder} does not exist."
+                    )
             # Compiled now, for the engine that runs with a timeout use.
             module = self.host.load(route.module, for_timeouts=True)
             loaded.append(_Loaded(route, module))
@@ -123,9 +130,10 @@ class WagiApp:
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         path = scope["path"]
         # Mounted under a prefix (Starlette's Mount, uvicorn's --root-path): routes
-        # are matched below it. Servers differ on whether ``path`` repeats it.
-        root = scope.get("root_path", "")
-        if root and path.startswith(root):
+        # are matched below it, and SCRIPT_NAME keeps it. Servers differ on
+        # whether ``path`` repeats it.
+        root = scope.get("root_path", "").rstrip("/")
+        if root and (path == root or path.startswith(root + "/")):
             path = path[len(root) :] or "/"
         for loaded in self._routes:
             parts = split_route(path, loaded.route.path)
@@ -140,10 +148,12 @@ class WagiApp:
         body = await _read_body(receive, self.max_body)
         if body is None:
             return _plain(413, "Payload Too Large")
+        if body is _GONE:
+            return _plain(400, "Client Disconnected")  # nobody reads it; the guest is not run
         query = scope.get("query_string", b"").decode("latin-1")
         request = Request(
             method=scope["method"],
-            script_name=parts[0],
+            script_name=root + parts[0],
             path_info=parts[1],
             query_string=query,
             headers=headers,
@@ -207,7 +217,10 @@ class WagiApp:
         return status, response_headers, response_body
 
     def close(self) -> None:
+        """Stop the thread pool, and the host if this app made it."""
         self._executor.shutdown(wait=True)
+        if self._own_host:
+            self.host.close()
 
 
 def _check_route(path: str) -> None:
@@ -219,14 +232,17 @@ def _plain(status: int, text: str) -> tuple[int, list[tuple[str, str]], bytes]:
     return status, [("content-type", "text/plain; charset=utf-8")], f"{text}\n".encode()
 
 
+_GONE = b"\0gone"
+
+
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The request body, or None once it passes ``limit`` bytes."""
+    """The request body; None once it passes ``limit`` bytes; _GONE if the client left."""
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            return _GONE
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:

@@ -80,6 +80,8 @@ def compare(
     from .._runtimes import get_runtime
 
     with reported():
+        if plot is not None:
+            _check_plot(plot)
         adapters = [get_runtime(name, path) for name, path in runtime_specs] or None
         result = run_comparison(
             module,
@@ -92,12 +94,13 @@ def compare(
             stdin=stdin_file.read_bytes() if stdin_file else b"",
             cold=not no_cold,
         )
-        if plot is not None:
-            _plot(result, plot)
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
     else:
         _table(result)
+    if plot is not None:
+        with reported():
+            _plot(result, plot)
     failed = [r for r in result.results if r.error or (r.available and not r.output_matches)]
     raise SystemExit(1 if failed else 0)
 
@@ -154,18 +157,28 @@ def _table(result: Any) -> None:
         console.print(f"  {note}", highlight=False, markup=False)
 
 
-def _plot(result: Any, path: Path) -> None:
+def _check_plot(path: Path) -> None:
+    """Refuse --plot before the comparison runs, not after: matplotlib and the folder."""
     from .._errors import ConfigError
 
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib  # noqa: F401
     except ImportError:
         raise ConfigError(
             "--plot needs matplotlib: pip install 'wasmhost[plot]' (or matplotlib)."
         ) from None
+    if not path.parent.is_dir():
+        raise ConfigError(f"--plot {path}: the folder {path.parent} does not exist.")
+
+
+def _plot(result: Any, path: Path) -> None:
+    import matplotlib
+
+    from .._errors import ConfigError
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     rows = [r for r in result.results if r.wall_ms is not None]
     fig, ax = plt.subplots(figsize=(8, 1 + 0.5 * len(rows)))
     ax.barh([r.runtime for r in rows], [r.wall_ms.median for r in rows], color="#4c72b0")
@@ -174,5 +187,9 @@ def _plot(result: Any, path: Path) -> None:
     ax.invert_yaxis()
     ax.set_title(os.path.basename(result.module))
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        fig.savefig(path, dpi=100)
+    except OSError as exc:
+        raise ConfigError(f"--plot {path} cannot be written: {exc.strerror}.") from None
+    finally:
+        plt.close(fig)

@@ -6,14 +6,13 @@ from pathlib import Path
 
 import click
 
+from .._image import VARIANTS
+from .._k8s import TARGETS
 from .errors import reported
 from .params import ENV, WHOLE_NUMBER
 
 
-@click.command(
-    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
-    short_help="Write an OCI runtime bundle for crun or youki.",
-)
+@click.command(short_help="Write an OCI runtime bundle for crun or youki.")
 @click.option("--env", "envs", type=ENV, multiple=True, help="NAME=VALUE for the process.")
 @click.option(
     "--host-network",
@@ -22,14 +21,14 @@ from .params import ENV, WHOLE_NUMBER
 )
 @click.option(
     "--variant",
-    type=click.Choice(["compat", "compat-smart"]),
+    type=click.Choice(VARIANTS),
     default="compat",
     show_default=True,
     help="The module.wasm.image/variant annotation.",
 )
 @click.argument("module", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
-@click.argument("guest_args", nargs=-1, type=click.UNPROCESSED, metavar="[GUEST-ARGS]...")
+@click.argument("guest_args", nargs=-1, metavar="[-- GUEST-ARGS...]")
 def bundle(
     envs: tuple[tuple[str, str | None], ...],
     host_network: bool,
@@ -38,7 +37,10 @@ def bundle(
     folder: Path,
     guest_args: tuple[str, ...],
 ) -> None:
-    """Write FOLDER/rootfs/MODULE and FOLDER/config.json; run with `crun run -b FOLDER NAME`."""
+    """Write FOLDER/rootfs/MODULE and FOLDER/config.json; run with `crun run -b FOLDER NAME`.
+
+    Arguments for the module go after `--`, so that options are never taken for them.
+    """
     from .._bundle import make_bundle
 
     with reported():
@@ -57,7 +59,7 @@ def bundle(
 @click.command(short_help="Print Kubernetes manifests for a Wasm image.")
 @click.option(
     "--runtime",
-    type=click.Choice(["crun", "youki", "wasmedge", "wasmtime", "spin", "krustlet"]),
+    type=click.Choice(list(TARGETS)),
     required=True,
     help="How the nodes run Wasm.",
 )

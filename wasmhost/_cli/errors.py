@@ -8,11 +8,9 @@ from contextlib import contextmanager
 
 import click
 
+from .._errors import TRAP_EXIT_STATUS as TRAP_STATUS
 from .._errors import GuestError, Interrupted, Trap, WasmhostError
 
-# wasmtime's CLI exits with 128 + SIGABRT when a guest traps (a timeout or
-# fuel exhaustion is a trap there too); we follow it.
-TRAP_STATUS = 134
 INTERRUPTED_STATUS = 130
 ERROR_STATUS = 1
 MAX_FRAMES = 20

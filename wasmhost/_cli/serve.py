@@ -145,7 +145,7 @@ def serve(
 
 
 def _dir_spec(source: Any) -> tuple[str, bool]:
-    from .._host import Dir
+    from .._host import as_dir
 
-    spec = source if isinstance(source, Dir) else Dir(source)
+    spec = as_dir(source)
     return os.fspath(spec.path), spec.read_only

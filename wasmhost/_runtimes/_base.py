@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -92,11 +92,6 @@ class Runtime(ABC):
 
 def env_flags(flag: str, env: Mapping[str, str]) -> list[str]:
     return [part for name, value in env.items() for part in (flag, f"{name}={value}")]
-
-
-def mount_flags(mounts: Sequence[Mount], spell: str) -> list[str]:
-    """One ``--flag=value`` per mount; ``spell`` formats the value from host and guest."""
-    return [spell.format(host=m.host, guest=m.guest) for m in mounts]
 
 
 PACKAGE_DIR = Path(__file__).parent

@@ -14,9 +14,6 @@ class Node(Runtime):
     executable = "node"
     install_hint = "install Node.js 20 or newer (apt-get install nodejs)"
 
-    def launcher(self, binary: str) -> list[str]:
-        return [binary]
-
     def version(self) -> str | None:
         version = super().version()
         return f"node {version} (node:wasi preview1)" if version else None
