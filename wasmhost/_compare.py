@@ -285,6 +285,14 @@ def _external(
     if not runtime.available():
         return RuntimeResult(runtime.name, None, False, install_hint=runtime.install_hint or None)
     version = runtime.version()
+    if version is None:
+        return RuntimeResult(
+            runtime.name,
+            None,
+            True,
+            install_hint=runtime.install_hint or None,
+            error=f"{runtime.locate()} --version failed: the runtime is installed but does not run",
+        )
     walls: list[float] = []
     peaks: list[float] = []
     first: Outcome | None = None

@@ -56,7 +56,7 @@ class Runtime(ABC):
         return self.locate() is not None
 
     def version(self) -> str | None:
-        """The runtime's own version line, or None when it cannot be run."""
+        """The runtime's own version line; None when it cannot run or ``--version`` fails."""
         if self._version is None:
             binary = self.locate()
             if binary is None:
@@ -69,6 +69,8 @@ class Runtime(ABC):
                     timeout=30,
                 )
             except (OSError, subprocess.TimeoutExpired):
+                return None
+            if done.returncode != 0:  # installed, but broken: it cannot say what it is
                 return None
             lines = (done.stdout or done.stderr).strip().splitlines()
             self._version = lines[0].strip() if lines else "unknown"
