@@ -108,3 +108,23 @@ def test_imports_and_wasi_together(host: Host, wat: Callable[[str], Path]) -> No
         (func (export "_start") (call $exit (call $answer))))
     """)
     assert host.run(module, imports={"env": {"answer": lambda: 42}}).exit_code == 42
+
+
+def test_an_exception_during_start_is_raised_once(host: Host, wat: Callable[[str], Path]) -> None:
+    module = wat("""
+      (module
+        (import "env" "boom" (func $boom))
+        (memory (export "memory") 1)
+        (func (export "_start") (call $boom)))
+    """)
+
+    def boom() -> None:
+        raise LookupError("from the host")
+
+    with pytest.raises(LookupError, match="from the host"):
+        host.run(module, imports={"env": {"boom": boom}})
+    # Nothing of it is left over for the next run, through either call path.
+    assert host.run(wat(CALLS_ADD), [1], invoke="run", imports={"env": {"add": max}}).values == (
+        100,
+    )
+    assert host.run(module, imports={"env": {"boom": lambda: None}}).exit_code == 0

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypedDict
 import wasmtime
 
 from ._cache import CompileCache, default_cache_root
-from ._capi import export_func
+from ._capi import call_nullary, export_func
 from ._engine import EngineFlags, Engines, EngineSlot
 from ._errors import (
     ConfigError,
@@ -339,6 +339,9 @@ class Host:
                 init(store)
             params = _convert_params(func.type(store), args, module.name, name)
             result = func(store, *params)
+        elif _is_nullary(module, name):
+            call_nullary(store, func)
+            result = None
         else:
             result = func(store)
         if result is None:
@@ -491,6 +494,10 @@ class RunStream:
         if self._thread.is_alive():
             self._cancel.set()
         self._thread.join()
+
+
+def _is_nullary(module: Module, name: str) -> bool:
+    return any(e.name == name and e.signature == "func () -> ()" for e in module.exports)
 
 
 def _path_key(source: str | os.PathLike[str]) -> tuple[str, int, int, int, int] | None:
