@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import queue
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -453,6 +452,8 @@ class RunStream:
         options: StreamOptions,
     ) -> None:
         self.result: RunResult | None = None
+        import queue  # only streaming runs need it: ~1 ms of `wasmhost run` start-up
+
         self._queue: queue.SimpleQueue[OutputChunk | None] = queue.SimpleQueue()
         self._error: BaseException | None = None
         self._cancel = cancel

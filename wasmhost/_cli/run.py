@@ -77,7 +77,6 @@ def run(
     guest's; a trap or a limit exits with 134, as the wasmtime CLI does.
     """
     from .._host import Host
-    from .._reference import looks_like_reference
 
     # A guest runs inside wasmtime, where Python cannot raise KeyboardInterrupt:
     # let Ctrl-C end the process at once, as it ends the wasmtime CLI.
@@ -85,7 +84,7 @@ def run(
     env = {name: value for name, value in envs if value is not None}
     source, argv0 = module, module
     with reported():
-        if not os.path.exists(module) and looks_like_reference(module):
+        if not os.path.exists(module) and _is_reference(module):
             from .._artifacts import module_file_name
             from .._reference import parse_reference
 
@@ -112,3 +111,9 @@ def run(
         click.echo(value)
     sys.stdout.flush()
     sys.exit(result.exit_code)
+
+
+def _is_reference(module: str) -> bool:
+    from .._reference import looks_like_reference  # not on a local file's start-up path
+
+    return looks_like_reference(module)
