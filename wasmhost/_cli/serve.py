@@ -112,7 +112,9 @@ def serve(
     import uvicorn
 
     logging.basicConfig(
-        level=logging.INFO, format="%(levelname)s:     %(message)s", stream=sys.stderr
+        level=logging.WARNING if quiet else logging.INFO,
+        format="%(levelname)s:     %(message)s",
+        stream=sys.stderr,
     )
     options: dict[str, Any] = {
         "host": listen[0],
