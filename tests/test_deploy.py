@@ -235,3 +235,21 @@ def test_k8s_cli_and_its_errors() -> None:
         err = failed.stderr.decode()
         assert len(err.strip().splitlines()) == 1, err
         assert message in err
+
+
+def test_an_image_layer_is_unpacked_once(
+    registry: Registry, client: RegistryClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import wasmhost._artifacts
+
+    ref = f"{registry.host}/image-{next(_counter)}:v1"
+    client.push(HELLO, ref, format="image")
+    first = client.fetch(ref)
+
+    def refuse(*args: object) -> str:
+        raise AssertionError("unpacked again")
+
+    monkeypatch.setattr(wasmhost._artifacts, "extract_module", refuse)
+    again = client.fetch(ref)
+    assert again.path == first.path
+    assert again.path.read_bytes() == HELLO.read_bytes()

@@ -707,3 +707,34 @@ def test_run_by_digest_names_the_module_after_its_repository(
     name = ref.rsplit("/", 1)[1].split(":")[0]
     assert done.stdout.decode().splitlines() == [f"{name}.wasm", "args"]
     assert (tmp_path / "run" / "oci" / "blobs").is_dir()  # --cache-dir/WASMHOST_CACHE_DIR holds it
+
+
+def test_concurrent_pull_processes_share_the_store(registry: Registry, tmp_path: Path) -> None:
+    ref = repo(registry) + ":v1"
+    RegistryClient(plain_http=True).push(NBODY, ref)
+    env = dict(os.environ, WASMHOST_CACHE_DIR=str(tmp_path / "shared"))
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "wasmhost",
+                "pull",
+                "--plain-http",
+                "-q",
+                ref,
+                "-o",
+                str(tmp_path / f"out{i}.wasm"),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for i in range(6)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    for i in range(6):
+        assert (tmp_path / f"out{i}.wasm").read_bytes() == NBODY.read_bytes()
+    assert list((tmp_path / "shared").rglob(".tmp-*")) == []

@@ -326,21 +326,25 @@ class RegistryClient:
         path = self.store.verify_file(layer.digest)
         module_digest, module_size = layer.digest, layer.size
         if layer.packed:
-            path, module_digest = self._unpack(path)
+            path, module_digest = self._unpack(layer.digest, path)
             module_size = path.stat().st_size
         assert resolved.digest is not None
         return PullResult(
             str(resolved), resolved.digest, layer.format, path, module_digest, module_size
         )
 
-    def _unpack(self, layer: Path) -> tuple[Path, str]:
-        """Store the module inside an image layer as a blob of its own."""
+    def _unpack(self, layer_digest: str, layer: Path) -> tuple[Path, str]:
+        """Store the module inside an image layer as a blob of its own (once per layer)."""
+        known = self.store.unpacked(layer_digest)
+        if known is not None and self.store.has_blob(known):
+            return self.store.verify_file(known), known
         with tempfile.TemporaryFile(dir=self.store.root) as scratch:
             digest = extract_module(layer, scratch)
             if not self.store.has_blob(digest):
                 scratch.seek(0)
                 with self.store.writer(digest) as out:
                     shutil.copyfileobj(scratch, out, 1 << 20)
+        self.store.remember_unpacked(layer_digest, digest)
         return self.store.verify_file(digest), digest
 
     def pull(

@@ -94,6 +94,25 @@ class Store:
                 fetch(f)
         return self.blob_path(digest)
 
+    def _unpacked_path(self, layer_digest: str) -> Path:
+        self.blob_path(layer_digest)  # refuses a malformed digest
+        return self.root / "unpacked" / layer_digest.removeprefix("sha256:")
+
+    def remember_unpacked(self, layer_digest: str, module_digest: str) -> None:
+        """Record which module an image layer holds, so it is not unpacked again."""
+        path = self._unpacked_path(layer_digest)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_writer(path) as f:
+            f.write(module_digest.encode() + b"\n")
+
+    def unpacked(self, layer_digest: str) -> str | None:
+        """The module digest an image layer was found to hold, if recorded."""
+        try:
+            digest = self._unpacked_path(layer_digest).read_text().strip()
+        except OSError:
+            return None
+        return digest if is_digest(digest) else None
+
     def _tag_path(self, reference: Reference) -> Path:
         assert reference.tag is not None
         # Tags in a folder of their own (repository names never start with "_"),
