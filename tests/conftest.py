@@ -124,3 +124,24 @@ def printer(text: str, fd: int = 1) -> str:
         (i32.store (i32.const 4) (i32.const {len(data)}))
         (drop (call $fd_write (i32.const {fd}) (i32.const 0) (i32.const 1) (i32.const 8)))))
     """
+
+
+def in_threads(work: Callable[[int], object], count: int) -> None:
+    """Run ``work(i)`` for i in range(count) at once, and re-raise the first failure."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def guarded(i: int) -> None:
+        try:
+            work(i)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]

@@ -9,14 +9,21 @@ import os
 import stat
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import FSPROBE, HELLO, NBODY, REGISTRY_PASSWORD, REGISTRY_USER, wasmhost_cli
+from conftest import (
+    FSPROBE,
+    HELLO,
+    NBODY,
+    REGISTRY_PASSWORD,
+    REGISTRY_USER,
+    in_threads,
+    wasmhost_cli,
+)
+from hostile import Hostile
 from registry import Registry, self_signed
 from token_proxy import TokenProxy
 
@@ -321,21 +328,12 @@ def test_concurrent_pulls_share_the_store(registry: Registry, tmp_path: Path) ->
     ref = repo(registry) + ":v1"
     RegistryClient(plain_http=True).push(NBODY, ref)
     results: list[bytes] = []
-    errors: list[BaseException] = []
 
     def pull(i: int) -> None:
-        try:
-            with RegistryClient(plain_http=True, cache_dir=tmp_path / "shared") as client:
-                results.append(client.pull(ref, tmp_path / f"out{i}.wasm").path.read_bytes())
-        except BaseException as exc:
-            errors.append(exc)
+        with RegistryClient(plain_http=True, cache_dir=tmp_path / "shared") as client:
+            results.append(client.pull(ref, tmp_path / f"out{i}.wasm").path.read_bytes())
 
-    threads = [threading.Thread(target=pull, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    in_threads(pull, 8)
     assert results == [NBODY.read_bytes()] * 8
     assert list((tmp_path / "shared").rglob(".tmp-*")) == []
 
@@ -388,19 +386,26 @@ def test_docker_config_credentials_are_used(
     assert client.pull(ref, tmp_path / "p.wasm").path.read_bytes() == HELLO.read_bytes()
 
 
-def test_login_and_logout_write_the_docker_config(
-    auth_registry: Registry, docker_config: Path, tmp_path: Path
-) -> None:
-    login = wasmhost_cli(
+def login_cli(
+    registry: Registry, docker_config: Path, password: str
+) -> subprocess.CompletedProcess[bytes]:
+    """`wasmhost login` as the test user, with the password on stdin, into ``docker_config``."""
+    return wasmhost_cli(
         "login",
         "--plain-http",
         "-u",
         REGISTRY_USER,
         "--password-stdin",
-        auth_registry.host,
-        input=REGISTRY_PASSWORD.encode() + b"\n",
+        registry.host,
+        input=password.encode() + b"\n",
         env=dict(os.environ, DOCKER_CONFIG=str(docker_config)),
     )
+
+
+def test_login_and_logout_write_the_docker_config(
+    auth_registry: Registry, docker_config: Path, tmp_path: Path
+) -> None:
+    login = login_cli(auth_registry, docker_config, REGISTRY_PASSWORD)
     assert login.returncode == 0, login.stderr
     assert b"Login Succeeded" in login.stdout
     config_file = docker_config / "config.json"
@@ -420,16 +425,7 @@ def test_login_and_logout_write_the_docker_config(
     )
     assert logout.returncode == 0
     assert json.loads(config_file.read_text())["auths"] == {}
-    bad = wasmhost_cli(
-        "login",
-        "--plain-http",
-        "-u",
-        REGISTRY_USER,
-        "--password-stdin",
-        auth_registry.host,
-        input=b"nope\n",
-        env=dict(os.environ, DOCKER_CONFIG=str(docker_config)),
-    )
+    bad = login_cli(auth_registry, docker_config, "nope")
     assert bad.returncode == 1
     assert json.loads(config_file.read_text())["auths"] == {}
 
@@ -477,16 +473,7 @@ def test_a_credential_helper_from_the_docker_config(
     ref = f"{auth_registry.host}/helper-{next(_counter)}:v1"
     with pytest.raises(AuthenticationError, match="requires credentials"):
         RegistryClient(plain_http=True, cache_dir=tmp_path / "c").push(HELLO, ref)
-    login = wasmhost_cli(
-        "login",
-        "--plain-http",
-        "-u",
-        REGISTRY_USER,
-        "--password-stdin",
-        auth_registry.host,
-        input=REGISTRY_PASSWORD.encode() + b"\n",
-        env=dict(os.environ, DOCKER_CONFIG=str(docker_config)),
-    )
+    login = login_cli(auth_registry, docker_config, REGISTRY_PASSWORD)
     assert login.returncode == 0, login.stderr
     assert json.loads(keychain.read_text())[auth_registry.host]["Secret"] == REGISTRY_PASSWORD
     assert REGISTRY_PASSWORD not in (docker_config / "config.json").read_text()
@@ -630,37 +617,6 @@ def test_https_by_default_with_a_ca_file_or_insecure(
     assert b"answered HTTP 400" in done.stderr
 
 
-class Answers:
-    """A real HTTP server answering every /v2/ request with the next status in a list."""
-
-    def __init__(self, statuses: list[int]) -> None:
-        self.statuses = list(statuses)
-        self.seen: list[str] = []
-        answers = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                answers.seen.append(self.path)
-                status = answers.statuses.pop(0) if answers.statuses else 500
-                body = b'{"errors": [{"code": "X", "message": "the registry explains"}]}'
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.host = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.mark.parametrize(
     ("statuses", "error", "message", "requests"),
     [
@@ -683,7 +639,11 @@ def test_http_failures_say_what_to_do_and_retry_only_transient_ones(
     requests: int,
 ) -> None:
     monkeypatch.setattr(wasmhost._registry.time, "sleep", lambda seconds: None)
-    server = Answers(statuses)
+    remaining = list(statuses)
+    body = b'{"errors": [{"code": "X", "message": "the registry explains"}]}'
+    server = Hostile(
+        {"/v2/x/manifests/v1": lambda _: (remaining.pop(0) if remaining else 500, {}, body)}
+    )
     try:
         with (
             caplog.at_level(logging.INFO, logger="wasmhost.registry"),

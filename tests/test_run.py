@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import io
 import os
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import FSPROBE, HELLO, HTTP, NBODY, WASI_EXIT, WORDCOUNT, printer
+from conftest import FSPROBE, HELLO, HTTP, NBODY, WASI_EXIT, WORDCOUNT, in_threads, printer
 
 from wasmhost import ConfigError, Host, LinkError, Module, RunResult, Trap, WasmhostError
 
@@ -262,23 +261,14 @@ def test_host_survives_and_runs_again_after_a_trap(host: Host, wat: Callable[[st
 
 def test_one_host_shared_between_threads(host: Host) -> None:
     results: list[bytes] = []
-    errors: list[BaseException] = []
 
     def work(i: int) -> None:
-        try:
-            for j in range(20):
-                out = host.run(FSPROBE, ["args", str(i), str(j)]).stdout
-                results.append(out)
-                assert out == f"fsprobe.wasm\nargs\n{i}\n{j}\n".encode()
-        except BaseException as exc:
-            errors.append(exc)
+        for j in range(20):
+            out = host.run(FSPROBE, ["args", str(i), str(j)]).stdout
+            results.append(out)
+            assert out == f"fsprobe.wasm\nargs\n{i}\n{j}\n".encode()
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    in_threads(work, 8)
     assert len(results) == 160
 
 

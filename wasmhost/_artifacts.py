@@ -17,7 +17,6 @@ from ._cache import cache_root
 from ._credentials import Credentials, erase, store
 from ._errors import ArtifactError, ConfigError, ModuleError, RegistryUnreachable
 from ._formats import (
-    CREATED,
     FORMATS,
     INDEX_TYPES,
     OCI_MANIFEST,
@@ -28,14 +27,7 @@ from ._formats import (
     sha256_digest,
     timestamp,
 )
-from ._image import (
-    IMAGE_OSES,
-    VARIANTS,
-    build_layer,
-    extract_module,
-    image_config,
-    image_manifest,
-)
+from ._image import IMAGE_OSES, VARIANTS, build_image, extract_module
 from ._layout import OciLayout, parse_layout
 from ._module import reading
 from ._reference import Reference, parse_reference, parse_registry
@@ -204,50 +196,42 @@ class RegistryClient:
         created = None if reproducible else timestamp(epoch)
         with tempfile.TemporaryDirectory(prefix="wasmhost-push-") as scratch:
             if format == "image":
-                layer = build_layer(path, Path(scratch), mtime=0 if reproducible else epoch or 0)
-                config = image_config(
-                    os.path.basename(path), layer, os_name=image_os, created=created
+                artifact = build_image(
+                    path,
+                    Path(scratch),
+                    os_name=image_os,
+                    variant=variant,
+                    annotations=dict(annotations or {}),
+                    created=created,
+                    mtime=0 if reproducible else epoch or 0,
                 )
-                notes = dict(annotations or {})
-                if created is not None:
-                    notes.setdefault(CREATED, created)
-                manifest = image_manifest(config, layer, variant=variant, annotations=notes)
-                blob = (layer.digest, layer.size, str(layer.path))
-                platform = {"architecture": "wasm", "os": image_os}
             else:
                 artifact = build(
                     format,
+                    path=path,
                     layer_digest=module_digest,
                     layer_size=size,
-                    title=os.path.basename(path),
                     annotations=annotations or {},
                     created=created,
                 )
-                config, manifest = artifact.config, artifact.manifest
-                blob = (module_digest, size, path)
-                platform = None
-            digest = sha256_digest(manifest)
+            digest = sha256_digest(artifact.manifest)
             if ref is not None and ref.digest and ref.digest != digest:
                 raise ConfigError(
                     f"{reference} names digest {ref.digest}, but the artifact's is {digest}; "
                     "push to a tag instead."
                 )
-            blob_digest, blob_size, blob_file = blob
 
             def opener() -> IO[bytes]:
-                return open(blob_file, "rb")
+                return open(artifact.blob_path, "rb")
 
+            target: OciLayout | Session = OciLayout(folder) if ref is None else self._session(ref)
+            config = artifact.config
+            target.upload_blob(sha256_digest(config), len(config), config)
+            target.upload_blob(artifact.blob_digest, artifact.blob_size, opener, progress)
+            target.put_manifest(tag or digest, artifact.manifest, OCI_MANIFEST, artifact.platform)
             if ref is None:
-                layout = OciLayout(folder)
-                layout.put_blob(sha256_digest(config), len(config), config)
-                layout.put_blob(blob_digest, blob_size, opener)
-                layout.put_manifest(manifest, OCI_MANIFEST, tag, platform)
                 pinned = f"{folder}@{digest}"
             else:
-                session = self._session(ref)
-                session.upload_blob(sha256_digest(config), len(config), config)
-                session.upload_blob(blob_digest, blob_size, opener, progress)
-                session.put_manifest(tag or digest, manifest, OCI_MANIFEST)
                 pinned = str(ref._replace(tag=None, digest=digest))
         return PushResult(pinned, digest, format, module_digest, size)
 

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -204,10 +204,8 @@ def _in_process(
     started = time.perf_counter()
     module = host.load(path)
     load = time.perf_counter() - started
-    walls, instantiate, execute = [], [], []
-    reference: Outcome | None = None
-    for i in range(warmup + runs):
-        mounts = work.fresh()
+
+    def once(mounts: tuple[Mount, ...]) -> tuple[Outcome, tuple[float, ...]]:
         dirs = {m.guest: Dir(m.host, m.read_only) for m in mounts}
         start = time.perf_counter()
         try:
@@ -217,15 +215,10 @@ def _in_process(
         except GuestError as exc:
             outcome = Outcome(TRAP_EXIT_STATUS, None, exc.stdout, exc.stderr, {})
             inst = total = time.perf_counter() - start
-        wall = time.perf_counter() - start
-        if reference is None:
-            reference = outcome._replace(files=work.snapshot(mounts))
-        work.discard(mounts)
-        if i >= warmup:
-            walls.append(wall)
-            instantiate.append(inst)
-            execute.append(total - inst)
-    assert reference is not None
+        return outcome, (time.perf_counter() - start, inst, total - inst)
+
+    reference, samples = _repeat(work, runs, warmup, once)
+    walls, instantiate, execute = (list(column) for column in zip(*samples, strict=True))
     phases = {
         "load": round(load * 1000, 3),
         "instantiate": round(statistics.median(instantiate) * 1000, 3),
@@ -293,29 +286,22 @@ def _external(
             install_hint=runtime.install_hint or None,
             error=f"{runtime.locate()} --version failed: the runtime is installed but does not run",
         )
-    walls: list[float] = []
-    peaks: list[float] = []
-    first: Outcome | None = None
-    for i in range(warmup + runs):
-        mounts = work.fresh()
+
+    def once(mounts: tuple[Mount, ...]) -> tuple[Outcome, tuple[float, ...]]:
         invocation = Invocation(path, tuple(args), env, mounts)
-        try:
-            outcome, wall, peak = _spawn(runtime.command(invocation), work.stdin_path)
-        except OSError as exc:
-            work.discard(mounts)
-            return RuntimeResult(runtime.name, version, True, error=f"could not start: {exc}")
-        except subprocess.TimeoutExpired:
-            work.discard(mounts)
-            return RuntimeResult(
-                runtime.name, version, True, error=f"no answer after {RUN_TIMEOUT:g} s; killed"
-            )
-        if first is None:
-            first = outcome._replace(files=work.snapshot(mounts))
-        work.discard(mounts)
-        if i >= warmup:
-            walls.append(wall)
-            peaks.append(peak)
-    assert first is not None
+        outcome, wall, peak = _spawn(runtime.command(invocation), work.stdin_path)
+        return outcome, (wall, peak)
+
+    try:
+        first, samples = _repeat(work, runs, warmup, once)
+    except OSError as exc:
+        return RuntimeResult(runtime.name, version, True, error=f"could not start: {exc}")
+    except subprocess.TimeoutExpired:
+        return RuntimeResult(
+            runtime.name, version, True, error=f"no answer after {RUN_TIMEOUT:g} s; killed"
+        )
+    walls = [wall for wall, _ in samples]
+    peaks = [peak for _, peak in samples]
     differences = _differences(reference, first)
     return RuntimeResult(
         runtime.name,
@@ -329,6 +315,30 @@ def _external(
         wall_ms=Stats.of(walls),
         peak_rss_mib=round(max(peaks), 1),
     )
+
+
+def _repeat(
+    work: _Workspace,
+    runs: int,
+    warmup: int,
+    once: Callable[[tuple[Mount, ...]], tuple[Outcome, tuple[float, ...]]],
+) -> tuple[Outcome, list[tuple[float, ...]]]:
+    """Run ``once`` on fresh directory copies, warm-up runs first; the first outcome
+    (with the files it wrote) and the samples of the measured runs."""
+    first: Outcome | None = None
+    samples = []
+    for i in range(warmup + runs):
+        mounts = work.fresh()
+        try:
+            outcome, sample = once(mounts)
+            if first is None:
+                first = outcome._replace(files=work.snapshot(mounts))
+        finally:
+            work.discard(mounts)
+        if i >= warmup:
+            samples.append(sample)
+    assert first is not None
+    return first, samples
 
 
 def _spawn(argv: list[str], stdin_path: Path) -> tuple[Outcome, float, float]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -47,27 +48,16 @@ CREATED = "org.opencontainers.image.created"
 FORMATS = ("wasm-to-oci", "cncf")
 
 
-class Blob(NamedTuple):
-    """Content to upload, with its descriptor fields."""
-
-    media_type: str
-    digest: str
-    size: int
-
-
 class Artifact(NamedTuple):
-    """What a push sends: the config bytes, the layer's descriptor, the manifest bytes."""
+    """What a push sends: the config and manifest bytes, the one blob beside them
+    (a file), and the platform an image index entry names (images only)."""
 
-    format: str
     config: bytes
-    config_type: str
-    layer: Blob
     manifest: bytes
-    manifest_type: str
-
-    @property
-    def digest(self) -> str:
-        return sha256_digest(self.manifest)
+    blob_digest: str
+    blob_size: int
+    blob_path: str
+    platform: dict[str, str] | None = None
 
 
 _DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
@@ -95,24 +85,31 @@ def timestamp(epoch: int | None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def with_created(annotations: Mapping[str, str], created: str | None) -> dict[str, str]:
+    """``annotations`` plus ``org.opencontainers.image.created`` (unless None or given)."""
+    notes = dict(annotations)
+    if created is not None:
+        notes.setdefault(CREATED, created)
+    return notes
+
+
 def build(
     format: str,
     *,
+    path: str,
     layer_digest: str,
     layer_size: int,
-    title: str,
     annotations: Mapping[str, str],
     created: str | None,
 ) -> Artifact:
-    """The config and manifest of one wasm module in ``format``.
+    """The config and manifest of the module at ``path`` in ``format``; its layer is the file.
 
     ``created`` (RFC 3339) goes in the ``org.opencontainers.image.created``
     annotation and, for ``cncf``, in the config; None leaves it out, for
     reproducible digests.
     """
-    notes = dict(annotations)
-    if created is not None:
-        notes.setdefault(CREATED, created)
+    notes = with_created(annotations, created)
+    title = os.path.basename(path)
     if format == "wasm-to-oci":
         config = b"{}"
         config_type, layer_type = WASM_TO_OCI_CONFIG, WASM_TO_OCI_LAYER
@@ -143,14 +140,7 @@ def build(
     ]
     if notes:
         manifest["annotations"] = dict(sorted(notes.items()))
-    return Artifact(
-        format,
-        config,
-        config_type,
-        Blob(layer_type, layer_digest, layer_size),
-        canonical_json(manifest),
-        OCI_MANIFEST,
-    )
+    return Artifact(config, canonical_json(manifest), layer_digest, layer_size, path)
 
 
 class WasmLayer(NamedTuple):

@@ -19,7 +19,7 @@ import zlib
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
-from ._formats import OCI_MANIFEST, canonical_json, sha256_digest
+from ._formats import OCI_MANIFEST, Artifact, canonical_json, sha256_digest, with_created
 
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 TAR_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
@@ -80,6 +80,25 @@ def build_layer(module: str | os.PathLike[str], folder: Path, mtime: int = 0) ->
         compressed.size,
         "sha256:" + plain.hasher.hexdigest(),
     )
+
+
+def build_image(
+    path: str,
+    folder: Path,
+    *,
+    os_name: str,
+    variant: str,
+    annotations: dict[str, str],
+    created: str | None,
+    mtime: int,
+) -> Artifact:
+    """The image of the module at ``path``: its layer is written into ``folder``."""
+    layer = build_layer(path, folder, mtime=mtime)
+    config = image_config(os.path.basename(path), layer, os_name=os_name, created=created)
+    notes = with_created(annotations, created)
+    manifest = image_manifest(config, layer, variant=variant, annotations=notes)
+    platform = {"architecture": "wasm", "os": os_name}
+    return Artifact(config, manifest, layer.digest, layer.size, str(layer.path), platform)
 
 
 def image_config(name: str, layer: Layer, *, os_name: str, created: str | None) -> bytes:
@@ -158,6 +177,7 @@ __all__ = [
     "IMAGE_OSES",
     "VARIANTS",
     "Layer",
+    "build_image",
     "build_layer",
     "extract_module",
     "image_config",

@@ -12,11 +12,14 @@ import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from ._errors import ConfigError
 from ._files import atomic_writer
 from ._formats import OCI_INDEX, is_digest, sha256_digest
+
+if TYPE_CHECKING:
+    from ._registry import Progress
 
 REF_NAME = "org.opencontainers.image.ref.name"
 
@@ -49,7 +52,14 @@ class OciLayout:
             raise ConfigError(f"{digest!r} is not a sha256 digest.")
         return self.root / "blobs" / "sha256" / digest.removeprefix("sha256:")
 
-    def put_blob(self, digest: str, size: int, content: bytes | Callable[[], IO[bytes]]) -> None:
+    def upload_blob(
+        self,
+        digest: str,
+        size: int,
+        content: bytes | Callable[[], IO[bytes]],
+        progress: Progress | None = None,
+    ) -> None:
+        """Store a blob (as ``Session.upload_blob`` sends one), unless it is there."""
         path = self.blob_path(digest)
         if path.exists() and path.stat().st_size == size:
             return
@@ -59,12 +69,15 @@ class OciLayout:
             else:
                 with content() as src:
                     shutil.copyfileobj(src, out, 1 << 20)
+        if progress:
+            progress(size, size)
 
     def put_manifest(
-        self, data: bytes, media_type: str, tag: str, platform: dict[str, str] | None = None
+        self, tag: str, data: bytes, media_type: str, platform: dict[str, str] | None = None
     ) -> str:
+        """Store a manifest and list it in index.json under ``tag`` (with its platform)."""
         digest = sha256_digest(data)
-        self.put_blob(digest, len(data), data)
+        self.upload_blob(digest, len(data), data)
         index_path = self.root / "index.json"
         try:
             index: dict[str, Any] = json.loads(index_path.read_text())

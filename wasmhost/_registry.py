@@ -316,7 +316,16 @@ class Session:
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
         return data, media_type, digest
 
-    def put_manifest(self, tag_or_digest: str, data: bytes, media_type: str) -> str:
+    def put_manifest(
+        self,
+        tag_or_digest: str,
+        data: bytes,
+        media_type: str,
+        platform: dict[str, str] | None = None,
+    ) -> str:
+        """PUT a manifest. ``platform`` is for an index entry, which a registry push of
+        one manifest does not write: it is accepted so that an OCI layout and a registry
+        take the same calls."""
         repo = self.reference.repository
         response = self.request(
             "PUT",

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
 from .errors import reported
-from .registry import ProgressBar, client, credential_options, read_password, transport_options
+from .registry import ProgressBar, registry_options
 
 
 def _annotation(
@@ -68,8 +70,7 @@ def _annotation(
     help="Leave out the creation time, so the same module always gets the same digest.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print only the digest.")
-@transport_options
-@credential_options
+@registry_options()
 @click.argument("module", type=click.Path(path_type=Path))
 @click.argument("reference")
 def push(
@@ -80,19 +81,14 @@ def push(
     annotations: dict[str, str],
     reproducible: bool,
     quiet: bool,
-    plain_http: bool,
-    insecure: bool,
-    ca_file: Path | None,
-    username: str | None,
-    password_stdin: bool,
+    connect: Callable[..., Any],
     module: Path,
     reference: str,
 ) -> None:
     """Push MODULE (a .wasm file) to REFERENCE (host[:port]/repo:tag), or into an OCI
     image layout with --oci-layout (REFERENCE is then DIR[:TAG])."""
-    password = read_password(username, password_stdin)
     bar = ProgressBar("Pushing", quiet)
-    with reported(), client(plain_http, insecure, ca_file, username, password) as registry:
+    with reported(), connect() as registry:
         try:
             result = registry.push(
                 module,
@@ -122,23 +118,17 @@ def push(
     help="Where to write the module (default: REPO.wasm here).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print only the path written.")
-@transport_options
-@credential_options
+@registry_options()
 @click.argument("reference")
 def pull(
     output: Path | None,
     quiet: bool,
-    plain_http: bool,
-    insecure: bool,
-    ca_file: Path | None,
-    username: str | None,
-    password_stdin: bool,
+    connect: Callable[..., Any],
     reference: str,
 ) -> None:
     """Pull the module of REFERENCE; its size and sha256 are verified before it is written."""
-    password = read_password(username, password_stdin)
     bar = ProgressBar("Pulling", quiet)
-    with reported(), client(plain_http, insecure, ca_file, username, password) as registry:
+    with reported(), connect() as registry:
         try:
             result = registry.pull(reference, output, progress=bar)
         finally:
@@ -152,21 +142,15 @@ def pull(
 
 @click.command(short_help="Describe an artifact in a registry.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@transport_options
-@credential_options
+@registry_options()
 @click.argument("reference")
 def inspect(
     as_json: bool,
-    plain_http: bool,
-    insecure: bool,
-    ca_file: Path | None,
-    username: str | None,
-    password_stdin: bool,
+    connect: Callable[..., Any],
     reference: str,
 ) -> None:
     """Show the format, digests, sizes, media types and annotations of REFERENCE."""
-    password = read_password(username, password_stdin)
-    with reported(), client(plain_http, insecure, ca_file, username, password) as registry:
+    with reported(), connect() as registry:
         info = registry.inspect(reference)
     if as_json:
         click.echo(json.dumps(info.as_dict(), indent=2, sort_keys=True))
@@ -185,22 +169,14 @@ def inspect(
 
 
 @click.command(short_help="Log in to a registry (stored like docker login).")
-@transport_options
-@credential_options
+@registry_options(required=True)
 @click.argument("registry")
 def login(
-    plain_http: bool,
-    insecure: bool,
-    ca_file: Path | None,
-    username: str | None,
-    password_stdin: bool,
+    connect: Callable[..., Any],
     registry: str,
 ) -> None:
     """Check credentials against REGISTRY and store them in the Docker config."""
-    if not username:
-        raise click.UsageError("login needs --username and --password-stdin.")
-    password = read_password(username, password_stdin)
-    with reported(), client(plain_http, insecure, ca_file, username, password) as registry_client:
+    with reported(), connect() as registry_client:
         path = registry_client.login(registry)
     click.echo(f"Login Succeeded (stored in {path})")
 

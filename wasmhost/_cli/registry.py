@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -12,10 +13,39 @@ import click
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def transport_options(func: F) -> F:
-    """``--plain-http``, ``--insecure``, ``--ca-file``, spelled as the oras CLI spells them."""
-    for option in reversed(
-        [
+def registry_options(*, credentials: bool = True, required: bool = False) -> Callable[[F], F]:
+    """Add the registry flags to a command and hand it one ``connect`` instead.
+
+    The flags: ``--plain-http``, ``--insecure``, ``--ca-file`` as the oras CLI
+    spells them, and (with ``credentials``) ``--username`` with
+    ``--password-stdin`` as ``docker login`` takes them; ``required`` makes
+    the username mandatory. The command receives ``connect(**options)``,
+    which opens a :class:`~wasmhost.RegistryClient` with them (the password
+    is read from stdin before the command body runs).
+    """
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def command(
+            *args: Any,
+            plain_http: bool,
+            insecure: bool,
+            ca_file: Path | None,
+            username: str | None = None,
+            password_stdin: bool = False,
+            **kwargs: Any,
+        ) -> Any:
+            if required and not username:
+                name = click.get_current_context().info_name
+                raise click.UsageError(f"{name} needs --username and --password-stdin.")
+            password = read_password(username, password_stdin)
+
+            def connect(**options: Any) -> Any:
+                return client(plain_http, insecure, ca_file, username, password, **options)
+
+            return func(*args, connect=connect, **kwargs)
+
+        options = [
             click.option("--plain-http", is_flag=True, help="Talk plain HTTP, without TLS."),
             click.option(
                 "--insecure", is_flag=True, help="Use TLS but do not verify the certificate."
@@ -26,18 +56,21 @@ def transport_options(func: F) -> F:
                 help="Verify the registry's certificate with this CA bundle.",
             ),
         ]
-    ):
-        func = option(func)
-    return func
+        if credentials:
+            options += [
+                click.option("-u", "--username", help="The registry user name."),
+                click.option(
+                    "--password-stdin",
+                    is_flag=True,
+                    help="Read the password (or token) from stdin.",
+                ),
+            ]
+        decorated: Any = command
+        for option in reversed(options):
+            decorated = option(decorated)
+        return decorated  # type: ignore[no-any-return]
 
-
-def credential_options(func: F) -> F:
-    """``--username`` with ``--password-stdin``, as ``docker login`` takes them."""
-    func = click.option(
-        "--password-stdin", is_flag=True, help="Read the password (or token) from stdin."
-    )(func)
-    func = click.option("-u", "--username", help="The registry user name.")(func)
-    return func
+    return decorate
 
 
 def read_password(username: str | None, password_stdin: bool) -> str | None:

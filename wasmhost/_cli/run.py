@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
 from .errors import reported
 from .params import DIR, DURATION, ENV, SIZE, WHOLE_NUMBER
-from .registry import client, transport_options
+from .registry import registry_options
 
 
 @click.command(
@@ -50,7 +52,7 @@ from .registry import client, transport_options
     is_flag=True,
     help="For a registry reference: use the copy pulled before, without asking the registry.",
 )
-@transport_options
+@registry_options(credentials=False)
 @click.argument("module", metavar="MODULE")
 @click.argument("guest_args", nargs=-1, type=click.UNPROCESSED, metavar="[GUEST-ARGS]...")
 def run(
@@ -63,9 +65,7 @@ def run(
     cache_dir: Path | None,
     no_cache: bool,
     offline: bool,
-    plain_http: bool,
-    insecure: bool,
-    ca_file: Path | None,
+    connect: Callable[..., Any],
     module: str,
     guest_args: tuple[str, ...],
 ) -> None:
@@ -88,7 +88,7 @@ def run(
             from .._artifacts import module_file_name
             from .._reference import parse_reference
 
-            with client(plain_http, insecure, ca_file, cache_dir=cache_dir) as registry:
+            with connect(cache_dir=cache_dir) as registry:
                 fetched = registry.fetch(module, offline=offline)
             source = str(fetched.path)
             argv0 = module_file_name(parse_reference(fetched.reference))

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import click
 
 from .errors import reported
 from .params import DIR, DURATION, ENV, SIZE, WHOLE_NUMBER
-from .registry import client, transport_options
+from .registry import registry_options
 
 
 def _listen(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, int]:
@@ -56,7 +57,7 @@ def _listen(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str
     "guest does not hold up the others of its process.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No access log.")
-@transport_options
+@registry_options(credentials=False)
 @click.argument("module", required=False)
 def serve(
     listen: tuple[str, int],
@@ -69,9 +70,7 @@ def serve(
     workers: int,
     threads: int,
     quiet: bool,
-    plain_http: bool,
-    insecure: bool,
-    ca_file: Path | None,
+    connect: Callable[..., Any],
     module: str | None,
 ) -> None:
     """Serve MODULE (a file or registry reference) as a WAGI handler on every path.
@@ -96,7 +95,7 @@ def serve(
         resolved = []
         for route in routes:
             if not os.path.exists(route.module) and looks_like_reference(route.module):
-                with client(plain_http, insecure, ca_file) as registry:
+                with connect() as registry:
                     route = route._replace(module=str(registry.fetch(route.module).path))
             resolved.append(route)
         # Built here once, in this process, so that a bad module fails before listening.
