@@ -35,6 +35,24 @@ def set_stdin_bytes(wasi: wasmtime.WasiConfig, data: bytes) -> None:
     ffi.wasi_config_set_stdin_bytes(wasi.ptr(), ctypes.byref(vec))
 
 
+def _char_array(items: list[bytes]) -> Any:
+    return ctypes.cast(
+        (ctypes.c_char_p * len(items))(*items), ctypes.POINTER(ctypes.POINTER(ctypes.c_char))
+    )
+
+
+def set_argv(wasi: wasmtime.WasiConfig, argv: list[bytes]) -> None:
+    """``WasiConfig.argv`` for strings already encoded (it costs ~1 us a string less)."""
+    if not ffi.wasi_config_set_argv(wasi.ptr(), len(argv), _char_array(argv)):
+        raise wasmtime.WasmtimeError("failed to configure argv")
+
+
+def set_env(wasi: wasmtime.WasiConfig, names: list[bytes], values: list[bytes]) -> None:
+    """``WasiConfig.env`` for names and values already encoded."""
+    if not ffi.wasi_config_set_env(wasi.ptr(), len(names), _char_array(names), _char_array(values)):
+        raise wasmtime.WasmtimeError("failed to configure the environment")
+
+
 def set_epoch_callback(store: wasmtime.Store, callback: Any, token: int, finalizer: Any) -> None:
     """Call ``callback(ctx, token, delta, kind)`` whenever ``store``'s epoch deadline passes."""
     ffi.wasmtime_store_epoch_deadline_callback(

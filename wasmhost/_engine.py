@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import wasmtime
 
+from . import _poll
 from ._watchdog import Ticker
 
 CACHE_FORMAT = 1
@@ -30,20 +31,23 @@ class EngineFlags(NamedTuple):
 class EngineSlot:
     """One engine, its WASI linker, and the modules compiled for it (by cache key)."""
 
-    def __init__(
-        self,
-        engine: wasmtime.Engine,
-        linker: wasmtime.Linker,
-        fingerprint: str,
-        ticker: Ticker | None,
-    ) -> None:
+    def __init__(self, engine: wasmtime.Engine, fingerprint: str, ticker: Ticker | None) -> None:
         self.engine = engine
-        self.linker = linker
         self.fingerprint = fingerprint
         self.ticker = ticker
+        self.linker = self.wasi_linker()
         self.compiled: dict[str, tuple[wasmtime.Module, wasmtime.InstancePre | None]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
+
+    def wasi_linker(self) -> wasmtime.Linker:
+        """A new linker with WASI as this engine's runs get it (for per-run definitions)."""
+        linker = wasmtime.Linker(self.engine)
+        linker.define_wasi()
+        if self.ticker is not None:
+            # A sleeping guest would otherwise outsleep its timeout (see _poll).
+            _poll.install(linker, self.engine)
+        return linker
 
     def compile_lock(self, key: str) -> threading.Lock:
         with self._lock:
@@ -76,8 +80,6 @@ def _make(flags: EngineFlags) -> EngineSlot:
     config.consume_fuel = flags.metered
     # wasmtime's own cache would compete with ours; ours is keyed and checked.
     engine = wasmtime.Engine(config)
-    linker = wasmtime.Linker(engine)
-    linker.define_wasi()
     fingerprint = "-".join(
         [
             f"wasmtime{wasmtime_version()}",
@@ -87,7 +89,7 @@ def _make(flags: EngineFlags) -> EngineSlot:
         ]
     )
     ticker = Ticker(engine) if flags.interruptible else None
-    return EngineSlot(engine, linker, fingerprint, ticker)
+    return EngineSlot(engine, fingerprint, ticker)
 
 
 class Engines:

@@ -20,7 +20,8 @@ to the most specific class below with ``raise ... from exc``::
         └── LimitExceeded      a limit set for the run stopped the guest
             ├── TimeoutExceeded
             ├── FuelExhausted
-            └── MemoryLimitExceeded
+            ├── MemoryLimitExceeded
+            └── OutputLimitExceeded
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ __all__ = [
     "MemoryLimitExceeded",
     "ModuleError",
     "NotFoundError",
+    "OutputLimitExceeded",
     "RegistryError",
     "RegistryUnreachable",
     "TimeoutExceeded",
@@ -179,3 +181,26 @@ class MemoryLimitExceeded(LimitExceeded):
     """The guest needed more linear memory than ``max_memory`` allows."""
 
     limit = "memory"
+
+
+class OutputLimitExceeded(LimitExceeded):
+    """The guest wrote more to a captured stream than ``max_output`` allows.
+
+    ``stream`` names it (``"stdout"`` or ``"stderr"``); its first
+    ``max_output`` bytes are kept in ``stdout``/``stderr``.
+    """
+
+    limit = "output"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        stream: str,
+        max_output: int,
+        stdout: bytes = b"",
+        stderr: bytes = b"",
+    ) -> None:
+        super().__init__(message, stdout=stdout, stderr=stderr)
+        self.stream = stream
+        self.max_output = max_output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import os
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypedDict
 import wasmtime
 
 from ._cache import CompileCache, default_cache_root
-from ._capi import call_nullary, export_func
+from ._capi import call_nullary, export_func, set_argv, set_env
 from ._engine import EngineFlags, Engines, EngineSlot
 from ._errors import (
     ConfigError,
@@ -24,6 +25,7 @@ from ._errors import (
     Interrupted,
     LinkError,
     MemoryLimitExceeded,
+    OutputLimitExceeded,
     TimeoutExceeded,
     Trap,
     WasmhostError,
@@ -33,13 +35,15 @@ from ._imports import Failure, Imports, check_imports, define
 from ._module import Module, ModuleSource, compile_wasm, describe, last_line, read_source
 from ._result import OutputChunk, RunResult
 from ._stdio import OutputTarget, StdinSource, Stdio
-from ._watchdog import Guard
+from ._watchdog import Guard, active
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 _ALLOC_FAILED = b"memory allocation of "
-_PAGE = 65536
+
+DEFAULT_MAX_OUTPUT = 16 << 20
+"""How much of each captured stream a run keeps by default (16 MiB)."""
 
 
 class Dir(NamedTuple):
@@ -79,6 +83,7 @@ class AsyncRunOptions(StreamOptions, total=False):
 
     stdout: OutputTarget
     stderr: OutputTarget
+    max_output: int | None
 
 
 class Host:
@@ -200,6 +205,7 @@ class Host:
         timeout: float | None = None,
         fuel: int | None = None,
         max_memory: int | None = None,
+        max_output: int | None = DEFAULT_MAX_OUTPUT,
         cancel: threading.Event | None = None,
         argv0: str | None = None,
     ) -> RunResult:
@@ -215,14 +221,20 @@ class Host:
         directory or :class:`Dir`), ``stdin``. With ``invoke``, ``args`` are
         the function's parameters and its results land in ``values``.
 
+        A captured stream keeps at most ``max_output`` bytes (16 MiB by
+        default; ``None`` for no limit): past it the guest's writes fail, it is
+        stopped (at once when the run has a ``timeout`` or ``cancel``, else
+        when it ends), and :class:`OutputLimitExceeded` keeps what fitted.
+
         Raises :class:`Trap` when the guest traps, :class:`TimeoutExceeded`,
-        :class:`FuelExhausted` or :class:`MemoryLimitExceeded` when a limit
-        stops it, :class:`Interrupted` when ``cancel`` is set, and
+        :class:`FuelExhausted`, :class:`MemoryLimitExceeded` or
+        :class:`OutputLimitExceeded` when a limit stops it,
+        :class:`Interrupted` when ``cancel`` is set, and
         :class:`ModuleError`/:class:`LinkError`/:class:`ConfigError` before it
         starts. An exception raised by an output callback or host function is
         raised again as it was.
         """
-        _check_limits(timeout, fuel, max_memory)
+        check_limits(timeout, fuel, max_memory, max_output)
         flags = EngineFlags(
             interruptible=timeout is not None or cancel is not None, metered=fuel is not None
         )
@@ -235,15 +247,15 @@ class Host:
         call_args: Sequence[str | int | float] = ()
         first = argv0 or os.path.basename(loaded.name)
         if invoke is None:
-            wasi.argv = _strings("argument", [first, *map(str, args)])
+            set_argv(wasi, _strings("argument", [first, *map(str, args)]))
         else:
-            wasi.argv = _strings("argument", [first])
+            set_argv(wasi, _strings("argument", [first]))
             call_args = args
         if env:
-            wasi.env = _environment(env)
+            set_env(wasi, *_environment(env))
         for guest, source in (dirs or {}).items():
             _preopen(wasi, guest, source)
-        stdio = Stdio()
+        stdio = Stdio(max_output)
         guard = None
         store = None
         failure = Failure()
@@ -260,13 +272,25 @@ class Host:
                 store.set_fuel(fuel)
             if slot.ticker is not None:
                 guard = Guard(timeout, cancel)
+                if max_output is not None:
+                    guard.watch(stdio.over_limit, "output")
                 slot.ticker.guard(store, guard)
             started = time.perf_counter()
             marks: list[float] = []
             try:
-                values = self._execute(
-                    slot, store, compiled, pre, loaded, imports, failure, invoke, call_args, marks
-                )
+                with active(guard):
+                    values = self._execute(
+                        slot,
+                        store,
+                        compiled,
+                        pre,
+                        loaded,
+                        imports,
+                        failure,
+                        invoke,
+                        call_args,
+                        marks,
+                    )
             except wasmtime.ExitTrap as exc:
                 exit_code = exc.code
             except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
@@ -288,7 +312,7 @@ class Host:
                 raised = failure.error or stdio.callback_error()
                 if raised is not None:
                     raise raised
-                if error is not None:
+                if error is not None or stdio.over_limit() is not None:
                     raise self._guest_error(
                         error, loaded, stdio, guard, timeout, max_memory
                     ) from None
@@ -312,8 +336,7 @@ class Host:
         marks: list[float],
     ) -> tuple[Any, ...]:
         if imports:
-            linker = wasmtime.Linker(slot.engine)
-            linker.define_wasi()
+            linker = slot.wasi_linker()
             define(linker, compiled, imports, failure)
             instance = _instantiate(lambda: linker.instantiate(store, compiled), module)
         elif pre is not None:
@@ -349,7 +372,7 @@ class Host:
 
     def _guest_error(
         self,
-        exc: Exception,
+        exc: Exception | None,
         module: Module,
         stdio: Stdio,
         guard: Guard | None,
@@ -366,6 +389,19 @@ class Host:
             )
         if guard is not None and guard.reason == "interrupted":
             return Interrupted(f"{name} was interrupted.", stdout=out, stderr=err)
+        over = stdio.over_limit()
+        if over is not None:
+            limit = stdio.max_output
+            assert limit is not None
+            return OutputLimitExceeded(
+                f"{name} wrote more than its output limit of {_size(limit)} to {over} "
+                f"and was stopped; the first {_size(limit)} are kept.",
+                stream=over,
+                max_output=limit,
+                stdout=out,
+                stderr=err,
+            )
+        assert exc is not None
         code = exc.trap_code if isinstance(exc, wasmtime.Trap) else None
         if code == wasmtime.TrapCode.OUT_OF_FUEL:
             return FuelExhausted(f"{name} ran out of fuel and was stopped.", stdout=out, stderr=err)
@@ -441,7 +477,14 @@ class Host:
 
 
 class RunStream:
-    """A run in progress whose output is read by iterating; see :meth:`Host.stream`."""
+    """A run in progress whose output is read by iterating; see :meth:`Host.stream`.
+
+    At most ``BUFFERED`` chunks wait to be read: past that the guest waits
+    in its write until the reader catches up (or the run is stopped), so a
+    guest cannot fill the host's memory faster than it is read.
+    """
+
+    BUFFERED = 64
 
     def __init__(
         self,
@@ -452,34 +495,60 @@ class RunStream:
         options: StreamOptions,
     ) -> None:
         self.result: RunResult | None = None
-        import queue  # only streaming runs need it: ~1 ms of `wasmhost run` start-up
-
-        self._queue: queue.SimpleQueue[OutputChunk | None] = queue.SimpleQueue()
+        self._chunks: collections.deque[OutputChunk | None] = collections.deque()
+        self._cond = threading.Condition()
+        self._closed = False
         self._error: BaseException | None = None
         self._cancel = cancel
+        timeout = options.get("timeout")
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def put(chunk: OutputChunk) -> None:
+            with self._cond:
+                if self._closed:
+                    return
+                while len(self._chunks) >= self.BUFFERED:
+                    if self._cancel.is_set() or (
+                        deadline is not None and time.monotonic() >= deadline
+                    ):
+                        return  # the run is being stopped: nobody will read this
+                    self._cond.wait(_POLL)
+                    if self._closed:
+                        return
+                self._chunks.append(chunk)
+                self._cond.notify_all()
 
         def run() -> None:
             try:
                 self.result = host.run(
                     module,
                     args,
-                    stdout=lambda data: self._queue.put(OutputChunk("stdout", data)),
-                    stderr=lambda data: self._queue.put(OutputChunk("stderr", data)),
+                    stdout=lambda data: put(OutputChunk("stdout", data)),
+                    stderr=lambda data: put(OutputChunk("stderr", data)),
                     cancel=self._cancel,
                     **options,
                 )
             except BaseException as exc:
                 self._error = exc
             finally:
-                self._queue.put(None)
+                with self._cond:
+                    self._chunks.append(None)
+                    self._cond.notify_all()
 
         self._thread = threading.Thread(target=run, name="wasmhost-stream", daemon=True)
         self._thread.start()
 
     def __iter__(self) -> Iterator[OutputChunk]:
-        while (chunk := self._queue.get()) is not None:
+        while True:
+            with self._cond:
+                while not self._chunks:
+                    self._cond.wait()
+                chunk = self._chunks[0]
+                if chunk is None:
+                    break  # left in place: later iterations end at once
+                self._chunks.popleft()
+                self._cond.notify_all()
             yield chunk
-        self._queue.put(None)  # later iterations end at once
         self._thread.join()
         if self._error is not None:
             raise self._error
@@ -494,7 +563,18 @@ class RunStream:
         """Stop the guest if it still runs, and wait for it."""
         if self._thread.is_alive():
             self._cancel.set()
+        with self._cond:
+            self._closed = True
+            self._chunks.clear()
+            self._cond.notify_all()
         self._thread.join()
+        with self._cond:
+            self._chunks.clear()
+            self._chunks.append(None)
+
+
+# How often a writer waiting for room in a full stream checks whether the run stops.
+_POLL = 0.005
 
 
 def _is_nullary(module: Module, name: str) -> bool:
@@ -512,7 +592,12 @@ def _path_key(source: str | os.PathLike[str]) -> tuple[str, int, int, int, int] 
 _U64 = (1 << 64) - 1
 
 
-def _check_limits(timeout: float | None, fuel: int | None, max_memory: int | None) -> None:
+_MAX_OUTPUT_CEILING = 1 << 40
+
+
+def check_limits(
+    timeout: float | None, fuel: int | None, max_memory: int | None, max_output: int | None
+) -> None:
     if timeout is not None and (
         not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout < 1e9
     ):
@@ -521,27 +606,37 @@ def _check_limits(timeout: float | None, fuel: int | None, max_memory: int | Non
         raise ConfigError(f"fuel must be a whole number from 0 to 2**64-1, not {fuel!r}.")
     if max_memory is not None and (not isinstance(max_memory, int) or not 0 < max_memory <= _U64):
         raise ConfigError(f"max_memory must be a positive number of bytes, not {max_memory!r}.")
+    if max_output is not None and (
+        not isinstance(max_output, int)
+        or isinstance(max_output, bool)
+        or not 0 < max_output <= _MAX_OUTPUT_CEILING
+    ):
+        raise ConfigError(
+            f"max_output must be a positive number of bytes up to 1 TiB "
+            f"(or None for no limit), not {max_output!r}."
+        )
 
 
-def _strings(what: str, values: list[str]) -> list[str]:
+def _strings(what: str, values: list[str]) -> list[bytes]:
     """``values`` as WASI passes them: UTF-8 text without NUL bytes."""
-    for value in values:
-        if "\0" in value:
-            raise ConfigError(f"{what} {value!r} contains a NUL byte, which WASI cannot pass.")
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            raise ConfigError(f"{what} {value!r} is not valid UTF-8.") from None
-    return values
+    try:
+        encoded = [value.encode() for value in values]
+    except UnicodeEncodeError:
+        bad = next(v for v in values if v.encode(errors="ignore").decode() != v)
+        raise ConfigError(f"{what} {bad!r} is not valid UTF-8.") from None
+    if any(b"\0" in raw for raw in encoded):
+        bad = next(v for v in values if "\0" in v)
+        raise ConfigError(f"{what} {bad!r} contains a NUL byte, which WASI cannot pass.")
+    return encoded
 
 
-def _environment(env: Mapping[str, str]) -> list[tuple[str, str]]:
-    pairs = [(str(k), str(v)) for k, v in env.items()]
-    for name, _ in pairs:
+def _environment(env: Mapping[str, str]) -> tuple[list[bytes], list[bytes]]:
+    names = [str(k) for k in env]
+    for name in names:
         if not name or "=" in name:
             raise ConfigError(f"environment variable name {name!r} is empty or contains '='.")
-    _strings("environment variable", [text for pair in pairs for text in pair])
-    return pairs
+    what = "environment variable"
+    return _strings(what, names), _strings(what, [str(v) for v in env.values()])
 
 
 def _preopen(wasi: wasmtime.WasiConfig, guest: str, source: DirSource) -> None:

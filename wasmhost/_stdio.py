@@ -10,6 +10,7 @@ output (a callable or a file object) goes through a pipe that a thread drains.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import stat
 import threading
@@ -38,36 +39,109 @@ _TAIL = 4096
 
 
 class _Sink:
-    """A captured output stream: an anonymous file read back after the run."""
+    """A captured output stream: an anonymous file read back after the run.
 
-    def __init__(self) -> None:
+    With a ``limit``, the file is sized to the limit plus ``_SLACK`` and
+    sealed against growing, so the kernel refuses every write past it: the
+    guest cannot make the host hold more, however much it writes. wasmtime
+    writes stdio in pieces of at most 4 KiB at its own file offset, which we
+    read through a duplicate of its descriptor (:meth:`attach`); an offset
+    past the limit means the guest wrote more than it was allowed.
+    """
+
+    def __init__(self, limit: int | None = None) -> None:
         self.fd: int | None = None
         self.path: str | None = None
         self.error: BaseException | None = None
+        self.limit = limit
+        self._cursor: int | None = None
+
+    def attach(self, wasi: wasmtime.WasiConfig, name: str) -> None:
+        """Make this file ``name`` (stdout or stderr) of ``wasi``."""
+        self.fd, path, self.path = _anonymous_file(sealable=self.limit is not None)
+        if self.limit is None or self.path is not None:
+            setattr(wasi, f"{name}_file", path)
+            return
+        # wasmtime opens (and truncates) the file when it is configured; its
+        # descriptor is the lowest free one, unless another thread took it.
+        probe = os.dup(self.fd)
+        os.close(probe)
+        setattr(wasi, f"{name}_file", path)
+        writer = probe if _same_file(probe, self.fd) else _find_other(self.fd)
+        self._cursor = os.dup(writer)
+        os.ftruncate(self.fd, self.limit + _SLACK)
+        fcntl.fcntl(self.fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK)
+
+    def written(self) -> int:
+        """How many bytes the guest has written (past the limit when it wrote too much)."""
+        if self.fd is None:
+            return 0
+        if self._cursor is not None:
+            return os.lseek(self._cursor, 0, os.SEEK_CUR)
+        return os.fstat(self.fd).st_size
+
+    def exceeded(self) -> bool:
+        return self.limit is not None and self.written() > self.limit
 
     def tail(self) -> bytes:
-        return self.read()[-_TAIL:]
+        end = self._end()
+        return self._pread(max(0, end - _TAIL), end)
 
     def finish(self) -> None:
         pass
 
     def read(self) -> bytes:
-        if self.fd is None:
+        return self._pread(0, self._end())
+
+    def _end(self) -> int:
+        written = self.written()
+        return written if self.limit is None else min(written, self.limit)
+
+    def _pread(self, start: int, end: int) -> bytes:
+        if self.fd is None or end <= start:
             return b""
-        os.lseek(self.fd, 0, os.SEEK_SET)
-        chunks = []
-        while chunk := os.read(self.fd, 1 << 20):
+        data = os.pread(self.fd, end - start, start)
+        if len(data) == end - start:
+            return data
+        chunks = [data]  # a short read: only from files other than our memfd
+        start += len(data)
+        while start < end and (chunk := os.pread(self.fd, end - start, start)):
             chunks.append(chunk)
+            start += len(chunk)
         return b"".join(chunks)
 
     def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+        for fd in (self.fd, self._cursor):
+            if fd is not None:
+                os.close(fd)
+        self.fd = self._cursor = None
         if self.path is not None:
             with contextlib.suppress(OSError):
                 os.unlink(self.path)
             self.path = None
+
+
+# Room past a limit for the write that crosses it, so that it lands whole and
+# shows in the offset (wasmtime writes stdio in pieces of at most 4 KiB).
+_SLACK = 64 << 10
+
+
+def _same_file(fd: int, other: int) -> bool:
+    if fd == other:
+        return False
+    try:
+        a, b = os.fstat(fd), os.fstat(other)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _find_other(fd: int) -> int:
+    """The descriptor, other than ``fd``, of the same file (wasmtime's)."""
+    for name in os.listdir("/proc/self/fd"):
+        if _same_file(int(name), fd):
+            return int(name)
+    raise RuntimeError("wasmtime did not open the output file")  # not reached
 
 
 class _PipeSink(_Sink):
@@ -117,10 +191,11 @@ class _PipeSink(_Sink):
             self._closing.close()
 
 
-def _anonymous_file() -> tuple[int, str, str | None]:
+def _anonymous_file(sealable: bool = False) -> tuple[int, str, str | None]:
     """An fd, the path wasmtime opens for it, and a path to unlink afterwards."""
     if _PROC_FD and hasattr(os, "memfd_create"):
-        fd = os.memfd_create("wasmhost-output", os.MFD_CLOEXEC)
+        flags = os.MFD_CLOEXEC | (os.MFD_ALLOW_SEALING if sealable else 0)
+        fd = os.memfd_create("wasmhost-output", flags)
         return fd, fd_path(fd), None
     import tempfile  # only where there is no memfd: it costs ~3 ms of start-up
 
@@ -131,8 +206,9 @@ def _anonymous_file() -> tuple[int, str, str | None]:
 class Stdio:
     """The stdio of one run: configures a ``WasiConfig``, then collects what was captured."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_output: int | None = None) -> None:
         self._sinks: dict[str, _Sink] = {}
+        self.max_output = max_output
 
     def configure(
         self,
@@ -182,9 +258,8 @@ class Stdio:
     ) -> None:
         set_file = f"{name}_file"
         if target == "capture":
-            sink = self._sinks[name] = _Sink()
-            sink.fd, path, sink.path = _anonymous_file()
-            setattr(wasi, set_file, path)
+            sink = self._sinks[name] = _Sink(self.max_output)
+            sink.attach(wasi, name)
         elif target == "inherit":
             if keep_tail:
                 fd = 1 if name == "stdout" else 2
@@ -258,6 +333,13 @@ class Stdio:
         out = self._sinks.get("stdout")
         err = self._sinks.get("stderr")
         return (out.read() if out else b""), (err.read() if err else b"")
+
+    def over_limit(self) -> str | None:
+        """The name of a captured stream the guest wrote more to than the limit, if any."""
+        for name, sink in self._sinks.items():
+            if sink.exceeded():
+                return name
+        return None
 
     def stderr_tail(self) -> bytes:
         """The end of stderr, when it was captured or kept."""

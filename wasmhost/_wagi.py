@@ -78,6 +78,10 @@ def environment(request: Request, route: str) -> dict[str, str]:
             continue
         if lower == "host":
             host_header = value
+        if "_" in name:
+            # X_Foo would become HTTP_X_FOO, as X-Foo does: a client could pass
+            # off its own header as one a proxy in front of us sets.
+            continue
         key = "HTTP_" + name.upper().replace("-", "_")
         env[key] = f"{env[key]}, {value}" if key in env else value
     path = request.script_name + request.path_info
@@ -97,6 +101,7 @@ _FRAMING = {"content-length", "transfer-encoding", "connection", "keep-alive", "
 _TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+_STATUS = re.compile(r"[0-9]{3}")
 
 
 def parse_response(output: bytes) -> Response:
@@ -119,7 +124,7 @@ def parse_response(output: bytes) -> Response:
         lower = key.lower()
         if lower == "status":
             code = text.split(" ", 1)[0]
-            if not code.isdigit() or not 200 <= int(code) <= 599:
+            if not _STATUS.fullmatch(code) or not 200 <= int(code) <= 599:
                 raise MalformedResponse(f"status {text!r} is not an HTTP status from 200 to 599")
             status = int(code)
             continue

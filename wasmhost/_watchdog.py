@@ -8,8 +8,11 @@ that decides, at every tick, whether its own run has to stop: past its
 timeout, or cancelled. Runs of the same engine therefore never disturb each
 other, and a host shared between threads keeps working.
 
-Blocking host calls (a guest sleeping in ``poll_oneoff``) are not
-interrupted: the check happens when control returns to wasm code.
+A guest blocked in a host call is not executing wasm code, so the epoch alone
+cannot reach it: the ticker also checks every guard itself and *trips* the
+ones whose run has to stop. Tripping wakes whatever waits on the guard
+(``Guard.stopped``: an interruptible ``poll_oneoff`` sleep, a full output
+queue), and the guest is stopped as soon as control is back in wasm code.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import wasmtime
@@ -28,23 +32,83 @@ LINGER = 1.0
 
 _guards: dict[int, Guard] = {}
 _tokens = itertools.count(1)
+_local = threading.local()
 
 
 class Guard:
-    """The deadline and cancel event of one run; ``reason`` says why it stopped."""
+    """The deadline and cancel event of one run; ``reason`` says why it stopped.
+
+    ``reason`` is ``"timeout"``, ``"interrupted"``, or a reason given to
+    :meth:`trip` (such as ``"output"``); ``stopped`` is set when it is.
+    """
 
     def __init__(self, timeout: float | None, cancel: threading.Event | None) -> None:
         self.deadline = None if timeout is None else time.monotonic() + timeout
         self.cancel = cancel
         self.reason: str | None = None
+        self.stopped = threading.Event()
         self.token = next(_tokens)
+        self._on_stop: list[Callable[[], object]] = []
+        self._watches: list[tuple[Callable[[], object], str]] = []
+        self._lock = threading.Lock()
+
+    def watch(self, probe: Callable[[], object], reason: str) -> None:
+        """Also stop the run, for ``reason``, as soon as ``probe()`` is true."""
+        self._watches.append((probe, reason))
 
     def check(self) -> str | None:
+        """The reason this run has to stop, if it has to; trips the guard then."""
+        if self.reason is not None:
+            return self.reason
         if self.cancel is not None and self.cancel.is_set():
-            return "interrupted"
-        if self.deadline is not None and time.monotonic() >= self.deadline:
-            return "timeout"
-        return None
+            self.trip("interrupted")
+        elif self.deadline is not None and time.monotonic() >= self.deadline:
+            self.trip("timeout")
+        else:
+            for probe, reason in self._watches:
+                if probe():
+                    self.trip(reason)
+                    break
+        return self.reason
+
+    def trip(self, reason: str) -> None:
+        """Stop the run for ``reason`` (the first reason given wins) and wake its waiters."""
+        with self._lock:
+            if self.reason is not None:
+                return
+            self.reason = reason
+            hooks, self._on_stop = self._on_stop, []
+        self.stopped.set()
+        for hook in hooks:
+            hook()
+
+    def on_stop(self, hook: Callable[[], object]) -> None:
+        """Call ``hook`` (from any thread) once the guard trips."""
+        with self._lock:
+            if self.reason is None:
+                self._on_stop.append(hook)
+                return
+        hook()
+
+
+def current() -> Guard | None:
+    """The guard of the run executing on this thread, if it has one."""
+    return getattr(_local, "guard", None)
+
+
+class active:
+    """Make ``guard`` this thread's current guard for the length of a ``with`` block."""
+
+    def __init__(self, guard: Guard | None) -> None:
+        self._guard = guard
+        self._outer: Guard | None = None
+
+    def __enter__(self) -> None:
+        self._outer = current()
+        _local.guard = self._guard
+
+    def __exit__(self, *exc_info: object) -> None:
+        _local.guard = self._outer
 
 
 @EpochCallback  # type: ignore[untyped-decorator]
@@ -55,8 +119,6 @@ def _on_deadline(_ctx: Any, data: int | None, delta: Any, kind: Any) -> int:
         delta[0] = 1
         kind[0] = CONTINUE
         return 0
-    assert guard is not None
-    guard.reason = reason
     return error_pointer(f"wasmhost: {reason}")
 
 
@@ -68,14 +130,16 @@ def _forget(data: int | None) -> None:
 class Ticker:
     """Bumps one engine's epoch every TICK seconds while guarded runs are active.
 
-    After the last guarded run ends it keeps ticking for LINGER seconds
-    before it sleeps: a server running one short guarded guest after another
-    would otherwise wake the thread (and hand it the GIL) for every request.
+    At every tick it also checks the active guards, so that a guest waiting in
+    a host call is woken within a tick of its deadline or cancellation. After
+    the last guarded run ends it keeps ticking for LINGER seconds before it
+    sleeps: a server running one short guarded guest after another would
+    otherwise wake the thread (and hand it the GIL) for every request.
     """
 
     def __init__(self, engine: wasmtime.Engine) -> None:
         self._engine = engine
-        self._active = 0
+        self._active: set[Guard] = set()
         self._idle_since = 0.0
         self._sleeping = False
         self._stopped = False
@@ -85,7 +149,7 @@ class Ticker:
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while self._active == 0 and (
+                while not self._active and (
                     self._stopped or time.monotonic() - self._idle_since > LINGER
                 ):
                     if self._stopped:
@@ -93,15 +157,18 @@ class Ticker:
                     self._sleeping = True
                     self._cond.wait()
                     self._sleeping = False
+                guards = list(self._active)
             time.sleep(TICK)
             self._engine.increment_epoch()
+            for guard in guards:
+                guard.check()
 
     def stop(self) -> None:
         """End the ticker thread once no guarded run is left (the engine is being dropped)."""
         with self._cond:
             self._stopped = True
             self._cond.notify()
-            idle = self._active == 0
+            idle = not self._active
         if idle and self._thread is not None:
             self._thread.join()
 
@@ -111,7 +178,7 @@ class Ticker:
         store.set_epoch_deadline(1)
         set_epoch_callback(store, _on_deadline, guard.token, _forget)
         with self._cond:
-            self._active += 1
+            self._active.add(guard)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._loop, name="wasmhost-epoch", daemon=True
@@ -123,8 +190,8 @@ class Ticker:
     def release(self, guard: Guard) -> None:
         _guards.pop(guard.token, None)
         with self._cond:
-            self._active -= 1
-            if self._active == 0:
+            self._active.discard(guard)
+            if not self._active:
                 self._idle_since = time.monotonic()
             if self._stopped:
                 self._cond.notify()

@@ -11,7 +11,11 @@ Starlette or FastAPI application (``app.mount("/wasm", wagi_app)``).
 
 A guest that traps, runs past its timeout or its memory cap answers 500
 (details go to the ``wasmhost.serve`` log, never to the client); output that
-is not a CGI response answers 502; a body over ``max_body`` answers 413.
+is not a CGI response, or more of it than ``max_response``, answers 502; a
+body over ``max_body`` answers 413, and one that does not arrive within
+``body_timeout`` 408; more than ``MAX_HEADERS`` request headers answer 431;
+a request that finds every guest slot and the backlog busy answers 503 with
+``Retry-After``.
 """
 
 from __future__ import annotations
@@ -22,14 +26,22 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ._errors import ConfigError, GuestError, WasmhostError
-from ._host import Dir, DirSource, Host, as_dir
+from ._errors import (
+    ConfigError,
+    GuestError,
+    OutputLimitExceeded,
+    TimeoutExceeded,
+    WasmhostError,
+)
+from ._guests import Busy, GuestPool
+from ._host import Dir, DirSource, Host, as_dir, check_limits
 from ._module import Module
+from ._result import RunResult
 from ._wagi import MalformedResponse, Request, arguments, environment, parse_response, split_route
 
 log = logging.getLogger("wasmhost.serve")
@@ -40,6 +52,18 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_BODY = 10 << 20
+DEFAULT_MAX_RESPONSE = 4 << 20
+DEFAULT_BODY_TIMEOUT = 30.0
+DEFAULT_THREADS = 8
+MAX_HEADERS = 100
+# How long a guest may run on the event loop's thread before it is moved.
+INLINE_BUDGET = 0.002
+# How long a path that was moved goes straight to the pool, and how many are kept.
+_SLOW_FOR = 1.0
+_STRIKES = 2
+_SLOW_PATHS = 4096
+# Statuses whose responses never have a body (RFC 9110, 6.4.1).
+_NO_BODY = {204, 304}
 
 
 class Route(NamedTuple):
@@ -56,18 +80,20 @@ class Route(NamedTuple):
 class _Loaded(NamedTuple):
     route: Route
     module: Module
+    # Nothing the guest does outlives its run except its answer: no writable
+    # directory. Such a run can be stopped and started again elsewhere.
+    restartable: bool
 
 
 class WagiApp:
     """An ASGI application serving WAGI modules; see the module docstring.
 
-    Guests run in a thread pool (``threads`` threads), so a slow guest does
-    not hold up the event loop. With ``inline``, a guest runs on the event
-    loop's own thread instead: a process then serves one guest at a time,
-    as a pre-forking CGI server's worker does, and handing each request to a
-    thread and back is saved -- that hand-off (and the GIL it needs twice)
-    costs more than the guest itself for a handler like the seed's hello
-    service. ``wasmhost serve`` runs inline, in ``--workers`` processes.
+    Guests run on a pool of ``threads`` threads (see ``wasmhost._guests``):
+    a fast guest answers as if it ran on the event loop, while a slow,
+    sleeping or spinning one holds up no other request for more than a few
+    milliseconds. At most ``threads`` guests run at once; up to ``backlog``
+    more requests (by default as many) wait for a thread, and past that a
+    request is answered 503 at once.
     """
 
     def __init__(
@@ -78,23 +104,32 @@ class WagiApp:
         timeout: float = DEFAULT_TIMEOUT,
         max_memory: int | None = None,
         max_body: int = DEFAULT_MAX_BODY,
-        threads: int | None = None,
-        inline: bool = False,
+        max_response: int = DEFAULT_MAX_RESPONSE,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
+        threads: int = DEFAULT_THREADS,
+        backlog: int | None = None,
     ) -> None:
         if isinstance(routes, str | os.PathLike):
             routes = [Route("/...", os.fspath(routes))]
         if not routes:
             raise ConfigError("a WAGI app needs at least one route.")
+        for name, value in (("threads", threads), ("backlog", backlog)):
+            if value is not None and (not isinstance(value, int) or not 0 < value <= 1024):
+                raise ConfigError(f"{name} must be a whole number from 1 to 1024, not {value!r}.")
+        check_limits(timeout, None, max_memory, max_response)
+        if not isinstance(body_timeout, int | float) or not 0 < body_timeout < 1e6:
+            raise ConfigError(
+                f"body_timeout must be a positive number of seconds, not {body_timeout!r}."
+            )
         self._own_host = host is None
         self.host = host or Host()
         self.timeout = timeout
         self.max_memory = max_memory
         self.max_body = max_body
-        self.inline = inline
-        self._executor = ThreadPoolExecutor(
-            max_workers=threads or min(32, (os.cpu_count() or 1) * 4),
-            thread_name_prefix="wasmhost-wagi",
-        )
+        self.max_response = max_response
+        self.body_timeout = body_timeout
+        self._pool = GuestPool(threads, threads if backlog is None else backlog)
+        self._slow: dict[tuple[str, str], tuple[int, float]] = {}
         loaded = []
         for route in routes:
             _check_route(route.path)
@@ -106,7 +141,8 @@ class WagiApp:
                     )
             # Compiled now, for the engine that runs with a timeout use.
             module = self.host.load(route.module, for_timeouts=True)
-            loaded.append(_Loaded(route, module))
+            restartable = all(as_dir(d).read_only for d in route.dirs.values())
+            loaded.append(_Loaded(route, module, restartable))
         # The most specific route first: exact before wildcard, longer before shorter.
         self._routes = sorted(
             loaded, key=lambda r: (r.route.path.endswith("/..."), -len(r.route.path))
@@ -120,8 +156,12 @@ class WagiApp:
             return
         status, headers, body = await self._respond(scope, receive)
         raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
-        if not any(k.lower() == "content-length" for k, _ in headers):
+        if status in _NO_BODY:
+            body = b""  # a body here would be read as the next response on the connection
+        else:
             raw.append((b"content-length", str(len(body)).encode()))
+        if scope["method"] == "HEAD":
+            body = b""  # the length stays: it is the one a GET would get
         await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": body})
 
@@ -141,11 +181,19 @@ class WagiApp:
                 break
         else:
             return _plain(404, "Not Found")
+        if len(scope["headers"]) > MAX_HEADERS:
+            return _plain(431, "Request Header Fields Too Large")
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         declared = next((v for k, v in headers if k.lower() == "content-length"), None)
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
+        if declared is not None and (
+            not declared.isascii() or not declared.isdigit() or int(declared) > self.max_body
+        ):
             return _plain(413, "Payload Too Large")
-        body = await _read_body(receive, self.max_body)
+        try:
+            body = await _read_body(receive, self.max_body, self.body_timeout)
+        except asyncio.TimeoutError:
+            log.warning("%s %s: the request body did not arrive in time", scope["method"], path)
+            return _plain(408, "Request Timeout", [("connection", "close")])
         if body is None:
             return _plain(413, "Payload Too Large")
         if body is _GONE:
@@ -172,14 +220,17 @@ class WagiApp:
             env=env,
             stdin=body,
             dirs=route.dirs,
-            timeout=self.timeout,
             max_memory=self.max_memory,
+            max_output=self.max_response,
         )
         try:
-            if self.inline:
-                result = run()
-            else:
-                result = await asyncio.get_running_loop().run_in_executor(self._executor, run)
+            result = await self._run(run, loaded, (route.path, path))
+        except Busy:
+            log.warning("%s %s: every guest slot is busy; answered 503", scope["method"], path)
+            return _plain(503, "Service Unavailable", [("retry-after", "1")])
+        except OutputLimitExceeded as exc:
+            log.error("%s %s: %s", scope["method"], path, exc)
+            return _plain(502, "Bad Gateway")
         except GuestError as exc:
             log.error("%s %s: %s", scope["method"], path, exc)
             if exc.stderr:
@@ -216,9 +267,40 @@ class WagiApp:
             )
         return status, response_headers, response_body
 
+    async def _run(
+        self, run: Callable[..., RunResult], loaded: _Loaded, key: tuple[str, str]
+    ) -> RunResult:
+        """Run a guest without holding up the event loop for more than a moment.
+
+        A restartable guest first runs right here, on the loop's thread, for
+        at most ``INLINE_BUDGET``: most handlers are done well within it, at
+        no hand-off cost. One that is not is stopped and run again from the
+        start on the pool (see ``wasmhost._guests``); after two such overruns
+        in a row, requests for the same path go to the pool at once for a
+        while. A guest that can write to a
+        directory is never run twice: it goes to the pool at once.
+        """
+        if loaded.restartable and self.timeout > INLINE_BUDGET:
+            strikes, until = self._slow.get(key, (0, 0.0))
+            if strikes < _STRIKES or until < time.monotonic():
+                try:
+                    result = run(timeout=INLINE_BUDGET)
+                except TimeoutExceeded:
+                    if len(self._slow) >= _SLOW_PATHS:
+                        self._slow.clear()
+                    # One overrun can be a hiccup (the thread preempted); the
+                    # next in a row sends the path to the pool for a while.
+                    self._slow[key] = (strikes + 1, time.monotonic() + _SLOW_FOR)
+                else:
+                    if strikes:
+                        del self._slow[key]
+                    return result
+        # The whole timeout again: a run moved here took at most INLINE_BUDGET more.
+        return await self._pool.run(functools.partial(run, timeout=self.timeout))
+
     def close(self) -> None:
         """Stop the thread pool, and the host if this app made it."""
-        self._executor.shutdown(wait=True)
+        self._pool.close()
         if self._own_host:
             self.host.close()
 
@@ -228,29 +310,42 @@ def _check_route(path: str) -> None:
         raise ConfigError(f"route {path!r} must start with '/'.")
 
 
-def _plain(status: int, text: str) -> tuple[int, list[tuple[str, str]], bytes]:
-    return status, [("content-type", "text/plain; charset=utf-8")], f"{text}\n".encode()
+def _plain(
+    status: int, text: str, extra: Sequence[tuple[str, str]] = ()
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    headers = [("content-type", "text/plain; charset=utf-8"), *extra]
+    return status, headers, f"{text}\n".encode()
 
 
 _GONE = b"\0gone"
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The request body; None once it passes ``limit`` bytes; _GONE if the client left."""
+async def _read_body(receive: Receive, limit: int, timeout: float) -> bytes | None:
+    """The request body; None once it passes ``limit`` bytes; _GONE if the client left.
+
+    Raises ``asyncio.TimeoutError`` when the rest of the body takes longer
+    than ``timeout`` to arrive.
+    """
     chunks: list[bytes] = []
     size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return _GONE
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
+
+    async def read() -> bytes | None:
+        nonlocal size
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return _GONE
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+            if len(chunks) == 1:
+                return await asyncio.wait_for(read(), timeout)
+
+    return await read()
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
@@ -328,8 +423,9 @@ def app_from_environment() -> WagiApp:
         timeout=spec["timeout"],
         max_memory=spec["max_memory"],
         max_body=spec["max_body"],
-        threads=spec["threads"] or None,
-        inline=not spec["threads"],
+        max_response=spec["max_response"],
+        body_timeout=spec["body_timeout"],
+        threads=spec["threads"],
     )
 
 

@@ -118,13 +118,22 @@ class EnvType(click.ParamType):
 class WholeNumberType(click.ParamType):
     name = "N"
 
+    def __init__(self, minimum: int = 0) -> None:
+        self.minimum = minimum
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         try:
             number = int(str(value).replace("_", ""), 0)
         except ValueError:
             self.fail(f"{value!r} is not a whole number.", param, ctx)
-        if number < 0:
-            self.fail("it cannot be negative.", param, ctx)
+        if number < self.minimum:
+            self.fail(
+                "it cannot be negative."
+                if self.minimum == 0
+                else f"it must be at least {self.minimum}.",
+                param,
+                ctx,
+            )
         return number
 
 
@@ -133,3 +142,4 @@ DURATION = DurationType()
 DIR = DirType()
 ENV = EnvType()
 WHOLE_NUMBER = WholeNumberType()
+COUNT = WholeNumberType(minimum=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,7 @@ def run(
     run. Everything after MODULE goes to the guest. The exit status is the
     guest's; a trap or a limit exits with 134, as the wasmtime CLI does.
     """
-    from .._host import Host
+    from .._host import Host, check_limits
 
     # A guest runs inside wasmtime, where Python cannot raise KeyboardInterrupt:
     # let Ctrl-C end the process at once, as it ends the wasmtime CLI.
@@ -92,25 +93,53 @@ def run(
                 fetched = registry.fetch(module, offline=offline)
             source = str(fetched.path)
             argv0 = module_file_name(parse_reference(fetched.reference))
-    with reported(), Host(cache_dir=False if no_cache else cache_dir) as host:
-        result = host.run(
-            source,
-            guest_args,
-            env=env,
-            dirs=dict(dirs),  # type: ignore[arg-type]
-            invoke=invoke,
-            fuel=fuel,
-            timeout=timeout,
-            max_memory=max_memory,
-            stdin="inherit",
-            stdout="inherit",
-            stderr="inherit",
-            argv0=argv0,
-        )
+    backstop = None
+    try:
+        with reported(), Host(cache_dir=False if no_cache else cache_dir) as host:
+            check_limits(timeout, fuel, max_memory, None)
+            loaded = host.load(source, for_timeouts=timeout is not None)
+            if timeout is not None:
+                backstop = _backstop(argv0, timeout)  # counted from the start, as the host does
+            result = host.run(
+                loaded,
+                guest_args,
+                env=env,
+                dirs=dict(dirs),  # type: ignore[arg-type]
+                invoke=invoke,
+                fuel=fuel,
+                timeout=timeout,
+                max_memory=max_memory,
+                stdin="inherit",
+                stdout="inherit",
+                stderr="inherit",
+                argv0=argv0,
+            )
+    finally:
+        if backstop is not None:
+            backstop.cancel()
     for value in result.values:
         click.echo(value)
     sys.stdout.flush()
     sys.exit(result.exit_code)
+
+
+# The host stops a guest within a few ms of its deadline, whether it computes
+# or sleeps; one blocked reading the terminal (or a pipe) is out of its reach
+# until input comes. This process ends such a run itself, a little later.
+_BACKSTOP_GRACE = 0.08
+
+
+def _backstop(name: str, timeout: float) -> threading.Timer:
+    from .._errors import TRAP_EXIT_STATUS
+
+    def stop() -> None:
+        click.echo(f"Error: {name} ran past its {timeout:g} s timeout and was stopped.", err=True)
+        os._exit(TRAP_EXIT_STATUS)
+
+    timer = threading.Timer(timeout + _BACKSTOP_GRACE, stop)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def _is_reference(module: str) -> bool:

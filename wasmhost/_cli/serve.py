@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from .errors import reported
-from .params import DIR, DURATION, ENV, SIZE, WHOLE_NUMBER
+from .params import COUNT, DIR, DURATION, ENV, SIZE
 from .registry import registry_options
 
 
@@ -41,20 +41,34 @@ def _listen(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str
 @click.option("--env", "envs", type=ENV, multiple=True, help="NAME=VALUE or NAME, for MODULE.")
 @click.option("--timeout", type=DURATION, default=30.0, show_default=True, help="Per request.")
 @click.option("--max-memory", type=SIZE, help="Cap each instance's linear memory.")
-@click.option("--max-body", type=SIZE, default=str(10 << 20), help="Largest request body [10MiB].")
+@click.option("--max-body", type=SIZE, default="10MiB", help="Largest request body [10MiB].")
+@click.option(
+    "--max-response",
+    type=SIZE,
+    default="4MiB",
+    help="Largest response a guest may write; past it the client gets 502 [4MiB].",
+)
+@click.option(
+    "--body-timeout",
+    type=DURATION,
+    default=30.0,
+    show_default=True,
+    help="How long a request body may take to arrive (408 after).",
+)
 @click.option(
     "--workers",
-    type=WHOLE_NUMBER,
+    type=COUNT,
     default=os.cpu_count() or 1,
     show_default="the number of cores",
-    help="Processes; each serves one guest at a time.",
+    help="Server processes.",
 )
 @click.option(
     "--threads",
-    type=WHOLE_NUMBER,
-    default=0,
-    help="Run guests in a pool of this many threads per process instead, so that a slow "
-    "guest does not hold up the others of its process.",
+    type=COUNT,
+    default=8,
+    show_default=True,
+    help="Guests that may run at once in each process; as many more requests wait, "
+    "and past that a request gets 503 with Retry-After.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No access log.")
 @registry_options(credentials=False)
@@ -67,6 +81,8 @@ def serve(
     timeout: float,
     max_memory: int | None,
     max_body: int,
+    max_response: int,
+    body_timeout: float,
     workers: int,
     threads: int,
     quiet: bool,
@@ -83,8 +99,6 @@ def serve(
 
     if (module is None) == (config is None):
         raise click.UsageError("give MODULE or --config, not both or neither.")
-    if workers < 1:
-        raise click.UsageError("--workers must be at least 1.")
     with reported():
         if config is not None:
             routes = asgi.load_config(config)
@@ -104,11 +118,14 @@ def serve(
             timeout=timeout,
             max_memory=max_memory,
             max_body=max_body,
-            threads=threads or None,
-            inline=not threads,
+            max_response=max_response,
+            body_timeout=body_timeout,
+            threads=threads,
         )
 
     import uvicorn
+
+    from .._uvicorn import BoundedHttpToolsProtocol
 
     logging.basicConfig(
         level=logging.WARNING if quiet else logging.INFO,
@@ -121,6 +138,7 @@ def serve(
         "access_log": not quiet,
         "log_level": "warning" if quiet else "info",
         "server_header": False,
+        "http": BoundedHttpToolsProtocol,
     }
     if workers == 1:
         uvicorn.run(app, **options)
@@ -139,6 +157,8 @@ def serve(
         "timeout": timeout,
         "max_memory": max_memory,
         "max_body": max_body,
+        "max_response": max_response,
+        "body_timeout": body_timeout,
         "threads": threads,
     }
     os.environ["WASMHOST_SERVE_SPEC"] = json.dumps(spec)

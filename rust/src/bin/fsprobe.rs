@@ -4,7 +4,9 @@
 //! `read PATH`, `write PATH TEXT`, `append PATH TEXT`, `truncate PATH`,
 //! `create PATH`, `rename FROM TO`, `remove PATH`, `mkdir PATH`,
 //! `rmdir PATH`, `list PATH`, `args`, `env`, `stdin`, `alloc MIB`,
-//! `exit CODE`.
+//! `exit CODE`, `sleep MS` (then prints `slept`), `flood MIB` (writes MIB
+//! mebibytes of `x` to stdout, one write per MiB, and stops at the first
+//! failed write).
 //! Prints what it read or `ok`; on failure prints the error to stderr and
 //! exits with 1.
 
@@ -64,6 +66,21 @@ fn run(args: &[String]) -> io::Result<Vec<u8>> {
             Ok(format!("allocated {} MiB, checksum {}\n", mib, block.iter().map(|&b| b as usize).sum::<usize>()).into_bytes())
         }
         "exit" => exit(arg(args, 2).parse().unwrap_or(2)),
+        "sleep" => {
+            let ms: u64 = arg(args, 2).parse().unwrap_or(0);
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            Ok(b"slept\n".to_vec())
+        }
+        "flood" => {
+            let mib: usize = arg(args, 2).parse().unwrap_or(0);
+            let block = vec![b'x'; 1 << 20];
+            let stdout = io::stdout();
+            let mut lock = stdout.lock();
+            for _ in 0..mib {
+                lock.write_all(&block)?;
+            }
+            Ok(Vec::new())
+        }
         other => {
             eprintln!("fsprobe: unknown operation {}", other);
             exit(2);

@@ -14,6 +14,8 @@
 //! - `/teapot` answers `Status: 418`;
 //! - `/panic`, `/spin`, `/alloc` fail (a trap, an endless loop, 64 MiB of
 //!   allocation) and `/malformed` writes no CGI headers: for hosts' tests;
+//! - `/sleep?MS` sleeps MS milliseconds (5000 by default), then answers;
+//! - `/flood?MIB` answers a body of MIB mebibytes (1024 by default);
 //! - anything else answers 404.
 
 use std::env;
@@ -72,6 +74,22 @@ fn main() {
         "/spin" => loop {
             COUNTER.fetch_add(1, Ordering::SeqCst);
         },
+        "/sleep" => {
+            let ms: u64 = env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(5000);
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            respond("200 OK", "text/plain", format!("slept {} ms\n", ms).as_bytes())
+        }
+        "/flood" => {
+            let mib: usize = env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1024);
+            let stdout = io::stdout();
+            let mut out = stdout.lock();
+            let block = vec![b'x'; 1 << 20];
+            let mut result = write!(out, "Content-Type: text/plain\n\n");
+            for _ in 0..mib {
+                result = result.and_then(|_| out.write_all(&block));
+            }
+            result.and_then(|_| out.flush())
+        }
         "/alloc" => {
             let block = vec![1u8; 64 << 20];
             respond("200 OK", "text/plain", format!("{}\n", block.len()).as_bytes())

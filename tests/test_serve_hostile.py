@@ -1,0 +1,214 @@
+"""`wasmhost serve` against slow, sleeping, flooding and lying guests, and
+against clients that trickle, spoof and pile on headers (issue 9). A real
+server process, real HTTP clients (httpx, raw sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import wasmtime
+from conftest import HTTP, printer
+from test_serve import Server
+
+
+def test_slow_guests_do_not_hold_up_other_requests() -> None:
+    # Default settings, one worker process: everything shares one event loop.
+    s = Server("--timeout", "5", "-q", HTTP)
+    try:
+
+        async def main() -> tuple[list[int], bool]:
+            async with httpx.AsyncClient(base_url=s.url, timeout=60) as client:
+                slow = [
+                    asyncio.create_task(client.get(path))
+                    for path in ["/sleep?4000"] * 2 + ["/spin"] * 2
+                ]
+                await asyncio.sleep(0.5)
+                fast = [(await client.get("/")).status_code for _ in range(20)]
+                pending = not any(task.done() for task in slow)
+                for response in await asyncio.gather(*slow):
+                    assert response.status_code in (200, 500)
+                return fast, pending
+
+        fast, slow_still_running = asyncio.run(main())
+        assert fast == [200] * 20
+        # The 20 answers came while the slow guests still ran (4 s of sleep,
+        # a 5 s timeout for the spinning ones): nothing waited behind them.
+        assert slow_still_running
+    finally:
+        s.stop()
+
+
+def test_requests_past_every_slot_get_503_with_retry_after() -> None:
+    s = Server("--threads", "1", "--timeout", "10", "-q", HTTP)
+    try:
+
+        async def main() -> list[httpx.Response]:
+            async with httpx.AsyncClient(base_url=s.url, timeout=60) as client:
+                sleepers = [asyncio.create_task(client.get("/sleep?2000")) for _ in range(2)]
+                await asyncio.sleep(0.5)  # one runs, one waits for the thread
+                refused = await client.get("/sleep?10")
+                return [refused, *await asyncio.gather(*sleepers)]
+
+        refused, *slept = asyncio.run(main())
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "1"
+        assert [r.text for r in slept] == ["slept 2000 ms\n"] * 2
+        assert httpx.get(s.url + "/").status_code == 200
+    finally:
+        s.stop()
+
+
+def test_a_response_over_the_limit_is_502() -> None:
+    s = Server("--max-response", "1MiB", HTTP)
+    try:
+        flood = httpx.get(s.url + "/flood?64", timeout=60)
+        assert (flood.status_code, flood.text) == (502, "Bad Gateway\n")
+        assert "output limit of 1 MiB" in s.output()
+        assert httpx.get(s.url + "/flood?0").status_code == 200
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="module")
+def lying(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Guests whose CGI answers break HTTP's framing if passed on as they are."""
+    folder = tmp_path_factory.mktemp("lying")
+    answers = {
+        "nocontent": "Status: 204\nContent-Type: text/plain\n\nHTTP/1.1 200 OK\r\n\r\nsmuggled",
+        "notmodified": "Status: 304\n\nsmuggled",
+        "unicode": "Status: \u00b200\nContent-Type: text/plain\n\nhi",
+        "fullwidth": "Status: \uff12\uff10\uff10\nContent-Type: text/plain\n\nhi",
+    }
+    config = []
+    for name, answer in answers.items():
+        # printer() writes UTF-8; a status byte must be one latin-1 byte here.
+        text = answer.encode("latin-1", errors="ignore") if name == "unicode" else answer.encode()
+        module = folder / f"{name}.wasm"
+        module.write_bytes(wasmtime.wat2wasm(printer_bytes(text)))
+        config.append(f'[[module]]\nroute = "/{name}"\nmodule = "{module}"\n')
+    (folder / "modules.toml").write_text("\n".join(config))
+    s = Server("--config", folder / "modules.toml")
+    yield s
+    s.stop()
+
+
+def printer_bytes(data: bytes) -> str:
+    return printer("X" * len(data)).replace(
+        "".join(f"\\{b:02x}" for b in b"X" * len(data)), "".join(f"\\{b:02x}" for b in data)
+    )
+
+
+@pytest.mark.parametrize(("path", "status"), [("/nocontent", 204), ("/notmodified", 304)])
+def test_statuses_without_a_body_send_none(lying: Server, path: str, status: int) -> None:
+    with httpx.Client(base_url=lying.url) as client:  # one kept-alive connection
+        first = client.get(path)
+        second = client.get(path)
+    assert (first.status_code, first.content) == (status, b"")
+    assert (second.status_code, second.content) == (status, b"")
+    with socket.create_connection(("127.0.0.1", lying.port)) as raw:
+        raw.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        time.sleep(0.5)
+        answer = raw.recv(65536)
+    assert b"smuggled" not in answer
+    assert answer.count(b"HTTP/1.1") == 1
+
+
+def test_head_gets_the_length_and_no_body(lying: Server) -> None:
+    with socket.create_connection(("127.0.0.1", lying.port)) as raw:
+        raw.sendall(b"HEAD /unicode HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.3)
+        raw.sendall(b"GET /nocontent HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.5)
+        answer = raw.recv(65536)
+    # The HEAD answer is a 502 of its own (see below) and has no body; the next
+    # answer on the connection starts right after its head.
+    head, _, rest = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 502")
+    assert rest.startswith(b"HTTP/1.1 204")
+
+
+@pytest.mark.parametrize("path", ["/unicode", "/fullwidth"])
+def test_a_status_in_other_digits_is_502(lying: Server, path: str) -> None:
+    response = httpx.get(lying.url + path)
+    assert (response.status_code, response.text) == (502, "Bad Gateway\n")
+    assert "Traceback" not in lying.output()
+
+
+def test_header_names_with_underscores_never_reach_the_guest() -> None:
+    s = Server(HTTP, "-q")
+    try:
+        env = httpx.get(s.url + "/env", headers={"X_Forwarded_For": "1.2.3.4", "X-Real": "ok"})
+        lines = env.text.splitlines()
+        assert "HTTP_X_REAL=ok" in lines
+        assert not any("1.2.3.4" in line for line in lines)
+    finally:
+        s.stop()
+
+
+def test_a_trickling_body_times_out_with_408() -> None:
+    s = Server("--body-timeout", "0.5", "-q", HTTP)
+    try:
+        with socket.create_connection(("127.0.0.1", s.port)) as raw:
+            raw.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab")
+            stop = threading.Event()
+
+            def trickle() -> None:
+                while not stop.wait(0.2):
+                    try:
+                        raw.sendall(b"c")
+                    except OSError:
+                        return
+
+            threading.Thread(target=trickle, daemon=True).start()
+            raw.settimeout(30)
+            answer = raw.recv(65536)
+            stop.set()
+        assert answer.startswith(b"HTTP/1.1 408")
+        assert httpx.get(s.url + "/").status_code == 200
+    finally:
+        s.stop()
+
+
+def test_too_many_or_too_large_headers_are_431() -> None:
+    s = Server(HTTP, "-q")
+    try:
+        many = {f"X-H{i}": "v" for i in range(150)}
+        assert httpx.get(s.url + "/", headers=many).status_code == 431
+        with socket.create_connection(("127.0.0.1", s.port)) as raw:
+            # The server may close before it has read everything.
+            with contextlib.suppress(OSError):
+                raw.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (1 << 20))
+            raw.settimeout(30)
+            assert raw.recv(65536).startswith(b"HTTP/1.1 431")
+        assert httpx.get(s.url + "/").status_code == 200
+    finally:
+        s.stop()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--max-response", "0"], "more than zero"),
+        (["--body-timeout", "0"], "more than zero"),
+        (["--threads", "0"], "at least 1"),
+        (["--workers", "0"], "at least 1"),
+        (["--timeout", "9999999999"], "timeout must be"),
+    ],
+    ids=str,
+)
+def test_bad_limits_are_refused_in_one_line(args: list[str], message: str, tmp_path: Path) -> None:
+    from conftest import wasmhost_cli
+
+    done = wasmhost_cli("serve", *args, HTTP)
+    assert done.returncode in (1, 2)
+    err = done.stderr.decode()
+    assert message in err
+    assert len(err.strip().splitlines()) == 1

@@ -1,0 +1,120 @@
+"""Running guests for an event loop without holding it up: :class:`GuestPool`.
+
+A guest runs on one of the pool's threads (wasmtime releases the GIL while
+wasm runs). Handing every request to a thread and back through the event
+loop costs more than a small guest itself: the loop must be woken through
+its self-pipe, and the two threads trade the GIL twice. So the loop first
+waits for the guest's thread itself, for up to ``INLINE_WAIT``: a guest that
+answers within that time (a hello handler takes ~0.1 ms) comes back as a
+plain function call would, and the GIL passes straight between the two
+threads. A guest still running after that is awaited like any future, and
+the loop serves other requests meanwhile. A slow, sleeping or spinning guest
+therefore holds up its worker's loop for at most ``INLINE_WAIT``.
+
+At most ``threads`` guests run at once; up to ``backlog`` more wait for a
+thread, and past that :meth:`GuestPool.run` refuses at once (:class:`Busy`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+INLINE_WAIT = 0.002
+
+
+class Busy(Exception):
+    """Every thread of the pool is running a guest and the backlog is full."""
+
+
+class _Job(Generic[T]):
+    __slots__ = ("done", "error", "func", "future", "lock", "loop", "value")
+
+    def __init__(self, func: Callable[[], T]) -> None:
+        self.func = func
+        self.done = threading.Event()
+        self.lock = threading.Lock()
+        self.value: T | None = None
+        self.error: BaseException | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.future: asyncio.Future[None] | None = None
+
+    def outcome(self) -> T:
+        if self.error is not None:
+            raise self.error
+        return self.value  # type: ignore[return-value]
+
+
+class GuestPool:
+    """Threads that run guests for one event loop; see the module docstring."""
+
+    def __init__(self, threads: int, backlog: int) -> None:
+        self.threads = threads
+        self.backlog = backlog
+        self._jobs: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
+        self._workers: list[threading.Thread] = []
+        self._pending = 0  # jobs submitted and not finished
+        self._lock = threading.Lock()
+
+    async def run(self, func: Callable[[], T]) -> T:
+        """``func()`` on a pool thread; raises :class:`Busy` when the pool is full."""
+        with self._lock:
+            if self._pending >= self.threads + self.backlog:
+                raise Busy
+            idle = self._pending < len(self._workers)
+            self._pending += 1
+            if not idle and len(self._workers) < self.threads:
+                self._start_worker()
+                idle = True
+        job: _Job[T] = _Job(func)
+        self._jobs.put(job)
+        if idle and job.done.wait(INLINE_WAIT):
+            return job.outcome()
+        loop = asyncio.get_running_loop()
+        with job.lock:
+            if not job.done.is_set():
+                job.loop = loop
+                job.future = loop.create_future()
+        if job.future is not None:
+            await asyncio.shield(job.future)
+        return job.outcome()
+
+    def _start_worker(self) -> None:
+        worker = threading.Thread(target=self._work, name="wasmhost-guest", daemon=True)
+        self._workers.append(worker)
+        worker.start()
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            try:
+                job.value = job.func()
+            except BaseException as exc:  # handed to the awaiting request
+                job.error = exc
+            with self._lock:
+                self._pending -= 1
+            with job.lock:
+                job.done.set()
+                future, loop = job.future, job.loop
+            if future is not None and loop is not None:
+                # A closed loop raises RuntimeError: nobody awaits the answer any more.
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(_resolve, future)
+
+    def close(self) -> None:
+        """Let the threads finish the guests they run, and end them."""
+        for _ in self._workers:
+            self._jobs.put(None)
+        for worker in self._workers:
+            worker.join()
+        self._workers.clear()
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
