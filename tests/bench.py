@@ -21,6 +21,12 @@ writes bench-results.json. Timings are medians.
 6. `wasmhost serve` of http-server.wasm (a fresh instance per request)
    under wrk at 1, 16, 32 and 64 connections, beside a plain ASGI hello app
    under the same uvicorn; goal: >= 6000 req/s at 32 connections, no errors.
+7. limits against hostile guests: the peak RSS of a process whose guest
+   writes 1 GiB to captured stdout (16 MiB cap), beside the same process
+   capturing hello-world; how far past its deadline a computing and a
+   sleeping guest are stopped (goal: within 100 ms); the p99 latency of `/`
+   at 16 connections while 4 guests sleep 5 s and 4 spin, beside `/` alone
+   on the same server (goal: a few ms more at most).
 """
 
 from __future__ import annotations
@@ -458,6 +464,147 @@ def bench_serve(seconds: int) -> tuple[list[dict[str, object]], list[str]]:
     return [result], lines
 
 
+_PEAK = (
+    "import resource, sys\n"
+    "from wasmhost import Host, OutputLimitExceeded\n"
+    "host = Host(cache_dir=False)\n"
+    "try:\n"
+    "    host.run(sys.argv[1], sys.argv[2:])\n"
+    "except OutputLimitExceeded:\n"
+    "    pass\n"
+    "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n"
+)
+
+
+def _peak_rss_mib(*args: str) -> int:
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK, *args], capture_output=True, text=True, check=True
+    )
+    return int(done.stdout)
+
+
+def _overshoot_ms(run: Callable[[], object], limit: float, samples: int = 5) -> float:
+    from wasmhost import GuestError
+
+    late = []
+    for _ in range(samples):
+        start = time.monotonic()
+        try:
+            run()
+        except GuestError:  # the limit or the cancellation that stopped it
+            pass
+        late.append((time.monotonic() - start - limit) * 1000)
+    return statistics.median(late)
+
+
+def bench_limits(seconds: int) -> tuple[list[dict[str, object]], list[str]]:
+    """Output caps, timeout precision and serve under slow guests (issue 9)."""
+    fsprobe = str(ROOT / "artifacts" / "fsprobe.wasm")
+    results: list[dict[str, object]] = []
+    base = _peak_rss_mib(str(HELLO))
+    flooded = _peak_rss_mib(fsprobe, "flood", "1024")
+    results.append(
+        {
+            "name": "capture 1 GiB of stdout, 16 MiB cap: peak RSS",
+            "baseline": "the same process capturing hello-world",
+            "baseline_mib": base,
+            "wasmhost_mib": flooded,
+            "ratio": round(flooded / base, 3),
+            "goal": "peak <= baseline + 2 x the cap (32 MiB)",
+            "met": flooded - base <= 32,
+        }
+    )
+    spin = wasmtime.wat2wasm(
+        '(module (memory (export "memory") 1) (func (export "_start") (loop br 0)))'
+    )
+    cancel_at = 0.5
+    with Host(cache_dir=False) as host:
+        host.run(HELLO, timeout=5)  # the engine and its ticker are warm
+        computing = _overshoot_ms(lambda: host.run(spin, timeout=cancel_at), cancel_at)
+        sleeping = _overshoot_ms(
+            lambda: host.run(fsprobe, ["sleep", "600000"], timeout=cancel_at), cancel_at
+        )
+
+        def cancelled() -> object:
+            import threading
+
+            event = threading.Event()
+            threading.Timer(cancel_at, event.set).start()
+            return host.run(fsprobe, ["sleep", "600000"], cancel=event)
+
+        interrupted = _overshoot_ms(cancelled, cancel_at)
+    for name, late in (
+        ("computing guest, timeout", computing),
+        ("sleeping guest, timeout", sleeping),
+        ("sleeping guest, cancel=", interrupted),
+    ):
+        results.append(
+            {
+                "name": f"stopped past 0.5 s: {name}",
+                "baseline": "the deadline itself (500 ms)",
+                "baseline_ms": cancel_at * 1000,
+                "wasmhost_ms": round(cancel_at * 1000 + late, 1),
+                "ratio": round(1 + late / (cancel_at * 1000), 3),
+                "goal": "within 100 ms of the deadline",
+                "met": late <= 100,
+            }
+        )
+    served, lines = _serve_under_slow_guests(seconds)
+    return results + served, lines
+
+
+def _serve_under_slow_guests(seconds: int) -> tuple[list[dict[str, object]], list[str]]:
+    import threading
+
+    import httpx
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from registry import free_port
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    http = str(ROOT / "artifacts" / "http-server.wasm")
+    argv = [*wasmhost_command(), "serve", "-q", "--timeout", "5", "--listen"]
+    process = _start([*argv, f"127.0.0.1:{port}", http], port, dict(os.environ))
+    stop = threading.Event()
+    try:
+        alone = _wrk(url + "/", 16, seconds)
+
+        def keep_busy(path: str) -> None:
+            with httpx.Client(timeout=60) as client:
+                while not stop.is_set():
+                    client.get(url + path)
+
+        busy = [
+            threading.Thread(target=keep_busy, args=(path,), daemon=True)
+            for path in ["/sleep?5000"] * 4 + ["/spin"] * 4
+        ]
+        for thread in busy:
+            thread.start()
+        time.sleep(1)
+        loaded = _wrk(url + "/", 16, seconds)
+    finally:
+        stop.set()
+        process.terminate()
+        process.wait()
+    lines = [
+        f"serve, / at 16 connections for {seconds} s, alone: {alone['rps']:.0f} req/s, "
+        f"p50 {alone['p50']:.3f} ms, p99 {alone['p99']:.3f} ms",
+        f"  with 4 sleeping and 4 spinning guests in flight: {loaded['rps']:.0f} req/s, "
+        f"p50 {loaded['p50']:.3f} ms, p99 {loaded['p99']:.3f} ms",
+    ]
+    result = {
+        "name": "serve /: p99 at 16 conns beside 8 slow guests",
+        "baseline": "p99 of / alone on the same server",
+        "baseline_ms": alone["p99"],
+        "wasmhost_ms": loaded["p99"],
+        "ratio": round(loaded["p99"] / alone["p99"], 3),
+        "goal": "at most a few ms (5) more than alone",
+        "met": loaded["p99"] - alone["p99"] <= 5,
+    }
+    return [result], lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="wasmhost benchmarks")
     parser.add_argument("--runs", type=int, default=3000, help="in-process runs")
@@ -470,6 +617,7 @@ def main() -> int:
     parser.add_argument("--skip-compare", action="store_true", help="skip the runtime comparison")
     parser.add_argument("--skip-serve", action="store_true", help="skip the HTTP benchmark")
     parser.add_argument("--serve-seconds", type=int, default=5)
+    parser.add_argument("--skip-limits", action="store_true", help="skip hostile-guest limits")
     options = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="wasmhost-bench-"))
@@ -487,12 +635,16 @@ def main() -> int:
             served, serve_lines = bench_serve(options.serve_seconds)
             results += served
             compare_lines += serve_lines
+        if not options.skip_limits:
+            limited, limit_lines = bench_limits(options.serve_seconds)
+            results += limited
+            compare_lines += limit_lines
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
     print(f"{'benchmark':<52} {'baseline':>12} {'wasmhost':>12} {'ratio':>7}  goal")
     for r in results:
-        unit = "us" if "baseline_us" in r else "rps" if "baseline_rps" in r else "ms"
+        unit = next(u for u in ("us", "rps", "mib", "ms") if f"baseline_{u}" in r)
         base, ours = r[f"baseline_{unit}"], r[f"wasmhost_{unit}"]
         mark = "met" if r["met"] else "NOT MET"
         print(

@@ -262,6 +262,25 @@ def test_polling_a_descriptor_is_left_to_wasmtime(host: Host, wat: Callable[[str
     assert host.run(module, stdin=b"ready", timeout=30).exit_code == 43
 
 
+def test_many_descriptor_polls_in_one_run(host: Host, wat: Callable[[str], Path]) -> None:
+    # Each is answered by wasmtime through one helper instance per run: a
+    # store holds at most 10,000 instances.
+    module = wat(f"""
+    (module
+      {POLL}
+      (memory (export "memory") 1)
+      (func (export "_start") (local $i i32)
+        (i64.store (i32.const 0) (i64.const 1))
+        (i32.store8 (i32.const 8) (i32.const 2))
+        (i32.store (i32.const 16) (i32.const 1))
+        (loop $again
+          (drop (call $poll (i32.const 0) (i32.const 4096) (i32.const 1) (i32.const 8192)))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $again (i32.lt_u (local.get $i) (i32.const 20000))))))
+    """)
+    assert host.run(module, timeout=60).exit_code == 0
+
+
 def test_cli_timeout_stops_a_sleeping_guest() -> None:
     done = wasmhost_cli("run", "--timeout", "0.3", FSPROBE, "sleep", "600000", cwd=ROOT)
     assert done.returncode == 134

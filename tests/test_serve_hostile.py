@@ -157,6 +157,11 @@ def test_a_trickling_body_times_out_with_408() -> None:
     s = Server("--body-timeout", "0.5", "-q", HTTP)
     try:
         with socket.create_connection(("127.0.0.1", s.port)) as raw:
+            # A head that promises a body, and then nothing at all.
+            raw.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
+            raw.settimeout(30)
+            assert raw.recv(65536).startswith(b"HTTP/1.1 408")
+        with socket.create_connection(("127.0.0.1", s.port)) as raw:
             raw.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab")
             stop = threading.Event()
 
@@ -180,6 +185,10 @@ def test_a_trickling_body_times_out_with_408() -> None:
 def test_too_many_or_too_large_headers_are_431() -> None:
     s = Server(HTTP, "-q")
     try:
+        # A large body in the same packets as the head is no large head.
+        body = b"b" * 200_000
+        echo = httpx.post(s.url + "/echo", content=body)
+        assert (echo.status_code, echo.content.endswith(body)) == (200, True)
         many = {f"X-H{i}": "v" for i in range(150)}
         assert httpx.get(s.url + "/", headers=many).status_code == 431
         with socket.create_connection(("127.0.0.1", s.port)) as raw:

@@ -66,11 +66,14 @@ def install(linker: wasmtime.Linker, engine: wasmtime.Engine) -> None:
                 return _sleep(caller, memory, guard, subs, out, count, nout)
             except _Delegate:
                 pass
-        wasi = wasmtime.Linker(engine)
-        wasi.define_wasi()
-        wasi.define(caller, "env", "memory", memory)
-        instance = wasi.instantiate(caller, trampoline)
-        wasi_poll = instance.exports(caller)["poll_oneoff"]
+        wasi_poll = guard.saved.get("wasi_poll") if guard is not None else None
+        if wasi_poll is None:  # once per run: a store keeps every instance made in it
+            wasi = wasmtime.Linker(engine)
+            wasi.define_wasi()
+            wasi.define(caller, "env", "memory", memory)
+            wasi_poll = wasi.instantiate(caller, trampoline).exports(caller)["poll_oneoff"]
+            if guard is not None:
+                guard.saved["wasi_poll"] = wasi_poll
         assert isinstance(wasi_poll, wasmtime.Func)
         result: Any = wasi_poll(caller, subs, out, count, nout)
         return int(result)

@@ -111,10 +111,11 @@ class _Sink:
         return b"".join(chunks)
 
     def close(self) -> None:
-        for fd in (self.fd, self._cursor):
+        fds = (self.fd, self._cursor)
+        self.fd = self._cursor = None  # before closing: a probe may look at them meanwhile
+        for fd in fds:
             if fd is not None:
                 os.close(fd)
-        self.fd = self._cursor = None
         if self.path is not None:
             with contextlib.suppress(OSError):
                 os.unlink(self.path)

@@ -34,11 +34,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._in_head:
             self._head += len(data)
-            if self._head > MAX_HEAD:
-                self.transport.write(_TOO_LARGE)
-                self.transport.close()
-                return
         super().data_received(data)
+        # Still in the head after this piece (a body that came with it does
+        # not count): the parser holds at most MAX_HEAD plus one read.
+        if self._in_head and self._head > MAX_HEAD:
+            self.transport.write(_TOO_LARGE)
+            self.transport.close()
 
     def on_headers_complete(self) -> None:
         self._in_head = False

@@ -17,6 +17,7 @@ queue), and the guest is stopped as soon as control is back in wasm code.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 import time
@@ -50,6 +51,7 @@ class Guard:
         self.token = next(_tokens)
         self._on_stop: list[Callable[[], object]] = []
         self._watches: list[tuple[Callable[[], object], str]] = []
+        self.saved: dict[str, Any] = {}  # what the run's host functions keep for it
         self._lock = threading.Lock()
 
     def watch(self, probe: Callable[[], object], reason: str) -> None:
@@ -161,7 +163,12 @@ class Ticker:
             time.sleep(TICK)
             self._engine.increment_epoch()
             for guard in guards:
-                guard.check()
+                with self._cond:
+                    if guard not in self._active:
+                        continue  # its run ended during the tick: nothing to stop
+                # A probe may fail for a run that ends right now; the ticker must not.
+                with contextlib.suppress(Exception):
+                    guard.check()
 
     def stop(self) -> None:
         """End the ticker thread once no guarded run is left (the engine is being dropped)."""

@@ -189,8 +189,13 @@ class WagiApp:
             not declared.isascii() or not declared.isdigit() or int(declared) > self.max_body
         ):
             return _plain(413, "Payload Too Large")
+        reading = _read_body(receive, self.max_body)
+        has_body = (declared is not None and declared != "0") or any(
+            k.lower() == "transfer-encoding" for k, _ in headers
+        )
         try:
-            body = await _read_body(receive, self.max_body, self.body_timeout)
+            # Only a request that has a body gets a timer (it costs a task).
+            body = await (asyncio.wait_for(reading, self.body_timeout) if has_body else reading)
         except asyncio.TimeoutError:
             log.warning("%s %s: the request body did not arrive in time", scope["method"], path)
             return _plain(408, "Request Timeout", [("connection", "close")])
@@ -296,7 +301,8 @@ class WagiApp:
                         del self._slow[key]
                     return result
         # The whole timeout again: a run moved here took at most INLINE_BUDGET more.
-        return await self._pool.run(functools.partial(run, timeout=self.timeout))
+        slow = key in self._slow
+        return await self._pool.run(functools.partial(run, timeout=self.timeout), wait=not slow)
 
     def close(self) -> None:
         """Stop the thread pool, and the host if this app made it."""
@@ -320,32 +326,21 @@ def _plain(
 _GONE = b"\0gone"
 
 
-async def _read_body(receive: Receive, limit: int, timeout: float) -> bytes | None:
-    """The request body; None once it passes ``limit`` bytes; _GONE if the client left.
-
-    Raises ``asyncio.TimeoutError`` when the rest of the body takes longer
-    than ``timeout`` to arrive.
-    """
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The request body; None once it passes ``limit`` bytes; _GONE if the client left."""
     chunks: list[bytes] = []
     size = 0
-
-    async def read() -> bytes | None:
-        nonlocal size
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return _GONE
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                return None
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
-            if len(chunks) == 1:
-                return await asyncio.wait_for(read(), timeout)
-
-    return await read()
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return _GONE
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

@@ -126,7 +126,7 @@ def run(
 # The host stops a guest within a few ms of its deadline, whether it computes
 # or sleeps; one blocked reading the terminal (or a pipe) is out of its reach
 # until input comes. This process ends such a run itself, a little later.
-_BACKSTOP_GRACE = 0.08
+_BACKSTOP_GRACE = 0.25
 
 
 def _backstop(name: str, timeout: float) -> threading.Timer:
