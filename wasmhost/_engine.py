@@ -35,6 +35,7 @@ class EngineSlot:
         self.engine = engine
         self.fingerprint = fingerprint
         self.ticker = ticker
+        self._poll_helper: wasmtime.Module | None = None
         self.linker = self.wasi_linker()
         self.compiled: dict[str, tuple[wasmtime.Module, wasmtime.InstancePre | None]] = {}
         self._locks: dict[str, threading.Lock] = {}
@@ -46,8 +47,13 @@ class EngineSlot:
         linker.define_wasi()
         if self.ticker is not None:
             # A sleeping guest would otherwise outsleep its timeout (see _poll).
-            _poll.install(linker, self.engine)
+            _poll.install(linker, self.engine, self._poll_trampoline)
         return linker
+
+    def _poll_trampoline(self) -> wasmtime.Module:
+        if self._poll_helper is None:
+            self._poll_helper = _poll.trampoline(self.engine)  # a race compiles it twice: harmless
+        return self._poll_helper
 
     def compile_lock(self, key: str) -> threading.Lock:
         with self._lock:

@@ -501,16 +501,18 @@ class RunStream:
         self._error: BaseException | None = None
         self._cancel = cancel
         timeout = options.get("timeout")
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline: list[float] = []
 
         def put(chunk: OutputChunk) -> None:
+            if timeout is not None and not deadline:
+                # The guest writes, so its run's clock started before now: this
+                # deadline is never earlier than the one that stops the run.
+                deadline.append(time.monotonic() + timeout)
             with self._cond:
                 if self._closed:
                     return
                 while len(self._chunks) >= self.BUFFERED:
-                    if self._cancel.is_set() or (
-                        deadline is not None and time.monotonic() >= deadline
-                    ):
+                    if self._cancel.is_set() or (deadline and time.monotonic() >= deadline[0]):
                         return  # the run is being stopped: nobody will read this
                     self._cond.wait(_POLL)
                     if self._closed:
@@ -621,12 +623,11 @@ def _strings(what: str, values: list[str]) -> list[bytes]:
     """``values`` as WASI passes them: UTF-8 text without NUL bytes."""
     try:
         encoded = [value.encode() for value in values]
-    except UnicodeEncodeError:
-        bad = next(v for v in values if v.encode(errors="ignore").decode() != v)
-        raise ConfigError(f"{what} {bad!r} is not valid UTF-8.") from None
-    if any(b"\0" in raw for raw in encoded):
-        bad = next(v for v in values if "\0" in v)
-        raise ConfigError(f"{what} {bad!r} contains a NUL byte, which WASI cannot pass.")
+    except UnicodeEncodeError as exc:
+        raise ConfigError(f"{what} {exc.object!r} is not valid UTF-8.") from None
+    for value, raw in zip(values, encoded, strict=True):
+        if b"\0" in raw:
+            raise ConfigError(f"{what} {value!r} contains a NUL byte, which WASI cannot pass.")
     return encoded
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import struct
 import time
+from collections.abc import Callable
 from typing import Any
 
 import wasmtime
@@ -32,6 +33,9 @@ _CLOCK = 0
 _REALTIME, _MONOTONIC = 0, 1
 _ABSTIME = 1
 _EINVAL = 28
+# A poll is answered here under the GIL: a guest may not make it walk millions
+# of subscriptions. No real program polls this many clocks at once.
+_MAX_SUBSCRIPTIONS = 1024
 
 
 class _Delegate(Exception):
@@ -52,9 +56,19 @@ _TRAMPOLINE = """
 """
 
 
-def install(linker: wasmtime.Linker, engine: wasmtime.Engine) -> None:
-    """Put the interruptible ``poll_oneoff`` in ``linker`` (which already has WASI)."""
-    trampoline = wasmtime.Module(engine, bytes(wasmtime.wat2wasm(_TRAMPOLINE)))
+def trampoline(engine: wasmtime.Engine) -> wasmtime.Module:
+    """The helper module :func:`install` needs, compiled for ``engine`` (once per engine)."""
+    return wasmtime.Module(engine, bytes(wasmtime.wat2wasm(_TRAMPOLINE)))
+
+
+def install(
+    linker: wasmtime.Linker, engine: wasmtime.Engine, helper: Callable[[], wasmtime.Module]
+) -> None:
+    """Put the interruptible ``poll_oneoff`` in ``linker`` (which already has WASI).
+
+    ``helper()`` returns :func:`trampoline` for ``engine``; it is asked for
+    only when a poll goes to wasmtime.
+    """
 
     def poll_oneoff(caller: wasmtime.Caller, subs: int, out: int, count: int, nout: int) -> int:
         guard = _watchdog.current()
@@ -71,7 +85,7 @@ def install(linker: wasmtime.Linker, engine: wasmtime.Engine) -> None:
             wasi = wasmtime.Linker(engine)
             wasi.define_wasi()
             wasi.define(caller, "env", "memory", memory)
-            wasi_poll = wasi.instantiate(caller, trampoline).exports(caller)["poll_oneoff"]
+            wasi_poll = wasi.instantiate(caller, helper()).exports(caller)["poll_oneoff"]
             if guard is not None:
                 guard.saved["wasi_poll"] = wasi_poll
         assert isinstance(wasi_poll, wasmtime.Func)
@@ -98,6 +112,8 @@ def _sleep(
     end = subs + count * _SUBSCRIPTION.size
     if count == 0 or end > size or out + count * _EVENT.size > size or nout + 4 > size:
         raise _Delegate  # wasmtime's answer: EINVAL, or a trap for memory out of bounds
+    if count > _MAX_SUBSCRIPTIONS:
+        return _EINVAL
     raw = bytes(memory.read(caller, subs, end))
     now = time.monotonic()
     clocks: list[tuple[float, int]] = []
@@ -118,17 +134,14 @@ def _sleep(
         else:
             return _EINVAL
         clocks.append((now + max(wait, 0.0), userdata))
-    first = min(clocks)
-    # Wake at the run's own deadline too, rather than a tick after it.
-    wake = first[0] if guard.deadline is None else min(first[0], guard.deadline)
-    while (remaining := wake - time.monotonic()) > 0 and not guard.stopped.wait(remaining):
-        pass
-    while guard.check() is None and (remaining := first[0] - time.monotonic()) > 0:
-        guard.stopped.wait(remaining)  # the deadline is not quite there yet
+    wake = min(deadline for deadline, _ in clocks)
+    # Also wake at the run's own deadline, rather than a tick after it.
+    until = wake if guard.deadline is None else min(wake, guard.deadline)
+    while guard.check() is None and (now := time.monotonic()) < wake:
+        guard.stopped.wait(max(until - now, 0.0005))
     if guard.reason is not None:
         raise wasmtime.Trap(f"wasmhost: {guard.reason}")
-    now = time.monotonic()
-    events = [userdata for deadline, userdata in clocks if deadline <= now] or [first[1]]
+    events = [userdata for deadline, userdata in clocks if deadline <= now]
     data = b"".join(_EVENT.pack(userdata, 0, _CLOCK, 0, 0) for userdata in events)
     memory.write(caller, data, out)
     memory.write(caller, struct.pack("<I", len(events)), nout)

@@ -4,7 +4,9 @@ uvicorn's httptools protocol (the fast one, and the default with
 ``uvicorn[standard]``) keeps a request line and headers of any size while
 they arrive. h11 has a bound but costs ~15 % of the hello service's
 throughput; this keeps httptools and refuses a head past ``MAX_HEAD`` bytes
-with 431, closing the connection, before handing the bytes to the parser.
+with 431, closing the connection. It counts what arrives while the head is
+incomplete, so the parser holds at most ``MAX_HEAD`` plus one read (asyncio
+reads up to 256 KiB at a time).
 """
 
 from __future__ import annotations

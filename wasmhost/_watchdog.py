@@ -11,8 +11,8 @@ other, and a host shared between threads keeps working.
 A guest blocked in a host call is not executing wasm code, so the epoch alone
 cannot reach it: the ticker also checks every guard itself and *trips* the
 ones whose run has to stop. Tripping wakes whatever waits on the guard
-(``Guard.stopped``: an interruptible ``poll_oneoff`` sleep, a full output
-queue), and the guest is stopped as soon as control is back in wasm code.
+(``Guard.stopped``: an interruptible ``poll_oneoff`` sleep), and the guest is
+stopped as soon as control is back in wasm code.
 """
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ class Guard:
         self.reason: str | None = None
         self.stopped = threading.Event()
         self.token = next(_tokens)
-        self._on_stop: list[Callable[[], object]] = []
         self._watches: list[tuple[Callable[[], object], str]] = []
         self.saved: dict[str, Any] = {}  # what the run's host functions keep for it
         self._lock = threading.Lock()
@@ -79,18 +78,7 @@ class Guard:
             if self.reason is not None:
                 return
             self.reason = reason
-            hooks, self._on_stop = self._on_stop, []
         self.stopped.set()
-        for hook in hooks:
-            hook()
-
-    def on_stop(self, hook: Callable[[], object]) -> None:
-        """Call ``hook`` (from any thread) once the guard trips."""
-        with self._lock:
-            if self.reason is None:
-                self._on_stop.append(hook)
-                return
-        hook()
 
 
 def current() -> Guard | None:

@@ -58,10 +58,9 @@ DEFAULT_THREADS = 8
 MAX_HEADERS = 100
 # How long a guest may run on the event loop's thread before it is moved.
 INLINE_BUDGET = 0.002
-# How long a path that was moved goes straight to the pool, and how many are kept.
+# How long a route whose guests were moved sends them straight to the pool.
 _SLOW_FOR = 1.0
 _STRIKES = 2
-_SLOW_PATHS = 4096
 # Statuses whose responses never have a body (RFC 9110, 6.4.1).
 _NO_BODY = {204, 304}
 
@@ -129,7 +128,7 @@ class WagiApp:
         self.max_response = max_response
         self.body_timeout = body_timeout
         self._pool = GuestPool(threads, threads if backlog is None else backlog)
-        self._slow: dict[tuple[str, str], tuple[int, float]] = {}
+        self._slow: dict[str, tuple[int, float]] = {}  # route: overruns in a row, until
         loaded = []
         for route in routes:
             _check_route(route.path)
@@ -229,7 +228,7 @@ class WagiApp:
             max_output=self.max_response,
         )
         try:
-            result = await self._run(run, loaded, (route.path, path))
+            result = await self._run(run, loaded)
         except Busy:
             log.warning("%s %s: every guest slot is busy; answered 503", scope["method"], path)
             return _plain(503, "Service Unavailable", [("retry-after", "1")])
@@ -272,27 +271,25 @@ class WagiApp:
             )
         return status, response_headers, response_body
 
-    async def _run(
-        self, run: Callable[..., RunResult], loaded: _Loaded, key: tuple[str, str]
-    ) -> RunResult:
+    async def _run(self, run: Callable[..., RunResult], loaded: _Loaded) -> RunResult:
         """Run a guest without holding up the event loop for more than a moment.
 
         A restartable guest first runs right here, on the loop's thread, for
         at most ``INLINE_BUDGET``: most handlers are done well within it, at
         no hand-off cost. One that is not is stopped and run again from the
         start on the pool (see ``wasmhost._guests``); after two such overruns
-        in a row, requests for the same path go to the pool at once for a
-        while. A guest that can write to a
-        directory is never run twice: it goes to the pool at once.
+        in a row, the route's requests go to the pool at once for a while.
+        Kept per route, not per path: a client could otherwise make up new
+        paths to keep the loop busy with first attempts. A guest that can
+        write to a directory is never run twice: it goes to the pool at once.
         """
+        key = loaded.route.path
         if loaded.restartable and self.timeout > INLINE_BUDGET:
             strikes, until = self._slow.get(key, (0, 0.0))
             if strikes < _STRIKES or until < time.monotonic():
                 try:
                     result = run(timeout=INLINE_BUDGET)
                 except TimeoutExceeded:
-                    if len(self._slow) >= _SLOW_PATHS:
-                        self._slow.clear()
                     # One overrun can be a hiccup (the thread preempted); the
                     # next in a row sends the path to the pool for a while.
                     self._slow[key] = (strikes + 1, time.monotonic() + _SLOW_FOR)
