@@ -1,5 +1,6 @@
-"""A guest that floods its output, sleeps past its timeout or blocks its reader:
-the host keeps its memory and time (issue 9). Real guests: the Rust fsprobe and
+"""A guest that floods its output, sleeps past its timeout, blocks its reader or
+is refused memory: the host keeps its memory and time, and names the limit
+(issue 9). Real guests: the Rust fsprobe and
 hello-world artifacts, and WAT modules for what Rust does not do on purpose."""
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import FSPROBE, HELLO, ROOT, WASI_EXIT, WASI_WRITE, wasmhost_cli
+from conftest import FSPROBE, HELLO, ROOT, WASI_EXIT, WASI_WRITE, in_threads, wasmhost_cli
 
 from wasmhost import (
     ConfigError,
     Host,
     Interrupted,
     LimitExceeded,
+    MemoryLimitExceeded,
     OutputChunk,
     OutputLimitExceeded,
     TimeoutExceeded,
@@ -312,3 +314,72 @@ def test_cli_refuses_bad_timeouts(value: str) -> None:
     assert len(lines) == 1
     assert lines[0].startswith("Error:")
     assert "Traceback" not in done.stderr.decode()
+
+
+# -- memory caps: a refused growth is named whatever the guest does next ---------
+
+
+def grower(pages: int, then: str) -> str:
+    """A guest with one page that asks for ``pages`` more; ``then`` runs if refused."""
+    return f"""
+    (module
+      {WASI_EXIT}
+      (memory (export "memory") 1)
+      (func (export "_start")
+        (if (i32.eq (memory.grow (i32.const {pages})) (i32.const -1)) (then {then}))))
+    """
+
+
+@pytest.mark.parametrize(
+    "then", ["unreachable", "(call $exit (i32.const 1))"], ids=["trap", "exit-1"]
+)
+def test_a_refused_growth_is_the_memory_limit(
+    host: Host, wat: Callable[[str], Path], then: str
+) -> None:
+    with pytest.raises(MemoryLimitExceeded, match="memory limit of 16 MiB"):
+        host.run(wat(grower(1000, then)), max_memory=16 << 20)
+
+
+def test_a_guest_that_copes_with_a_refused_growth_ends_normally(
+    host: Host, wat: Callable[[str], Path]
+) -> None:
+    assert host.run(wat(grower(1000, "nop")), max_memory=16 << 20).exit_code == 0
+
+
+def test_growing_up_to_the_cap_is_allowed(host: Host, wat: Callable[[str], Path]) -> None:
+    # 1 page + 31 = 2 MiB exactly; one more page is refused.
+    assert host.run(wat(grower(31, "unreachable")), max_memory=2 << 20).ok
+    with pytest.raises(MemoryLimitExceeded):
+        host.run(wat(grower(32, "unreachable")), max_memory=2 << 20)
+
+
+def test_memory_caps_of_concurrent_runs_stay_apart(host: Host, wat: Callable[[str], Path]) -> None:
+    module = wat(grower(100, "unreachable"))  # 101 pages: about 6.3 MiB
+    outcomes: dict[int, str] = {}
+
+    def run(i: int) -> None:
+        cap = (4 << 20) if i % 2 else (8 << 20)
+        try:
+            host.run(module, max_memory=cap)
+            outcomes[i] = "ok"
+        except MemoryLimitExceeded:
+            outcomes[i] = "limit"
+
+    in_threads(run, 8)
+    assert outcomes == {i: "limit" if i % 2 else "ok" for i in range(8)}
+
+
+def test_watched_memories_are_freed_with_their_run(host: Host) -> None:
+    from wasmhost import _memory
+
+    for _ in range(20):
+        host.run(FSPROBE, ["alloc", "8"], max_memory=32 << 20)
+    assert _memory._memories == {}
+
+
+def test_cli_names_the_memory_limit(wat: Callable[[str], Path]) -> None:
+    done = wasmhost_cli("run", "--max-memory", "16MiB", wat(grower(1000, "unreachable")))
+    assert done.returncode == 134
+    lines = done.stderr.decode().strip().splitlines()
+    assert len(lines) == 1
+    assert "memory limit of 16 MiB" in lines[0]

@@ -2,9 +2,10 @@
 
 Epoch interruption (needed for timeouts and cancellation) and fuel metering
 each slow compiled code down (measured on the nbody artifact: +32 % and
-+21 %), so a run only pays for what it asks: there is one engine per
-combination of the two, made on first use, each with its own WASI linker,
-compiled modules and cache fingerprint.
++21 %), and watched memories (for a memory cap, see ``_memory``) give up
+wasmtime's copy-on-write memory images; so a run only pays for what it
+asks: there is one engine per combination of the three, made on first use,
+each with its own WASI linker, compiled modules and cache fingerprint.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import NamedTuple
 import wasmtime
 
 from . import _poll
+from ._memory import use_watched_memories
 from ._watchdog import Ticker
 
 CACHE_FORMAT = 1
@@ -26,6 +28,7 @@ class EngineFlags(NamedTuple):
 
     interruptible: bool = False
     metered: bool = False
+    capped: bool = False  # memories that report a refused growth (see _memory)
 
 
 class EngineSlot:
@@ -84,13 +87,15 @@ def _make(flags: EngineFlags) -> EngineSlot:
     config = wasmtime.Config()
     config.epoch_interruption = flags.interruptible
     config.consume_fuel = flags.metered
+    if flags.capped:
+        use_watched_memories(config)
     # wasmtime's own cache would compete with ours; ours is keyed and checked.
     engine = wasmtime.Engine(config)
     fingerprint = "-".join(
         [
             f"wasmtime{wasmtime_version()}",
             os.uname().machine or "unknown",
-            f"e{int(flags.interruptible)}f{int(flags.metered)}",
+            f"e{int(flags.interruptible)}f{int(flags.metered)}" + ("c1" if flags.capped else ""),
             f"v{CACHE_FORMAT}",
         ]
     )

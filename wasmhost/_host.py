@@ -32,6 +32,7 @@ from ._errors import (
 )
 from ._hashing import content_key
 from ._imports import Failure, Imports, check_imports, define
+from ._memory import MemoryWatch
 from ._module import Module, ModuleSource, compile_wasm, describe, last_line, read_source
 from ._result import OutputChunk, RunResult
 from ._stdio import OutputTarget, StdinSource, Stdio
@@ -39,8 +40,6 @@ from ._watchdog import Guard, active
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
-
-_ALLOC_FAILED = b"memory allocation of "
 
 DEFAULT_MAX_OUTPUT = 16 << 20
 """How much of each captured stream a run keeps by default (16 MiB)."""
@@ -236,7 +235,9 @@ class Host:
         """
         check_limits(timeout, fuel, max_memory, max_output)
         flags = EngineFlags(
-            interruptible=timeout is not None or cancel is not None, metered=fuel is not None
+            interruptible=timeout is not None or cancel is not None,
+            metered=fuel is not None,
+            capped=max_memory is not None,
         )
         slot = self._slot(flags)
         loaded, compiled = self._load(module, slot)
@@ -257,17 +258,19 @@ class Host:
             _preopen(wasi, guest, source)
         stdio = Stdio(max_output)
         guard = None
+        watch: MemoryWatch | None = None
         store = None
         failure = Failure()
         error: Exception | None = None
         exit_code, values, consumed = 0, (), None
         try:
-            stdio.configure(wasi, stdin, stdout, stderr, keep_stderr_tail=max_memory is not None)
+            stdio.configure(wasi, stdin, stdout, stderr)
             store = wasmtime.Store(slot.engine)
             store.set_wasi(wasi)
             if max_memory is not None:
-                # One memory: the cap is per memory, and would not bound a multi-memory guest.
-                store.set_limits(memory_size=max_memory, memories=1)
+                # The cap is per memory (see _memory): one memory, or it would not bound the guest.
+                store.set_limits(memories=1)
+                watch = MemoryWatch(max_memory)
             if fuel is not None:
                 store.set_fuel(fuel)
             if slot.ticker is not None:
@@ -278,7 +281,7 @@ class Host:
             started = time.perf_counter()
             marks: list[float] = []
             try:
-                with active(guard):
+                with active(guard), watch or contextlib.nullcontext():
                     values = self._execute(
                         slot,
                         store,
@@ -312,10 +315,11 @@ class Host:
                 raised = failure.error or stdio.callback_error()
                 if raised is not None:
                     raise raised
-                if error is not None or stdio.over_limit() is not None:
-                    raise self._guest_error(
-                        error, loaded, stdio, guard, timeout, max_memory
-                    ) from None
+                # A guest that fails after it was refused memory, by a trap or
+                # an exit status, is named as stopped by the limit.
+                refused = watch is not None and watch.refused is not None and exit_code != 0
+                if error is not None or refused or stdio.over_limit() is not None:
+                    raise self._guest_error(error, loaded, stdio, guard, timeout, watch) from None
                 out, err = stdio.collect()
             finally:
                 stdio.close()
@@ -377,7 +381,7 @@ class Host:
         stdio: Stdio,
         guard: Guard | None,
         timeout: float | None,
-        max_memory: int | None,
+        watch: MemoryWatch | None,
     ) -> GuestError:
         out, err = stdio.collect()
         name = module.name
@@ -401,16 +405,18 @@ class Host:
                 stdout=out,
                 stderr=err,
             )
-        assert exc is not None
         code = exc.trap_code if isinstance(exc, wasmtime.Trap) else None
         if code == wasmtime.TrapCode.OUT_OF_FUEL:
             return FuelExhausted(f"{name} ran out of fuel and was stopped.", stdout=out, stderr=err)
-        if max_memory is not None and _hit_memory_limit(stdio, code):
+        if watch is not None and (
+            watch.refused is not None or code == wasmtime.TrapCode.ALLOCATION_TOO_LARGE
+        ):
             return MemoryLimitExceeded(
-                f"{name} reached its memory limit of {_size(max_memory)} and was stopped.",
+                f"{name} reached its memory limit of {_size(watch.cap)} and was stopped.",
                 stdout=out,
                 stderr=err,
             )
+        assert exc is not None  # the other ways to get here are handled above
         message, frames = _trap_details(exc)
         return Trap(
             f"{name} trapped: {message}",
@@ -703,19 +709,6 @@ def _convert_params(
         except ValueError:
             raise ConfigError(f"{module}: {name} expects {kind}, got {arg!r}.") from None
     return values
-
-
-def _hit_memory_limit(stdio: Stdio, code: wasmtime.TrapCode | None) -> bool:
-    """Whether a trap was the guest's reaction to a refused memory growth.
-
-    wasmtime reports a refused ``memory.grow`` to the guest as -1, and the
-    guest then fails its own way (Rust aborts with ``unreachable`` after
-    printing "memory allocation of N bytes failed"); so look for that message.
-    A guest that fails silently is reported as the trap it raised.
-    """
-    if code == wasmtime.TrapCode.ALLOCATION_TOO_LARGE:
-        return True
-    return _ALLOC_FAILED in stdio.stderr_tail()
 
 
 def _trap_details(exc: Exception) -> tuple[str, list[Frame]]:

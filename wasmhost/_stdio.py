@@ -35,8 +35,6 @@ OutputTarget = Union[
 ``"null"`` (discard), a callable that receives each chunk as it is written, a path
 (created or truncated), or a binary file object."""
 
-_TAIL = 4096
-
 
 class _Sink:
     """A captured output stream: an anonymous file read back after the run.
@@ -82,10 +80,6 @@ class _Sink:
 
     def exceeded(self) -> bool:
         return self.limit is not None and self.written() > self.limit
-
-    def tail(self) -> bytes:
-        end = self._end()
-        return self._pread(max(0, end - _TAIL), end)
 
     def finish(self) -> None:
         pass
@@ -148,14 +142,9 @@ def _find_other(fd: int) -> int:
 class _PipeSink(_Sink):
     """A streamed output: a pipe whose reading end a thread hands to ``callback``."""
 
-    def __init__(
-        self, callback: Callable[[bytes], object], keep_tail: bool, closing: IO[bytes] | None
-    ) -> None:
+    def __init__(self, callback: Callable[[bytes], object]) -> None:
         super().__init__()
         self._callback = callback
-        self._closing = closing
-        self._keep_tail = keep_tail
-        self._tail = bytearray()
         self._read_fd, self.write_fd = os.pipe()
         os.set_inheritable(self._read_fd, False)
         self._thread = threading.Thread(target=self._drain, name="wasmhost-output", daemon=True)
@@ -163,9 +152,6 @@ class _PipeSink(_Sink):
 
     def _drain(self) -> None:
         while data := os.read(self._read_fd, 1 << 16):
-            if self._keep_tail:
-                self._tail += data
-                del self._tail[:-_TAIL]
             if self.error is None:
                 try:
                     self._callback(data)
@@ -182,14 +168,9 @@ class _PipeSink(_Sink):
     def read(self) -> bytes:
         return b""
 
-    def tail(self) -> bytes:
-        return bytes(self._tail)
-
     def close(self) -> None:
         self.finish()
         os.close(self._read_fd)
-        if self._closing is not None:
-            self._closing.close()
 
 
 def _anonymous_file(sealable: bool = False) -> tuple[int, str, str | None]:
@@ -217,12 +198,10 @@ class Stdio:
         stdin: StdinSource,
         stdout: OutputTarget,
         stderr: OutputTarget,
-        *,
-        keep_stderr_tail: bool = False,
     ) -> None:
         self._stdin(wasi, stdin)
-        self._output(wasi, "stdout", stdout, keep_tail=False)
-        self._output(wasi, "stderr", stderr, keep_tail=keep_stderr_tail)
+        self._output(wasi, "stdout", stdout)
+        self._output(wasi, "stderr", stderr)
 
     def _stdin(self, wasi: wasmtime.WasiConfig, stdin: StdinSource) -> None:
         if stdin is None:
@@ -254,39 +233,23 @@ class Stdio:
             raise ConfigError("stdin must be a binary file (open it with 'rb'), not a text one.")
         self._stdin(wasi, bytes(data))
 
-    def _output(
-        self, wasi: wasmtime.WasiConfig, name: str, target: OutputTarget, *, keep_tail: bool
-    ) -> None:
+    def _output(self, wasi: wasmtime.WasiConfig, name: str, target: OutputTarget) -> None:
         set_file = f"{name}_file"
         if target == "capture":
             sink = self._sinks[name] = _Sink(self.max_output)
             sink.attach(wasi, name)
         elif target == "inherit":
-            if keep_tail:
-                fd = 1 if name == "stdout" else 2
-                self._callback(wasi, name, lambda data: _write_all(fd, data), keep_tail=True)
-            else:
-                getattr(wasi, f"inherit_{name}")()
+            getattr(wasi, f"inherit_{name}")()
         elif target == "null":
-            if keep_tail:
-                self._callback(wasi, name, lambda data: None, keep_tail=True)
-            else:
-                setattr(wasi, set_file, os.devnull)
+            setattr(wasi, set_file, os.devnull)
         elif isinstance(target, str | os.PathLike):
             path = os.fspath(target)
-            if keep_tail:
-                try:
-                    out = open(path, "wb")  # noqa: SIM115 - closed when the sink finishes
-                except OSError as exc:
-                    raise ConfigError(f"{name} {path} cannot be opened: {exc.strerror}.") from None
-                self._callback(wasi, name, out.write, keep_tail=True, closing=out)
-                return
             try:
                 setattr(wasi, set_file, path)
             except wasmtime.WasmtimeError:
                 raise ConfigError(f"{name} {path} cannot be opened for writing.") from None
         elif callable(target):
-            self._callback(wasi, name, target, keep_tail=keep_tail)
+            self._callback(wasi, name, target)
         elif hasattr(target, "write"):
             file = target
 
@@ -294,7 +257,7 @@ class Stdio:
                 file.write(data)
                 file.flush()
 
-            self._callback(wasi, name, write, keep_tail=keep_tail)
+            self._callback(wasi, name, write)
         else:
             raise ConfigError(
                 f"{name} must be 'capture', 'inherit', 'null', a path, a callable "
@@ -302,19 +265,13 @@ class Stdio:
             )
 
     def _callback(
-        self,
-        wasi: wasmtime.WasiConfig,
-        name: str,
-        callback: Callable[[bytes], object],
-        *,
-        keep_tail: bool,
-        closing: IO[bytes] | None = None,
+        self, wasi: wasmtime.WasiConfig, name: str, callback: Callable[[bytes], object]
     ) -> None:
         # Not wasmtime-py's stdout_custom: besides its ~100 us per run, its
         # finalizer runs on a wasmtime worker thread whenever the stream is
         # dropped, and at interpreter exit that panics inside libwasmtime.
         # A pipe drained by a thread of ours streams the same chunks.
-        sink = self._sinks[name] = _PipeSink(callback, keep_tail, closing)
+        sink = self._sinks[name] = _PipeSink(callback)
         setattr(wasi, f"{name}_file", fd_path(sink.write_fd))
 
     def finish(self) -> None:
@@ -341,11 +298,6 @@ class Stdio:
             if sink.exceeded():
                 return name
         return None
-
-    def stderr_tail(self) -> bytes:
-        """The end of stderr, when it was captured or kept."""
-        sink = self._sinks.get("stderr")
-        return sink.tail() if sink is not None else b""
 
     def close(self) -> None:
         for sink in self._sinks.values():

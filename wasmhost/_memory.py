@@ -1,0 +1,158 @@
+"""Linear memories that tell the host when the guest was refused more.
+
+wasmtime answers a ``memory.grow`` past a store's limit with -1 and keeps no
+record of it: a guest that then fails its own way (Rust aborts after
+"memory allocation of N bytes failed"; C code may just trap) looks like any
+other failure. So the engines that run with ``max_memory`` create their
+linear memories here, through wasmtime's host memory creator: each memory
+is reserved as wasmtime asks (the reservation plus its guard region, no
+access) and made accessible as it grows, and a growth past the run's cap is
+refused *here*, where it is written down on the run's :class:`MemoryWatch`.
+
+The callbacks run on the thread that instantiates or runs the guest; the
+run's watch is found through a thread-local. Such engines cannot use
+wasmtime's copy-on-write memory images (data segments are copied in at
+instantiation instead), which is why only capped runs use them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import threading
+from typing import Any
+
+import wasmtime
+from wasmtime import _ffi as ffi
+
+from ._capi import error_pointer
+
+_PAGE = 4096
+_PROT_NONE, _PROT_READ_WRITE = 0, 3
+_MAP_PRIVATE, _MAP_ANONYMOUS, _MAP_NORESERVE = 0x02, 0x20, 0x4000
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_mmap = _libc.mmap
+_mmap.restype = ctypes.c_void_p
+_mmap.argtypes = [
+    ctypes.c_void_p,
+    ctypes.c_size_t,
+    ctypes.c_int,
+    ctypes.c_int,
+    ctypes.c_int,
+    ctypes.c_long,
+]
+_mprotect = _libc.mprotect
+_mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+_munmap = _libc.munmap
+_munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_MAP_FAILED = ctypes.c_void_p(-1).value
+
+_local = threading.local()
+_memories: dict[int, _Memory] = {}
+_tokens = itertools.count(1)
+
+
+class MemoryWatch:
+    """The memory cap of one run, and the growth it refused (``refused``, in bytes)."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.refused: int | None = None
+        self.refused_at_start = False
+
+    def __enter__(self) -> MemoryWatch:
+        self._outer = getattr(_local, "watch", None)
+        _local.watch = self
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        _local.watch = self._outer
+
+
+class _Memory:
+    __slots__ = ("base", "capacity", "mapped", "size", "watch")
+
+    def __init__(self, base: int, size: int, capacity: int, mapped: int, watch: MemoryWatch | None):
+        self.base = base
+        self.size = size
+        self.capacity = capacity
+        self.mapped = mapped
+        self.watch = watch
+
+
+def _pages(size: int) -> int:
+    return -(-size // _PAGE) * _PAGE
+
+
+@ffi.wasmtime_memory_get_callback_t  # type: ignore[untyped-decorator]
+def _get(env: int | None, size: Any, capacity: Any) -> int:
+    memory = _memories[env or 0]
+    size[0] = memory.size
+    capacity[0] = memory.capacity
+    return memory.base
+
+
+@ffi.wasmtime_memory_grow_callback_t  # type: ignore[untyped-decorator]
+def _grow(env: int | None, new_size: int) -> int:
+    memory = _memories[env or 0]
+    watch = memory.watch
+    if watch is not None and new_size > watch.cap:
+        watch.refused = max(watch.refused or 0, new_size)
+        return error_pointer(f"wasmhost: the memory limit of {watch.cap} bytes")
+    if new_size > memory.capacity:
+        return error_pointer("wasmhost: memory growth past its reservation")
+    if new_size > memory.size and _mprotect(memory.base, _pages(new_size), _PROT_READ_WRITE):
+        return error_pointer(f"wasmhost: mprotect failed (errno {ctypes.get_errno()})")
+    memory.size = max(memory.size, new_size)
+    return 0
+
+
+@ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # type: ignore[untyped-decorator]
+def _free(env: int | None) -> None:
+    memory = _memories.pop(env or 0, None)
+    if memory is not None:
+        _munmap(memory.base, memory.mapped)
+
+
+@ffi.wasmtime_new_memory_callback_t  # type: ignore[untyped-decorator]
+def _new(
+    _env: Any, _ty: Any, minimum: int, maximum: int, reserved: int, guard: int, out: Any
+) -> int:
+    watch: MemoryWatch | None = getattr(_local, "watch", None)
+    if watch is not None and minimum > watch.cap:
+        watch.refused_at_start = True
+        return error_pointer("wasmhost: the memory at start exceeds memory limits")
+    limit = maximum if watch is None else min(maximum, watch.cap)
+    # wasmtime's compiled code may rely on the whole reservation and guard
+    # region being mapped (inaccessible) for its bounds checks.
+    capacity = max(reserved, _pages(limit))
+    mapped = capacity + guard
+    base = _mmap(None, mapped, _PROT_NONE, _MAP_PRIVATE | _MAP_ANONYMOUS | _MAP_NORESERVE, -1, 0)
+    if base is None or base == _MAP_FAILED:
+        return error_pointer(f"wasmhost: cannot reserve {mapped} bytes of address space")
+    if minimum and _mprotect(base, _pages(minimum), _PROT_READ_WRITE):
+        _munmap(base, mapped)
+        return error_pointer("wasmhost: mprotect failed")
+    token = next(_tokens)
+    _memories[token] = _Memory(base, minimum, capacity, mapped, watch)
+    memory = out[0]
+    memory.env = token
+    memory.get_memory = _get
+    memory.grow_memory = _grow
+    memory.finalizer = _free
+    return 0
+
+
+# wasmtime copies the struct; the callbacks it points to live as long as this module.
+_creator = ffi.wasmtime_memory_creator_t(
+    None,
+    _new,
+    ctypes.CFUNCTYPE(None, ctypes.c_void_p)(),  # no finalizer
+)
+
+
+def use_watched_memories(config: wasmtime.Config) -> None:
+    """Make the engines of ``config`` create their memories here."""
+    config.memory_init_cow = False  # copy-on-write images need wasmtime's own mmaps
+    ffi.wasmtime_config_host_memory_creator_set(config.ptr(), ctypes.byref(_creator))
