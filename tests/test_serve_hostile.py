@@ -221,3 +221,35 @@ def test_bad_limits_are_refused_in_one_line(args: list[str], message: str, tmp_p
     err = done.stderr.decode()
     assert message in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_the_inline_gate_learns_which_paths_are_slow() -> None:
+    from wasmhost._guests import InlineGate
+
+    now = [100.0]
+    gate = InlineGate(clock=lambda: now[0])
+    assert gate.inline("/")  # nothing known yet
+    assert gate.inline("/anything")
+    gate.fast("/")
+    gate.slow("/spin")
+    # Slow for a second: made-up paths wait on the pool, known-fast ones do not.
+    assert gate.inline("/")
+    assert not gate.inline("/spin")
+    assert not gate.inline("/made-up-1")
+    now[0] += 1.0
+    assert gate.inline("/made-up-1")
+    gate.slow("/made-up-1")  # another overrun: two seconds this time
+    now[0] += 1.5
+    assert not gate.inline("/made-up-2")
+    now[0] += 0.5
+    assert gate.inline("/made-up-2")
+    gate.fast("/made-up-2")  # a new path found fast: back to one second
+    gate.slow("/x")
+    now[0] += 1.0
+    assert gate.inline("/y")
+    gate.slow("/")  # a fast path that overruns loses its place
+    assert not gate.inline("/")
+    for i in range(InlineGate.FAST_PATHS + 10):  # bounded memory of fast paths
+        gate.fast(f"/p{i}")
+    assert not gate.inline("/p0")
+    assert gate.inline(f"/p{InlineGate.FAST_PATHS + 9}")

@@ -24,10 +24,12 @@ would hold up its loop (nice 19 measured a worse p99 than no nice at all).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -132,3 +134,51 @@ class GuestPool:
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+class InlineGate:
+    """Which requests of one route may first run on the event loop's thread.
+
+    A guest tried there and found slow (it overran its inline budget) is
+    started again on the pool; this remembers what was learnt, so that the
+    loop pays for few such tries:
+
+    - a path whose guest was fast lately (up to ``FAST_PATHS`` of them, the
+      most recent) is always tried inline, until it overruns once;
+    - any other path is tried inline only while the route is not *slow*: an
+      overrun makes it slow for ``SLOW_FOR`` seconds, twice as long after
+      each further overrun (up to ``SLOW_MAX``), and back to ``SLOW_FOR``
+      once an untried path is found fast again.
+
+    So a client cannot keep the loop busy with first tries by making up
+    paths, and steady slow traffic costs one try per ``SLOW_MAX`` at most.
+    """
+
+    FAST_PATHS = 64
+    SLOW_FOR = 1.0
+    SLOW_MAX = 60.0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._fast: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._slow_until = 0.0
+        self._slow_for = self.SLOW_FOR
+
+    def inline(self, path: str) -> bool:
+        """Whether to try ``path`` on the loop's thread first."""
+        return path in self._fast or self._clock() >= self._slow_until
+
+    def fast(self, path: str) -> None:
+        """``path``'s guest ran inline within its budget."""
+        if path not in self._fast:
+            self._slow_for = self.SLOW_FOR
+        self._fast[path] = None
+        self._fast.move_to_end(path)
+        if len(self._fast) > self.FAST_PATHS:
+            self._fast.popitem(last=False)
+
+    def slow(self, path: str) -> None:
+        """``path``'s guest overran its inline budget."""
+        self._fast.pop(path, None)
+        self._slow_until = self._clock() + self._slow_for
+        self._slow_for = min(self._slow_for * 2, self.SLOW_MAX)

@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import sys
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -38,7 +37,7 @@ from ._errors import (
     TimeoutExceeded,
     WasmhostError,
 )
-from ._guests import Busy, GuestPool
+from ._guests import Busy, GuestPool, InlineGate
 from ._host import Dir, DirSource, Host, as_dir, check_limits
 from ._module import Module
 from ._result import RunResult
@@ -58,9 +57,6 @@ DEFAULT_THREADS = 8
 MAX_HEADERS = 100
 # How long a guest may run on the event loop's thread before it is moved.
 INLINE_BUDGET = 0.002
-# How long a route whose guests were moved sends them straight to the pool.
-_SLOW_FOR = 1.0
-_STRIKES = 2
 # Statuses whose responses never have a body (RFC 9110, 6.4.1).
 _NO_BODY = {204, 304}
 
@@ -79,9 +75,9 @@ class Route(NamedTuple):
 class _Loaded(NamedTuple):
     route: Route
     module: Module
-    # Nothing the guest does outlives its run except its answer: no writable
-    # directory. Such a run can be stopped and started again elsewhere.
-    restartable: bool
+    # Set when nothing the guest does outlives its run except its answer (no
+    # writable directory): such a run can be stopped and started again elsewhere.
+    gate: InlineGate | None
 
 
 class WagiApp:
@@ -128,7 +124,6 @@ class WagiApp:
         self.max_response = max_response
         self.body_timeout = body_timeout
         self._pool = GuestPool(threads, threads if backlog is None else backlog)
-        self._slow: dict[str, tuple[int, float]] = {}  # route: overruns in a row, until
         loaded = []
         for route in routes:
             _check_route(route.path)
@@ -141,7 +136,8 @@ class WagiApp:
             # Compiled now, for the engine that runs with a timeout use.
             module = self.host.load(route.module, for_timeouts=True)
             restartable = all(as_dir(d).read_only for d in route.dirs.values())
-            loaded.append(_Loaded(route, module, restartable))
+            gate = InlineGate() if restartable and timeout > INLINE_BUDGET else None
+            loaded.append(_Loaded(route, module, gate))
         # The most specific route first: exact before wildcard, longer before shorter.
         self._routes = sorted(
             loaded, key=lambda r: (r.route.path.endswith("/..."), -len(r.route.path))
@@ -228,7 +224,7 @@ class WagiApp:
             max_output=self.max_response,
         )
         try:
-            result = await self._run(run, loaded)
+            result = await self._run(run, loaded, path)
         except Busy:
             log.warning("%s %s: every guest slot is busy; answered 503", scope["method"], path)
             return _plain(503, "Service Unavailable", [("retry-after", "1")])
@@ -271,35 +267,29 @@ class WagiApp:
             )
         return status, response_headers, response_body
 
-    async def _run(self, run: Callable[..., RunResult], loaded: _Loaded) -> RunResult:
+    async def _run(self, run: Callable[..., RunResult], loaded: _Loaded, path: str) -> RunResult:
         """Run a guest without holding up the event loop for more than a moment.
 
-        A restartable guest first runs right here, on the loop's thread, for
-        at most ``INLINE_BUDGET``: most handlers are done well within it, at
-        no hand-off cost. One that is not is stopped and run again from the
-        start on the pool (see ``wasmhost._guests``); after two such overruns
-        in a row, the route's requests go to the pool at once for a while.
-        Kept per route, not per path: a client could otherwise make up new
-        paths to keep the loop busy with first attempts. A guest that can
-        write to a directory is never run twice: it goes to the pool at once.
+        A restartable guest may first run right here, on the loop's thread,
+        for at most ``INLINE_BUDGET``: most handlers are done well within
+        it, at no hand-off cost. One that is not is stopped and run again
+        from the start on the pool (see ``wasmhost._guests``); the route's
+        :class:`~wasmhost._guests.InlineGate` decides, from what it has
+        seen, which requests are tried inline. A guest that can write to a
+        directory is never run twice: it goes to the pool at once.
         """
-        key = loaded.route.path
-        if loaded.restartable and self.timeout > INLINE_BUDGET:
-            strikes, until = self._slow.get(key, (0, 0.0))
-            if strikes < _STRIKES or until < time.monotonic():
-                try:
-                    result = run(timeout=INLINE_BUDGET)
-                except TimeoutExceeded:
-                    # One overrun can be a hiccup (the thread preempted); the
-                    # next in a row sends the path to the pool for a while.
-                    self._slow[key] = (strikes + 1, time.monotonic() + _SLOW_FOR)
-                else:
-                    if strikes:
-                        del self._slow[key]
-                    return result
+        gate = loaded.gate
+        if gate is not None and gate.inline(path):
+            try:
+                result = run(timeout=INLINE_BUDGET)
+            except TimeoutExceeded:
+                gate.slow(path)
+            else:
+                gate.fast(path)
+                return result
         # The whole timeout again: a run moved here took at most INLINE_BUDGET more.
-        slow = key in self._slow
-        return await self._pool.run(functools.partial(run, timeout=self.timeout), wait=not slow)
+        # A restartable guest that gets here is known to be slow: not waited for.
+        return await self._pool.run(functools.partial(run, timeout=self.timeout), wait=gate is None)
 
     def close(self) -> None:
         """Stop the thread pool, and the host if this app made it."""
