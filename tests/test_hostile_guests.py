@@ -125,20 +125,23 @@ def test_output_to_other_targets_is_not_capped(host: Host, tmp_path: Path) -> No
 
 
 def test_a_gigabyte_of_output_costs_the_host_about_the_cap() -> None:
-    # In a process of its own, to read its peak RSS. On the memfd copy-back
-    # of before, 1 GiB of output cost ~3 GiB.
+    # In a process of its own, to read its peak RSS (VmHWM: getrusage's
+    # ru_maxrss starts from the parent's at fork). On the memfd copy-back of
+    # before, 1 GiB of output cost ~3 GiB.
     code = (
-        "import resource, sys\n"
+        "import sys\n"
         "from wasmhost import Host, OutputLimitExceeded\n"
+        "def peak():\n"
+        "    status = open('/proc/self/status').read()\n"
+        "    return int(status.split('VmHWM:')[1].split()[0])\n"
         "host = Host(cache_dir=False)\n"
         "host.run(sys.argv[1], ['flood', '1'])\n"
-        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "before = peak()\n"
         "try:\n"
         "    host.run(sys.argv[1], ['flood', '1024'])\n"
         "except OutputLimitExceeded as exc:\n"
         "    assert len(exc.stdout) == 16 << 20\n"
-        "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "print((after - before) // 1024)\n"
+        "print((peak() - before) // 1024)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code, str(FSPROBE)], capture_output=True, text=True, check=True
@@ -383,3 +386,9 @@ def test_cli_names_the_memory_limit(wat: Callable[[str], Path]) -> None:
     lines = done.stderr.decode().strip().splitlines()
     assert len(lines) == 1
     assert "memory limit of 16 MiB" in lines[0]
+
+
+@pytest.mark.parametrize("value", [1 << 47, 2**64 - 1, True], ids=repr)
+def test_absurd_memory_caps_are_config_errors(host: Host, value: object) -> None:
+    with pytest.raises(ConfigError, match="max_memory"):
+        host.run(HELLO, max_memory=value)  # type: ignore[arg-type]

@@ -47,7 +47,7 @@ def test_slow_guests_do_not_hold_up_other_requests() -> None:
 
 
 def test_requests_past_every_slot_get_503_with_retry_after() -> None:
-    s = Server("--threads", "1", "--timeout", "10", "-q", HTTP)
+    s = Server("--threads", "1", "--backlog", "1", "--timeout", "10", "-q", HTTP)
     try:
 
         async def main() -> list[httpx.Response]:
@@ -243,11 +243,21 @@ def test_the_inline_gate_learns_which_paths_are_slow() -> None:
     assert not gate.inline("/made-up-2")
     now[0] += 0.5
     assert gate.inline("/made-up-2")
-    gate.fast("/made-up-2")  # a new path found fast: back to one second
+    gate.fast("/made-up-2")  # a new fast path does not shorten the next window
+    gate.slow("/x")
+    now[0] += 2.0
+    assert not gate.inline("/y")
+    now[0] += 2.0
+    assert gate.inline("/y")
+    now[0] += InlineGate.SLOW_MAX + 1  # a quiet minute: back to one second
     gate.slow("/x")
     now[0] += 1.0
     assert gate.inline("/y")
-    gate.slow("/")  # a fast path that overruns loses its place
+    gate.slow("/")  # a fast path's first miss may be a hiccup: it keeps its place
+    assert gate.inline("/")
+    gate.fast("/")
+    gate.slow("/")
+    gate.slow("/")  # twice in a row: it loses its place, and the route is slow
     assert not gate.inline("/")
     for i in range(InlineGate.FAST_PATHS + 10):  # bounded memory of fast paths
         gate.fast(f"/p{i}")

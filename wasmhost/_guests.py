@@ -144,11 +144,12 @@ class InlineGate:
     loop pays for few such tries:
 
     - a path whose guest was fast lately (up to ``FAST_PATHS`` of them, the
-      most recent) is always tried inline, until it overruns once;
+      most recent) is always tried inline, until it overruns twice in a row
+      (once can be a hiccup: the thread preempted on a busy machine);
     - any other path is tried inline only while the route is not *slow*: an
       overrun makes it slow for ``SLOW_FOR`` seconds, twice as long after
       each further overrun (up to ``SLOW_MAX``), and back to ``SLOW_FOR``
-      once an untried path is found fast again.
+      only once ``SLOW_MAX`` seconds pass without one.
 
     So a client cannot keep the loop busy with first tries by making up
     paths, and steady slow traffic costs one try per ``SLOW_MAX`` at most.
@@ -160,9 +161,11 @@ class InlineGate:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._fast: collections.OrderedDict[str, None] = collections.OrderedDict()
+        # fast path: whether its last inline run overran
+        self._fast: collections.OrderedDict[str, bool] = collections.OrderedDict()
         self._slow_until = 0.0
         self._slow_for = self.SLOW_FOR
+        self._last_overrun = -float("inf")
 
     def inline(self, path: str) -> bool:
         """Whether to try ``path`` on the loop's thread first."""
@@ -170,15 +173,20 @@ class InlineGate:
 
     def fast(self, path: str) -> None:
         """``path``'s guest ran inline within its budget."""
-        if path not in self._fast:
-            self._slow_for = self.SLOW_FOR
-        self._fast[path] = None
+        self._fast[path] = False
         self._fast.move_to_end(path)
         if len(self._fast) > self.FAST_PATHS:
             self._fast.popitem(last=False)
 
     def slow(self, path: str) -> None:
         """``path``'s guest overran its inline budget."""
+        if self._fast.get(path) is False:
+            self._fast[path] = True  # its first miss: a hiccup, or a warning
+            return
         self._fast.pop(path, None)
-        self._slow_until = self._clock() + self._slow_for
+        now = self._clock()
+        if now - self._last_overrun > self.SLOW_MAX:
+            self._slow_for = self.SLOW_FOR  # a quiet spell: start over
+        self._last_overrun = now
+        self._slow_until = now + self._slow_for
         self._slow_for = min(self._slow_for * 2, self.SLOW_MAX)

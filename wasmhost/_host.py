@@ -32,7 +32,7 @@ from ._errors import (
 )
 from ._hashing import content_key
 from ._imports import Failure, Imports, check_imports, define
-from ._memory import MemoryWatch
+from ._memory import MAX_RESERVATION, MemoryWatch
 from ._module import Module, ModuleSource, compile_wasm, describe, last_line, read_source
 from ._result import OutputChunk, RunResult
 from ._stdio import OutputTarget, StdinSource, Stdio
@@ -601,6 +601,7 @@ _U64 = (1 << 64) - 1
 
 
 _MAX_OUTPUT_CEILING = 1 << 40
+_MAX_MEMORY_CEILING = MAX_RESERVATION
 
 
 def check_limits(
@@ -612,8 +613,14 @@ def check_limits(
         raise ConfigError(f"timeout must be a positive number of seconds, not {timeout!r}.")
     if fuel is not None and (not isinstance(fuel, int) or not 0 <= fuel <= _U64):
         raise ConfigError(f"fuel must be a whole number from 0 to 2**64-1, not {fuel!r}.")
-    if max_memory is not None and (not isinstance(max_memory, int) or not 0 < max_memory <= _U64):
-        raise ConfigError(f"max_memory must be a positive number of bytes, not {max_memory!r}.")
+    if max_memory is not None and (
+        not isinstance(max_memory, int)
+        or isinstance(max_memory, bool)
+        or not 0 < max_memory <= _MAX_MEMORY_CEILING
+    ):
+        raise ConfigError(
+            f"max_memory must be a positive number of bytes up to 64 TiB, not {max_memory!r}."
+        )
     if max_output is not None and (
         not isinstance(max_output, int)
         or isinstance(max_output, bool)

@@ -8,6 +8,8 @@ linear memories here, through wasmtime's host memory creator: each memory
 is reserved as wasmtime asks (the reservation plus its guard region, no
 access) and made accessible as it grows, and a growth past the run's cap is
 refused *here*, where it is written down on the run's :class:`MemoryWatch`.
+The cap bounds all the memories of a run together, the guest's and any
+wasmtime makes for it (a GC heap).
 
 The callbacks run on the thread that instantiates or runs the guest; the
 run's watch is found through a thread-local. Such engines cannot use
@@ -17,6 +19,7 @@ instantiation instead), which is why only capped runs use them.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import itertools
 import threading
@@ -54,12 +57,16 @@ _tokens = itertools.count(1)
 
 
 class MemoryWatch:
-    """The memory cap of one run, and the growth it refused (``refused``, in bytes)."""
+    """The memory cap of one run, what its memories hold, and the growth it refused.
+
+    The cap bounds the run's memories together (``used``), whatever wasmtime
+    makes them for; ``refused`` is the total that a refused growth asked for.
+    """
 
     def __init__(self, cap: int) -> None:
         self.cap = cap
+        self.used = 0
         self.refused: int | None = None
-        self.refused_at_start = False
 
     def __enter__(self) -> MemoryWatch:
         self._outer = getattr(_local, "watch", None)
@@ -73,7 +80,7 @@ class MemoryWatch:
 class _Memory:
     __slots__ = ("base", "capacity", "mapped", "size", "watch")
 
-    def __init__(self, base: int, size: int, capacity: int, mapped: int, watch: MemoryWatch | None):
+    def __init__(self, base: int, size: int, capacity: int, mapped: int, watch: MemoryWatch):
         self.base = base
         self.size = size
         self.capacity = capacity
@@ -85,9 +92,20 @@ def _pages(size: int) -> int:
     return -(-size // _PAGE) * _PAGE
 
 
+# The most address space one memory may reserve. Far above any cap a guest
+# can use, and it keeps every size below in range of a size_t (ctypes would
+# wrap an overflowing one silently).
+MAX_RESERVATION = 1 << 46
+
+
+# Every callback catches everything: an exception escaping a ctypes callback
+# is printed and turned into 0, which here would mean "success" (or a NULL
+# base) to wasmtime.
+
+
 @ffi.wasmtime_memory_get_callback_t  # type: ignore[untyped-decorator]
 def _get(env: int | None, size: Any, capacity: Any) -> int:
-    memory = _memories[env or 0]
+    memory = _memories[env or 0]  # a plain dict look-up: it cannot raise for a live memory
     size[0] = memory.size
     capacity[0] = memory.capacity
     return memory.base
@@ -95,39 +113,55 @@ def _get(env: int | None, size: Any, capacity: Any) -> int:
 
 @ffi.wasmtime_memory_grow_callback_t  # type: ignore[untyped-decorator]
 def _grow(env: int | None, new_size: int) -> int:
-    memory = _memories[env or 0]
-    watch = memory.watch
-    if watch is not None and new_size > watch.cap:
-        watch.refused = max(watch.refused or 0, new_size)
-        return error_pointer(f"wasmhost: the memory limit of {watch.cap} bytes")
-    if new_size > memory.capacity:
-        return error_pointer("wasmhost: memory growth past its reservation")
-    if new_size > memory.size and _mprotect(memory.base, _pages(new_size), _PROT_READ_WRITE):
-        return error_pointer(f"wasmhost: mprotect failed (errno {ctypes.get_errno()})")
-    memory.size = max(memory.size, new_size)
-    return 0
+    try:
+        memory = _memories[env or 0]
+        watch = memory.watch
+        if watch.used - memory.size + new_size > watch.cap:
+            watch.refused = watch.used - memory.size + new_size
+            return error_pointer(f"wasmhost: the memory limit of {watch.cap} bytes")
+        if new_size > memory.capacity:
+            return error_pointer("wasmhost: memory growth past its reservation")
+        if new_size > memory.size:
+            if _mprotect(memory.base, _pages(new_size), _PROT_READ_WRITE):
+                return error_pointer(f"wasmhost: mprotect failed (errno {ctypes.get_errno()})")
+            watch.used += new_size - memory.size
+            memory.size = new_size
+        return 0
+    except BaseException as exc:
+        return error_pointer(f"wasmhost: memory growth failed: {exc!r}")
 
 
 @ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # type: ignore[untyped-decorator]
 def _free(env: int | None) -> None:
-    memory = _memories.pop(env or 0, None)
-    if memory is not None:
-        _munmap(memory.base, memory.mapped)
+    with contextlib.suppress(BaseException):
+        memory = _memories.pop(env or 0, None)
+        if memory is not None:
+            _munmap(memory.base, memory.mapped)
 
 
 @ffi.wasmtime_new_memory_callback_t  # type: ignore[untyped-decorator]
 def _new(
     _env: Any, _ty: Any, minimum: int, maximum: int, reserved: int, guard: int, out: Any
 ) -> int:
+    try:
+        return _make(minimum, maximum, reserved, guard, out)
+    except BaseException as exc:
+        return error_pointer(f"wasmhost: memory creation failed: {exc!r}")
+
+
+def _make(minimum: int, maximum: int, reserved: int, guard: int, out: Any) -> int:
     watch: MemoryWatch | None = getattr(_local, "watch", None)
-    if watch is not None and minimum > watch.cap:
-        watch.refused_at_start = True
+    if watch is None:  # only runs with a cap use these engines, and they set one
+        return error_pointer("wasmhost: a memory outside a run with a memory limit")
+    if watch.used + minimum > watch.cap:
+        # _host maps this wording to MemoryLimitExceeded ("at start").
         return error_pointer("wasmhost: the memory at start exceeds memory limits")
-    limit = maximum if watch is None else min(maximum, watch.cap)
     # wasmtime's compiled code may rely on the whole reservation and guard
     # region being mapped (inaccessible) for its bounds checks.
-    capacity = max(reserved, _pages(limit))
+    capacity = max(reserved, _pages(min(maximum, watch.cap)))
     mapped = capacity + guard
+    if mapped > MAX_RESERVATION:
+        return error_pointer(f"wasmhost: a memory reservation of {mapped} bytes is too large")
     base = _mmap(None, mapped, _PROT_NONE, _MAP_PRIVATE | _MAP_ANONYMOUS | _MAP_NORESERVE, -1, 0)
     if base is None or base == _MAP_FAILED:
         return error_pointer(f"wasmhost: cannot reserve {mapped} bytes of address space")
@@ -136,6 +170,7 @@ def _new(
         return error_pointer("wasmhost: mprotect failed")
     token = next(_tokens)
     _memories[token] = _Memory(base, minimum, capacity, mapped, watch)
+    watch.used += minimum
     memory = out[0]
     memory.env = token
     memory.get_memory = _get

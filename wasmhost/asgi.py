@@ -87,8 +87,8 @@ class WagiApp:
     a fast guest answers as if it ran on the event loop, while a slow,
     sleeping or spinning one holds up no other request for more than a few
     milliseconds. At most ``threads`` guests run at once; up to ``backlog``
-    more requests (by default as many) wait for a thread, and past that a
-    request is answered 503 at once.
+    more requests (by default 8 times as many) wait for a thread, and past
+    that a request is answered 503 at once.
     """
 
     def __init__(
@@ -109,8 +109,10 @@ class WagiApp:
         if not routes:
             raise ConfigError("a WAGI app needs at least one route.")
         for name, value in (("threads", threads), ("backlog", backlog)):
-            if value is not None and (not isinstance(value, int) or not 0 < value <= 1024):
-                raise ConfigError(f"{name} must be a whole number from 1 to 1024, not {value!r}.")
+            if value is not None and (not isinstance(value, int) or not 0 <= value <= 8192):
+                raise ConfigError(f"{name} must be a whole number up to 8192, not {value!r}.")
+        if threads == 0:
+            raise ConfigError("threads must be at least 1.")
         check_limits(timeout, None, max_memory, max_response)
         if not isinstance(body_timeout, int | float) or not 0 < body_timeout < 1e6:
             raise ConfigError(
@@ -123,7 +125,7 @@ class WagiApp:
         self.max_body = max_body
         self.max_response = max_response
         self.body_timeout = body_timeout
-        self._pool = GuestPool(threads, threads if backlog is None else backlog)
+        self._pool = GuestPool(threads, 8 * threads if backlog is None else backlog)
         loaded = []
         for route in routes:
             _check_route(route.path)
@@ -288,7 +290,8 @@ class WagiApp:
                 gate.fast(path)
                 return result
         # The whole timeout again: a run moved here took at most INLINE_BUDGET more.
-        # A restartable guest that gets here is known to be slow: not waited for.
+        # A restartable guest that gets here overran, or its route lately did:
+        # the loop does not wait for it inline either.
         return await self._pool.run(functools.partial(run, timeout=self.timeout), wait=gate is None)
 
     def close(self) -> None:
@@ -408,6 +411,7 @@ def app_from_environment() -> WagiApp:
         max_response=spec["max_response"],
         body_timeout=spec["body_timeout"],
         threads=spec["threads"],
+        backlog=spec["backlog"],
     )
 
 

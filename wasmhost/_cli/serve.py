@@ -67,8 +67,13 @@ def _listen(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str
     type=COUNT,
     default=8,
     show_default=True,
-    help="Guests that may run at once in each process; as many more requests wait, "
-    "and past that a request gets 503 with Retry-After.",
+    help="Guests that may run at once in each process.",
+)
+@click.option(
+    "--backlog",
+    type=click.IntRange(min=0),
+    help="Requests that may wait for a guest thread in each process; past that a request "
+    "gets 503 with Retry-After [8 x --threads].",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No access log.")
 @registry_options(credentials=False)
@@ -85,6 +90,7 @@ def serve(
     body_timeout: float,
     workers: int,
     threads: int,
+    backlog: int | None,
     quiet: bool,
     connect: Callable[..., Any],
     module: str | None,
@@ -121,6 +127,7 @@ def serve(
             max_response=max_response,
             body_timeout=body_timeout,
             threads=threads,
+            backlog=backlog,
         )
 
     import uvicorn
@@ -160,6 +167,7 @@ def serve(
         "max_response": max_response,
         "body_timeout": body_timeout,
         "threads": threads,
+        "backlog": backlog,
     }
     os.environ["WASMHOST_SERVE_SPEC"] = json.dumps(spec)
     uvicorn.run("wasmhost.asgi:app_from_environment", factory=True, workers=workers, **options)
