@@ -53,6 +53,7 @@ class _Sink:
         self.error: BaseException | None = None
         self.limit = limit
         self._cursor: int | None = None
+        self._final: int | None = None
 
     def attach(self, wasi: wasmtime.WasiConfig, name: str) -> None:
         """Make this file ``name`` (stdout or stderr) of ``wasi``."""
@@ -72,6 +73,8 @@ class _Sink:
 
     def written(self) -> int:
         """How many bytes the guest has written (past the limit when it wrote too much)."""
+        if self._final is not None:
+            return self._final
         if self.fd is None:
             return 0
         if self._cursor is not None:
@@ -82,7 +85,8 @@ class _Sink:
         return self.limit is not None and self.written() > self.limit
 
     def finish(self) -> None:
-        pass
+        """The guest's store is closed: what it wrote is final (asked once, not per look)."""
+        self._final = self.written()
 
     def read(self) -> bytes:
         return self._pread(0, self._end())
