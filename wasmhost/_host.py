@@ -613,22 +613,17 @@ def check_limits(
         raise ConfigError(f"timeout must be a positive number of seconds, not {timeout!r}.")
     if fuel is not None and (not isinstance(fuel, int) or not 0 <= fuel <= _U64):
         raise ConfigError(f"fuel must be a whole number from 0 to 2**64-1, not {fuel!r}.")
-    if max_memory is not None and (
-        not isinstance(max_memory, int)
-        or isinstance(max_memory, bool)
-        or not 0 < max_memory <= _MAX_MEMORY_CEILING
+    _check_size("max_memory", max_memory, _MAX_MEMORY_CEILING)
+    _check_size("max_output", max_output, _MAX_OUTPUT_CEILING, " (or None for no limit)")
+
+
+def _check_size(name: str, value: object, ceiling: int, none: str = "") -> None:
+    if value is not None and (
+        not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= ceiling
     ):
         raise ConfigError(
-            f"max_memory must be a positive number of bytes up to 64 TiB, not {max_memory!r}."
-        )
-    if max_output is not None and (
-        not isinstance(max_output, int)
-        or isinstance(max_output, bool)
-        or not 0 < max_output <= _MAX_OUTPUT_CEILING
-    ):
-        raise ConfigError(
-            f"max_output must be a positive number of bytes up to 1 TiB "
-            f"(or None for no limit), not {max_output!r}."
+            f"{name} must be a positive number of bytes up to {_size(ceiling)}{none}, "
+            f"not {value!r}."
         )
 
 
@@ -740,7 +735,7 @@ def _first_line(text: str) -> str:
 
 
 def _size(n: int) -> str:
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+    for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if n >= scale and n % scale == 0:
             return f"{n // scale} {unit}"
     return f"{n} bytes"
