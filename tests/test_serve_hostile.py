@@ -263,3 +263,44 @@ def test_the_inline_gate_learns_which_paths_are_slow() -> None:
         gate.fast(f"/p{i}")
     assert not gate.inline("/p0")
     assert gate.inline(f"/p{InlineGate.FAST_PATHS + 9}")
+
+
+def test_a_long_running_guest_yields_the_cpu_and_its_thread_recovers() -> None:
+    import os
+
+    from conftest import SPIN
+
+    from wasmhost import Host, TimeoutExceeded
+    from wasmhost._guests import GuestPool
+
+    spin = wasmtime.wat2wasm(SPIN)
+    pool = GuestPool(threads=1, backlog=0)
+    seen: list[int] = []
+
+    def job() -> object:
+        try:
+            return host.run(spin, timeout=0.4)
+        except TimeoutExceeded:
+            return None
+
+    async def main() -> None:
+        task = asyncio.create_task(pool.run(job, wait=False))
+        await asyncio.sleep(0.25)  # past the first 50 ms: its wasm runs at nice 19
+        worker = pool._workers[0]
+        assert worker.native_id is not None
+        seen.append(os.getpriority(os.PRIO_PROCESS, worker.native_id))
+        await task
+        await asyncio.sleep(0.05)  # the thread has gone back to its queue (or ended)
+        try:
+            seen.append(os.getpriority(os.PRIO_PROCESS, worker.native_id))
+        except OSError:
+            seen.append(-1000)  # it ended
+
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    with Host(cache_dir=False) as host:
+        asyncio.run(main())
+    pool.close()
+    if os.geteuid() == 0:
+        assert seen == [19, base]  # back to its priority for the next guest
+    else:
+        assert seen == [19, -1000]  # a thread that cannot go back ends instead

@@ -14,11 +14,15 @@ therefore holds up its worker's loop for at most ``INLINE_WAIT``.
 At most ``threads`` guests run at once; up to ``backlog`` more wait for a
 thread, and past that :meth:`GuestPool.run` refuses at once (:class:`Busy`).
 
-The pool's threads run at a lower CPU priority (nice 5, per thread on
-Linux): a guest spinning for seconds yields the CPU to the event loops of
-the server's processes when they want it. Not lower: a guest thread takes
-the GIL briefly at every epoch tick, and one starved of CPU while holding it
-would hold up its loop (nice 19 measured a worse p99 than no nice at all).
+A guest that runs on for more than a moment (50 ms, see ``_watchdog``)
+is moved to the lowest CPU priority (nice 19, per thread on Linux): a guest
+spinning for seconds then takes the CPU only when the event loops do not
+want it. Only its wasm code runs so: the Python code around a run takes the
+GIL, and a thread starved of CPU while it holds the GIL would hold up every
+thread of the process (nice 19 for whole runs measured a worse p99 than no
+nice at all). Afterwards the thread goes back to its priority, or, where
+lowering nice again needs a privilege the process lacks, it ends and the
+pool starts another.
 """
 
 from __future__ import annotations
@@ -33,10 +37,12 @@ import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from . import _watchdog
+
 T = TypeVar("T")
 
 INLINE_WAIT = 0.002
-_NICE = 5
+_NICE = 19
 
 
 class Busy(Exception):
@@ -105,8 +111,17 @@ class GuestPool:
         worker.start()
 
     def _work(self) -> None:
-        with contextlib.suppress(AttributeError, OSError):  # Linux: nice is per thread
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _NICE)
+        me = threading.get_native_id()
+        base: int | None = None  # the priority to go back to, once lowered
+
+        def lower() -> None:
+            nonlocal base
+            with contextlib.suppress(AttributeError, OSError):  # Linux: nice is per thread
+                was = os.getpriority(os.PRIO_PROCESS, me)
+                os.setpriority(os.PRIO_PROCESS, me, _NICE)
+                base = was if was != _NICE else None
+
+        _watchdog.on_long_run(lower)
         while (job := self._jobs.get()) is not None:
             try:
                 job.value = job.func()
@@ -121,14 +136,24 @@ class GuestPool:
                 # A closed loop raises RuntimeError: nobody awaits the answer any more.
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(_resolve, future)
+            if base is not None:
+                try:
+                    os.setpriority(os.PRIO_PROCESS, me, base)
+                    base = None
+                except OSError:  # raising priority needs a privilege: make way for a new thread
+                    with self._lock:
+                        if threading.current_thread() in self._workers:
+                            self._workers.remove(threading.current_thread())
+                    return
 
     def close(self) -> None:
         """Let the threads finish the guests they run, and end them."""
-        for _ in self._workers:
+        with self._lock:
+            workers, self._workers = self._workers, []
+        for _ in workers:
             self._jobs.put(None)
-        for worker in self._workers:
+        for worker in workers:
             worker.join()
-        self._workers.clear()
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -30,6 +30,8 @@ from ._capi import CONTINUE, EpochCallback, EpochFinalizer, error_pointer, set_e
 
 TICK = 0.005
 LINGER = 1.0
+DENSE_FOR = 0.05
+SPARSE = 64  # ticks
 
 _guards: dict[int, Guard] = {}
 _tokens = itertools.count(1)
@@ -44,14 +46,39 @@ class Guard:
     """
 
     def __init__(self, timeout: float | None, cancel: threading.Event | None) -> None:
-        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.started = time.monotonic()
+        self.deadline = None if timeout is None else self.started + timeout
         self.cancel = cancel
         self.reason: str | None = None
         self.stopped = threading.Event()
         self.token = next(_tokens)
         self._watches: list[tuple[Callable[[], object], str]] = []
         self.saved: dict[str, Any] = {}  # what the run's host functions keep for it
+        self._long = False
         self._lock = threading.Lock()
+
+    def next_check(self) -> int:
+        """In how many ticks the running guest should call back again.
+
+        Every tick at first; a run that has gone on for a while only every
+        ``SPARSE`` ticks (its deadline still at the tick), so that a
+        long-running guest rarely takes the GIL: on a busy machine a thread
+        preempted while it holds the GIL holds up every thread of the
+        process. A cancellation or another limit still stops it within a
+        tick: the ticker, which sees the guard trip, moves the epoch on by
+        ``SPARSE`` ticks at once (see :meth:`Ticker._loop`).
+        """
+        now = time.monotonic()
+        if now - self.started < DENSE_FOR:
+            return 1
+        if not self._long:
+            self._long = True
+            hook = getattr(_local, "long_run_hook", None)
+            if hook is not None:
+                hook()
+        if self.deadline is None:
+            return SPARSE
+        return max(1, min(SPARSE, int((self.deadline - now) / TICK)))
 
     def watch(self, probe: Callable[[], object], reason: str) -> None:
         """Also stop the run, for ``reason``, as soon as ``probe()`` is true."""
@@ -81,6 +108,14 @@ class Guard:
         self.stopped.set()
 
 
+def on_long_run(hook: Callable[[], object] | None) -> None:
+    """Call ``hook`` on this thread once a run on it has gone on for ``DENSE_FOR``.
+
+    It is called from the run's epoch callback, on the guest's own thread.
+    """
+    _local.long_run_hook = hook
+
+
 def current() -> Guard | None:
     """The guard of the run executing on this thread, if it has one."""
     return getattr(_local, "guard", None)
@@ -106,7 +141,7 @@ def _on_deadline(_ctx: Any, data: int | None, delta: Any, kind: Any) -> int:
     guard = _guards.get(data or 0)
     reason = guard.check() if guard is not None else None
     if reason is None:
-        delta[0] = 1
+        delta[0] = guard.next_check() if guard is not None else 1
         kind[0] = CONTINUE
         return 0
     return error_pointer(f"wasmhost: {reason}")
@@ -150,13 +185,21 @@ class Ticker:
                 guards = list(self._active)
             time.sleep(TICK)
             self._engine.increment_epoch()
+            tripped = False
             for guard in guards:
                 with self._cond:
                     if guard not in self._active:
                         continue  # its run ended during the tick: nothing to stop
                 # A probe may fail for a run that ends right now; the ticker must not.
                 with contextlib.suppress(Exception):
-                    guard.check()
+                    was = guard.reason
+                    tripped |= was is None and guard.check() not in (None, "timeout")
+            if tripped:
+                # Bring every store of the engine to its deadline callback now:
+                # the tripped run stops, the others carry on. (Not for a
+                # timeout: a run's callbacks are timed to reach its deadline.)
+                for _ in range(SPARSE):
+                    self._engine.increment_epoch()
 
     def stop(self) -> None:
         """End the ticker thread once no guarded run is left (the engine is being dropped)."""
