@@ -138,13 +138,17 @@ class active:
 
 @EpochCallback  # type: ignore[untyped-decorator]
 def _on_deadline(_ctx: Any, data: int | None, delta: Any, kind: Any) -> int:
-    guard = _guards.get(data or 0)
-    reason = guard.check() if guard is not None else None
-    if reason is None:
-        delta[0] = guard.next_check() if guard is not None else 1
-        kind[0] = CONTINUE
-        return 0
-    return error_pointer(f"wasmhost: {reason}")
+    try:
+        guard = _guards.get(data or 0)
+        reason = guard.check() if guard is not None else None
+        if reason is not None:
+            return error_pointer(f"wasmhost: {reason}")
+        ticks = guard.next_check() if guard is not None else 1
+    except Exception:  # an exception must not escape a ctypes callback: check again soon
+        ticks = 1
+    delta[0] = ticks
+    kind[0] = CONTINUE
+    return 0
 
 
 @EpochFinalizer  # type: ignore[untyped-decorator]
