@@ -15,9 +15,11 @@ Answer = tuple[int, dict[str, str], bytes]
 
 
 class Hostile:
-    """``routes`` maps "METHOD /path" (or "/path" for any method) to an answer."""
+    """``routes`` maps "METHOD /path" (or "/path" for any method) to an answer: a
+    (status, headers, body) tuple, or a callable given the request handler that
+    returns one, or None after answering on ``handler.wfile`` itself."""
 
-    def __init__(self, routes: dict[str, Answer | Callable[[Any], Answer]]) -> None:
+    def __init__(self, routes: dict[str, Answer | Callable[[Any], Answer | None]]) -> None:
         self.routes = routes
         self.seen: list[tuple[str, str, dict[str, str]]] = []
         hostile = self
@@ -37,6 +39,8 @@ class Hostile:
                 )
                 if callable(answer):
                     answer = answer(self)
+                    if answer is None:
+                        return
                 status, headers, body = answer
                 self.send_response(status)
                 for key, value in headers.items():

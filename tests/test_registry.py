@@ -31,6 +31,7 @@ import wasmhost._registry
 from wasmhost import (
     ArtifactError,
     AuthenticationError,
+    ConfigError,
     IntegrityError,
     ModuleError,
     NotFoundError,
@@ -341,10 +342,28 @@ def test_concurrent_pulls_share_the_store(registry: Registry, tmp_path: Path) ->
 # -- credentials -------------------------------------------------------------
 
 
-def test_anonymous_access_is_refused_with_a_hint(auth_registry: Registry, tmp_path: Path) -> None:
+def test_anonymous_access_is_refused_with_facts_and_advice(
+    auth_registry: Registry, tmp_path: Path
+) -> None:
+    """The library speaks of its API; each command names only flags it has."""
     client = RegistryClient(plain_http=True, cache_dir=tmp_path)
-    with pytest.raises(AuthenticationError, match=r"requires credentials.*wasmhost login"):
-        client.push(HELLO, f"{auth_registry.host}/private:v1")
+    ref = f"{auth_registry.host}/private:v1"
+    with pytest.raises(AuthenticationError, match=r"requires credentials.*credentials for") as info:
+        client.push(HELLO, ref)
+    error = info.value
+    assert (error.registry, error.status, error.fix) == (auth_registry.host, 401, "credentials")
+    assert "wasmhost" not in str(error)
+    assert "--" not in str(error)
+    env = dict(os.environ, WASMHOST_CACHE_DIR=str(tmp_path / "c"))
+    pushed = wasmhost_cli("push", "--plain-http", HELLO, ref, env=env)
+    assert b"pass --username with --password-stdin" in pushed.stderr
+    for command in (["run"], ["serve"]):
+        done = wasmhost_cli(*command, "--plain-http", ref, env=env)
+        err = done.stderr.decode()
+        assert done.returncode == 1
+        assert f"run `wasmhost login {auth_registry.host}` first" in err, err
+        assert "--username" not in err
+        assert "--password-stdin" not in err
 
 
 def test_wrong_credentials_are_refused_and_never_shown(
@@ -352,7 +371,9 @@ def test_wrong_credentials_are_refused_and_never_shown(
 ) -> None:
     secret = "wrong-but-secret-password"
     client = RegistryClient(
-        plain_http=True, username=REGISTRY_USER, password=secret, cache_dir=tmp_path
+        plain_http=True,
+        credentials={auth_registry.host: (REGISTRY_USER, secret)},
+        cache_dir=tmp_path,
     )
     with pytest.raises(AuthenticationError, match="refused the credentials") as info:
         client.push(HELLO, f"{auth_registry.host}/private:v1")
@@ -485,11 +506,53 @@ def test_a_credential_helper_from_the_docker_config(
 def test_environment_credentials(
     auth_registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    ref = f"{auth_registry.host}/env-{next(_counter)}:v1"
     monkeypatch.setenv("WASMHOST_REGISTRY_USERNAME", REGISTRY_USER)
     monkeypatch.setenv("WASMHOST_REGISTRY_PASSWORD", REGISTRY_PASSWORD)
-    RegistryClient(plain_http=True, cache_dir=tmp_path).push(
-        HELLO, f"{auth_registry.host}/env-{next(_counter)}:v1"
+    # Without WASMHOST_REGISTRY they are for no registry in particular: refused, not sent.
+    with pytest.raises(ConfigError, match="WASMHOST_REGISTRY does not say"):
+        RegistryClient(plain_http=True, cache_dir=tmp_path).push(HELLO, ref)
+    # Named for another registry: not sent here.
+    monkeypatch.setenv("WASMHOST_REGISTRY", "other.example")
+    with pytest.raises(AuthenticationError, match="requires credentials"):
+        RegistryClient(plain_http=True, cache_dir=tmp_path).push(HELLO, ref)
+    monkeypatch.setenv("WASMHOST_REGISTRY", f"http://{auth_registry.host}/")
+    RegistryClient(plain_http=True, cache_dir=tmp_path).push(HELLO, ref)
+    # Credentials given for the registry come first.
+    wrong = RegistryClient(
+        plain_http=True, credentials={auth_registry.host: ("nobody", "x")}, cache_dir=tmp_path
     )
+    with pytest.raises(AuthenticationError, match="refused the credentials"):
+        wrong.push(HELLO, ref)
+
+
+def test_explicit_credentials_go_to_their_registry_only(
+    auth_registry: Registry, registry: Registry, tmp_path: Path
+) -> None:
+    """Credentials given for one registry are never offered to another one."""
+    stranger = Hostile({})
+    stranger.routes["/v2/app/manifests/v1"] = (
+        401,
+        {"WWW-Authenticate": f'Bearer realm="http://{stranger.host}/token",service="s"'},
+        b"{}",
+    )
+    stranger.routes["/token"] = (200, {}, b'{"token": "t"}')
+    try:
+        client = RegistryClient(
+            plain_http=True,
+            credentials={auth_registry.host: (REGISTRY_USER, REGISTRY_PASSWORD)},
+            cache_dir=tmp_path,
+        )
+        client.push(HELLO, f"{auth_registry.host}/scoped:v1")
+        client.push(HELLO, f"{registry.host}/scoped:v1")
+        with pytest.raises(RegistryError):
+            client.inspect(f"{stranger.host}/app:v1")
+    finally:
+        stranger.stop()
+    assert any(path.startswith("/token") for _, path, _ in stranger.seen)
+    for _, _, headers in stranger.seen:
+        # Its own anonymous token at most, never a Basic header with our password.
+        assert not headers.get("Authorization", "").startswith("Basic"), headers
 
 
 # -- the CLI -----------------------------------------------------------------
@@ -545,7 +608,9 @@ def test_bearer_token_challenges(registry: Registry, tmp_path: Path) -> None:
         with pytest.raises(AuthenticationError, match="requires credentials"):
             anonymous.push(HELLO, ref)
         client = RegistryClient(
-            plain_http=True, username=REGISTRY_USER, password=REGISTRY_PASSWORD, cache_dir=tmp_path
+            plain_http=True,
+            credentials={proxy.host: (REGISTRY_USER, REGISTRY_PASSWORD)},
+            cache_dir=tmp_path,
         )
         client.push(HELLO, ref)
         assert client.pull(ref, tmp_path / "b.wasm").path.read_bytes() == HELLO.read_bytes()
@@ -605,8 +670,11 @@ def test_https_by_default_with_a_ca_file_or_insecure(
 ) -> None:
     server, cert = tls_registry
     ref = f"{server.host}/tls-{next(_counter)}:v1"
-    with pytest.raises(RegistryUnreachable, match=r"TLS with .* failed.*--ca-file"):
+    with pytest.raises(RegistryUnreachable, match=r"TLS with .* failed.*ca_file") as info:
         RegistryClient(cache_dir=tmp_path).push(HELLO, ref)
+    assert info.value.fix == "tls"
+    done = wasmhost_cli("push", HELLO, ref, env=dict(os.environ, WASMHOST_CACHE_DIR=str(tmp_path)))
+    assert b"pass --ca-file with its CA, --insecure" in done.stderr
     RegistryClient(ca_file=cert, cache_dir=tmp_path).push(HELLO, ref)
     pulled = RegistryClient(insecure=True, cache_dir=tmp_path / "i").pull(ref, tmp_path / "h.wasm")
     assert pulled.path.read_bytes() == HELLO.read_bytes()

@@ -132,7 +132,7 @@ def test_credentials_never_go_to_another_host(serve: object, tmp_path: Path) -> 
 
     registry.routes["HEAD /v2/app/blobs/" + sha256(b"{}")] = challenge
     client = RegistryClient(
-        plain_http=True, username="alice", password="s3cret", cache_dir=tmp_path
+        plain_http=True, credentials={registry.host: ("alice", "s3cret")}, cache_dir=tmp_path
     )
     with pytest.raises(RegistryError):
         client.push(HELLO, f"{registry.host}/app:v1")
@@ -242,7 +242,9 @@ def test_broken_token_exchanges_are_authentication_errors(
     )
     if token_answer:
         server.routes["/token"] = token_answer
-    client = RegistryClient(plain_http=True, username="u", password="p", cache_dir=tmp_path)
+    client = RegistryClient(
+        plain_http=True, credentials={server.host: ("u", "p")}, cache_dir=tmp_path
+    )
     with pytest.raises(AuthenticationError):
         client.inspect(f"{server.host}/app:v1")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
@@ -16,6 +15,7 @@ from typing import IO, Any, NamedTuple
 from ._cache import cache_root
 from ._credentials import Credentials, erase, store
 from ._errors import ArtifactError, ConfigError, ModuleError, RegistryUnreachable
+from ._files import atomic_writer, copy_into, writing
 from ._formats import (
     FORMATS,
     INDEX_TYPES,
@@ -91,6 +91,9 @@ class ArtifactInfo(NamedTuple):
         return data
 
 
+DEFAULT_MAX_SIZE = 1 << 30
+
+
 class RegistryClient:
     """Push, pull, inspect and fetch wasm modules in OCI registries.
 
@@ -100,11 +103,16 @@ class RegistryClient:
     >>> client.pull("localhost:5000/hello:v1", "hello.wasm").path
     PosixPath('hello.wasm')
 
-    Credentials come from ``username``/``password``, else the environment,
-    else the Docker config (see ``wasmhost login``). ``plain_http`` talks HTTP
-    without TLS, ``insecure`` skips TLS verification, ``ca_file`` verifies
-    with a CA bundle. Pulled content is kept in a content-addressed store
-    under the wasmhost cache folder (``cache_dir``).
+    ``credentials`` maps a registry host to a (username, password) pair, as
+    Docker keeps them: ``{"ghcr.io": ("alice", token)}``; each pair is sent
+    to its registry only. A registry without an entry gets the environment's
+    (``WASMHOST_REGISTRY_USERNAME``/``_PASSWORD``, for the host named by
+    ``WASMHOST_REGISTRY``), else the Docker config's (see :meth:`login`).
+    ``plain_http`` talks HTTP without TLS, ``insecure`` skips TLS
+    verification, ``ca_file`` verifies with a CA bundle. ``max_size``
+    (default 1 GiB) is the largest module accepted: a bigger one is refused
+    before it is downloaded. Pulled content is kept in a content-addressed
+    store under the wasmhost cache folder (``cache_dir``).
     """
 
     def __init__(
@@ -113,22 +121,27 @@ class RegistryClient:
         plain_http: bool = False,
         insecure: bool = False,
         ca_file: str | os.PathLike[str] | None = None,
-        username: str | None = None,
-        password: str | None = None,
+        credentials: Mapping[str, tuple[str, str]] | None = None,
         timeout: float = 10.0,
         cache_dir: str | os.PathLike[str] | None = None,
+        max_size: int = DEFAULT_MAX_SIZE,
     ) -> None:
-        if (username is None) != (password is None):
-            raise ConfigError("give both a username and a password, or neither.")
+        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size <= 0:
+            raise ConfigError(f"max_size must be a number of bytes above zero, not {max_size!r}.")
         self._transport = Transport(
             plain_http, insecure, os.fspath(ca_file) if ca_file else None, timeout
         )
-        self._credentials = (
-            Credentials(username, password) if username and password is not None else None
-        )
+        self._credentials = _scoped(credentials or {})
+        self.max_size = max_size
         root = Path(cache_dir) if cache_dir is not None else cache_root()
         self.store = Store(root / "oci")
         self._sessions: dict[str, Session] = {}
+
+    def __repr__(self) -> str:  # never the credentials: only whom they are for
+        return (
+            f"RegistryClient(plain_http={self._transport.plain_http}, "
+            f"credentials for {sorted(self._credentials)}, store={str(self.store.root)!r})"
+        )
 
     def __enter__(self) -> RegistryClient:
         return self
@@ -144,7 +157,8 @@ class RegistryClient:
     def _session(self, reference: Reference) -> Session:
         session = self._sessions.get(reference.registry + "/" + reference.repository)
         if session is None:
-            session = Session(reference, self._transport, self._credentials)
+            credentials = self._credentials.get(reference.registry)
+            session = Session(reference, self._transport, credentials)
             self._sessions[reference.registry + "/" + reference.repository] = session
         return session
 
@@ -249,26 +263,31 @@ class RegistryClient:
             digest = self.store.recall_tag(ref)
             if digest is None:
                 raise ArtifactError(
-                    f"{ref} has not been pulled before, so it cannot be used offline; "
-                    "run once without --offline."
+                    f"{ref} has not been pulled before, so it cannot be used offline",
+                    advice="call once without offline=True",
+                    fix="online",
                 )
         if digest is not None and self.store.has_blob(digest):
             data = self.store.read_verified(digest)
             media_type = ""
         elif offline:
             raise ArtifactError(
-                f"the manifest {digest} of {ref} is not stored; run without --offline."
+                f"the manifest {digest} of {ref} is not stored",
+                advice="call without offline=True",
+                fix="online",
             )
         else:
             session = self._session(ref)
             try:
                 data, media_type, digest = session.get_manifest(ref.target)
             except RegistryUnreachable as exc:
-                stored = self.store.recall_tag(ref)
-                if stored:
+                if self.store.recall_tag(ref):
                     raise RegistryUnreachable(
-                        f"{exc} A copy pulled earlier is stored: pass --offline to run it.",
-                        reference=str(ref),
+                        f"{exc.problem}; a copy pulled earlier is stored",
+                        advice="call again with offline=True to use it",
+                        fix="offline",
+                        reference=exc.reference,
+                        registry=exc.registry,
                     ) from None
                 raise
             self.store.put_bytes(data)
@@ -296,10 +315,13 @@ class RegistryClient:
         ref = parse_reference(reference)
         resolved, manifest, _, _ = self._manifest(ref, offline=offline)
         layer = find_wasm_layer(manifest, str(resolved))
+        self._check_size(layer.size, f"the module of {resolved}")
         if not self.store.has_blob(layer.digest, layer.size):
             if offline:
                 raise ArtifactError(
-                    f"the module of {resolved} is not stored; run without --offline."
+                    f"the module of {resolved} is not stored",
+                    advice="call without offline=True",
+                    fix="online",
                 )
             session = self._session(resolved)
             self.store.fill(
@@ -310,20 +332,32 @@ class RegistryClient:
         path = self.store.verify_file(layer.digest)
         module_digest, module_size = layer.digest, layer.size
         if layer.packed:
-            path, module_digest = self._unpack(layer.digest, path)
+            path, module_digest = self._unpack(layer.digest, path, str(resolved))
             module_size = path.stat().st_size
         assert resolved.digest is not None
         return PullResult(
             str(resolved), resolved.digest, layer.format, path, module_digest, module_size
         )
 
-    def _unpack(self, layer_digest: str, layer: Path) -> tuple[Path, str]:
+    def _check_size(self, size: int, what: str) -> None:
+        if size > self.max_size:
+            raise ArtifactError(
+                f"{what} is {_human(size)}, over the maximum of {_human(self.max_size)}",
+                advice="raise max_size if it is trusted",
+                fix="max-size",
+            )
+
+    def _unpack(self, layer_digest: str, layer: Path, where: str) -> tuple[Path, str]:
         """Store the module inside an image layer as a blob of its own (once per layer)."""
         known = self.store.unpacked(layer_digest)
         if known is not None and self.store.has_blob(known):
             return self.store.verify_file(known), known
-        with tempfile.TemporaryFile(dir=self.store.root) as scratch:
-            digest = extract_module(layer, scratch)
+        with writing(self.store.root, "the store"):
+            scratch = tempfile.TemporaryFile(dir=self.store.root)  # noqa: SIM115 - closed below
+        with scratch:
+            digest = extract_module(
+                layer, scratch, lambda size: self._check_size(size, f"the module of {where}")
+            )
             if not self.store.has_blob(digest):
                 scratch.seek(0)
                 with self.store.writer(digest) as out:
@@ -336,30 +370,36 @@ class RegistryClient:
         reference: str,
         output: str | os.PathLike[str] | None = None,
         *,
+        offline: bool = False,
         progress: Progress | None = None,
     ) -> PullResult:
         """Download and verify the module of ``reference`` and write it to ``output``.
 
         Without ``output``, the file is named after the repository
-        (``repo.wasm``) in the current folder. The file appears only once
-        verified, written atomically.
+        (``repo.wasm``) in the current folder. The file is the caller's own
+        copy (never the stored blob), and appears only once verified and
+        whole. ``offline`` takes the copy pulled before, as :meth:`fetch` does.
         """
-        fetched = self.fetch(reference, progress=progress)
+        fetched = self.fetch(reference, offline=offline, progress=progress)
         if output is None:
             output = _default_name(fetched)
         target = Path(output)
         if target.is_dir():
             target = target / _default_name(fetched)
-        _copy_atomically(fetched.path, target)
+        with atomic_writer(target, None, what="the module") as out:
+            copy_into(fetched.path, out)
         return fetched._replace(path=target)
 
-    def inspect(self, reference: str) -> ArtifactInfo:
-        """Describe the artifact at ``reference``: format, digests, sizes, types, annotations."""
+    def inspect(self, reference: str, *, offline: bool = False) -> ArtifactInfo:
+        """Describe the artifact at ``reference``: format, digests, sizes, types, annotations.
+
+        ``offline`` describes the copy stored by an earlier pull or inspect.
+        """
         ref = parse_reference(reference)
         resolved, manifest, media_type, size = (
-            self._manifest(ref._replace(digest=None), offline=False)
+            self._manifest(ref._replace(digest=None), offline=offline)
             if ref.tag
-            else self._manifest(ref, offline=False)
+            else self._manifest(ref, offline=offline)
         )
         where = str(resolved)
         raw_layers = manifest.get("layers")
@@ -384,9 +424,16 @@ class RegistryClient:
         config_digest = config_desc.get("digest")
         if is_digest(config_digest) and 0 < config_size <= 1 << 16:
             assert isinstance(config_digest, str)
-            raw = io.BytesIO()
-            self._session(resolved).download_blob(config_digest, config_size, raw)
-            config = _parse_json(raw.getvalue(), f"the config of {where}")
+            raw: bytes | None = None
+            if self.store.has_blob(config_digest, config_size):
+                raw = self.store.read_verified(config_digest)
+            elif not offline:
+                buffer = io.BytesIO()
+                self._session(resolved).download_blob(config_digest, config_size, buffer)
+                raw = buffer.getvalue()
+                self.store.put_bytes(raw)
+            if raw is not None:
+                config = _parse_json(raw, f"the config of {where}")
         return ArtifactInfo(
             where,
             str(resolved.digest),
@@ -401,23 +448,62 @@ class RegistryClient:
 
     # -- credentials -----------------------------------------------------------
 
-    def login(self, registry: str) -> Path:
-        """Check this client's credentials against ``registry``; store them as docker login does.
+    def login(
+        self, registry: str, username: str | None = None, password: str | None = None
+    ) -> Path:
+        """Check credentials against ``registry``; store them as ``docker login`` does,
+        and return the config file's path.
 
-        ``registry`` is a server address as ``docker login`` takes it:
-        ``ghcr.io``, ``localhost:5000``, ``https://r.example.com``, or
-        ``docker.io`` (also the default of Docker Hub's own names).
+        The credentials are ``username`` and ``password``, or else the ones this
+        client was given for ``registry``. ``registry`` is a server address as
+        ``docker login`` takes it: ``ghcr.io``, ``localhost:5000``,
+        ``https://r.example.com``, or ``docker.io`` (Docker Hub).
         """
-        if self._credentials is None:
-            raise ConfigError("login needs a username and a password.")
         host = parse_registry(registry)
-        self._session(Reference(host, "wasmhost-login-check", "latest", None)).check()
-        return store(host, self._credentials)
+        credentials = (
+            Credentials(username, password)
+            if username and password
+            else self._credentials.get(host)
+        )
+        if credentials is None or not credentials.password:
+            raise ConfigError(f"login to {host} needs a username and a password.")
+        with Session(
+            Reference(host, "wasmhost-login-check", "latest", None), self._transport, credentials
+        ) as session:
+            session.check()
+        return store(host, credentials)
 
     @staticmethod
     def logout(registry: str) -> bool:
         """Forget the stored credentials for ``registry``; whether there were any."""
         return erase(parse_registry(registry))
+
+
+def _scoped(credentials: Mapping[str, tuple[str, str]]) -> dict[str, Credentials]:
+    """Credentials by registry host, keys normalised as ``docker login`` reads them."""
+    scoped = {}
+    for registry, pair in credentials.items():
+        if (
+            not isinstance(pair, tuple | list)
+            or len(pair) != 2
+            or not all(isinstance(part, str) for part in pair)
+            or not pair[0]
+        ):
+            raise ConfigError(
+                f"the credentials for {registry} must be a (username, password) pair of strings."
+            )
+        scoped[parse_registry(registry)] = Credentials(*pair)
+    return scoped
+
+
+def _human(size: int) -> str:
+    """A size in the largest binary unit that keeps it at least 1: 1.5 GiB, 512 KiB."""
+    value, unit = float(size), "bytes"
+    for name in ("KiB", "MiB", "GiB", "TiB", "PiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, name
+    return f"{size} bytes" if unit == "bytes" else f"{value:.3g} {unit}"
 
 
 def _hash_module(path: str) -> tuple[str, int]:
@@ -474,25 +560,3 @@ def _strings(value: object) -> dict[str, str]:
     if not isinstance(value, dict):
         return {}
     return {str(k): str(v) for k, v in value.items()}
-
-
-def _copy_atomically(source: Path, target: Path) -> None:
-    """Put ``source`` at ``target`` in one rename: a hard link when they share a file
-    system (a stored blob is never written again, and is verified before use), else a copy."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        os.close(fd)
-        try:
-            os.unlink(tmp)
-            os.link(source, tmp)
-        except OSError:
-            with open(tmp, "wb") as out, open(source, "rb") as src:
-                while chunk := src.read(1 << 20):
-                    out.write(chunk)
-            os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

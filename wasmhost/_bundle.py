@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import ConfigError
+from ._files import writing
 from ._image import VARIANT, VARIANTS
 from ._module import check_header, reading
 
@@ -152,14 +153,19 @@ def make_bundle(
     staging = target.with_name(f".{target.name}.part")
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        (staging / "rootfs").mkdir(parents=True)
-        shutil.copyfile(source, staging / "rootfs" / source.name)
-        os.chmod(staging / "rootfs" / source.name, 0o755)
-        (staging / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-        if target.exists():
-            target.rmdir()
-        os.replace(staging, target)
+        with writing(target, "the bundle"):
+            _write_bundle(source, staging, target, config)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target / "config.json"
+
+
+def _write_bundle(source: Path, staging: Path, target: Path, config: dict[str, Any]) -> None:
+    (staging / "rootfs").mkdir(parents=True)
+    shutil.copyfile(source, staging / "rootfs" / source.name)
+    os.chmod(staging / "rootfs" / source.name, 0o755)
+    (staging / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    if target.exists():
+        target.rmdir()
+    os.replace(staging, target)

@@ -76,47 +76,21 @@ class CompileCache:
 
     def store(self, module: wasmtime.Module, path: Path) -> None:
         """Write ``module`` at ``path`` atomically; a failure to write is not an error."""
-        import tempfile  # only on a cache miss: it costs ~3 ms of start-up
+        from ._errors import StorageError
+        from ._files import atomic_writer, sweep  # only on a cache miss: ~3 ms of imports
 
         try:
             payload = module.serialize()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".cwasm")
-        except (OSError, wasmtime.WasmtimeError):
-            return
-        try:
-            with os.fdopen(fd, "wb") as f:
+            with atomic_writer(path, what="the compile cache") as f:
                 f.write(_MAGIC)
                 f.write(checksum(path.name.encode(), payload))
                 f.write(payload)
-            os.replace(tmp, path)
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        except (StorageError, wasmtime.WasmtimeError):
+            pass
         finally:
-            _sweep(path.parent)
+            sweep(path.parent)
 
     @staticmethod
     def _discard(path: Path) -> None:
         with contextlib.suppress(OSError):
             path.unlink()
-
-
-_STALE = 3600.0
-
-
-def _sweep(folder: Path) -> None:
-    """Remove temporary files that a process killed mid-write left over an hour ago."""
-    import time
-
-    now = time.time()
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(folder):
-            if entry.name.startswith(".tmp-"):
-                with contextlib.suppress(OSError):
-                    if now - entry.stat().st_mtime > _STALE:
-                        os.unlink(entry.path)

@@ -1,10 +1,12 @@
 """Registry credentials: explicit, from the environment, or from the Docker config.
 
-Looked up in this order: credentials passed in; ``WASMHOST_REGISTRY_USERNAME``
-and ``WASMHOST_REGISTRY_PASSWORD``; the Docker config
-(``$DOCKER_CONFIG/config.json`` or ``~/.docker/config.json``): its
-``credHelpers`` entry for the host, its ``credsStore``, then its ``auths``
-entry. ``login``/``logout`` write that file as ``docker login`` does (to the
+Credentials belong to one registry host. For a registry they are looked up
+in this order: the ones passed in for that host; ``WASMHOST_REGISTRY_USERNAME``
+and ``WASMHOST_REGISTRY_PASSWORD``, when ``WASMHOST_REGISTRY`` names that
+host; the Docker config (``$DOCKER_CONFIG/config.json`` or
+``~/.docker/config.json``): its ``credHelpers`` entry for the host, its
+``credsStore``, then its ``auths`` entry. ``login``/``logout`` write that
+file as ``docker login`` does (to the
 credential store when one is configured). Secrets never appear in messages.
 """
 
@@ -18,8 +20,8 @@ import subprocess
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ._errors import AuthenticationError, ConfigError
-from ._files import atomic_writer
+from ._errors import AuthenticationError, ConfigError, WasmhostError
+from ._files import atomic_writer, writing
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 
@@ -87,17 +89,52 @@ def _helper(name: str, action: str, payload: str, registry: str) -> str | None:
     return done.stdout
 
 
-def lookup(registry: str, explicit: Credentials | None = None) -> Credentials | None:
-    """The credentials to use for ``registry``, or None for anonymous access."""
-    if explicit is not None:
-        return explicit
+def _from_environment(registry: str) -> Credentials | None:
+    """``WASMHOST_REGISTRY_USERNAME``/``_PASSWORD``, if ``WASMHOST_REGISTRY`` names ``registry``."""
+    from ._reference import parse_registry
+
     user = os.environ.get("WASMHOST_REGISTRY_USERNAME")
     password = os.environ.get("WASMHOST_REGISTRY_PASSWORD")
-    if user and password is not None:
-        return Credentials(user, password)
-    config = _read_config(docker_config_path())
+    if not user and password is None:
+        return None
+    scope = os.environ.get("WASMHOST_REGISTRY", "")
+    if not scope:
+        raise ConfigError(
+            "WASMHOST_REGISTRY_USERNAME/WASMHOST_REGISTRY_PASSWORD are set, but "
+            "WASMHOST_REGISTRY does not say which registry they are for; set it to that "
+            "registry's host[:port]."
+        )
+    try:
+        scoped = parse_registry(scope)
+    except WasmhostError:
+        raise ConfigError(
+            f"WASMHOST_REGISTRY={scope!r} is not a registry address; write it like ghcr.io "
+            "or localhost:5000."
+        ) from None
+    if scoped != registry:
+        return None
+    if not user or password is None:
+        raise ConfigError(
+            "set both WASMHOST_REGISTRY_USERNAME and WASMHOST_REGISTRY_PASSWORD, or neither."
+        )
+    return Credentials(user, password)
+
+
+def lookup(registry: str, explicit: Credentials | None = None) -> Credentials | None:
+    """The credentials to use for ``registry``, or None for anonymous access.
+
+    ``explicit`` are the ones given for this registry, if any.
+    """
+    if explicit is not None:
+        return explicit
+    found = _from_environment(registry)
+    if found is not None:
+        return found
+    path = docker_config_path()
+    config = _read_config(path)
     key = _config_key(registry)
-    helper = (config.get("credHelpers") or {}).get(key) or config.get("credsStore")
+    auths = _section(config, "auths", path)
+    helper = _helper_for(config, key, path)
     if helper:
         answer = _helper(helper, "get", key, registry)
         if answer:
@@ -109,17 +146,37 @@ def lookup(registry: str, explicit: Credentials | None = None) -> Credentials | 
                     f"docker-credential-{helper} answered something that is not credentials.",
                     reference=registry,
                 ) from None
-    entry = (config.get("auths") or {}).get(key) or {}
+    entry = auths.get(key) or {}
     encoded = entry.get("auth") if isinstance(entry, dict) else None
-    if encoded:
-        try:
-            user, _, password = base64.b64decode(encoded).decode().partition(":")
-        except (ValueError, UnicodeDecodeError):
-            raise ConfigError(
-                f"the Docker config's entry for {registry} is not valid base64 user:password."
-            ) from None
-        return Credentials(user, password)
-    return None
+    if encoded is None or encoded == "":
+        return None
+    try:
+        if not isinstance(encoded, str):
+            raise ValueError
+        user, colon, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+        if not colon or not user:
+            raise ValueError
+    except (ValueError, UnicodeDecodeError):
+        raise ConfigError(
+            f"the Docker config {path}: the auth of {key} is not base64 of user:password; "
+            "fix it, or log in again."
+        ) from None
+    return Credentials(user, password)
+
+
+def _helper_for(config: dict[str, Any], key: str, path: Path) -> str | None:
+    """The credential helper the Docker config names for registry ``key``, if any."""
+    helper = _section(config, "credHelpers", path).get(key) or config.get("credsStore")
+    if helper is not None and not isinstance(helper, str):
+        raise ConfigError(f"the Docker config {path}: a credential helper is not a string; fix it.")
+    return helper or None
+
+
+def _section(config: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
+    section = config.get(name) or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"the Docker config {path}: {name} is not a JSON object; fix it.")
+    return section
 
 
 def store(registry: str, credentials: Credentials) -> Path:
@@ -127,16 +184,17 @@ def store(registry: str, credentials: Credentials) -> Path:
     path = docker_config_path()
     config = _read_config(path)
     key = _config_key(registry)
-    helper = (config.get("credHelpers") or {}).get(key) or config.get("credsStore")
+    helper = _helper_for(config, key, path)
+    auths = config["auths"] = _section(config, "auths", path)
     if helper:
         payload = json.dumps(
             {"ServerURL": key, "Username": credentials.username, "Secret": credentials.password}
         )
         _helper(helper, "store", payload, registry)
-        config.setdefault("auths", {})[key] = {}
+        auths[key] = {}
     else:
         token = base64.b64encode(f"{credentials.username}:{credentials.password}".encode()).decode()
-        config.setdefault("auths", {})[key] = {"auth": token}
+        auths[key] = {"auth": token}
     _write_config(path, config)
     return path
 
@@ -146,13 +204,13 @@ def erase(registry: str) -> bool:
     path = docker_config_path()
     config = _read_config(path)
     key = _config_key(registry)
-    helper = (config.get("credHelpers") or {}).get(key) or config.get("credsStore")
+    helper = _helper_for(config, key, path)
     found = False
     if helper:
         with contextlib.suppress(AuthenticationError):
             _helper(helper, "erase", key, registry)
             found = True
-    if key in (config.get("auths") or {}):
+    if key in _section(config, "auths", path):
         del config["auths"][key]
         found = True
         _write_config(path, config)
@@ -160,6 +218,7 @@ def erase(registry: str) -> bool:
 
 
 def _write_config(path: Path, config: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with atomic_writer(path, mode=0o600) as f:
+    with writing(path, "the Docker config"):
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with atomic_writer(path, mode=0o600, what="the Docker config") as f:
         f.write(json.dumps(config, indent="\t").encode() + b"\n")

@@ -7,6 +7,7 @@ to the most specific class below with ``raise ... from exc``::
     ├── ModuleError            the module cannot be read, is not wasm, or is invalid
     │   └── LinkError          it imports something nobody provides, or lacks the export asked for
     ├── ConfigError            a run was configured wrongly (a missing host directory, ...)
+    ├── StorageError           a file wasmhost writes cannot be written (read-only, full, ...)
     ├── InvalidReference       a registry reference that does not parse
     ├── ArtifactError          an OCI artifact that holds no runnable wasm module
     ├── RegistryError          talking to a registry failed; .reference names what was asked
@@ -47,6 +48,7 @@ __all__ = [
     "OutputLimitExceeded",
     "RegistryError",
     "RegistryUnreachable",
+    "StorageError",
     "TimeoutExceeded",
     "Trap",
     "WasmhostError",
@@ -59,7 +61,19 @@ TRAP_EXIT_STATUS = 134
 
 
 class WasmhostError(Exception):
-    """The root of every exception wasmhost raises."""
+    """The root of every exception wasmhost raises.
+
+    ``problem`` says what went wrong and ``advice`` what would help, in terms
+    of the Python API; the message is both. ``fix`` names that help as a
+    keyword, which the CLI words in its own flags (``"max-size"``,
+    ``"credentials"``, ...; empty when there is none).
+    """
+
+    def __init__(self, message: str, *, advice: str = "", fix: str = "") -> None:
+        super().__init__(f"{message}; {advice}." if advice else message)
+        self.problem = message
+        self.advice = advice
+        self.fix = fix
 
 
 class ModuleError(WasmhostError):
@@ -96,12 +110,45 @@ class ArtifactError(WasmhostError):
     """An OCI artifact that holds no runnable wasm module, or is not one wasmhost knows."""
 
 
-class RegistryError(WasmhostError):
-    """Talking to a registry failed. ``reference`` names what was asked for."""
+class StorageError(WasmhostError):
+    """A file or folder wasmhost writes cannot be written: the store, a pulled module,
+    an OCI layout, a bundle. ``path`` names it; ``reason`` is the system's word for
+    why (``"No space left on device"``, ``"Read-only file system"``, ...)."""
 
-    def __init__(self, message: str, *, reference: str = "") -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, *, path: str = "", reason: str = "", advice: str = "", fix: str = ""
+    ) -> None:
+        super().__init__(message, advice=advice, fix=fix)
+        self.path = path
+        self.reason = reason
+
+
+class RegistryError(WasmhostError):
+    """Talking to a registry failed.
+
+    The facts, for a caller that acts on them: ``reference`` names what was
+    asked for, ``registry`` the registry host, ``status`` the HTTP status
+    when one came. ``fix`` is one of ``"credentials"`` (none were given),
+    ``"login"`` (these were refused), ``"tls"`` (TLS failed: a CA file, no
+    verification, or plain HTTP would help), ``"plain-http"`` (the registry
+    may not speak TLS), ``"offline"`` (a copy pulled before is stored), or
+    ``""``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reference: str = "",
+        registry: str = "",
+        status: int | None = None,
+        advice: str = "",
+        fix: str = "",
+    ) -> None:
+        super().__init__(message, advice=advice, fix=fix)
         self.reference = reference
+        self.registry = registry
+        self.status = status
 
 
 class AuthenticationError(RegistryError):

@@ -1,30 +1,180 @@
-"""Writing a file so that readers see the old one or the whole new one, never a part."""
+"""Writing files so that readers see the old one or the whole new one, never a part.
+
+A new file is written without a name (``O_TMPFILE``, on Linux's local file
+systems) and linked into place only once complete, so a process killed
+mid-write leaves nothing behind. Where that is not available it is written
+under a ``.tmp-`` name, and :func:`sweep` removes such names that a killed
+process left. A failure to write is a :class:`~wasmhost.StorageError` naming
+the file.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from ._errors import StorageError
+
+TEMP_PREFIX = ".tmp-"
+STALE = 3600.0
+# Errors that writing into an open file can meet; others inside a writer's
+# block belong to whatever the caller was doing (reading its source, say).
+_WRITE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
+_FICLONE = 0x40049409  # linux/fs.h: share the source's extents (btrfs, xfs, bcachefs)
+
+
+def storage_error(exc: OSError, path: Path | str, what: str) -> StorageError:
+    """The StorageError for ``exc``, met writing ``what`` at ``path``."""
+    reason = exc.strerror or type(exc).__name__
+    store = what in ("the store", "the compile cache")
+    if store:
+        advice, fix = "point cache_dir (or WASMHOST_CACHE_DIR) at a writable folder", "cache-dir"
+    elif exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        advice, fix = "free some space there, or write elsewhere", ""
+    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        advice, fix = "write to a folder this user may write to", ""
+    else:
+        advice, fix = "check the path", ""
+    return StorageError(
+        f"cannot write {what} at {path}: {reason}",
+        path=str(path),
+        reason=reason,
+        advice=advice,
+        fix=fix,
+    )
+
 
 @contextmanager
-def atomic_writer(path: Path, mode: int = 0o644) -> Iterator[IO[bytes]]:
-    """A temporary file beside ``path`` that replaces it when the block ends without error.
+def writing(path: Path | str, what: str) -> Iterator[None]:
+    """Report an OSError of the block as a StorageError about ``what`` at ``path``."""
+    try:
+        yield
+    except OSError as exc:
+        if type(exc).__module__ != "builtins":  # a library's OSError (requests'), not ours
+            raise
+        raise storage_error(exc, path, what) from exc
 
-    On an error (or an interrupt) the temporary file is removed and ``path``
-    is left as it was. Temporary names start with ``.tmp-``.
+
+@contextmanager
+def atomic_writer(path: Path, mode: int | None = 0o644, *, what: str = "") -> Iterator[IO[bytes]]:
+    """A file that appears at ``path``, whole, when the block ends without error.
+
+    ``mode`` is the file's mode; None gives what ``open()`` would (0666 less
+    the umask). On an error (or an interrupt) ``path`` is left as it was.
+    ``what`` names the file in errors ("the store", "the module").
     """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    what = what or "the file"
+    folder = path.parent
+    with writing(path, what):
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = _open_unnamed(folder)
     try:
         with os.fdopen(fd, "wb") as f:
-            yield f
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+            try:
+                yield f
+                f.flush()
+            except OSError as exc:
+                if type(exc).__module__ == "builtins" and exc.errno in _WRITE_ERRORS:
+                    raise storage_error(exc, path, what) from exc
+                raise
+            with writing(path, what):
+                if mode is not None:
+                    os.fchmod(f.fileno(), mode)
+                elif tmp is not None:
+                    os.fchmod(f.fileno(), 0o666 & ~_umask())
+                if tmp is None:
+                    tmp = _link_unnamed(f.fileno(), folder)
+                os.replace(tmp, path)
+                tmp = None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def _open_unnamed(folder: Path) -> tuple[int, str | None]:
+    """A new file in ``folder``: without a name if the system can (then None), else named."""
+    flag = getattr(os, "O_TMPFILE", 0)
+    if flag and os.path.isdir("/proc/self/fd"):
+        try:
+            return os.open(folder, flag | os.O_WRONLY | os.O_CLOEXEC, 0o666), None
+        except OSError as exc:
+            # EOPNOTSUPP/EISDIR/EINVAL: a file system (or kernel) without O_TMPFILE.
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                raise
+    return tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX)
+
+
+def _link_unnamed(fd: int, folder: Path) -> str:
+    """Give the unnamed file ``fd`` a temporary name in ``folder``, for a rename."""
+    # linkat(AT_SYMLINK_FOLLOW) on /proc/self/fd/N; os.link calls plain link(),
+    # which does not follow the magic link, unless given a src_dir_fd.
+    proc = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for _ in range(100):
+            name = os.path.join(folder, f"{TEMP_PREFIX}{os.urandom(6).hex()}")
+            try:
+                os.link(str(fd), name, src_dir_fd=proc, follow_symlinks=True)
+            except FileExistsError:
+                continue
+            return name
+    finally:
+        os.close(proc)
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(folder))
+
+
+def _umask() -> int:
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    return 0o022
+
+
+def copy_into(source: Path, out: IO[bytes]) -> None:
+    """Copy the file ``source`` into the empty file ``out``: sharing its extents where
+    the file system can (a reflink costs no space), else copied by the kernel."""
+    out.flush()
+    with open(source, "rb") as src:
+        try:
+            import fcntl
+
+            fcntl.ioctl(out.fileno(), _FICLONE, src.fileno())
+            return
+        except (OSError, ImportError):
+            pass
+        size = os.fstat(src.fileno()).st_size
+        done = 0
+        try:
+            while done < size:
+                copied = os.copy_file_range(src.fileno(), out.fileno(), size - done)
+                if copied == 0:
+                    break
+                done += copied
+            if done:
+                os.lseek(out.fileno(), done, os.SEEK_SET)
+                return
+        except OSError as exc:
+            if exc.errno in _WRITE_ERRORS or done:
+                raise
+        shutil.copyfileobj(src, out, 1 << 20)
+
+
+def sweep(folder: Path, older_than: float = STALE) -> None:
+    """Remove the ``.tmp-`` files in ``folder`` that a killed process left (over an hour
+    old: a live writer keeps its file's time fresh)."""
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            if entry.name.startswith(TEMP_PREFIX):
+                with contextlib.suppress(OSError):
+                    if now - entry.stat().st_mtime > older_than:
+                        os.unlink(entry.path)

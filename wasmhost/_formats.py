@@ -183,7 +183,7 @@ def find_wasm_layer(manifest: dict[str, Any], where: str) -> WasmLayer:
     ):
         # A Wasm container image (FROM scratch + the module): the module is in the layer.
         digest, size = layers[0].get("digest"), layers[0].get("size")
-        if is_digest(digest) and isinstance(size, int) and not isinstance(size, bool):
+        if is_digest(digest) and isinstance(size, int) and not isinstance(size, bool) and size >= 0:
             assert isinstance(digest, str)
             return WasmLayer("image", digest, size, None, manifest, packed=True)
     if not wasm:

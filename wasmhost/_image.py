@@ -16,6 +16,7 @@ import os
 import tarfile
 import tempfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -27,7 +28,6 @@ VARIANT = "module.wasm.image/variant"
 VARIANTS = ("compat", "compat-smart")
 IMAGE_OSES = ("wasip1", "wasi")
 # The largest module an image layer may unpack to (a gzip bomb stops here).
-MAX_MODULE = 4 << 30
 
 
 class Layer(NamedTuple):
@@ -130,11 +130,12 @@ def image_manifest(
     return canonical_json(manifest)
 
 
-def extract_module(layer: Path, out: IO[bytes]) -> str:
+def extract_module(layer: Path, out: IO[bytes], check_size: Callable[[int], None]) -> str:
     """Copy the one ``.wasm`` file of an image layer (tar, gzipped or not) to ``out``.
 
     Only a regular file counts; its name inside the archive is never used as
-    a path here. Returns the module's sha256 digest.
+    a path here. ``check_size`` is given the module's size first, and raises
+    if it is too big. Returns the module's sha256 digest.
     """
     from ._errors import ArtifactError
 
@@ -144,8 +145,15 @@ def extract_module(layer: Path, out: IO[bytes]) -> str:
     except (tarfile.TarError, EOFError, OSError):
         raise ArtifactError("the image's layer is not a readable tar archive.") from None
     with tar:
+        files = []
         try:
-            files = [m for m in tar if m.isfile()]
+            for member in tar:
+                if member.isfile():
+                    if member.name.endswith(".wasm"):
+                        # Before the archive is read past it: a small layer may claim
+                        # a huge module, and reading on would inflate all of it.
+                        check_size(member.size)
+                    files.append(member)
         except (tarfile.TarError, EOFError, OSError, zlib.error):
             raise ArtifactError("the image's layer is not a readable tar archive.") from None
         members = [m for m in files if m.name.endswith(".wasm")]
@@ -153,11 +161,6 @@ def extract_module(layer: Path, out: IO[bytes]) -> str:
             raise ArtifactError(
                 f"the image's layer holds {len(members)} .wasm files (and {len(files)} files "
                 "in all); wasmhost runs images whose layer holds one module."
-            )
-        if members[0].size > MAX_MODULE:
-            raise ArtifactError(
-                f"the module in the image's layer claims {members[0].size} bytes; "
-                f"wasmhost takes modules up to {MAX_MODULE >> 30} GiB."
             )
         source = tar.extractfile(members[0])
         assert source is not None

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from ._errors import ConfigError
-from ._files import atomic_writer
+from ._files import atomic_writer, writing
 from ._formats import OCI_INDEX, is_digest, sha256_digest
 
 if TYPE_CHECKING:
@@ -41,10 +41,11 @@ class OciLayout:
         if root.exists() and not root.is_dir():
             raise ConfigError(f"{root} exists and is not a folder; --oci-layout needs a folder.")
         self.root = root
-        (root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+        with writing(root, "the OCI layout"):
+            (root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
         marker = root / "oci-layout"
         if not marker.exists():
-            with atomic_writer(marker) as f:
+            with atomic_writer(marker, what="the OCI layout") as f:
                 f.write(b'{"imageLayoutVersion":"1.0.0"}')
 
     def blob_path(self, digest: str) -> Path:
@@ -63,7 +64,7 @@ class OciLayout:
         path = self.blob_path(digest)
         if path.exists() and path.stat().st_size == size:
             return
-        with atomic_writer(path) as out:
+        with atomic_writer(path, what="the OCI layout") as out:
             if isinstance(content, bytes):
                 out.write(content)
             else:
@@ -96,6 +97,6 @@ class OciLayout:
         entry["annotations"] = {REF_NAME: tag}
         entries.append(entry)
         index["manifests"] = entries
-        with atomic_writer(index_path) as f:
+        with atomic_writer(index_path, what="the OCI layout") as f:
             f.write(json.dumps(index, indent=2).encode() + b"\n")
         return digest

@@ -6,6 +6,7 @@ A reference without a registry host names Docker Hub (``hello:1`` is
 
 from __future__ import annotations
 
+import os
 import re
 from typing import NamedTuple
 
@@ -63,12 +64,20 @@ def parse_reference(text: str) -> Reference:
     >>> str(parse_reference("hello"))
     'docker.io/library/hello:latest'
     """
+    if _names_a_file(text):
+        what = "is a file here" if os.path.lexists(text) else "looks like a file name"
+        raise InvalidReference(
+            f"{text} {what}, not a registry reference",
+            advice="give one like registry.example.com/repo:tag, after pushing the file there",
+            fix="file",
+        )
     rest, _, digest = text.partition("@")
     if digest and not _DIGEST.match(digest):
         raise InvalidReference(f"{text!r}: the digest must be sha256: and 64 hex digits.")
     first, slash, remainder = rest.partition("/")
     if slash and _is_host(first):
         registry, path = first, remainder
+        _check_port(text, registry)
     else:
         registry, path = DOCKER_HUB, rest
     name, colon, tag = path.rpartition(":") if ":" in path else (path, "", "")
@@ -109,7 +118,24 @@ def parse_registry(text: str) -> str:
         raise InvalidReference(
             f"{text!r} is not a registry address; write it like ghcr.io or localhost:5000."
         )
+    _check_port(text, host)
     return host
+
+
+def _check_port(text: str, host: str) -> None:
+    port = host.rpartition("]")[2].partition(":")[2]
+    if port and not 0 < int(port) < 65536:
+        raise InvalidReference(f"{text!r}: port {port} is not between 1 and 65535.")
+
+
+def _names_a_file(text: str) -> bool:
+    """Whether ``text``, without a registry host, names a local file (or looks like one)."""
+    first, slash, _ = text.partition("/")
+    if slash and _is_host(first):
+        return False
+    if os.path.lexists(text):
+        return True
+    return text.endswith(".wasm") and "@" not in text
 
 
 def _is_host(first: str) -> bool:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.cookiejar import DefaultCookiePolicy
 from typing import IO, Any, NamedTuple
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import oras.auth
 import oras.auth.utils
@@ -50,8 +50,9 @@ Progress = Callable[[int, int], None]
 CHUNK = 1 << 20
 CONNECT_TIMEOUT = 3.0
 MAX_ERROR_BODY = 64 << 10
-HTTP_HINT = ", or pass --plain-http for a registry without TLS"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5
 
 
 class Transport(NamedTuple):
@@ -108,6 +109,7 @@ class Session:
             self._tokens.set_basic_auth(*self._credentials)
         self._authorization: str | None = None
         self.base = f"{'http' if transport.plain_http else 'https'}://{reference.api_host}/v2"
+        self._origin = _origin(self.base)
 
     # -- requests ------------------------------------------------------------
 
@@ -126,39 +128,17 @@ class Session:
 
         ``body`` is bytes, or a callable returning a fresh body (a file
         object) for each attempt. ``what`` names the object for messages.
+        Redirects are followed here, not by requests, so that credentials
+        go only to the registry's own origin: a host a Location header names
+        gets no Authorization header, and its 401 is an error.
         """
-        target = url or f"{self.base}{path}"
-        # Credentials go only to the registry itself, never to a host (or a
-        # plain-HTTP URL) that a registry's Location header names.
-        same_origin = urlsplit(target)[:2] == urlsplit(self.base)[:2]
-        authenticated = not same_origin
+        start = url or f"{self.base}{path}"
         attempt = 0
+        authenticated = False
         while True:
             attempt += 1
-            sent = dict(headers or {})
-            if self._authorization and same_origin:
-                sent["Authorization"] = self._authorization
             try:
-                with self._quiet_insecure():
-                    # Always streamed: no body is read whole unless it is known small.
-                    response: requests.Response = self._http.request(
-                        method,
-                        target,
-                        headers=sent,
-                        data=body() if callable(body) else body,
-                        stream=True,
-                        verify=self._verify,
-                        allow_redirects=True,
-                    )
-            except requests.exceptions.SSLError as exc:
-                untrusted = "CERTIFICATE_VERIFY_FAILED" in str(exc)
-                raise RegistryUnreachable(
-                    f"TLS with {self.reference.registry} failed"
-                    f"{' (certificate not trusted)' if untrusted else ''}; pass --ca-file with "
-                    "its CA, --insecure to skip verification, or --plain-http for a registry "
-                    "without TLS.",
-                    reference=str(self.reference),
-                ) from None
+                response = self._follow(method, start, what, headers, body)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 # A registry that accepted the connection and then said nothing is not
                 # asked again: each attempt would wait the whole read timeout.
@@ -173,29 +153,116 @@ class Session:
                 kind = (
                     "timed out" if isinstance(exc, requests.Timeout) else "refused or unreachable"
                 )
+                plain = self.transport.plain_http
                 raise RegistryUnreachable(
-                    f"registry {self.reference.registry} is {kind} "
-                    f"(after {attempt} attempts); check the address and that it is running"
-                    f"{'' if self.transport.plain_http else HTTP_HINT}.",
-                    reference=str(self.reference),
+                    f"registry {self.reference.registry} is {kind} (after {attempt} attempts)",
+                    advice="check the address and that it is running"
+                    + ("" if plain else ", or use plain_http for a registry without TLS"),
+                    fix="" if plain else "plain-http",
+                    **self._facts(),
                 ) from None
-            if response.status_code == 401 and not authenticated:
+            status = response.status_code
+            if status == 401 and not authenticated and _origin(response.url) == self._origin:
                 authenticated = True
                 if self._authenticate(response):
                     response.close()
                     attempt -= 1
                     continue
-            if response.status_code in RETRY_STATUSES and attempt < self.transport.attempts:
+            if status in RETRY_STATUSES and attempt < self.transport.attempts:
                 delay = _retry_after(response, 0.25 * 2 ** (attempt - 1))
-                log.info(
-                    "retrying %s %s in %.2f s: HTTP %d", method, what, delay, response.status_code
-                )
+                log.info("retrying %s %s in %.2f s: HTTP %d", method, what, delay, status)
                 response.close()
                 time.sleep(delay)
                 continue
-            if response.status_code in ok:
+            if status in ok:
                 return response
             raise self._error(response, what)
+
+    def _follow(
+        self,
+        method: str,
+        target: str,
+        what: str,
+        headers: dict[str, str] | None,
+        body: Callable[[], Any] | bytes | None,
+    ) -> requests.Response:
+        """Send one request and follow its redirects (at most MAX_REDIRECTS)."""
+        for _ in range(MAX_REDIRECTS + 1):
+            sent = dict(headers or {})
+            if self._authorization and _origin(target) == self._origin:
+                sent["Authorization"] = self._authorization
+            response = self._send(method, target, sent, body)
+            location = response.headers.get("Location")
+            if response.status_code not in REDIRECTS or not location:
+                return response
+            response.close()
+            following = urljoin(target, location)
+            scheme = urlsplit(following).scheme
+            if scheme not in ("http", "https") or (
+                scheme == "http" and not self.transport.plain_http
+            ):
+                raise RegistryError(
+                    f"registry {self.reference.registry} redirected {what} to a URL that is "
+                    "not HTTPS; refusing to follow it",
+                    **self._facts(),
+                )
+            if response.status_code == 303 or (
+                response.status_code in (301, 302) and method == "POST"
+            ):
+                method, body = "GET", None
+            log.debug("%s redirected to %s", what, urlsplit(following).netloc)
+            target = following
+        raise RegistryError(
+            f"registry {self.reference.registry} redirected {what} more than "
+            f"{MAX_REDIRECTS} times; refusing to follow further",
+            **self._facts(),
+        )
+
+    def _send(
+        self,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        body: Callable[[], Any] | bytes | None,
+    ) -> requests.Response:
+        try:
+            with self._quiet_insecure():
+                # Always streamed: no body is read whole unless it is known small.
+                response: requests.Response = self._http.request(
+                    method,
+                    target,
+                    headers=headers,
+                    data=body() if callable(body) else body,
+                    stream=True,
+                    verify=self._verify,
+                    allow_redirects=False,
+                )
+        except requests.exceptions.SSLError as exc:
+            log.debug("%s %s: TLS failed", method, _without_query(target))
+            untrusted = "CERTIFICATE_VERIFY_FAILED" in str(exc)
+            raise RegistryUnreachable(
+                f"TLS with {urlsplit(target).netloc} failed"
+                f"{' (certificate not trusted)' if untrusted else ''}",
+                advice="give ca_file with its CA, set insecure to skip verification, or "
+                "plain_http for a registry without TLS",
+                fix="tls",
+                **self._facts(),
+            ) from None
+        except (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema):
+            raise RegistryError(
+                f"{urlsplit(target).netloc} is not an address that can be reached",
+                advice="check the reference",
+                **self._facts(),
+            ) from None
+        log.debug("%s %s -> HTTP %d", method, _without_query(target), response.status_code)
+        return response
+
+    def _facts(self, status: int | None = None) -> dict[str, Any]:
+        return {
+            "reference": str(self.reference),
+            "registry": self.reference.registry,
+            "status": status,
+        }
 
     @contextmanager
     def _quiet_insecure(self) -> Iterator[None]:
@@ -225,6 +292,12 @@ class Session:
             auth = self._tokens
             if not parsed.realm:
                 return False
+            realm = urlsplit(str(parsed.realm))
+            if realm.scheme != "https" and not (
+                realm.scheme == "http" and self.transport.plain_http
+            ):
+                log.info("not asking the token service %s: not HTTPS", realm.netloc)
+                return False
             try:
                 if self._credentials is None:
                     token = auth.request_anonymous_token(parsed)
@@ -240,37 +313,48 @@ class Session:
     def _error(self, response: requests.Response, what: str) -> RegistryError:
         status = response.status_code
         registry = self.reference.registry
-        ref = str(self.reference)
+        facts = self._facts(status)
         detail = _registry_message(response)
+        elsewhere = urlsplit(response.url).netloc if _origin(response.url) != self._origin else ""
         response.close()
+        if status == 401 and elsewhere:
+            return AuthenticationError(
+                f"{elsewhere}, where registry {registry} redirected {what}, asks for "
+                "credentials; a registry's credentials are never sent to another host",
+                **facts,
+            )
         if status == 401:
             if self._credentials is None:
                 return AuthenticationError(
-                    f"registry {registry} requires credentials for {what}; run "
-                    f"`wasmhost login {registry}` or pass --username with --password-stdin.",
-                    reference=ref,
+                    f"registry {registry} requires credentials for {what}",
+                    advice=f"give RegistryClient credentials for {registry}, or store them "
+                    "with RegistryClient.login",
+                    fix="credentials",
+                    **facts,
                 )
             return AuthenticationError(
-                f"registry {registry} refused the credentials for {what}; check them "
-                f"with `wasmhost login {registry}`.",
-                reference=ref,
+                f"registry {registry} refused the credentials for {what}",
+                advice="check them; RegistryClient.login stores ones that work",
+                fix="login",
+                **facts,
             )
+        where = f" (at {elsewhere}, where {registry} redirected it)" if elsewhere else ""
         if status == 403:
             return AuthenticationError(
-                f"registry {registry} denied access to {what}; check that this account may "
-                "use that repository.",
-                reference=ref,
+                f"registry {registry} denied access to {what}{where}; check that this account "
+                "may use that repository.",
+                **facts,
             )
         if status == 404:
-            return NotFoundError(f"{what} was not found on {registry}{detail}.", reference=ref)
+            return NotFoundError(f"{what} was not found on {registry}{where}{detail}.", **facts)
         if status >= 500:
             return RegistryError(
-                f"registry {registry} failed with HTTP {status} on {what}{detail}; "
+                f"registry {registry} failed with HTTP {status} on {what}{where}{detail}; "
                 "try again later.",
-                reference=ref,
+                **facts,
             )
         return RegistryError(
-            f"registry {registry} answered HTTP {status} to {what}{detail}.", reference=ref
+            f"registry {registry} answered HTTP {status} to {what}{where}{detail}.", **facts
         )
 
     # -- the distribution API ------------------------------------------------
@@ -291,27 +375,27 @@ class Session:
             data = _read_capped(response, MAX_MANIFEST)
         except requests.RequestException:
             raise RegistryUnreachable(
-                f"the manifest of {what} broke off; try again.", reference=str(self.reference)
+                f"the manifest of {what} broke off; try again.", **self._facts()
             ) from None
         finally:
             response.close()
         if data is None:
             raise IntegrityError(
                 f"the manifest of {what} is over {MAX_MANIFEST >> 20} MiB; refusing it.",
-                reference=str(self.reference),
+                **self._facts(),
             )
         digest = sha256_digest(data)
         if target.startswith("sha256:") and digest != target:
             raise IntegrityError(
                 f"the manifest {target} from {self.reference.registry} has digest {digest}; "
                 "refusing it.",
-                reference=str(self.reference),
+                **self._facts(),
             )
         claimed = response.headers.get("Docker-Content-Digest")
         if claimed and claimed.startswith("sha256:") and claimed != digest:
             raise IntegrityError(
                 f"the registry says {what} is {claimed}, but its bytes are {digest}; refusing it.",
-                reference=str(self.reference),
+                **self._facts(),
             )
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
         return data, media_type, digest
@@ -371,7 +455,7 @@ class Session:
         if not location:
             raise RegistryError(
                 f"registry {self.reference.registry} started an upload without a Location.",
-                reference=str(self.reference),
+                **self._facts(),
             )
         if location.startswith("/"):
             location = self.base.removesuffix("/v2") + location
@@ -409,6 +493,13 @@ class Session:
         hasher = hashlib.sha256()
         received = 0
         with self.open_blob(digest) as response:
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > size:
+                raise IntegrityError(
+                    f"blob {digest} from {self.reference.registry} is {declared} bytes, not the "
+                    f"{size} its manifest says; nothing was kept.",
+                    **self._facts(),
+                )
             try:
                 for chunk in response.iter_content(CHUNK):
                     received += len(chunk)
@@ -422,7 +513,7 @@ class Session:
                 raise RegistryUnreachable(
                     f"the download of {digest} from {self.reference.registry} broke off; "
                     "try again.",
-                    reference=str(self.reference),
+                    **self._facts(),
                 ) from None
         actual = "sha256:" + hasher.hexdigest()
         if received != size or actual != digest:
@@ -430,7 +521,7 @@ class Session:
             raise IntegrityError(
                 f"blob {digest} from {self.reference.registry} does not match its digest "
                 f"(expected {size} bytes, got {got}); nothing was kept.",
-                reference=str(self.reference),
+                **self._facts(),
             )
 
     def check(self) -> None:
@@ -440,6 +531,12 @@ class Session:
 
     def close(self) -> None:
         self._http.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 class _Counted:
@@ -463,6 +560,17 @@ class _Counted:
         if not chunk and hasattr(self._inner, "close"):
             self._inner.close()
         return chunk
+
+
+def _origin(url: str) -> tuple[str, str]:
+    """A URL's scheme and host[:port]: what credentials are scoped to."""
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc.lower()
+
+
+def _without_query(url: str) -> str:
+    """A URL for a log line: a query may hold a signature or an upload's state."""
+    return url.partition("?")[0]
 
 
 def _retry_after(response: requests.Response, default: float) -> float:

@@ -5,7 +5,8 @@
 digest a tag resolved to, for ``--offline`` runs. Every file is written to a
 temporary name in the same folder and renamed into place once its size and
 sha256 are verified, so a reader never sees a partial or unverified blob and
-concurrent pulls of the same reference share it safely.
+concurrent pulls of the same reference share it safely. Blobs are read-only
+(0444): a pulled module is a copy of one, never the stored file itself.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import IO
 
 from ._errors import IntegrityError
-from ._files import atomic_writer
+from ._files import atomic_writer, sweep
 from ._formats import is_digest, sha256_digest
 from ._reference import Reference
 
@@ -76,9 +77,9 @@ class Store:
         ``Session.download_blob``); an exception leaves nothing behind.
         """
         path = self.blob_path(digest)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_writer(path) as f:  # 0644: pulled files may be hard links to it
+        with atomic_writer(path, 0o444, what="the store") as f:
             yield f
+        sweep(path.parent)
 
     def put_bytes(self, data: bytes) -> str:
         digest = sha256_digest(data)
@@ -101,8 +102,7 @@ class Store:
     def remember_unpacked(self, layer_digest: str, module_digest: str) -> None:
         """Record which module an image layer holds, so it is not unpacked again."""
         path = self._unpacked_path(layer_digest)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_writer(path) as f:
+        with atomic_writer(path, what="the store") as f:
             f.write(module_digest.encode() + b"\n")
 
     def unpacked(self, layer_digest: str) -> str | None:
@@ -124,8 +124,7 @@ class Store:
         if reference.tag is None:
             return
         path = self._tag_path(reference)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_writer(path) as f:
+        with atomic_writer(path, what="the store") as f:
             f.write(digest.encode() + b"\n")
 
     def recall_tag(self, reference: Reference) -> str | None:

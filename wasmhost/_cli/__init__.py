@@ -3,13 +3,18 @@
 Subcommands live in their own modules and are imported only when invoked,
 so ``wasmhost run`` pays for nothing but the host (no registry client).
 Every :class:`~wasmhost.WasmhostError` becomes one line on stderr and a
-non-zero status; the guest's own exit status passes through.
+non-zero status; the guest's own exit status passes through. An unexpected
+error is one line too, with its traceback under ``--debug`` (or
+``WASMHOST_DEBUG=1``), which also logs what wasmhost does to stderr.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
+import os
 import sys
+import traceback
 from typing import NoReturn
 
 import click
@@ -55,6 +60,20 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
         ctx.exit()
 
 
+def _debugging() -> bool:
+    return os.environ.get("WASMHOST_DEBUG", "") not in ("", "0")
+
+
+def _set_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if (value or _debugging()) and not ctx.resilient_parsing:
+        os.environ["WASMHOST_DEBUG"] = "1"  # for main's handler, and uvicorn's workers
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("debug: %(name)s: %(message)s"))
+        wasmhost_log = logging.getLogger("wasmhost")
+        wasmhost_log.addHandler(handler)
+        wasmhost_log.setLevel(logging.DEBUG)
+
+
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--version",
@@ -63,6 +82,15 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     is_eager=True,
     callback=_print_version,
     help="Show the version and exit.",
+)
+@click.option(
+    "--debug",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_set_debug,
+    help="Log what wasmhost does, and show the traceback of an unexpected error "
+    "[env: WASMHOST_DEBUG=1].",
 )
 def cli() -> None:
     """Run WebAssembly (WASI preview 1) modules from Python, and ship them."""
@@ -82,10 +110,13 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except (click.Abort, KeyboardInterrupt):
         click.echo("Aborted.", err=True)
         sys.exit(130)
-    except Exception as exc:  # a bug of ours: still one line, never a traceback
+    except Exception as exc:  # a bug of ours: one line, and a traceback when debugging
+        if _debugging():
+            traceback.print_exc()
         click.echo(
-            f"Error: wasmhost failed unexpectedly ({type(exc).__name__}: {exc}); "
-            "please report this with the command you ran.",
+            f"Error: wasmhost failed unexpectedly ({type(exc).__name__}: {exc}); please "
+            "report this with the command you ran"
+            + ("." if _debugging() else " and the traceback that --debug shows."),
             err=True,
         )
         sys.exit(70)

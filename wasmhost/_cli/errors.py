@@ -30,7 +30,57 @@ def describe(exc: WasmhostError) -> tuple[str, int]:
         return str(exc), INTERRUPTED_STATUS
     if isinstance(exc, GuestError):
         return str(exc), TRAP_STATUS
-    return str(exc), ERROR_STATUS
+    return _worded(exc), ERROR_STATUS
+
+
+def _worded(exc: WasmhostError) -> str:
+    """The message, with the library's advice in API terms put in this command's flags."""
+    if not exc.fix:
+        return str(exc)
+    ctx = click.get_current_context(silent=True)
+    options = {p.name for p in ctx.command.params if p.name} if ctx else set()
+    advice = _advice(exc, options, ctx.info_name if ctx else None)
+    return f"{exc.problem}; {advice}." if advice else f"{exc.problem}."
+
+
+def _advice(exc: WasmhostError, options: set[str], command: str | None) -> str | None:
+    """What to do about ``exc``, naming only options that ``command`` has."""
+    registry = getattr(exc, "registry", "") or "REGISTRY"
+    fix = exc.fix
+    if fix == "credentials":
+        if "username" in options:
+            return f"run `wasmhost login {registry}`, or pass --username with --password-stdin"
+        return (
+            f"run `wasmhost login {registry}` first, or set WASMHOST_REGISTRY={registry} "
+            "with WASMHOST_REGISTRY_USERNAME and WASMHOST_REGISTRY_PASSWORD"
+        )
+    if fix == "login":
+        return f"check them with `wasmhost login {registry}`"
+    if fix == "tls" and "ca_file" in options:
+        return (
+            "pass --ca-file with its CA, --insecure to skip verification, or --plain-http "
+            "for a registry without TLS"
+        )
+    if fix == "plain-http":
+        more = (
+            ", or pass --plain-http for a registry without TLS" if "plain_http" in options else ""
+        )
+        return f"check the address and that it is running{more}"
+    if fix == "offline" and "offline" in options:
+        return "pass --offline to use it"
+    if fix == "online":
+        return "run once without --offline"
+    if fix == "max-size" and "max_size" in options:
+        return "pass a larger --max-size if it is trusted"
+    if fix == "cache-dir":
+        if "cache_dir" in options:
+            return "pass --cache-dir (or set WASMHOST_CACHE_DIR) with a writable folder"
+        return "set WASMHOST_CACHE_DIR to a writable folder"
+    if fix == "file":
+        if command == "k8s":
+            return "push it as an image first (`wasmhost push --format image FILE HOST/REPO:TAG`)"
+        return "push it to a registry first (`wasmhost push FILE HOST/REPO:TAG`)"
+    return None
 
 
 @contextmanager

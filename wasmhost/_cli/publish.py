@@ -88,7 +88,7 @@ def push(
     """Push MODULE (a .wasm file) to REFERENCE (host[:port]/repo:tag), or into an OCI
     image layout with --oci-layout (REFERENCE is then DIR[:TAG])."""
     bar = ProgressBar("Pushing", quiet)
-    with reported(), connect() as registry:
+    with reported(), connect(reference=None if oci_layout else reference) as registry:
         try:
             result = registry.push(
                 module,
@@ -118,19 +118,21 @@ def push(
     help="Where to write the module (default: REPO.wasm here).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print only the path written.")
-@registry_options()
+@click.option("--offline", is_flag=True, help="Take the copy pulled before, without the registry.")
+@registry_options(downloads=True)
 @click.argument("reference")
 def pull(
     output: Path | None,
     quiet: bool,
+    offline: bool,
     connect: Callable[..., Any],
     reference: str,
 ) -> None:
     """Pull the module of REFERENCE; its size and sha256 are verified before it is written."""
     bar = ProgressBar("Pulling", quiet)
-    with reported(), connect() as registry:
+    with reported(), connect(reference=reference) as registry:
         try:
-            result = registry.pull(reference, output, progress=bar)
+            result = registry.pull(reference, output, offline=offline, progress=bar)
         finally:
             bar.close()
     if quiet:
@@ -142,16 +144,20 @@ def pull(
 
 @click.command(short_help="Describe an artifact in a registry.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option(
+    "--offline", is_flag=True, help="Describe the copy stored before, without the registry."
+)
 @registry_options()
 @click.argument("reference")
 def inspect(
     as_json: bool,
+    offline: bool,
     connect: Callable[..., Any],
     reference: str,
 ) -> None:
     """Show the format, digests, sizes, media types and annotations of REFERENCE."""
-    with reported(), connect() as registry:
-        info = registry.inspect(reference)
+    with reported(), connect(reference=reference) as registry:
+        info = registry.inspect(reference, offline=offline)
     if as_json:
         click.echo(json.dumps(info.as_dict(), indent=2, sort_keys=True))
         return
@@ -176,7 +182,7 @@ def login(
     registry: str,
 ) -> None:
     """Check credentials against REGISTRY and store them in the Docker config."""
-    with reported(), connect() as registry_client:
+    with reported(), connect(registry=registry) as registry_client:
         path = registry_client.login(registry)
     click.echo(f"Login Succeeded (stored in {path})")
 

@@ -10,18 +10,24 @@ from typing import Any, TypeVar
 
 import click
 
+from .params import SIZE
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def registry_options(*, credentials: bool = True, required: bool = False) -> Callable[[F], F]:
+def registry_options(
+    *, credentials: bool = True, required: bool = False, downloads: bool = False
+) -> Callable[[F], F]:
     """Add the registry flags to a command and hand it one ``connect`` instead.
 
     The flags: ``--plain-http``, ``--insecure``, ``--ca-file`` as the oras CLI
-    spells them, and (with ``credentials``) ``--username`` with
-    ``--password-stdin`` as ``docker login`` takes them; ``required`` makes
-    the username mandatory. The command receives ``connect(**options)``,
-    which opens a :class:`~wasmhost.RegistryClient` with them (the password
-    is read from stdin before the command body runs).
+    spells them; with ``credentials``, ``--username`` with
+    ``--password-stdin`` as ``docker login`` takes them (``required`` makes
+    them mandatory); with ``downloads``, ``--max-size``. The command
+    receives ``connect(reference=None, registry=None, **options)``, which
+    opens a :class:`~wasmhost.RegistryClient` with them; the credentials
+    given are for the registry of ``reference`` (or ``registry``, a server
+    address) only. The password is read from stdin before the command runs.
     """
 
     def decorate(func: F) -> F:
@@ -33,6 +39,7 @@ def registry_options(*, credentials: bool = True, required: bool = False) -> Cal
             ca_file: Path | None,
             username: str | None = None,
             password_stdin: bool = False,
+            max_size: int | None = None,
             **kwargs: Any,
         ) -> Any:
             if required and not username:
@@ -40,8 +47,24 @@ def registry_options(*, credentials: bool = True, required: bool = False) -> Cal
                 raise click.UsageError(f"{name} needs --username and --password-stdin.")
             password = read_password(username, password_stdin)
 
-            def connect(**options: Any) -> Any:
-                return client(plain_http, insecure, ca_file, username, password, **options)
+            def connect(
+                reference: str | None = None, registry: str | None = None, **options: Any
+            ) -> Any:
+                from .._artifacts import DEFAULT_MAX_SIZE, RegistryClient
+                from .._reference import parse_reference, parse_registry
+
+                given = {}
+                if username and password and (reference or registry):
+                    host = parse_reference(reference).registry if reference else registry
+                    given[parse_registry(host or "")] = (username, password)
+                return RegistryClient(
+                    plain_http=plain_http,
+                    insecure=insecure,
+                    ca_file=ca_file,
+                    credentials=given,
+                    max_size=max_size or DEFAULT_MAX_SIZE,
+                    **options,
+                )
 
             return func(*args, connect=connect, **kwargs)
 
@@ -58,13 +81,23 @@ def registry_options(*, credentials: bool = True, required: bool = False) -> Cal
         ]
         if credentials:
             options += [
-                click.option("-u", "--username", help="The registry user name."),
+                click.option(
+                    "-u", "--username", help="The registry user name (for this registry only)."
+                ),
                 click.option(
                     "--password-stdin",
                     is_flag=True,
                     help="Read the password (or token) from stdin.",
                 ),
             ]
+        if downloads:
+            options.append(
+                click.option(
+                    "--max-size",
+                    type=SIZE,
+                    help="Refuse a module bigger than this, before downloading it [1GiB].",
+                )
+            )
         decorated: Any = command
         for option in reversed(options):
             decorated = option(decorated)
@@ -84,26 +117,6 @@ def read_password(username: str | None, password_stdin: bool) -> str | None:
     if not password:
         raise click.UsageError("--password-stdin read an empty password.")
     return password
-
-
-def client(
-    plain_http: bool,
-    insecure: bool,
-    ca_file: Path | None,
-    username: str | None = None,
-    password: str | None = None,
-    cache_dir: Path | None = None,
-) -> Any:
-    from .._artifacts import RegistryClient
-
-    return RegistryClient(
-        plain_http=plain_http,
-        insecure=insecure,
-        ca_file=ca_file,
-        username=username,
-        password=password,
-        cache_dir=cache_dir,
-    )
 
 
 class ProgressBar:

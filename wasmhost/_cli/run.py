@@ -53,7 +53,7 @@ from .registry import registry_options
     is_flag=True,
     help="For a registry reference: use the copy pulled before, without asking the registry.",
 )
-@registry_options(credentials=False)
+@registry_options(credentials=False, downloads=True)
 @click.argument("module", metavar="MODULE")
 @click.argument("guest_args", nargs=-1, type=click.UNPROCESSED, metavar="[GUEST-ARGS]...")
 def run(

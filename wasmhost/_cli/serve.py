@@ -76,7 +76,12 @@ def _listen(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str
     "gets 503 with Retry-After [8 x --threads].",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No access log.")
-@registry_options(credentials=False)
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="For registry references: use the copies pulled before, without the registry.",
+)
+@registry_options(credentials=False, downloads=True)
 @click.argument("module", required=False)
 def serve(
     listen: tuple[str, int],
@@ -92,6 +97,7 @@ def serve(
     threads: int,
     backlog: int | None,
     quiet: bool,
+    offline: bool,
     connect: Callable[..., Any],
     module: str | None,
 ) -> None:
@@ -116,7 +122,8 @@ def serve(
         for route in routes:
             if not os.path.exists(route.module) and looks_like_reference(route.module):
                 with connect() as registry:
-                    route = route._replace(module=str(registry.fetch(route.module).path))
+                    fetched = registry.fetch(route.module, offline=offline)
+                    route = route._replace(module=str(fetched.path))
             resolved.append(route)
         # Built here once, in this process, so that a bad module fails before listening.
         app = asgi.WagiApp(
