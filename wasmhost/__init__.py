@@ -32,25 +32,48 @@ from ._errors import (
     Trap,
     WasmhostError,
 )
-from ._host import Dir, Host, RunStream
-from ._imports import GuestMemory, host_function
-from ._module import Export, Import, Module
-from ._result import OutputChunk, RunResult
 from ._version import __version__
 
 if _TYPE_CHECKING:
     from ._artifacts import ArtifactInfo, Layer, PullResult, PushResult, RegistryClient
+    from ._host import Dir, Host, RunStream
+    from ._imports import GuestMemory, host_function
+    from ._module import Export, Import, Module
+    from ._result import OutputChunk, RunResult
 
-# The registry side imports oras-py and requests (~170 ms): only when used.
-_LAZY = {"ArtifactInfo", "Layer", "PullResult", "PushResult", "RegistryClient"}
+# Imported when first used: the host side loads wasmtime (~50 ms), which the
+# registry commands never need; the registry side loads oras-py and requests
+# (~170 ms), which a run never needs.
+_LAZY = {
+    "ArtifactInfo": "_artifacts",
+    "Layer": "_artifacts",
+    "PullResult": "_artifacts",
+    "PushResult": "_artifacts",
+    "RegistryClient": "_artifacts",
+    "Dir": "_host",
+    "Host": "_host",
+    "RunStream": "_host",
+    "GuestMemory": "_imports",
+    "host_function": "_imports",
+    "Export": "_module",
+    "Import": "_module",
+    "Module": "_module",
+    "OutputChunk": "_result",
+    "RunResult": "_result",
+}
 
 
 def __getattr__(name: str) -> _Any:
-    if name in _LAZY:
-        from . import _artifacts
+    module = _LAZY.get(name)
+    if module is not None:
+        import importlib
 
-        return getattr(_artifacts, name)
+        return getattr(importlib.import_module(f"{__name__}.{module}"), name)
     raise AttributeError(f"module 'wasmhost' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = [

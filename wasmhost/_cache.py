@@ -19,8 +19,10 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import wasmtime
+if TYPE_CHECKING:
+    import wasmtime
 
 from ._hashing import KEY_BYTES, checksum
 
@@ -57,6 +59,8 @@ class CompileCache:
 
     def load(self, engine: wasmtime.Engine, path: Path) -> wasmtime.Module | None:
         """The module stored at ``path``, or None (absent, damaged or foreign: then removed)."""
+        import wasmtime  # not at the top: the registry side uses cache_root without wasmtime
+
         try:
             with open(path, "rb") as f:
                 data = f.read()
@@ -76,6 +80,8 @@ class CompileCache:
 
     def store(self, module: wasmtime.Module, path: Path) -> None:
         """Write ``module`` at ``path`` atomically; a failure to write is not an error."""
+        import wasmtime
+
         from ._errors import StorageError
         from ._files import atomic_writer, sweep  # only on a cache miss: ~3 ms of imports
 

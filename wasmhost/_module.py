@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NamedTuple, Union
+from typing import TYPE_CHECKING, NamedTuple, Union
 
-import wasmtime
+if TYPE_CHECKING:
+    import wasmtime
 
 from ._errors import ModuleError
 
@@ -92,6 +93,8 @@ class Module:
 
 
 def _describe(ty: object) -> tuple[str, str]:
+    import wasmtime  # wasmtime loads only where modules are compiled: not for push or pull
+
     if isinstance(ty, wasmtime.FuncType):
         params = ", ".join(str(p) for p in ty.params)
         results = ", ".join(str(r) for r in ty.results)
@@ -153,6 +156,8 @@ def check_header(name: str, data: bytes) -> None:
 
 def compile_wasm(name: str, data: bytes, engine: wasmtime.Engine) -> wasmtime.Module:
     """Check and compile ``data``, mapping wasmtime's errors to :class:`ModuleError`."""
+    import wasmtime
+
     check_header(name, data)
     try:
         return wasmtime.Module(engine, data)

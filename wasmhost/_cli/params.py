@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from .._host import Dir
+if TYPE_CHECKING:
+    from .._host import Dir
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?)(b?)\s*$", re.IGNORECASE)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m)?\s*$")
@@ -94,6 +95,8 @@ class DirType(click.ParamType):
                 param,
                 ctx,
             )
+        from .._host import Dir  # here: the registry commands never load the host
+
         host = parts[0]
         guest = parts[1] if len(parts) == 2 else host
         return guest, Dir(host, read_only=mode == "ro")
