@@ -147,7 +147,7 @@ def bad_input(t: str) -> dict[str, tuple[list[str], str, int]]:
         "empty": (["run", f"{t}/empty.wasm"], "is empty", 1),
         "truncated": (["run", f"{t}/half.wasm"], "not a valid WebAssembly module", 1),
         "invalid": (["run", f"{t}/invalid.wasm"], "not a valid WebAssembly module", 1),
-        "no-start": (["run", f"{t}/lib.wasm"], "no _start function", 1),
+        "no-start": (["run", f"{t}/lib.wasm"], "; pass --invoke NAME to call one of them", 1),
         "bad-dir": (["run", "--dir", "a::b::c::d", str(HELLO)], "not a directory mapping", 2),
         "bad-ro": (["run", "--dir", f"{t}::/x::rx", str(HELLO)], "not a directory mapping", 2),
         "no-host-dir": (["run", "--dir", f"{t}/gone", str(HELLO)], "does not exist", 1),

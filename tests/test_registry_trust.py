@@ -512,8 +512,10 @@ def test_offline_hints_name_options_the_command_has(serve: Any, tmp_path: Path) 
     inspected = wasmhost_cli("inspect", "--offline", "--json", ref, env=env)
     assert inspected.returncode == 0, inspected.stderr
     assert json.loads(inspected.stdout)["config"] == {}
-    never = wasmhost_cli("pull", "--offline", f"{server.host}/other:v1", env=env)
-    assert "run once without --offline" in one_line(never)
+    for command in ("pull", "serve"):
+        never = wasmhost_cli(command, "--offline", f"{server.host}/other:v1", env=env)
+        assert "has not been pulled before" in one_line(never)
+        assert "run once without --offline" in one_line(never)
 
 
 _BUG = (

@@ -202,8 +202,10 @@ def test_invoke_runs_initialize_first(host: Host, wat: Callable[[str], Path]) ->
 
 def test_missing_start_names_the_exports(host: Host, wat: Callable[[str], Path]) -> None:
     module = wat('(module (func (export "add") (param i32 i32) (result i32) (local.get 0)))')
-    with pytest.raises(LinkError, match=r"no _start function.*exports: add"):
+    with pytest.raises(LinkError, match=r"no _start function.*exports: add") as info:
         host.run(module)
+    assert str(info.value).endswith("; call one of them with invoke=NAME.")
+    assert info.value.fix == "invoke"
     with pytest.raises(LinkError, match="no function 'nope'"):
         host.run(module, invoke="nope")
 

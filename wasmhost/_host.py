@@ -357,8 +357,10 @@ class Host:
                 if invoke
                 else "no _start function (it is not a WASI command)"
             )
-            hint = "; pass --invoke NAME to call one of them" if not invoke else ""
-            raise LinkError(f"{module.name} exports {what}; it exports: {funcs}{hint}.")
+            problem = f"{module.name} exports {what}; it exports: {funcs}"
+            if invoke:
+                raise LinkError(f"{problem}.")
+            raise LinkError(problem, advice="call one of them with invoke=NAME", fix="invoke")
         if invoke:
             init = export_func(store, instance, "_initialize")
             if init is not None:

@@ -30,7 +30,7 @@ def parse_layout(spec: str) -> tuple[Path, str]:
     if not colon or "/" in tag or not tag:
         folder, tag = spec, "latest"
     if not folder:
-        raise ConfigError(f"{spec!r} is not DIR[:TAG] for --oci-layout.")
+        raise ConfigError(f"{spec!r} is not DIR[:TAG], an OCI layout folder and a tag.")
     return Path(folder), tag
 
 
@@ -39,7 +39,7 @@ class OciLayout:
 
     def __init__(self, root: Path) -> None:
         if root.exists() and not root.is_dir():
-            raise ConfigError(f"{root} exists and is not a folder; --oci-layout needs a folder.")
+            raise ConfigError(f"{root} exists and is not a folder; an OCI layout is a folder.")
         self.root = root
         with writing(root, "the OCI layout"):
             (root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)

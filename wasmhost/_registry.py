@@ -103,7 +103,7 @@ class Session:
         self._http.mount("http://", adapter)
         self._verify = verify
         if transport.insecure:
-            log.info("TLS certificates of %s are not verified (--insecure)", reference.registry)
+            log.info("TLS certificates of %s are not verified (insecure)", reference.registry)
         self._credentials = lookup(reference.registry, credentials)
         if self._credentials is not None:
             self._tokens.set_basic_auth(*self._credentials)

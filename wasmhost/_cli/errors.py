@@ -76,6 +76,8 @@ def _advice(exc: WasmhostError, options: set[str], command: str | None) -> str |
         if "cache_dir" in options:
             return "pass --cache-dir (or set WASMHOST_CACHE_DIR) with a writable folder"
         return "set WASMHOST_CACHE_DIR to a writable folder"
+    if fix == "invoke" and "invoke" in options:
+        return "pass --invoke NAME to call one of them"
     if fix == "file":
         if command == "k8s":
             return "push it as an image first (`wasmhost push --format image FILE HOST/REPO:TAG`)"
