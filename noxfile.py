@@ -23,6 +23,9 @@ TEST_PACKAGES = {
     "/usr/bin/htpasswd": "apache2-utils",
     "/usr/bin/openssl": "openssl",
     "/usr/bin/umoci": "umoci",
+    # A real full or read-only file system for the store: tmpfs in a private mount namespace.
+    "/usr/bin/unshare": "util-linux",
+    "/bin/mount": "mount",
     "/usr/share/gocode/src/github.com/opencontainers/runtime-spec/schema/config-schema.json": (
         "golang-github-opencontainers-specs-dev"
     ),
