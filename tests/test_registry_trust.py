@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
+import io
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ from conftest import HELLO, HTTP, wasmhost_cli
 from hostile import Hostile
 from registry import Registry
 
+import wasmhost._registry
 from wasmhost import (
     ArtifactError,
     AuthenticationError,
@@ -165,6 +167,66 @@ def test_a_redirect_within_the_registry_keeps_its_credentials(serve: Any, tmp_pa
     )
     pulled = client.pull(f"{registry.host}/app:v1", tmp_path / "out.wasm")
     assert pulled.path.read_bytes() == module
+
+
+def test_netrc_credentials_never_reach_a_redirect_target(
+    serve: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """requests would add ~/.netrc's credentials to any request without some, and
+    replace the registry's own with them."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text("default login netrcuser password netrcsecret\n")
+    monkeypatch.setenv("NETRC", str(netrc))
+    module = HELLO.read_bytes()
+    cdn = serve({"/blob": (200, {}, module)})
+    routes = artifact(module)
+    routes[f"/v2/app/blobs/{sha256(module)}"] = (307, {"Location": f"http://{cdn.host}/blob"}, b"")
+    registry = basic_registry(serve, routes)
+    client = RegistryClient(
+        plain_http=True, credentials={registry.host: (USER, SECRET)}, cache_dir=tmp_path
+    )
+    assert client.pull(f"{registry.host}/app:v1", tmp_path / "o.wasm").path.read_bytes() == module
+    assert cdn.seen
+    assert all("Authorization" not in headers for _, _, headers in cdn.seen)
+
+
+def test_an_unreachable_redirect_target_is_named_and_not_blamed_on_tls(
+    serve: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(wasmhost._registry.time, "sleep", lambda seconds: None)
+    module = HELLO.read_bytes()
+    routes = artifact(module)
+    routes[f"/v2/app/blobs/{sha256(module)}"] = (307, {"Location": "http://127.0.0.1:1/b"}, b"")
+    server = serve(routes)
+    client = RegistryClient(plain_http=True, cache_dir=tmp_path)
+    with pytest.raises(RegistryUnreachable, match=r"127\.0\.0\.1:1, where registry") as info:
+        client.pull(f"{server.host}/app:v1", tmp_path / "o.wasm")
+    assert info.value.fix == ""
+
+
+def test_a_303_after_an_upload_is_followed_without_a_body(serve: Any, tmp_path: Path) -> None:
+    server = serve(
+        {
+            "POST /v2/app/blobs/uploads/": (202, {"Location": "/upload/1"}, b""),
+            "PUT /upload/1": (303, {"Location": "/done"}, b""),
+            "GET /done": (201, {}, b""),
+            "PUT /v2/app/manifests/v1": (201, {}, b""),
+        }
+    )
+    client = RegistryClient(plain_http=True, cache_dir=tmp_path, timeout=2)
+    client.push(HELLO, f"{server.host}/app:v1")
+    done = [headers for method, path, headers in server.seen if path == "/done"]
+    assert done
+    assert all("Content-Length" not in headers for headers in done)
+
+
+def test_a_registry_message_cannot_forge_lines(serve: Any, tmp_path: Path) -> None:
+    message = json.dumps({"errors": [{"message": "gone\nError: fake second line\r"}]}).encode()
+    server = serve({"/v2/app/manifests/v1": (404, {}, message)})
+    err = one_line(
+        wasmhost_cli("inspect", "--plain-http", f"{server.host}/app:v1", env=cli_env(tmp_path))
+    )
+    assert "gone Error: fake second line" in err
 
 
 def test_redirect_loops_and_downgrades_are_refused(serve: Any, tmp_path: Path) -> None:
@@ -394,13 +456,18 @@ def test_an_image_layer_holding_a_module_over_max_size_is_refused(
 
 
 def _in_small_mount(options: str, tmp_path: Path, *argv: str) -> subprocess.CompletedProcess[bytes]:
-    """Run wasmhost with its cache on a tmpfs mounted with ``options``, in a private mount
-    namespace (so nothing outlives the test): a real full or read-only file system."""
+    """Run wasmhost with its cache on a tmpfs mounted with ``options`` (or, for
+    ``bind-ro``, on the folder as it is, read-only), in a private mount namespace (so
+    nothing outlives the test): a real full or read-only file system."""
     cache = tmp_path / "mnt"
     cache.mkdir(exist_ok=True)
+    mount = (
+        f"mount --bind {cache} {cache} && mount -o remount,bind,ro {cache}"
+        if options == "bind-ro"
+        else f"mount -t tmpfs -o {options} tmpfs {cache}"
+    )
     script = (
-        f"mount -t tmpfs -o {options} tmpfs {cache} && "
-        f"{sys.executable} -m wasmhost {' '.join(argv)}; status=$?; "
+        f"{mount} && {sys.executable} -m wasmhost {' '.join(argv)}; status=$?; "
         f"find {cache} -type f | sort; exit $status"
     )
     return subprocess.run(
@@ -422,6 +489,48 @@ def test_a_full_store_is_one_line_and_keeps_no_partial_blob(serve: Any, tmp_path
     assert "WASMHOST_CACHE_DIR" in err
     stored = done.stdout.decode().split()
     assert not any(sha256(module)[7:] in name or ".tmp-" in name for name in stored), stored
+
+
+def test_a_full_store_while_unpacking_an_image_is_one_line(serve: Any, tmp_path: Path) -> None:
+    """A 3 MiB module in a layer of a few KB: the download fits, the unpacked module not."""
+    module = b"\0asm\x01\0\0\0" + bytes((3 << 20) - 8)
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        info = tarfile.TarInfo("module.wasm")
+        info.size = len(module)
+        tar.addfile(info, io.BytesIO(module))
+    layer = gzip.compress(raw.getvalue())
+    body = manifest(
+        sha256(layer),
+        len(layer),
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+        "application/vnd.oci.image.config.v1+json",
+    )
+    server = serve(
+        {
+            "/v2/img/manifests/v1": (200, {}, body),
+            f"/v2/img/blobs/{sha256(layer)}": (200, {}, layer),
+        }
+    )
+    done = _in_small_mount("size=1m", tmp_path, "pull", "--plain-http", f"{server.host}/img:v1")
+    err = one_line(done)
+    assert "cannot write the store" in err
+    assert "No space left on device" in err
+
+
+def test_a_damaged_blob_in_a_read_only_store_is_one_line(serve: Any, tmp_path: Path) -> None:
+    server = serve(artifact(HELLO.read_bytes()))
+    ref = f"{server.host}/app:v1"
+    env = dict(os.environ, WASMHOST_CACHE_DIR=str(tmp_path / "mnt"))
+    assert (
+        wasmhost_cli("pull", "--plain-http", ref, "-o", tmp_path / "h.wasm", env=env).returncode
+        == 0
+    )
+    blob = tmp_path / "mnt" / "oci" / "blobs" / "sha256" / sha256(HELLO.read_bytes())[7:]
+    blob.chmod(0o644)
+    blob.write_bytes(b"\0asm\x01\0\0\0" + bytes(blob.stat().st_size - 8))
+    err = one_line(_in_small_mount("bind-ro", tmp_path, "run", "--offline", ref))
+    assert "is damaged (and could not be removed: Read-only file system)" in err
 
 
 def test_a_read_only_store_is_one_line(serve: Any, tmp_path: Path) -> None:

@@ -157,7 +157,7 @@ class RegistryClient:
     def _session(self, reference: Reference) -> Session:
         session = self._sessions.get(reference.registry + "/" + reference.repository)
         if session is None:
-            credentials = self._credentials.get(reference.registry)
+            credentials = self._credentials.get(reference.registry.lower())
             session = Session(reference, self._transport, credentials)
             self._sessions[reference.registry + "/" + reference.repository] = session
         return session
@@ -352,9 +352,12 @@ class RegistryClient:
         known = self.store.unpacked(layer_digest)
         if known is not None and self.store.has_blob(known):
             return self.store.verify_file(known), known
-        with writing(self.store.root, "the store"):
-            scratch = tempfile.TemporaryFile(dir=self.store.root)  # noqa: SIM115 - closed below
-        with scratch:
+        # The layer's own read errors are ArtifactErrors already: an OSError here is
+        # the store's (a full disk while unpacking).
+        with (
+            writing(self.store.root, "the store"),
+            tempfile.TemporaryFile(dir=self.store.root) as scratch,
+        ):
             digest = extract_module(
                 layer, scratch, lambda size: self._check_size(size, f"the module of {where}")
             )
@@ -463,7 +466,7 @@ class RegistryClient:
         credentials = (
             Credentials(username, password)
             if username and password
-            else self._credentials.get(host)
+            else self._credentials.get(host.lower())
         )
         if credentials is None or not credentials.password:
             raise ConfigError(f"login to {host} needs a username and a password.")
@@ -492,7 +495,7 @@ def _scoped(credentials: Mapping[str, tuple[str, str]]) -> dict[str, Credentials
             raise ConfigError(
                 f"the credentials for {registry} must be a (username, password) pair of strings."
             )
-        scoped[parse_registry(registry)] = Credentials(*pair)
+        scoped[parse_registry(registry).lower()] = Credentials(*pair)
     return scoped
 
 

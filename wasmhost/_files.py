@@ -31,8 +31,8 @@ _WRITE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS,
 _FICLONE = 0x40049409  # linux/fs.h: share the source's extents (btrfs, xfs, bcachefs)
 
 
-def storage_error(exc: OSError, path: Path | str, what: str) -> StorageError:
-    """The StorageError for ``exc``, met writing ``what`` at ``path``."""
+def storage_error(exc: OSError, path: Path | str, what: str, verb: str = "write") -> StorageError:
+    """The StorageError for ``exc``, met when wasmhost went to ``verb`` ``what`` at ``path``."""
     reason = exc.strerror or type(exc).__name__
     store = what in ("the store", "the compile cache")
     if store:
@@ -44,7 +44,7 @@ def storage_error(exc: OSError, path: Path | str, what: str) -> StorageError:
     else:
         advice, fix = "check the path", ""
     return StorageError(
-        f"cannot write {what} at {path}: {reason}",
+        f"cannot {verb} {what} at {path}: {reason}",
         path=str(path),
         reason=reason,
         advice=advice,
@@ -53,14 +53,14 @@ def storage_error(exc: OSError, path: Path | str, what: str) -> StorageError:
 
 
 @contextmanager
-def writing(path: Path | str, what: str) -> Iterator[None]:
+def writing(path: Path | str, what: str, verb: str = "write") -> Iterator[None]:
     """Report an OSError of the block as a StorageError about ``what`` at ``path``."""
     try:
         yield
     except OSError as exc:
         if type(exc).__module__ != "builtins":  # a library's OSError (requests'), not ours
             raise
-        raise storage_error(exc, path, what) from exc
+        raise storage_error(exc, path, what, verb) from exc
 
 
 @contextmanager
@@ -76,25 +76,29 @@ def atomic_writer(path: Path, mode: int | None = 0o644, *, what: str = "") -> It
     with writing(path, what):
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = _open_unnamed(folder)
+    f = os.fdopen(fd, "wb")
     try:
-        with os.fdopen(fd, "wb") as f:
-            try:
-                yield f
-                f.flush()
-            except OSError as exc:
-                if type(exc).__module__ == "builtins" and exc.errno in _WRITE_ERRORS:
-                    raise storage_error(exc, path, what) from exc
-                raise
-            with writing(path, what):
-                if mode is not None:
-                    os.fchmod(f.fileno(), mode)
-                elif tmp is not None:
-                    os.fchmod(f.fileno(), 0o666 & ~_umask())
-                if tmp is None:
-                    tmp = _link_unnamed(f.fileno(), folder)
-                os.replace(tmp, path)
-                tmp = None
+        try:
+            yield f
+            f.flush()
+        except OSError as exc:
+            # Only a write's own errors are the file's; others belong to the block.
+            if type(exc).__module__ == "builtins" and exc.errno in _WRITE_ERRORS:
+                raise storage_error(exc, path, what) from exc
+            raise
+        with writing(path, what):
+            if mode is not None:
+                os.fchmod(f.fileno(), mode)
+            elif tmp is not None:
+                os.fchmod(f.fileno(), 0o666 & ~_umask())
+            if tmp is None:
+                tmp = _link_unnamed(f.fileno(), folder)
+            f.close()  # first: an error on close leaves the old file in place
+            os.replace(tmp, path)
+        tmp = None
     finally:
+        with contextlib.suppress(OSError):
+            f.close()
         if tmp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
@@ -159,9 +163,10 @@ def copy_into(source: Path, out: IO[bytes]) -> None:
                 if copied == 0:
                     break
                 done += copied
-            if done:
-                os.lseek(out.fileno(), done, os.SEEK_SET)
+            if done == size:
                 return
+            if done:
+                raise OSError(errno.EIO, f"{source} ended after {done} of {size} bytes")
         except OSError as exc:
             if exc.errno in _WRITE_ERRORS or done:
                 raise

@@ -65,7 +65,7 @@ def parse_reference(text: str) -> Reference:
     'docker.io/library/hello:latest'
     """
     if _names_a_file(text):
-        what = "is a file here" if os.path.lexists(text) else "looks like a file name"
+        what = "is a file here" if os.path.isfile(text) else "looks like a file name"
         raise InvalidReference(
             f"{text} {what}, not a registry reference",
             advice="give one like registry.example.com/repo:tag, after pushing the file there",
@@ -129,12 +129,11 @@ def _check_port(text: str, host: str) -> None:
 
 
 def _names_a_file(text: str) -> bool:
-    """Whether ``text``, without a registry host, names a local file (or looks like one)."""
+    """Whether ``text``, without a registry host, names a ``.wasm`` file. Decided from the
+    text alone (what is in the current folder does not change what a reference means)."""
     first, slash, _ = text.partition("/")
     if slash and _is_host(first):
         return False
-    if os.path.lexists(text):
-        return True
     return text.endswith(".wasm") and "@" not in text
 
 

@@ -81,6 +81,29 @@ class _TimeoutAdapter(requests.adapters.HTTPAdapter):
         return super().send(request, *args, **kwargs)
 
 
+class _HttpSession(requests.Session):
+    """requests' Session without its ``.netrc`` credentials, which it would add to any
+    request that has none, a redirect target's and a token service's included, and
+    which would replace the Authorization header set here. Proxies from the
+    environment still apply."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.auth = _keep_authorization  # a session auth: requests then looks up no netrc
+
+    def rebuild_auth(self, prepared_request: Any, response: Any) -> None:
+        # Strip what another host must not get (as requests does); never add.
+        headers = prepared_request.headers
+        if "Authorization" in headers and self.should_strip_auth(
+            response.request.url, prepared_request.url
+        ):
+            del headers["Authorization"]
+
+
+def _keep_authorization(request: Any) -> Any:
+    return request
+
+
 class Session:
     """One registry host: its connection pool, credentials and tokens."""
 
@@ -92,7 +115,7 @@ class Session:
         verify: bool | str = not transport.insecure
         if transport.ca_file and not transport.insecure:
             verify = transport.ca_file
-        self._http = requests.Session()
+        self._http = _HttpSession()
         # Registries that set cookies take them for a browser's (oras-py does the same).
         self._http.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
         self._tokens = oras.auth.get_auth_backend(
@@ -104,10 +127,11 @@ class Session:
         self._verify = verify
         if transport.insecure:
             log.info("TLS certificates of %s are not verified (insecure)", reference.registry)
-        self._credentials = lookup(reference.registry, credentials)
+        self._credentials = lookup(reference.registry.lower(), credentials)
         if self._credentials is not None:
             self._tokens.set_basic_auth(*self._credentials)
         self._authorization: str | None = None
+        self._elsewhere = ""  # the host a redirect sent the request in flight to
         self.base = f"{'http' if transport.plain_http else 'https'}://{reference.api_host}/v2"
         self._origin = _origin(self.base)
 
@@ -153,6 +177,12 @@ class Session:
                 kind = (
                     "timed out" if isinstance(exc, requests.Timeout) else "refused or unreachable"
                 )
+                if self._elsewhere:
+                    raise RegistryUnreachable(
+                        f"{self._elsewhere}, where registry {self.reference.registry} "
+                        f"redirected {what}, is {kind} (after {attempt} attempts); try again later",
+                        **self._facts(),
+                    ) from None
                 plain = self.transport.plain_http
                 raise RegistryUnreachable(
                     f"registry {self.reference.registry} is {kind} (after {attempt} attempts)",
@@ -187,9 +217,12 @@ class Session:
         body: Callable[[], Any] | bytes | None,
     ) -> requests.Response:
         """Send one request and follow its redirects (at most MAX_REDIRECTS)."""
+        sent = dict(headers or {})
         for _ in range(MAX_REDIRECTS + 1):
-            sent = dict(headers or {})
-            if self._authorization and _origin(target) == self._origin:
+            home = _origin(target) == self._origin
+            self._elsewhere = "" if home else urlsplit(target).netloc
+            sent.pop("Authorization", None)
+            if self._authorization and home:
                 sent["Authorization"] = self._authorization
             response = self._send(method, target, sent, body)
             location = response.headers.get("Location")
@@ -210,6 +243,7 @@ class Session:
                 response.status_code in (301, 302) and method == "POST"
             ):
                 method, body = "GET", None
+                sent = {k: v for k, v in sent.items() if not k.lower().startswith("content-")}
             log.debug("%s redirected to %s", what, urlsplit(following).netloc)
             target = following
         raise RegistryError(
@@ -225,6 +259,7 @@ class Session:
         headers: dict[str, str],
         body: Callable[[], Any] | bytes | None,
     ) -> requests.Response:
+        data = body() if callable(body) else body
         try:
             with self._quiet_insecure():
                 # Always streamed: no body is read whole unless it is known small.
@@ -232,7 +267,7 @@ class Session:
                     method,
                     target,
                     headers=headers,
-                    data=body() if callable(body) else body,
+                    data=data,
                     stream=True,
                     verify=self._verify,
                     allow_redirects=False,
@@ -254,6 +289,10 @@ class Session:
                 advice="check the reference",
                 **self._facts(),
             ) from None
+        finally:
+            close = getattr(data, "close", None) if callable(body) else None
+            if close is not None:
+                close()
         log.debug("%s %s -> HTTP %d", method, _without_query(target), response.status_code)
         return response
 
@@ -457,8 +496,13 @@ class Session:
                 f"registry {self.reference.registry} started an upload without a Location.",
                 **self._facts(),
             )
-        if location.startswith("/"):
-            location = self.base.removesuffix("/v2") + location
+        location = urljoin(f"{self.base}/{repo}/blobs/uploads/", location)
+        if urlsplit(location).scheme != urlsplit(self.base).scheme:
+            raise RegistryError(
+                f"registry {self.reference.registry} started an upload at a URL of another "
+                "scheme; refusing to send the blob there",
+                **self._facts(),
+            )
         location += ("&" if "?" in location else "?") + f"digest={digest}"
 
         def body() -> Any:
@@ -551,6 +595,10 @@ class _Counted:
     def __len__(self) -> int:
         return self._size
 
+    def close(self) -> None:
+        if hasattr(self._inner, "close"):
+            self._inner.close()
+
     def read(self, n: int = -1) -> bytes:
         # http.client asks for 8 KiB at a time; larger pieces mean fewer system calls.
         chunk: bytes = self._inner.read(max(n or 0, CHUNK))
@@ -602,5 +650,5 @@ def _registry_message(response: requests.Response) -> str:
         ]
     except (ValueError, AttributeError, TypeError, requests.RequestException):
         return ""
-    text = "; ".join(messages)[:200]
+    text = "".join(c if c.isprintable() else " " for c in "; ".join(messages))[:200]
     return f" ({text})" if text else ""

@@ -12,13 +12,14 @@ concurrent pulls of the same reference share it safely. Blobs are read-only
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
 from ._errors import IntegrityError
-from ._files import atomic_writer, sweep
+from ._files import atomic_writer, sweep, writing
 from ._formats import is_digest, sha256_digest
 from ._reference import Reference
 
@@ -47,27 +48,41 @@ class Store:
 
     def read_verified(self, digest: str) -> bytes:
         """A stored blob's bytes, after checking them against ``digest``."""
-        data = self.blob_path(digest).read_bytes()
-        if sha256_digest(data) != digest:
-            self.blob_path(digest).unlink(missing_ok=True)
-            raise IntegrityError(
-                f"the stored copy of {digest} is damaged and was removed; pull it again."
-            )
+        path = self.blob_path(digest)
+        with self._reading(path) as f:
+            data = f.read()
+            if sha256_digest(data) != digest:
+                raise self._damaged(digest, path, f)
         return data
 
     def verify_file(self, digest: str) -> Path:
         """The path of a stored blob, after checking its sha256 (streamed)."""
         path = self.blob_path(digest)
         hasher = hashlib.sha256()
-        with open(path, "rb") as f:
+        with self._reading(path) as f:
             while chunk := f.read(1 << 20):
                 hasher.update(chunk)
-        if "sha256:" + hasher.hexdigest() != digest:
-            path.unlink(missing_ok=True)
-            raise IntegrityError(
-                f"the stored copy of {digest} is damaged and was removed; pull it again."
-            )
+            if "sha256:" + hasher.hexdigest() != digest:
+                raise self._damaged(digest, path, f)
         return path
+
+    @contextmanager
+    def _reading(self, path: Path) -> Iterator[IO[bytes]]:
+        with writing(path, "the store", "read"), open(path, "rb") as f:
+            yield f
+
+    @staticmethod
+    def _damaged(digest: str, path: Path, f: IO[bytes]) -> IntegrityError:
+        """The error for a damaged blob, removed unless another writer replaced it since."""
+        removed = "; it was removed"
+        try:
+            if os.stat(path).st_ino == os.fstat(f.fileno()).st_ino:
+                path.unlink()
+        except OSError as exc:
+            removed = f" (and could not be removed: {exc.strerror})"
+        return IntegrityError(
+            f"the stored copy of {digest} is damaged{removed}; pull it again.",
+        )
 
     @contextmanager
     def writer(self, digest: str) -> Iterator[IO[bytes]]:

@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
         click.echo(
             f"Error: wasmhost failed unexpectedly ({type(exc).__name__}: {exc}); please "
             "report this with the command you ran"
-            + ("." if _debugging() else " and the traceback that --debug shows."),
+            + ("." if _debugging() else " and the traceback that `wasmhost --debug ...` shows."),
             err=True,
         )
         sys.exit(70)
