@@ -248,26 +248,29 @@ def bench_registry(scratch: Path, size_mib: int, runs: int) -> list[dict[str, ob
         skopeo_pull = ["skopeo", "copy", "--src-tls-verify=false", f"docker://{source}"]
         subprocess.run([*skopeo_pull, f"oci:{layout}:v1"], check=True, capture_output=True)
         for i in range(runs):
-            # A registry of its own per run: skopeo remembers where it saw each
+            # A new registry for each push: skopeo remembers where it saw each
             # blob and would mount it from another repository instead of
             # uploading; on a registry it never saw, both tools send the bytes.
-            target = Registry(scratch / f"target{i}")
-            try:
-                samples["sp"].append(
-                    timed(
-                        [
+            # One registry each, in turns first: the second push into a registry
+            # that was just sent 100 MiB waits for the first one's writes.
+            order = ("sp", "wp") if i % 2 == 0 else ("wp", "sp")
+            for key in order:
+                target = Registry(scratch / f"target{i}-{key}")
+                try:
+                    argv = (
+                        [*push, f"{target.host}/w:v1"]
+                        if key == "wp"
+                        else [
                             "skopeo",
                             "copy",
                             "--dest-tls-verify=false",
                             f"oci:{layout}:v1",
                             f"docker://{target.host}/s:v1",
-                        ],
-                        env,
+                        ]
                     )
-                )
-                samples["wp"].append(timed([*push, f"{target.host}/w:v1"], env))
-            finally:
-                target.stop()
+                    samples[key].append(timed(argv, env))
+                finally:
+                    target.stop()
             cache = dict(env, WASMHOST_CACHE_DIR=str(scratch / f"cache{i}"))
             out = scratch / f"pulled{i}.wasm"
             pull = [*wasmhost, "pull", "--plain-http", "-q", source, "-o", str(out)]

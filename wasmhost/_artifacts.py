@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -27,6 +26,7 @@ from ._formats import (
     sha256_digest,
     timestamp,
 )
+from ._hashing import sha256_of
 from ._image import IMAGE_OSES, VARIANTS, build_image, extract_module
 from ._layout import OciLayout, parse_layout
 from ._module import reading
@@ -511,18 +511,13 @@ def _human(size: int) -> str:
 
 def _hash_module(path: str) -> tuple[str, int]:
     """The sha256 digest and size of a module file, refusing what is not wasm."""
-    hasher = hashlib.sha256()
     with reading(path), open(path, "rb") as f:
         head = f.read(8)
         if head[:4] != _WASM_MAGIC or len(head) < 8:
             what = "is empty" if not head else "is not a WebAssembly module (no \\0asm magic)"
             raise ModuleError(f"{path} {what}; push takes a .wasm file.")
-        hasher.update(head)
-        size = len(head)
-        while chunk := f.read(1 << 20):
-            hasher.update(chunk)
-            size += len(chunk)
-    return "sha256:" + hasher.hexdigest(), size
+        f.seek(0)
+        return sha256_of(f)
 
 
 def _parse_json(data: bytes, what: str) -> dict[str, Any]:

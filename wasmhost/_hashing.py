@@ -1,4 +1,4 @@
-"""The fast hash behind cache keys and cache-entry checksums.
+"""Hashes: BLAKE2b for cache keys and cache-entry checksums, sha256 for OCI digests.
 
 CPython's own BLAKE2 module loads in ~0.2 ms where hashlib loads OpenSSL in
 ~3 ms, a tenth of the `wasmhost run` start-up budget; sha256 (for OCI
@@ -6,6 +6,8 @@ digests) is imported only where a digest is asked for.
 """
 
 from __future__ import annotations
+
+from typing import IO
 
 try:
     from _blake2 import blake2b
@@ -26,3 +28,15 @@ def checksum(*parts: bytes | bytearray | memoryview) -> bytes:
     for part in parts:
         hasher.update(part)
     return hasher.digest()
+
+
+def sha256_of(f: IO[bytes]) -> tuple[str, int]:
+    """The OCI digest (``sha256:...``) and size of what is left to read in ``f``."""
+    import hashlib
+
+    hasher = hashlib.sha256()
+    size = 0
+    while chunk := f.read(1 << 20):
+        hasher.update(chunk)
+        size += len(chunk)
+    return "sha256:" + hasher.hexdigest(), size

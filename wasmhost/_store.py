@@ -11,7 +11,6 @@ concurrent pulls of the same reference share it safely. Blobs are read-only
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ from typing import IO
 from ._errors import IntegrityError
 from ._files import atomic_writer, sweep, writing
 from ._formats import is_digest, sha256_digest
+from ._hashing import sha256_of
 from ._reference import Reference
 
 
@@ -58,11 +58,8 @@ class Store:
     def verify_file(self, digest: str) -> Path:
         """The path of a stored blob, after checking its sha256 (streamed)."""
         path = self.blob_path(digest)
-        hasher = hashlib.sha256()
         with self._reading(path) as f:
-            while chunk := f.read(1 << 20):
-                hasher.update(chunk)
-            if "sha256:" + hasher.hexdigest() != digest:
+            if sha256_of(f)[0] != digest:
                 raise self._damaged(digest, path, f)
         return path
 
