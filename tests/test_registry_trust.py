@@ -627,6 +627,21 @@ def test_offline_hints_name_options_the_command_has(serve: Any, tmp_path: Path) 
         assert "run once without --offline" in one_line(never)
 
 
+@pytest.mark.parametrize(
+    ("flag", "hint"),
+    [("-u", "registry credentials from `wasmhost login`"), ("--bogus", "No such option: --bogus")],
+    ids=["username", "unknown"],
+)
+def test_an_option_run_lacks_is_not_taken_for_the_module(
+    tmp_path: Path, flag: str, hint: str
+) -> None:
+    done = wasmhost_cli("run", flag, "alice", "r.example/app:v1", env=cli_env(tmp_path))
+    err = done.stderr.decode()
+    assert done.returncode == 2
+    assert hint in err
+    assert "no such file" not in err
+
+
 _BUG = (
     "import sys, wasmhost._artifacts as a, wasmhost._cli as cli\n"
     "a.RegistryClient.inspect = lambda *args, **kwargs: 1 / 0\n"

@@ -82,6 +82,14 @@ def run(
     # A guest runs inside wasmtime, where Python cannot raise KeyboardInterrupt:
     # let Ctrl-C end the process at once, as it ends the wasmtime CLI.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if module.startswith("-") and not os.path.exists(module):
+        # Options the guest should see come after MODULE; one before it is ours, misspelt.
+        hint = (
+            "; run takes registry credentials from `wasmhost login` (its stdin is the guest's)"
+            if module in ("-u", "--username", "--password-stdin")
+            else ""
+        )
+        raise click.UsageError(f"No such option: {module}{hint}.")
     env = {name: value for name, value in envs if value is not None}
     source, argv0 = module, module
     with reported():
