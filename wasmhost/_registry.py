@@ -180,7 +180,8 @@ class Session:
                 if self._elsewhere:
                     raise RegistryUnreachable(
                         f"{self._elsewhere}, where registry {self.reference.registry} "
-                        f"redirected {what}, is {kind} (after {attempt} attempts); try again later",
+                        f"redirected {what}, is {kind} (after {attempt} attempts); "
+                        "try again later.",
                         **self._facts(),
                     ) from None
                 plain = self.transport.plain_http
@@ -236,7 +237,7 @@ class Session:
             ):
                 raise RegistryError(
                     f"registry {self.reference.registry} redirected {what} to a URL that is "
-                    "not HTTPS; refusing to follow it",
+                    "not HTTPS; refusing to follow it.",
                     **self._facts(),
                 )
             if response.status_code == 303 or (
@@ -248,7 +249,7 @@ class Session:
             target = following
         raise RegistryError(
             f"registry {self.reference.registry} redirected {what} more than "
-            f"{MAX_REDIRECTS} times; refusing to follow further",
+            f"{MAX_REDIRECTS} times; refusing to follow further.",
             **self._facts(),
         )
 
@@ -359,7 +360,7 @@ class Session:
         if status == 401 and elsewhere:
             return AuthenticationError(
                 f"{elsewhere}, where registry {registry} redirected {what}, asks for "
-                "credentials; a registry's credentials are never sent to another host",
+                "credentials; a registry's credentials are never sent to another host.",
                 **facts,
             )
         if status == 401:
@@ -500,7 +501,7 @@ class Session:
         if urlsplit(location).scheme != urlsplit(self.base).scheme:
             raise RegistryError(
                 f"registry {self.reference.registry} started an upload at a URL of another "
-                "scheme; refusing to send the blob there",
+                "scheme; refusing to send the blob there.",
                 **self._facts(),
             )
         location += ("&" if "?" in location else "?") + f"digest={digest}"
