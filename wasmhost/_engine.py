@@ -20,7 +20,7 @@ from . import _poll
 from ._memory import use_watched_memories
 from ._watchdog import Ticker
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 class EngineFlags(NamedTuple):

@@ -8,7 +8,7 @@ import functools
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypedDict
 
@@ -33,7 +33,16 @@ from ._errors import (
 from ._hashing import content_key
 from ._imports import Failure, Imports, check_imports, define
 from ._memory import MAX_RESERVATION, MemoryWatch
-from ._module import Module, ModuleSource, compile_wasm, describe, last_line, read_source
+from ._module import (
+    Import,
+    Module,
+    ModuleSource,
+    compile_wasm,
+    describe,
+    last_line,
+    read_source,
+    wasm_imports,
+)
 from ._result import OutputChunk, RunResult
 from ._stdio import OutputTarget, StdinSource, Stdio
 from ._watchdog import Guard, active
@@ -58,6 +67,10 @@ class Dir(NamedTuple):
 DirSource = str | os.PathLike[str] | Dir
 
 
+ImportCheck = Callable[[str, Iterable[Import]], None]
+"""Called with a module's name and imports before it is compiled; raises to refuse it."""
+
+
 def as_dir(source: DirSource) -> Dir:
     """A ``dirs`` value as a :class:`Dir` (a plain path is a writable mount)."""
     return source if isinstance(source, Dir) else Dir(source)
@@ -71,6 +84,7 @@ class StreamOptions(TypedDict, total=False):
     dirs: Mapping[str, DirSource] | None
     invoke: str | None
     imports: Imports | None
+    unknown_imports: Literal["error", "trap"]
     timeout: float | None
     fuel: int | None
     max_memory: int | None
@@ -110,7 +124,7 @@ class Host:
             root = Path(cache_dir)
         self._cache = CompileCache(root / "compiled" if root is not None else None)
         self._engines = Engines()
-        self._paths: dict[tuple[str, int, int, int, int], Module] = {}
+        self._paths: dict[tuple[str, int, int, int, int, int], Module] = {}
         self._closed = False
 
     @property
@@ -144,21 +158,42 @@ class Host:
         """
         return self._load(source, self._slot(EngineFlags(interruptible=for_timeouts)))[0]
 
-    def _load(self, source: ModuleSource, slot: EngineSlot) -> tuple[Module, wasmtime.Module]:
-        """The module and its code compiled for ``slot``'s engine (compiled once per engine)."""
+    def _load(
+        self, source: ModuleSource, slot: EngineSlot, check: ImportCheck | None = None
+    ) -> tuple[Module, wasmtime.Module]:
+        """The module and its code compiled for ``slot``'s engine (compiled once per engine).
+
+        A file whose content key the compile cache recorded for its current
+        state is not read at all; ``check`` sees the imports of a module
+        that has to be compiled, before it is.
+        """
         if isinstance(source, Module):
-            return source, self._compile(slot, source.name, source.wasm, source.key)
-        stat_key = None
+            module = source
+            return module, self._compile(slot, module.name, module.key, lambda: module.wasm, check)
+        st = None
         if not isinstance(source, bytes | bytearray | memoryview):
-            stat_key = _path_key(source)
-            if stat_key is not None and (cached := self._paths.get(stat_key)) is not None:
-                return cached, self._compile(slot, cached.name, cached.wasm, cached.key)
+            name = os.fsdecode(source)
+            st = _stat(name)
+            if st is not None:
+                stat_key = (name, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+                if (cached := self._paths.get(stat_key)) is not None:
+                    return cached, self._compile(
+                        slot, cached.name, cached.key, lambda: cached.wasm, check
+                    )
+                key = self._cache.known_key(name, st)
+                if key is not None:
+                    loaded = Module(name, None, key, (), (), size=st.st_size, path=name)
+                    compiled = self._compile(slot, name, key, lambda: loaded.wasm, check)
+                    module = describe(name, None, key, compiled, size=st.st_size, path=name)
+                    self._paths[stat_key] = module
+                    return module, compiled
         name, data = read_source(source)
         key = content_key(data)
-        compiled = self._compile(slot, name, data, key)
+        compiled = self._compile(slot, name, key, lambda: data, check)
         module = describe(name, data, key, compiled)
-        if stat_key is not None:
+        if st is not None:
             self._paths[stat_key] = module
+            self._cache.remember_key(name, st, key)
         return module, compiled
 
     def _slot(self, flags: EngineFlags) -> EngineSlot:
@@ -166,7 +201,14 @@ class Host:
             raise WasmhostError("this Host is closed; make a new one.")
         return self._engines.get(flags)
 
-    def _compile(self, slot: EngineSlot, name: str, data: bytes, key: str) -> wasmtime.Module:
+    def _compile(
+        self,
+        slot: EngineSlot,
+        name: str,
+        key: str,
+        wasm: Callable[[], bytes],
+        check: ImportCheck | None,
+    ) -> wasmtime.Module:
         entry = slot.compiled.get(key)
         if entry is not None:
             return entry[0]
@@ -177,6 +219,9 @@ class Host:
             path = self._cache.path(key, slot.fingerprint)
             compiled = self._cache.load(slot.engine, path) if path is not None else None
             if compiled is None:
+                data = wasm()
+                if check is not None and (found := wasm_imports(data)) is not None:
+                    check(name, found)  # before a compile that can take a minute
                 compiled = compile_wasm(name, data, slot.engine)
                 if path is not None:
                     self._cache.store(compiled, path)
@@ -201,6 +246,7 @@ class Host:
         dirs: Mapping[str, DirSource] | None = None,
         invoke: str | None = None,
         imports: Imports | None = None,
+        unknown_imports: Literal["error", "trap"] = "error",
         timeout: float | None = None,
         fuel: int | None = None,
         max_memory: int | None = None,
@@ -217,8 +263,11 @@ class Host:
 
         The guest sees only what it is given: ``args`` (after ``argv0``, by
         default the module's file name), ``env``, ``dirs`` (guest path to host
-        directory or :class:`Dir`), ``stdin``. With ``invoke``, ``args`` are
-        the function's parameters and its results land in ``values``.
+        directory or :class:`Dir`), ``stdin``. With ``invoke``, ``args`` go
+        to the guest as argv too (as the wasmtime CLI passes them), and are
+        the function's parameters when it takes any; its results land in
+        ``values``. ``unknown_imports="trap"`` makes imports that nothing
+        provides trap when called, as wasmtime's ``-W unknown-imports-trap``.
 
         A captured stream keeps at most ``max_output`` bytes (16 MiB by
         default; ``None`` for no limit): past it the guest's writes fail, it is
@@ -240,17 +289,20 @@ class Host:
             capped=max_memory is not None,
         )
         slot = self._slot(flags)
-        loaded, compiled = self._load(module, slot)
-        check_imports(loaded, imports)
+
+        def check(name: str, found: Iterable[Import]) -> None:
+            check_imports(name, found, imports, unknown_imports)
+
+        loaded, compiled = self._load(module, slot, check)
+        check(loaded.name, loaded.imports)
         pre = slot.compiled[loaded.key][1]
+        trap_unknown = unknown_imports == "trap"
 
         wasi = wasmtime.WasiConfig()
         call_args: Sequence[str | int | float] = ()
         first = argv0 or os.path.basename(loaded.name)
-        if invoke is None:
-            set_argv(wasi, _strings("argument", [first, *map(str, args)]))
-        else:
-            set_argv(wasi, _strings("argument", [first]))
+        set_argv(wasi, _strings("argument", [first, *map(str, args)]))
+        if invoke is not None:
             call_args = args
         if env:
             set_env(wasi, *_environment(env))
@@ -286,9 +338,10 @@ class Host:
                         slot,
                         store,
                         compiled,
-                        pre,
+                        None if trap_unknown else pre,
                         loaded,
                         imports,
+                        trap_unknown,
                         failure,
                         invoke,
                         call_args,
@@ -334,14 +387,18 @@ class Host:
         pre: wasmtime.InstancePre | None,
         module: Module,
         imports: Imports | None,
+        trap_unknown: bool,
         failure: Failure,
         invoke: str | None,
         args: Sequence[str | int | float],
         marks: list[float],
     ) -> tuple[Any, ...]:
-        if imports:
+        if imports or (trap_unknown and pre is None):
             linker = slot.wasi_linker()
-            define(linker, compiled, imports, failure)
+            if imports:
+                define(linker, compiled, imports, failure)
+            if trap_unknown:
+                linker.define_unknown_imports_as_traps(compiled)
             instance = _instantiate(lambda: linker.instantiate(store, compiled), module)
         elif pre is not None:
             instance = _instantiate(lambda: pre.instantiate(store), module)
@@ -365,7 +422,9 @@ class Host:
             init = export_func(store, instance, "_initialize")
             if init is not None:
                 init(store)
-            params = _convert_params(func.type(store), args, module.name, name)
+            ty = func.type(store)
+            # A function without parameters reads its arguments from argv, if at all.
+            params = _convert_params(ty, args, module.name, name) if ty.params else []
             result = func(store, *params)
         elif _is_nullary(module, name):
             call_nullary(store, func)
@@ -591,12 +650,11 @@ def _is_nullary(module: Module, name: str) -> bool:
     return any(e.name == name and e.signature == "func () -> ()" for e in module.exports)
 
 
-def _path_key(source: str | os.PathLike[str]) -> tuple[str, int, int, int, int] | None:
+def _stat(name: str) -> os.stat_result | None:
     try:
-        st = os.stat(source)
+        return os.stat(name)
     except OSError:
         return None
-    return (os.fspath(source), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 _U64 = (1 << 64) - 1

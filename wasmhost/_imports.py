@@ -13,17 +13,18 @@ as pointer and length) is marked with :func:`host_function`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import wasmtime
 
 from ._errors import ConfigError, LinkError
-from ._module import Module
+from ._module import Import
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 WASI_MODULES = frozenset({"wasi_snapshot_preview1"})
+UNKNOWN_IMPORTS = ("error", "trap")
 
 Imports = Mapping[str, Mapping[str, Callable[..., Any]]]
 
@@ -75,22 +76,35 @@ def host_function(*, memory: bool = False) -> Callable[[F], F]:
     return mark
 
 
-def check_imports(module: Module, imports: Imports | None) -> None:
-    """Refuse a module whose non-WASI imports are not all provided, naming the first missing."""
+def check_imports(
+    name: str,
+    wanted: Iterable[Import],
+    imports: Imports | None,
+    unknown_imports: str = "error",
+) -> None:
+    """Refuse a module whose non-WASI imports are not all provided, naming the first
+    missing, unless ``unknown_imports`` is ``"trap"`` (then they trap when called)."""
+    if unknown_imports not in UNKNOWN_IMPORTS:
+        raise ConfigError(
+            f"unknown_imports must be one of {', '.join(UNKNOWN_IMPORTS)}, not {unknown_imports!r}."
+        )
     provided = imports or {}
-    for imp in module.imports:
+    for imp in wanted:
         if imp.module in WASI_MODULES:
             continue
         func = provided.get(imp.module, {}).get(imp.name)
         if func is None:
+            if unknown_imports == "trap":
+                continue
             raise LinkError(
-                f"{module.name} imports {imp}, which nothing provides; pass a Python "
-                f"function as imports={{{imp.module!r}: {{{imp.name!r}: ...}}}}."
+                f"{name} imports {imp}, which nothing provides",
+                advice=f"pass a Python function as imports={{{imp.module!r}: "
+                f"{{{imp.name!r}: ...}}}}, or unknown_imports='trap' to make it trap "
+                "if called",
+                fix="unknown-imports",
             )
         if imp.kind != "func":
-            raise LinkError(
-                f"{module.name} imports {imp}; wasmhost provides only functions to guests."
-            )
+            raise LinkError(f"{name} imports {imp}; wasmhost provides only functions to guests.")
         if not callable(func):
             raise ConfigError(f"imports[{imp.module!r}][{imp.name!r}] is not callable.")
 

@@ -53,18 +53,23 @@ class Module:
     b'Hello, World!\\n'
     """
 
-    __slots__ = ("_digest", "exports", "imports", "key", "name", "wasm")
+    __slots__ = ("_digest", "_path", "_size", "_wasm", "exports", "imports", "key", "name")
 
     def __init__(
         self,
         name: str,
-        wasm: bytes,
+        wasm: bytes | None,
         key: str,
         imports: tuple[Import, ...],
         exports: tuple[Export, ...],
+        *,
+        size: int | None = None,
+        path: str | None = None,
     ) -> None:
         self.name = name
-        self.wasm = wasm
+        self._wasm = wasm
+        self._path = path  # where the bytes are, when they were not read (see wasm)
+        self._size = len(wasm) if wasm is not None else size or 0
         self.key = key
         self.imports = imports
         self.exports = exports
@@ -72,6 +77,21 @@ class Module:
 
     def __repr__(self) -> str:
         return f"<Module {self.name} ({self.size} bytes)>"
+
+    @property
+    def wasm(self) -> bytes:
+        """The module's bytes. A module loaded from the compile cache by path reads
+        them only when asked, and refuses them if the file changed meanwhile."""
+        if self._wasm is None:
+            from ._hashing import content_key
+
+            assert self._path is not None
+            with reading(self._path), open(self._path, "rb") as f:
+                data = f.read()
+            if content_key(data) != self.key:
+                raise ModuleError(f"{self._path} changed since it was loaded; load it again.")
+            self._wasm = data
+        return self._wasm
 
     @property
     def digest(self) -> str:
@@ -85,7 +105,7 @@ class Module:
     @property
     def size(self) -> int:
         """The module's size in bytes."""
-        return len(self.wasm)
+        return self._size
 
     def export_names(self, kind: str = "func") -> list[str]:
         """The names of the exports of one kind (``func``, ``memory``, ``table``, ``global``)."""
@@ -172,8 +192,17 @@ def last_line(text: str) -> str:
     return lines[-1].rstrip(".") if lines else ""
 
 
-def describe(name: str, data: bytes, key: str, compiled: wasmtime.Module) -> Module:
-    """The :class:`Module` for ``data``, with what ``compiled`` imports and exports."""
+def describe(
+    name: str,
+    data: bytes | None,
+    key: str,
+    compiled: wasmtime.Module,
+    *,
+    size: int | None = None,
+    path: str | None = None,
+) -> Module:
+    """The :class:`Module` for ``data`` (or the file at ``path``, unread), with what
+    ``compiled`` imports and exports."""
     imports = []
     for imp in compiled.imports:
         kind, sig = _describe(imp.type)
@@ -182,4 +211,112 @@ def describe(name: str, data: bytes, key: str, compiled: wasmtime.Module) -> Mod
     for exp in compiled.exports:
         kind, sig = _describe(exp.type)
         exports.append(Export(exp.name, kind, sig))
-    return Module(name, data, key, tuple(imports), tuple(exports))
+    return Module(name, data, key, tuple(imports), tuple(exports), size=size, path=path)
+
+
+_KINDS = {0: "func", 1: "table", 2: "memory", 3: "global", 4: "tag"}
+
+
+def wasm_imports(data: bytes) -> tuple[Import, ...] | None:
+    """The imports of a module, read from its import section without compiling it
+    (names and kinds; the signature is the kind). None if the bytes do not parse:
+    then compiling will say why."""
+    try:
+        return _read_imports(data)
+    except (IndexError, ValueError, UnicodeDecodeError):
+        return None
+
+
+def _read_imports(data: bytes) -> tuple[Import, ...]:
+    pos = 8
+    types: list[str] = []
+    while pos < len(data):
+        section = data[pos]
+        size, pos = _leb(data, pos + 1)
+        if section == 1:
+            types = _read_types(data, pos)
+        elif section == 2:
+            count, pos = _leb(data, pos)
+            found = []
+            for _ in range(count):
+                module, pos = _name(data, pos)
+                field, pos = _name(data, pos)
+                kind = data[pos]
+                what = _KINDS.get(kind, "other")
+                signature = what
+                if kind == 0:
+                    index, _ = _leb(data, pos + 1)
+                    signature = types[index] if index < len(types) else what
+                pos = _skip_description(data, kind, pos + 1)
+                found.append(Import(module, field, what, signature))
+            return tuple(found)
+        elif section != 0:  # sections come in order: past the types, no imports
+            return ()
+        pos += size
+    return ()
+
+
+_VALUES = {0x7F: "i32", 0x7E: "i64", 0x7D: "f32", 0x7C: "f64", 0x7B: "v128"}
+_VALUES.update({0x70: "funcref", 0x6F: "externref"})
+
+
+def _read_types(data: bytes, pos: int) -> list[str]:
+    """Function types as ``_describe`` writes them; [] past what a plain MVP module has."""
+    count, pos = _leb(data, pos)
+    found = []
+    for _ in range(count):
+        if data[pos] != 0x60:
+            return []  # a GC type or a recursion group: not described here
+        pos += 1
+        lists = []
+        for _ in range(2):
+            n, pos = _leb(data, pos)
+            values = [_VALUES.get(data[pos + i]) for i in range(n)]
+            if None in values:
+                return []
+            lists.append(", ".join(str(v) for v in values))
+            pos += n
+        found.append(f"func ({lists[0]}) -> ({lists[1]})")
+    return found
+
+
+def _leb(data: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("LEB128 too long")
+
+
+def _name(data: bytes, pos: int) -> tuple[str, int]:
+    length, pos = _leb(data, pos)
+    if pos + length > len(data):
+        raise ValueError("name past the end")
+    return data[pos : pos + length].decode("utf-8"), pos + length
+
+
+def _skip_description(data: bytes, kind: int, pos: int) -> int:
+    if kind == 0:  # func: a type index
+        return _leb(data, pos)[1]
+    if kind == 1:  # table: a reference type, then limits
+        pos += 1
+    elif kind == 3:  # global: a value type and mutability
+        if data[pos] in (0x63, 0x64):  # (ref null? heaptype)
+            pos = _leb(data, pos + 1)[1]
+        else:
+            pos += 1
+        return pos + 1
+    elif kind == 4:  # tag: an attribute, then a type index
+        return _leb(data, pos + 1)[1]
+    elif kind != 2:
+        raise ValueError(f"unknown import kind {kind}")
+    flags = data[pos]
+    pos = _leb(data, pos + 1)[1]
+    if flags & 1:
+        pos = _leb(data, pos)[1]
+    return pos

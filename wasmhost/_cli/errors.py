@@ -76,6 +76,8 @@ def _advice(exc: WasmhostError, options: set[str], command: str | None) -> str |
         if "cache_dir" in options:
             return "pass --cache-dir (or set WASMHOST_CACHE_DIR) with a writable folder"
         return "set WASMHOST_CACHE_DIR to a writable folder"
+    if fix == "unknown-imports" and "wasm_options" in options:
+        return "pass -W unknown-imports-trap=y to make such imports trap if called"
     if fix == "invoke" and "invoke" in options:
         return "pass --invoke NAME to call one of them"
     if fix == "file":

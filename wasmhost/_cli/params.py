@@ -140,9 +140,41 @@ class WholeNumberType(click.ParamType):
         return number
 
 
+_YES_NO = {"": True, "y": True, "yes": True, "true": True, "n": False, "no": False, "false": False}
+
+
+class WasmOptionType(click.ParamType):
+    """``-W KEY[=VALUE][,KEY[=VALUE]...]``, as the wasmtime CLI spells its wasm options;
+    wasmhost knows ``unknown-imports-trap``."""
+
+    name = "KEY[=VALUE]"
+    known = ("unknown-imports-trap",)
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> dict[str, bool]:
+        if isinstance(value, dict):
+            return value
+        options = {}
+        for item in str(value).split(","):
+            key, _, text = item.strip().partition("=")
+            if key not in self.known:
+                self.fail(
+                    f"{key!r} is not a -W option wasmhost knows; "
+                    f"it knows: {', '.join(self.known)}.",
+                    param,
+                    ctx,
+                )
+            if text.lower() not in _YES_NO:
+                self.fail(f"{item!r}: write {key}=y or {key}=n.", param, ctx)
+            options[key] = _YES_NO[text.lower()]
+        return options
+
+
 SIZE = SizeType()
 DURATION = DurationType()
 DIR = DirType()
 ENV = EnvType()
 WHOLE_NUMBER = WholeNumberType()
 COUNT = WholeNumberType(minimum=1)
+WASM_OPTION = WasmOptionType()

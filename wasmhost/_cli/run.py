@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from .errors import reported
-from .params import DIR, DURATION, ENV, SIZE, WHOLE_NUMBER
+from .params import DIR, DURATION, ENV, SIZE, WASM_OPTION, WHOLE_NUMBER
 from .registry import registry_options
 
 
@@ -36,7 +36,16 @@ from .registry import registry_options
     help="Set NAME=VALUE in the guest, or pass NAME's value from this environment.",
 )
 @click.option(
-    "--invoke", metavar="FUNC", help="Call this export (with GUEST-ARGS as its parameters)."
+    "--invoke",
+    metavar="FUNC",
+    help="Call this export; GUEST-ARGS are its argv, and its parameters if it takes any.",
+)
+@click.option(
+    "-W",
+    "wasm_options",
+    type=WASM_OPTION,
+    multiple=True,
+    help="unknown-imports-trap=y: imports nothing provides trap when called (as wasmtime's).",
 )
 @click.option("--fuel", type=WHOLE_NUMBER, help="Stop the guest after this much fuel.")
 @click.option("--timeout", type=DURATION, help="Stop the guest after this long (2, 2.5, 500ms).")
@@ -60,6 +69,7 @@ def run(
     dirs: tuple[tuple[str, object], ...],
     envs: tuple[tuple[str, str | None], ...],
     invoke: str | None,
+    wasm_options: tuple[dict[str, bool], ...],
     fuel: int | None,
     timeout: float | None,
     max_memory: int | None,
@@ -91,6 +101,7 @@ def run(
         )
         raise click.UsageError(f"No such option: {module}{hint}.")
     env = {name: value for name, value in envs if value is not None}
+    trap_unknown = any(options.get("unknown-imports-trap") for options in wasm_options)
     source, argv0 = module, module
     with reported():
         if not os.path.exists(module) and _is_reference(module):
@@ -114,6 +125,7 @@ def run(
                 env=env,
                 dirs=dict(dirs),  # type: ignore[arg-type]
                 invoke=invoke,
+                unknown_imports="trap" if trap_unknown else "error",
                 fuel=fuel,
                 timeout=timeout,
                 max_memory=max_memory,
