@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,8 @@ from conftest import HELLO, NBODY
 import wasmhost._cache
 import wasmhost._engine
 import wasmhost._host
-from wasmhost import Host
+import wasmhost._module
+from wasmhost import Host, ModuleError
 
 HEADER = 0  # an entry is wasmtime's serialization, exactly (its checks live in .meta)
 
@@ -194,3 +197,143 @@ def test_an_unwritable_cache_does_not_stop_a_run(tmp_path: Path) -> None:
     blocker.write_text("a file where the cache folder should be")
     with Host(cache_dir=blocker) as host:
         assert host.run(HELLO).stdout == b"Hello, World!\n"
+
+
+# -- loading by memory map, checked without reading the entry ------------------
+
+
+def refuse_reading_entries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A load must map the entry (deserialize_file), never read it into memory."""
+
+    def refuse(*args: object) -> None:
+        raise AssertionError("read an entry into memory instead of mapping it")
+
+    monkeypatch.setattr(wasmtime.Module, "deserialize", refuse)
+
+
+def test_entries_are_mapped_and_private(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with Host() as host:
+        host.run(HELLO)
+    [entry] = entries(isolated)
+    assert entry.stat().st_mode & 0o777 == 0o600
+    assert entry.with_name(entry.name + ".meta").stat().st_mode & 0o777 == 0o600
+    assert (isolated / "compiled").stat().st_mode & 0o777 == 0o700
+    assert entry.parent.stat().st_mode & 0o777 == 0o700
+    no_compiling(monkeypatch)
+    refuse_reading_entries(monkeypatch)
+    with Host() as host:
+        assert host.run(HELLO).stdout == b"Hello, World!\n"
+
+
+def swap(entry: Path, other: Path) -> None:
+    """Another entry renamed over this one: same bytes as a valid entry, another inode."""
+    copy = other.with_name("copy")
+    copy.write_bytes(other.read_bytes())
+    os.replace(copy, entry)
+
+
+def loosen(entry: Path, other: Path) -> None:
+    entry.chmod(0o666)
+
+
+def drop_meta(entry: Path, other: Path) -> None:
+    entry.with_name(entry.name + ".meta").unlink()
+
+
+def rewrite_same(entry: Path, other: Path) -> None:
+    """The same bytes written again in place: the change time moves."""
+    entry.write_bytes(entry.read_bytes())
+
+
+@pytest.mark.parametrize(
+    "change", [swap, loosen, drop_meta, rewrite_same], ids=lambda f: f.__name__
+)
+def test_an_entry_changed_since_it_was_written_is_rebuilt(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch, change: object
+) -> None:
+    with Host() as host:
+        host.run(HELLO)
+        host.run(NBODY, ["10"])
+        hello_key = host.load(HELLO).key
+    [hello] = [p for p in entries(isolated) if p.name.startswith(hello_key)]
+    [nbody] = [p for p in entries(isolated) if p != hello]
+    change(hello, nbody)  # type: ignore[operator]
+    compiled: list[str] = []
+    real = wasmhost._host.compile_wasm
+    monkeypatch.setattr(
+        wasmhost._host, "compile_wasm", lambda name, *a: compiled.append(name) or real(name, *a)
+    )
+    with Host() as host:
+        assert host.run(HELLO).stdout == b"Hello, World!\n"
+    assert compiled == [str(HELLO)]
+    assert hello.stat().st_mode & 0o777 == 0o600
+
+
+def settled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files written by the test count as settled at once (their change time is now)."""
+    monkeypatch.setattr(wasmhost._cache, "_RACY_NS", 0)
+
+
+def test_a_module_named_by_path_is_not_read_once_its_key_is_recorded(
+    isolated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settled(monkeypatch)
+    module = tmp_path / "hello.wasm"
+    module.write_bytes(HELLO.read_bytes())
+    with Host() as host:
+        host.run(module)
+    assert len(list((isolated / "compiled" / "paths").iterdir())) == 1
+
+    def refuse(*args: object) -> None:
+        raise AssertionError("read the module although its key is recorded")
+
+    monkeypatch.setattr(wasmhost._host, "read_source", refuse)
+    with Host() as host:
+        loaded = host.load(module)
+        assert host.run(loaded).stdout == b"Hello, World!\n"
+        assert loaded.size == HELLO.stat().st_size
+    monkeypatch.setattr(wasmhost._host, "read_source", wasmhost._module.read_source)
+    assert loaded.wasm == HELLO.read_bytes()  # read when asked for, and checked
+
+
+def test_a_changed_file_never_runs_from_a_stale_entry(
+    isolated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same size, same modification time put back: the change time still tells."""
+    settled(monkeypatch)
+    module = tmp_path / "m.wasm"
+    module.write_bytes(HELLO.read_bytes())
+    old = time.time() - 10
+    os.utime(module, (old, old))
+    with Host() as host:
+        assert host.run(module).stdout == b"Hello, World!\n"
+    data = bytearray(HELLO.read_bytes())
+    at = data.find(b"Hello, World!")
+    data[at : at + 5] = b"Jello"
+    module.write_bytes(bytes(data))
+    os.utime(module, (old, old))
+    with Host() as host:
+        assert host.run(module).stdout == b"Jello, World!\n"
+
+
+def test_a_file_changed_in_the_last_second_is_not_recorded(isolated: Path, tmp_path: Path) -> None:
+    module = tmp_path / "fresh.wasm"
+    module.write_bytes(HELLO.read_bytes())
+    with Host() as host:
+        host.run(module)
+    assert not (isolated / "compiled" / "paths").exists()
+
+
+def test_a_module_changed_after_loading_refuses_its_stale_bytes(
+    isolated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settled(monkeypatch)
+    module = tmp_path / "m.wasm"
+    module.write_bytes(HELLO.read_bytes())
+    with Host() as host:
+        host.run(module)
+    with Host() as host:
+        loaded = host.load(module)
+        module.write_bytes(NBODY.read_bytes())
+        with pytest.raises(ModuleError, match="changed since it was loaded"):
+            loaded.wasm  # noqa: B018

@@ -6,8 +6,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import wasmhost_cli
 
-from wasmhost import ConfigError, GuestMemory, Host, LinkError, host_function
+import wasmhost._host
+from wasmhost import ConfigError, GuestMemory, Host, LinkError, Trap, host_function
 
 CALLS_ADD = """
 (module
@@ -128,3 +130,75 @@ def test_an_exception_during_start_is_raised_once(host: Host, wat: Callable[[str
         100,
     )
     assert host.run(module, imports={"env": {"boom": lambda: None}}).exit_code == 0
+
+
+MISSING = """
+(module
+  (import "env" "missing" (func $missing (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start") (call $exit (i32.const 7)))
+  (func (export "calls") (drop (call $missing (i32.const 1)))))
+"""
+
+
+def test_a_missing_import_is_refused_before_compiling(
+    host: Host, wat: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A big module would take a minute to compile only to fail at linking."""
+
+    def refuse(*args: object) -> None:
+        raise AssertionError("compiled a module whose imports cannot be satisfied")
+
+    monkeypatch.setattr(wasmhost._host, "compile_wasm", refuse)
+    with pytest.raises(
+        LinkError, match=r"imports env\.missing \(func \(i32\) -> \(i32\)\)"
+    ) as info:
+        host.run(wat(MISSING))
+    assert info.value.fix == "unknown-imports"
+    assert "unknown_imports='trap'" in str(info.value)
+
+
+def test_unknown_imports_can_trap_instead(host: Host, wat: Callable[[str], Path]) -> None:
+    module = wat(MISSING)
+    assert host.run(module, unknown_imports="trap").exit_code == 7  # never called: runs
+    with pytest.raises(Trap, match="unknown import"):
+        host.run(module, invoke="calls", unknown_imports="trap")
+    with pytest.raises(ConfigError, match="unknown_imports must be one of"):
+        host.run(module, unknown_imports="ignore")  # type: ignore[arg-type]
+
+
+def test_the_cli_takes_wasmtimes_unknown_imports_spelling(wat: Callable[[str], Path]) -> None:
+    module = wat(MISSING)
+    refused = wasmhost_cli("run", module)
+    assert refused.returncode == 1
+    assert b"pass -W unknown-imports-trap=y to make such imports trap" in refused.stderr
+    assert b"imports=" not in refused.stderr  # the CLI speaks CLI
+    assert wasmhost_cli("run", "-W", "unknown-imports-trap=y", module).returncode == 7
+    trapped = wasmhost_cli("run", "-W", "unknown-imports-trap", "--invoke", "calls", module)
+    assert trapped.returncode == 134
+    assert b"unknown import" in trapped.stderr
+    assert wasmhost_cli("run", "-W", "unknown-imports-trap=n", module).returncode == 1
+    wrong = wasmhost_cli("run", "-W", "max-wasm-stack=1", module)
+    assert wrong.returncode == 2
+    assert b"not a -W option wasmhost knows" in wrong.stderr
+
+
+ARGC = """
+(module
+  (import "wasi_snapshot_preview1" "args_sizes_get" (func $sizes (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "run") (drop (call $sizes (i32.const 0) (i32.const 4)))
+    (call $exit (i32.load (i32.const 0))))
+  (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1))))
+"""
+
+
+def test_invoke_passes_guest_args_as_argv_too(host: Host, wat: Callable[[str], Path]) -> None:
+    """As the wasmtime CLI does: `--invoke run python.wasm -c CODE` reads its argv."""
+    module = wat(ARGC)
+    assert host.run(module, ["-c", "print(1)"], invoke="run").exit_code == 3
+    assert host.run(module, ["2", "3"], invoke="add").values == (5,)
+    done = wasmhost_cli("run", "--invoke", "run", module, "-c", "x", "y")
+    assert done.returncode == 4, done.stderr
