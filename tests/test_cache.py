@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ from conftest import HELLO, NBODY
 
 import wasmhost._cache
 import wasmhost._engine
+import wasmhost._hashing
 import wasmhost._host
 import wasmhost._module
 from wasmhost import Host, ModuleError
@@ -240,13 +242,20 @@ def drop_meta(entry: Path, other: Path) -> None:
     entry.with_name(entry.name + ".meta").unlink()
 
 
-def rewrite_same(entry: Path, other: Path) -> None:
-    """The same bytes written again in place: the change time moves."""
-    entry.write_bytes(entry.read_bytes())
+def flip_in_place(entry: Path, other: Path) -> None:
+    """One byte of code changed in place, the size kept: the change time moves."""
+    data = bytearray(entry.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    entry.write_bytes(bytes(data))
+
+
+def open_folder(entry: Path, other: Path) -> None:
+    """The entry's folder made writable by others: anyone could have put code there."""
+    entry.parent.chmod(0o777)
 
 
 @pytest.mark.parametrize(
-    "change", [swap, loosen, drop_meta, rewrite_same], ids=lambda f: f.__name__
+    "change", [swap, loosen, drop_meta, flip_in_place, open_folder], ids=lambda f: f.__name__
 )
 def test_an_entry_changed_since_it_was_written_is_rebuilt(
     isolated: Path, monkeypatch: pytest.MonkeyPatch, change: object
@@ -267,6 +276,58 @@ def test_an_entry_changed_since_it_was_written_is_rebuilt(
         assert host.run(HELLO).stdout == b"Hello, World!\n"
     assert compiled == [str(HELLO)]
     assert hello.stat().st_mode & 0o777 == 0o600
+    assert hello.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_loose_entry_is_refused_even_with_a_matching_record(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not by its changed times: the record is rewritten to match, the mode still tells."""
+    with Host() as host:
+        host.run(HELLO)
+    [entry] = entries(isolated)
+    entry.chmod(0o644 | 0o022)
+    fd = os.open(entry, os.O_RDONLY)
+    try:
+        whole = wasmhost._hashing.checksum_of_file(fd)
+        wasmhost._cache.CompileCache._record(entry, fd, os.fstat(fd), whole)
+    finally:
+        os.close(fd)
+    with Host() as host:
+        compiled: list[str] = []
+        real = wasmhost._host.compile_wasm
+        monkeypatch.setattr(
+            wasmhost._host, "compile_wasm", lambda name, *a: compiled.append(name) or real(name, *a)
+        )
+        host.run(HELLO)
+    assert compiled == [str(HELLO)]
+
+
+def test_a_copied_cache_is_checked_once_by_content_and_used(
+    isolated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cp -a of a cache (an image, a CI restore): new inodes and times, same content."""
+    with Host() as host:
+        host.run(HELLO)
+    copy = tmp_path / "copied"
+    shutil.copytree(isolated, copy)
+    monkeypatch.setenv("WASMHOST_CACHE_DIR", str(copy))
+    [entry] = entries(copy)
+    before = entry.with_name(entry.name + ".meta").read_bytes()
+    no_compiling(monkeypatch)
+    with Host() as host:
+        assert host.run(HELLO).stdout == b"Hello, World!\n"
+    assert entry.with_name(entry.name + ".meta").read_bytes() != before  # recorded anew
+
+
+def test_an_old_cache_folder_is_made_private(isolated: Path) -> None:
+    """Folders made 0755 by an older wasmhost are tightened on the next store."""
+    folder = isolated / "compiled"
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)
+    with Host() as host:
+        host.run(HELLO)
+    assert folder.stat().st_mode & 0o777 == 0o700
 
 
 def settled(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -305,15 +366,16 @@ def test_a_changed_file_never_runs_from_a_stale_entry(
     module.write_bytes(HELLO.read_bytes())
     old = time.time() - 10
     os.utime(module, (old, old))
-    with Host() as host:
-        assert host.run(module).stdout == b"Hello, World!\n"
-    data = bytearray(HELLO.read_bytes())
-    at = data.find(b"Hello, World!")
-    data[at : at + 5] = b"Jello"
-    module.write_bytes(bytes(data))
-    os.utime(module, (old, old))
-    with Host() as host:
-        assert host.run(module).stdout == b"Jello, World!\n"
+    with Host() as kept:
+        assert kept.run(module).stdout == b"Hello, World!\n"
+        data = bytearray(HELLO.read_bytes())
+        at = data.find(b"Hello, World!")
+        data[at : at + 5] = b"Jello"
+        module.write_bytes(bytes(data))
+        os.utime(module, (old, old))
+        assert kept.run(module).stdout == b"Jello, World!\n"  # the same Host
+        with Host() as host:
+            assert host.run(module).stdout == b"Jello, World!\n"  # a new one
 
 
 def test_a_file_changed_in_the_last_second_is_not_recorded(isolated: Path, tmp_path: Path) -> None:

@@ -6,10 +6,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import wasmtime
 from conftest import wasmhost_cli
 
 import wasmhost._host
-from wasmhost import ConfigError, GuestMemory, Host, LinkError, Trap, host_function
+from wasmhost import (
+    ConfigError,
+    GuestMemory,
+    Host,
+    LinkError,
+    ModuleError,
+    Trap,
+    host_function,
+)
+from wasmhost._imports import WASI_FUNCTIONS
 
 CALLS_ADD = """
 (module
@@ -73,10 +83,12 @@ def test_an_import_nobody_provides_is_named(host: Host, wat: Callable[[str], Pat
 
 def test_non_function_imports_are_refused(host: Host, wat: Callable[[str], Path]) -> None:
     module = wat('(module (import "env" "memory" (memory 1)) (func (export "_start")))')
-    with pytest.raises(LinkError, match="which nothing provides"):
+    with pytest.raises(LinkError, match="only functions to guests, so it cannot run"):
         host.run(module)
     with pytest.raises(LinkError, match="only functions"):
         host.run(module, imports={"env": {"memory": lambda: None}})
+    with pytest.raises(LinkError, match="only functions"):  # trapping covers functions only
+        host.run(module, unknown_imports="trap")
 
 
 def test_an_exception_in_a_host_function_reaches_the_caller(
@@ -179,6 +191,10 @@ def test_the_cli_takes_wasmtimes_unknown_imports_spelling(wat: Callable[[str], P
     assert trapped.returncode == 134
     assert b"unknown import" in trapped.stderr
     assert wasmhost_cli("run", "-W", "unknown-imports-trap=n", module).returncode == 1
+    last = wasmhost_cli(
+        "run", "-W", "unknown-imports-trap=y", "-W", "unknown-imports-trap=n", module
+    )
+    assert last.returncode == 1  # the last -W wins, as in wasmtime
     wrong = wasmhost_cli("run", "-W", "max-wasm-stack=1", module)
     assert wrong.returncode == 2
     assert b"not a -W option wasmhost knows" in wrong.stderr
@@ -193,6 +209,37 @@ ARGC = """
     (call $exit (i32.load (i32.const 0))))
   (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1))))
 """
+
+
+def test_the_wasi_names_are_wasmtimes(host: Host, wat: Callable[[str], Path]) -> None:
+    """WASI_FUNCTIONS is what wasmtime's linker defines; a name it lacks is not WASI."""
+    engine = wasmtime.Engine()
+    linker = wasmtime.Linker(engine)
+    linker.define_wasi()
+    store = wasmtime.Store(engine)
+    store.set_wasi(wasmtime.WasiConfig())
+    for name in WASI_FUNCTIONS:
+        assert isinstance(linker.get(store, "wasi_snapshot_preview1", name), wasmtime.Func)
+    bogus = wat(
+        '(module (import "wasi_snapshot_preview1" "bogus" (func)) (func (export "_start")))'
+    )
+    with pytest.raises(LinkError, match=r"wasi_snapshot_preview1\.bogus .*which nothing provides"):
+        host.run(bogus)
+    assert host.run(bogus, unknown_imports="trap").exit_code == 0
+
+
+def test_a_component_or_unknown_version_is_named_before_its_imports(
+    host: Host, tmp_path: Path
+) -> None:
+    component = tmp_path / "c.wasm"
+    component.write_bytes(b"\0asm\x0d\x00\x01\x00" + bytes(16))
+    with pytest.raises(ModuleError, match="is a WebAssembly component") as info:
+        host.run(component)
+    assert not isinstance(info.value, LinkError)
+    future = tmp_path / "v2.wasm"
+    future.write_bytes(b"\0asm\x02\x00\x00\x00" + bytes(16))
+    with pytest.raises(ModuleError, match="unknown WebAssembly version"):
+        host.run(future)
 
 
 def test_invoke_passes_guest_args_as_argv_too(host: Host, wat: Callable[[str], Path]) -> None:

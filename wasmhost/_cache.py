@@ -5,25 +5,26 @@ An entry is wasmtime's serialization of a module, exactly (so that
 module's content key and the engine's fingerprint (wasmtime version, machine,
 engine settings). Beside it, a small ``.meta`` file records what the entry
 was when it was written: its inode, size, modification and change times
-(to the nanosecond), and a BLAKE2b of its first and last 4 KiB. An entry is
-loaded only if all of these still hold and it is private to this user (mode
-0600 in 0700 folders, owned by the user); otherwise it is dropped and
-rebuilt. So a truncated, replaced, swapped, rewritten or foreign entry is
-never loaded, at the cost of two small reads and two ``stat`` calls.
+(to the nanosecond), a BLAKE2b of its first and last 4 KiB, and one of its
+whole content. An entry is loaded only if it is private to this user (0600,
+in folders nobody else can write) and its identity and times still hold, or,
+for a copied cache, its whole content still hashes as recorded (then the
+record is renewed). It is mapped through the descriptor that was checked.
+So a truncated, replaced, swapped, rewritten or foreign entry is never
+loaded, at the cost of two small reads and a ``stat``.
 
-What this does not check: the bytes in the middle of an entry that changed
+What this does not check: bytes in the middle of an entry that changed
 without its change time moving (a disk's silent corruption; a user with this
 account's rights can write anything anyway). wasmtime runs what it maps as
-trusted code; the defence is that only this user can write the entries, and
-that no write goes unnoticed by the change time (with nanosecond timestamps;
-on kernels with coarse timestamps, two writes within one tick look the same).
-wasmtime also checks that an entry was made by its own version and settings.
+trusted code. A mapped entry truncated in place kills the process with
+SIGBUS: entries are only ever replaced by rename, never written in place.
 
 Modules named by path are keyed without reading them: ``paths/`` records,
 for a file's path, its device, inode, size and times with the content key
 computed once (as git's index does), so a changed file is hashed again and
-never run from a stale entry. A file changed in the last second is not
-recorded (its times could still repeat).
+never run from a stale entry. A file that changed less than ``_RACY_NS``
+before it was read is not recorded: with coarse timestamps a change within
+one tick would not show.
 
 Location: ``$WASMHOST_CACHE_DIR/compiled`` if set, else
 ``$XDG_CACHE_HOME/wasmhost/compiled`` (``~/.cache/wasmhost/compiled``).
@@ -34,13 +35,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import wasmtime
 
-from ._hashing import KEY_BYTES, checksum, content_key
+from ._hashing import KEY_BYTES, checksum, checksum_of_file, content_key
 
 
 def default_cache_root() -> Path | None:
@@ -63,7 +65,9 @@ def cache_root() -> Path:
 _MAGIC = b"wasmhost-cache-meta 2\n"
 _PATH_MAGIC = b"wasmhost-path 1\n"
 _EDGE = 4096  # the bytes at each end of an entry whose hash is recorded
-_RACY_NS = 1_000_000_000
+# A file is keyed by its state only if it had not changed for this long before it was
+# read: a later change then shows in its times even where they are coarse (FAT: 2 s).
+_RACY_NS = 3_000_000_000
 
 
 class CompileCache:
@@ -82,23 +86,45 @@ class CompileCache:
         foreign: then removed)."""
         import wasmtime  # not at the top: the registry side uses cache_root without wasmtime
 
-        meta = _meta_path(path)
+        if not self._folders_private(path.parent):
+            return None
         try:
-            with open(meta, "rb") as f:
-                recorded = f.read(256)
-            with open(path, "rb") as entry:
-                st = os.fstat(entry.fileno())
-                seen = _describe_entry(entry, st)
+            with open(_meta_path(path), "rb") as f:
+                recorded = f.read(512)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError:
             return None
-        if recorded != seen or not _private(st):
-            self._discard(path)
-            return None
         try:
-            return wasmtime.Module.deserialize_file(engine, str(path))
+            st = os.fstat(fd)
+            if not _private(st) or not self._checked(fd, st, recorded, path):
+                self._discard(path)
+                return None
+            # Mapped through the descriptor just checked: the path may name another
+            # file by now.
+            return wasmtime.Module.deserialize_file(engine, f"/proc/self/fd/{fd}")
         except wasmtime.WasmtimeError:
             self._discard(path)
             return None
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+
+    def _checked(self, fd: int, st: os.stat_result, recorded: bytes, path: Path) -> bool:
+        """Whether the entry open at ``fd`` is the one ``recorded`` describes.
+
+        Its identity, times and edges, or else (a copied or restored cache) the
+        hash of its whole content, which then becomes the record.
+        """
+        fields = recorded[len(_MAGIC) :].split() if recorded.startswith(_MAGIC) else []
+        if len(fields) != 6:
+            return False
+        if fields[:5] == _identity(fd, st):
+            return True
+        if fields[1] != str(st.st_size).encode() or fields[5] != checksum_of_file(fd).encode():
+            return False
+        self._record(path, fd, st, fields[5].decode())
+        return True
 
     def store(self, module: wasmtime.Module, path: Path) -> None:
         """Write ``module`` at ``path`` atomically; a failure to write is not an error."""
@@ -112,24 +138,49 @@ class CompileCache:
             _private_folders(path.parent)
             with atomic_writer(path, 0o600, what="the compile cache") as f:
                 f.write(payload)
-            with open(path, "rb") as entry:
-                description = _describe_entry(entry, os.fstat(entry.fileno()))
-            with atomic_writer(_meta_path(path), 0o600, what="the compile cache") as f:
-                f.write(description)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                self._record(path, fd, os.fstat(fd), checksum(payload).hex())
+            finally:
+                os.close(fd)
         except (StorageError, OSError, wasmtime.WasmtimeError):
             pass
         finally:
             sweep(path.parent)
+
+    @staticmethod
+    def _record(path: Path, fd: int, st: os.stat_result, whole: str) -> None:
+        from ._errors import StorageError
+        from ._files import atomic_writer
+
+        line = b" ".join([*_identity(fd, st), whole.encode()])
+        meta = _meta_path(path)
+        with contextlib.suppress(StorageError, OSError), atomic_writer(meta, 0o600) as f:
+            f.write(_MAGIC + line + b"\n")
+
+    def _folders_private(self, folder: Path) -> bool:
+        """Whether the entry's folder and the cache's own are this user's, and written by
+        nobody else (an older wasmhost made them 0755; the next store makes them 0700)."""
+        for each in (folder, folder.parent):
+            try:
+                st = os.lstat(each)
+            except OSError:
+                return False
+            if st.st_uid != os.geteuid() or st.st_mode & 0o022 or not stat.S_ISDIR(st.st_mode):
+                return False
+        return True
 
     # -- keys of modules named by path -----------------------------------------
 
     def known_key(self, source: str, st: os.stat_result) -> str | None:
         """The content key recorded for file ``source`` in the state ``st`` shows, if any."""
         record = self._path_record(source)
-        if record is None:
+        if record is None or not self._folders_private(record.parent):
             return None
         try:
             with open(record, "rb") as f:
+                if not _private(os.fstat(f.fileno())):
+                    return None  # a record names the entry that runs: only ours count
                 data = f.read(512)
         except OSError:
             return None
@@ -141,12 +192,11 @@ class CompileCache:
         key = fields[5].decode("ascii", "replace")
         return key if len(key) == 2 * KEY_BYTES and key.isalnum() else None
 
-    def remember_key(self, source: str, st: os.stat_result, key: str) -> None:
-        """Record ``key`` for file ``source`` as ``st`` shows it, unless it changed lately."""
-        import time
-
+    def remember_key(self, source: str, st: os.stat_result, key: str, read_at: int) -> None:
+        """Record ``key`` for file ``source`` as ``st`` shows it, if it had settled when it
+        was read (``read_at``, ``time.time_ns()`` just before reading it)."""
         record = self._path_record(source)
-        if record is None or time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < _RACY_NS:
+        if record is None or not settled(st, read_at):
             return
         from ._errors import StorageError
         from ._files import atomic_writer
@@ -172,6 +222,12 @@ class CompileCache:
                 stale.unlink()
 
 
+def settled(st: os.stat_result, read_at: int) -> bool:
+    """Whether a file with state ``st``, read at ``read_at``, had stopped changing long
+    enough before that any later change shows in its times (git's "racily clean")."""
+    return read_at - max(st.st_mtime_ns, st.st_ctime_ns) >= _RACY_NS
+
+
 def _meta_path(path: Path) -> Path:
     return path.with_name(path.name + ".meta")
 
@@ -180,12 +236,13 @@ def _file_state(st: os.stat_result) -> tuple[int, ...]:
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
-def _describe_entry(entry: BinaryIO, st: os.stat_result) -> bytes:
-    """What the .meta file records of an entry: its identity, times and edges' hash."""
-    head = os.pread(entry.fileno(), _EDGE, 0)
-    tail = os.pread(entry.fileno(), _EDGE, max(st.st_size - _EDGE, 0))
-    state = " ".join(str(v) for v in (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
-    return _MAGIC + f"{state} {checksum(head, tail).hex()}\n".encode()
+def _identity(fd: int, st: os.stat_result) -> list[bytes]:
+    """What a .meta records of an entry to know it again without reading it: its inode,
+    size, times, and a hash of its first and last 4 KiB."""
+    head = os.pread(fd, _EDGE, 0)
+    tail = os.pread(fd, _EDGE, max(st.st_size - _EDGE, 0))
+    state = [str(v).encode() for v in (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)]
+    return [*state, checksum(head, tail).hex().encode()]
 
 
 def _private(st: os.stat_result) -> bool:

@@ -7,6 +7,7 @@ digests) is imported only where a digest is asked for.
 
 from __future__ import annotations
 
+import os
 from typing import IO
 
 try:
@@ -28,6 +29,16 @@ def checksum(*parts: bytes | bytearray | memoryview) -> bytes:
     for part in parts:
         hasher.update(part)
     return hasher.digest()
+
+
+def checksum_of_file(fd: int) -> str:
+    """The BLAKE2b of everything in the open file ``fd`` (read with pread), hex."""
+    hasher = blake2b(digest_size=KEY_BYTES)
+    offset = 0
+    while chunk := os.pread(fd, 1 << 20, offset):
+        hasher.update(chunk)
+        offset += len(chunk)
+    return hasher.hexdigest()
 
 
 def sha256_of(f: IO[bytes]) -> tuple[str, int]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypedDict
 
 import wasmtime
 
-from ._cache import CompileCache, default_cache_root
+from ._cache import CompileCache, default_cache_root, settled
 from ._capi import call_nullary, export_func, set_argv, set_env
 from ._engine import EngineFlags, Engines, EngineSlot
 from ._errors import (
@@ -36,7 +36,9 @@ from ._memory import MAX_RESERVATION, MemoryWatch
 from ._module import (
     Import,
     Module,
+    ModuleChanged,
     ModuleSource,
+    check_header,
     compile_wasm,
     describe,
     last_line,
@@ -170,30 +172,36 @@ class Host:
         if isinstance(source, Module):
             module = source
             return module, self._compile(slot, module.name, module.key, lambda: module.wasm, check)
-        st = None
         if not isinstance(source, bytes | bytearray | memoryview):
             name = os.fsdecode(source)
             st = _stat(name)
             if st is not None:
-                stat_key = (name, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-                if (cached := self._paths.get(stat_key)) is not None:
+                if (cached := self._paths.get(_state(name, st))) is not None:
                     return cached, self._compile(
                         slot, cached.name, cached.key, lambda: cached.wasm, check
                     )
                 key = self._cache.known_key(name, st)
                 if key is not None:
-                    loaded = Module(name, None, key, (), (), size=st.st_size, path=name)
-                    compiled = self._compile(slot, name, key, lambda: loaded.wasm, check)
-                    module = describe(name, None, key, compiled, size=st.st_size, path=name)
-                    self._paths[stat_key] = module
-                    return module, compiled
-        name, data = read_source(source)
+                    where = os.path.abspath(name)
+                    lazy = Module(name, None, key, (), (), size=st.st_size, path=where)
+                    try:
+                        compiled = self._compile(slot, name, key, lambda: lazy.wasm, check)
+                    except ModuleChanged:
+                        pass  # changed since its state was looked at: read it as it is now
+                    else:
+                        module = describe(name, None, key, compiled, size=st.st_size, path=where)
+                        self._paths[_state(name, st)] = module
+                        return module, compiled
+        read_at = time.time_ns()
+        name, data, read = read_source(source)
         key = content_key(data)
         compiled = self._compile(slot, name, key, lambda: data, check)
         module = describe(name, data, key, compiled)
-        if st is not None:
-            self._paths[stat_key] = module
-            self._cache.remember_key(name, st, key)
+        # A file that changed just before it was read could change again unseen
+        # (coarse timestamps): it is read again next time rather than kept by state.
+        if read is not None and settled(read, read_at):
+            self._paths[_state(name, read)] = module
+            self._cache.remember_key(name, read, key, read_at)
         return module, compiled
 
     def _slot(self, flags: EngineFlags) -> EngineSlot:
@@ -220,6 +228,7 @@ class Host:
             compiled = self._cache.load(slot.engine, path) if path is not None else None
             if compiled is None:
                 data = wasm()
+                check_header(name, data)
                 if check is not None and (found := wasm_imports(data)) is not None:
                     check(name, found)  # before a compile that can take a minute
                 compiled = compile_wasm(name, data, slot.engine)
@@ -648,6 +657,10 @@ _POLL = 0.005
 
 def _is_nullary(module: Module, name: str) -> bool:
     return any(e.name == name and e.signature == "func () -> ()" for e in module.exports)
+
+
+def _state(name: str, st: os.stat_result) -> tuple[str, int, int, int, int, int]:
+    return (name, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _stat(name: str) -> os.stat_result | None:

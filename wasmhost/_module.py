@@ -23,6 +23,10 @@ _CORE_VERSION = b"\x01\x00\x00\x00"
 _COMPONENT_VERSION = b"\x0d\x00\x01\x00"
 
 
+class ModuleChanged(ModuleError):
+    """The file of a module loaded without reading it changed before it was read."""
+
+
 class Import(NamedTuple):
     """One import of a module: ``module.name``, its kind (``func``, ``memory``...) and type."""
 
@@ -89,7 +93,7 @@ class Module:
             with reading(self._path), open(self._path, "rb") as f:
                 data = f.read()
             if content_key(data) != self.key:
-                raise ModuleError(f"{self._path} changed since it was loaded; load it again.")
+                raise ModuleChanged(f"{self._path} changed since it was loaded; load it again.")
             self._wasm = data
         return self._wasm
 
@@ -128,13 +132,17 @@ def _describe(ty: object) -> tuple[str, str]:
     return "other", type(ty).__name__
 
 
-def read_source(source: str | os.PathLike[str] | bytes) -> tuple[str, bytes]:
-    """The display name and bytes of a module given as a path or as bytes."""
+def read_source(
+    source: str | os.PathLike[str] | bytes,
+) -> tuple[str, bytes, os.stat_result | None]:
+    """The display name and bytes of a module given as a path or as bytes, and the
+    state of the file as it was read (None for bytes)."""
     if isinstance(source, bytes | bytearray | memoryview):
-        return "<bytes>", bytes(source)
+        return "<bytes>", bytes(source), None
     name = os.fsdecode(source)
     with reading(name), open(name, "rb") as f:
-        return name, f.read()
+        st = os.fstat(f.fileno())
+        return name, f.read(), st
 
 
 @contextmanager

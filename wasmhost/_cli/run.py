@@ -101,7 +101,9 @@ def run(
         )
         raise click.UsageError(f"No such option: {module}{hint}.")
     env = {name: value for name, value in envs if value is not None}
-    trap_unknown = any(options.get("unknown-imports-trap") for options in wasm_options)
+    trap_unknown = False  # the last -W that says wins, as in wasmtime
+    for options in wasm_options:
+        trap_unknown = options.get("unknown-imports-trap", trap_unknown)
     source, argv0 = module, module
     with reported():
         if not os.path.exists(module) and _is_reference(module):
