@@ -399,3 +399,20 @@ def test_a_module_changed_after_loading_refuses_its_stale_bytes(
         module.write_bytes(NBODY.read_bytes())
         with pytest.raises(ModuleError, match="changed since it was loaded"):
             loaded.wasm  # noqa: B018
+
+
+def test_entries_of_an_older_cache_format_are_removed_when_rebuilt(isolated: Path) -> None:
+    with Host() as host:
+        host.run(HELLO)
+    [entry] = entries(isolated)
+    current = f"-v{wasmhost._cache.CACHE_FORMAT}.cwasm"
+    older = entry.with_name(entry.name.replace(current, "-v1.cwasm"))
+    older.write_bytes(b"an entry of the first format")
+    other_version = entry.with_name(entry.name.replace("wasmtime", "wasmtime0.0.1-"))
+    other_version.write_bytes(b"another wasmtime's entry")
+    entry.unlink()
+    with Host() as host:
+        host.run(HELLO)
+    assert entry.exists()
+    assert not older.exists()
+    assert other_version.exists()  # another install sharing the cache may still use it

@@ -62,6 +62,9 @@ def cache_root() -> Path:
     return base / "wasmhost"
 
 
+# The layout of entries, part of every entry's name: 1 had a checksum inside the
+# entry; 2 is wasmtime's serialization alone, with a .meta beside it.
+CACHE_FORMAT = 2
 _MAGIC = b"wasmhost-cache-meta 2\n"
 _PATH_MAGIC = b"wasmhost-path 1\n"
 _EDGE = 4096  # the bytes at each end of an entry whose hash is recorded
@@ -147,6 +150,7 @@ class CompileCache:
             pass
         finally:
             sweep(path.parent)
+            _drop_older_formats(path)
 
     @staticmethod
     def _record(path: Path, fd: int, st: os.stat_result, whole: str) -> None:
@@ -220,6 +224,19 @@ class CompileCache:
         for stale in (path, _meta_path(path)):
             with contextlib.suppress(OSError):
                 stale.unlink()
+
+
+def _drop_older_formats(path: Path) -> None:
+    """Remove this entry's copies in older cache formats: nothing reads them any more
+    (entries of other wasmtime versions stay, for another install sharing the cache)."""
+    suffix = f"-v{CACHE_FORMAT}.cwasm"
+    if not path.name.endswith(suffix):
+        return
+    for old in range(1, CACHE_FORMAT):
+        stale = path.with_name(path.name[: -len(suffix)] + f"-v{old}.cwasm")
+        for each in (stale, _meta_path(stale)):
+            with contextlib.suppress(OSError):
+                each.unlink()
 
 
 def settled(st: os.stat_result, read_at: int) -> bool:

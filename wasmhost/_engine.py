@@ -17,10 +17,9 @@ from typing import NamedTuple
 import wasmtime
 
 from . import _poll
+from ._cache import CACHE_FORMAT
 from ._memory import use_watched_memories
 from ._watchdog import Ticker
-
-CACHE_FORMAT = 2
 
 
 class EngineFlags(NamedTuple):
