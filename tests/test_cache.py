@@ -183,6 +183,16 @@ def test_caching_can_be_turned_off(isolated: Path, monkeypatch: pytest.MonkeyPat
     assert entries(isolated) == []
 
 
+def test_the_cli_honours_no_cache_beside_a_cache_dir(isolated: Path) -> None:
+    """WASMHOST_CACHE_DIR fills in run's --cache-dir; WASMHOST_NO_CACHE still turns it off."""
+    env = dict(os.environ, WASMHOST_NO_CACHE="1")
+    done = subprocess.run(
+        [sys.executable, "-m", "wasmhost", "run", str(HELLO)], env=env, capture_output=True
+    )
+    assert done.stdout == b"Hello, World!\n"
+    assert entries(isolated) == []
+
+
 def test_cache_location_follows_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -169,6 +170,29 @@ def test_a_missing_import_is_refused_before_compiling(
         host.run(wat(MISSING))
     assert info.value.fix == "unknown-imports"
     assert "unknown_imports='trap'" in str(info.value)
+
+
+def test_the_cli_refuses_a_missing_import_before_compiling(
+    wat: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """Nothing was compiled: the cache stays empty."""
+    cache = tmp_path / "cache"
+    done = wasmhost_cli("run", wat(MISSING), env=dict(os.environ, WASMHOST_CACHE_DIR=str(cache)))
+    assert done.returncode == 1
+    assert b"which nothing provides" in done.stderr
+    assert not list(cache.rglob("*.cwasm"))
+
+
+def test_load_checks_imports_when_asked(
+    host: Host, wat: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = wat(MISSING)
+    monkeypatch.setattr(wasmhost._host, "compile_wasm", lambda *a: pytest.fail("compiled"))
+    with pytest.raises(LinkError, match="which nothing provides"):
+        host.load(module, unknown_imports="error")
+    monkeypatch.undo()
+    assert host.load(module).name == str(module)  # imports a later run may provide
+    assert host.load(module, unknown_imports="trap").name == str(module)
 
 
 def test_unknown_imports_can_trap_instead(host: Host, wat: Callable[[str], Path]) -> None:

@@ -670,3 +670,15 @@ def test_debug_shows_the_traceback_of_an_unexpected_error(tmp_path: Path, switch
     else:
         assert "Traceback (most recent call last)" in err
         assert "in <lambda>" in err
+
+
+def test_the_environment_registry_is_matched_without_case(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from wasmhost._credentials import Credentials, lookup
+
+    monkeypatch.setenv("WASMHOST_REGISTRY_USERNAME", USER)
+    monkeypatch.setenv("WASMHOST_REGISTRY_PASSWORD", SECRET)
+    monkeypatch.setenv("WASMHOST_REGISTRY", "https://GHCR.io/")
+    assert lookup("ghcr.io") == Credentials(USER, SECRET)
+    assert lookup("example.org") is None

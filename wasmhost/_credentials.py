@@ -111,7 +111,7 @@ def _from_environment(registry: str) -> Credentials | None:
             f"WASMHOST_REGISTRY={scope!r} is not a registry address; write it like ghcr.io "
             "or localhost:5000."
         ) from None
-    if scoped != registry:
+    if scoped.lower() != registry.lower():
         return None
     if not user or password is None:
         raise ConfigError(

@@ -148,17 +148,38 @@ class Host:
 
     # -- loading -------------------------------------------------------------
 
-    def load(self, source: ModuleSource, *, for_timeouts: bool = False) -> Module:
+    def load(
+        self,
+        source: ModuleSource,
+        *,
+        for_timeouts: bool = False,
+        imports: Imports | None = None,
+        unknown_imports: Literal["error", "trap"] | None = None,
+    ) -> Module:
         """Read, check and compile a module (from a path or bytes), using the caches.
 
         With ``for_timeouts``, compile it (also) for the engine that runs with a
         ``timeout`` or ``cancel`` use, so that the first such run does not wait.
+        With ``unknown_imports``, its imports are checked as :meth:`run` would
+        check them with these ``imports`` (and that option), before it is
+        compiled; without, a module may import what only a later run provides.
 
         >>> module = host.load("artifacts/hello-world.wasm")
         >>> "_start" in module.export_names("func")
         True
         """
-        return self._load(source, self._slot(EngineFlags(interruptible=for_timeouts)))[0]
+        check = None
+        if unknown_imports is not None:
+            policy = unknown_imports
+
+            def check(name: str, found: Iterable[Import]) -> None:
+                check_imports(name, found, imports, policy)
+
+        slot = self._slot(EngineFlags(interruptible=for_timeouts))
+        loaded = self._load(source, slot, check)[0]
+        if check is not None:
+            check(loaded.name, loaded.imports)
+        return loaded
 
     def _load(
         self, source: ModuleSource, slot: EngineSlot, check: ImportCheck | None = None

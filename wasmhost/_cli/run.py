@@ -8,7 +8,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -116,9 +116,12 @@ def run(
             argv0 = module_file_name(parse_reference(fetched.reference))
     backstop = None
     try:
+        # WASMHOST_NO_CACHE counts even when WASMHOST_CACHE_DIR fills in --cache-dir.
+        no_cache = no_cache or os.environ.get("WASMHOST_NO_CACHE", "") not in ("", "0")
         with reported(), Host(cache_dir=False if no_cache else cache_dir) as host:
             check_limits(timeout, fuel, max_memory, None)
-            loaded = host.load(source, for_timeouts=timeout is not None)
+            policy: Literal["error", "trap"] = "trap" if trap_unknown else "error"
+            loaded = host.load(source, for_timeouts=timeout is not None, unknown_imports=policy)
             if timeout is not None:
                 backstop = _backstop(argv0, timeout)  # counted from the start, as the host does
             result = host.run(
@@ -127,7 +130,7 @@ def run(
                 env=env,
                 dirs=dict(dirs),  # type: ignore[arg-type]
                 invoke=invoke,
-                unknown_imports="trap" if trap_unknown else "error",
+                unknown_imports=policy,
                 fuel=fuel,
                 timeout=timeout,
                 max_memory=max_memory,
