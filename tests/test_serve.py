@@ -14,10 +14,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+import wasmtime
 from conftest import HELLO, HTTP, wasmhost_cli
 from registry import free_port
 
-from wasmhost import ConfigError
+from wasmhost import ConfigError, LinkError
 from wasmhost._wagi import MalformedResponse, parse_response, split_route
 from wasmhost.asgi import Route, WagiApp, load_config
 
@@ -354,3 +355,17 @@ def test_malformed_responses(output: bytes) -> None:
 )
 def test_routes(path: str, route: str, expected: tuple[str, str] | None) -> None:
     assert split_route(path, route) == expected
+
+
+def test_a_module_importing_what_no_guest_is_given_fails_before_listening(
+    tmp_path: Path,
+) -> None:
+    module = tmp_path / "needs-env.wasm"
+    module.write_bytes(
+        wasmtime.wat2wasm('(module (import "env" "f" (func)) (func (export "_start")))')
+    )
+    with pytest.raises(LinkError, match="which nothing provides"):
+        WagiApp([Route("/...", str(module), {}, {})])
+    done = wasmhost_cli("serve", "--listen", f"127.0.0.1:{free_port()}", module, timeout=30)
+    assert done.returncode == 1
+    assert b"which nothing provides" in done.stderr
