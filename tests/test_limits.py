@@ -226,3 +226,17 @@ def test_closing_the_host_keeps_timeouts_of_runs_in_flight(wat: Callable[[str], 
     worker.join(60)
     assert not worker.is_alive()
     assert [type(e) for e in outcome] == [TimeoutExceeded]
+
+
+def test_a_deadline_during_instantiation_is_a_timeout(
+    host: Host, wat: Callable[[str], Path]
+) -> None:
+    """A start function that never returns: stopped while instantiating, named as the
+    limit (serve's inline budget meets this on a loaded machine)."""
+    module = wat('(module (func $spin (loop br 0)) (start $spin) (func (export "_start")))')
+    with pytest.raises(TimeoutExceeded):
+        host.run(module, timeout=0.2)
+    cancel = threading.Event()
+    threading.Timer(0.2, cancel.set).start()
+    with pytest.raises(Interrupted):
+        host.run(module, cancel=cancel)

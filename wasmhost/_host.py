@@ -47,7 +47,7 @@ from ._module import (
 )
 from ._result import OutputChunk, RunResult
 from ._stdio import OutputTarget, StdinSource, Stdio
-from ._watchdog import Guard, active
+from ._watchdog import Guard, active, current
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -763,6 +763,11 @@ def _instantiate(make: Any, module: Module) -> wasmtime.Instance:
     except wasmtime.Trap:
         raise
     except wasmtime.WasmtimeError as exc:
+        guard = current()
+        if guard is not None and guard.stopped.is_set():
+            # Stopped while instantiating (a deadline, a cancel, serve's inline
+            # budget under a loaded machine): run() names it as the limit it was.
+            raise
         text = str(exc)
         if "exceeds memory limits" in text:
             raise MemoryLimitExceeded(
