@@ -71,6 +71,7 @@ _EDGE = 4096  # the bytes at each end of an entry whose hash is recorded
 # A file is keyed by its state only if it had not changed for this long before it was
 # read: a later change then shows in its times even where they are coarse (FAT: 2 s).
 _RACY_NS = 3_000_000_000
+_PROC_FD = os.path.isdir("/proc/self/fd")
 
 
 class CompileCache:
@@ -102,9 +103,10 @@ class CompileCache:
             if not _private(st) or not self._checked(fd, st, recorded, path):
                 self._discard(path)
                 return None
-            # Mapped through the descriptor just checked: the path may name another
-            # file by now.
-            return wasmtime.Module.deserialize_file(engine, f"/proc/self/fd/{fd}")
+            # Mapped through the descriptor just checked (the path may name another
+            # file by now), where /proc is mounted.
+            source = f"/proc/self/fd/{fd}" if _PROC_FD else str(path)
+            return wasmtime.Module.deserialize_file(engine, source)
         except wasmtime.WasmtimeError:
             self._discard(path)
             return None
