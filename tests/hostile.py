@@ -56,6 +56,16 @@ class Hostile:
         self.host = f"127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    def ask_for_a_token(self, path: str, token: str = "t") -> None:
+        """Answer ``path`` with a Bearer challenge whose realm is this server's /token,
+        which hands out ``token`` to whoever asks."""
+        self.routes[path] = (
+            401,
+            {"WWW-Authenticate": f'Bearer realm="http://{self.host}/token",service="s"'},
+            b"{}",
+        )
+        self.routes["/token"] = (200, {}, b'{"token": "%s"}' % token.encode())
+
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()

@@ -27,6 +27,16 @@ def entries(cache: Path) -> list[Path]:
     return sorted((cache / "compiled").rglob("*.cwasm"))
 
 
+def count_compiles(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the modules compiled from now on, in order."""
+    compiled: list[str] = []
+    real = wasmhost._host.compile_wasm
+    monkeypatch.setattr(
+        wasmhost._host, "compile_wasm", lambda name, *a: compiled.append(name) or real(name, *a)
+    )
+    return compiled
+
+
 def no_compiling(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object) -> None:
         raise AssertionError("compiled although the cache holds the module")
@@ -277,11 +287,7 @@ def test_an_entry_changed_since_it_was_written_is_rebuilt(
     [hello] = [p for p in entries(isolated) if p.name.startswith(hello_key)]
     [nbody] = [p for p in entries(isolated) if p != hello]
     change(hello, nbody)  # type: ignore[operator]
-    compiled: list[str] = []
-    real = wasmhost._host.compile_wasm
-    monkeypatch.setattr(
-        wasmhost._host, "compile_wasm", lambda name, *a: compiled.append(name) or real(name, *a)
-    )
+    compiled = count_compiles(monkeypatch)
     with Host() as host:
         assert host.run(HELLO).stdout == b"Hello, World!\n"
     assert compiled == [str(HELLO)]
@@ -304,11 +310,7 @@ def test_a_loose_entry_is_refused_even_with_a_matching_record(
     finally:
         os.close(fd)
     with Host() as host:
-        compiled: list[str] = []
-        real = wasmhost._host.compile_wasm
-        monkeypatch.setattr(
-            wasmhost._host, "compile_wasm", lambda name, *a: compiled.append(name) or real(name, *a)
-        )
+        compiled = count_compiles(monkeypatch)
         host.run(HELLO)
     assert compiled == [str(HELLO)]
 
@@ -340,17 +342,18 @@ def test_an_old_cache_folder_is_made_private(isolated: Path) -> None:
     assert folder.stat().st_mode & 0o777 == 0o700
 
 
-def settled(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Files written by the test count as settled at once (their change time is now)."""
+def settled_copy(monkeypatch: pytest.MonkeyPatch, path: Path) -> Path:
+    """hello-world copied to ``path``, counted as settled at once (files written by the
+    test changed just now)."""
     monkeypatch.setattr(wasmhost._cache, "_RACY_NS", 0)
+    path.write_bytes(HELLO.read_bytes())
+    return path
 
 
 def test_a_module_named_by_path_is_not_read_once_its_key_is_recorded(
     isolated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settled(monkeypatch)
-    module = tmp_path / "hello.wasm"
-    module.write_bytes(HELLO.read_bytes())
+    module = settled_copy(monkeypatch, tmp_path / "hello.wasm")
     with Host() as host:
         host.run(module)
     assert len(list((isolated / "compiled" / "paths").iterdir())) == 1
@@ -371,9 +374,7 @@ def test_a_changed_file_never_runs_from_a_stale_entry(
     isolated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Same size, same modification time put back: the change time still tells."""
-    settled(monkeypatch)
-    module = tmp_path / "m.wasm"
-    module.write_bytes(HELLO.read_bytes())
+    module = settled_copy(monkeypatch, tmp_path / "m.wasm")
     old = time.time() - 10
     os.utime(module, (old, old))
     with Host() as kept:
@@ -388,7 +389,9 @@ def test_a_changed_file_never_runs_from_a_stale_entry(
             assert host.run(module).stdout == b"Jello, World!\n"  # a new one
 
 
-def test_a_file_changed_in_the_last_second_is_not_recorded(isolated: Path, tmp_path: Path) -> None:
+def test_a_file_changed_moments_before_it_was_read_is_not_recorded(
+    isolated: Path, tmp_path: Path
+) -> None:
     module = tmp_path / "fresh.wasm"
     module.write_bytes(HELLO.read_bytes())
     with Host() as host:
@@ -399,9 +402,7 @@ def test_a_file_changed_in_the_last_second_is_not_recorded(isolated: Path, tmp_p
 def test_a_module_changed_after_loading_refuses_its_stale_bytes(
     isolated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settled(monkeypatch)
-    module = tmp_path / "m.wasm"
-    module.write_bytes(HELLO.read_bytes())
+    module = settled_copy(monkeypatch, tmp_path / "m.wasm")
     with Host() as host:
         host.run(module)
     with Host() as host:

@@ -531,12 +531,7 @@ def test_explicit_credentials_go_to_their_registry_only(
 ) -> None:
     """Credentials given for one registry are never offered to another one."""
     stranger = Hostile({})
-    stranger.routes["/v2/app/manifests/v1"] = (
-        401,
-        {"WWW-Authenticate": f'Bearer realm="http://{stranger.host}/token",service="s"'},
-        b"{}",
-    )
-    stranger.routes["/token"] = (200, {}, b'{"token": "t"}')
+    stranger.ask_for_a_token("/v2/app/manifests/v1")
     try:
         client = RegistryClient(
             plain_http=True,

@@ -75,6 +75,20 @@ def artifact(module: bytes, repo: str = "app", tag: str = "v1") -> dict[str, Any
     }
 
 
+def image(layer: bytes) -> dict[str, Any]:
+    """Routes that serve a Wasm container image ``img:v1`` with this (gzipped tar) layer."""
+    body = manifest(
+        sha256(layer),
+        len(layer),
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+        "application/vnd.oci.image.config.v1+json",
+    )
+    return {
+        "/v2/img/manifests/v1": (200, {}, body),
+        f"/v2/img/blobs/{sha256(layer)}": (200, {}, layer),
+    }
+
+
 @pytest.fixture
 def serve() -> Iterator[Any]:
     servers: list[Hostile] = []
@@ -132,12 +146,7 @@ def test_a_redirect_target_never_gets_credentials(serve: Any, tmp_path: Path) ->
     nothing is sent to it, and the error names it."""
     module = HELLO.read_bytes()
     elsewhere = serve({})
-    elsewhere.routes["/blob"] = (
-        401,
-        {"WWW-Authenticate": f'Bearer realm="http://{elsewhere.host}/token",service="x"'},
-        b"{}",
-    )
-    elsewhere.routes["/token"] = (200, {}, b'{"token": "harvested"}')
+    elsewhere.ask_for_a_token("/blob", "harvested")
     routes = artifact(module)
     routes[f"/v2/app/blobs/{sha256(module)}"] = (
         307,
@@ -437,18 +446,7 @@ def test_an_image_layer_holding_a_module_over_max_size_is_refused(
     header = tarfile.TarInfo("module.wasm")
     header.size = 8 << 30
     layer = gzip.compress(header.tobuf(format=tarfile.GNU_FORMAT) + bytes(1024))
-    body = manifest(
-        sha256(layer),
-        len(layer),
-        "application/vnd.oci.image.layer.v1.tar+gzip",
-        "application/vnd.oci.image.config.v1+json",
-    )
-    server = serve(
-        {
-            "/v2/img/manifests/v1": (200, {}, body),
-            f"/v2/img/blobs/{sha256(layer)}": (200, {}, layer),
-        }
-    )
+    server = serve(image(layer))
     client = RegistryClient(plain_http=True, cache_dir=tmp_path)
     with pytest.raises(ArtifactError, match="is 8 GiB, over the maximum of 1 GiB"):
         client.fetch(f"{server.host}/img:v1")
@@ -499,19 +497,7 @@ def test_a_full_store_while_unpacking_an_image_is_one_line(serve: Any, tmp_path:
         info = tarfile.TarInfo("module.wasm")
         info.size = len(module)
         tar.addfile(info, io.BytesIO(module))
-    layer = gzip.compress(raw.getvalue())
-    body = manifest(
-        sha256(layer),
-        len(layer),
-        "application/vnd.oci.image.layer.v1.tar+gzip",
-        "application/vnd.oci.image.config.v1+json",
-    )
-    server = serve(
-        {
-            "/v2/img/manifests/v1": (200, {}, body),
-            f"/v2/img/blobs/{sha256(layer)}": (200, {}, layer),
-        }
-    )
+    server = serve(image(gzip.compress(raw.getvalue())))
     done = _in_small_mount("size=1m", tmp_path, "pull", "--plain-http", f"{server.host}/img:v1")
     err = one_line(done)
     assert "cannot write the store" in err

@@ -32,6 +32,7 @@ from ._layout import OciLayout, parse_layout
 from ._module import reading
 from ._reference import Reference, parse_reference, parse_registry
 from ._registry import Progress, Session, Transport
+from ._sizes import check_size, format_size
 from ._store import Store
 
 _WASM_MAGIC = b"\0asm"
@@ -92,6 +93,7 @@ class ArtifactInfo(NamedTuple):
 
 
 DEFAULT_MAX_SIZE = 1 << 30
+_MAX_SIZE_CEILING = 1 << 50
 
 
 class RegistryClient:
@@ -126,8 +128,7 @@ class RegistryClient:
         cache_dir: str | os.PathLike[str] | None = None,
         max_size: int = DEFAULT_MAX_SIZE,
     ) -> None:
-        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size <= 0:
-            raise ConfigError(f"max_size must be a number of bytes above zero, not {max_size!r}.")
+        check_size("max_size", max_size, _MAX_SIZE_CEILING)
         self._transport = Transport(
             plain_http, insecure, os.fspath(ca_file) if ca_file else None, timeout
         )
@@ -262,20 +263,12 @@ class RegistryClient:
         if digest is None and offline:
             digest = self.store.recall_tag(ref)
             if digest is None:
-                raise ArtifactError(
-                    f"{ref} has not been pulled before, so it cannot be used offline",
-                    advice="call once without offline=True",
-                    fix="online",
-                )
+                raise _not_stored(f"{ref} has not been pulled before, so it cannot be used offline")
         if digest is not None and self.store.has_blob(digest):
             data = self.store.read_verified(digest)
             media_type = ""
         elif offline:
-            raise ArtifactError(
-                f"the manifest {digest} of {ref} is not stored",
-                advice="call without offline=True",
-                fix="online",
-            )
+            raise _not_stored(f"the manifest {digest} of {ref} is not stored")
         else:
             session = self._session(ref)
             try:
@@ -318,11 +311,7 @@ class RegistryClient:
         self._check_size(layer.size, f"the module of {resolved}")
         if not self.store.has_blob(layer.digest, layer.size):
             if offline:
-                raise ArtifactError(
-                    f"the module of {resolved} is not stored",
-                    advice="call without offline=True",
-                    fix="online",
-                )
+                raise _not_stored(f"the module of {resolved} is not stored")
             session = self._session(resolved)
             self.store.fill(
                 layer.digest,
@@ -342,7 +331,7 @@ class RegistryClient:
     def _check_size(self, size: int, what: str) -> None:
         if size > self.max_size:
             raise ArtifactError(
-                f"{what} is {_human(size)}, over the maximum of {_human(self.max_size)}",
+                f"{what} is {format_size(size)}, over the maximum of {format_size(self.max_size)}",
                 advice="raise max_size if it is trusted",
                 fix="max-size",
             )
@@ -482,6 +471,11 @@ class RegistryClient:
         return erase(parse_registry(registry))
 
 
+def _not_stored(problem: str) -> ArtifactError:
+    """What an offline call needs is not in the store."""
+    return ArtifactError(problem, advice="call once without offline=True", fix="online")
+
+
 def _scoped(credentials: Mapping[str, tuple[str, str]]) -> dict[str, Credentials]:
     """Credentials by registry host, keys normalised as ``docker login`` reads them."""
     scoped = {}
@@ -497,16 +491,6 @@ def _scoped(credentials: Mapping[str, tuple[str, str]]) -> dict[str, Credentials
             )
         scoped[parse_registry(registry).lower()] = Credentials(*pair)
     return scoped
-
-
-def _human(size: int) -> str:
-    """A size in the largest binary unit that keeps it at least 1: 1.5 GiB, 512 KiB."""
-    value, unit = float(size), "bytes"
-    for name in ("KiB", "MiB", "GiB", "TiB", "PiB"):
-        if value < 1024:
-            break
-        value, unit = value / 1024, name
-    return f"{size} bytes" if unit == "bytes" else f"{value:.3g} {unit}"
 
 
 def _hash_module(path: str) -> tuple[str, int]:

@@ -71,7 +71,6 @@ _EDGE = 4096  # the bytes at each end of an entry whose hash is recorded
 # A file is keyed by its state only if it had not changed for this long before it was
 # read: a later change then shows in its times even where they are coarse (FAT: 2 s).
 _RACY_NS = 3_000_000_000
-_PROC_FD = os.path.isdir("/proc/self/fd")
 
 
 class CompileCache:
@@ -90,7 +89,9 @@ class CompileCache:
         foreign: then removed)."""
         import wasmtime  # not at the top: the registry side uses cache_root without wasmtime
 
-        if not self._folders_private(path.parent):
+        from ._stdio import PROC_FD, fd_path  # loaded with the host already
+
+        if not _trusted_folders(path.parent):
             return None
         try:
             with open(_meta_path(path), "rb") as f:
@@ -105,7 +106,7 @@ class CompileCache:
                 return None
             # Mapped through the descriptor just checked (the path may name another
             # file by now), where /proc is mounted.
-            source = f"/proc/self/fd/{fd}" if _PROC_FD else str(path)
+            source = fd_path(fd) if PROC_FD else str(path)
             return wasmtime.Module.deserialize_file(engine, source)
         except wasmtime.WasmtimeError:
             self._discard(path)
@@ -135,20 +136,17 @@ class CompileCache:
         """Write ``module`` at ``path`` atomically; a failure to write is not an error."""
         import wasmtime
 
-        from ._errors import StorageError
-        from ._files import atomic_writer, sweep  # only on a cache miss: ~3 ms of imports
+        from ._files import sweep
 
         try:
             payload = module.serialize()
-            _private_folders(path.parent)
-            with atomic_writer(path, 0o600, what="the compile cache") as f:
-                f.write(payload)
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            try:
-                self._record(path, fd, os.fstat(fd), checksum(payload).hex())
-            finally:
-                os.close(fd)
-        except (StorageError, OSError, wasmtime.WasmtimeError):
+            if _write_private(path, payload):
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+                try:
+                    self._record(path, fd, os.fstat(fd), checksum(payload).hex())
+                finally:
+                    os.close(fd)
+        except (OSError, wasmtime.WasmtimeError):
             pass
         finally:
             sweep(path.parent)
@@ -156,32 +154,15 @@ class CompileCache:
 
     @staticmethod
     def _record(path: Path, fd: int, st: os.stat_result, whole: str) -> None:
-        from ._errors import StorageError
-        from ._files import atomic_writer
-
         line = b" ".join([*_identity(fd, st), whole.encode()])
-        meta = _meta_path(path)
-        with contextlib.suppress(StorageError, OSError), atomic_writer(meta, 0o600) as f:
-            f.write(_MAGIC + line + b"\n")
-
-    def _folders_private(self, folder: Path) -> bool:
-        """Whether the entry's folder and the cache's own are this user's, and written by
-        nobody else (an older wasmhost made them 0755; the next store makes them 0700)."""
-        for each in (folder, folder.parent):
-            try:
-                st = os.lstat(each)
-            except OSError:
-                return False
-            if st.st_uid != os.geteuid() or st.st_mode & 0o022 or not stat.S_ISDIR(st.st_mode):
-                return False
-        return True
+        _write_private(_meta_path(path), _MAGIC + line + b"\n")
 
     # -- keys of modules named by path -----------------------------------------
 
     def known_key(self, source: str, st: os.stat_result) -> str | None:
         """The content key recorded for file ``source`` in the state ``st`` shows, if any."""
         record = self._path_record(source)
-        if record is None or not self._folders_private(record.parent):
+        if record is None or not _trusted_folders(record.parent):
             return None
         try:
             with open(record, "rb") as f:
@@ -193,7 +174,7 @@ class CompileCache:
         if not data.startswith(_PATH_MAGIC):
             return None
         fields = data[len(_PATH_MAGIC) :].split()
-        if len(fields) != 6 or fields[:5] != [str(v).encode() for v in _file_state(st)]:
+        if len(fields) != 6 or fields[:5] != [str(v).encode() for v in file_state(st)]:
             return None
         key = fields[5].decode("ascii", "replace")
         return key if len(key) == 2 * KEY_BYTES and key.isalnum() else None
@@ -204,16 +185,8 @@ class CompileCache:
         record = self._path_record(source)
         if record is None or not settled(st, read_at):
             return
-        from ._errors import StorageError
-        from ._files import atomic_writer
-
-        state = " ".join(str(v) for v in _file_state(st))
-        try:
-            _private_folders(record.parent)
-            with atomic_writer(record, 0o600, what="the compile cache") as f:
-                f.write(_PATH_MAGIC + f"{state} {key}\n".encode())
-        except (StorageError, OSError):
-            pass
+        state = " ".join(str(v) for v in file_state(st))
+        _write_private(record, _PATH_MAGIC + f"{state} {key}\n".encode())
 
     def _path_record(self, source: str) -> Path | None:
         if self.directory is None:
@@ -251,7 +224,8 @@ def _meta_path(path: Path) -> Path:
     return path.with_name(path.name + ".meta")
 
 
-def _file_state(st: os.stat_result) -> tuple[int, ...]:
+def file_state(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    """What tells a file's versions apart without reading it: device, inode, size, times."""
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
@@ -268,10 +242,33 @@ def _private(st: os.stat_result) -> bool:
     return st.st_uid == os.geteuid() and not st.st_mode & 0o077
 
 
-def _private_folders(folder: Path) -> None:
-    """Make ``folder`` and its parent (the cache's) 0700: entries are code run as trusted."""
-    for each in (folder.parent, folder):
-        each.mkdir(mode=0o700, parents=True, exist_ok=True)
-        st = each.stat()
-        if st.st_mode & 0o077 and st.st_uid == os.geteuid():
-            os.chmod(each, 0o700)
+def _write_private(path: Path, data: bytes | bytearray) -> bool:
+    """Write ``data`` at ``path`` atomically, 0600 in 0700 folders; whether it was
+    written (a cache that cannot be written is not an error)."""
+    from ._errors import StorageError
+    from ._files import atomic_writer  # only when writing: ~3 ms of imports
+
+    try:
+        for folder in (path.parent.parent, path.parent):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            st = folder.stat()
+            if st.st_mode & 0o077 and st.st_uid == os.geteuid():
+                os.chmod(folder, 0o700)  # an older wasmhost made it 0755
+        with atomic_writer(path, 0o600, what="the compile cache") as f:
+            f.write(data)
+    except (StorageError, OSError):
+        return False
+    return True
+
+
+def _trusted_folders(folder: Path) -> bool:
+    """Whether ``folder`` and its parent (the cache's own) are this user's and written
+    by nobody else: an entry is code that runs as trusted."""
+    for each in (folder, folder.parent):
+        try:
+            st = os.lstat(each)
+        except OSError:
+            return False
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022 or not stat.S_ISDIR(st.st_mode):
+            return False
+    return True

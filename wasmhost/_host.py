@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypedDict
 
 import wasmtime
 
-from ._cache import CompileCache, default_cache_root, settled
+from ._cache import CompileCache, default_cache_root, file_state, settled
 from ._capi import call_nullary, export_func, set_argv, set_env
 from ._engine import EngineFlags, Engines, EngineSlot
 from ._errors import (
@@ -46,6 +46,7 @@ from ._module import (
     wasm_imports,
 )
 from ._result import OutputChunk, RunResult
+from ._sizes import check_size, format_size
 from ._stdio import OutputTarget, StdinSource, Stdio
 from ._watchdog import Guard, active, current
 
@@ -71,6 +72,15 @@ DirSource = str | os.PathLike[str] | Dir
 
 ImportCheck = Callable[[str, Iterable[Import]], None]
 """Called with a module's name and imports before it is compiled; raises to refuse it."""
+
+
+def _import_check(imports: Imports | None, unknown_imports: str) -> ImportCheck:
+    """The check of a module's imports against ``imports``, as a run makes it."""
+
+    def check(name: str, found: Iterable[Import]) -> None:
+        check_imports(name, found, imports, unknown_imports)
+
+    return check
 
 
 def as_dir(source: DirSource) -> Dir:
@@ -168,13 +178,7 @@ class Host:
         >>> "_start" in module.export_names("func")
         True
         """
-        check = None
-        if unknown_imports is not None:
-            policy = unknown_imports
-
-            def check(name: str, found: Iterable[Import]) -> None:
-                check_imports(name, found, imports, policy)
-
+        check = None if unknown_imports is None else _import_check(imports, unknown_imports)
         slot = self._slot(EngineFlags(interruptible=for_timeouts))
         loaded = self._load(source, slot, check)[0]
         if check is not None:
@@ -319,10 +323,7 @@ class Host:
             capped=max_memory is not None,
         )
         slot = self._slot(flags)
-
-        def check(name: str, found: Iterable[Import]) -> None:
-            check_imports(name, found, imports, unknown_imports)
-
+        check = _import_check(imports, unknown_imports)
         loaded, compiled = self._load(module, slot, check)
         check(loaded.name, loaded.imports)
         pre = slot.compiled[loaded.key][1]
@@ -489,8 +490,8 @@ class Host:
             limit = stdio.max_output
             assert limit is not None
             return OutputLimitExceeded(
-                f"{name} wrote more than its output limit of {_size(limit)} to {over} "
-                f"and was stopped; the first {_size(limit)} are kept.",
+                f"{name} wrote more than its output limit of {format_size(limit)} to {over} "
+                f"and was stopped; the first {format_size(limit)} are kept.",
                 stream=over,
                 max_output=limit,
                 stdout=out,
@@ -503,7 +504,7 @@ class Host:
             watch.refused is not None or code == wasmtime.TrapCode.ALLOCATION_TOO_LARGE
         ):
             return MemoryLimitExceeded(
-                f"{name} reached its memory limit of {_size(watch.cap)} and was stopped.",
+                f"{name} reached its memory limit of {format_size(watch.cap)} and was stopped.",
                 stdout=out,
                 stderr=err,
             )
@@ -681,7 +682,7 @@ def _is_nullary(module: Module, name: str) -> bool:
 
 
 def _state(name: str, st: os.stat_result) -> tuple[str, int, int, int, int, int]:
-    return (name, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return (name, *file_state(st))
 
 
 def _stat(name: str) -> os.stat_result | None:
@@ -707,18 +708,8 @@ def check_limits(
         raise ConfigError(f"timeout must be a positive number of seconds, not {timeout!r}.")
     if fuel is not None and (not isinstance(fuel, int) or not 0 <= fuel <= _U64):
         raise ConfigError(f"fuel must be a whole number from 0 to 2**64-1, not {fuel!r}.")
-    _check_size("max_memory", max_memory, _MAX_MEMORY_CEILING)
-    _check_size("max_output", max_output, _MAX_OUTPUT_CEILING, " (or None for no limit)")
-
-
-def _check_size(name: str, value: object, ceiling: int, none: str = "") -> None:
-    if value is not None and (
-        not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= ceiling
-    ):
-        raise ConfigError(
-            f"{name} must be a positive number of bytes up to {_size(ceiling)}{none}, "
-            f"not {value!r}."
-        )
+    check_size("max_memory", max_memory, _MAX_MEMORY_CEILING)
+    check_size("max_output", max_output, _MAX_OUTPUT_CEILING, " (or None for no limit)")
 
 
 def _strings(what: str, values: list[str]) -> list[bytes]:
@@ -831,10 +822,3 @@ def _first_line(text: str) -> str:
         if line and not line.startswith("error while executing"):
             return line.removeprefix("wasm trap: ")
     return "trap"
-
-
-def _size(n: int) -> str:
-    for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= scale and n % scale == 0:
-            return f"{n // scale} {unit}"
-    return f"{n} bytes"

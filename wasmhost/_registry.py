@@ -131,7 +131,6 @@ class Session:
         if self._credentials is not None:
             self._tokens.set_basic_auth(*self._credentials)
         self._authorization: str | None = None
-        self._elsewhere = ""  # the host a redirect sent the request in flight to
         self.base = f"{'http' if transport.plain_http else 'https'}://{reference.api_host}/v2"
         self._origin = _origin(self.base)
 
@@ -177,9 +176,10 @@ class Session:
                 kind = (
                     "timed out" if isinstance(exc, requests.Timeout) else "refused or unreachable"
                 )
-                if self._elsewhere:
+                failed = getattr(exc.request, "url", None) or start
+                if _origin(failed) != self._origin:
                     raise RegistryUnreachable(
-                        f"{self._elsewhere}, where registry {self.reference.registry} "
+                        f"{urlsplit(failed).netloc}, where registry {self.reference.registry} "
                         f"redirected {what}, is {kind} (after {attempt} attempts); "
                         "try again later.",
                         **self._facts(),
@@ -221,7 +221,6 @@ class Session:
         sent = dict(headers or {})
         for _ in range(MAX_REDIRECTS + 1):
             home = _origin(target) == self._origin
-            self._elsewhere = "" if home else urlsplit(target).netloc
             sent.pop("Authorization", None)
             if self._authorization and home:
                 sent["Authorization"] = self._authorization

@@ -179,7 +179,7 @@ class _PipeSink(_Sink):
 
 def _anonymous_file(sealable: bool = False) -> tuple[int, str, str | None]:
     """An fd, the path wasmtime opens for it, and a path to unlink afterwards."""
-    if _PROC_FD and hasattr(os, "memfd_create"):
+    if PROC_FD and hasattr(os, "memfd_create"):
         flags = os.MFD_CLOEXEC | (os.MFD_ALLOW_SEALING if sealable else 0)
         fd = os.memfd_create("wasmhost-output", flags)
         return fd, fd_path(fd), None
@@ -308,12 +308,6 @@ class Stdio:
             sink.close()
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
 def _fileno(file: object) -> int | None:
     try:
         return int(file.fileno())  # type: ignore[attr-defined]
@@ -345,9 +339,9 @@ def _is_stream(path: str) -> bool:
     return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
 
 
-_PROC_FD = os.path.isdir("/proc/self/fd")
+PROC_FD = os.path.isdir("/proc/self/fd")
 
 
 def fd_path(fd: int) -> str:
     """A path that opens ``fd``'s file again."""
-    return f"/proc/self/fd/{fd}" if _PROC_FD else f"/dev/fd/{fd}"
+    return f"/proc/self/fd/{fd}" if PROC_FD else f"/dev/fd/{fd}"

@@ -53,7 +53,7 @@ from .registry import registry_options
 @click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    envvar="WASMHOST_CACHE_DIR",
+    # Not click's envvar: the host reads WASMHOST_CACHE_DIR (and WASMHOST_NO_CACHE) itself.
     help="The wasmhost cache folder [env: WASMHOST_CACHE_DIR].",
 )
 @click.option("--no-cache", is_flag=True, help="Do not read or write compiled code on disk.")
@@ -116,8 +116,6 @@ def run(
             argv0 = module_file_name(parse_reference(fetched.reference))
     backstop = None
     try:
-        # WASMHOST_NO_CACHE counts even when WASMHOST_CACHE_DIR fills in --cache-dir.
-        no_cache = no_cache or os.environ.get("WASMHOST_NO_CACHE", "") not in ("", "0")
         with reported(), Host(cache_dir=False if no_cache else cache_dir) as host:
             check_limits(timeout, fuel, max_memory, None)
             policy: Literal["error", "trap"] = "trap" if trap_unknown else "error"
