@@ -8,6 +8,7 @@ against, and the tests exercise every one.
 from __future__ import annotations
 
 import ctypes
+import os
 from typing import Any
 
 import wasmtime
@@ -33,6 +34,18 @@ def set_stdin_bytes(wasi: wasmtime.WasiConfig, data: bytes) -> None:
     ffi.wasm_byte_vec_new(ctypes.byref(vec), len(data), buf)
     # wasmtime takes ownership of the vector's contents.
     ffi.wasi_config_set_stdin_bytes(wasi.ptr(), ctypes.byref(vec))
+
+
+def set_output_file(wasi: wasmtime.WasiConfig, name: str, path: str | bytes) -> bool:
+    """Open ``path`` (created or truncated) as the guest's ``name``, stdout or stderr.
+
+    What ``WasiConfig.stdout_file`` does, for a path already encoded, and
+    telling failure by the result rather than by an exception.
+    """
+    raw = path if isinstance(path, bytes) else os.fsencode(path)
+    if name == "stdout":
+        return bool(ffi.wasi_config_set_stdout_file(wasi.ptr(), raw))
+    return bool(ffi.wasi_config_set_stderr_file(wasi.ptr(), raw))
 
 
 def _char_array(items: list[bytes]) -> Any:

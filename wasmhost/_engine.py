@@ -6,6 +6,17 @@ each slow compiled code down (measured on the nbody artifact: +32 % and
 wasmtime's copy-on-write memory images; so a run only pays for what it
 asks: there is one engine per combination of the three, made on first use,
 each with its own WASI linker, compiled modules and cache fingerprint.
+
+An engine allocates each instance's memory and tables on demand: a few
+mappings made and dropped per run (~17 us of a 70 us hello-world run). A
+module that a host runs again also gets a *pooled twin*: the same compiled
+code, deserialized into a sibling engine whose pooling allocator keeps slots
+for ``POOL_RUNS`` instances and reuses them (wasmtime resets a slot's memory
+before reuse). Runs use the twin when it has a free slot and the plain
+engine otherwise; a module that does not fit a slot (more than one memory
+or table, a memory64) keeps running on the plain engine. A one-shot ``wasmhost run``
+never makes the twin. Engines with a memory cap have no twin: their memory
+creator and the pool exclude each other.
 """
 
 from __future__ import annotations
@@ -15,10 +26,11 @@ import threading
 from typing import NamedTuple
 
 import wasmtime
+from wasmtime import _ffi as ffi
 
 from . import _poll
 from ._cache import CACHE_FORMAT
-from ._memory import use_watched_memories
+from ._memory import can_reserve, use_watched_memories
 from ._watchdog import Ticker
 
 
@@ -30,10 +42,39 @@ class EngineFlags(NamedTuple):
     capped: bool = False  # memories that report a refused growth (see _memory)
 
 
+# Runs that the pooled twin of an engine holds at once; more wait for no one
+# but run on the plain engine. Each slot reserves address space only (about
+# 4 GiB of it, as any wasm32 memory does); touched pages are given back when
+# the instance ends.
+POOL_RUNS = 16
+# What a run's slot may reserve, over-counted: a wasm32 memory (4 GiB and its
+# guard), a GC heap as big, a table, instance state. A twin is made only where
+# twice its reservation is free: plain runs need address space too.
+_SLOT_RESERVATION = 16 << 30
+# The most elements a table may grow to, on every engine: a pooled slot has
+# room for this many (80 MB), and the plain engine stops at the same point,
+# so that a run behaves the same whichever engine it lands on.
+TABLE_ELEMENTS = 10_000_000
+
+
+class Lease(NamedTuple):
+    """A run's place in a pooled twin: its engine slot, the module there, its InstancePre."""
+
+    slot: EngineSlot
+    compiled: wasmtime.Module
+    pre: wasmtime.InstancePre | None
+
+
 class EngineSlot:
     """One engine, its WASI linker, and the modules compiled for it (by cache key)."""
 
-    def __init__(self, engine: wasmtime.Engine, fingerprint: str, ticker: Ticker | None) -> None:
+    def __init__(
+        self,
+        engine: wasmtime.Engine,
+        fingerprint: str,
+        ticker: Ticker | None,
+        flags: EngineFlags | None = None,
+    ) -> None:
         self.engine = engine
         self.fingerprint = fingerprint
         self.ticker = ticker
@@ -42,6 +83,13 @@ class EngineSlot:
         self.compiled: dict[str, tuple[wasmtime.Module, wasmtime.InstancePre | None]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
+        # The pooled twin (flags is None for a twin itself, which has none).
+        self._flags = flags
+        self._twin: EngineSlot | None = None
+        self._poolable = flags is not None and not flags.capped
+        self._ran: set[str] = set()
+        self._unfit: set[str] = set()
+        self._leased = 0
 
     def wasi_linker(self) -> wasmtime.Linker:
         """A new linker with WASI as this engine's runs get it (for per-run definitions)."""
@@ -57,9 +105,72 @@ class EngineSlot:
             self._poll_helper = _poll.trampoline(self.engine)  # a race compiles it twice: harmless
         return self._poll_helper
 
+    def close(self) -> None:
+        """Let the engine go: its linker's host functions refer back to this slot."""
+        self.linker.close()
+        if self._twin is not None:
+            self._twin.close()
+
     def compile_lock(self, key: str) -> threading.Lock:
         with self._lock:
             return self._locks.setdefault(key, threading.Lock())
+
+    def lease(self, key: str, compiled: wasmtime.Module) -> Lease | None:
+        """A free slot of the pooled twin for a run of ``compiled``, or None (run it here).
+
+        The first run of a module is not pooled; the second makes the twin
+        (once per engine) and copies the module's code into it (once per
+        module). Give the lease back with :meth:`release` after the run's
+        store is closed.
+        """
+        if not self._poolable or key in self._unfit:
+            return None
+        twin = self._twin
+        entry = twin.compiled.get(key) if twin is not None else None
+        if twin is None or entry is None:
+            if key not in self._ran:
+                self._ran.add(key)
+                return None
+            pooled = self._pool(key, compiled)
+            if pooled is None:
+                return None
+            twin, entry = pooled
+        with self._lock:
+            if self._leased >= POOL_RUNS:
+                return None
+            self._leased += 1
+        return Lease(twin, *entry)
+
+    def release(self) -> None:
+        with self._lock:
+            self._leased -= 1
+
+    def _pool(
+        self, key: str, compiled: wasmtime.Module
+    ) -> tuple[EngineSlot, tuple[wasmtime.Module, wasmtime.InstancePre | None]] | None:
+        """The twin and ``compiled`` copied into it, or None where it cannot be pooled."""
+        with self.compile_lock(key):
+            if self._twin is None and self._poolable:
+                assert self._flags is not None
+                self._twin = _make_twin(self._flags, self.fingerprint, self.ticker)
+                self._poolable = self._twin is not None
+            twin = self._twin
+            if twin is None:
+                return None
+            entry = twin.compiled.get(key)
+            if entry is None:
+                try:
+                    # The same code: a pooled engine compiles as its plain sibling does.
+                    copy = wasmtime.Module.deserialize(twin.engine, compiled.serialize())
+                except wasmtime.WasmtimeError:
+                    self._unfit.add(key)  # its memories or tables do not fit a slot
+                    return None
+                try:
+                    pre = twin.linker.instantiate_pre(copy)
+                except wasmtime.WasmtimeError:
+                    pre = None  # imports beyond WASI, as on the plain engine
+                entry = twin.compiled[key] = (copy, pre)
+            return twin, entry
 
 
 def wasmtime_version() -> str:
@@ -83,11 +194,7 @@ def wasmtime_version() -> str:
 
 
 def _make(flags: EngineFlags) -> EngineSlot:
-    config = wasmtime.Config()
-    config.epoch_interruption = flags.interruptible
-    config.consume_fuel = flags.metered
-    if flags.capped:
-        use_watched_memories(config)
+    config = _config(flags)
     # wasmtime's own cache would compete with ours; ours is keyed and checked.
     engine = wasmtime.Engine(config)
     fingerprint = "-".join(
@@ -99,7 +206,49 @@ def _make(flags: EngineFlags) -> EngineSlot:
         ]
     )
     ticker = Ticker(engine) if flags.interruptible else None
+    return EngineSlot(engine, fingerprint, ticker, flags)
+
+
+def _make_twin(flags: EngineFlags, fingerprint: str, ticker: Ticker | None) -> EngineSlot | None:
+    """The pooled twin of the engine made for ``flags``, or None where the pool cannot be made.
+
+    wasmtime ends the process (a panic in its C API) when it cannot reserve
+    the pool's address space, so that is tried first: with a ``ulimit -v``,
+    or where the reservation fails, there is no pool.
+    """
+    if not can_reserve(2 * POOL_RUNS * _SLOT_RESERVATION):
+        return None
+    config = _config(flags)
+    pool = ffi.wasmtime_pooling_allocation_config_new()
+    try:
+        # Twice the instances: an interruptible run may add a helper instance (see _poll).
+        ffi.wasmtime_pooling_allocation_config_total_core_instances_set(pool, 2 * POOL_RUNS)
+        # Stacks are for async calls, which wasmtime-py does not make; the
+        # default of 1,000 costs two memory mappings each.
+        ffi.wasmtime_pooling_allocation_config_total_stacks_set(pool, 0)
+        ffi.wasmtime_pooling_allocation_config_table_elements_set(pool, TABLE_ELEMENTS)
+        for limit in (
+            ffi.wasmtime_pooling_allocation_config_total_memories_set,
+            ffi.wasmtime_pooling_allocation_config_total_tables_set,
+            ffi.wasmtime_pooling_allocation_config_total_gc_heaps_set,
+        ):
+            limit(pool, POOL_RUNS)
+        ffi.wasmtime_pooling_allocation_strategy_set(config.ptr(), pool)
+    finally:
+        ffi.wasmtime_pooling_allocation_config_delete(pool)
+    engine = wasmtime.Engine(config)
+    if ticker is not None:
+        ticker.add(engine)
     return EngineSlot(engine, fingerprint, ticker)
+
+
+def _config(flags: EngineFlags) -> wasmtime.Config:
+    config = wasmtime.Config()
+    config.epoch_interruption = flags.interruptible
+    config.consume_fuel = flags.metered
+    if flags.capped:
+        use_watched_memories(config)
+    return config
 
 
 class Engines:
@@ -123,4 +272,5 @@ class Engines:
             for slot in self._slots.values():
                 if slot.ticker is not None:
                     slot.ticker.stop()
+                slot.close()
             self._slots.clear()

@@ -16,7 +16,7 @@ import wasmtime
 
 from ._cache import CompileCache, default_cache_root, file_state, settled
 from ._capi import call_nullary, export_func, set_argv, set_env
-from ._engine import EngineFlags, Engines, EngineSlot
+from ._engine import TABLE_ELEMENTS, EngineFlags, Engines, EngineSlot
 from ._errors import (
     ConfigError,
     Frame,
@@ -137,6 +137,8 @@ class Host:
         self._cache = CompileCache(root / "compiled" if root is not None else None)
         self._engines = Engines()
         self._paths: dict[tuple[str, int, int, int, int, int], Module] = {}
+        # The streams each module (by key) has written more than a pipe holds to (see _stdio).
+        self._loud: dict[str, frozenset[str]] = {}
         self._closed = False
 
     @property
@@ -155,6 +157,13 @@ class Host:
         self._closed = True
         self._engines.close()
         self._paths.clear()
+
+    def __del__(self) -> None:
+        # An engine's linker and its host functions refer to each other through
+        # wasmtime, out of the garbage collector's sight: a host dropped
+        # without close() would keep its engines (and their pools' address space).
+        with contextlib.suppress(Exception):
+            self.close()
 
     # -- loading -------------------------------------------------------------
 
@@ -339,20 +348,27 @@ class Host:
             set_env(wasi, *_environment(env))
         for guest, source in (dirs or {}).items():
             _preopen(wasi, guest, source)
-        stdio = Stdio(max_output)
+        stdio = Stdio(max_output, self._loud.get(loaded.key, ()))
         guard = None
         watch: MemoryWatch | None = None
         store = None
         failure = Failure()
         error: Exception | None = None
         exit_code, values, consumed = 0, (), None
+        home, lease = slot, None
         try:
             stdio.configure(wasi, stdin, stdout, stderr)
+            lease = home.lease(loaded.key, compiled)
+            if lease is not None:
+                slot, compiled, pre = lease  # the same code, in a pooled engine (see _engine)
             store = wasmtime.Store(slot.engine)
             store.set_wasi(wasi)
+            # Tables stop where a pooled slot's do, on either engine (see _engine).
+            # With a memory cap, one memory (see _memory), or it would not bound the guest.
+            store.set_limits(
+                table_elements=TABLE_ELEMENTS, memories=1 if max_memory is not None else -1
+            )
             if max_memory is not None:
-                # The cap is per memory (see _memory): one memory, or it would not bound the guest.
-                store.set_limits(memories=1)
                 watch = MemoryWatch(max_memory)
             if fuel is not None:
                 store.set_fuel(fuel)
@@ -386,16 +402,22 @@ class Host:
             if fuel is not None:
                 consumed = fuel - store.get_fuel()
         finally:
-            if guard is not None and slot.ticker is not None:
-                slot.ticker.release(guard)
-            # Closing the store (or, if none was made, the WASI config that
-            # still owns them) closes the guest's ends of the output pipes.
-            if store is not None:
-                store.close()
-            else:
-                wasi.close()
-            stdio.finish()
             try:
+                if guard is not None and slot.ticker is not None:
+                    slot.ticker.release(guard)
+                # Closing the store (or, if none was made, the WASI config that
+                # still owns them) closes the guest's ends of the output pipes.
+                if store is not None:
+                    store.close()
+                else:
+                    wasi.close()
+            finally:
+                if lease is not None:
+                    home.release()  # the store that held the slot is closed
+            try:
+                stdio.finish()
+                if loud := stdio.loud():
+                    self._loud[loaded.key] = frozenset([*self._loud.get(loaded.key, ()), *loud])
                 raised = failure.error or stdio.callback_error()
                 if raised is not None:
                     raise raised

@@ -191,3 +191,18 @@ def use_watched_memories(config: wasmtime.Config) -> None:
     """Make the engines of ``config`` create their memories here."""
     config.memory_init_cow = False  # copy-on-write images need wasmtime's own mmaps
     ffi.wasmtime_config_host_memory_creator_set(config.ptr(), ctypes.byref(_creator))
+
+
+def can_reserve(size: int) -> bool:
+    """Whether ``size`` bytes of address space can be reserved (tried, then given back)."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        return False  # a ulimit -v: the reservation would count against it
+    flags = _MAP_PRIVATE | _MAP_ANONYMOUS | _MAP_NORESERVE
+    address = _mmap(None, size, _PROT_NONE, flags, -1, 0)
+    if address in (None, _MAP_FAILED):
+        return False
+    _munmap(address, size)
+    return True

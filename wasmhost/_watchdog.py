@@ -157,7 +157,7 @@ def _forget(data: int | None) -> None:
 
 
 class Ticker:
-    """Bumps one engine's epoch every TICK seconds while guarded runs are active.
+    """Bumps an engine's epoch (and its twin's) every TICK seconds while guarded runs are active.
 
     At every tick it also checks the active guards, so that a guest waiting in
     a host call is woken within a tick of its deadline or cancellation. After
@@ -167,7 +167,7 @@ class Ticker:
     """
 
     def __init__(self, engine: wasmtime.Engine) -> None:
-        self._engine = engine
+        self._engines = [engine]
         self._active: set[Guard] = set()
         self._idle_since = 0.0
         self._sleeping = False
@@ -188,7 +188,9 @@ class Ticker:
                     self._sleeping = False
                 guards = list(self._active)
             time.sleep(TICK)
-            self._engine.increment_epoch()
+            engines = self._engines
+            for engine in engines:
+                engine.increment_epoch()
             tripped = False
             for guard in guards:
                 with self._cond:
@@ -203,7 +205,12 @@ class Ticker:
                 # the tripped run stops, the others carry on. (Not for a
                 # timeout: a run's callbacks are timed to reach its deadline.)
                 for _ in range(SPARSE):
-                    self._engine.increment_epoch()
+                    for engine in engines:
+                        engine.increment_epoch()
+
+    def add(self, engine: wasmtime.Engine) -> None:
+        """Also bump ``engine``'s epoch (a pooled twin's: its stores are guarded here too)."""
+        self._engines = [*self._engines, engine]
 
     def stop(self) -> None:
         """End the ticker thread once no guarded run is left (the engine is being dropped)."""
