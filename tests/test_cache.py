@@ -13,11 +13,11 @@ import pytest
 import wasmtime
 from conftest import HELLO, NBODY
 
-import wasmhost._cache
-import wasmhost._engine
 import wasmhost._hashing
-import wasmhost._host
-import wasmhost._module
+import wasmhost._host.cache
+import wasmhost._host.engine
+import wasmhost._host.host
+import wasmhost._host.module
 from wasmhost import Host, ModuleError
 
 HEADER = 0  # an entry is wasmtime's serialization, exactly (its checks live in .meta)
@@ -30,10 +30,13 @@ def entries(cache: Path) -> list[Path]:
 def count_compiles(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The names of the modules compiled from now on, in order."""
     compiled: list[str] = []
-    real = wasmhost._host.compile_wasm
-    monkeypatch.setattr(
-        wasmhost._host, "compile_wasm", lambda name, *a: compiled.append(name) or real(name, *a)
-    )
+    real = wasmhost._host.host.compile_wasm
+
+    def counted(name: str, *args: object) -> object:
+        compiled.append(name)
+        return real(name, *args)
+
+    monkeypatch.setattr(wasmhost._host.host, "compile_wasm", counted)
     return compiled
 
 
@@ -41,7 +44,7 @@ def no_compiling(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object) -> None:
         raise AssertionError("compiled although the cache holds the module")
 
-    monkeypatch.setattr(wasmhost._host, "compile_wasm", refuse)
+    monkeypatch.setattr(wasmhost._host.host, "compile_wasm", refuse)
 
 
 def test_a_new_host_loads_compiled_code_from_disk(
@@ -58,7 +61,7 @@ def test_a_new_host_loads_compiled_code_from_disk(
 
 def test_a_new_process_loads_compiled_code_from_disk(isolated: Path) -> None:
     script = (
-        "import sys, wasmhost._host as h\n"
+        "import sys, wasmhost._host.host as h\n"
         "from wasmhost import Host\n"
         "if sys.argv[1] == 'reuse':\n"
         "    h.compile_wasm = lambda *a: sys.exit('recompiled')\n"
@@ -82,7 +85,7 @@ def test_the_key_holds_content_version_and_engine_settings(isolated: Path) -> No
     assert len(names) == 3
     for name in names:
         assert name.startswith(key)
-        assert f"wasmtime{wasmhost._engine.wasmtime_version()}" in name
+        assert f"wasmtime{wasmhost._host.engine.wasmtime_version()}" in name
     assert len({name.split("-")[-2] for name in names}) == 3  # e0f0, e0f1, e1f0
 
 
@@ -174,7 +177,7 @@ def test_a_wasmtime_upgrade_recompiles_instead_of_loading_old_code(
     with Host() as host:
         host.run(HELLO)
     [old] = entries(isolated)
-    monkeypatch.setattr(wasmhost._engine, "wasmtime_version", lambda: "99.0.0")
+    monkeypatch.setattr(wasmhost._host.engine, "wasmtime_version", lambda: "99.0.0")
     with Host() as host:
         assert host.run(HELLO).stdout == b"Hello, World!\n"
     [new] = [p for p in entries(isolated) if p != old]
@@ -306,7 +309,7 @@ def test_a_loose_entry_is_refused_even_with_a_matching_record(
     fd = os.open(entry, os.O_RDONLY)
     try:
         whole = wasmhost._hashing.checksum_of_file(fd)
-        wasmhost._cache.CompileCache._record(entry, fd, os.fstat(fd), whole)
+        wasmhost._host.cache.CompileCache._record(entry, fd, os.fstat(fd), whole)
     finally:
         os.close(fd)
     with Host() as host:
@@ -345,7 +348,7 @@ def test_an_old_cache_folder_is_made_private(isolated: Path) -> None:
 def settled_copy(monkeypatch: pytest.MonkeyPatch, path: Path) -> Path:
     """hello-world copied to ``path``, counted as settled at once (files written by the
     test changed just now)."""
-    monkeypatch.setattr(wasmhost._cache, "_RACY_NS", 0)
+    monkeypatch.setattr(wasmhost._host.cache, "_RACY_NS", 0)
     path.write_bytes(HELLO.read_bytes())
     return path
 
@@ -361,12 +364,12 @@ def test_a_module_named_by_path_is_not_read_once_its_key_is_recorded(
     def refuse(*args: object) -> None:
         raise AssertionError("read the module although its key is recorded")
 
-    monkeypatch.setattr(wasmhost._host, "read_source", refuse)
+    monkeypatch.setattr(wasmhost._host.host, "read_source", refuse)
     with Host() as host:
         loaded = host.load(module)
         assert host.run(loaded).stdout == b"Hello, World!\n"
         assert loaded.size == HELLO.stat().st_size
-    monkeypatch.setattr(wasmhost._host, "read_source", wasmhost._module.read_source)
+    monkeypatch.setattr(wasmhost._host.host, "read_source", wasmhost._host.module.read_source)
     assert loaded.wasm == HELLO.read_bytes()  # read when asked for, and checked
 
 
@@ -416,7 +419,7 @@ def test_entries_of_an_older_cache_format_are_removed_when_rebuilt(isolated: Pat
     with Host() as host:
         host.run(HELLO)
     [entry] = entries(isolated)
-    current = f"-v{wasmhost._cache.CACHE_FORMAT}.cwasm"
+    current = f"-v{wasmhost._host.cache.CACHE_FORMAT}.cwasm"
     older = entry.with_name(entry.name.replace(current, "-v1.cwasm"))
     older.write_bytes(b"an entry of the first format")
     other_version = entry.with_name(entry.name.replace("wasmtime", "wasmtime0.0.1-"))

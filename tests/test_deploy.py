@@ -18,8 +18,8 @@ from conftest import HELLO, HTTP, NBODY, wasmhost_cli
 from registry import Registry
 
 from wasmhost import ConfigError, ModuleError, RegistryClient
-from wasmhost._bundle import bundle_config, make_bundle
-from wasmhost._k8s import TARGETS, manifests
+from wasmhost._deploy.bundle import bundle_config, make_bundle
+from wasmhost._deploy.k8s import TARGETS, manifests
 
 SPEC_SCHEMA = Path("/usr/share/gocode/src/github.com/opencontainers/runtime-spec/schema")
 _counter = iter(range(10_000))
@@ -240,7 +240,7 @@ def test_k8s_cli_and_its_errors() -> None:
 def test_an_image_layer_is_unpacked_once(
     registry: Registry, client: RegistryClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import wasmhost._artifacts
+    import wasmhost._oci.client
 
     ref = f"{registry.host}/image-{next(_counter)}:v1"
     client.push(HELLO, ref, format="image")
@@ -249,7 +249,7 @@ def test_an_image_layer_is_unpacked_once(
     def refuse(*args: object) -> str:
         raise AssertionError("unpacked again")
 
-    monkeypatch.setattr(wasmhost._artifacts, "extract_module", refuse)
+    monkeypatch.setattr(wasmhost._oci.client, "extract_module", refuse)
     again = client.fetch(ref)
     assert again.path == first.path
     assert again.path.read_bytes() == HELLO.read_bytes()

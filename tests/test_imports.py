@@ -10,7 +10,7 @@ import pytest
 import wasmtime
 from conftest import wasmhost_cli
 
-import wasmhost._host
+import wasmhost._host.host
 from wasmhost import (
     ConfigError,
     GuestMemory,
@@ -20,7 +20,7 @@ from wasmhost import (
     Trap,
     host_function,
 )
-from wasmhost._imports import WASI_FUNCTIONS
+from wasmhost._host.functions import WASI_FUNCTIONS
 
 CALLS_ADD = """
 (module
@@ -163,7 +163,7 @@ def test_a_missing_import_is_refused_before_compiling(
     def refuse(*args: object) -> None:
         raise AssertionError("compiled a module whose imports cannot be satisfied")
 
-    monkeypatch.setattr(wasmhost._host, "compile_wasm", refuse)
+    monkeypatch.setattr(wasmhost._host.host, "compile_wasm", refuse)
     with pytest.raises(
         LinkError, match=r"imports env\.missing \(func \(i32\) -> \(i32\)\)"
     ) as info:
@@ -187,7 +187,7 @@ def test_load_checks_imports_when_asked(
     host: Host, wat: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     module = wat(MISSING)
-    monkeypatch.setattr(wasmhost._host, "compile_wasm", lambda *a: pytest.fail("compiled"))
+    monkeypatch.setattr(wasmhost._host.host, "compile_wasm", lambda *a: pytest.fail("compiled"))
     with pytest.raises(LinkError, match="which nothing provides"):
         host.load(module, unknown_imports="error")
     monkeypatch.undo()

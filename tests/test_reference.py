@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from wasmhost import InvalidReference
-from wasmhost._reference import Reference, looks_like_reference, parse_reference, parse_registry
+from wasmhost._oci.reference import Reference, looks_like_reference, parse_reference, parse_registry
 
 DIGEST = "sha256:" + "ab" * 32
 

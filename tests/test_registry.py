@@ -27,7 +27,7 @@ from hostile import Hostile
 from registry import Registry, self_signed
 from token_proxy import TokenProxy
 
-import wasmhost._registry
+import wasmhost._oci.remote
 from wasmhost import (
     ArtifactError,
     AuthenticationError,
@@ -314,7 +314,7 @@ def test_a_dead_registry_fails_fast_with_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     slept: list[float] = []
-    monkeypatch.setattr(wasmhost._registry.time, "sleep", slept.append)
+    monkeypatch.setattr(wasmhost._oci.remote.time, "sleep", slept.append)
     client = RegistryClient(plain_http=True, cache_dir=tmp_path)
     with pytest.raises(RegistryUnreachable, match="refused or unreachable"):
         client.pull("127.0.0.1:1/dead:v1")
@@ -701,7 +701,7 @@ def test_http_failures_say_what_to_do_and_retry_only_transient_ones(
     message: str,
     requests: int,
 ) -> None:
-    monkeypatch.setattr(wasmhost._registry.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(wasmhost._oci.remote.time, "sleep", lambda seconds: None)
     remaining = list(statuses)
     body = b'{"errors": [{"code": "X", "message": "the registry explains"}]}'
     server = Hostile(

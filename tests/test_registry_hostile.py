@@ -14,7 +14,7 @@ import pytest
 from conftest import HELLO, wasmhost_cli
 from hostile import Hostile
 
-import wasmhost._registry
+import wasmhost._oci.remote
 from wasmhost import (
     ArtifactError,
     AuthenticationError,
@@ -23,8 +23,8 @@ from wasmhost import (
     RegistryError,
     RegistryUnreachable,
 )
-from wasmhost._reference import parse_reference
-from wasmhost._store import Store
+from wasmhost._oci.reference import parse_reference
+from wasmhost._oci.store import Store
 
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 
@@ -213,7 +213,7 @@ def test_odd_retry_after_values(
     serve: object, client: RegistryClient, monkeypatch: pytest.MonkeyPatch, retry_after: str
 ) -> None:
     slept: list[float] = []
-    monkeypatch.setattr(wasmhost._registry.time, "sleep", slept.append)
+    monkeypatch.setattr(wasmhost._oci.remote.time, "sleep", slept.append)
     server = serve({"/v2/app/manifests/v1": (503, {"Retry-After": retry_after}, b"{}")})  # type: ignore[operator]
     with pytest.raises(RegistryError, match="HTTP 503"):
         client.inspect(f"{server.host}/app:v1")

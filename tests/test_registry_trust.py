@@ -25,7 +25,7 @@ from conftest import HELLO, HTTP, wasmhost_cli
 from hostile import Hostile
 from registry import Registry
 
-import wasmhost._registry
+import wasmhost._oci.remote
 from wasmhost import (
     ArtifactError,
     AuthenticationError,
@@ -202,7 +202,7 @@ def test_netrc_credentials_never_reach_a_redirect_target(
 def test_an_unreachable_redirect_target_is_named_and_not_blamed_on_tls(
     serve: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(wasmhost._registry.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(wasmhost._oci.remote.time, "sleep", lambda seconds: None)
     module = HELLO.read_bytes()
     routes = artifact(module)
     routes[f"/v2/app/blobs/{sha256(module)}"] = (307, {"Location": "http://127.0.0.1:1/b"}, b"")
@@ -629,7 +629,7 @@ def test_an_option_run_lacks_is_not_taken_for_the_module(
 
 
 _BUG = (
-    "import sys, wasmhost._artifacts as a, wasmhost._cli as cli\n"
+    "import sys, wasmhost._oci.client as a, wasmhost._cli as cli\n"
     "a.RegistryClient.inspect = lambda *args, **kwargs: 1 / 0\n"
     "cli.main(sys.argv[1:])\n"
 )
@@ -661,7 +661,7 @@ def test_debug_shows_the_traceback_of_an_unexpected_error(tmp_path: Path, switch
 def test_the_environment_registry_is_matched_without_case(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from wasmhost._credentials import Credentials, lookup
+    from wasmhost._oci.credentials import Credentials, lookup
 
     monkeypatch.setenv("WASMHOST_REGISTRY_USERNAME", USER)
     monkeypatch.setenv("WASMHOST_REGISTRY_PASSWORD", SECRET)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import FSPROBE, HELLO, HTTP, NBODY, WASI_EXIT, WORDCOUNT, in_threads, printer
 
-import wasmhost._cache
+import wasmhost._host.cache
 from wasmhost import ConfigError, Host, LinkError, Module, RunResult, Trap, WasmhostError
 
 
@@ -167,7 +167,7 @@ def test_a_changed_file_is_read_again(
     host: Host, tmp_path: Path, wat: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Files written by the test count as settled at once (see _cache.settled).
-    monkeypatch.setattr(wasmhost._cache, "_RACY_NS", 0)
+    monkeypatch.setattr(wasmhost._host.cache, "_RACY_NS", 0)
     target = tmp_path / "m.wasm"
     wat(printer("one"), name="m.wasm")
     assert host.run(target).stdout == b"one"

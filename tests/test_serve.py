@@ -19,7 +19,7 @@ from conftest import HELLO, HTTP, wasmhost_cli
 from registry import free_port
 
 from wasmhost import ConfigError, LinkError
-from wasmhost._wagi import MalformedResponse, parse_response, split_route
+from wasmhost._serve.wagi import MalformedResponse, parse_response, split_route
 from wasmhost.asgi import Route, WagiApp, load_config
 
 

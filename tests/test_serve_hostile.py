@@ -224,7 +224,7 @@ def test_bad_limits_are_refused_in_one_line(args: list[str], message: str, tmp_p
 
 
 def test_the_inline_gate_learns_which_paths_are_slow() -> None:
-    from wasmhost._guests import InlineGate
+    from wasmhost._serve.guests import InlineGate
 
     now = [100.0]
     gate = InlineGate(clock=lambda: now[0])
@@ -271,7 +271,7 @@ def test_a_long_running_guest_yields_the_cpu_and_its_thread_recovers() -> None:
     from conftest import SPIN
 
     from wasmhost import Host, TimeoutExceeded
-    from wasmhost._guests import GuestPool
+    from wasmhost._serve.guests import GuestPool
 
     spin = wasmtime.wat2wasm(SPIN)
     pool = GuestPool(threads=1, backlog=0)

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from conftest import FSPROBE, HELLO, WASI_EXIT, WASI_WRITE, in_threads
 
-import wasmhost._engine
-import wasmhost._stdio
+import wasmhost._host.engine
+import wasmhost._host.stdio
 from wasmhost import Host, OutputLimitExceeded
 
 MiB = 1 << 20
@@ -316,7 +316,7 @@ def test_idle_threads_hold_no_pipes(host: Host) -> None:
     release.set()
     for thread in threads:
         thread.join()
-    assert idle <= before + wasmhost._stdio._MAX_FREE
+    assert idle <= before + wasmhost._host.stdio._MAX_FREE
 
 
 def test_output_is_read_when_no_thread_can_be_started(
@@ -334,7 +334,7 @@ def test_output_is_read_when_no_thread_can_be_started(
             raise RuntimeError("can't start new thread")
         real(thread)
 
-    monkeypatch.setattr(wasmhost._stdio, "_monitor", wasmhost._stdio._Monitor())
+    monkeypatch.setattr(wasmhost._host.stdio, "_monitor", wasmhost._host.stdio._Monitor())
     monkeypatch.setattr(threading.Thread, "start", start)
     for _ in range(3):
         assert host.run(FSPROBE, ["flood", "1"]).stdout == b"x" * MiB
@@ -375,7 +375,7 @@ def test_a_pooled_instance_starts_from_a_clean_memory(
 def test_more_runs_at_once_than_the_pool_holds(
     monkeypatch: pytest.MonkeyPatch, wat: Callable[[str], Path]
 ) -> None:
-    monkeypatch.setattr(wasmhost._engine, "POOL_RUNS", 2)
+    monkeypatch.setattr(wasmhost._host.engine, "POOL_RUNS", 2)
     with Host(cache_dir=False) as host:
         host.run(FSPROBE, ["args", "warm"])
 
@@ -398,7 +398,7 @@ def test_a_module_that_does_not_fit_a_pool_slot_runs_unpooled(
 
 @pytest.mark.parametrize(
     ("by", "answer"),
-    [(30_000, 1), (1_000_000, 1), (wasmhost._engine.TABLE_ELEMENTS, -1)],
+    [(30_000, 1), (1_000_000, 1), (wasmhost._host.engine.TABLE_ELEMENTS, -1)],
     ids=["30k", "1M", "past-the-limit"],
 )
 def test_a_table_grows_alike_on_every_run(

@@ -35,31 +35,31 @@ from ._errors import (
 from ._version import __version__
 
 if _TYPE_CHECKING:
-    from ._artifacts import ArtifactInfo, Layer, PullResult, PushResult, RegistryClient
-    from ._host import Dir, Host, RunStream
-    from ._imports import GuestMemory, host_function
-    from ._module import Export, Import, Module
-    from ._result import OutputChunk, RunResult
+    from ._host.functions import GuestMemory, host_function
+    from ._host.host import Dir, Host, RunStream
+    from ._host.module import Export, Import, Module
+    from ._host.result import OutputChunk, RunResult
+    from ._oci.client import ArtifactInfo, Layer, PullResult, PushResult, RegistryClient
 
 # Imported when first used: the host side loads wasmtime (~50 ms), which the
 # registry commands never need; the registry side loads oras-py and requests
 # (~170 ms), which a run never needs.
 _LAZY = {
-    "ArtifactInfo": "_artifacts",
-    "Layer": "_artifacts",
-    "PullResult": "_artifacts",
-    "PushResult": "_artifacts",
-    "RegistryClient": "_artifacts",
-    "Dir": "_host",
-    "Host": "_host",
-    "RunStream": "_host",
-    "GuestMemory": "_imports",
-    "host_function": "_imports",
-    "Export": "_module",
-    "Import": "_module",
-    "Module": "_module",
-    "OutputChunk": "_result",
-    "RunResult": "_result",
+    "ArtifactInfo": "_oci.client",
+    "Layer": "_oci.client",
+    "PullResult": "_oci.client",
+    "PushResult": "_oci.client",
+    "RegistryClient": "_oci.client",
+    "Dir": "_host.host",
+    "Host": "_host.host",
+    "RunStream": "_host.host",
+    "GuestMemory": "_host.functions",
+    "host_function": "_host.functions",
+    "Export": "_host.module",
+    "Import": "_host.module",
+    "Module": "_host.module",
+    "OutputChunk": "_host.result",
+    "RunResult": "_host.result",
 }
 
 

@@ -27,7 +27,8 @@ to the most specific class below with ``raise ... from exc``::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import NamedTuple
 
 __all__ = [
@@ -251,3 +252,16 @@ class OutputLimitExceeded(LimitExceeded):
         super().__init__(message, stdout=stdout, stderr=stderr)
         self.stream = stream
         self.max_output = max_output
+
+
+@contextmanager
+def reading_module(name: str) -> Iterator[None]:
+    """Turn the errors of reading the module file ``name`` into a :class:`ModuleError`."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise ModuleError(f"{name}: no such file; check the path to the module.") from None
+    except IsADirectoryError:
+        raise ModuleError(f"{name} is a directory, not a WebAssembly module.") from None
+    except OSError as exc:
+        raise ModuleError(f"{name} cannot be read: {exc.strerror or exc}.") from None

@@ -76,8 +76,8 @@ def compare(
     status is 0 when every available runtime matched the in-process run, 1
     otherwise.
     """
-    from .._compare import compare as run_comparison
-    from .._runtimes import get_runtime
+    from .._compare.compare import compare as run_comparison
+    from .._compare.runtimes import get_runtime
 
     with reported():
         if plot is not None:

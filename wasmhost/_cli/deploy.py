@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from .._image import VARIANTS
-from .._k8s import TARGETS
+from .._deploy.k8s import TARGETS
+from .._oci.image import VARIANTS
 from .errors import reported
 from .params import ENV, WHOLE_NUMBER
 
@@ -41,7 +41,7 @@ def bundle(
 
     Arguments for the module go after `--`, so that options are never taken for them.
     """
-    from .._bundle import make_bundle
+    from .._deploy.bundle import make_bundle
 
     with reported():
         config = make_bundle(
@@ -72,8 +72,8 @@ def k8s(
     runtime: str, kind: str, name: str | None, port: int | None, replicas: int, image: str
 ) -> None:
     """Print a RuntimeClass and a Pod (or Deployment) that run IMAGE, as YAML."""
-    from .._k8s import manifests
-    from .._reference import parse_reference
+    from .._deploy.k8s import manifests
+    from .._oci.reference import parse_reference
 
     with reported():
         parse_reference(image)

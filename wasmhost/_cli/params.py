@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from .._host import Dir
+    from .._host.host import Dir
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?)(b?)\s*$", re.IGNORECASE)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m)?\s*$")
@@ -95,7 +95,7 @@ class DirType(click.ParamType):
                 param,
                 ctx,
             )
-        from .._host import Dir  # here: the registry commands never load the host
+        from .._host.host import Dir  # here: the registry commands never load the host
 
         host = parts[0]
         guest = parts[1] if len(parts) == 2 else host

@@ -191,7 +191,7 @@ def login(
 @click.argument("registry")
 def logout(registry: str) -> None:
     """Remove REGISTRY's credentials from the Docker config."""
-    from .._artifacts import RegistryClient
+    from .._oci.client import RegistryClient
 
     with reported():
         found = RegistryClient.logout(registry)

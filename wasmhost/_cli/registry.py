@@ -50,8 +50,8 @@ def registry_options(
             def connect(
                 reference: str | None = None, registry: str | None = None, **options: Any
             ) -> Any:
-                from .._artifacts import DEFAULT_MAX_SIZE, RegistryClient
-                from .._reference import parse_reference, parse_registry
+                from .._oci.client import DEFAULT_MAX_SIZE, RegistryClient
+                from .._oci.reference import parse_reference, parse_registry
 
                 given = {}
                 if username and password and (reference or registry):

@@ -87,7 +87,7 @@ def run(
     run. Everything after MODULE goes to the guest. The exit status is the
     guest's; a trap or a limit exits with 134, as the wasmtime CLI does.
     """
-    from .._host import Host, check_limits
+    from .._host.host import Host, check_limits
 
     # A guest runs inside wasmtime, where Python cannot raise KeyboardInterrupt:
     # let Ctrl-C end the process at once, as it ends the wasmtime CLI.
@@ -107,8 +107,8 @@ def run(
     source, argv0 = module, module
     with reported():
         if not os.path.exists(module) and _is_reference(module):
-            from .._artifacts import module_file_name
-            from .._reference import parse_reference
+            from .._oci.client import module_file_name
+            from .._oci.reference import parse_reference
 
             with connect(cache_dir=cache_dir) as registry:
                 fetched = registry.fetch(module, offline=offline)
@@ -166,6 +166,6 @@ def _backstop(name: str, timeout: float) -> threading.Timer:
 
 
 def _is_reference(module: str) -> bool:
-    from .._reference import looks_like_reference  # not on a local file's start-up path
+    from .._oci.reference import looks_like_reference  # not on a local file's start-up path
 
     return looks_like_reference(module)

@@ -106,18 +106,18 @@ def serve(
     Each request runs in a fresh instance of the module, compiled once: the
     request in CGI variables and stdin, the response from stdout.
     """
-    from .. import asgi
-    from .._reference import looks_like_reference
+    from .._oci.reference import looks_like_reference
+    from .._serve.app import Route, WagiApp, load_config
 
     if (module is None) == (config is None):
         raise click.UsageError("give MODULE or --config, not both or neither.")
     with reported():
         if config is not None:
-            routes = asgi.load_config(config)
+            routes = load_config(config)
         else:
             assert module is not None
             env = {name: value for name, value in envs if value is not None}
-            routes = [asgi.Route("/...", module, env, dict(dirs))]
+            routes = [Route("/...", module, env, dict(dirs))]
         resolved = []
         for route in routes:
             if not os.path.exists(route.module) and looks_like_reference(route.module):
@@ -126,7 +126,7 @@ def serve(
                     route = route._replace(module=str(fetched.path))
             resolved.append(route)
         # Built here once, in this process, so that a bad module fails before listening.
-        app = asgi.WagiApp(
+        app = WagiApp(
             resolved,
             timeout=timeout,
             max_memory=max_memory,
@@ -139,7 +139,7 @@ def serve(
 
     import uvicorn
 
-    from .._uvicorn import BoundedHttpToolsProtocol
+    from .._serve.uvicorn import BoundedHttpToolsProtocol
 
     logging.basicConfig(
         level=logging.WARNING if quiet else logging.INFO,
@@ -177,11 +177,13 @@ def serve(
         "backlog": backlog,
     }
     os.environ["WASMHOST_SERVE_SPEC"] = json.dumps(spec)
-    uvicorn.run("wasmhost.asgi:app_from_environment", factory=True, workers=workers, **options)
+    uvicorn.run(
+        "wasmhost._serve.app:app_from_environment", factory=True, workers=workers, **options
+    )
 
 
 def _dir_spec(source: Any) -> tuple[str, bool]:
-    from .._host import as_dir
+    from .._host.host import as_dir
 
     spec = as_dir(source)
     return os.fspath(spec.path), spec.read_only

@@ -7,7 +7,7 @@ any timeout. The engines that run with a timeout or cancel event therefore
 get this one in place of wasmtime's.
 
 A poll of clock subscriptions only (every sleep) waits on the run's
-:class:`~wasmhost._watchdog.Guard` instead, and is woken when the guard
+:class:`~wasmhost.watchdog.Guard` instead, and is woken when the guard
 trips; then the guest traps and the run reports why it stopped. A poll that
 also waits on file descriptors is answered by wasmtime's own implementation,
 as WASI defines it (files and output streams are always ready; a pipe or
@@ -23,7 +23,7 @@ from typing import Any
 
 import wasmtime
 
-from . import _watchdog
+from . import watchdog
 
 WASI = "wasi_snapshot_preview1"
 # userdata, tag, clock id, timeout, precision, flags
@@ -71,7 +71,7 @@ def install(
     """
 
     def poll_oneoff(caller: wasmtime.Caller, subs: int, out: int, count: int, nout: int) -> int:
-        guard = _watchdog.current()
+        guard = watchdog.current()
         memory = caller.get("memory")
         if not isinstance(memory, wasmtime.Memory):
             raise wasmtime.Trap("poll_oneoff: the guest exports no memory")
@@ -102,7 +102,7 @@ def install(
 def _sleep(
     caller: wasmtime.Caller,
     memory: wasmtime.Memory,
-    guard: _watchdog.Guard,
+    guard: watchdog.Guard,
     subs: int,
     out: int,
     count: int,

@@ -28,7 +28,7 @@ from typing import Any
 import wasmtime
 from wasmtime import _ffi as ffi
 
-from ._capi import error_pointer
+from .capi import error_pointer
 
 _PAGE = 4096
 _PROT_NONE, _PROT_READ_WRITE = 0, 3

@@ -31,8 +31,8 @@ from typing import IO, Literal, Union
 
 import wasmtime
 
-from ._capi import set_output_file, set_stdin_bytes
-from ._errors import ConfigError, WasmhostError
+from .._errors import ConfigError, WasmhostError
+from .capi import set_output_file, set_stdin_bytes
 
 StdinSource = Union[bytes, Literal["inherit"], "os.PathLike[str]", IO[bytes], None]
 """Bytes (the default, empty), ``"inherit"`` (this process's stdin), a path, or a binary file."""

@@ -10,7 +10,7 @@ import os
 import re
 from typing import NamedTuple
 
-from ._errors import InvalidReference
+from .._errors import InvalidReference
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"

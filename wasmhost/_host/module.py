@@ -1,20 +1,18 @@
 """Reading a WebAssembly module from a path or from bytes, and checking it.
 
 A :class:`Module` is the checked bytes plus what the module imports and
-exports; each engine of the host compiles it on first use (see ``_host``).
+exports; each engine of the host compiles it on first use (see ``host``).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, NamedTuple, Union
 
 if TYPE_CHECKING:
     import wasmtime
 
-from ._errors import ModuleError
+from .._errors import ModuleError, reading_module
 
 ModuleSource = Union[str, "os.PathLike[str]", bytes, "Module"]
 
@@ -87,10 +85,10 @@ class Module:
         """The module's bytes. A module loaded from the compile cache by path reads
         them only when asked, and refuses them if the file changed meanwhile."""
         if self._wasm is None:
-            from ._hashing import content_key
+            from .._hashing import content_key
 
             assert self._path is not None
-            with reading(self._path), open(self._path, "rb") as f:
+            with reading_module(self._path), open(self._path, "rb") as f:
                 data = f.read()
             if content_key(data) != self.key:
                 raise ModuleChanged(f"{self._path} changed since it was loaded; load it again.")
@@ -140,22 +138,9 @@ def read_source(
     if isinstance(source, bytes | bytearray | memoryview):
         return "<bytes>", bytes(source), None
     name = os.fsdecode(source)
-    with reading(name), open(name, "rb") as f:
+    with reading_module(name), open(name, "rb") as f:
         st = os.fstat(f.fileno())
         return name, f.read(), st
-
-
-@contextmanager
-def reading(name: str) -> Iterator[None]:
-    """Turn the errors of reading the module file ``name`` into a :class:`ModuleError`."""
-    try:
-        yield
-    except FileNotFoundError:
-        raise ModuleError(f"{name}: no such file; check the path to the module.") from None
-    except IsADirectoryError:
-        raise ModuleError(f"{name} is a directory, not a WebAssembly module.") from None
-    except OSError as exc:
-        raise ModuleError(f"{name} cannot be read: {exc.strerror or exc}.") from None
 
 
 def check_header(name: str, data: bytes) -> None:

@@ -42,25 +42,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import wasmtime
 
-from ._hashing import KEY_BYTES, checksum, checksum_of_file, content_key
-
-
-def default_cache_root() -> Path | None:
-    """The compile cache's folder the environment asks for, or None when it is off."""
-    if os.environ.get("WASMHOST_NO_CACHE", "") not in ("", "0"):
-        return None
-    return cache_root()
-
-
-def cache_root() -> Path:
-    """The wasmhost cache folder: ``$WASMHOST_CACHE_DIR``, else ``$XDG_CACHE_HOME/wasmhost``."""
-    explicit = os.environ.get("WASMHOST_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
-    return base / "wasmhost"
-
+from .._hashing import KEY_BYTES, checksum, checksum_of_file, content_key
 
 # The layout of entries, part of every entry's name: 1 had a checksum inside the
 # entry; 2 is wasmtime's serialization alone, with a .meta beside it.
@@ -87,9 +69,9 @@ class CompileCache:
     def load(self, engine: wasmtime.Engine, path: Path) -> wasmtime.Module | None:
         """The module stored at ``path``, or None (absent, changed, not private or
         foreign: then removed)."""
-        import wasmtime  # not at the top: the registry side uses cache_root without wasmtime
+        import wasmtime  # not at the top: importing the cache costs no wasmtime
 
-        from ._stdio import PROC_FD, fd_path  # loaded with the host already
+        from .stdio import PROC_FD, fd_path  # loaded with the host already
 
         if not _trusted_folders(path.parent):
             return None
@@ -136,7 +118,7 @@ class CompileCache:
         """Write ``module`` at ``path`` atomically; a failure to write is not an error."""
         import wasmtime
 
-        from ._files import sweep
+        from .._files import sweep
 
         try:
             payload = module.serialize()
@@ -245,8 +227,8 @@ def _private(st: os.stat_result) -> bool:
 def _write_private(path: Path, data: bytes | bytearray) -> bool:
     """Write ``data`` at ``path`` atomically, 0600 in 0700 folders; whether it was
     written (a cache that cannot be written is not an error)."""
-    from ._errors import StorageError
-    from ._files import atomic_writer  # only when writing: ~3 ms of imports
+    from .._errors import StorageError
+    from .._files import atomic_writer  # only when writing: ~3 ms of imports
 
     try:
         for folder in (path.parent.parent, path.parent):

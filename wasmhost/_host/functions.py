@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 
 import wasmtime
 
-from ._errors import ConfigError, LinkError
-from ._module import Import
+from .._errors import ConfigError, LinkError
+from .module import Import
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -2,7 +2,7 @@
 
 Epoch interruption (needed for timeouts and cancellation) and fuel metering
 each slow compiled code down (measured on the nbody artifact: +32 % and
-+21 %), and watched memories (for a memory cap, see ``_memory``) give up
++21 %), and watched memories (for a memory cap, see ``memory``) give up
 wasmtime's copy-on-write memory images; so a run only pays for what it
 asks: there is one engine per combination of the three, made on first use,
 each with its own WASI linker, compiled modules and cache fingerprint.
@@ -28,10 +28,10 @@ from typing import NamedTuple
 import wasmtime
 from wasmtime import _ffi as ffi
 
-from . import _poll
-from ._cache import CACHE_FORMAT
-from ._memory import can_reserve, use_watched_memories
-from ._watchdog import Ticker
+from . import poll
+from .cache import CACHE_FORMAT
+from .memory import can_reserve, use_watched_memories
+from .watchdog import Ticker
 
 
 class EngineFlags(NamedTuple):
@@ -39,7 +39,7 @@ class EngineFlags(NamedTuple):
 
     interruptible: bool = False
     metered: bool = False
-    capped: bool = False  # memories that report a refused growth (see _memory)
+    capped: bool = False  # memories that report a refused growth (see memory)
 
 
 # Runs that the pooled twin of an engine holds at once; more wait for no one
@@ -96,13 +96,13 @@ class EngineSlot:
         linker = wasmtime.Linker(self.engine)
         linker.define_wasi()
         if self.ticker is not None:
-            # A sleeping guest would otherwise outsleep its timeout (see _poll).
-            _poll.install(linker, self.engine, self._poll_trampoline)
+            # A sleeping guest would otherwise outsleep its timeout (see poll).
+            poll.install(linker, self.engine, self._poll_trampoline)
         return linker
 
     def _poll_trampoline(self) -> wasmtime.Module:
         if self._poll_helper is None:
-            self._poll_helper = _poll.trampoline(self.engine)  # a race compiles it twice: harmless
+            self._poll_helper = poll.trampoline(self.engine)  # a race compiles it twice: harmless
         return self._poll_helper
 
     def close(self) -> None:
@@ -221,7 +221,7 @@ def _make_twin(flags: EngineFlags, fingerprint: str, ticker: Ticker | None) -> E
     config = _config(flags)
     pool = ffi.wasmtime_pooling_allocation_config_new()
     try:
-        # Twice the instances: an interruptible run may add a helper instance (see _poll).
+        # Twice the instances: an interruptible run may add a helper instance (see poll).
         ffi.wasmtime_pooling_allocation_config_total_core_instances_set(pool, 2 * POOL_RUNS)
         # Stacks are for async calls, which wasmtime-py does not make; the
         # default of 1,000 costs two memory mappings each.

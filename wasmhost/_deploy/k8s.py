@@ -18,8 +18,8 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
-from ._errors import ConfigError
-from ._image import VARIANT
+from .._errors import ConfigError
+from .._oci.image import VARIANT
 
 
 class Target(NamedTuple):

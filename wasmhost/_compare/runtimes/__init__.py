@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from .._errors import ConfigError
+from ..._errors import ConfigError
 from ._base import Invocation, Mount, Runtime
 from .node import Node
 from .others import IWasm, WasmEdge, Wasmer

@@ -14,7 +14,7 @@ therefore holds up its worker's loop for at most ``INLINE_WAIT``.
 At most ``threads`` guests run at once; up to ``backlog`` more wait for a
 thread, and past that :meth:`GuestPool.run` refuses at once (:class:`Busy`).
 
-A guest that runs on for more than a moment (50 ms, see ``_watchdog``)
+A guest that runs on for more than a moment (50 ms, see ``wasmhost._host.watchdog``)
 is moved to the lowest CPU priority (nice 19, per thread on Linux): a guest
 spinning for seconds then takes the CPU only when the event loops do not
 want it. Only its wasm code runs so: the Python code around a run takes the
@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from . import _watchdog
+from .._host import watchdog
 
 T = TypeVar("T")
 
@@ -121,7 +121,7 @@ class GuestPool:
                 os.setpriority(os.PRIO_PROCESS, me, _NICE)
                 base = was if was != _NICE else None
 
-        _watchdog.on_long_run(lower)
+        watchdog.on_long_run(lower)
         while (job := self._jobs.get()) is not None:
             try:
                 job.value = job.func()

@@ -24,10 +24,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ._errors import TRAP_EXIT_STATUS, ConfigError, GuestError
-from ._host import Dir, DirSource, Host, as_dir
-from ._runtimes import Invocation, Mount, Runtime, get_runtime
-from ._runtimes._base import env_flags
+from .._errors import TRAP_EXIT_STATUS, ConfigError, GuestError
+from .._host.host import Dir, DirSource, Host, as_dir
+from .runtimes import Invocation, Mount, Runtime, get_runtime
+from .runtimes._base import env_flags
 
 RUN_TIMEOUT = 300.0
 
@@ -141,7 +141,7 @@ def compare(
 
 
 def _all() -> list[str]:
-    from ._runtimes import RUNTIMES
+    from .runtimes import RUNTIMES
 
     return list(RUNTIMES)
 
@@ -224,8 +224,8 @@ def _in_process(
         "instantiate": round(statistics.median(instantiate) * 1000, 3),
         "execute": round(statistics.median(execute) * 1000, 3),
     }
-    from ._engine import wasmtime_version
-    from ._version import __version__
+    from .._host.engine import wasmtime_version
+    from .._version import __version__
 
     row = RuntimeResult(
         runtime="wasmhost",
@@ -253,7 +253,7 @@ class _Cold(Runtime):
         return sys.executable
 
     def version(self) -> str | None:
-        from ._version import __version__
+        from .._version import __version__
 
         return f"wasmhost {__version__} (a new process per run)"
 

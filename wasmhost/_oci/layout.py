@@ -14,12 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from ._errors import ConfigError
-from ._files import atomic_writer, writing
-from ._formats import OCI_INDEX, is_digest, sha256_digest
+from .._errors import ConfigError
+from .._files import atomic_writer, writing
+from .formats import OCI_INDEX, is_digest, sha256_digest
 
 if TYPE_CHECKING:
-    from ._registry import Progress
+    from .remote import Progress
 
 REF_NAME = "org.opencontainers.image.ref.name"
 

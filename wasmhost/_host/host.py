@@ -14,10 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypedDict
 
 import wasmtime
 
-from ._cache import CompileCache, default_cache_root, file_state, settled
-from ._capi import call_nullary, export_func, set_argv, set_env
-from ._engine import TABLE_ELEMENTS, EngineFlags, Engines, EngineSlot
-from ._errors import (
+from .._errors import (
     ConfigError,
     Frame,
     FuelExhausted,
@@ -30,10 +27,15 @@ from ._errors import (
     Trap,
     WasmhostError,
 )
-from ._hashing import content_key
-from ._imports import Failure, Imports, check_imports, define
-from ._memory import MAX_RESERVATION, MemoryWatch
-from ._module import (
+from .._hashing import content_key
+from .._paths import default_cache_root
+from .._sizes import check_size, format_size
+from .cache import CompileCache, file_state, settled
+from .capi import call_nullary, export_func, set_argv, set_env
+from .engine import TABLE_ELEMENTS, EngineFlags, Engines, EngineSlot
+from .functions import Failure, Imports, check_imports, define
+from .memory import MAX_RESERVATION, MemoryWatch
+from .module import (
     Import,
     Module,
     ModuleChanged,
@@ -45,10 +47,9 @@ from ._module import (
     read_source,
     wasm_imports,
 )
-from ._result import OutputChunk, RunResult
-from ._sizes import check_size, format_size
-from ._stdio import OutputTarget, StdinSource, Stdio
-from ._watchdog import Guard, active, current
+from .result import OutputChunk, RunResult
+from .stdio import OutputTarget, StdinSource, Stdio
+from .watchdog import Guard, active, current
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -137,7 +138,7 @@ class Host:
         self._cache = CompileCache(root / "compiled" if root is not None else None)
         self._engines = Engines()
         self._paths: dict[tuple[str, int, int, int, int, int], Module] = {}
-        # The streams each module (by key) has written more than a pipe holds to (see _stdio).
+        # The streams each module (by key) has written more than a pipe holds to (see stdio).
         self._loud: dict[str, frozenset[str]] = {}
         self._closed = False
 
@@ -360,11 +361,11 @@ class Host:
             stdio.configure(wasi, stdin, stdout, stderr)
             lease = home.lease(loaded.key, compiled)
             if lease is not None:
-                slot, compiled, pre = lease  # the same code, in a pooled engine (see _engine)
+                slot, compiled, pre = lease  # the same code, in a pooled engine (see engine)
             store = wasmtime.Store(slot.engine)
             store.set_wasi(wasi)
-            # Tables stop where a pooled slot's do, on either engine (see _engine).
-            # With a memory cap, one memory (see _memory), or it would not bound the guest.
+            # Tables stop where a pooled slot's do, on either engine (see engine).
+            # With a memory cap, one memory (see memory), or it would not bound the guest.
             store.set_limits(
                 table_elements=TABLE_ELEMENTS, memories=1 if max_memory is not None else -1
             )

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
-from ._formats import OCI_MANIFEST, Artifact, canonical_json, sha256_digest, with_created
+from .formats import OCI_MANIFEST, Artifact, canonical_json, sha256_digest, with_created
 
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 TAR_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
@@ -137,7 +137,7 @@ def extract_module(layer: Path, out: IO[bytes], check_size: Callable[[int], None
     a path here. ``check_size`` is given the module's size first, and raises
     if it is too big. Returns the module's sha256 digest.
     """
-    from ._errors import ArtifactError
+    from .._errors import ArtifactError
 
     hasher = hashlib.sha256()
     try:

@@ -26,7 +26,7 @@ from typing import Any
 
 import wasmtime
 
-from ._capi import CONTINUE, EpochCallback, EpochFinalizer, error_pointer, set_epoch_callback
+from .capi import CONTINUE, EpochCallback, EpochFinalizer, error_pointer, set_epoch_callback
 
 TICK = 0.005
 LINGER = 1.0

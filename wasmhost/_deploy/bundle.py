@@ -22,10 +22,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._errors import ConfigError
-from ._files import writing
-from ._image import VARIANT, VARIANTS
-from ._module import check_header, reading
+from .._errors import ConfigError, reading_module
+from .._files import writing
+from .._host.module import check_header
+from .._oci.image import VARIANT, VARIANTS
 
 RUNTIME_SPEC = "1.0.2"
 CAPABILITIES = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
@@ -142,7 +142,7 @@ def make_bundle(
     PosixPath('bundle/config.json')
     """
     source = Path(module)
-    with reading(str(source)), open(source, "rb") as f:
+    with reading_module(str(source)), open(source, "rb") as f:
         check_header(str(source), f.read(8))
     target = Path(folder).resolve()
     if target.exists() and (not target.is_dir() or any(target.iterdir())):

@@ -6,8 +6,8 @@ import os
 import shutil
 from pathlib import Path
 
-from .._cache import cache_root
-from .._files import atomic_writer
+from ..._files import atomic_writer
+from ..._paths import cache_root
 from ._base import Invocation, Runtime, env_flags
 
 

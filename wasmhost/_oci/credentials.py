@@ -20,8 +20,8 @@ import subprocess
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ._errors import AuthenticationError, ConfigError, WasmhostError
-from ._files import atomic_writer, writing
+from .._errors import AuthenticationError, ConfigError, WasmhostError
+from .._files import atomic_writer, writing
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 
@@ -91,7 +91,7 @@ def _helper(name: str, action: str, payload: str, registry: str) -> str | None:
 
 def _from_environment(registry: str) -> Credentials | None:
     """``WASMHOST_REGISTRY_USERNAME``/``_PASSWORD``, if ``WASMHOST_REGISTRY`` names ``registry``."""
-    from ._reference import parse_registry
+    from .reference import parse_registry
 
     user = os.environ.get("WASMHOST_REGISTRY_USERNAME")
     password = os.environ.get("WASMHOST_REGISTRY_PASSWORD")

@@ -11,11 +11,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
-from ._cache import cache_root
-from ._credentials import Credentials, erase, store
-from ._errors import ArtifactError, ConfigError, ModuleError, RegistryUnreachable
-from ._files import atomic_writer, copy_into, writing
-from ._formats import (
+from .._errors import (
+    ArtifactError,
+    ConfigError,
+    ModuleError,
+    RegistryUnreachable,
+    reading_module,
+)
+from .._files import atomic_writer, copy_into, writing
+from .._hashing import sha256_of
+from .._paths import cache_root
+from .._sizes import check_size, format_size
+from .credentials import Credentials, erase, store
+from .formats import (
     FORMATS,
     INDEX_TYPES,
     OCI_MANIFEST,
@@ -26,14 +34,11 @@ from ._formats import (
     sha256_digest,
     timestamp,
 )
-from ._hashing import sha256_of
-from ._image import IMAGE_OSES, VARIANTS, build_image, extract_module
-from ._layout import OciLayout, parse_layout
-from ._module import reading
-from ._reference import Reference, parse_reference, parse_registry
-from ._registry import Progress, Session, Transport
-from ._sizes import check_size, format_size
-from ._store import Store
+from .image import IMAGE_OSES, VARIANTS, build_image, extract_module
+from .layout import OciLayout, parse_layout
+from .reference import Reference, parse_reference, parse_registry
+from .remote import Progress, Session, Transport
+from .store import Store
 
 _WASM_MAGIC = b"\0asm"
 
@@ -495,7 +500,7 @@ def _scoped(credentials: Mapping[str, tuple[str, str]]) -> dict[str, Credentials
 
 def _hash_module(path: str) -> tuple[str, int]:
     """The sha256 digest and size of a module file, refusing what is not wasm."""
-    with reading(path), open(path, "rb") as f:
+    with reading_module(path), open(path, "rb") as f:
         head = f.read(8)
         if head[:4] != _WASM_MAGIC or len(head) < 8:
             what = "is empty" if not head else "is not a WebAssembly module (no \\0asm magic)"

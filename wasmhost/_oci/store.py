@@ -17,11 +17,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from ._errors import IntegrityError
-from ._files import atomic_writer, sweep, writing
-from ._formats import is_digest, sha256_digest
-from ._hashing import sha256_of
-from ._reference import Reference
+from .._errors import IntegrityError
+from .._files import atomic_writer, sweep, writing
+from .._hashing import sha256_of
+from .formats import is_digest, sha256_digest
+from .reference import Reference
 
 
 class Store:

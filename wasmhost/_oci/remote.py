@@ -31,16 +31,16 @@ import requests
 import requests.adapters
 import urllib3
 
-from ._credentials import Credentials, lookup
-from ._errors import (
+from .._errors import (
     AuthenticationError,
     IntegrityError,
     NotFoundError,
     RegistryError,
     RegistryUnreachable,
 )
-from ._formats import ACCEPT, MAX_MANIFEST, sha256_digest
-from ._reference import Reference
+from .credentials import Credentials, lookup
+from .formats import ACCEPT, MAX_MANIFEST, sha256_digest
+from .reference import Reference
 
 log = logging.getLogger("wasmhost.registry")
 

@@ -1,0 +1,121 @@
+"""The package's layout is its architecture (issue 12): imports run one way,
+CLI -> products (serve, compare, deploy, OCI) -> the host -> shared leaves.
+
+Read from every module's import statements (function-level ones included,
+which an import-time check would miss), and proven by importing the host
+and the shared leaves each in a fresh interpreter."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import wasmhost
+
+PACKAGE = Path(wasmhost.__file__).parent
+SHARED = {"_errors", "_files", "_hashing", "_paths", "_sizes", "_version"}
+
+# What each part may import, besides itself and the shared leaves.
+ALLOWED: dict[str, set[str]] = {
+    "shared": set(),
+    "_host": set(),
+    "_oci": set(),
+    "_serve": {"_host"},
+    "_compare": {"_host"},
+    "_deploy": {"_host", "_oci"},
+    "_cli": {"_host", "_oci", "_serve", "_compare", "_deploy"},
+}
+
+
+def part_of(module: str) -> str:
+    """The part a module (``wasmhost._host.stdio``, ``wasmhost._errors``) belongs to."""
+    parts = module.split(".")[1:]
+    if not parts or parts[0] == "__main__":
+        return "_cli"  # the entry points: anything
+    if parts[0] in SHARED:
+        return "shared"
+    if parts[0] == "asgi":
+        return "_serve"
+    return parts[0]
+
+
+def modules() -> list[tuple[str, Path]]:
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        found.append((".".join(["wasmhost", *parts]), path))
+    return found
+
+
+def imports_of(module: str, path: Path) -> set[str]:
+    """The wasmhost modules ``module`` imports, at any depth of its code."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join([*base, *([node.module] if node.module else [])])
+                if node.module is None:  # from . import a, b: modules of the package
+                    found.update(f"{target}.{alias.name}" for alias in node.names)
+                    continue
+            else:
+                target = node.module or ""
+            if target.startswith("wasmhost"):
+                found.add(target)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("wasmhost"))
+    return found
+
+
+def test_the_package_has_the_parts_the_readme_names() -> None:
+    parts = {part_of(module) for module, _ in modules()}
+    assert parts == {"shared", "_host", "_oci", "_serve", "_compare", "_deploy", "_cli"}
+    # At the top: the shared leaves, the public asgi module and the entry points only.
+    top = {path.stem for path in PACKAGE.glob("*.py")}
+    assert top == SHARED | {"__init__", "__main__", "asgi"}
+
+
+@pytest.mark.parametrize(("module", "path"), modules(), ids=[m for m, _ in modules()])
+def test_imports_run_one_way(module: str, path: Path) -> None:
+    if module == "wasmhost":
+        return  # the public API: it names what every part offers (imported lazily)
+    part = part_of(module)
+    allowed = ALLOWED[part] | {part, "shared"}
+    wrong = sorted(t for t in imports_of(module, path) if part_of(t) not in allowed)
+    assert not wrong, f"{module} ({part}) imports {wrong}"
+
+
+def test_the_check_sees_a_wrong_import(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f():\n    from .._oci.client import RegistryClient\n")
+    assert part_of(next(iter(imports_of("wasmhost._host.bad", bad)))) == "_oci"
+
+
+HOST_AND_SHARED = [m for m, _ in modules() if part_of(m) in ("_host", "shared") and m != "wasmhost"]
+
+
+@pytest.mark.parametrize("module", HOST_AND_SHARED)
+def test_the_host_and_shared_leaves_import_alone(module: str) -> None:
+    # A fresh interpreter, so nothing another test imported can hide a dependency.
+    code = (
+        f"import sys, {module}\n"
+        "products = ('wasmhost._oci', 'wasmhost._serve', 'wasmhost._compare',\n"
+        "            'wasmhost._deploy', 'wasmhost._cli', 'oras', 'requests')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(products)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "[]\n"
+
+
+def test_the_oci_side_loads_no_wasmtime() -> None:
+    code = "import sys, wasmhost._oci.client\nprint('wasmtime' in sys.modules)\n"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout == "False\n", done.stderr

@@ -1,0 +1,423 @@
+"""WAGI handlers as an ASGI application: :class:`WagiApp` (public as ``wasmhost.asgi``).
+
+Every request gets a fresh, isolated instance of a module compiled once::
+
+    from wasmhost.asgi import Route, WagiApp
+    app = WagiApp([Route("/...", "artifacts/http-server.wasm")])
+
+Run it under any ASGI server (``uvicorn module:app``), or mount it in a
+Starlette or FastAPI application (``app.mount("/wasm", wagi_app)``).
+``wasmhost serve`` does the former.
+
+A guest that traps, runs past its timeout or its memory cap answers 500
+(details go to the ``wasmhost.serve`` log, never to the client); output that
+is not a CGI response, or more of it than ``max_response``, answers 502; a
+body over ``max_body`` answers 413, and one that does not arrive within
+``body_timeout`` 408; more than ``MAX_HEADERS`` request headers answer 431;
+a request that finds every guest slot and the backlog busy answers 503 with
+``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from .._errors import (
+    ConfigError,
+    GuestError,
+    OutputLimitExceeded,
+    TimeoutExceeded,
+    WasmhostError,
+)
+from .._host.host import Dir, DirSource, Host, as_dir, check_limits
+from .._host.module import Module
+from .._host.result import RunResult
+from .guests import Busy, GuestPool, InlineGate
+from .wagi import (
+    MalformedResponse,
+    Request,
+    arguments,
+    environment,
+    parse_response,
+    split_route,
+)
+
+log = logging.getLogger("wasmhost.serve")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_MAX_BODY = 10 << 20
+DEFAULT_MAX_RESPONSE = 4 << 20
+DEFAULT_BODY_TIMEOUT = 30.0
+DEFAULT_THREADS = 8
+MAX_HEADERS = 100
+# How long a guest may run on the event loop's thread before it is moved.
+INLINE_BUDGET = 0.002
+# Statuses whose responses never have a body (RFC 9110, 6.4.1).
+_NO_BODY = {204, 304}
+
+
+class Route(NamedTuple):
+    """One route: ``path`` (exact, or ``/prefix/...`` for everything below), the
+    module (a path or, in a config file, a registry reference), and what the
+    guest gets besides the request."""
+
+    path: str
+    module: str
+    env: Mapping[str, str] = {}
+    dirs: Mapping[str, DirSource] = {}
+
+
+class _Loaded(NamedTuple):
+    route: Route
+    module: Module
+    # Set when nothing the guest does outlives its run except its answer (no
+    # writable directory): such a run can be stopped and started again elsewhere.
+    gate: InlineGate | None
+
+
+class WagiApp:
+    """An ASGI application serving WAGI modules; see the module docstring.
+
+    Guests run on a pool of ``threads`` threads (see ``wasmhost._serve.guests``):
+    a fast guest answers as if it ran on the event loop, while a slow,
+    sleeping or spinning one holds up no other request for more than a few
+    milliseconds. At most ``threads`` guests run at once; up to ``backlog``
+    more requests (by default 8 times as many) wait for a thread, and past
+    that a request is answered 503 at once.
+    """
+
+    def __init__(
+        self,
+        routes: Sequence[Route] | str | os.PathLike[str],
+        *,
+        host: Host | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_memory: int | None = None,
+        max_body: int = DEFAULT_MAX_BODY,
+        max_response: int = DEFAULT_MAX_RESPONSE,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
+        threads: int = DEFAULT_THREADS,
+        backlog: int | None = None,
+    ) -> None:
+        if isinstance(routes, str | os.PathLike):
+            routes = [Route("/...", os.fspath(routes))]
+        if not routes:
+            raise ConfigError("a WAGI app needs at least one route.")
+        for name, value in (("threads", threads), ("backlog", backlog)):
+            if value is not None and (not isinstance(value, int) or not 0 <= value <= 8192):
+                raise ConfigError(f"{name} must be a whole number up to 8192, not {value!r}.")
+        if threads == 0:
+            raise ConfigError("threads must be at least 1.")
+        check_limits(timeout, None, max_memory, max_response)
+        if not isinstance(body_timeout, int | float) or not 0 < body_timeout < 1e6:
+            raise ConfigError(
+                f"body_timeout must be a positive number of seconds, not {body_timeout!r}."
+            )
+        self._own_host = host is None
+        self.host = host or Host()
+        self.timeout = timeout
+        self.max_memory = max_memory
+        self.max_body = max_body
+        self.max_response = max_response
+        self.body_timeout = body_timeout
+        self._pool = GuestPool(threads, 8 * threads if backlog is None else backlog)
+        loaded = []
+        for route in routes:
+            _check_route(route.path)
+            for source in route.dirs.values():
+                folder = os.fspath(as_dir(source).path)
+                if not os.path.isdir(folder):
+                    raise ConfigError(
+                        f"route {route.path}: host directory {folder} does not exist."
+                    )
+            # Compiled now, for the engine that runs with a timeout use; a module
+            # importing what no guest is given fails here, before anything listens.
+            module = self.host.load(route.module, for_timeouts=True, unknown_imports="error")
+            restartable = all(as_dir(d).read_only for d in route.dirs.values())
+            gate = InlineGate() if restartable and timeout > INLINE_BUDGET else None
+            loaded.append(_Loaded(route, module, gate))
+        # The most specific route first: exact before wildcard, longer before shorter.
+        self._routes = sorted(
+            loaded, key=lambda r: (r.route.path.endswith("/..."), -len(r.route.path))
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        status, headers, body = await self._respond(scope, receive)
+        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+        if status in _NO_BODY:
+            body = b""  # a body here would be read as the next response on the connection
+        else:
+            raw.append((b"content-length", str(len(body)).encode()))
+        if scope["method"] == "HEAD":
+            body = b""  # the length stays: it is the one a GET would get
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _respond(
+        self, scope: Scope, receive: Receive
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        path = scope["path"]
+        # Mounted under a prefix (Starlette's Mount, uvicorn's --root-path): routes
+        # are matched below it, and SCRIPT_NAME keeps it. Servers differ on
+        # whether ``path`` repeats it.
+        root = scope.get("root_path", "").rstrip("/")
+        if root and (path == root or path.startswith(root + "/")):
+            path = path[len(root) :] or "/"
+        for loaded in self._routes:
+            parts = split_route(path, loaded.route.path)
+            if parts is not None:
+                break
+        else:
+            return _plain(404, "Not Found")
+        if len(scope["headers"]) > MAX_HEADERS:
+            return _plain(431, "Request Header Fields Too Large")
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        declared = next((v for k, v in headers if k.lower() == "content-length"), None)
+        if declared is not None and (
+            not declared.isascii() or not declared.isdigit() or int(declared) > self.max_body
+        ):
+            return _plain(413, "Payload Too Large")
+        reading = _read_body(receive, self.max_body)
+        has_body = (declared is not None and declared != "0") or any(
+            k.lower() == "transfer-encoding" for k, _ in headers
+        )
+        try:
+            # Only a request that has a body gets a timer (it costs a task).
+            body = await (asyncio.wait_for(reading, self.body_timeout) if has_body else reading)
+        except asyncio.TimeoutError:
+            log.warning("%s %s: the request body did not arrive in time", scope["method"], path)
+            return _plain(408, "Request Timeout", [("connection", "close")])
+        if body is None:
+            return _plain(413, "Payload Too Large")
+        if body is _GONE:
+            return _plain(400, "Client Disconnected")  # nobody reads it; the guest is not run
+        query = scope.get("query_string", b"").decode("latin-1")
+        request = Request(
+            method=scope["method"],
+            script_name=root + parts[0],
+            path_info=parts[1],
+            query_string=query,
+            headers=headers,
+            client=scope.get("client"),
+            server=scope.get("server"),
+            scheme=scope.get("scheme", "http"),
+            protocol=f"HTTP/{scope.get('http_version', '1.1')}",
+            content_length=len(body),
+        )
+        route = loaded.route
+        env = {**environment(request, route.path), **route.env}
+        run = functools.partial(
+            self.host.run,
+            loaded.module,
+            arguments(query),
+            env=env,
+            stdin=body,
+            dirs=route.dirs,
+            max_memory=self.max_memory,
+            max_output=self.max_response,
+        )
+        try:
+            result = await self._run(run, loaded, path)
+        except Busy:
+            log.warning("%s %s: every guest slot is busy; answered 503", scope["method"], path)
+            return _plain(503, "Service Unavailable", [("retry-after", "1")])
+        except OutputLimitExceeded as exc:
+            log.error("%s %s: %s", scope["method"], path, exc)
+            return _plain(502, "Bad Gateway")
+        except GuestError as exc:
+            log.error("%s %s: %s", scope["method"], path, exc)
+            if exc.stderr:
+                log.error("guest stderr: %s", exc.stderr[-2000:].decode("utf-8", "replace"))
+            return _plain(500, "Internal Server Error")
+        except WasmhostError as exc:
+            log.error("%s %s: %s", scope["method"], path, exc)
+            return _plain(500, "Internal Server Error")
+        if result.stderr:
+            log.info(
+                "%s %s: guest stderr: %s",
+                scope["method"],
+                path,
+                result.stderr[-2000:].decode("utf-8", "replace").rstrip(),
+            )
+        try:
+            status, response_headers, response_body = parse_response(result.stdout)
+        except MalformedResponse as exc:
+            log.error(
+                "%s %s: %s answered no CGI response: %s",
+                scope["method"],
+                path,
+                loaded.module.name,
+                exc,
+            )
+            return _plain(502, "Bad Gateway")
+        if result.exit_code != 0:
+            log.warning(
+                "%s %s: %s exited with %d",
+                scope["method"],
+                path,
+                loaded.module.name,
+                result.exit_code,
+            )
+        return status, response_headers, response_body
+
+    async def _run(self, run: Callable[..., RunResult], loaded: _Loaded, path: str) -> RunResult:
+        """Run a guest without holding up the event loop for more than a moment.
+
+        A restartable guest may first run right here, on the loop's thread,
+        for at most ``INLINE_BUDGET``: most handlers are done well within
+        it, at no hand-off cost. One that is not is stopped and run again
+        from the start on the pool (see ``wasmhost._serve.guests``); the route's
+        :class:`~wasmhost._guests.InlineGate` decides, from what it has
+        seen, which requests are tried inline. A guest that can write to a
+        directory is never run twice: it goes to the pool at once.
+        """
+        gate = loaded.gate
+        if gate is not None and gate.inline(path):
+            try:
+                result = run(timeout=INLINE_BUDGET)
+            except TimeoutExceeded:
+                gate.slow(path)
+            else:
+                gate.fast(path)
+                return result
+        # The whole timeout again: a run moved here took at most INLINE_BUDGET more.
+        # A restartable guest that gets here overran, or its route lately did:
+        # the loop does not wait for it inline either.
+        return await self._pool.run(functools.partial(run, timeout=self.timeout), wait=gate is None)
+
+    def close(self) -> None:
+        """Stop the thread pool, and the host if this app made it."""
+        self._pool.close()
+        if self._own_host:
+            self.host.close()
+
+
+def _check_route(path: str) -> None:
+    if not path.startswith("/"):
+        raise ConfigError(f"route {path!r} must start with '/'.")
+
+
+def _plain(
+    status: int, text: str, extra: Sequence[tuple[str, str]] = ()
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    headers = [("content-type", "text/plain; charset=utf-8"), *extra]
+    return status, headers, f"{text}\n".encode()
+
+
+_GONE = b"\0gone"
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The request body; None once it passes ``limit`` bytes; _GONE if the client left."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return _GONE
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def load_config(path: str | os.PathLike[str]) -> list[Route]:
+    """Routes from a WAGI-style ``modules.toml``.
+
+    ::
+
+        [[module]]
+        route = "/hello"                       # or "/static/..." for a prefix
+        module = "artifacts/http-server.wasm"  # or a registry reference
+        environment = { GREETING = "hi" }
+        volumes = { "/data" = "./data" }       # guest path = host directory
+
+    Relative paths are relative to the file's folder.
+    """
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+
+    where = Path(path)
+    try:
+        data = tomllib.loads(where.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read {where}: {exc.strerror}.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where} is not valid TOML: {exc}.") from None
+    entries = data.get("module")
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"{where} has no [[module]] entries.")
+    routes = []
+    for i, entry in enumerate(entries, 1):
+        if not isinstance(entry, dict) or not isinstance(entry.get("module"), str):
+            raise ConfigError(f'{where}: [[module]] number {i} has no module = "...".')
+        route = entry.get("route", "/...")
+        env = entry.get("environment", {})
+        volumes = entry.get("volumes", {})
+        if not isinstance(route, str) or not isinstance(env, dict) or not isinstance(volumes, dict):
+            raise ConfigError(
+                f"{where}: [[module]] number {i} has a route, environment or "
+                "volumes of the wrong type."
+            )
+        module = entry["module"]
+        if not os.path.isabs(module) and (where.parent / module).exists():
+            module = str(where.parent / module)
+        dirs = {
+            str(guest): Dir(
+                str(where.parent / str(host)) if not os.path.isabs(str(host)) else str(host)
+            )
+            for guest, host in volumes.items()
+        }
+        routes.append(Route(route, module, {str(k): str(v) for k, v in env.items()}, dirs))
+    return routes
+
+
+def app_from_environment() -> WagiApp:
+    """The app ``wasmhost serve --workers N`` starts in each worker (config in the env)."""
+    spec = json.loads(os.environ["WASMHOST_SERVE_SPEC"])
+    routes = [
+        Route(r["path"], r["module"], r["env"], {g: Dir(h, ro) for g, (h, ro) in r["dirs"].items()})
+        for r in spec["routes"]
+    ]
+    return WagiApp(
+        routes,
+        timeout=spec["timeout"],
+        max_memory=spec["max_memory"],
+        max_body=spec["max_body"],
+        max_response=spec["max_response"],
+        body_timeout=spec["body_timeout"],
+        threads=spec["threads"],
+        backlog=spec["backlog"],
+    )
