@@ -1,4 +1,4 @@
-"""Sessions: tests, lint, typing, modules, bench. CI (.ci/run) calls them too."""
+"""Sessions: tests, lint, typing, wasmtime, modules, bench. CI (.ci/run) calls them too."""
 
 from __future__ import annotations
 
@@ -51,6 +51,28 @@ def tests(session: nox.Session) -> None:
     apt_install(session, TEST_PACKAGES)
     session.install("-e", ".[test]")
     session.run("pytest", *session.posargs)
+
+
+# The host's tests: everything that goes through wasmtime-py, its C-API shims
+# (wasmhost/_host/capi.py) most of all.
+HOST_TESTS = [
+    "tests/test_api.py",
+    "tests/test_cache.py",
+    "tests/test_hostile_guests.py",
+    "tests/test_imports.py",
+    "tests/test_limits.py",
+    "tests/test_run.py",
+    "tests/test_sandbox.py",
+    "tests/test_warm_runs.py",
+]
+
+
+@nox.session
+@nox.parametrize("release", ["48", "49", "50"])
+def wasmtime(session: nox.Session, release: str) -> None:
+    """The host's tests on each wasmtime-py release pyproject.toml allows."""
+    session.install("-e", ".[test]", f"wasmtime=={release}.*")
+    session.run("pytest", *HOST_TESTS, *session.posargs)
 
 
 @nox.session

@@ -65,3 +65,28 @@ def test_library_never_prints_or_exits() -> None:
 
 def test_version_is_exposed() -> None:
     assert wasmhost.__version__.count(".") == 2
+
+
+def test_a_wasmtime_outside_the_checked_range_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import wasmhost._host.capi as capi
+
+    monkeypatch.setattr(capi, "wasmtime_version", lambda: "51.0.0")
+    with pytest.raises(wasmhost.WasmhostError, match=r"48 to 50, not the 51\.0\.0") as info:
+        wasmhost.Host(cache_dir=False)
+    assert "pip install 'wasmtime>=48,<51'" in str(info.value)
+
+
+def test_the_checked_range_is_the_one_pyproject_pins() -> None:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    import wasmhost._host.capi as capi
+
+    project = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    pins = [d for d in project["project"]["dependencies"] if d.startswith("wasmtime")]
+    low, high = capi.SUPPORTED
+    assert pins == [f"wasmtime>={low},<{high}"]

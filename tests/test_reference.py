@@ -99,3 +99,12 @@ def test_registry_addresses_as_docker_login_takes_them(text: str, host: str) -> 
 def test_bad_registry_addresses(text: str) -> None:
     with pytest.raises(InvalidReference, match="not a registry address"):
         parse_registry(text)
+
+
+def test_the_examples_in_the_docstrings_hold() -> None:
+    import doctest
+
+    import wasmhost._oci.reference
+
+    failed, tried = doctest.testmod(wasmhost._oci.reference)
+    assert (failed, tried > 0) == (0, True)

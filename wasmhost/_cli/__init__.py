@@ -49,7 +49,7 @@ class _LazyGroup(click.Group):
 
 
 def _version() -> str:
-    from .._host.engine import wasmtime_version
+    from .._host.capi import wasmtime_version
 
     return f"wasmhost {__version__} (wasmtime-py {wasmtime_version()})"
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from .._oci.formats import FORMATS
+from .._oci.image import IMAGE_OSES, VARIANTS
 from .errors import reported
 from .registry import ProgressBar, registry_options
 
@@ -29,7 +31,7 @@ def _annotation(
 @click.option(
     "--format",
     "format_",
-    type=click.Choice(["wasm-to-oci", "cncf", "image"]),
+    type=click.Choice([*FORMATS, "image"]),
     default="wasm-to-oci",
     show_default=True,
     help="wasm-to-oci (what Krustlet reads), cncf (the CNCF Wasm artifact), or image "
@@ -37,7 +39,7 @@ def _annotation(
 )
 @click.option(
     "--variant",
-    type=click.Choice(["compat", "compat-smart"]),
+    type=click.Choice(VARIANTS),
     default="compat",
     show_default=True,
     help="For --format image: the module.wasm.image/variant annotation crun and youki read.",
@@ -45,7 +47,7 @@ def _annotation(
 @click.option(
     "--os",
     "image_os",
-    type=click.Choice(["wasip1", "wasi"]),
+    type=click.Choice(IMAGE_OSES),
     default="wasip1",
     show_default=True,
     help="For --format image: the image's OS (wasi is Docker's --platform wasi/wasm).",

@@ -105,11 +105,10 @@ def compare(
 ) -> Comparison:
     """Run ``module`` in-process and in each runtime; compare outputs and times.
 
-    >>> c = compare("artifacts/hello-world.wasm", runtimes=["wasmtime", "node"], runs=10)
-    >>> [(r.runtime, r.output_matches) for r in c.results]
-    [('wasmhost', True), ('wasmhost-cold', True), ('wasmtime', True), ('node', True)]
-
-    ``runtimes`` are adapters or names (all known runtimes by default; one
+    ``compare("artifacts/hello-world.wasm", runtimes=["wasmtime", "node"])``
+    has a row for wasmhost, wasmhost-cold, wasmtime and node, each with its
+    ``output_matches`` (``wasmhost compare`` prints them; tests/test_compare.py
+    checks them). ``runtimes`` are adapters or names (all known runtimes by default; one
     that is not installed gets a row saying how to get it). ``cold`` adds a
     ``wasmhost-cold`` row: a new ``wasmhost run`` process per run.
     """
@@ -224,7 +223,7 @@ def _in_process(
         "instantiate": round(statistics.median(instantiate) * 1000, 3),
         "execute": round(statistics.median(execute) * 1000, 3),
     }
-    from .._host.engine import wasmtime_version
+    from .._host.capi import wasmtime_version
     from .._version import __version__
 
     row = RuntimeResult(

@@ -136,11 +136,8 @@ def make_bundle(
     host_network: bool = False,
     variant: str = "compat",
 ) -> Path:
-    """Write the bundle of ``module`` into ``folder`` (created; must be empty if it exists).
-
-    >>> make_bundle("artifacts/http-server.wasm", "bundle", host_network=True)
-    PosixPath('bundle/config.json')
-    """
+    """Write the bundle of ``module`` into ``folder`` (created; must be empty if it exists)
+    and return the path of its ``config.json`` (``wasmhost bundle`` calls it)."""
     source = Path(module)
     with reading_module(str(source)), open(source, "rb") as f:
         check_header(str(source), f.read(8))

@@ -1,8 +1,35 @@
-"""The few wasmtime C-API calls that wasmtime-py does not wrap, in one place.
+"""Everything wasmhost takes from wasmtime-py beyond its public API, in one place.
 
-wasmtime-py exposes them only through its ctypes bindings (``wasmtime._ffi``);
-the pinned ``wasmtime`` range in pyproject.toml is what these are checked
-against, and the tests exercise every one.
+wasmtime-py exposes these C-API calls only through its ctypes bindings
+(``wasmtime._ffi``) and private attributes; nothing else in wasmhost touches
+either. :func:`check_version` refuses a wasmtime-py outside ``SUPPORTED``
+(pyproject.toml pins the same range, and ``nox -s wasmtime`` runs the host's
+tests on each release in it). Each shim, and the upstream change that
+would let it go:
+
+- :func:`set_stdin_bytes`: stdin from memory. Gone with a
+  ``WasiConfig.stdin_bytes`` in wasmtime-py.
+- :func:`set_output_file`: an output file by a path already encoded,
+  failure told by the result. Cosmetic: ``WasiConfig.stdout_file`` works,
+  at ~1 us more.
+- :func:`set_argv`, :func:`set_env`: the same for strings already encoded.
+- :func:`set_epoch_callback`, :func:`error_pointer`, ``EpochCallback``:
+  epoch deadline callbacks (timeouts that let other runs go on). Gone with a
+  ``Store.epoch_deadline_callback`` in wasmtime-py.
+- :func:`export_func`: one export by name (reaches into ``Store._context``
+  and ``Instance._instance``); ``Instance.exports()`` wraps all of them on
+  every call (~15 us). Gone with an ``Instance.get_export(store, name)``.
+- :func:`call_nullary`: calls ``_start`` without ``Func.__call__``
+  building the function's type on every call (~20 us), and clears
+  wasmtime-py's process-wide ``LAST_EXCEPTION``, which its own call path
+  would otherwise leave set. Gone when ``Func`` caches its type and keeps
+  that exception per call.
+- :func:`use_pooling_allocator`: wasmtime's pooling allocator. Gone with a
+  ``Config`` setting for it in wasmtime-py.
+- :func:`set_memory_creator` and the ``Memory*`` callback types: host
+  memory creators (memory caps that see a refused growth, see ``memory``).
+  Gone with a ``Config.host_memory_creator`` in wasmtime-py, or a store
+  limiter that reports refusals.
 """
 
 from __future__ import annotations
@@ -14,6 +41,47 @@ from typing import Any
 import wasmtime
 from wasmtime import _ffi as ffi
 from wasmtime import _func
+
+from .._errors import WasmhostError
+from .._version import __version__
+
+# The wasmtime-py releases these shims are checked against: >= 48 (earlier
+# ones carry a preopen symlink-escape advisory), < 51.
+SUPPORTED = (48, 51)
+
+
+def wasmtime_version() -> str:
+    """The installed wasmtime-py version, read without importing importlib.metadata.
+
+    Serialized modules load only in the wasmtime version and configuration
+    that made them, so the version is part of every cache key. Reading the
+    dist-info folder's name costs a directory listing; importlib.metadata
+    costs ~12 ms of start-up.
+    """
+    site = os.path.dirname(os.path.dirname(wasmtime.__file__))
+    try:
+        for name in os.listdir(site):
+            if name.startswith("wasmtime-") and name.endswith(".dist-info"):
+                return name[len("wasmtime-") : -len(".dist-info")]
+    except OSError:
+        pass
+    from importlib.metadata import version
+
+    return version("wasmtime")
+
+
+def check_version() -> None:
+    """Refuse a wasmtime-py these shims were not checked against."""
+    version = wasmtime_version()
+    major = version.split(".")[0]
+    low, high = SUPPORTED
+    if not (major.isdigit() and low <= int(major) < high):
+        raise WasmhostError(
+            f"wasmhost {__version__} works with wasmtime-py {low} to {high - 1}, "
+            f"not the {version} installed",
+            advice=f"install a release it works with: pip install 'wasmtime>={low},<{high}'",
+        )
+
 
 # wasmtime_store_epoch_deadline_callback's callback and finalizer types.
 EpochCallback = ctypes.CFUNCTYPE(
@@ -122,3 +190,38 @@ def call_nullary(store: wasmtime.Store, func: wasmtime.Func) -> None:
         raise wasmtime.WasmtimeError._from_ptr(error)
     if trap:
         raise wasmtime.Trap._from_ptr(trap)
+
+
+def use_pooling_allocator(
+    config: wasmtime.Config, *, instances: int, slots: int, table_elements: int
+) -> None:
+    """Make ``config``'s engines keep ``slots`` slots of memories, tables and GC heaps
+    (and ``instances`` instances) and reuse them, instead of mapping them per instance."""
+    pool = ffi.wasmtime_pooling_allocation_config_new()
+    try:
+        ffi.wasmtime_pooling_allocation_config_total_core_instances_set(pool, instances)
+        # Stacks are for async calls, which wasmtime-py does not make; the
+        # default of 1,000 costs two memory mappings each.
+        ffi.wasmtime_pooling_allocation_config_total_stacks_set(pool, 0)
+        ffi.wasmtime_pooling_allocation_config_table_elements_set(pool, table_elements)
+        for limit in (
+            ffi.wasmtime_pooling_allocation_config_total_memories_set,
+            ffi.wasmtime_pooling_allocation_config_total_tables_set,
+            ffi.wasmtime_pooling_allocation_config_total_gc_heaps_set,
+        ):
+            limit(pool, slots)
+        ffi.wasmtime_pooling_allocation_strategy_set(config.ptr(), pool)
+    finally:
+        ffi.wasmtime_pooling_allocation_config_delete(pool)
+
+
+# A host memory creator's callbacks (see memory), and the creator itself.
+MemoryGetCallback = ffi.wasmtime_memory_get_callback_t
+MemoryGrowCallback = ffi.wasmtime_memory_grow_callback_t
+NewMemoryCallback = ffi.wasmtime_new_memory_callback_t
+MemoryCreator = ffi.wasmtime_memory_creator_t
+
+
+def set_memory_creator(config: wasmtime.Config, creator: Any) -> None:
+    """Make ``config``'s engines create their linear memories through ``creator``."""
+    ffi.wasmtime_config_host_memory_creator_set(config.ptr(), ctypes.byref(creator))

@@ -26,10 +26,10 @@ import threading
 from typing import NamedTuple
 
 import wasmtime
-from wasmtime import _ffi as ffi
 
 from . import poll
 from .cache import CACHE_FORMAT
+from .capi import check_version, use_pooling_allocator, wasmtime_version
 from .memory import can_reserve, use_watched_memories
 from .watchdog import Ticker
 
@@ -173,26 +173,6 @@ class EngineSlot:
             return twin, entry
 
 
-def wasmtime_version() -> str:
-    """The installed wasmtime-py version, read without importing importlib.metadata.
-
-    Serialized modules load only in the wasmtime version and configuration
-    that made them, so the version is part of every cache key. Reading the
-    dist-info folder's name costs a directory listing; importlib.metadata
-    costs ~12 ms of start-up.
-    """
-    site = os.path.dirname(os.path.dirname(wasmtime.__file__))
-    try:
-        for name in os.listdir(site):
-            if name.startswith("wasmtime-") and name.endswith(".dist-info"):
-                return name[len("wasmtime-") : -len(".dist-info")]
-    except OSError:
-        pass
-    from importlib.metadata import version
-
-    return version("wasmtime")
-
-
 def _make(flags: EngineFlags) -> EngineSlot:
     config = _config(flags)
     # wasmtime's own cache would compete with ours; ours is keyed and checked.
@@ -219,23 +199,10 @@ def _make_twin(flags: EngineFlags, fingerprint: str, ticker: Ticker | None) -> E
     if not can_reserve(2 * POOL_RUNS * _SLOT_RESERVATION):
         return None
     config = _config(flags)
-    pool = ffi.wasmtime_pooling_allocation_config_new()
-    try:
-        # Twice the instances: an interruptible run may add a helper instance (see poll).
-        ffi.wasmtime_pooling_allocation_config_total_core_instances_set(pool, 2 * POOL_RUNS)
-        # Stacks are for async calls, which wasmtime-py does not make; the
-        # default of 1,000 costs two memory mappings each.
-        ffi.wasmtime_pooling_allocation_config_total_stacks_set(pool, 0)
-        ffi.wasmtime_pooling_allocation_config_table_elements_set(pool, TABLE_ELEMENTS)
-        for limit in (
-            ffi.wasmtime_pooling_allocation_config_total_memories_set,
-            ffi.wasmtime_pooling_allocation_config_total_tables_set,
-            ffi.wasmtime_pooling_allocation_config_total_gc_heaps_set,
-        ):
-            limit(pool, POOL_RUNS)
-        ffi.wasmtime_pooling_allocation_strategy_set(config.ptr(), pool)
-    finally:
-        ffi.wasmtime_pooling_allocation_config_delete(pool)
+    # Twice the instances: an interruptible run may add a helper instance (see poll).
+    use_pooling_allocator(
+        config, instances=2 * POOL_RUNS, slots=POOL_RUNS, table_elements=TABLE_ELEMENTS
+    )
     engine = wasmtime.Engine(config)
     if ticker is not None:
         ticker.add(engine)
@@ -255,6 +222,7 @@ class Engines:
     """The engines of one host, one per :class:`EngineFlags`, made on first use."""
 
     def __init__(self) -> None:
+        check_version()
         self._slots: dict[EngineFlags, EngineSlot] = {}
         self._lock = threading.Lock()
 

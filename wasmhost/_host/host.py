@@ -28,8 +28,8 @@ from .._errors import (
     WasmhostError,
 )
 from .._hashing import content_key
+from .._numbers import check_seconds, check_size, check_whole, format_size
 from .._paths import default_cache_root
-from .._sizes import check_size, format_size
 from .cache import CompileCache, file_state, settled
 from .capi import call_nullary, export_func, set_argv, set_env
 from .engine import TABLE_ELEMENTS, EngineFlags, Engines, EngineSlot
@@ -725,12 +725,8 @@ _MAX_MEMORY_CEILING = MAX_RESERVATION
 def check_limits(
     timeout: float | None, fuel: int | None, max_memory: int | None, max_output: int | None
 ) -> None:
-    if timeout is not None and (
-        not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout < 1e9
-    ):
-        raise ConfigError(f"timeout must be a positive number of seconds, not {timeout!r}.")
-    if fuel is not None and (not isinstance(fuel, int) or not 0 <= fuel <= _U64):
-        raise ConfigError(f"fuel must be a whole number from 0 to 2**64-1, not {fuel!r}.")
+    check_seconds("timeout", timeout, 1e9)
+    check_whole("fuel", fuel, 0, _U64, "from 0 to 2**64-1")
     check_size("max_memory", max_memory, _MAX_MEMORY_CEILING)
     check_size("max_output", max_output, _MAX_OUTPUT_CEILING, " (or None for no limit)")
 

@@ -26,9 +26,15 @@ import threading
 from typing import Any
 
 import wasmtime
-from wasmtime import _ffi as ffi
 
-from .capi import error_pointer
+from .capi import (
+    MemoryCreator,
+    MemoryGetCallback,
+    MemoryGrowCallback,
+    NewMemoryCallback,
+    error_pointer,
+    set_memory_creator,
+)
 
 _PAGE = 4096
 _PROT_NONE, _PROT_READ_WRITE = 0, 3
@@ -103,7 +109,7 @@ MAX_RESERVATION = 1 << 46
 # base) to wasmtime.
 
 
-@ffi.wasmtime_memory_get_callback_t  # type: ignore[untyped-decorator]
+@MemoryGetCallback  # type: ignore[untyped-decorator]
 def _get(env: int | None, size: Any, capacity: Any) -> int:
     memory = _memories[env or 0]  # a plain dict look-up: it cannot raise for a live memory
     size[0] = memory.size
@@ -111,7 +117,7 @@ def _get(env: int | None, size: Any, capacity: Any) -> int:
     return memory.base
 
 
-@ffi.wasmtime_memory_grow_callback_t  # type: ignore[untyped-decorator]
+@MemoryGrowCallback  # type: ignore[untyped-decorator]
 def _grow(env: int | None, new_size: int) -> int:
     try:
         memory = _memories[env or 0]
@@ -139,7 +145,7 @@ def _free(env: int | None) -> None:
             _munmap(memory.base, memory.mapped)
 
 
-@ffi.wasmtime_new_memory_callback_t  # type: ignore[untyped-decorator]
+@NewMemoryCallback  # type: ignore[untyped-decorator]
 def _new(
     _env: Any, _ty: Any, minimum: int, maximum: int, reserved: int, guard: int, out: Any
 ) -> int:
@@ -180,7 +186,7 @@ def _make(minimum: int, maximum: int, reserved: int, guard: int, out: Any) -> in
 
 
 # wasmtime copies the struct; the callbacks it points to live as long as this module.
-_creator = ffi.wasmtime_memory_creator_t(
+_creator = MemoryCreator(
     None,
     _new,
     ctypes.CFUNCTYPE(None, ctypes.c_void_p)(),  # no finalizer
@@ -190,7 +196,7 @@ _creator = ffi.wasmtime_memory_creator_t(
 def use_watched_memories(config: wasmtime.Config) -> None:
     """Make the engines of ``config`` create their memories here."""
     config.memory_init_cow = False  # copy-on-write images need wasmtime's own mmaps
-    ffi.wasmtime_config_host_memory_creator_set(config.ptr(), ctypes.byref(_creator))
+    set_memory_creator(config, _creator)
 
 
 def can_reserve(size: int) -> bool:

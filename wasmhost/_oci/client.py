@@ -20,8 +20,8 @@ from .._errors import (
 )
 from .._files import atomic_writer, copy_into, writing
 from .._hashing import sha256_of
+from .._numbers import check_size, format_size
 from .._paths import cache_root
-from .._sizes import check_size, format_size
 from .credentials import Credentials, erase, store
 from .formats import (
     FORMATS,

@@ -24,9 +24,10 @@ import os
 import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, NamedTuple
 
-from .._errors import ArtifactError
+from .._errors import ArtifactError, IntegrityError
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -71,6 +72,16 @@ def sha256_digest(data: bytes) -> str:
 def is_digest(value: object) -> bool:
     """Whether ``value`` is a well-formed sha256 digest (the only kind wasmhost trusts)."""
     return isinstance(value, str) and bool(_DIGEST.match(value))
+
+
+def blob_path(root: Path, digest: str) -> Path:
+    """Where blob ``digest`` lives under ``root`` (``blobs/sha256/<hex>``, as in an OCI layout).
+
+    A digest comes from a registry or a manifest: only a well-formed one names a file.
+    """
+    if not is_digest(digest):
+        raise IntegrityError(f"{digest!r} is not a sha256 digest; refusing it.")
+    return root / "blobs" / "sha256" / digest.removeprefix("sha256:")
 
 
 def canonical_json(value: Any) -> bytes:

@@ -16,7 +16,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from .._errors import ConfigError
 from .._files import atomic_writer, writing
-from .formats import OCI_INDEX, is_digest, sha256_digest
+from .formats import OCI_INDEX, blob_path, sha256_digest
 
 if TYPE_CHECKING:
     from .remote import Progress
@@ -49,9 +49,7 @@ class OciLayout:
                 f.write(b'{"imageLayoutVersion":"1.0.0"}')
 
     def blob_path(self, digest: str) -> Path:
-        if not is_digest(digest):
-            raise ConfigError(f"{digest!r} is not a sha256 digest.")
-        return self.root / "blobs" / "sha256" / digest.removeprefix("sha256:")
+        return blob_path(self.root, digest)
 
     def upload_blob(
         self,

@@ -11,6 +11,7 @@ import re
 from typing import NamedTuple
 
 from .._errors import InvalidReference
+from .formats import is_digest
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -20,7 +21,6 @@ DEFAULT_TAG = "latest"
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REPOSITORY = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
 _HOST = re.compile(
     r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?$"
 )
@@ -72,7 +72,7 @@ def parse_reference(text: str) -> Reference:
             fix="file",
         )
     rest, _, digest = text.partition("@")
-    if digest and not _DIGEST.match(digest):
+    if digest and not is_digest(digest):
         raise InvalidReference(f"{text!r}: the digest must be sha256: and 64 hex digits.")
     first, slash, remainder = rest.partition("/")
     if slash and _is_host(first):

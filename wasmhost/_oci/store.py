@@ -20,7 +20,7 @@ from typing import IO
 from .._errors import IntegrityError
 from .._files import atomic_writer, sweep, writing
 from .._hashing import sha256_of
-from .formats import is_digest, sha256_digest
+from .formats import blob_path, is_digest, sha256_digest
 from .reference import Reference
 
 
@@ -31,11 +31,7 @@ class Store:
         self.root = root
 
     def blob_path(self, digest: str) -> Path:
-        # A digest comes from a registry: only a well-formed one names a file.
-        if not is_digest(digest):
-            raise IntegrityError(f"{digest!r} is not a sha256 digest; refusing it.")
-        algorithm, _, hexdigest = digest.partition(":")
-        return self.root / "blobs" / algorithm / hexdigest
+        return blob_path(self.root, digest)
 
     def has_blob(self, digest: str, size: int | None = None) -> bool:
         """Whether a blob is stored with the expected size (its sha256 is checked on use)."""

@@ -40,6 +40,7 @@ from .._errors import (
 from .._host.host import Dir, DirSource, Host, as_dir, check_limits
 from .._host.module import Module
 from .._host.result import RunResult
+from .._numbers import check_seconds, check_whole
 from .guests import Busy, GuestPool, InlineGate
 from .wagi import (
     MalformedResponse,
@@ -115,16 +116,14 @@ class WagiApp:
             routes = [Route("/...", os.fspath(routes))]
         if not routes:
             raise ConfigError("a WAGI app needs at least one route.")
-        for name, value in (("threads", threads), ("backlog", backlog)):
-            if value is not None and (not isinstance(value, int) or not 0 <= value <= 8192):
-                raise ConfigError(f"{name} must be a whole number up to 8192, not {value!r}.")
+        check_whole("threads", threads, 0, 8192, "up to 8192")
+        check_whole("backlog", backlog, 0, 8192, "up to 8192")
         if threads == 0:
             raise ConfigError("threads must be at least 1.")
         check_limits(timeout, None, max_memory, max_response)
-        if not isinstance(body_timeout, int | float) or not 0 < body_timeout < 1e6:
-            raise ConfigError(
-                f"body_timeout must be a positive number of seconds, not {body_timeout!r}."
-            )
+        if body_timeout is None:
+            raise ConfigError("body_timeout must be a positive number of seconds, not None.")
+        check_seconds("body_timeout", body_timeout, 1e6)
         self._own_host = host is None
         self.host = host or Host()
         self.timeout = timeout
