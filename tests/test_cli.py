@@ -272,3 +272,33 @@ def test_parse_size_refuses(text: str) -> None:
 )
 def test_parse_duration(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    ("missing", "argv", "extra"),
+    [
+        ("uvicorn", ["serve", str(HELLO)], "serve"),
+        ("yaml", ["k8s", "--runtime", "crun", "ghcr.io/example/hello:v1"], "k8s"),
+        ("matplotlib", ["compare", "--plot", "plot.png", str(HELLO)], "plot"),
+    ],
+    ids=["serve", "k8s", "plot"],
+)
+def test_a_command_whose_extra_is_missing_names_it(
+    missing: str, argv: list[str], extra: str, tmp_path: Path
+) -> None:
+    # Each extra is installed here (the test extra pulls them all): its absence
+    # is made by blocking the import (sys.modules[name] = None), as Python does
+    # for a module that is not there.
+    code = (
+        "import sys\n"
+        f"sys.modules[{missing!r}] = None\n"
+        "from wasmhost._cli import main\n"
+        "sys.argv = ['wasmhost', *sys.argv[1:]]\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, cwd=tmp_path, timeout=60
+    )
+    assert done.returncode == 1
+    line = one_error_line(done)
+    assert f"pip install 'wasmhost[{extra}]'" in line, line

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from .errors import reported
+from .errors import reported, require
 from .params import DIR, ENV, WHOLE_NUMBER
 
 
@@ -105,44 +105,45 @@ def compare(
     raise SystemExit(1 if failed else 0)
 
 
-def _table(result: Any) -> None:
-    from rich.console import Console
-    from rich.table import Table
+_COLUMNS = (
+    "runtime",
+    "version",
+    "status",
+    "output",
+    "min ms",
+    "median ms",
+    "max ms",
+    "peak RSS MiB",
+)
 
-    table = Table(title=f"{result.module} {' '.join(result.args)}".strip())
-    for column in (
-        "runtime",
-        "version",
-        "status",
-        "output",
-        "min ms",
-        "median ms",
-        "max ms",
-        "peak RSS MiB",
-    ):
-        table.add_column(column, justify="right" if "ms" in column or "MiB" in column else "left")
+
+def _table(result: Any) -> None:
+    """The comparison as an aligned text table, then one note per line."""
+    rows = []
     notes = []
     for r in result.results:
         if not r.available:
-            table.add_row(r.runtime, "-", "not installed", "-", "-", "-", "-", "-")
+            rows.append([r.runtime, "-", "not installed", "-", "-", "-", "-", "-"])
             notes.append(f"{r.runtime}: {r.install_hint}")
             continue
         if r.error:
-            table.add_row(r.runtime, r.version or "?", "error", "-", "-", "-", "-", "-")
+            rows.append([r.runtime, r.version or "?", "error", "-", "-", "-", "-", "-"])
             notes.append(f"{r.runtime}: {r.error}")
             continue
         status = f"killed by {r.signal}" if r.signal else f"exit {r.exit_code}"
         output = "matches" if r.output_matches else "DIFFERS"
         wall = r.wall_ms
-        table.add_row(
-            r.runtime,
-            r.version or "?",
-            status,
-            output,
-            f"{wall.min:.3f}",
-            f"{wall.median:.3f}",
-            f"{wall.max:.3f}",
-            f"{r.peak_rss_mib:.1f}",
+        rows.append(
+            [
+                r.runtime,
+                r.version or "?",
+                status,
+                output,
+                f"{wall.min:.3f}",
+                f"{wall.median:.3f}",
+                f"{wall.max:.3f}",
+                f"{r.peak_rss_mib:.1f}",
+            ]
         )
         for difference in r.differences:
             notes.append(f"{r.runtime}: {difference}")
@@ -151,22 +152,30 @@ def _table(result: Any) -> None:
         if r.phases_ms:
             phases = ", ".join(f"{k} {v:.3f} ms" for k, v in r.phases_ms.items())
             notes.append(f"{r.runtime}: {phases} (load once; median per run)")
-    console = Console(width=max(100, os.get_terminal_size().columns if os.isatty(1) else 140))
-    console.print(table)
+    widths = [max(len(row[i]) for row in [list(_COLUMNS), *rows]) for i in range(len(_COLUMNS))]
+
+    def line(cells: list[str]) -> str:
+        aligned = [
+            cell.rjust(width) if "ms" in name or "MiB" in name else cell.ljust(width)
+            for cell, width, name in zip(cells, widths, _COLUMNS, strict=True)
+        ]
+        return "  ".join(aligned).rstrip()
+
+    title = f"{result.module} {' '.join(result.args)}".strip()
+    click.echo(title)
+    click.echo(line(list(_COLUMNS)))
+    click.echo(line(["-" * width for width in widths]))
+    for row in rows:
+        click.echo(line(row))
     for note in notes:
-        console.print(f"  {note}", highlight=False, markup=False)
+        click.echo(f"  {note}")
 
 
 def _check_plot(path: Path) -> None:
     """Refuse --plot before the comparison runs, not after: matplotlib and the folder."""
     from .._errors import ConfigError
 
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise ConfigError(
-            "--plot needs matplotlib: pip install 'wasmhost[plot]' (or matplotlib)."
-        ) from None
+    require("matplotlib", "plot", "wasmhost compare --plot")
     if not path.parent.is_dir():
         raise ConfigError(f"--plot {path}: the folder {path.parent} does not exist.")
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from .._deploy.k8s import TARGETS
+from .._deploy.k8s import KINDS, TARGETS
 from .._oci.image import VARIANTS
-from .errors import reported
+from .errors import reported, require
 from .params import ENV, WHOLE_NUMBER
 
 
@@ -63,7 +63,7 @@ def bundle(
     required=True,
     help="How the nodes run Wasm.",
 )
-@click.option("--kind", type=click.Choice(["pod", "deployment"]), default="pod", show_default=True)
+@click.option("--kind", type=click.Choice(KINDS), default="pod", show_default=True)
 @click.option("--name", help="The workload's name (default: from the image).")
 @click.option("--port", type=WHOLE_NUMBER, help="A container port to declare.")
 @click.option("--replicas", type=WHOLE_NUMBER, default=1, show_default=True)
@@ -72,6 +72,7 @@ def k8s(
     runtime: str, kind: str, name: str | None, port: int | None, replicas: int, image: str
 ) -> None:
     """Print a RuntimeClass and a Pod (or Deployment) that run IMAGE, as YAML."""
+    require("yaml", "k8s", "wasmhost k8s")
     from .._deploy.k8s import manifests
     from .._oci.reference import parse_reference
 

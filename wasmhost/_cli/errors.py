@@ -96,3 +96,17 @@ def reported() -> Iterator[None]:
         message, status = describe(exc)
         click.echo(f"Error: {message}", err=True)
         sys.exit(status)
+
+
+def require(module: str, extra: str, what: str) -> None:
+    """Exit with one line naming the extra to install when ``what`` lacks ``module``."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        package = {"yaml": "PyYAML"}.get(module, module)
+        click.echo(
+            f"Error: {what} needs {package}, which is not installed; "
+            f"install it with: pip install 'wasmhost[{extra}]'.",
+            err=True,
+        )
+        sys.exit(ERROR_STATUS)

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from .errors import reported
+from .errors import reported, require
 from .params import COUNT, DIR, DURATION, ENV, SIZE
 from .registry import registry_options
 
@@ -106,6 +106,7 @@ def serve(
     Each request runs in a fresh instance of the module, compiled once: the
     request in CGI variables and stdin, the response from stdout.
     """
+    require("uvicorn", "serve", "wasmhost serve")
     from .._oci.reference import looks_like_reference
     from .._serve.app import Route, WagiApp, load_config
 
