@@ -1,4 +1,4 @@
-"""Sessions: tests, lint, typing, wasmtime, modules, bench. CI (.ci/run) calls them too."""
+"""Sessions: tests, quick, lint, typing, wasmtime, modules, bench. CI (.ci/run) calls them too."""
 
 from __future__ import annotations
 
@@ -51,6 +51,18 @@ def tests(session: nox.Session) -> None:
     apt_install(session, TEST_PACKAGES)
     session.install("-e", ".[test]")
     session.run("pytest", *session.posargs)
+
+
+# What needs more than pip can install (see the markers in pyproject.toml).
+NEEDS_MORE = "not registry and not oci_tools and not node and not root"
+
+
+@nox.session
+def quick(session: nox.Session) -> None:
+    """The tests that need only what pip installs and start no servers, on every core."""
+    session.install("-e", ".[test]", "pytest-xdist")
+    quick = f"{NEEDS_MORE} and not slow and not server"
+    session.run("pytest", "-n", "auto", "-m", quick, *session.posargs)
 
 
 # The host's tests: everything that goes through wasmtime-py, its C-API shims

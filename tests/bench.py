@@ -547,29 +547,32 @@ def _wrk(url: str, connections: int, seconds: int) -> dict[str, float]:
     return stats
 
 
-def _start(argv: list[str], port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _start(argv: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+    """Start a server told to listen on port 0; the process and the port it took."""
     import httpx
 
+    sys.path.insert(0, str(Path(__file__).parent))
+    from registry import listening_port
+
     process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port = listening_port(process)
     deadline = time.monotonic() + 60
-    while True:
+    while port is not None:
         try:
             httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
-            return process
+            return process, port
         except httpx.TransportError:
             if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise SystemExit(f"bench: {' '.join(argv)} did not start") from None
+                break
             time.sleep(0.1)
+    process.kill()
+    raise SystemExit(f"bench: {' '.join(argv)} did not start")
 
 
 def bench_serve(seconds: int) -> tuple[list[dict[str, object]], list[str]]:
     """wrk against `wasmhost serve` (http-server.wasm) and a plain ASGI hello, same server."""
     if shutil.which("wrk") is None:
         raise SystemExit("bench: wrk is not installed (apt-get install wrk)")
-    sys.path.insert(0, str(Path(__file__).parent))
-    from registry import free_port
-
     workers = os.cpu_count() or 1
     env = dict(os.environ)
     servers = {
@@ -598,10 +601,8 @@ def bench_serve(seconds: int) -> tuple[list[dict[str, object]], list[str]]:
     }
     table: dict[str, dict[int, dict[str, float]]] = {}
     for name, argv in servers.items():
-        port = free_port()
-        tail = [f"127.0.0.1:{port}", str(ROOT / "artifacts" / "http-server.wasm")]
-        full = argv + (tail if "serve" in argv else [str(port)])
-        process = _start(full, port, env)
+        tail = ["127.0.0.1:0", str(ROOT / "artifacts" / "http-server.wasm")]
+        process, port = _start(argv + (tail if "serve" in argv else ["0"]), env)
         try:
             table[name] = {
                 c: _wrk(f"http://127.0.0.1:{port}/", c, seconds) for c in (1, 16, 32, 64)
@@ -765,14 +766,10 @@ def _serve_under_slow_guests(seconds: int) -> tuple[list[dict[str, object]], lis
 
     import httpx
 
-    sys.path.insert(0, str(Path(__file__).parent))
-    from registry import free_port
-
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     http = str(ROOT / "artifacts" / "http-server.wasm")
     argv = [*wasmhost_command(), "serve", "-q", "--timeout", "5", "--listen"]
-    process = _start([*argv, f"127.0.0.1:{port}", http], port, dict(os.environ))
+    process, port = _start([*argv, "127.0.0.1:0", http], dict(os.environ))
+    url = f"http://127.0.0.1:{port}"
     stop = threading.Event()
     try:
         alone = _wrk(url + "/", 16, seconds)

@@ -145,3 +145,10 @@ def in_threads(work: Callable[[int], object], count: int) -> None:
         thread.join()
     if errors:
         raise errors[0]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses a real registry (through any fixture) ``registry``."""
+    for item in items:
+        if {"registry", "auth_registry"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.registry)

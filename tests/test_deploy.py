@@ -38,6 +38,7 @@ def client(tmp_path: Path) -> RegistryClient:
 # -- the OCI image form ----------------------------------------------------------
 
 
+@pytest.mark.oci_tools
 @pytest.mark.parametrize(("image_os", "variant"), [("wasip1", "compat"), ("wasi", "compat-smart")])
 def test_image_in_a_registry_as_skopeo_reads_it(
     registry: Registry, client: RegistryClient, image_os: str, variant: str
@@ -76,6 +77,7 @@ def test_image_digest_is_reproducible_and_pulls_back(
     assert done.stdout == b"-0.169075164\n-0.169087605\n"
 
 
+@pytest.mark.oci_tools
 @pytest.mark.parametrize("format_", ["wasm-to-oci", "cncf", "image"])
 def test_every_format_into_an_oci_layout(
     client: RegistryClient, tmp_path: Path, format_: str
@@ -159,6 +161,7 @@ def test_the_validator_catches_a_broken_config() -> None:
     assert list(spec_validator().iter_errors(broken))
 
 
+@pytest.mark.oci_tools
 def test_bundle_into_the_current_folder_and_long_names(
     tmp_path: Path, client: RegistryClient
 ) -> None:

@@ -24,10 +24,9 @@ from conftest import (
     wasmhost_cli,
 )
 from hostile import Hostile
-from registry import Registry, self_signed
+from registry import Registry, self_signed, waits_counted
 from token_proxy import TokenProxy
 
-import wasmhost._oci.remote
 from wasmhost import (
     ArtifactError,
     AuthenticationError,
@@ -66,6 +65,7 @@ def client(tmp_path: Path) -> RegistryClient:
     return RegistryClient(plain_http=True, cache_dir=tmp_path / "cache")
 
 
+@pytest.mark.oci_tools
 def test_wasm_to_oci_round_trip_as_krustlet_reads_it(
     registry: Registry, client: RegistryClient, tmp_path: Path
 ) -> None:
@@ -101,6 +101,7 @@ def test_wasm_to_oci_round_trip_as_krustlet_reads_it(
     assert out.digest == pushed.digest
 
 
+@pytest.mark.oci_tools
 def test_cncf_round_trip(registry: Registry, client: RegistryClient, tmp_path: Path) -> None:
     ref = repo(registry) + ":cncf"
     pushed = client.push(NBODY, ref, format="cncf")
@@ -121,6 +122,7 @@ def test_cncf_round_trip(registry: Registry, client: RegistryClient, tmp_path: P
     assert client.pull(ref, tmp_path / "n.wasm").path.read_bytes() == NBODY.read_bytes()
 
 
+@pytest.mark.oci_tools
 def test_skopeo_copies_what_we_push_to_an_oci_layout(
     registry: Registry, client: RegistryClient, tmp_path: Path
 ) -> None:
@@ -161,6 +163,7 @@ def test_a_plain_oras_push_of_a_wasm_file_is_pulled(
     assert client.pull(ref, tmp_path / "got.wasm").path.read_bytes() == HELLO.read_bytes()
 
 
+@pytest.mark.oci_tools
 def test_annotations_created_and_reproducible(
     registry: Registry, client: RegistryClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -285,6 +288,7 @@ def test_a_damaged_stored_copy_is_refused(
     assert client.fetch(fetched.reference).path.read_bytes() == HELLO.read_bytes()
 
 
+@pytest.mark.registry
 def test_run_by_reference_and_offline(tmp_path: Path) -> None:
     own = Registry(tmp_path / "own")
     env = dict(os.environ, WASMHOST_CACHE_DIR=str(tmp_path / "cache"))
@@ -310,12 +314,9 @@ def test_run_by_reference_and_offline(tmp_path: Path) -> None:
     assert b"has not been pulled before" in never.stderr
 
 
-def test_a_dead_registry_fails_fast_with_one_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_dead_registry_fails_fast_with_one_line(tmp_path: Path) -> None:
     slept: list[float] = []
-    monkeypatch.setattr(wasmhost._oci.remote.time, "sleep", slept.append)
-    client = RegistryClient(plain_http=True, cache_dir=tmp_path)
+    client = waits_counted(RegistryClient(plain_http=True, cache_dir=tmp_path), slept)
     with pytest.raises(RegistryUnreachable, match="refused or unreachable"):
         client.pull("127.0.0.1:1/dead:v1")
     assert len(slept) == 2  # three attempts in all
@@ -615,6 +616,7 @@ def test_bearer_token_challenges(registry: Registry, tmp_path: Path) -> None:
         proxy.stop()
 
 
+@pytest.mark.oci_tools
 def test_an_index_resolves_to_its_wasm_manifest(
     registry: Registry, client: RegistryClient, tmp_path: Path
 ) -> None:
@@ -694,25 +696,24 @@ def test_https_by_default_with_a_ca_file_or_insecure(
 )
 def test_http_failures_say_what_to_do_and_retry_only_transient_ones(
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
     statuses: list[int],
     error: type[Exception],
     message: str,
     requests: int,
 ) -> None:
-    monkeypatch.setattr(wasmhost._oci.remote.time, "sleep", lambda seconds: None)
     remaining = list(statuses)
     body = b'{"errors": [{"code": "X", "message": "the registry explains"}]}'
     server = Hostile(
         {"/v2/x/manifests/v1": lambda _: (remaining.pop(0) if remaining else 500, {}, body)}
     )
+    client = waits_counted(RegistryClient(plain_http=True, cache_dir=tmp_path))
     try:
         with (
             caplog.at_level(logging.INFO, logger="wasmhost.registry"),
             pytest.raises(error, match=message),
         ):
-            RegistryClient(plain_http=True, cache_dir=tmp_path).inspect(f"{server.host}/x:v1")
+            client.inspect(f"{server.host}/x:v1")
     finally:
         server.stop()
     assert len(server.seen) == requests

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import HELLO, wasmhost_cli
 from hostile import Hostile
+from registry import waits_counted
 
-import wasmhost._oci.remote
 from wasmhost import (
     ArtifactError,
     AuthenticationError,
@@ -25,6 +25,8 @@ from wasmhost import (
 )
 from wasmhost._oci.reference import parse_reference
 from wasmhost._oci.store import Store
+
+pytestmark = pytest.mark.server  # starts HTTP servers (uvicorn, scripted registries)
 
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 
@@ -209,11 +211,9 @@ def test_an_index_inside_an_index_is_not_followed(serve: object, client: Registr
 
 
 @pytest.mark.parametrize("retry_after", ["-1", "nan", "inf", "soon", "99999"])
-def test_odd_retry_after_values(
-    serve: object, client: RegistryClient, monkeypatch: pytest.MonkeyPatch, retry_after: str
-) -> None:
+def test_odd_retry_after_values(serve: object, client: RegistryClient, retry_after: str) -> None:
     slept: list[float] = []
-    monkeypatch.setattr(wasmhost._oci.remote.time, "sleep", slept.append)
+    waits_counted(client, slept)
     server = serve({"/v2/app/manifests/v1": (503, {"Retry-After": retry_after}, b"{}")})  # type: ignore[operator]
     with pytest.raises(RegistryError, match="HTTP 503"):
         client.inspect(f"{server.host}/app:v1")

@@ -23,9 +23,8 @@ from typing import Any
 import pytest
 from conftest import HELLO, HTTP, wasmhost_cli
 from hostile import Hostile
-from registry import Registry
+from registry import Registry, waits_counted
 
-import wasmhost._oci.remote
 from wasmhost import (
     ArtifactError,
     AuthenticationError,
@@ -35,6 +34,8 @@ from wasmhost import (
     RegistryError,
     RegistryUnreachable,
 )
+
+pytestmark = pytest.mark.server  # starts HTTP servers (uvicorn, scripted registries)
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 USER, SECRET = "alice", "correct-horse-battery-staple"
@@ -200,14 +201,13 @@ def test_netrc_credentials_never_reach_a_redirect_target(
 
 
 def test_an_unreachable_redirect_target_is_named_and_not_blamed_on_tls(
-    serve: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    serve: Any, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(wasmhost._oci.remote.time, "sleep", lambda seconds: None)
     module = HELLO.read_bytes()
     routes = artifact(module)
     routes[f"/v2/app/blobs/{sha256(module)}"] = (307, {"Location": "http://127.0.0.1:1/b"}, b"")
     server = serve(routes)
-    client = RegistryClient(plain_http=True, cache_dir=tmp_path)
+    client = waits_counted(RegistryClient(plain_http=True, cache_dir=tmp_path))
     with pytest.raises(RegistryUnreachable, match=r"127\.0\.0\.1:1, where registry") as info:
         client.pull(f"{server.host}/app:v1", tmp_path / "o.wasm")
     assert info.value.fix == ""
@@ -476,6 +476,7 @@ def _in_small_mount(options: str, tmp_path: Path, *argv: str) -> subprocess.Comp
     )
 
 
+@pytest.mark.root
 def test_a_full_store_is_one_line_and_keeps_no_partial_blob(serve: Any, tmp_path: Path) -> None:
     module = b"\0asm\x01\0\0\0" + bytes((2 << 20) - 8)
     server = serve(artifact(module))
@@ -489,6 +490,7 @@ def test_a_full_store_is_one_line_and_keeps_no_partial_blob(serve: Any, tmp_path
     assert not any(sha256(module)[7:] in name or ".tmp-" in name for name in stored), stored
 
 
+@pytest.mark.root
 def test_a_full_store_while_unpacking_an_image_is_one_line(serve: Any, tmp_path: Path) -> None:
     """A 3 MiB module in a layer of a few KB: the download fits, the unpacked module not."""
     module = b"\0asm\x01\0\0\0" + bytes((3 << 20) - 8)
@@ -504,6 +506,7 @@ def test_a_full_store_while_unpacking_an_image_is_one_line(serve: Any, tmp_path:
     assert "No space left on device" in err
 
 
+@pytest.mark.root
 def test_a_damaged_blob_in_a_read_only_store_is_one_line(serve: Any, tmp_path: Path) -> None:
     server = serve(artifact(HELLO.read_bytes()))
     ref = f"{server.host}/app:v1"
@@ -519,6 +522,7 @@ def test_a_damaged_blob_in_a_read_only_store_is_one_line(serve: Any, tmp_path: P
     assert "is damaged (and could not be removed: Read-only file system)" in err
 
 
+@pytest.mark.root
 def test_a_read_only_store_is_one_line(serve: Any, tmp_path: Path) -> None:
     server = serve(artifact(HELLO.read_bytes()))
     done = _in_small_mount("ro", tmp_path, "run", "--plain-http", f"{server.host}/app:v1")

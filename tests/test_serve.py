@@ -16,19 +16,19 @@ import httpx
 import pytest
 import wasmtime
 from conftest import HELLO, HTTP, wasmhost_cli
-from registry import free_port
+from registry import listening_port
 
 from wasmhost import ConfigError, LinkError
 from wasmhost._serve.wagi import MalformedResponse, parse_response, split_route
 from wasmhost.asgi import Route, WagiApp, load_config
+
+pytestmark = pytest.mark.server  # starts HTTP servers (uvicorn, scripted registries)
 
 
 class Server:
     """`wasmhost serve ARGS` on a free port, until stop()."""
 
     def __init__(self, *args: str | os.PathLike[str], workers: int = 1) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(tempfile.mkdtemp(prefix="wasmhost-serve-")) / "server.log"
         self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
@@ -38,7 +38,7 @@ class Server:
                 "wasmhost",
                 "serve",
                 "--listen",
-                f"127.0.0.1:{self.port}",
+                "127.0.0.1:0",
                 "--workers",
                 str(workers),
                 *map(str, args),
@@ -46,6 +46,12 @@ class Server:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
+        port = listening_port(self.process)
+        if port is None:
+            self.stop()
+            raise RuntimeError(f"wasmhost serve did not start:\n{self.output()}")
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -366,6 +372,6 @@ def test_a_module_importing_what_no_guest_is_given_fails_before_listening(
     )
     with pytest.raises(LinkError, match="which nothing provides"):
         WagiApp([Route("/...", str(module), {}, {})])
-    done = wasmhost_cli("serve", "--listen", f"127.0.0.1:{free_port()}", module, timeout=30)
+    done = wasmhost_cli("serve", "--listen", "127.0.0.1:0", module, timeout=30)
     assert done.returncode == 1
     assert b"which nothing provides" in done.stderr

@@ -18,6 +18,8 @@ import wasmtime
 from conftest import HTTP, printer
 from test_serve import Server
 
+pytestmark = pytest.mark.server  # starts HTTP servers (uvicorn, scripted registries)
+
 
 def test_slow_guests_do_not_hold_up_other_requests() -> None:
     # Default settings, one worker process: everything shares one event loop.

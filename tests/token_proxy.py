@@ -17,14 +17,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-from registry import free_port
 
 
 class TokenProxy:
     def __init__(self, upstream: str, user: str, password: str) -> None:
         self.upstream = upstream
-        self.port = free_port()
-        self.host = f"127.0.0.1:{self.port}"
         self.tokens: set[str] = set()
         self.token_requests: list[dict[str, list[str]]] = []
         proxy = self
@@ -95,7 +92,10 @@ class TokenProxy:
 
             do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        # Port 0: the server takes a free port itself, with no window for a race.
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = int(self.server.server_address[1])
+        self.host = f"127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

@@ -19,7 +19,7 @@ from .registry import registry_options
 
 def _listen(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, int]:
     host, colon, port = value.rpartition(":")
-    if not colon or not port.isdigit() or not 0 < int(port) < 65536:
+    if not colon or not port.isdigit() or not 0 <= int(port) < 65536:
         raise click.BadParameter(f"{value!r} is not HOST:PORT (like 127.0.0.1:8080).", ctx, param)
     return host.strip("[]") or "127.0.0.1", int(port)
 

@@ -59,13 +59,15 @@ class Transport(NamedTuple):
     """How to reach registries: ``plain_http`` (no TLS), ``insecure`` (TLS, unverified),
     ``ca_file`` (a CA bundle to verify with), ``timeout`` (seconds a read may wait; a
     connection gets CONNECT_TIMEOUT), ``attempts`` (for refused connections and HTTP
-    429/502/503/504)."""
+    429/502/503/504), ``sleep`` (how to wait between attempts: tests count the waits
+    instead of waiting)."""
 
     plain_http: bool = False
     insecure: bool = False
     ca_file: str | None = None
     timeout: float = 10.0
     attempts: int = 3
+    sleep: Callable[[float], object] = time.sleep
 
 
 class _TimeoutAdapter(requests.adapters.HTTPAdapter):
@@ -171,7 +173,7 @@ class Session:
                     log.info(
                         "retrying %s %s in %.2f s: %s", method, what, delay, type(exc).__name__
                     )
-                    time.sleep(delay)
+                    self.transport.sleep(delay)
                     continue
                 kind = (
                     "timed out" if isinstance(exc, requests.Timeout) else "refused or unreachable"
@@ -203,7 +205,7 @@ class Session:
                 delay = _retry_after(response, 0.25 * 2 ** (attempt - 1))
                 log.info("retrying %s %s in %.2f s: HTTP %d", method, what, delay, status)
                 response.close()
-                time.sleep(delay)
+                self.transport.sleep(delay)
                 continue
             if status in ok:
                 return response
