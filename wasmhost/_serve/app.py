@@ -283,7 +283,7 @@ class WagiApp:
         for at most ``INLINE_BUDGET``: most handlers are done well within
         it, at no hand-off cost. One that is not is stopped and run again
         from the start on the pool (see ``wasmhost._serve.guests``); the route's
-        :class:`~wasmhost._guests.InlineGate` decides, from what it has
+        :class:`~wasmhost._serve.guests.InlineGate` decides, from what it has
         seen, which requests are tried inline. A guest that can write to a
         directory is never run twice: it goes to the pool at once.
         """
