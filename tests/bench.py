@@ -47,7 +47,7 @@ from pathlib import Path
 
 import wasmtime
 
-from wasmhost import Host
+from wasmhost import DEVNULL, Host
 
 ROOT = Path(__file__).resolve().parent.parent
 HELLO = ROOT / "artifacts" / "hello-world.wasm"
@@ -127,7 +127,7 @@ def bench_warm(runs: int) -> list[dict[str, object]]:
                 "bare_pooled": bare_pooled,
                 "captured": lambda: host.run(module),
                 "by_path": lambda: host.run(HELLO),
-                "discarded": lambda: host.run(module, stdout="null", stderr="null"),
+                "discarded": lambda: host.run(module, stdout=DEVNULL, stderr=DEVNULL),
             },
             runs,
         )

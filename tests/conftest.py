@@ -152,3 +152,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if {"registry", "auth_registry"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.registry)
+
+
+def count_compiles(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the modules compiled from now on, in order."""
+    import wasmhost._host.host as host_module
+
+    compiled: list[str] = []
+    real = host_module.compile_wasm
+
+    def counted(name: str, *args: object) -> object:
+        compiled.append(name)
+        return real(name, *args)
+
+    monkeypatch.setattr(host_module, "compile_wasm", counted)
+    return compiled

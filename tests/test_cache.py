@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import wasmtime
-from conftest import HELLO, NBODY
+from conftest import HELLO, NBODY, count_compiles
 
 import wasmhost._hashing
 import wasmhost._host.cache
@@ -25,19 +25,6 @@ HEADER = 0  # an entry is wasmtime's serialization, exactly (its checks live in 
 
 def entries(cache: Path) -> list[Path]:
     return sorted((cache / "compiled").rglob("*.cwasm"))
-
-
-def count_compiles(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The names of the modules compiled from now on, in order."""
-    compiled: list[str] = []
-    real = wasmhost._host.host.compile_wasm
-
-    def counted(name: str, *args: object) -> object:
-        compiled.append(name)
-        return real(name, *args)
-
-    monkeypatch.setattr(wasmhost._host.host, "compile_wasm", counted)
-    return compiled
 
 
 def no_compiling(monkeypatch: pytest.MonkeyPatch) -> None:

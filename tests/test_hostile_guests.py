@@ -207,7 +207,7 @@ def test_cancelling_the_task_wakes_a_sleeping_guest(host: Host) -> None:
 
 def test_leaving_a_stream_stops_a_sleeping_guest(host: Host) -> None:
     run = host.stream(HELLO, ["--forever"])
-    assert next(iter(run)) == OutputChunk("stdout", b"Hello, World!\n")
+    assert next(iter(run)) == OutputChunk(stream="stdout", data=b"Hello, World!\n")
     closer = threading.Thread(target=run.close)
     closer.start()
     closer.join(60)

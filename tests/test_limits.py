@@ -12,6 +12,7 @@ import pytest
 from conftest import FSPROBE, HELLO, NBODY, SPIN
 
 from wasmhost import (
+    DEVNULL,
     ConfigError,
     FuelExhausted,
     Host,
@@ -98,7 +99,7 @@ def test_memory_cap_is_reported_even_when_stderr_is_not_captured(
         host.run(FSPROBE, ["alloc", "64"], max_memory=16 << 20, stderr=seen.append)
     assert b"memory allocation of" in b"".join(seen)
     with pytest.raises(MemoryLimitExceeded):
-        host.run(FSPROBE, ["alloc", "64"], max_memory=16 << 20, stderr="null")
+        host.run(FSPROBE, ["alloc", "64"], max_memory=16 << 20, stderr=DEVNULL)
     log = tmp_path / "stderr.log"
     with pytest.raises(MemoryLimitExceeded):
         host.run(FSPROBE, ["alloc", "64"], max_memory=16 << 20, stderr=log)
@@ -149,7 +150,7 @@ def test_stream_yields_output_as_it_is_written(host: Host) -> None:
             chunks.append(chunk)
             if len(chunks) == 2:
                 break
-    assert chunks == [OutputChunk("stdout", b"Hello, World!\n")] * 2
+    assert chunks == [OutputChunk(stream="stdout", data=b"Hello, World!\n")] * 2
     assert run.result is None
 
 

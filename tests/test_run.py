@@ -8,16 +8,40 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import FSPROBE, HELLO, HTTP, NBODY, WASI_EXIT, WORDCOUNT, in_threads, printer
+from conftest import (
+    FSPROBE,
+    HELLO,
+    HTTP,
+    NBODY,
+    WASI_EXIT,
+    WORDCOUNT,
+    count_compiles,
+    in_threads,
+    printer,
+)
 
 import wasmhost._host.cache
-from wasmhost import ConfigError, Host, LinkError, Module, RunResult, Trap, WasmhostError
+from wasmhost import (
+    DEVNULL,
+    ConfigError,
+    Host,
+    LinkError,
+    Module,
+    RunOptions,
+    RunResult,
+    Trap,
+    WasmhostError,
+)
 
 
 def test_hello_world(host: Host) -> None:
     result = host.run(HELLO)
     assert result == RunResult(
-        0, b"Hello, World!\n", b"", elapsed=result.elapsed, instantiate_time=result.instantiate_time
+        exit_code=0,
+        stdout=b"Hello, World!\n",
+        stderr=b"",
+        elapsed=result.elapsed,
+        instantiate_time=result.instantiate_time,
     )
     assert result.ok
     assert 0 < result.instantiate_time < result.elapsed
@@ -107,7 +131,7 @@ def test_output_to_file_objects_and_paths(host: Host, tmp_path: Path) -> None:
     target = tmp_path / "out.txt"
     host.run(HELLO, stdout=target)
     assert target.read_bytes() == b"Hello, World!\n"
-    assert host.run(HELLO, stdout="null").stdout == b""
+    assert host.run(HELLO, stdout=DEVNULL).stdout == b""
 
 
 def test_a_failing_output_callback_is_raised_again(host: Host) -> None:
@@ -342,3 +366,63 @@ def test_invoke_parameters_are_range_checked(host: Host, wat: Callable[[str], Pa
     assert host.run(module, ["4294967295"], invoke="id").values == (-1,)
     with pytest.raises(ConfigError, match="out of range"):
         host.run(module, ["99999999999"], invoke="id")
+
+
+# -- the run API: one set of options, named stdio targets, results by name (issue 12) -----
+
+
+@pytest.mark.parametrize(
+    ("option", "old", "new"),
+    [
+        ("stdout", "capture", "CAPTURE"),
+        ("stderr", "null", "DEVNULL"),
+        ("stdout", "inherit", "INHERIT"),
+        ("stdin", "inherit", "INHERIT"),
+    ],
+)
+def test_the_old_target_names_are_refused_with_the_constant_to_use(
+    host: Host, option: str, old: str, new: str
+) -> None:
+    with pytest.raises(ConfigError, match=rf"{option}='{old}' would be a file.*wasmhost\.{new}"):
+        host.run(HELLO, **{option: old})  # type: ignore[misc]
+
+
+def test_a_file_of_such_a_name_is_a_path(
+    host: Host, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    host.run(HELLO, stdout=Path("capture"))
+    assert (tmp_path / "capture").read_bytes() == b"Hello, World!\n"
+
+
+@pytest.mark.parametrize("method", ["run", "load", "stream"])
+def test_an_unknown_option_is_a_type_error_naming_it(host: Host, method: str) -> None:
+    with pytest.raises(TypeError, match="unexpected keyword argument 'timeuot'"):
+        getattr(host, method)(HELLO, timeuot=1)
+
+
+def test_an_unknown_option_of_run_async_too(host: Host) -> None:
+    import asyncio
+
+    with pytest.raises(TypeError, match="'max_outptu'"):
+        asyncio.run(host.run_async(HELLO, max_outptu=1))  # type: ignore[call-arg]
+
+
+def test_one_options_value_loads_and_runs(host: Host, monkeypatch: pytest.MonkeyPatch) -> None:
+    options = RunOptions(timeout=5, fuel=10**9, stdout=DEVNULL, argv0="probe")
+    module = host.load(FSPROBE, **options)
+    compiled = count_compiles(monkeypatch)
+    result = host.run(module, ["args"], **options)
+    assert compiled == []  # load compiled it for the engine these options need
+    assert (result.stdout, result.fuel_consumed is not None) == (b"", True)
+
+
+def test_a_result_is_named_fields_not_a_tuple(host: Host) -> None:
+    import dataclasses
+
+    result = host.run(HELLO)
+    assert not isinstance(result, tuple)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.exit_code = 1  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        RunResult(0, b"")  # type: ignore[misc]  # keywords only: field order is no API

@@ -36,9 +36,10 @@ from ._version import __version__
 
 if _TYPE_CHECKING:
     from ._host.functions import GuestMemory, host_function
-    from ._host.host import Dir, Host, RunStream
+    from ._host.host import Dir, Host, RunOptions, RunStream, StreamOptions
     from ._host.module import Export, Import, Module
     from ._host.result import OutputChunk, RunResult
+    from ._host.stdio import CAPTURE, DEVNULL, INHERIT
     from ._oci.client import ArtifactInfo, Layer, PullResult, PushResult, RegistryClient
 
 # Imported when first used: the host side loads wasmtime (~50 ms), which the
@@ -52,7 +53,12 @@ _LAZY = {
     "RegistryClient": "_oci.client",
     "Dir": "_host.host",
     "Host": "_host.host",
+    "RunOptions": "_host.host",
     "RunStream": "_host.host",
+    "StreamOptions": "_host.host",
+    "CAPTURE": "_host.stdio",
+    "DEVNULL": "_host.stdio",
+    "INHERIT": "_host.stdio",
     "GuestMemory": "_host.functions",
     "host_function": "_host.functions",
     "Export": "_host.module",
@@ -80,7 +86,9 @@ __all__ = [
     "ArtifactError",
     "ArtifactInfo",
     "AuthenticationError",
+    "CAPTURE",
     "ConfigError",
+    "DEVNULL",
     "Dir",
     "Export",
     "Frame",
@@ -88,6 +96,7 @@ __all__ = [
     "GuestError",
     "GuestMemory",
     "Host",
+    "INHERIT",
     "Import",
     "IntegrityError",
     "Interrupted",
@@ -106,9 +115,11 @@ __all__ = [
     "RegistryClient",
     "RegistryError",
     "RegistryUnreachable",
+    "RunOptions",
     "RunResult",
     "RunStream",
     "StorageError",
+    "StreamOptions",
     "TimeoutExceeded",
     "Trap",
     "WasmhostError",

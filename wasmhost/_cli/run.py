@@ -8,7 +8,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import click
 
@@ -87,7 +87,8 @@ def run(
     run. Everything after MODULE goes to the guest. The exit status is the
     guest's; a trap or a limit exits with 134, as the wasmtime CLI does.
     """
-    from .._host.host import Host, check_limits
+    from .._host.host import Host, RunOptions, check_limits
+    from .._host.stdio import INHERIT
 
     # A guest runs inside wasmtime, where Python cannot raise KeyboardInterrupt:
     # let Ctrl-C end the process at once, as it ends the wasmtime CLI.
@@ -118,25 +119,24 @@ def run(
     try:
         with reported(), Host(cache_dir=False if no_cache else cache_dir) as host:
             check_limits(timeout, fuel, max_memory, None)
-            policy: Literal["error", "trap"] = "trap" if trap_unknown else "error"
-            loaded = host.load(source, for_timeouts=timeout is not None, unknown_imports=policy)
-            if timeout is not None:
-                backstop = _backstop(argv0, timeout)  # counted from the start, as the host does
-            result = host.run(
-                loaded,
-                guest_args,
+            run_options = RunOptions(
                 env=env,
                 dirs=dict(dirs),  # type: ignore[arg-type]
                 invoke=invoke,
-                unknown_imports=policy,
+                unknown_imports="trap" if trap_unknown else "error",
                 fuel=fuel,
                 timeout=timeout,
                 max_memory=max_memory,
-                stdin="inherit",
-                stdout="inherit",
-                stderr="inherit",
+                stdin=INHERIT,
+                stdout=INHERIT,
+                stderr=INHERIT,
                 argv0=argv0,
             )
+            # Compiled for the engine these options need; its imports checked first.
+            loaded = host.load(source, **run_options)
+            if timeout is not None:
+                backstop = _backstop(argv0, timeout)  # counted from the start, as the host does
+            result = host.run(loaded, guest_args, **run_options)
     finally:
         if backstop is not None:
             backstop.cancel()

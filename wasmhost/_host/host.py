@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypedDict, cast
 
 import wasmtime
 
@@ -48,7 +48,7 @@ from .module import (
     wasm_imports,
 )
 from .result import OutputChunk, RunResult
-from .stdio import OutputTarget, StdinSource, Stdio
+from .stdio import CAPTURE, OutputTarget, StdinSource, Stdio
 from .watchdog import Guard, active, current
 
 if TYPE_CHECKING:
@@ -90,7 +90,10 @@ def as_dir(source: DirSource) -> Dir:
 
 
 class StreamOptions(TypedDict, total=False):
-    """The keyword options of :meth:`Host.stream` (those of :meth:`Host.run` less stdio)."""
+    """What a run is given, but where its output goes: the options of :meth:`Host.stream`.
+
+    Each is described, with its default, at :meth:`Host.run`.
+    """
 
     env: Mapping[str, str] | None
     stdin: StdinSource
@@ -101,15 +104,36 @@ class StreamOptions(TypedDict, total=False):
     timeout: float | None
     fuel: int | None
     max_memory: int | None
+    cancel: threading.Event | None
     argv0: str | None
 
 
-class AsyncRunOptions(StreamOptions, total=False):
-    """The keyword options of :meth:`Host.run_async`."""
+class RunOptions(StreamOptions, total=False):
+    """The options of :meth:`Host.run`, :meth:`Host.run_async` and :meth:`Host.load`,
+    one definition for all: ``host.run(module, **options)`` with ``options: RunOptions``."""
 
     stdout: OutputTarget
     stderr: OutputTarget
     max_output: int | None
+
+
+_RUN_OPTIONS = RunOptions.__optional_keys__
+_STREAM_OPTIONS = StreamOptions.__optional_keys__
+
+
+def _check_options(method: str, options: Mapping[str, object], allowed: frozenset[str]) -> None:
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise TypeError(f"{method}() got an unexpected keyword argument {unknown[0]!r}")
+
+
+def _flags(options: Mapping[str, Any]) -> EngineFlags:
+    """The engine the runs with ``options`` need."""
+    return EngineFlags(
+        interruptible=options.get("timeout") is not None or options.get("cancel") is not None,
+        metered=options.get("fuel") is not None,
+        capped=options.get("max_memory") is not None,
+    )
 
 
 class Host:
@@ -168,28 +192,24 @@ class Host:
 
     # -- loading -------------------------------------------------------------
 
-    def load(
-        self,
-        source: ModuleSource,
-        *,
-        for_timeouts: bool = False,
-        imports: Imports | None = None,
-        unknown_imports: Literal["error", "trap"] | None = None,
-    ) -> Module:
+    def load(self, source: ModuleSource, **options: Unpack[RunOptions]) -> Module:
         """Read, check and compile a module (from a path or bytes), using the caches.
 
-        With ``for_timeouts``, compile it (also) for the engine that runs with a
-        ``timeout`` or ``cancel`` use, so that the first such run does not wait.
-        With ``unknown_imports``, its imports are checked as :meth:`run` would
-        check them with these ``imports`` (and that option), before it is
-        compiled; without, a module may import what only a later run provides.
+        It is compiled for the runs ``options`` describe (the same options as
+        :meth:`run`'s; a ``timeout``, ``fuel`` or ``max_memory`` each needs an
+        engine of its own), so that the first such run does not wait. With
+        ``unknown_imports``, its imports are checked as :meth:`run` would check
+        them (with ``imports``), before it is compiled; without, a module may
+        import what only a later run provides.
 
         >>> module = host.load("artifacts/hello-world.wasm")
         >>> "_start" in module.export_names("func")
         True
         """
-        check = None if unknown_imports is None else _import_check(imports, unknown_imports)
-        slot = self._slot(EngineFlags(interruptible=for_timeouts))
+        _check_options("load", options, _RUN_OPTIONS)
+        policy = options.get("unknown_imports")
+        check = None if policy is None else _import_check(options.get("imports"), policy)
+        slot = self._slot(_flags(options))
         loaded = self._load(source, slot, check)[0]
         if check is not None:
             check(loaded.name, loaded.imports)
@@ -282,21 +302,7 @@ class Host:
         self,
         module: ModuleSource,
         args: Sequence[str | int | float] = (),
-        *,
-        env: Mapping[str, str] | None = None,
-        stdin: StdinSource = None,
-        stdout: OutputTarget = "capture",
-        stderr: OutputTarget = "capture",
-        dirs: Mapping[str, DirSource] | None = None,
-        invoke: str | None = None,
-        imports: Imports | None = None,
-        unknown_imports: Literal["error", "trap"] = "error",
-        timeout: float | None = None,
-        fuel: int | None = None,
-        max_memory: int | None = None,
-        max_output: int | None = DEFAULT_MAX_OUTPUT,
-        cancel: threading.Event | None = None,
-        argv0: str | None = None,
+        **options: Unpack[RunOptions],
     ) -> RunResult:
         """Run ``module``'s ``_start`` (or ``invoke``) in a fresh instance and wait for it.
 
@@ -304,6 +310,11 @@ class Host:
         ...              dirs={"/data": "./data"}, timeout=2.0, max_memory=64 << 20)
         >>> r.exit_code, r.stdout
         (0, b'Hello, World!\\n')
+
+        The options (:class:`RunOptions`, defaults in brackets): ``env``,
+        ``stdin`` (empty), ``stdout`` and ``stderr`` (:data:`CAPTURE`), ``dirs``,
+        ``invoke``, ``imports``, ``unknown_imports`` ("error"), ``timeout``,
+        ``fuel``, ``max_memory``, ``max_output`` (16 MiB), ``cancel``, ``argv0``.
 
         The guest sees only what it is given: ``args`` (after ``argv0``, by
         default the module's file name), ``env``, ``dirs`` (guest path to host
@@ -326,43 +337,36 @@ class Host:
         starts. An exception raised by an output callback or host function is
         raised again as it was.
         """
+        if options:
+            _check_options("run", options, _RUN_OPTIONS)
+        timeout, fuel = options.get("timeout"), options.get("fuel")
+        max_memory = options.get("max_memory")
+        max_output = options.get("max_output", DEFAULT_MAX_OUTPUT)
         check_limits(timeout, fuel, max_memory, max_output)
-        flags = EngineFlags(
-            interruptible=timeout is not None or cancel is not None,
-            metered=fuel is not None,
-            capped=max_memory is not None,
-        )
-        slot = self._slot(flags)
-        check = _import_check(imports, unknown_imports)
+        slot = self._slot(_flags(options))
+        check = _import_check(options.get("imports"), options.get("unknown_imports", "error"))
         loaded, compiled = self._load(module, slot, check)
         check(loaded.name, loaded.imports)
-        pre = slot.compiled[loaded.key][1]
-        trap_unknown = unknown_imports == "trap"
-
-        wasi = wasmtime.WasiConfig()
-        call_args: Sequence[str | int | float] = ()
-        first = argv0 or os.path.basename(loaded.name)
-        set_argv(wasi, _strings("argument", [first, *map(str, args)]))
-        if invoke is not None:
-            call_args = args
-        if env:
-            set_env(wasi, *_environment(env))
-        for guest, source in (dirs or {}).items():
-            _preopen(wasi, guest, source)
+        job = _Job(slot, loaded, compiled, slot.compiled[loaded.key][1], args, options)
+        wasi = job.wasi()
         stdio = Stdio(max_output, self._loud.get(loaded.key, ()))
         guard = None
         watch: MemoryWatch | None = None
         store = None
-        failure = Failure()
         error: Exception | None = None
         exit_code, values, consumed = 0, (), None
         home, lease = slot, None
         try:
-            stdio.configure(wasi, stdin, stdout, stderr)
+            stdio.configure(
+                wasi,
+                options.get("stdin"),
+                options.get("stdout", CAPTURE),
+                options.get("stderr", CAPTURE),
+            )
             lease = home.lease(loaded.key, compiled)
             if lease is not None:
-                slot, compiled, pre = lease  # the same code, in a pooled engine (see engine)
-            store = wasmtime.Store(slot.engine)
+                job.slot, job.compiled, job.pre = lease  # the same code, pooled (see engine)
+            store = wasmtime.Store(job.slot.engine)
             store.set_wasi(wasi)
             # Tables stop where a pooled slot's do, on either engine (see engine).
             # With a memory cap, one memory (see memory), or it would not bound the guest.
@@ -374,27 +378,14 @@ class Host:
             if fuel is not None:
                 store.set_fuel(fuel)
             if slot.ticker is not None:
-                guard = Guard(timeout, cancel)
+                guard = Guard(timeout, options.get("cancel"))
                 if max_output is not None:
                     guard.watch(stdio.over_limit, "output")
                 slot.ticker.guard(store, guard)
             started = time.perf_counter()
-            marks: list[float] = []
             try:
                 with active(guard), watch or contextlib.nullcontext():
-                    values = self._execute(
-                        slot,
-                        store,
-                        compiled,
-                        None if trap_unknown else pre,
-                        loaded,
-                        imports,
-                        trap_unknown,
-                        failure,
-                        invoke,
-                        call_args,
-                        marks,
-                    )
+                    values = job.execute(store)
             except wasmtime.ExitTrap as exc:
                 exit_code = exc.code
             except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
@@ -419,7 +410,7 @@ class Host:
                 stdio.finish()
                 if loud := stdio.loud():
                     self._loud[loaded.key] = frozenset([*self._loud.get(loaded.key, ()), *loud])
-                raised = failure.error or stdio.callback_error()
+                raised = job.failure.error or stdio.callback_error()
                 if raised is not None:
                     raise raised
                 # A guest that fails after it was refused memory, by a trap or
@@ -430,64 +421,15 @@ class Host:
                 out, err = stdio.collect()
             finally:
                 stdio.close()
-        instantiated = marks[0] - started if marks else elapsed
-        return RunResult(exit_code, out, err, values, consumed, elapsed, instantiated)
-
-    def _execute(
-        self,
-        slot: EngineSlot,
-        store: wasmtime.Store,
-        compiled: wasmtime.Module,
-        pre: wasmtime.InstancePre | None,
-        module: Module,
-        imports: Imports | None,
-        trap_unknown: bool,
-        failure: Failure,
-        invoke: str | None,
-        args: Sequence[str | int | float],
-        marks: list[float],
-    ) -> tuple[Any, ...]:
-        if imports or (trap_unknown and pre is None):
-            linker = slot.wasi_linker()
-            if imports:
-                define(linker, compiled, imports, failure)
-            if trap_unknown:
-                linker.define_unknown_imports_as_traps(compiled)
-            instance = _instantiate(lambda: linker.instantiate(store, compiled), module)
-        elif pre is not None:
-            instance = _instantiate(lambda: pre.instantiate(store), module)
-        else:
-            instance = _instantiate(lambda: slot.linker.instantiate(store, compiled), module)
-        marks.append(time.perf_counter())
-        name = invoke or "_start"
-        func = export_func(store, instance, name)
-        if func is None:
-            funcs = ", ".join(module.export_names("func")) or "no functions"
-            what = (
-                f"no function {name!r}"
-                if invoke
-                else "no _start function (it is not a WASI command)"
-            )
-            problem = f"{module.name} exports {what}; it exports: {funcs}"
-            if invoke:
-                raise LinkError(f"{problem}.")
-            raise LinkError(problem, advice="call one of them with invoke=NAME", fix="invoke")
-        if invoke:
-            init = export_func(store, instance, "_initialize")
-            if init is not None:
-                init(store)
-            ty = func.type(store)
-            # A function without parameters reads its arguments from argv, if at all.
-            params = _convert_params(ty, args, module.name, name) if ty.params else []
-            result = func(store, *params)
-        elif _is_nullary(module, name):
-            call_nullary(store, func)
-            result = None
-        else:
-            result = func(store)
-        if result is None:
-            return ()
-        return tuple(result) if isinstance(result, list) else (result,)
+        return RunResult(
+            exit_code=exit_code,
+            stdout=out,
+            stderr=err,
+            values=values,
+            fuel_consumed=consumed,
+            elapsed=elapsed,
+            instantiate_time=(job.instantiated or started + elapsed) - started,
+        )
 
     def _guest_error(
         self,
@@ -545,24 +487,22 @@ class Host:
         self,
         module: ModuleSource,
         args: Sequence[str | int | float] = (),
-        *,
-        cancel: threading.Event | None = None,
-        **options: Unpack[AsyncRunOptions],
+        **options: Unpack[RunOptions],
     ) -> RunResult:
         """:meth:`run` in a worker thread, for asyncio applications.
 
         Cancelling the awaiting task stops the guest (through its ``cancel``
-        event) before the cancellation propagates.
+        event, made here if none is given) before the cancellation propagates.
 
         >>> result = await host.run_async("artifacts/hello-world.wasm", timeout=5)
         """
         import asyncio  # not at module level: it costs ~18 ms of `wasmhost run` start-up
 
-        cancel = cancel or threading.Event()
+        _check_options("run_async", options, _RUN_OPTIONS)
+        cancel = options.get("cancel") or threading.Event()
+        options["cancel"] = cancel
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(
-            None, functools.partial(self.run, module, args, cancel=cancel, **options)
-        )
+        future = loop.run_in_executor(None, functools.partial(self.run, module, args, **options))
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
@@ -575,8 +515,6 @@ class Host:
         self,
         module: ModuleSource,
         args: Sequence[str | int | float] = (),
-        *,
-        cancel: threading.Event | None = None,
         **options: Unpack[StreamOptions],
     ) -> RunStream:
         """Run ``module`` in a worker thread and iterate over its output as it comes.
@@ -594,7 +532,93 @@ class Host:
         for name in ("stdout", "stderr"):
             if name in options:
                 raise ConfigError(f"stream() delivers {name} itself; do not pass {name}=.")
-        return RunStream(self, module, args, cancel or threading.Event(), options)
+        _check_options("stream", options, _STREAM_OPTIONS)
+        return RunStream(self, module, args, options.get("cancel") or threading.Event(), options)
+
+
+class _Job:
+    """One run's module and options, from its WASI configuration to its call."""
+
+    __slots__ = ("args", "compiled", "failure", "instantiated", "module", "options", "pre", "slot")
+
+    def __init__(
+        self,
+        slot: EngineSlot,
+        module: Module,
+        compiled: wasmtime.Module,
+        pre: wasmtime.InstancePre | None,
+        args: Sequence[str | int | float],
+        options: RunOptions,
+    ) -> None:
+        self.slot = slot
+        self.module = module
+        self.compiled = compiled
+        self.pre = pre
+        self.args = args
+        self.options = options
+        self.failure = Failure()  # what a host function raised, to raise again
+        self.instantiated: float | None = None  # when instantiation ended (perf_counter)
+
+    def wasi(self) -> wasmtime.WasiConfig:
+        """The guest's argv, environment and directories (its stdio is the caller's)."""
+        options = self.options
+        wasi = wasmtime.WasiConfig()
+        first = options.get("argv0") or os.path.basename(self.module.name)
+        set_argv(wasi, _strings("argument", [first, *map(str, self.args)]))
+        if env := options.get("env"):
+            set_env(wasi, *_environment(env))
+        for guest, source in (options.get("dirs") or {}).items():
+            _preopen(wasi, guest, source)
+        return wasi
+
+    def execute(self, store: wasmtime.Store) -> tuple[Any, ...]:
+        """Instantiate the module in ``store`` and call ``_start`` (or ``invoke``)."""
+        slot, compiled, module = self.slot, self.compiled, self.module
+        imports = self.options.get("imports")
+        trap_unknown = self.options.get("unknown_imports") == "trap"
+        pre = None if trap_unknown else self.pre
+        if imports or (trap_unknown and pre is None):
+            linker = slot.wasi_linker()
+            if imports:
+                define(linker, compiled, imports, self.failure)
+            if trap_unknown:
+                linker.define_unknown_imports_as_traps(compiled)
+            instance = _instantiate(lambda: linker.instantiate(store, compiled), module)
+        elif pre is not None:
+            instance = _instantiate(lambda: pre.instantiate(store), module)
+        else:
+            instance = _instantiate(lambda: slot.linker.instantiate(store, compiled), module)
+        self.instantiated = time.perf_counter()
+        invoke = self.options.get("invoke")
+        name = invoke or "_start"
+        func = export_func(store, instance, name)
+        if func is None:
+            funcs = ", ".join(module.export_names("func")) or "no functions"
+            what = (
+                f"no function {name!r}"
+                if invoke
+                else "no _start function (it is not a WASI command)"
+            )
+            problem = f"{module.name} exports {what}; it exports: {funcs}"
+            if invoke:
+                raise LinkError(f"{problem}.")
+            raise LinkError(problem, advice="call one of them with invoke=NAME", fix="invoke")
+        if invoke:
+            init = export_func(store, instance, "_initialize")
+            if init is not None:
+                init(store)
+            ty = func.type(store)
+            # A function without parameters reads its arguments from argv, if at all.
+            params = _convert_params(ty, self.args, module.name, name) if ty.params else []
+            result = func(store, *params)
+        elif _is_nullary(module, name):
+            call_nullary(store, func)
+            result = None
+        else:
+            result = func(store)
+        if result is None:
+            return ()
+        return tuple(result) if isinstance(result, list) else (result,)
 
 
 class RunStream:
@@ -643,14 +667,11 @@ class RunStream:
 
         def run() -> None:
             try:
-                self.result = host.run(
-                    module,
-                    args,
-                    stdout=lambda data: put(OutputChunk("stdout", data)),
-                    stderr=lambda data: put(OutputChunk("stderr", data)),
-                    cancel=self._cancel,
-                    **options,
-                )
+                run_options = cast(RunOptions, dict(options))
+                run_options["stdout"] = lambda data: put(OutputChunk(stream="stdout", data=data))
+                run_options["stderr"] = lambda data: put(OutputChunk(stream="stderr", data=data))
+                run_options["cancel"] = self._cancel
+                self.result = host.run(module, args, **run_options)
             except BaseException as exc:
                 self._error = exc
             finally:

@@ -1,11 +1,13 @@
-"""What a run returns."""
+"""What a run returns: values with named fields, not tuples (their order is no API)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal, NamedTuple
+from dataclasses import dataclass
+from typing import Any, Literal
 
 
-class RunResult(NamedTuple):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunResult:
     """The outcome of a guest that ran to its end (a trap or a limit raises instead).
 
     ``exit_code`` is the guest's ``proc_exit`` status (0 when ``_start``
@@ -29,7 +31,8 @@ class RunResult(NamedTuple):
         return self.exit_code == 0
 
 
-class OutputChunk(NamedTuple):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutputChunk:
     """A piece of a streaming run's output, as the guest wrote it."""
 
     stream: Literal["stdout", "stderr"]

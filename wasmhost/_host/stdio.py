@@ -2,7 +2,7 @@
 
 Capturing output through a Python callback costs ~100 us per run (wasmtime-py
 calls back through ctypes for every write), while a file-backed stream costs
-a few, and wasmtime opens output files only by path. So ``"capture"`` hands
+a few, and wasmtime opens output files only by path. So :data:`CAPTURE` hands
 wasmtime ``/proc/self/fd/N`` of a pipe that is used again by later runs
 (:class:`_Capture`: ~6 us a stream, where a new sealed memfd costs ~15 us),
 read after the run; streams that outgrow a pipe, and processes that do not
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import array
 import contextlib
+import enum
 import fcntl
 import io
 import os
@@ -27,25 +28,56 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Collection
-from typing import IO, Literal, Union
+from typing import IO, Final, Literal, Union
 
 import wasmtime
 
 from .._errors import ConfigError, WasmhostError
 from .capi import set_output_file, set_stdin_bytes
 
-StdinSource = Union[bytes, Literal["inherit"], "os.PathLike[str]", IO[bytes], None]
-"""Bytes (the default, empty), ``"inherit"`` (this process's stdin), a path, or a binary file."""
+
+class Special(enum.Enum):
+    """The stdio targets that are not files (as ``subprocess.PIPE`` and ``DEVNULL``)."""
+
+    CAPTURE = "capture"
+    INHERIT = "inherit"
+    DEVNULL = "devnull"
+
+    def __repr__(self) -> str:
+        return f"wasmhost.{self.name}"
+
+
+CAPTURE: Final = Special.CAPTURE
+"""stdout/stderr: keep what the guest writes, in the :class:`RunResult` (the default)."""
+INHERIT: Final = Special.INHERIT
+"""stdin/stdout/stderr: this process's own stream."""
+DEVNULL: Final = Special.DEVNULL
+"""stdout/stderr: discard what the guest writes."""
+
+StdinSource = Union[bytes, Literal[Special.INHERIT], str, "os.PathLike[str]", IO[bytes], None]
+"""Bytes (the default, empty), :data:`INHERIT`, a path, or a binary file."""
 
 OutputTarget = Union[
-    Literal["capture", "inherit", "null"],
+    Literal[Special.CAPTURE, Special.INHERIT, Special.DEVNULL],
     Callable[[bytes], object],
+    str,
     "os.PathLike[str]",
     IO[bytes],
 ]
-"""``"capture"`` (into the result, the default), ``"inherit"`` (this process's own stream),
-``"null"`` (discard), a callable that receives each chunk as it is written, a path
-(created or truncated), or a binary file object."""
+""":data:`CAPTURE` (the default), :data:`INHERIT`, :data:`DEVNULL`, a callable that receives
+each chunk as it is written, a path (created or truncated), or a binary file object."""
+
+# The strings that named the special targets before they were constants: as
+# paths they would be files of these names, which is never what was meant.
+_OLD_NAMES = {"capture": "CAPTURE", "inherit": "INHERIT", "null": "DEVNULL"}
+
+
+def _refuse_old_name(name: str, value: object) -> None:
+    if isinstance(value, str) and value in _OLD_NAMES:
+        raise ConfigError(
+            f"{name}={value!r} would be a file of that name; for the special target "
+            f"pass wasmhost.{_OLD_NAMES[value]} (for such a file, a Path)."
+        )
 
 
 class _Sink:
@@ -518,9 +550,10 @@ class Stdio:
             if stdin:
                 set_stdin_bytes(wasi, bytes(stdin))
             return
-        if stdin == "inherit":
+        if stdin is INHERIT:
             wasi.inherit_stdin()
             return
+        _refuse_old_name("stdin", stdin)
         if isinstance(stdin, str | os.PathLike):
             path = os.fspath(stdin)
             if not os.path.isfile(path) and not _is_stream(path):
@@ -529,7 +562,7 @@ class Stdio:
             return
         if not hasattr(stdin, "read"):
             raise ConfigError(
-                f"stdin must be bytes, 'inherit', a path or a binary file, not {stdin!r}."
+                f"stdin must be bytes, wasmhost.INHERIT, a path or a binary file, not {stdin!r}."
             )
         fileno = _fileno(stdin)
         if fileno is not None and _is_stream_fd(fileno):
@@ -542,13 +575,14 @@ class Stdio:
         self._stdin(wasi, bytes(data))
 
     def _output(self, wasi: wasmtime.WasiConfig, name: str, target: OutputTarget) -> None:
-        if target == "capture":
+        if target is CAPTURE:
             self._capture(wasi, name)
-        elif target == "inherit":
+        elif target is INHERIT:
             getattr(wasi, f"inherit_{name}")()
-        elif target == "null":
+        elif target is DEVNULL:
             _set_output(wasi, name, os.devnull)
         elif isinstance(target, str | os.PathLike):
+            _refuse_old_name(name, target)
             _set_output(wasi, name, os.fspath(target))
         elif callable(target):
             self._callback(wasi, name, target)
@@ -562,7 +596,7 @@ class Stdio:
             self._callback(wasi, name, write)
         else:
             raise ConfigError(
-                f"{name} must be 'capture', 'inherit', 'null', a path, a callable "
+                f"{name} must be wasmhost.CAPTURE, INHERIT or DEVNULL, a path, a callable "
                 f"or a binary file, not {target!r}."
             )
 

@@ -141,9 +141,11 @@ class WagiApp:
                     raise ConfigError(
                         f"route {route.path}: host directory {folder} does not exist."
                     )
-            # Compiled now, for the engine that runs with a timeout use; a module
-            # importing what no guest is given fails here, before anything listens.
-            module = self.host.load(route.module, for_timeouts=True, unknown_imports="error")
+            # Compiled now, for the engine its requests run on; a module importing
+            # what no guest is given fails here, before anything listens.
+            module = self.host.load(
+                route.module, timeout=timeout, max_memory=max_memory, unknown_imports="error"
+            )
             restartable = all(as_dir(d).read_only for d in route.dirs.values())
             gate = InlineGate() if restartable and timeout > INLINE_BUDGET else None
             loaded.append(_Loaded(route, module, gate))
