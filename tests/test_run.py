@@ -426,3 +426,36 @@ def test_a_result_is_named_fields_not_a_tuple(host: Host) -> None:
         result.exit_code = 1  # type: ignore[misc]
     with pytest.raises(TypeError):
         RunResult(0, b"")  # type: ignore[misc]  # keywords only: field order is no API
+
+
+def test_stdin_refuses_only_its_own_old_name_and_devnull_is_refused_for_output(
+    host: Host, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "null").write_bytes(b"from a file named null")
+    # "null" was never special for stdin: it is a path, as any other string.
+    assert host.run(FSPROBE, ["stdin"], stdin="null").stdout == b"from a file named null"
+    with pytest.raises(ConfigError, match=r"stdout='devnull' would be a file.*wasmhost\.DEVNULL"):
+        host.run(HELLO, stdout="devnull")
+    assert not (tmp_path / "devnull").exists()
+
+
+def test_load_refuses_what_run_refuses(host: Host) -> None:
+    with pytest.raises(ConfigError, match="timeout must be a positive number"):
+        host.load(HELLO, timeout=-1)
+    with pytest.raises(ConfigError, match="max_output"):
+        host.load(HELLO, max_output=-1)
+
+
+def test_the_options_resolve_as_type_hints() -> None:
+    import typing
+
+    for method in (Host.run, Host.load, Host.stream, Host.run_async):
+        assert "options" in typing.get_type_hints(method), method
+
+
+def test_results_of_the_same_outcome_are_equal_whatever_their_timing(host: Host) -> None:
+    first, second = host.run(HELLO), host.run(HELLO)
+    assert first.elapsed != second.elapsed or first.instantiate_time != second.instantiate_time
+    assert first == second
+    assert hash(first) == hash(second)

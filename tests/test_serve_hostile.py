@@ -18,6 +18,9 @@ import wasmtime
 from conftest import HTTP, printer
 from test_serve import Server
 
+from wasmhost import ConfigError
+from wasmhost.asgi import Route, WagiApp
+
 pytestmark = pytest.mark.server  # starts HTTP servers (uvicorn, scripted registries)
 
 
@@ -306,3 +309,8 @@ def test_a_long_running_guest_yields_the_cpu_and_its_thread_recovers() -> None:
         assert seen == [19, base]  # back to its priority for the next guest
     else:
         assert seen == [19, -1000]  # a thread that cannot go back ends instead
+
+
+def test_a_wagi_app_needs_a_timeout() -> None:
+    with pytest.raises(ConfigError, match="timeout must be a positive number of seconds, not None"):
+        WagiApp([Route("/...", str(HTTP))], timeout=None)  # type: ignore[arg-type]

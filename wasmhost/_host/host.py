@@ -6,11 +6,12 @@ import collections
 import contextlib
 import functools
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypedDict, cast
+from typing import Any, Literal, NamedTuple, TypedDict, cast
 
 import wasmtime
 
@@ -51,7 +52,10 @@ from .result import OutputChunk, RunResult
 from .stdio import CAPTURE, OutputTarget, StdinSource, Stdio
 from .watchdog import Guard, active, current
 
-if TYPE_CHECKING:
+# At run time too: typing.get_type_hints (Sphinx, pydantic, typeguard) resolves it.
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:  # pragma: no cover
     from typing_extensions import Unpack
 
 DEFAULT_MAX_OUTPUT = 16 << 20
@@ -196,8 +200,10 @@ class Host:
         """Read, check and compile a module (from a path or bytes), using the caches.
 
         It is compiled for the runs ``options`` describe (the same options as
-        :meth:`run`'s; a ``timeout``, ``fuel`` or ``max_memory`` each needs an
-        engine of its own), so that the first such run does not wait. With
+        :meth:`run`'s; a ``timeout`` or ``cancel``, ``fuel`` and ``max_memory``
+        each needs an engine of its own), so that the first such run does not
+        wait. :meth:`run_async` and :meth:`stream` always run with a ``cancel``
+        event (to stop the guest): load for them with ``cancel=`` or a timeout. With
         ``unknown_imports``, its imports are checked as :meth:`run` would check
         them (with ``imports``), before it is compiled; without, a module may
         import what only a later run provides.
@@ -207,6 +213,12 @@ class Host:
         True
         """
         _check_options("load", options, _RUN_OPTIONS)
+        check_limits(
+            options.get("timeout"),
+            options.get("fuel"),
+            options.get("max_memory"),
+            options.get("max_output", DEFAULT_MAX_OUTPUT),
+        )
         policy = options.get("unknown_imports")
         check = None if policy is None else _import_check(options.get("imports"), policy)
         slot = self._slot(_flags(options))
@@ -311,7 +323,7 @@ class Host:
         >>> r.exit_code, r.stdout
         (0, b'Hello, World!\\n')
 
-        The options (:class:`RunOptions`, defaults in brackets): ``env``,
+        The options (:class:`RunOptions`, defaults in parentheses): ``env``,
         ``stdin`` (empty), ``stdout`` and ``stderr`` (:data:`CAPTURE`), ``dirs``,
         ``invoke``, ``imports``, ``unknown_imports`` ("error"), ``timeout``,
         ``fuel``, ``max_memory``, ``max_output`` (16 MiB), ``cancel``, ``argv0``.

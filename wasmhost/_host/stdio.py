@@ -67,16 +67,24 @@ OutputTarget = Union[
 """:data:`CAPTURE` (the default), :data:`INHERIT`, :data:`DEVNULL`, a callable that receives
 each chunk as it is written, a path (created or truncated), or a binary file object."""
 
-# The strings that named the special targets before they were constants: as
-# paths they would be files of these names, which is never what was meant.
-_OLD_NAMES = {"capture": "CAPTURE", "inherit": "INHERIT", "null": "DEVNULL"}
+# The strings that named the special targets before they were constants (and
+# DEVNULL's own name): as paths they would be files of these names, which is
+# never what was meant.
+_OUTPUT_NAMES = {
+    "capture": "CAPTURE",
+    "inherit": "INHERIT",
+    "null": "DEVNULL",
+    "devnull": "DEVNULL",
+}
+_STDIN_NAMES = {"inherit": "INHERIT"}
 
 
 def _refuse_old_name(name: str, value: object) -> None:
-    if isinstance(value, str) and value in _OLD_NAMES:
+    names = _STDIN_NAMES if name == "stdin" else _OUTPUT_NAMES
+    if isinstance(value, str) and value in names:
         raise ConfigError(
             f"{name}={value!r} would be a file of that name; for the special target "
-            f"pass wasmhost.{_OLD_NAMES[value]} (for such a file, a Path)."
+            f"pass wasmhost.{names[value]} (for such a file, a Path)."
         )
 
 

@@ -120,6 +120,8 @@ class WagiApp:
         check_whole("backlog", backlog, 0, 8192, "up to 8192")
         if threads == 0:
             raise ConfigError("threads must be at least 1.")
+        if timeout is None:  # every request is bounded: the pool and the gate rely on it
+            raise ConfigError("timeout must be a positive number of seconds, not None.")
         check_limits(timeout, None, max_memory, max_response)
         if body_timeout is None:
             raise ConfigError("body_timeout must be a positive number of seconds, not None.")
