@@ -14,6 +14,8 @@ from .._oci.image import IMAGE_OSES, VARIANTS
 from .errors import reported
 from .registry import ProgressBar, registry_options
 
+_FROM_LAYOUT = "Read from a local OCI image layout: REFERENCE is DIR[:TAG] or DIR@DIGEST."
+
 
 def _annotation(
     ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
@@ -121,20 +123,24 @@ def push(
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print only the path written.")
 @click.option("--offline", is_flag=True, help="Take the copy pulled before, without the registry.")
+@click.option("--oci-layout", is_flag=True, help=_FROM_LAYOUT)
 @registry_options(downloads=True)
 @click.argument("reference")
 def pull(
     output: Path | None,
     quiet: bool,
     offline: bool,
+    oci_layout: bool,
     connect: Callable[..., Any],
     reference: str,
 ) -> None:
     """Pull the module of REFERENCE; its size and sha256 are verified before it is written."""
     bar = ProgressBar("Pulling", quiet)
-    with reported(), connect(reference=reference) as registry:
+    with reported(), connect(reference=None if oci_layout else reference) as registry:
         try:
-            result = registry.pull(reference, output, offline=offline, progress=bar)
+            result = registry.pull(
+                reference, output, offline=offline, progress=bar, oci_layout=oci_layout
+            )
         finally:
             bar.close()
     if quiet:
@@ -149,17 +155,19 @@ def pull(
 @click.option(
     "--offline", is_flag=True, help="Describe the copy stored before, without the registry."
 )
+@click.option("--oci-layout", is_flag=True, help=_FROM_LAYOUT)
 @registry_options()
 @click.argument("reference")
 def inspect(
     as_json: bool,
     offline: bool,
+    oci_layout: bool,
     connect: Callable[..., Any],
     reference: str,
 ) -> None:
     """Show the format, digests, sizes, media types and annotations of REFERENCE."""
-    with reported(), connect(reference=reference) as registry:
-        info = registry.inspect(reference, offline=offline)
+    with reported(), connect(reference=None if oci_layout else reference) as registry:
+        info = registry.inspect(reference, offline=offline, oci_layout=oci_layout)
     if as_json:
         click.echo(json.dumps(info.as_dict(), indent=2, sort_keys=True))
         return

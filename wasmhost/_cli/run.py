@@ -62,6 +62,11 @@ from .registry import registry_options
     is_flag=True,
     help="For a registry reference: use the copy pulled before, without asking the registry.",
 )
+@click.option(
+    "--oci-layout",
+    is_flag=True,
+    help="MODULE is in a local OCI image layout: DIR[:TAG] or DIR@DIGEST.",
+)
 @registry_options(credentials=False, downloads=True)
 @click.argument("module", metavar="MODULE")
 @click.argument("guest_args", nargs=-1, type=click.UNPROCESSED, metavar="[GUEST-ARGS]...")
@@ -76,6 +81,7 @@ def run(
     cache_dir: Path | None,
     no_cache: bool,
     offline: bool,
+    oci_layout: bool,
     connect: Callable[..., Any],
     module: str,
     guest_args: tuple[str, ...],
@@ -107,7 +113,14 @@ def run(
         trap_unknown = options.get("unknown-imports-trap", trap_unknown)
     source, argv0 = module, module
     with reported():
-        if not os.path.exists(module) and _is_reference(module):
+        if oci_layout:
+            from .._oci.layout import parse_layout_reference
+
+            with connect(cache_dir=cache_dir) as registry:
+                fetched = registry.fetch(module, oci_layout=True)
+            source = str(fetched.path)
+            argv0 = parse_layout_reference(module)[0].resolve().name + ".wasm"
+        elif not os.path.exists(module) and _is_reference(module):
             from .._oci.client import module_file_name
             from .._oci.reference import parse_reference
 

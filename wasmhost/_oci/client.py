@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, Any, NamedTuple, Protocol
 
 from .._errors import (
     ArtifactError,
@@ -27,6 +28,7 @@ from .formats import (
     FORMATS,
     INDEX_TYPES,
     OCI_MANIFEST,
+    Progress,
     build,
     find_wasm_layer,
     is_digest,
@@ -35,9 +37,9 @@ from .formats import (
     timestamp,
 )
 from .image import IMAGE_OSES, VARIANTS, build_image, extract_module
-from .layout import OciLayout, parse_layout
+from .layout import OciLayout, parse_layout, parse_layout_reference
 from .reference import Reference, parse_reference, parse_registry
-from .remote import Progress, Session, Transport
+from .remote import Session, Transport
 from .store import Store
 
 _WASM_MAGIC = b"\0asm"
@@ -302,36 +304,63 @@ class RegistryClient:
         return _Resolved(resolved, manifest, media_type, len(data))
 
     def fetch(
-        self, reference: str, *, offline: bool = False, progress: Progress | None = None
+        self,
+        reference: str,
+        *,
+        offline: bool = False,
+        progress: Progress | None = None,
+        oci_layout: bool = False,
     ) -> PullResult:
         """Make sure the module of ``reference`` is in the local store, verified; return it.
 
         A reference by digest that is stored never touches the network; a tag
         is resolved again, unless ``offline`` (then the digest it had last
-        time is used).
+        time is used). With ``oci_layout``, ``reference`` is ``DIR[:TAG]`` or
+        ``DIR@DIGEST``, a local OCI image layout, read as a registry is.
         """
+        if oci_layout:
+            layout, where, digest, manifest = self._from_layout(reference)
+            return self._stored_module(manifest, where, digest, lambda: layout, progress)
         ref = parse_reference(reference)
         resolved, manifest, _, _ = self._manifest(ref, offline=offline)
-        layer = find_wasm_layer(manifest, str(resolved))
-        self._check_size(layer.size, f"the module of {resolved}")
+        assert resolved.digest is not None
+        source = None if offline else functools.partial(self._session, resolved)
+        return self._stored_module(manifest, str(resolved), resolved.digest, source, progress)
+
+    def _from_layout(self, spec: str) -> tuple[OciLayout, str, str, dict[str, Any]]:
+        """The layout ``spec`` names, and the manifest it resolves to (through an index)."""
+        folder, target = parse_layout_reference(spec)
+        layout = OciLayout.existing(folder)
+        digest, manifest, _, _ = _resolve_in(layout, f"{folder}:{target}", target)
+        return layout, f"{folder}@{digest}", digest, manifest
+
+    def _stored_module(
+        self,
+        manifest: dict[str, Any],
+        where: str,
+        digest: str,
+        source: Callable[[], Source] | None,
+        progress: Progress | None,
+    ) -> PullResult:
+        """The module ``manifest`` names, stored and verified; fetched from ``source()``
+        (a registry or a layout: one interface) unless it is stored, or ``source`` is None."""
+        layer = find_wasm_layer(manifest, where)
+        self._check_size(layer.size, f"the module of {where}")
         if not self.store.has_blob(layer.digest, layer.size):
-            if offline:
-                raise _not_stored(f"the module of {resolved} is not stored")
-            session = self._session(resolved)
+            if source is None:
+                raise _not_stored(f"the module of {where} is not stored")
+            origin = source()
             self.store.fill(
                 layer.digest,
                 layer.size,
-                lambda f: session.download_blob(layer.digest, layer.size, f, progress),
+                lambda f: origin.download_blob(layer.digest, layer.size, f, progress),
             )
         path = self.store.verify_file(layer.digest)
         module_digest, module_size = layer.digest, layer.size
         if layer.packed:
-            path, module_digest = self._unpack(layer.digest, path, str(resolved))
+            path, module_digest = self._unpack(layer.digest, path, where)
             module_size = path.stat().st_size
-        assert resolved.digest is not None
-        return PullResult(
-            str(resolved), resolved.digest, layer.format, path, module_digest, module_size
-        )
+        return PullResult(where, digest, layer.format, path, module_digest, module_size)
 
     def _check_size(self, size: int, what: str) -> None:
         if size > self.max_size:
@@ -369,17 +398,23 @@ class RegistryClient:
         *,
         offline: bool = False,
         progress: Progress | None = None,
+        oci_layout: bool = False,
     ) -> PullResult:
         """Download and verify the module of ``reference`` and write it to ``output``.
 
         Without ``output``, the file is named after the repository
-        (``repo.wasm``) in the current folder. The file is the caller's own
-        copy (never the stored blob), and appears only once verified and
-        whole. ``offline`` takes the copy pulled before, as :meth:`fetch` does.
+        (``repo.wasm``; for an OCI layout, after its folder) in the current
+        folder. The file is the caller's own copy (never the stored blob), and
+        appears only once verified and whole. ``offline`` takes the copy pulled
+        before, as :meth:`fetch` does; ``oci_layout`` reads from a layout.
         """
-        fetched = self.fetch(reference, offline=offline, progress=progress)
+        fetched = self.fetch(reference, offline=offline, progress=progress, oci_layout=oci_layout)
         if output is None:
-            output = _default_name(fetched)
+            output = (
+                parse_layout_reference(reference)[0].resolve().name + ".wasm"
+                if oci_layout
+                else _default_name(fetched)
+            )
         target = Path(output)
         if target.is_dir():
             target = target / _default_name(fetched)
@@ -387,18 +422,30 @@ class RegistryClient:
             copy_into(fetched.path, out)
         return fetched._replace(path=target)
 
-    def inspect(self, reference: str, *, offline: bool = False) -> ArtifactInfo:
+    def inspect(
+        self, reference: str, *, offline: bool = False, oci_layout: bool = False
+    ) -> ArtifactInfo:
         """Describe the artifact at ``reference``: format, digests, sizes, types, annotations.
 
-        ``offline`` describes the copy stored by an earlier pull or inspect.
+        ``offline`` describes the copy stored by an earlier pull or inspect;
+        ``oci_layout`` one in a local OCI layout (``DIR[:TAG]``, ``DIR@DIGEST``).
         """
-        ref = parse_reference(reference)
-        resolved, manifest, media_type, size = (
-            self._manifest(ref._replace(digest=None), offline=offline)
-            if ref.tag
-            else self._manifest(ref, offline=offline)
-        )
-        where = str(resolved)
+        source: Callable[[], Source] | None
+        if oci_layout:
+            folder, target = parse_layout_reference(reference)
+            layout = OciLayout.existing(folder)
+            digest, manifest, media_type, size = _resolve_in(layout, f"{folder}:{target}", target)
+            where = f"{folder}@{digest}"
+            source = lambda: layout  # noqa: E731 - one name for both kinds of source
+        else:
+            ref = parse_reference(reference)
+            resolved, manifest, media_type, size = (
+                self._manifest(ref._replace(digest=None), offline=offline)
+                if ref.tag
+                else self._manifest(ref, offline=offline)
+            )
+            where, digest = str(resolved), str(resolved.digest)
+            source = None if offline else functools.partial(self._session, resolved)
         raw_layers = manifest.get("layers")
         layers = tuple(
             Layer(
@@ -424,16 +471,16 @@ class RegistryClient:
             raw: bytes | None = None
             if self.store.has_blob(config_digest, config_size):
                 raw = self.store.read_verified(config_digest)
-            elif not offline:
+            elif source is not None:
                 buffer = io.BytesIO()
-                self._session(resolved).download_blob(config_digest, config_size, buffer)
+                source().download_blob(config_digest, config_size, buffer)
                 raw = buffer.getvalue()
                 self.store.put_bytes(raw)
             if raw is not None:
                 config = _parse_json(raw, f"the config of {where}")
         return ArtifactInfo(
             where,
-            str(resolved.digest),
+            digest,
             media_type or "application/vnd.oci.image.manifest.v1+json (implied)",
             fmt,
             size,
@@ -474,6 +521,35 @@ class RegistryClient:
     def logout(registry: str) -> bool:
         """Forget the stored credentials for ``registry``; whether there were any."""
         return erase(parse_registry(registry))
+
+
+class Source(Protocol):
+    """Where manifests and blobs are read from: a registry's ``Session`` or an ``OciLayout``.
+
+    Both check what they hand on (a manifest hashes to its digest, a blob to
+    its digest and size), so the code above them is written once.
+    """
+
+    def get_manifest(self, target: str) -> tuple[bytes, str, str]: ...
+
+    def download_blob(
+        self, digest: str, size: int, out: IO[bytes], progress: Progress | None = None
+    ) -> None: ...
+
+
+def _resolve_in(
+    source: Source, where: str, target: str, depth: int = 0
+) -> tuple[str, dict[str, Any], str, int]:
+    """The digest, manifest, media type and size ``target`` names in ``source``,
+    through one index at most."""
+    data, media_type, digest = source.get_manifest(target)
+    manifest = _parse_json(data, f"the manifest of {where}")
+    media_type = str(manifest.get("mediaType") or media_type)
+    if media_type in INDEX_TYPES or "manifests" in manifest:
+        if depth > 0:
+            raise ArtifactError(f"{where} is an index inside an index; not followed.")
+        return _resolve_in(source, where, pick_from_index(manifest, where), depth=1)
+    return digest, manifest, media_type, len(data)
 
 
 def _not_stored(problem: str) -> ArtifactError:

@@ -22,10 +22,10 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import IO, Any, NamedTuple
 
 from .._errors import ArtifactError, IntegrityError
 
@@ -64,6 +64,9 @@ class Artifact(NamedTuple):
 _DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
 MAX_MANIFEST = 4 << 20
 
+Progress = Callable[[int, int], None]
+"""Called with the bytes done and the total, as a blob goes by."""
+
 
 def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
@@ -72,6 +75,25 @@ def sha256_digest(data: bytes) -> str:
 def is_digest(value: object) -> bool:
     """Whether ``value`` is a well-formed sha256 digest (the only kind wasmhost trusts)."""
     return isinstance(value, str) and bool(_DIGEST.match(value))
+
+
+def copy_checked(
+    chunks: Iterable[bytes], size: int, out: IO[bytes], progress: Progress | None = None
+) -> tuple[int, str]:
+    """Copy ``chunks`` into ``out`` while hashing them, up to ``size`` bytes; the bytes
+    seen (one chunk past ``size`` at most) and their sha256 digest, for the caller to
+    compare with what the blob's descriptor says."""
+    hasher = hashlib.sha256()
+    received = 0
+    for chunk in chunks:
+        received += len(chunk)
+        if received > size:
+            break
+        hasher.update(chunk)
+        out.write(chunk)
+        if progress:
+            progress(received, size)
+    return received, "sha256:" + hasher.hexdigest()
 
 
 def blob_path(root: Path, digest: str) -> Path:

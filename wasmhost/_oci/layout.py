@@ -12,14 +12,19 @@ import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
-from .._errors import ConfigError
+from .._errors import ArtifactError, ConfigError, IntegrityError
 from .._files import atomic_writer, writing
-from .formats import OCI_INDEX, blob_path, sha256_digest
-
-if TYPE_CHECKING:
-    from .remote import Progress
+from .formats import (
+    MAX_MANIFEST,
+    OCI_INDEX,
+    Progress,
+    blob_path,
+    copy_checked,
+    is_digest,
+    sha256_digest,
+)
 
 REF_NAME = "org.opencontainers.image.ref.name"
 
@@ -34,8 +39,34 @@ def parse_layout(spec: str) -> tuple[Path, str]:
     return Path(folder), tag
 
 
+def parse_layout_reference(spec: str) -> tuple[Path, str]:
+    """``DIR[:TAG]`` or ``DIR@sha256:...``, to read from: the folder and the tag or digest."""
+    folder, at, digest = spec.rpartition("@")
+    if at and digest.startswith("sha256:"):
+        if not folder:
+            raise ConfigError(f"{spec!r} is not DIR@DIGEST, an OCI layout folder and a digest.")
+        return Path(folder), digest
+    return parse_layout(spec)
+
+
 class OciLayout:
-    """An OCI image layout folder, created when missing."""
+    """An OCI image layout folder: pushed to (and then created when missing), or read from.
+
+    It takes the calls a registry's :class:`~wasmhost._oci.remote.Session` takes
+    (``get_manifest``, ``download_blob``, ``upload_blob``, ``put_manifest``), so
+    that push, pull and inspect are written once for both (see ``client``).
+    What is read is checked as from a registry: a manifest or blob must hash to
+    its digest, and a manifest or the index is read up to ``MAX_MANIFEST``.
+    """
+
+    @classmethod
+    def existing(cls, root: Path) -> OciLayout:
+        """The layout at ``root``, to read from: never created."""
+        if not (root / "oci-layout").is_file():
+            raise ArtifactError(f"{root} is not an OCI image layout (it has no oci-layout file).")
+        layout = cls.__new__(cls)
+        layout.root = root
+        return layout
 
     def __init__(self, root: Path) -> None:
         if root.exists() and not root.is_dir():
@@ -98,3 +129,76 @@ class OciLayout:
         with atomic_writer(index_path, what="the OCI layout") as f:
             f.write(json.dumps(index, indent=2).encode() + b"\n")
         return digest
+
+    # -- reading, as from a registry --------------------------------------------
+
+    def get_manifest(self, target: str) -> tuple[bytes, str, str]:
+        """The bytes, media type and digest of the manifest ``target`` names: a tag in
+        index.json, or a digest."""
+        media_type = ""
+        if is_digest(target):
+            digest = target
+        else:
+            entry = self._tagged(target)
+            digest, media_type = str(entry.get("digest")), str(entry.get("mediaType") or "")
+        data = self._read(digest, MAX_MANIFEST, f"the manifest {digest}")
+        return data, media_type, digest
+
+    def download_blob(
+        self, digest: str, size: int, out: IO[bytes], progress: Progress | None = None
+    ) -> None:
+        """Copy blob ``digest`` into ``out``, checking its size and sha256 on the way."""
+        try:
+            with open(self.blob_path(digest), "rb") as f:
+                chunks = iter(lambda: f.read(1 << 20), b"")
+                copied, actual = copy_checked(chunks, size, out, progress)
+        except FileNotFoundError:
+            raise ArtifactError(f"{self.root} has no blob {digest}.") from None
+        if copied != size or actual != digest:
+            got = f"{copied}+ bytes" if copied > size else f"{copied} bytes, digest {actual}"
+            raise IntegrityError(
+                f"blob {digest} in {self.root} does not match its descriptor "
+                f"(expected {size} bytes, got {got}); nothing was kept."
+            )
+
+    def _tagged(self, tag: str) -> dict[str, Any]:
+        index = _parse(self._read_file(self.root / "index.json", "its index.json"), self.root)
+        entries = [e for e in index.get("manifests") or [] if isinstance(e, dict)]
+        for entry in entries:
+            if (entry.get("annotations") or {}).get(REF_NAME) == tag:
+                if not is_digest(entry.get("digest")):
+                    raise IntegrityError(f"{self.root}: the digest of tag {tag!r} is malformed.")
+                return entry
+        tags = sorted(
+            str(name) for e in entries if (name := (e.get("annotations") or {}).get(REF_NAME))
+        )
+        listed = ", ".join(tags) if tags else "no tags"
+        raise ArtifactError(f"{self.root} has no image tagged {tag!r}; it has: {listed}.")
+
+    def _read(self, digest: str, limit: int, what: str) -> bytes:
+        data = self._read_file(self.blob_path(digest), what, limit)
+        if sha256_digest(data) != digest:
+            raise IntegrityError(f"{what} in {self.root} does not match its digest; refusing it.")
+        return data
+
+    def _read_file(self, path: Path, what: str, limit: int = MAX_MANIFEST) -> bytes:
+        try:
+            with open(path, "rb") as f:
+                data = f.read(limit + 1)
+        except FileNotFoundError:
+            raise ArtifactError(f"{self.root} has no {what.removeprefix('the ')}.") from None
+        except OSError as exc:
+            raise ArtifactError(f"{what} in {self.root} cannot be read: {exc.strerror}.") from None
+        if len(data) > limit:
+            raise IntegrityError(f"{what} in {self.root} is over {limit >> 20} MiB; refusing it.")
+        return data
+
+
+def _parse(data: bytes, root: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except ValueError:
+        raise ArtifactError(f"{root}/index.json is not JSON.") from None
+    if not isinstance(value, dict):
+        raise ArtifactError(f"{root}/index.json is not an OCI index.")
+    return value

@@ -12,7 +12,6 @@ says what to do. Credentials never appear in a message or a log line.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -39,13 +38,10 @@ from .._errors import (
     RegistryUnreachable,
 )
 from .credentials import Credentials, lookup
-from .formats import ACCEPT, MAX_MANIFEST, sha256_digest
+from .formats import ACCEPT, MAX_MANIFEST, Progress, copy_checked, sha256_digest
 from .reference import Reference
 
 log = logging.getLogger("wasmhost.registry")
-
-Progress = Callable[[int, int], None]
-"""Called with (bytes done, bytes in all) as a transfer goes on."""
 
 CHUNK = 1 << 20
 CONNECT_TIMEOUT = 3.0
@@ -536,8 +532,6 @@ class Session:
         self, digest: str, size: int, out: IO[bytes], progress: Progress | None = None
     ) -> None:
         """Stream blob ``digest`` into ``out``, checking its size and sha256 on the way."""
-        hasher = hashlib.sha256()
-        received = 0
         with self.open_blob(digest) as response:
             declared = response.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > size:
@@ -547,21 +541,13 @@ class Session:
                     **self._facts(),
                 )
             try:
-                for chunk in response.iter_content(CHUNK):
-                    received += len(chunk)
-                    if received > size:
-                        break
-                    hasher.update(chunk)
-                    out.write(chunk)
-                    if progress:
-                        progress(received, size)
+                received, actual = copy_checked(response.iter_content(CHUNK), size, out, progress)
             except requests.RequestException:
                 raise RegistryUnreachable(
                     f"the download of {digest} from {self.reference.registry} broke off; "
                     "try again.",
                     **self._facts(),
                 ) from None
-        actual = "sha256:" + hasher.hexdigest()
         if received != size or actual != digest:
             got = f"{received} bytes" if received != size else f"digest {actual}"
             raise IntegrityError(

@@ -1,0 +1,162 @@
+"""Reading modules from a local OCI image layout (issue 12, part 2): pull, inspect
+and run take DIR[:TAG] or DIR@DIGEST with oci_layout, through the same code as a
+registry (the Source interface), and a layout is checked as a registry is: a
+tampered, truncated or swapped blob, a malformed index or digest is refused and
+nothing is written."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from conftest import FSPROBE, HELLO, wasmhost_cli
+
+from wasmhost import ArtifactError, IntegrityError, RegistryClient
+
+FORMATS = ["wasm-to-oci", "cncf", "image"]
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> RegistryClient:
+    return RegistryClient(cache_dir=tmp_path / "cache")
+
+
+def pushed(client: RegistryClient, folder: Path, tag: str = "v1", fmt: str = "wasm-to-oci") -> str:
+    return client.push(FSPROBE, f"{folder}:{tag}", format=fmt, oci_layout=True).digest
+
+
+def blob(folder: Path, digest: str) -> Path:
+    return folder / "blobs" / "sha256" / digest.removeprefix("sha256:")
+
+
+def layer_of(folder: Path, manifest_digest: str) -> str:
+    manifest = json.loads(blob(folder, manifest_digest).read_bytes())
+    return str(manifest["layers"][0]["digest"])
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_pull_inspect_and_run_from_a_layout(
+    client: RegistryClient, tmp_path: Path, fmt: str
+) -> None:
+    folder = tmp_path / "layout"
+    digest = pushed(client, folder, fmt=fmt)
+    for ref in (f"{folder}:v1", f"{folder}@{digest}"):
+        out = tmp_path / f"out-{fmt}.wasm"
+        result = client.pull(ref, out, oci_layout=True)
+        assert out.read_bytes() == FSPROBE.read_bytes()
+        assert (result.digest, result.format) == (digest, fmt)
+        info = client.inspect(ref, oci_layout=True)
+        assert (info.digest, info.format) == (digest, fmt)
+    done = wasmhost_cli("run", "--oci-layout", f"{folder}:v1", "args", "x")
+    assert (done.returncode, done.stdout) == (0, b"layout.wasm\nargs\nx\n")
+
+
+def test_a_missing_tag_names_the_tags_there(client: RegistryClient, tmp_path: Path) -> None:
+    folder = tmp_path / "layout"
+    pushed(client, folder, "v1")
+    pushed(client, folder, "v2")
+    with pytest.raises(ArtifactError, match=r"no image tagged 'v3'; it has: v1, v2"):
+        client.pull(f"{folder}:v3", tmp_path / "o.wasm", oci_layout=True)
+    done = wasmhost_cli("pull", "--oci-layout", f"{folder}:v3")
+    assert done.returncode == 1
+    assert done.stderr.decode().strip().splitlines() == [
+        f"Error: {folder} has no image tagged 'v3'; it has: v1, v2."
+    ]
+
+
+def test_a_folder_that_is_no_layout_is_not_made_one(client: RegistryClient, tmp_path: Path) -> None:
+    with pytest.raises(ArtifactError, match="is not an OCI image layout"):
+        client.inspect(f"{tmp_path / 'nothing'}:v1", oci_layout=True)
+    assert not (tmp_path / "nothing").exists()
+
+
+def tamper(path: Path, data: bytes) -> None:
+    path.chmod(0o644)
+    path.write_bytes(data)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["module-changed", "module-truncated", "module-longer", "manifest-changed", "layer-missing"],
+)
+def test_a_damaged_layout_is_refused_and_nothing_is_written(
+    client: RegistryClient, tmp_path: Path, damage: str
+) -> None:
+    folder = tmp_path / "layout"
+    digest = pushed(client, folder)
+    module = blob(folder, layer_of(folder, digest))
+    data = module.read_bytes()
+    if damage == "module-changed":
+        tamper(module, data[:-1] + bytes([data[-1] ^ 1]))
+    elif damage == "module-truncated":
+        tamper(module, data[:-100])
+    elif damage == "module-longer":
+        tamper(module, data + b"\0" * 100)
+    elif damage == "manifest-changed":
+        manifest = blob(folder, digest)
+        tamper(manifest, manifest.read_bytes().replace(b'"size"', b'"size" ', 1))
+    else:
+        module.unlink()
+    expected = ArtifactError if damage == "layer-missing" else IntegrityError
+    out = tmp_path / "out.wasm"
+    with pytest.raises(expected):
+        client.pull(f"{folder}:v1", out, oci_layout=True)
+    assert not out.exists()
+    assert not any(p.name.startswith(".tmp-") for p in tmp_path.rglob("*"))
+
+
+@pytest.mark.parametrize(
+    ("index", "error", "message"),
+    [
+        (b"not json", ArtifactError, "is not JSON"),
+        (b"[]", ArtifactError, "is not an OCI index"),
+        (
+            json.dumps(
+                {
+                    "manifests": [
+                        {
+                            "digest": "sha256:../../../etc/passwd",
+                            "annotations": {"org.opencontainers.image.ref.name": "v1"},
+                        }
+                    ]
+                }
+            ).encode(),
+            IntegrityError,
+            "malformed",
+        ),
+        (b" " * (5 << 20), IntegrityError, "over 4 MiB"),
+    ],
+    ids=["garbage", "a-list", "traversal-digest", "huge"],
+)
+def test_a_hostile_index_is_refused_in_one_line(
+    client: RegistryClient,
+    tmp_path: Path,
+    index: bytes,
+    error: type[Exception],
+    message: str,
+) -> None:
+    folder = tmp_path / "layout"
+    pushed(client, folder)
+    tamper(folder / "index.json", index)
+    with pytest.raises(error, match=message):
+        client.inspect(f"{folder}:v1", oci_layout=True)
+    done = wasmhost_cli("inspect", "--oci-layout", f"{folder}:v1")
+    assert done.returncode == 1
+    assert len(done.stderr.decode().strip().splitlines()) == 1
+
+
+def test_a_digest_that_names_no_blob(client: RegistryClient, tmp_path: Path) -> None:
+    folder = tmp_path / "layout"
+    pushed(client, folder)
+    missing = "sha256:" + hashlib.sha256(b"nothing").hexdigest()
+    with pytest.raises(ArtifactError, match="has no manifest"):
+        client.pull(f"{folder}@{missing}", tmp_path / "o.wasm", oci_layout=True)
+
+
+def test_an_image_layout_runs_hello_world(client: RegistryClient, tmp_path: Path) -> None:
+    folder = tmp_path / "layout"
+    client.push(HELLO, f"{folder}:img", format="image", oci_layout=True)
+    done = wasmhost_cli("run", "--oci-layout", f"{folder}:img")
+    assert (done.returncode, done.stdout) == (0, b"Hello, World!\n")
