@@ -160,3 +160,25 @@ def test_an_image_layout_runs_hello_world(client: RegistryClient, tmp_path: Path
     client.push(HELLO, f"{folder}:img", format="image", oci_layout=True)
     done = wasmhost_cli("run", "--oci-layout", f"{folder}:img")
     assert (done.returncode, done.stdout) == (0, b"Hello, World!\n")
+
+
+def test_the_stores_index_loses_no_entry_to_concurrent_pulls(tmp_path: Path) -> None:
+    from conftest import in_threads
+
+    from wasmhost._oci.reference import parse_reference
+    from wasmhost._oci.store import Store
+
+    store = Store(tmp_path / "oci")
+    digest = store.put_bytes(b'{"schemaVersion":2}')
+
+    def remember(i: int) -> None:
+        for j in range(10):
+            store.remember_tag(parse_reference(f"localhost:5000/app{i}:v{j}"), digest)
+
+    in_threads(remember, 8)
+    index = json.loads((tmp_path / "oci" / "index.json").read_bytes())
+    names = [e["annotations"]["org.opencontainers.image.ref.name"] for e in index["manifests"]]
+    assert sorted(names) == sorted(
+        f"localhost:5000/app{i}:v{j}" for i in range(8) for j in range(10)
+    )
+    assert (tmp_path / "oci" / "oci-layout").is_file()

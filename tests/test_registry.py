@@ -762,3 +762,26 @@ def test_concurrent_pull_processes_share_the_store(registry: Registry, tmp_path:
     for i in range(6):
         assert (tmp_path / f"out{i}.wasm").read_bytes() == NBODY.read_bytes()
     assert list((tmp_path / "shared").rglob(".tmp-*")) == []
+
+
+@pytest.mark.oci_tools
+def test_the_pull_store_is_an_oci_layout_that_umoci_and_skopeo_read(
+    registry: Registry, tmp_path: Path
+) -> None:
+    client = RegistryClient(plain_http=True, cache_dir=tmp_path / "cache")
+    refs = [repo(registry, "one") + ":v1", repo(registry, "two") + ":v2"]
+    modules = [HELLO, FSPROBE]
+    digests = [client.push(m, ref).digest for m, ref in zip(modules, refs, strict=True)]
+    for ref in refs:
+        client.fetch(ref)
+    client.fetch(refs[0])  # again: listed once
+    store = tmp_path / "cache" / "oci"
+    listed = subprocess.run(
+        ["umoci", "ls", "--layout", str(store)], capture_output=True, text=True, check=True
+    )
+    assert sorted(listed.stdout.split()) == sorted(refs)
+    for ref, digest in zip(refs, digests, strict=True):
+        raw = subprocess.run(
+            ["skopeo", "inspect", "--raw", f"oci:{store}:{ref}"], capture_output=True, check=True
+        ).stdout
+        assert hashlib.sha256(raw).hexdigest() == digest.removeprefix("sha256:")

@@ -246,7 +246,7 @@ class RegistryClient:
             def opener() -> IO[bytes]:
                 return open(artifact.blob_path, "rb")
 
-            target: OciLayout | Session = OciLayout(folder) if ref is None else self._session(ref)
+            target: Target = OciLayout(folder) if ref is None else self._session(ref)
             config = artifact.config
             target.upload_blob(sha256_digest(config), len(config), config)
             target.upload_blob(artifact.blob_digest, artifact.blob_size, opener, progress)
@@ -291,7 +291,7 @@ class RegistryClient:
                     ) from None
                 raise
             self.store.put_bytes(data)
-            self.store.remember_tag(ref, digest)
+            self.store.remember_tag(ref, digest, media_type, len(data))
         assert digest is not None
         resolved = ref.with_digest(digest)
         manifest = _parse_json(data, f"the manifest of {resolved}")
@@ -535,6 +535,26 @@ class Source(Protocol):
     def download_blob(
         self, digest: str, size: int, out: IO[bytes], progress: Progress | None = None
     ) -> None: ...
+
+
+class Target(Source, Protocol):
+    """Where manifests and blobs are written: a registry's ``Session`` or an ``OciLayout``."""
+
+    def upload_blob(
+        self,
+        digest: str,
+        size: int,
+        content: bytes | Callable[[], IO[bytes]],
+        progress: Progress | None = None,
+    ) -> None: ...
+
+    def put_manifest(
+        self,
+        tag_or_digest: str,
+        data: bytes,
+        media_type: str,
+        platform: dict[str, str] | None = None,
+    ) -> str: ...
 
 
 def _resolve_in(

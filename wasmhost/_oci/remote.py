@@ -471,7 +471,7 @@ class Session:
         self,
         digest: str,
         size: int,
-        open_body: Callable[[], IO[bytes]] | bytes,
+        content: Callable[[], IO[bytes]] | bytes,
         progress: Progress | None = None,
     ) -> None:
         """Upload one blob, streamed in one PUT, unless the registry has it already."""
@@ -504,9 +504,9 @@ class Session:
         location += ("&" if "?" in location else "?") + f"digest={digest}"
 
         def body() -> Any:
-            if isinstance(open_body, bytes):
-                return _Counted(io.BytesIO(open_body), size, progress)
-            return _Counted(open_body(), size, progress)
+            if isinstance(content, bytes):
+                return _Counted(io.BytesIO(content), size, progress)
+            return _Counted(content(), size, progress)
 
         done = self.request(
             "PUT",

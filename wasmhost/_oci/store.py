@@ -2,7 +2,9 @@
 
 ``<cache>/oci/blobs/sha256/<hex>`` holds manifests and modules by digest;
 ``<cache>/oci/tags/<registry>/<repository>/<tag>`` records the manifest
-digest a tag resolved to, for ``--offline`` runs. Every file is written to a
+digest a tag resolved to, for ``--offline`` runs; ``index.json`` (and the
+``oci-layout`` marker) list the same under each full reference, so that the
+store is an OCI image layout other tools read. Every file is written to a
 temporary name in the same folder and renamed into place once its size and
 sha256 are verified, so a reader never sees a partial or unverified blob and
 concurrent pulls of the same reference share it safely. Blobs are read-only
@@ -11,6 +13,8 @@ concurrent pulls of the same reference share it safely. Blobs are read-only
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,7 +24,8 @@ from typing import IO
 from .._errors import IntegrityError
 from .._files import atomic_writer, sweep, writing
 from .._hashing import sha256_of
-from .formats import blob_path, is_digest, sha256_digest
+from .formats import OCI_INDEX, OCI_MANIFEST, blob_path, is_digest, sha256_digest
+from .layout import REF_NAME
 from .reference import Reference
 
 
@@ -128,12 +133,52 @@ class Store:
         registry = reference.registry.replace(":", "_")
         return self.root / "tags" / registry / reference.repository / "_tags" / reference.tag
 
-    def remember_tag(self, reference: Reference, digest: str) -> None:
+    def remember_tag(
+        self, reference: Reference, digest: str, media_type: str = "", size: int | None = None
+    ) -> None:
+        """Record what ``reference`` resolved to, for offline use, and list it in the
+        store's index.json (see :meth:`_list`)."""
         if reference.tag is None:
             return
         path = self._tag_path(reference)
         with atomic_writer(path, what="the store") as f:
             f.write(digest.encode() + b"\n")
+        self._list(str(reference), digest, media_type or OCI_MANIFEST, size)
+
+    def _list(self, name: str, digest: str, media_type: str, size: int | None) -> None:
+        """Put ``name`` in index.json: the store is an OCI image layout that skopeo and
+        umoci read (``umoci ls --layout <cache>/oci``). Updates are serialised by a
+        lock file, so that concurrent pulls lose no entry; the tags/ records stay what
+        wasmhost itself reads."""
+        if size is None:
+            try:
+                size = self.blob_path(digest).stat().st_size
+            except OSError:
+                return  # a manifest not stored cannot be described
+        with writing(self.root, "the store"), open(self.root / ".index.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            marker = self.root / "oci-layout"
+            if not marker.exists():
+                with atomic_writer(marker, what="the store") as f:
+                    f.write(b'{"imageLayoutVersion":"1.0.0"}')
+            index_path = self.root / "index.json"
+            try:
+                index = json.loads(index_path.read_bytes())
+                entries = [e for e in index["manifests"] if isinstance(e, dict)]
+            except (OSError, ValueError, KeyError, TypeError):
+                entries = []  # none yet, or damaged: a view of tags/, started again
+            entries = [e for e in entries if (e.get("annotations") or {}).get(REF_NAME) != name]
+            entries.append(
+                {
+                    "mediaType": media_type,
+                    "digest": digest,
+                    "size": size,
+                    "annotations": {REF_NAME: name},
+                }
+            )
+            body = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}
+            with atomic_writer(index_path, what="the store") as f:
+                f.write(json.dumps(body, indent=1).encode() + b"\n")
 
     def recall_tag(self, reference: Reference) -> str | None:
         if reference.tag is None:
