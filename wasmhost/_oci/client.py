@@ -259,49 +259,17 @@ class RegistryClient:
 
     # -- pull ----------------------------------------------------------------
 
-    def _manifest(self, ref: Reference, *, offline: bool, depth: int = 0) -> _Resolved:
+    def _manifest(self, ref: Reference, *, offline: bool) -> _Resolved:
         """The manifest ``ref`` names, through an index if need be; from the store if pinned.
 
         Asked for by digest, a stored manifest is used without the network;
         by tag, the registry is asked (unless ``offline``: then the digest
-        the tag had last time).
+        the tag had last time). Read through :class:`_ThroughStore`, with the
+        same code as a layout (:func:`_resolve_in`).
         """
-        digest = ref.digest
-        if digest is None and offline:
-            digest = self.store.recall_tag(ref)
-            if digest is None:
-                raise _not_stored(f"{ref} has not been pulled before, so it cannot be used offline")
-        if digest is not None and self.store.has_blob(digest):
-            data = self.store.read_verified(digest)
-            media_type = ""
-        elif offline:
-            raise _not_stored(f"the manifest {digest} of {ref} is not stored")
-        else:
-            session = self._session(ref)
-            try:
-                data, media_type, digest = session.get_manifest(ref.target)
-            except RegistryUnreachable as exc:
-                if self.store.recall_tag(ref):
-                    raise RegistryUnreachable(
-                        f"{exc.problem}; a copy pulled earlier is stored",
-                        advice="call again with offline=True to use it",
-                        fix="offline",
-                        reference=exc.reference,
-                        registry=exc.registry,
-                    ) from None
-                raise
-            self.store.put_bytes(data)
-            self.store.remember_tag(ref, digest, media_type, len(data))
-        assert digest is not None
-        resolved = ref.with_digest(digest)
-        manifest = _parse_json(data, f"the manifest of {resolved}")
-        media_type = str(manifest.get("mediaType") or media_type)
-        if media_type in INDEX_TYPES or "manifests" in manifest:
-            if depth > 0:
-                raise ArtifactError(f"{resolved} is an index inside an index; not followed.")
-            child = pick_from_index(manifest, str(resolved))
-            return self._manifest(ref._replace(digest=child), offline=offline, depth=1)
-        return _Resolved(resolved, manifest, media_type, len(data))
+        source = _ThroughStore(self, ref, offline)
+        digest, manifest, media_type, size = _resolve_in(source, str(ref), ref.target)
+        return _Resolved(ref.with_digest(digest), manifest, media_type, size)
 
     def fetch(
         self,
@@ -555,6 +523,50 @@ class Target(Source, Protocol):
         media_type: str,
         platform: dict[str, str] | None = None,
     ) -> str: ...
+
+
+class _ThroughStore:
+    """A registry seen through the pull store, as a :class:`Source`: what is stored
+    is read from there (verified), what is fetched is stored, and the tag of the
+    reference is recorded (for ``offline``) and listed in the store's index."""
+
+    def __init__(self, client: RegistryClient, ref: Reference, offline: bool) -> None:
+        self.client = client
+        self.store = client.store
+        self.ref = ref
+        self.offline = offline
+
+    def get_manifest(self, target: str) -> tuple[bytes, str, str]:
+        store, ref = self.store, self.ref
+        if not is_digest(target) and self.offline:
+            recalled = store.recall_tag(ref)
+            if recalled is None:
+                raise _not_stored(f"{ref} has not been pulled before, so it cannot be used offline")
+            target = recalled
+        if is_digest(target) and store.has_blob(target):
+            return store.read_verified(target), "", target
+        if self.offline:
+            raise _not_stored(f"the manifest {target} of {ref} is not stored")
+        try:
+            data, media_type, digest = self.client._session(ref).get_manifest(target)
+        except RegistryUnreachable as exc:
+            if store.recall_tag(ref):
+                raise RegistryUnreachable(
+                    f"{exc.problem}; a copy pulled earlier is stored",
+                    advice="call again with offline=True to use it",
+                    fix="offline",
+                    reference=exc.reference,
+                    registry=exc.registry,
+                ) from None
+            raise
+        store.put_bytes(data)
+        store.remember_tag(ref, digest, media_type, len(data))
+        return data, media_type, digest
+
+    def download_blob(
+        self, digest: str, size: int, out: IO[bytes], progress: Progress | None = None
+    ) -> None:
+        self.client._session(self.ref).download_blob(digest, size, out, progress)
 
 
 def _resolve_in(
