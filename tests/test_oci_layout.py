@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
 from conftest import FSPROBE, HELLO, wasmhost_cli
 
-from wasmhost import ArtifactError, IntegrityError, RegistryClient
+from wasmhost import ArtifactError, ConfigError, IntegrityError, RegistryClient
 
 FORMATS = ["wasm-to-oci", "cncf", "image"]
 
@@ -182,3 +183,92 @@ def test_the_stores_index_loses_no_entry_to_concurrent_pulls(tmp_path: Path) -> 
         f"localhost:5000/app{i}:v{j}" for i in range(8) for j in range(10)
     )
     assert (tmp_path / "oci" / "oci-layout").is_file()
+
+
+def swap_for_fifo(path: Path) -> None:
+    path.unlink()
+    os.mkfifo(path)
+
+
+@pytest.mark.parametrize("which", ["index", "manifest", "layer"])
+def test_a_fifo_in_a_layout_is_refused_not_waited_on(
+    client: RegistryClient, tmp_path: Path, which: str
+) -> None:
+    folder = tmp_path / "layout"
+    digest = pushed(client, folder)
+    path = {
+        "index": folder / "index.json",
+        "manifest": blob(folder, digest),
+        "layer": blob(folder, layer_of(folder, digest)),
+    }[which]
+    swap_for_fifo(path)
+    # Were the FIFO opened for reading, the call would wait for a writer forever.
+    done = wasmhost_cli("pull", "--oci-layout", f"{folder}:v1", "-o", str(tmp_path / "o.wasm"))
+    assert done.returncode == 1
+    assert "not a regular file" in done.stderr.decode()
+    assert len(done.stderr.decode().strip().splitlines()) == 1
+
+
+def test_a_folder_where_a_blob_should_be_is_one_line(
+    client: RegistryClient, tmp_path: Path
+) -> None:
+    folder = tmp_path / "layout"
+    digest = pushed(client, folder)
+    layer = blob(folder, layer_of(folder, digest))
+    layer.unlink()
+    layer.mkdir()
+    done = wasmhost_cli("pull", "--oci-layout", f"{folder}:v1", "-o", str(tmp_path / "o.wasm"))
+    assert done.returncode == 1
+    assert len(done.stderr.decode().strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "index",
+    [
+        {"manifests": 5},
+        {"manifests": [{"digest": "x", "annotations": "oops"}]},
+        "[" * 100_000,
+    ],
+    ids=["manifests-a-number", "annotations-a-string", "deep-nesting"],
+)
+def test_an_index_of_the_wrong_shape_is_one_line(
+    client: RegistryClient, tmp_path: Path, index: object
+) -> None:
+    folder = tmp_path / "layout"
+    pushed(client, folder)
+    text = index if isinstance(index, str) else json.dumps(index)
+    tamper(folder / "index.json", text.encode())
+    with pytest.raises(ArtifactError):
+        client.inspect(f"{folder}:v1", oci_layout=True)
+
+
+def test_a_folder_with_colons_and_an_output_folder(client: RegistryClient, tmp_path: Path) -> None:
+    folder = tmp_path / "my:layout"
+    digest = pushed(client, folder)
+    # A tag as the pull store lists one: a whole reference, colons and slashes.
+    index = json.loads((folder / "index.json").read_bytes())
+    index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] = "host:5000/repo:v1"
+    tamper(folder / "index.json", json.dumps(index).encode())
+    assert client.inspect(f"{folder}:host:5000/repo:v1", oci_layout=True).digest == digest
+    out = tmp_path / "out"
+    out.mkdir()
+    result = client.pull(f"{folder}@{digest}", out, oci_layout=True)
+    assert result.path == out / "my:layout.wasm"
+    with pytest.raises(ConfigError, match="64 lowercase hex digits"):
+        client.inspect(f"{folder}@SHA256:{digest[7:].upper()}", oci_layout=True)
+
+
+def test_a_damaged_store_index_is_started_again(tmp_path: Path) -> None:
+    from wasmhost._oci.reference import parse_reference
+    from wasmhost._oci.store import Store
+
+    store = Store(tmp_path / "oci")
+    digest = store.put_bytes(b'{"schemaVersion":2}')
+    store.remember_tag(parse_reference("localhost:5000/a:v1"), digest)
+    for damage in (b'{"manifests":[{"annotations":"x"}]}', b"[" * 100_000):
+        (tmp_path / "oci" / "index.json").write_bytes(damage)
+        store.remember_tag(parse_reference("localhost:5000/b:v1"), digest)
+        index = json.loads((tmp_path / "oci" / "index.json").read_bytes())
+        assert [
+            e["annotations"]["org.opencontainers.image.ref.name"] for e in index["manifests"]
+        ] == ["localhost:5000/b:v1"]

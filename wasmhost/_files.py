@@ -14,6 +14,7 @@ import contextlib
 import errno
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -183,3 +184,17 @@ def sweep(folder: Path, older_than: float = STALE) -> None:
                 with contextlib.suppress(OSError):
                     if now - entry.stat().st_mtime > older_than:
                         os.unlink(entry.path)
+
+
+def open_regular(path: Path | str) -> IO[bytes]:
+    """Open ``path`` for reading, only if it is a regular file: a FIFO or a device
+    (which a hostile folder can put where a file is expected) would block a read
+    forever, or never end. Raises ``OSError`` (EINVAL for what is not a file)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")

@@ -377,15 +377,14 @@ class RegistryClient:
         before, as :meth:`fetch` does; ``oci_layout`` reads from a layout.
         """
         fetched = self.fetch(reference, offline=offline, progress=progress, oci_layout=oci_layout)
-        if output is None:
-            output = (
-                parse_layout_reference(reference)[0].resolve().name + ".wasm"
-                if oci_layout
-                else _default_name(fetched)
-            )
-        target = Path(output)
+        if oci_layout:
+            name = parse_layout_reference(reference)[0].resolve().name
+            name = name if name.endswith(".wasm") else name + ".wasm"
+        else:
+            name = _default_name(fetched)
+        target = Path(output if output is not None else name)
         if target.is_dir():
-            target = target / _default_name(fetched)
+            target = target / name
         with atomic_writer(target, None, what="the module") as out:
             copy_into(fetched.path, out)
         return fetched._replace(path=target)
@@ -560,7 +559,8 @@ class _ThroughStore:
                 ) from None
             raise
         store.put_bytes(data)
-        store.remember_tag(ref, digest, media_type, len(data))
+        if target == ref.target:  # what the reference names, not an index's child
+            store.remember_tag(ref, digest, media_type, len(data))
         return data, media_type, digest
 
     def download_blob(
@@ -620,7 +620,7 @@ def _hash_module(path: str) -> tuple[str, int]:
 def _parse_json(data: bytes, what: str) -> dict[str, Any]:
     try:
         value = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # also deep nesting, or numbers without end
         raise ArtifactError(f"{what} is not JSON.") from None
     if not isinstance(value, dict):
         raise ArtifactError(f"{what} is not a JSON object.")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .._errors import ArtifactError, ConfigError, IntegrityError
-from .._files import atomic_writer, writing
+from .._files import atomic_writer, open_regular, writing
 from .formats import (
     MAX_MANIFEST,
     OCI_INDEX,
@@ -40,12 +40,24 @@ def parse_layout(spec: str) -> tuple[Path, str]:
 
 
 def parse_layout_reference(spec: str) -> tuple[Path, str]:
-    """``DIR[:TAG]`` or ``DIR@sha256:...``, to read from: the folder and the tag or digest."""
+    """``DIR[:TAG]`` or ``DIR@sha256:...``, to read from: the folder and the tag or digest.
+
+    A tag may hold colons and slashes (the pull store lists ``host:5000/repo:v1``):
+    the folder is the longest prefix that is a layout, else what precedes the
+    last colon, as ``DIR[:TAG]`` reads.
+    """
     folder, at, digest = spec.rpartition("@")
-    if at and digest.startswith("sha256:"):
+    if at and ":" in digest and "/" not in digest:
+        if not is_digest(digest):
+            raise ConfigError(f"{spec!r}: the digest must be sha256: and 64 lowercase hex digits.")
         if not folder:
             raise ConfigError(f"{spec!r} is not DIR@DIGEST, an OCI layout folder and a digest.")
         return Path(folder), digest
+    if (Path(spec) / "oci-layout").is_file():
+        return Path(spec), "latest"
+    for i in range(len(spec) - 1, 0, -1):
+        if spec[i] == ":" and (Path(spec[:i]) / "oci-layout").is_file():
+            return Path(spec[:i]), spec[i + 1 :] or "latest"
     return parse_layout(spec)
 
 
@@ -149,11 +161,17 @@ class OciLayout:
     ) -> None:
         """Copy blob ``digest`` into ``out``, checking its size and sha256 on the way."""
         try:
-            with open(self.blob_path(digest), "rb") as f:
+            with open_regular(self.blob_path(digest)) as f:
                 chunks = iter(lambda: f.read(1 << 20), b"")
                 copied, actual = copy_checked(chunks, size, out, progress)
         except FileNotFoundError:
             raise ArtifactError(f"{self.root} has no blob {digest}.") from None
+        except OSError as exc:
+            if exc.filename is None:
+                raise  # the writing side's (a full store): not the layout's fault
+            raise ArtifactError(
+                f"blob {digest} in {self.root} cannot be read: {exc.strerror}."
+            ) from None
         if copied != size or actual != digest:
             got = f"{copied}+ bytes" if copied > size else f"{copied} bytes, digest {actual}"
             raise IntegrityError(
@@ -162,16 +180,17 @@ class OciLayout:
             )
 
     def _tagged(self, tag: str) -> dict[str, Any]:
-        index = _parse(self._read_file(self.root / "index.json", "its index.json"), self.root)
-        entries = [e for e in index.get("manifests") or [] if isinstance(e, dict)]
-        for entry in entries:
-            if (entry.get("annotations") or {}).get(REF_NAME) == tag:
+        index = _parse(self._read_file(self.root / "index.json", "the index.json"), self.root)
+        listed = index.get("manifests")
+        if not isinstance(listed, list):
+            raise ArtifactError(f"{self.root}/index.json lists no manifests.")
+        named = [(_ref_name(e), e) for e in listed if isinstance(e, dict)]
+        for name, entry in named:
+            if name == tag:
                 if not is_digest(entry.get("digest")):
                     raise IntegrityError(f"{self.root}: the digest of tag {tag!r} is malformed.")
                 return entry
-        tags = sorted(
-            str(name) for e in entries if (name := (e.get("annotations") or {}).get(REF_NAME))
-        )
+        tags = sorted(name for name, _ in named if name)
         listed = ", ".join(tags) if tags else "no tags"
         raise ArtifactError(f"{self.root} has no image tagged {tag!r}; it has: {listed}.")
 
@@ -183,7 +202,7 @@ class OciLayout:
 
     def _read_file(self, path: Path, what: str, limit: int = MAX_MANIFEST) -> bytes:
         try:
-            with open(path, "rb") as f:
+            with open_regular(path) as f:
                 data = f.read(limit + 1)
         except FileNotFoundError:
             raise ArtifactError(f"{self.root} has no {what.removeprefix('the ')}.") from None
@@ -194,10 +213,17 @@ class OciLayout:
         return data
 
 
+def _ref_name(entry: dict[str, Any]) -> str | None:
+    """The tag of an index entry, if it has a well-formed one."""
+    annotations = entry.get("annotations")
+    name = annotations.get(REF_NAME) if isinstance(annotations, dict) else None
+    return name if isinstance(name, str) else None
+
+
 def _parse(data: bytes, root: Path) -> dict[str, Any]:
     try:
         value = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # a hostile index nests or numbers without end
         raise ArtifactError(f"{root}/index.json is not JSON.") from None
     if not isinstance(value, dict):
         raise ArtifactError(f"{root}/index.json is not an OCI index.")

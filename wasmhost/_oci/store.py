@@ -22,11 +22,14 @@ from pathlib import Path
 from typing import IO
 
 from .._errors import IntegrityError
-from .._files import atomic_writer, sweep, writing
+from .._files import atomic_writer, open_regular, sweep, writing
 from .._hashing import sha256_of
 from .formats import OCI_INDEX, OCI_MANIFEST, blob_path, is_digest, sha256_digest
 from .layout import REF_NAME
 from .reference import Reference
+
+# The store's index.json is read up to this (it lists every tag pulled).
+MAX_INDEX = 64 << 20
 
 
 class Store:
@@ -163,11 +166,15 @@ class Store:
                     f.write(b'{"imageLayoutVersion":"1.0.0"}')
             index_path = self.root / "index.json"
             try:
-                index = json.loads(index_path.read_bytes())
-                entries = [e for e in index["manifests"] if isinstance(e, dict)]
-            except (OSError, ValueError, KeyError, TypeError):
+                with open_regular(index_path) as f:
+                    index = json.loads(f.read(MAX_INDEX))
+                entries = [
+                    e
+                    for e in index["manifests"]
+                    if isinstance(e, dict) and e["annotations"][REF_NAME] != name
+                ]
+            except (OSError, ValueError, RecursionError, LookupError, TypeError):
                 entries = []  # none yet, or damaged: a view of tags/, started again
-            entries = [e for e in entries if (e.get("annotations") or {}).get(REF_NAME) != name]
             entries.append(
                 {
                     "mediaType": media_type,
