@@ -302,4 +302,54 @@ def test_a_command_whose_extra_is_missing_names_it(
     )
     assert done.returncode == 1
     line = one_error_line(done)
-    assert f"pip install 'wasmhost[{extra}]'" in line, line
+    assert f"pip install '.[{extra}]' in the wasmhost folder" in line, line
+    assert "pip install 'wasmhost" not in line  # the name on PyPI is another project's
+
+
+def test_no_command_prints_the_help_as_click_does() -> None:
+    done = wasmhost_cli()
+    assert done.returncode == 2
+    out = done.stdout.decode()
+    assert out.startswith("Usage: wasmhost [OPTIONS] COMMAND [ARGS]...")
+    assert "Commands:" in out
+    assert done.stderr == b""
+
+
+def test_dash_capital_v_prints_the_version() -> None:
+    done = wasmhost_cli("-V")
+    assert done.returncode == 0
+    assert done.stdout.decode().startswith("wasmhost ")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["push", "--variant", "compat-smart", str(HELLO), "localhost:1/x:v1"],
+            "--variant is for --format image",
+        ),
+        (
+            ["push", "--os", "wasi", "--format", "cncf", str(HELLO), "localhost:1/x:v1"],
+            "--os is for --format image",
+        ),
+        (
+            ["k8s", "--runtime", "crun", "--replicas", "3", "ghcr.io/x/y:v1"],
+            "--replicas is for --kind deployment",
+        ),
+    ],
+    ids=["push-variant", "push-os", "k8s-replicas"],
+)
+def test_options_that_would_be_ignored_are_refused(argv: list[str], message: str) -> None:
+    done = wasmhost_cli(*argv)
+    assert done.returncode == 2
+    lines = done.stderr.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert message in lines[0]
+
+
+def test_dir_help_and_a_single_colon() -> None:
+    help_text = wasmhost_cli("run", "--help").stdout.decode()
+    assert "--dir HOST[::GUEST[::ro]]" in help_text
+    done = wasmhost_cli("run", "--dir", "/tmp:/t", HELLO)
+    assert done.returncode == 2
+    assert "write HOST::GUEST" in done.stderr.decode()

@@ -459,3 +459,8 @@ def test_results_of_the_same_outcome_are_equal_whatever_their_timing(host: Host)
     assert first.elapsed != second.elapsed or first.instantiate_time != second.instantiate_time
     assert first == second
     assert hash(first) == hash(second)
+
+
+def test_a_string_for_args_is_refused(host: Host) -> None:
+    with pytest.raises(ConfigError, match="args must be a list of arguments, not the string 'abc'"):
+        host.run(FSPROBE, "abc")  # type: ignore[arg-type]

@@ -76,6 +76,7 @@ def _set_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> None
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
+    "-V",
     "--version",
     is_flag=True,
     expose_value=False,
@@ -100,6 +101,10 @@ def main(argv: list[str] | None = None) -> NoReturn:
     """The console entry point: every error is one line on stderr and a non-zero status."""
     try:
         status = cli.main(args=argv, prog_name="wasmhost", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        # `wasmhost` (or a group) alone: its help, as click prints it, and its status.
+        click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+        sys.exit(exc.exit_code)
     except click.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
         click.echo(f"Error: {exc.format_message()}{hint}", err=True)

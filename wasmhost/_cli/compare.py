@@ -53,7 +53,7 @@ def _runtime_specs(
 @click.option(
     "--plot",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write a PNG bar chart of the wall times (needs matplotlib: wasmhost[plot]).",
+    help="Write a PNG bar chart of the wall times (needs matplotlib).",
 )
 @click.argument("module", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("guest_args", nargs=-1, type=click.UNPROCESSED, metavar="[GUEST-ARGS]...")

@@ -7,9 +7,8 @@ from pathlib import Path
 import click
 
 from .._deploy.k8s import KINDS, TARGETS
-from .._oci.image import VARIANTS
 from .errors import reported, require
-from .params import ENV, WHOLE_NUMBER
+from .params import ENV, WHOLE_NUMBER, variant_option
 
 
 @click.command(short_help="Write an OCI runtime bundle for crun or youki.")
@@ -19,13 +18,7 @@ from .params import ENV, WHOLE_NUMBER
     is_flag=True,
     help="Join the host's network namespace (/proc/1/ns/net), so a server is reachable.",
 )
-@click.option(
-    "--variant",
-    type=click.Choice(VARIANTS),
-    default="compat",
-    show_default=True,
-    help="The module.wasm.image/variant annotation.",
-)
+@variant_option("The module.wasm.image/variant annotation crun and youki read.")
 @click.argument("module", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("guest_args", nargs=-1, metavar="[-- GUEST-ARGS...]")
@@ -56,6 +49,9 @@ def bundle(
     click.echo(f"Run it: crun run -b {folder} {module.stem} (or youki run -b ...)")
 
 
+_KIND_HELP = "A single Pod (the default), or a Deployment of --replicas Pods."
+
+
 @click.command(short_help="Print Kubernetes manifests for a Wasm image.")
 @click.option(
     "--runtime",
@@ -63,15 +59,21 @@ def bundle(
     required=True,
     help="How the nodes run Wasm.",
 )
-@click.option("--kind", type=click.Choice(KINDS), default="pod", show_default=True)
+@click.option("--kind", type=click.Choice(KINDS), default="pod", help=_KIND_HELP)
 @click.option("--name", help="The workload's name (default: from the image).")
 @click.option("--port", type=WHOLE_NUMBER, help="A container port to declare.")
-@click.option("--replicas", type=WHOLE_NUMBER, default=1, show_default=True)
+@click.option(
+    "--replicas",
+    type=WHOLE_NUMBER,
+    help="How many Pods the Deployment keeps (with --kind deployment; default 1).",
+)
 @click.argument("image")
 def k8s(
-    runtime: str, kind: str, name: str | None, port: int | None, replicas: int, image: str
+    runtime: str, kind: str, name: str | None, port: int | None, replicas: int | None, image: str
 ) -> None:
     """Print a RuntimeClass and a Pod (or Deployment) that run IMAGE, as YAML."""
+    if replicas is not None and kind != "deployment":
+        raise click.UsageError("--replicas is for --kind deployment; a pod is one.")
     require("yaml", "k8s", "wasmhost k8s")
     from .._deploy.k8s import manifests
     from .._oci.reference import parse_reference
@@ -79,5 +81,6 @@ def k8s(
     with reported():
         parse_reference(image)
         click.echo(
-            manifests(image, runtime, kind=kind, name=name, port=port, replicas=replicas), nl=False
+            manifests(image, runtime, kind=kind, name=name, port=port, replicas=replicas or 1),
+            nl=False,
         )

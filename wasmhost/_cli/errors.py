@@ -98,6 +98,13 @@ def reported() -> Iterator[None]:
         sys.exit(status)
 
 
+_PACKAGES = {
+    "yaml": "PyYAML",
+    "uvicorn": "uvicorn[standard]",
+    "httptools": "uvicorn[standard]",
+}
+
+
 def require(modules: str | tuple[str, ...], extra: str, what: str) -> None:
     """Exit with one line naming the extra to install when ``what`` lacks one of ``modules``."""
     import importlib.util
@@ -105,10 +112,13 @@ def require(modules: str | tuple[str, ...], extra: str, what: str) -> None:
     for module in (modules,) if isinstance(modules, str) else modules:
         if importlib.util.find_spec(module) is not None:
             continue
-        package = {"yaml": "PyYAML"}.get(module, module)
+        # Named by package, not as `pip install wasmhost[...]`: the name wasmhost
+        # on PyPI is another project's, which that would install.
+        package = _PACKAGES.get(module, module)
         click.echo(
-            f"Error: {what} needs {package}, which is not installed; "
-            f"install it with: pip install 'wasmhost[{extra}]'.",
+            f"Error: {what} needs {module}, which is not installed; install it "
+            f"(pip install '{package}'), or this checkout's '{extra}' extra "
+            f"(pip install '.[{extra}]' in the wasmhost folder).",
             err=True,
         )
         sys.exit(ERROR_STATUS)

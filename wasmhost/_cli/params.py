@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import re
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -79,12 +80,23 @@ class DirType(click.ParamType):
 
     name = "HOST[::GUEST[::ro]]"
 
+    def get_metavar(self, *args: Any, **kwargs: Any) -> str:
+        return self.name  # as written: click would upper-case the "ro"
+
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> tuple[str, Dir]:
         if isinstance(value, tuple):
             return value
-        parts = str(value).split("::")
+        text = str(value)
+        if "::" not in text and ":" in text and not os.path.exists(text):
+            self.fail(
+                f"{text!r} has a single ':' and is no directory; to map HOST as GUEST, "
+                "write HOST::GUEST (as wasmtime does).",
+                param,
+                ctx,
+            )
+        parts = text.split("::")
         mode = "rw"
         if len(parts) == 3:
             mode = parts.pop()
@@ -178,3 +190,15 @@ ENV = EnvType()
 WHOLE_NUMBER = WholeNumberType()
 COUNT = WholeNumberType(minimum=1)
 WASM_OPTION = WasmOptionType()
+
+
+FC = TypeVar("FC", bound=Callable[..., Any])
+
+
+def variant_option(help: str) -> Callable[[FC], FC]:
+    """``--variant``: the module.wasm.image/variant annotation (push and bundle)."""
+    from .._oci.image import VARIANTS
+
+    return click.option(
+        "--variant", type=click.Choice(VARIANTS), default="compat", show_default=True, help=help
+    )

@@ -10,8 +10,9 @@ from typing import Any
 import click
 
 from .._oci.formats import FORMATS
-from .._oci.image import IMAGE_OSES, VARIANTS
+from .._oci.image import IMAGE_OSES
 from .errors import reported
+from .params import variant_option
 from .registry import ProgressBar, registry_options
 
 _FROM_LAYOUT = "Read from a local OCI image layout: REFERENCE is DIR[:TAG] or DIR@DIGEST."
@@ -39,13 +40,7 @@ def _annotation(
     help="wasm-to-oci (what Krustlet reads), cncf (the CNCF Wasm artifact), or image "
     "(an OCI image for crun, youki, runwasi and Docker).",
 )
-@click.option(
-    "--variant",
-    type=click.Choice(VARIANTS),
-    default="compat",
-    show_default=True,
-    help="For --format image: the module.wasm.image/variant annotation crun and youki read.",
-)
+@variant_option("For --format image: the module.wasm.image/variant annotation crun and youki read.")
 @click.option(
     "--os",
     "image_os",
@@ -91,6 +86,11 @@ def push(
 ) -> None:
     """Push MODULE (a .wasm file) to REFERENCE (host[:port]/repo:tag), or into an OCI
     image layout with --oci-layout (REFERENCE is then DIR[:TAG])."""
+    ctx = click.get_current_context()
+    for name, flag in (("variant", "--variant"), ("image_os", "--os")):
+        given = ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+        if given and format_ != "image":
+            raise click.UsageError(f"{flag} is for --format image; {format_} has none.")
     bar = ProgressBar("Pushing", quiet)
     with reported(), connect(reference=None if oci_layout else reference) as registry:
         try:

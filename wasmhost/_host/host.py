@@ -351,6 +351,11 @@ class Host:
         """
         if options:
             _check_options("run", options, _RUN_OPTIONS)
+        if isinstance(args, str | bytes):
+            raise ConfigError(
+                f"args must be a list of arguments, not the string {args!r}: "
+                "a string would pass each of its characters."
+            )
         timeout, fuel = options.get("timeout"), options.get("fuel")
         max_memory = options.get("max_memory")
         max_output = options.get("max_output", DEFAULT_MAX_OUTPUT)
