@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import wasmtime
 from click.testing import CliRunner
-from conftest import FSPROBE, HELLO, NBODY, SPIN, wasmhost_cli
+from conftest import FSPROBE, HELLO, HTTP, NBODY, SPIN, wasmhost_cli
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -353,3 +353,23 @@ def test_dir_help_and_a_single_colon() -> None:
     done = wasmhost_cli("run", "--dir", "/tmp:/t", HELLO)
     assert done.returncode == 2
     assert "write HOST::GUEST" in done.stderr.decode()
+
+
+@pytest.mark.parametrize("runs", ["0", "-1"])
+def test_compare_runs_below_one_are_the_same_usage_error(runs: str) -> None:
+    done = wasmhost_cli("compare", "--runs", runs, HELLO)
+    assert done.returncode == 2
+    assert len(done.stderr.decode().strip().splitlines()) == 1
+
+
+def test_serve_on_a_port_in_use_is_one_line() -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = wasmhost_cli("serve", "--listen", f"127.0.0.1:{port}", HTTP)
+    assert done.returncode == 2
+    lines = done.stderr.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "cannot listen on 127.0.0.1" in lines[0]
+    assert "in use" in lines[0]

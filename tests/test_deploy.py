@@ -151,8 +151,11 @@ def test_bundle_config_validates_against_the_runtime_spec(
     assert "A=1" in config["process"]["env"]
     assert config["annotations"] == {"module.wasm.image/variant": "compat"}
     assert config["root"] == {"path": "rootfs", "readonly": True}
-    network = next(n for n in config["linux"]["namespaces"] if n["type"] == "network")
-    assert network.get("path") == ("/proc/1/ns/net" if host_network else None)
+    # Sharing the runtime's network is leaving the namespace out: a path such as
+    # /proc/1/ns/net was refused by a real crun as root (Permission denied).
+    kinds = [n["type"] for n in config["linux"]["namespaces"]]
+    assert ("network" in kinds) is not host_network
+    assert all("path" not in n for n in config["linux"]["namespaces"])
     assert (folder / "rootfs" / "http-server.wasm").read_bytes() == HTTP.read_bytes()
 
 

@@ -38,7 +38,9 @@ def _runtime_specs(
     help="wasmtime, wasmedge, wasmer, iwasm or node, optionally with its binary (repeatable; "
     "default: all).",
 )
-@click.option("--runs", type=WHOLE_NUMBER, default=5, show_default=True, help="Measured runs.")
+@click.option(
+    "--runs", type=click.IntRange(min=1), default=5, show_default=True, help="Measured runs."
+)
 @click.option("--warmup", type=WHOLE_NUMBER, default=1, show_default=True, help="Unmeasured runs.")
 @click.option("--dir", "dirs", type=DIR, multiple=True, help="HOST[::GUEST[::ro]], copied per run.")
 @click.option("--env", "envs", type=ENV, multiple=True, help="NAME=VALUE or NAME.")

@@ -16,7 +16,7 @@ from .params import ENV, WHOLE_NUMBER, variant_option
 @click.option(
     "--host-network",
     is_flag=True,
-    help="Join the host's network namespace (/proc/1/ns/net), so a server is reachable.",
+    help="Share the runtime's network (no network namespace of its own).",
 )
 @variant_option("The module.wasm.image/variant annotation crun and youki read.")
 @click.argument("module", type=click.Path(dir_okay=False, path_type=Path))

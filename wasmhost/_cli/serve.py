@@ -139,6 +139,7 @@ def serve(
             backlog=backlog,
         )
 
+    _check_free(*listen)
     import uvicorn
 
     from .._serve.uvicorn import BoundedHttpToolsProtocol
@@ -189,3 +190,21 @@ def _dir_spec(source: Any) -> tuple[str, bool]:
 
     spec = as_dir(source)
     return os.fspath(spec.path), spec.read_only
+
+
+def _check_free(host: str, port: int) -> None:
+    """Refuse, in one line, an address that cannot be listened on (uvicorn would end
+    with its own log line and status 3). A port taken between this check and
+    uvicorn's own bind still ends uvicorn's way."""
+    if port == 0:
+        return
+    import socket
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        socket.create_server((host, port), family=family).close()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise click.UsageError(
+            f"cannot listen on {host}:{port}: {reason}; pick another --listen address."
+        ) from None

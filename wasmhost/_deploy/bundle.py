@@ -6,9 +6,11 @@ annotation tells crun/youki to run it with their Wasm handler, the root is
 read-only, the process gets the default capability set of ``runc spec``
 (``CAP_AUDIT_WRITE``, ``CAP_KILL``, ``CAP_NET_BIND_SERVICE``), an open-files
 rlimit and no new privileges, and the kernel paths a container should not
-see are masked or read-only. ``host_network`` joins the host's network
-namespace (``/proc/1/ns/net``, as the seed does) so that a server in the
-module is reachable from the host.
+see are masked or read-only. ``host_network`` leaves the network namespace
+out of ``linux.namespaces``, so the container shares the network of the
+runtime that starts it. (The seed named ``/proc/1/ns/net`` instead, which a
+real crun was seen to refuse as root, "open '/proc/1/ns/net': Permission
+denied", as would any nested, rootless or pid-namespaced runtime.)
 
 Run it with ``crun run -b DIR NAME`` or ``youki run -b DIR NAME``.
 """
@@ -62,9 +64,8 @@ def bundle_config(
     """The ``config.json`` of a bundle whose rootfs holds ``module_name``."""
     if variant not in VARIANTS:
         raise ConfigError(f"unknown variant {variant!r}; choose one of: {', '.join(VARIANTS)}.")
-    network: dict[str, str] = {"type": "network"}
-    if host_network:
-        network["path"] = "/proc/1/ns/net"
+    # Without a network namespace of its own, the container shares the runtime's.
+    namespaces = ["pid", *([] if host_network else ["network"]), "ipc", "uts", "mount", "cgroup"]
     environment = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
     environment.update(env or {})
     return {
@@ -113,14 +114,7 @@ def bundle_config(
         "annotations": {VARIANT: variant},
         "linux": {
             "resources": {"devices": [{"allow": False, "access": "rwm"}]},
-            "namespaces": [
-                {"type": "pid"},
-                network,
-                {"type": "ipc"},
-                {"type": "uts"},
-                {"type": "mount"},
-                {"type": "cgroup"},
-            ],
+            "namespaces": [{"type": kind} for kind in namespaces],
             "maskedPaths": list(MASKED_PATHS),
             "readonlyPaths": list(READONLY_PATHS),
         },
