@@ -373,3 +373,10 @@ def test_serve_on_a_port_in_use_is_one_line() -> None:
     assert len(lines) == 1, lines
     assert "cannot listen on 127.0.0.1" in lines[0]
     assert "in use" in lines[0]
+
+
+def test_compare_with_a_runtime_path_that_does_not_exist(tmp_path: Path) -> None:
+    done = wasmhost_cli("compare", "--runs", "1", "--runtime", f"node={tmp_path / 'nope'}", HELLO)
+    out = done.stdout.decode()
+    assert f"node: {tmp_path / 'nope'} does not exist; give the path to the node binary" in out
+    assert "apt-get" not in out

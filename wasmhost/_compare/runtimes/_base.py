@@ -45,6 +45,10 @@ class Runtime(ABC):
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self._explicit = os.fspath(path) if path is not None else None
         self._version: str | None = None
+        if self._explicit is not None and not os.access(self._explicit, os.X_OK):
+            # A path given by the user: the hint is about that path, not how to install.
+            what = "is not executable" if os.path.exists(self._explicit) else "does not exist"
+            self.install_hint = f"{self._explicit} {what}; give the path to the {self.name} binary"
 
     def locate(self) -> str | None:
         """The runtime's executable, or None when it is not installed."""
