@@ -675,11 +675,12 @@ def test_https_by_default_with_a_ca_file_or_insecure(
     RegistryClient(ca_file=cert, cache_dir=tmp_path).push(HELLO, ref)
     pulled = RegistryClient(insecure=True, cache_dir=tmp_path / "i").pull(ref, tmp_path / "h.wasm")
     assert pulled.path.read_bytes() == HELLO.read_bytes()
-    # Plain HTTP against a TLS port gets the registry's HTTP 400: one line that says so.
+    # Plain HTTP against a TLS port gets the registry's HTTP 400: one line that
+    # says the registry speaks TLS, not only the status.
     done = wasmhost_cli("pull", "--plain-http", ref, cwd=tmp_path)
     assert done.returncode == 1
     assert len(done.stderr.splitlines()) == 1
-    assert b"answered HTTP 400" in done.stderr
+    assert b"speaks HTTPS (TLS) where plain HTTP was asked" in done.stderr
 
 
 @pytest.mark.parametrize(

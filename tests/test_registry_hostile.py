@@ -18,6 +18,7 @@ from registry import waits_counted
 from wasmhost import (
     ArtifactError,
     AuthenticationError,
+    ConfigError,
     IntegrityError,
     RegistryClient,
     RegistryError,
@@ -288,3 +289,18 @@ def test_tags_of_nested_repositories_do_not_collide(tmp_path: Path) -> None:
     assert store.recall_tag(parse_reference("r.io/app:v1")) == first
     assert store.recall_tag(parse_reference("r.io/app/v1:latest")) == second
     assert list(tmp_path.rglob(".tmp-*")) == []
+
+
+def test_a_ca_file_that_is_no_certificate_is_refused_at_once(tmp_path: Path) -> None:
+    not_a_cert = tmp_path / "README.md"
+    not_a_cert.write_text("# not a certificate\n")
+    with pytest.raises(ConfigError, match="holds no PEM certificate"):
+        RegistryClient(ca_file=not_a_cert, cache_dir=tmp_path)
+    with pytest.raises(ConfigError, match="does not exist"):
+        RegistryClient(ca_file=tmp_path / "missing.pem", cache_dir=tmp_path)
+    done = wasmhost_cli("pull", "--ca-file", not_a_cert, "127.0.0.1:1/app:v1", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.decode().strip().splitlines() == [
+        f"Error: the CA file {not_a_cert} holds no PEM certificate; give a CA bundle "
+        "(-----BEGIN CERTIFICATE----- blocks)."
+    ]

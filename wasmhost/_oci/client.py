@@ -136,6 +136,8 @@ class RegistryClient:
         max_size: int = DEFAULT_MAX_SIZE,
     ) -> None:
         check_size("max_size", max_size, _MAX_SIZE_CEILING)
+        if ca_file:
+            _check_ca_file(os.fspath(ca_file))
         self._transport = Transport(
             plain_http, insecure, os.fspath(ca_file) if ca_file else None, timeout
         )
@@ -582,6 +584,21 @@ def _resolve_in(
             raise ArtifactError(f"{where} is an index inside an index; not followed.")
         return _resolve_in(source, where, pick_from_index(manifest, where), depth=1)
     return digest, manifest, media_type, len(data)
+
+
+def _check_ca_file(path: str) -> None:
+    """Refuse a CA bundle that holds no certificate now, rather than as a TLS failure later."""
+    import ssl
+
+    try:
+        ssl.create_default_context(cafile=path)
+    except FileNotFoundError:
+        raise ConfigError(f"the CA file {path} does not exist.") from None
+    except (ssl.SSLError, OSError, ValueError):
+        raise ConfigError(
+            f"the CA file {path} holds no PEM certificate; give a CA bundle "
+            "(-----BEGIN CERTIFICATE----- blocks)."
+        ) from None
 
 
 def _not_stored(problem: str) -> ArtifactError:

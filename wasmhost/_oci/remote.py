@@ -351,9 +351,20 @@ class Session:
         status = response.status_code
         registry = self.reference.registry
         facts = self._facts(status)
-        detail = _registry_message(response)
+        try:
+            body = _read_capped(response, MAX_ERROR_BODY) or b""
+        except requests.RequestException:
+            body = b""
+        detail = _registry_message(body)
         elsewhere = urlsplit(response.url).netloc if _origin(response.url) != self._origin else ""
         response.close()
+        if status == 400 and self.transport.plain_http and b"to an HTTPS server" in body:
+            # Go's answer (the distribution registry's) to plain HTTP on a TLS port.
+            return RegistryError(
+                f"registry {registry} speaks HTTPS (TLS) where plain HTTP was asked; "
+                "connect with TLS instead (without plain HTTP).",
+                **facts,
+            )
         if status == 401 and elsewhere:
             return AuthenticationError(
                 f"{elsewhere}, where registry {registry} redirected {what}, asks for "
@@ -628,15 +639,14 @@ def _read_capped(response: requests.Response, limit: int) -> bytes | None:
     return bytes(data)
 
 
-def _registry_message(response: requests.Response) -> str:
+def _registry_message(body: bytes) -> str:
     """The registry's own explanation (its JSON ``errors``), if short; never headers."""
     try:
-        body = _read_capped(response, MAX_ERROR_BODY)
         errors = json.loads(body or b"{}").get("errors") or []
         messages = [
             str(e.get("message")) for e in errors if isinstance(e, dict) and e.get("message")
         ]
-    except (ValueError, AttributeError, TypeError, requests.RequestException):
+    except (ValueError, AttributeError, TypeError, RecursionError):
         return ""
     text = "".join(c if c.isprintable() else " " for c in "; ".join(messages))[:200]
     return f" ({text})" if text else ""
