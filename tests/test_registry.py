@@ -786,3 +786,23 @@ def test_the_pull_store_is_an_oci_layout_that_umoci_and_skopeo_read(
             ["skopeo", "inspect", "--raw", f"oci:{store}:{ref}"], capture_output=True, check=True
         ).stdout
         assert hashlib.sha256(raw).hexdigest() == digest.removeprefix("sha256:")
+
+
+def test_a_wrong_password_at_login_does_not_point_back_at_login(
+    auth_registry: Registry, tmp_path: Path
+) -> None:
+    done = wasmhost_cli(
+        "login",
+        "--plain-http",
+        "-u",
+        "nobody",
+        "--password-stdin",
+        auth_registry.host,
+        input=b"wrong\n",
+        env=dict(os.environ, DOCKER_CONFIG=str(tmp_path)),
+    )
+    assert done.returncode == 1
+    lines = done.stderr.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].endswith("; check the username and password.")
+    assert "wasmhost login" not in lines[0]

@@ -55,6 +55,8 @@ def _advice(exc: WasmhostError, options: set[str], command: str | None) -> str |
             "with WASMHOST_REGISTRY_USERNAME and WASMHOST_REGISTRY_PASSWORD"
         )
     if fix == "login":
+        if command == "login":  # the check that just failed: no use sending the user back to it
+            return "check the username and password"
         return f"check them with `wasmhost login {registry}`"
     if fix == "tls" and "ca_file" in options:
         return (
