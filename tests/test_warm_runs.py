@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -424,3 +425,31 @@ def test_runs_go_on_where_the_pool_cannot_be_reserved() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == "True True\n"
+
+
+def test_two_modules_pooled_at_once_share_one_twin(
+    monkeypatch: pytest.MonkeyPatch, wat: Callable[[str], Path]
+) -> None:
+    # Each module is copied into the twin under its own lock; the twin itself
+    # must be made once, or the second would hold its own pool of address space.
+    real = wasmhost._host.engine._make_twin
+    made: list[object] = []
+    ready = threading.Barrier(2)
+
+    def slow_twin(*args: object) -> object:
+        made.append(args)
+        time.sleep(0.05)  # the window another module's promotion would race into
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(wasmhost._host.engine, "_make_twin", slow_twin)
+    modules = [HELLO, wat(DIRTIES_ITS_MEMORY)]
+    with Host(cache_dir=False) as host:
+        for module in modules:
+            host.run(module)  # first runs: not pooled
+
+        def second_run(i: int) -> None:
+            ready.wait()
+            host.run(modules[i])
+
+        in_threads(second_run, 2)
+    assert len(made) == 1

@@ -149,14 +149,15 @@ class EngineSlot:
         self, key: str, compiled: wasmtime.Module
     ) -> tuple[EngineSlot, tuple[wasmtime.Module, wasmtime.InstancePre | None]] | None:
         """The twin and ``compiled`` copied into it, or None where it cannot be pooled."""
-        with self.compile_lock(key):
+        with self._lock:  # one twin per engine, whichever module asks first
             if self._twin is None and self._poolable:
                 assert self._flags is not None
                 self._twin = _make_twin(self._flags, self.fingerprint, self.ticker)
                 self._poolable = self._twin is not None
             twin = self._twin
-            if twin is None:
-                return None
+        if twin is None:
+            return None
+        with self.compile_lock(key):
             entry = twin.compiled.get(key)
             if entry is None:
                 try:

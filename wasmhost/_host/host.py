@@ -131,8 +131,16 @@ def _check_options(method: str, options: Mapping[str, object], allowed: frozense
         raise TypeError(f"{method}() got an unexpected keyword argument {unknown[0]!r}")
 
 
-def _flags(options: Mapping[str, Any]) -> EngineFlags:
-    """The engine the runs with ``options`` need."""
+def _checked(method: str, options: Mapping[str, Any]) -> EngineFlags:
+    """Refuse unknown options and bad limits; the engine the runs with ``options`` need."""
+    if options:
+        _check_options(method, options, _RUN_OPTIONS)
+    check_limits(
+        options.get("timeout"),
+        options.get("fuel"),
+        options.get("max_memory"),
+        options.get("max_output", DEFAULT_MAX_OUTPUT),
+    )
     return EngineFlags(
         interruptible=options.get("timeout") is not None or options.get("cancel") is not None,
         metered=options.get("fuel") is not None,
@@ -212,16 +220,10 @@ class Host:
         >>> "_start" in module.export_names("func")
         True
         """
-        _check_options("load", options, _RUN_OPTIONS)
-        check_limits(
-            options.get("timeout"),
-            options.get("fuel"),
-            options.get("max_memory"),
-            options.get("max_output", DEFAULT_MAX_OUTPUT),
-        )
+        flags = _checked("load", options)
         policy = options.get("unknown_imports")
         check = None if policy is None else _import_check(options.get("imports"), policy)
-        slot = self._slot(_flags(options))
+        slot = self._slot(flags)
         loaded = self._load(source, slot, check)[0]
         if check is not None:
             check(loaded.name, loaded.imports)
@@ -349,18 +351,15 @@ class Host:
         starts. An exception raised by an output callback or host function is
         raised again as it was.
         """
-        if options:
-            _check_options("run", options, _RUN_OPTIONS)
         if isinstance(args, str | bytes):
             raise ConfigError(
                 f"args must be a list of arguments, not the string {args!r}: "
                 "a string would pass each of its characters."
             )
+        slot = self._slot(_checked("run", options))
         timeout, fuel = options.get("timeout"), options.get("fuel")
         max_memory = options.get("max_memory")
         max_output = options.get("max_output", DEFAULT_MAX_OUTPUT)
-        check_limits(timeout, fuel, max_memory, max_output)
-        slot = self._slot(_flags(options))
         check = _import_check(options.get("imports"), options.get("unknown_imports", "error"))
         loaded, compiled = self._load(module, slot, check)
         check(loaded.name, loaded.imports)
@@ -372,7 +371,7 @@ class Host:
         store = None
         error: Exception | None = None
         exit_code, values, consumed = 0, (), None
-        home, lease = slot, None
+        lease = None
         try:
             stdio.configure(
                 wasi,
@@ -380,7 +379,7 @@ class Host:
                 options.get("stdout", CAPTURE),
                 options.get("stderr", CAPTURE),
             )
-            lease = home.lease(loaded.key, compiled)
+            lease = slot.lease(loaded.key, compiled)
             if lease is not None:
                 job.slot, job.compiled, job.pre = lease  # the same code, pooled (see engine)
             store = wasmtime.Store(job.slot.engine)
@@ -422,7 +421,7 @@ class Host:
                     wasi.close()
             finally:
                 if lease is not None:
-                    home.release()  # the store that held the slot is closed
+                    slot.release()  # the store that held the slot is closed
             try:
                 stdio.finish()
                 if loud := stdio.loud():
@@ -445,7 +444,7 @@ class Host:
             values=values,
             fuel_consumed=consumed,
             elapsed=elapsed,
-            instantiate_time=(job.instantiated or started + elapsed) - started,
+            instantiate_time=job.instantiated - started if job.instantiated else elapsed,
         )
 
     def _guest_error(

@@ -14,16 +14,14 @@ thread drains.
 
 from __future__ import annotations
 
-import array
 import contextlib
 import enum
 import fcntl
 import io
 import os
-import select
 import signal
 import stat
-import termios
+import sys
 import threading
 import time
 import weakref
@@ -218,9 +216,9 @@ class _Pipe:
 
     def pending(self) -> int:
         """Bytes written and not yet read."""
-        count = array.array("i", [0])
-        fcntl.ioctl(self.fd, termios.FIONREAD, count, True)
-        return count[0]
+        import termios  # not at the top: `wasmhost run` captures nothing
+
+        return int.from_bytes(fcntl.ioctl(self.fd, termios.FIONREAD, bytes(4)), sys.byteorder)
 
     def close(self) -> None:
         fd, self.fd = self.fd, -1
@@ -320,6 +318,8 @@ class _Capture:
             self._drainer = drainer
 
     def _stream(self) -> None:
+        import select  # only for output that outgrew its pipe
+
         poller = select.poll()
         poller.register(self._pipe.fd, select.POLLIN)
         while self._pipe.fd >= 0:
@@ -573,7 +573,7 @@ class Stdio:
                 f"stdin must be bytes, wasmhost.INHERIT, a path or a binary file, not {stdin!r}."
             )
         fileno = _fileno(stdin)
-        if fileno is not None and _is_stream_fd(fileno):
+        if fileno is not None and _is_stream(fileno):
             # A pipe or terminal: the guest reads it as it arrives.
             _set_stdin_file(wasi, fd_path(fileno), repr(stdin))
             return
@@ -684,10 +684,10 @@ def _fileno(file: object) -> int | None:
         return None
 
 
-def _is_stream_fd(fd: int) -> bool:
-    """A pipe or a terminal, which the guest can read as it arrives."""
+def _is_stream(file: str | int) -> bool:
+    """A pipe or a terminal (by path or descriptor), which the guest can read as it arrives."""
     try:
-        mode = os.fstat(fd).st_mode
+        mode = os.stat(file).st_mode
     except OSError:
         return False
     return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
@@ -705,14 +705,6 @@ def _set_stdin_file(wasi: wasmtime.WasiConfig, path: str, name: str) -> None:
         wasi.stdin_file = path
     except wasmtime.WasmtimeError:
         raise ConfigError(f"stdin {name} cannot be opened for reading.") from None
-
-
-def _is_stream(path: str) -> bool:
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return False
-    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
 
 
 PROC_FD = os.path.isdir("/proc/self/fd")
