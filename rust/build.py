@@ -24,7 +24,7 @@ from pathlib import Path
 RUST = Path(__file__).resolve().parent
 ROOT = RUST.parent
 ARTIFACTS = ROOT / "artifacts"
-MODULES = ["hello-world", "http-server", "wordcount", "nbody", "fsprobe"]
+MODULES = ["hello-world", "http-server", "wordcount", "nbody", "fsprobe", "calc", "host-calls"]
 
 
 def toolchain() -> tuple[dict[str, str], str]:
