@@ -806,3 +806,12 @@ def test_a_wrong_password_at_login_does_not_point_back_at_login(
     assert len(lines) == 1, lines
     assert lines[0].endswith("; check the username and password.")
     assert "wasmhost login" not in lines[0]
+
+
+def test_errors_of_a_module_run_by_reference_name_the_reference(registry: Registry) -> None:
+    reference = f"{registry.host}/calls-{next(_counter)}:v1"
+    RegistryClient(plain_http=True).push(HELLO.with_name("host-calls.wasm"), reference)
+    done = wasmhost_cli("run", "--plain-http", reference)
+    assert done.returncode == 1
+    assert done.stderr.decode().startswith(f"Error: {reference} imports env.log")
+    assert b"blobs" not in done.stderr

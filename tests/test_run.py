@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import wasmtime
 from conftest import (
     FSPROBE,
     HELLO,
@@ -464,3 +465,19 @@ def test_results_of_the_same_outcome_are_equal_whatever_their_timing(host: Host)
 def test_a_string_for_args_is_refused(host: Host) -> None:
     with pytest.raises(ConfigError, match="args must be a list of arguments, not the string 'abc'"):
         host.run(FSPROBE, "abc")  # type: ignore[arg-type]
+
+
+def test_a_loaded_module_can_be_named(host: Host, tmp_path: Path) -> None:
+    """What errors call a module pulled into a store: its reference, not the blob's path."""
+    calls = HELLO.with_name("host-calls.wasm")
+    with pytest.raises(LinkError, match=r"^localhost:5000/calls:v1 imports env.log"):
+        host.load(calls, name="localhost:5000/calls:v1", unknown_imports="error")
+    named = host.load(HELLO, name="localhost:5000/hello:v1")
+    assert named.name == "localhost:5000/hello:v1"
+    assert host.load(HELLO).name == str(HELLO)  # the name is not kept for the path
+    assert host.run(named).stdout == b"Hello, World!\n"
+    trap = tmp_path / "trap.wasm"
+    trap.write_bytes(wasmtime.wat2wasm('(module (func (export "_start") unreachable))'))
+    with pytest.raises(Trap, match=r"^ghcr.io/x/trap:v1 trapped"):
+        host.run(host.load(trap, name="ghcr.io/x/trap:v1"))
+    assert host.run(named, argv0="x").exit_code == 0

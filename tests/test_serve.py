@@ -16,9 +16,9 @@ import httpx
 import pytest
 import wasmtime
 from conftest import HELLO, HTTP, wasmhost_cli
-from registry import listening_port
+from registry import Registry, listening_port
 
-from wasmhost import ConfigError, LinkError
+from wasmhost import ConfigError, LinkError, RegistryClient
 from wasmhost._serve.wagi import MalformedResponse, parse_response, split_route
 from wasmhost.asgi import Route, WagiApp, load_config
 
@@ -375,3 +375,25 @@ def test_a_module_importing_what_no_guest_is_given_fails_before_listening(
     done = wasmhost_cli("serve", "--listen", "127.0.0.1:0", module, timeout=30)
     assert done.returncode == 1
     assert b"which nothing provides" in done.stderr
+
+
+def test_a_module_served_by_reference_is_named_by_it(registry: Registry) -> None:
+    """Logs and argv[0] name the reference and the file a pull gives, not the store's blob."""
+    reference = f"{registry.host}/wagi-handler:v1"
+    RegistryClient(plain_http=True).push(HTTP, reference)
+    s = Server("--plain-http", reference, workers=2)
+    try:
+        assert "argv[0]=wagi-handler.wasm" in httpx.get(s.url + "/env").text.splitlines()
+        assert httpx.get(s.url + "/panic").status_code == 500
+        time.sleep(0.5)  # the log line is written after the answer
+        log = s.output()
+    finally:
+        s.stop()
+    assert f"GET /panic: {reference} trapped" in log
+    assert "blobs" not in log and "sha256" not in log
+
+
+def test_a_route_name_names_the_module_in_errors(tmp_path: Path) -> None:
+    calls = Path(HTTP).with_name("host-calls.wasm")
+    with pytest.raises(LinkError, match=r"^ghcr.io/x/calls:v1 imports env.log"):
+        WagiApp([Route("/...", str(calls), name="ghcr.io/x/calls:v1")])

@@ -112,13 +112,14 @@ def run(
     for options in wasm_options:
         trap_unknown = options.get("unknown-imports-trap", trap_unknown)
     source, argv0 = module, module
+    name = None  # a module pulled from a registry or layout is called by its reference
     with reported():
         if oci_layout:
             from .._oci.layout import parse_layout_reference
 
             with connect(cache_dir=cache_dir) as registry:
                 fetched = registry.fetch(module, oci_layout=True)
-            source = str(fetched.path)
+            source, name = str(fetched.path), module
             argv0 = parse_layout_reference(module)[0].resolve().name + ".wasm"
         elif not os.path.exists(module) and _is_reference(module):
             from .._oci.client import module_file_name
@@ -126,7 +127,7 @@ def run(
 
             with connect(cache_dir=cache_dir) as registry:
                 fetched = registry.fetch(module, offline=offline)
-            source = str(fetched.path)
+            source, name = str(fetched.path), module
             argv0 = module_file_name(parse_reference(fetched.reference))
     backstop = None
     try:
@@ -146,7 +147,7 @@ def run(
                 argv0=argv0,
             )
             # Compiled for the engine these options need; its imports checked first.
-            loaded = host.load(source, **run_options)
+            loaded = host.load(source, name=name, **run_options)
             if timeout is not None:
                 backstop = _backstop(argv0, timeout)  # counted from the start, as the host does
             result = host.run(loaded, guest_args, **run_options)

@@ -125,7 +125,7 @@ def serve(
             if not os.path.exists(route.module) and looks_like_reference(route.module):
                 with connect() as registry:
                     fetched = registry.fetch(route.module, offline=offline)
-                    route = route._replace(module=str(fetched.path))
+                    route = route._replace(module=str(fetched.path), name=route.module)
             resolved.append(route)
         # Built here once, in this process, so that a bad module fails before listening.
         app = WagiApp(
@@ -168,6 +168,7 @@ def serve(
                 "module": r.module,
                 "env": dict(r.env),
                 "dirs": {g: _dir_spec(d) for g, d in r.dirs.items()},
+                "name": r.name,
             }
             for r in resolved
         ],

@@ -204,7 +204,9 @@ class Host:
 
     # -- loading -------------------------------------------------------------
 
-    def load(self, source: ModuleSource, **options: Unpack[RunOptions]) -> Module:
+    def load(
+        self, source: ModuleSource, *, name: str | None = None, **options: Unpack[RunOptions]
+    ) -> Module:
         """Read, check and compile a module (from a path or bytes), using the caches.
 
         It is compiled for the runs ``options`` describe (the same options as
@@ -216,6 +218,10 @@ class Host:
         them (with ``imports``), before it is compiled; without, a module may
         import what only a later run provides.
 
+        ``name`` is what errors and logs call the module (default: its path),
+        e.g. the registry reference of a pulled module; runs give the guest
+        its last part as argv[0] unless they pass ``argv0``.
+
         >>> module = host.load("artifacts/hello-world.wasm")
         >>> "_start" in module.export_names("func")
         True
@@ -224,37 +230,57 @@ class Host:
         policy = options.get("unknown_imports")
         check = None if policy is None else _import_check(options.get("imports"), policy)
         slot = self._slot(flags)
-        loaded = self._load(source, slot, check)[0]
+        loaded = self._load(source, slot, check, name)[0]
         if check is not None:
             check(loaded.name, loaded.imports)
         return loaded
 
     def _load(
-        self, source: ModuleSource, slot: EngineSlot, check: ImportCheck | None = None
+        self,
+        source: ModuleSource,
+        slot: EngineSlot,
+        check: ImportCheck | None = None,
+        name: str | None = None,
     ) -> tuple[Module, wasmtime.Module]:
         """The module and its code compiled for ``slot``'s engine (compiled once per engine).
 
         A file whose content key the compile cache recorded for its current
         state is not read at all; ``check`` sees the imports of a module
-        that has to be compiled, before it is.
+        that has to be compiled, before it is. With ``name``, errors and the
+        module returned carry that name (the module kept by path does not).
         """
+        if name is not None and check is not None:
+            named_check = check
+            check = lambda _, imports: named_check(name, imports)  # noqa: E731
+        module, compiled = self._load_as(source, slot, check, name)
+        if name is not None and module.name != name:
+            module = module.renamed(name)
+        return module, compiled
+
+    def _load_as(
+        self, source: ModuleSource, slot: EngineSlot, check: ImportCheck | None, shown: str | None
+    ) -> tuple[Module, wasmtime.Module]:
         if isinstance(source, Module):
             module = source
-            return module, self._compile(slot, module.name, module.key, lambda: module.wasm, check)
+            return module, self._compile(
+                slot, shown or module.name, module.key, lambda: module.wasm, check
+            )
         if not isinstance(source, bytes | bytearray | memoryview):
             name = os.fsdecode(source)
             st = _stat(name)
             if st is not None:
                 if (cached := self._paths.get(_state(name, st))) is not None:
                     return cached, self._compile(
-                        slot, cached.name, cached.key, lambda: cached.wasm, check
+                        slot, shown or cached.name, cached.key, lambda: cached.wasm, check
                     )
                 key = self._cache.known_key(name, st)
                 if key is not None:
                     where = os.path.abspath(name)
                     lazy = Module(name, None, key, (), (), size=st.st_size, path=where)
                     try:
-                        compiled = self._compile(slot, name, key, lambda: lazy.wasm, check)
+                        compiled = self._compile(
+                            slot, shown or name, key, lambda: lazy.wasm, check
+                        )
                     except ModuleChanged:
                         pass  # changed since its state was looked at: read it as it is now
                     else:
@@ -264,7 +290,7 @@ class Host:
         read_at = time.time_ns()
         name, data, read = read_source(source)
         key = content_key(data)
-        compiled = self._compile(slot, name, key, lambda: data, check)
+        compiled = self._compile(slot, shown or name, key, lambda: data, check)
         module = describe(name, data, key, compiled)
         # A file that changed just before it was read could change again unseen
         # (coarse timestamps): it is read again next time rather than kept by state.

@@ -77,6 +77,14 @@ class Module:
         self.exports = exports
         self._digest: str | None = None
 
+    def renamed(self, name: str) -> Module:
+        """The same module, called ``name`` in errors and logs."""
+        twin = Module(
+            name, self._wasm, self.key, self.imports, self.exports, size=self._size, path=self._path
+        )
+        twin._digest = self._digest
+        return twin
+
     def __repr__(self) -> str:
         return f"<Module {self.name} ({self.size} bytes)>"
 

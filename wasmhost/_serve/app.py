@@ -71,13 +71,16 @@ _NO_BODY = {204, 304}
 
 class Route(NamedTuple):
     """One route: ``path`` (exact, or ``/prefix/...`` for everything below), the
-    module (a path or, in a config file, a registry reference), and what the
-    guest gets besides the request."""
+    module (a path or, in a config file, a registry reference), what the guest
+    gets besides the request, and the ``name`` that logs and errors give the
+    module (default: its path; ``wasmhost serve`` names a pulled module by its
+    reference, and its guests get the file name a pull gives as argv[0])."""
 
     path: str
     module: str
     env: Mapping[str, str] = {}
     dirs: Mapping[str, DirSource] = {}
+    name: str | None = None
 
 
 class _Loaded(NamedTuple):
@@ -146,7 +149,11 @@ class WagiApp:
             # Compiled now, for the engine its requests run on; a module importing
             # what no guest is given fails here, before anything listens.
             module = self.host.load(
-                route.module, timeout=timeout, max_memory=max_memory, unknown_imports="error"
+                route.module,
+                name=route.name,
+                timeout=timeout,
+                max_memory=max_memory,
+                unknown_imports="error",
             )
             restartable = all(as_dir(d).read_only for d in route.dirs.values())
             gate = InlineGate() if restartable and timeout > INLINE_BUDGET else None
@@ -233,6 +240,7 @@ class WagiApp:
             env=env,
             stdin=body,
             dirs=route.dirs,
+            argv0=_file_name(route.name) if route.name else None,
             max_memory=self.max_memory,
             max_output=self.max_response,
         )
@@ -310,6 +318,12 @@ class WagiApp:
         self._pool.close()
         if self._own_host:
             self.host.close()
+
+
+def _file_name(reference: str) -> str:
+    """The file name a module pulled from ``reference`` gets (the repository's last part)."""
+    repository = reference.partition("@")[0].rsplit("/", 1)[-1].partition(":")[0]
+    return repository + ".wasm"
 
 
 def _check_route(path: str) -> None:
@@ -411,7 +425,13 @@ def app_from_environment() -> WagiApp:
     """The app ``wasmhost serve --workers N`` starts in each worker (config in the env)."""
     spec = json.loads(os.environ["WASMHOST_SERVE_SPEC"])
     routes = [
-        Route(r["path"], r["module"], r["env"], {g: Dir(h, ro) for g, (h, ro) in r["dirs"].items()})
+        Route(
+            r["path"],
+            r["module"],
+            r["env"],
+            {g: Dir(h, ro) for g, (h, ro) in r["dirs"].items()},
+            r["name"],
+        )
         for r in spec["routes"]
     ]
     return WagiApp(
