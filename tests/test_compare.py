@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import pty
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -274,3 +278,142 @@ def test_a_runtime_that_cannot_run_is_an_error_not_a_difference(tmp_path: Path) 
     assert row.version is None
     assert row.output_matches is None
     assert "--version failed" in (row.error or "")
+
+
+def gnu_time_peaks_mib(argv: list[str | Path], tmp_path: Path) -> tuple[float, float]:
+    """The lowest and highest peak RSS /usr/bin/time -f %M reports for ``argv`` in five
+    runs, in MiB (a runtime's own peak varies from run to run: the wasmtime CLI's
+    by 10 % or more here)."""
+    if not os.path.exists("/usr/bin/time"):
+        pytest.skip("needs GNU time (Debian package time); nox -s tests installs it")
+    report = tmp_path / "time-report"
+    peaks = []
+    for _ in range(5):
+        subprocess.run(
+            ["/usr/bin/time", "-f", "%M", "-o", report, *argv],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=True,
+        )
+        peaks.append(int(report.read_text().split()[-1]) / 1024)
+    return min(peaks), max(peaks)
+
+
+@pytest.mark.gnu_time
+@pytest.mark.parametrize("warmup", [1, 0])
+def test_peak_rss_is_each_runtimes_own(tmp_path: Path, warmup: int) -> None:
+    """Within 10 % of /usr/bin/time, however big this process has grown.
+
+    A child started from this process reported at least this process's own
+    peak (a /bin/true child read 210 MiB beside a 200 MiB parent).
+    """
+    ballast = b"\x01" * (256 << 20)  # written, so resident: this process's peak grows by it
+    hog = stand_in(
+        tmp_path,
+        "hog",
+        'case "$1" in --version) echo hog 1.0;; *) exec python3 -c '
+        "\"b = b'x' * (64 << 20); print('Hello, World!')\";; esac\n",
+    )
+    wasmtime = get_runtime("wasmtime")
+    binary = wasmtime.locate()
+    assert binary is not None
+    result = compare(
+        HELLO,
+        runtimes=[wasmtime, get_runtime("wasmedge", hog)],
+        runs=1,
+        warmup=warmup,
+        cold=False,
+    )
+    assert len(ballast) == 256 << 20
+    by_name = rows(result)
+    expected = {
+        "wasmtime": gnu_time_peaks_mib([binary, "run", "--", HELLO.resolve()], tmp_path),
+        "wasmedge": gnu_time_peaks_mib([hog, HELLO], tmp_path),
+    }
+    assert expected["wasmedge"][0] > 64
+    for name, (low, high) in expected.items():
+        row = by_name[name]
+        assert row.output_matches, row.differences
+        assert 0.9 * low <= row.peak_rss_mib <= 1.1 * high, (name, row.peak_rss_mib, low, high)
+        assert row.peak_rss_mib < 200  # not this process's peak
+
+
+def test_the_measured_run_keeps_status_signal_and_stdin(tmp_path: Path) -> None:
+    """The run that measures peak RSS (through a shell) sees and reports what a plain one does."""
+    echo = stand_in(
+        tmp_path,
+        "echo",
+        'case "$1" in --version) echo echo 1.0;; *) cat; kill -TERM $$;; esac\n',
+    )
+    stdin = b"Hello, World!\n"
+    for warmup in (0, 1):
+        result = compare(
+            HELLO, runtimes=[get_runtime("iwasm", echo)], runs=1, warmup=warmup, stdin=stdin
+        )
+        row = rows(result)["iwasm"]
+        assert (row.signal, row.exit_code) == ("SIGTERM", None)
+        assert row.peak_rss_mib is not None
+        assert 0 < row.peak_rss_mib < 20
+
+
+def test_progress_names_each_runtime_and_run(tmp_path: Path) -> None:
+    said = stand_in(tmp_path, "said", 'case "$1" in --version) echo s 1;; *) echo hi;; esac\n')
+    seen: list[tuple[str, int, int]] = []
+    compare(
+        HELLO,
+        runtimes=[get_runtime("wasmer", said)],
+        runs=2,
+        warmup=1,
+        cold=False,
+        progress=lambda *step: seen.append(step),
+    )
+    # An external runtime gets one more run: the one that measures its peak RSS.
+    assert seen == [("wasmhost", i, 3) for i in (1, 2, 3)] + [
+        ("wasmer", i, 4) for i in (1, 2, 3, 4)
+    ]
+    seen.clear()
+    compare(
+        HELLO,
+        runtimes=[get_runtime("wasmer", said)],
+        runs=1,
+        warmup=0,
+        cold=False,
+        progress=lambda *step: seen.append(step),
+    )
+    assert seen == [("wasmhost", 1, 1), ("wasmer", 1, 2), ("wasmer", 2, 2)]
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_cli_progress_on_a_terminal_only(tmp_path: Path, as_json: bool) -> None:
+    said = stand_in(tmp_path, "said", 'case "$1" in --version) echo s 1;; *) echo hi;; esac\n')
+    argv = ["compare", "--runtime", f"wasmer={said}", "--runs", "2", "--no-cold"]
+    argv += ["--json"] * as_json + [str(HELLO)]
+    # stderr on a pseudo-terminal, as in a shell
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "wasmhost", *argv],
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            timeout=120,
+        )
+        os.close(follower)
+        follower = -1
+        shown = b""
+        with contextlib.suppress(OSError):  # EIO once everything is read
+            while chunk := os.read(leader, 65536):
+                shown += chunk
+    finally:
+        os.close(leader)
+        if follower >= 0:
+            os.close(follower)
+    assert done.returncode == 1  # "hi" differs from Hello, World!
+    if as_json:
+        assert shown == b""
+        json.loads(done.stdout)
+    else:
+        assert b"wasmer: run 4 of 4" in shown
+        assert shown.endswith(b"\r\x1b[K")  # the line is cleared at the end
+        assert b"\x1b" not in done.stdout
+    piped = wasmhost_cli(*argv)
+    assert b"run 1 of" not in piped.stderr

@@ -63,7 +63,8 @@ README_REGISTRY = "localhost:5000"
 def test_every_block_is_of_a_kind_this_test_runs() -> None:
     """A block in a new language would otherwise go untested."""
     assert {b.lang for b in BLOCKS} <= {"sh", "python", "toml", ""}
-    assert len(COMMANDS) >= 6 and len([b for b in BLOCKS if b.lang == "python"]) >= 4
+    assert len(COMMANDS) >= 6
+    assert len([b for b in BLOCKS if b.lang == "python"]) >= 4
 
 
 def test_the_fresh_machine_commands_are_two_and_ci_runs_them() -> None:
@@ -72,7 +73,8 @@ def test_the_fresh_machine_commands_are_two_and_ci_runs_them() -> None:
     assert install.endswith("wasmhost run artifacts/hello-world.wasm")
     assert tests.endswith("nox -s tests")
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
-    assert install in ci and tests in ci
+    assert install in ci
+    assert tests in ci
 
 
 def commands(block: Block) -> list[str]:
@@ -216,10 +218,10 @@ def test_the_registry_recipe_starts_a_registry(tmp_path: Path) -> None:
         assert port is not None, (tmp_path / "registry.log").read_text()
         reference = f"127.0.0.1:{port}/hello-world:oci"
         env = environment()
+        hello = ROOT / "artifacts/hello-world.wasm"
         for _ in range(100):  # listening is not yet answering
             pushed = subprocess.run(
-                ["wasmhost", "push", "-q", "--plain-http", ROOT / "artifacts/hello-world.wasm"]
-                + [reference],
+                ["wasmhost", "push", "-q", "--plain-http", hello, reference],
                 env=env,
                 capture_output=True,
                 text=True,

@@ -390,7 +390,8 @@ def test_a_module_served_by_reference_is_named_by_it(registry: Registry) -> None
     finally:
         s.stop()
     assert f"GET /panic: {reference} trapped" in log
-    assert "blobs" not in log and "sha256" not in log
+    assert "blobs" not in log
+    assert "sha256" not in log
 
 
 def test_a_route_name_names_the_module_in_errors(tmp_path: Path) -> None:

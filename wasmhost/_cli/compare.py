@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +84,10 @@ def compare(
     from .._compare.compare import compare as run_comparison
     from .._compare.runtimes import get_runtime
 
-    with reported():
+    # Which runtime and run is going on, on a terminal (a long module shows nothing
+    # else until the end); never in --json mode or into a pipe.
+    progress = None if as_json or not _is_terminal() else _show_progress
+    with reported(), _progress_line(progress is not None):
         if plot is not None:
             _check_plot(plot)
         adapters = [get_runtime(name, path) for name, path in runtime_specs] or None
@@ -95,6 +101,7 @@ def compare(
             dirs=dict(dirs),
             stdin=stdin_file.read_bytes() if stdin_file else b"",
             cold=not no_cold,
+            progress=progress,
         )
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
@@ -105,6 +112,24 @@ def compare(
             _plot(result, plot)
     failed = [r for r in result.results if r.error or (r.available and not r.output_matches)]
     raise SystemExit(1 if failed else 0)
+
+
+def _is_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
+def _show_progress(runtime: str, run: int, runs: int) -> None:
+    click.echo(f"\r\x1b[K{runtime}: run {run} of {runs}", err=True, nl=False)
+
+
+@contextlib.contextmanager
+def _progress_line(shown: bool) -> Iterator[None]:
+    """Clear the progress line at the end, whatever happens."""
+    try:
+        yield
+    finally:
+        if shown:
+            click.echo("\r\x1b[K", err=True, nl=False)
 
 
 _COLUMNS = (
@@ -144,7 +169,7 @@ def _table(result: Any) -> None:
                 f"{wall.min:.3f}",
                 f"{wall.median:.3f}",
                 f"{wall.max:.3f}",
-                f"{r.peak_rss_mib:.1f}",
+                "-" if r.peak_rss_mib is None else f"{r.peak_rss_mib:.1f}",
             ]
         )
         for difference in r.differences:

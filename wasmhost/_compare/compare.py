@@ -5,6 +5,16 @@ directories; each run gets fresh copies of the directories, so files the
 guest writes are compared too and no runtime sees another's. The reference is
 the in-process run (``wasmhost``): stdout, stderr, exit status and written
 files of every other runtime are compared with it byte for byte.
+
+Peak RSS is each external runtime's own. A process started from this one
+would report at least this process's peak (Linux keeps, across exec, the
+high-water mark of the memory it replaced), so one run of each runtime is
+started through ``sh``, which forks the runtime from its own small memory;
+the shell then becomes a small Python reporter that waits for the runtime
+and hands back its status and ``ru_maxrss``, as ``/usr/bin/time -f %M``
+reports it. That is one more run after the measured ones, in their
+conditions (a runtime's own compile cache filled by then, as for them); wall
+times never include the shell or the reporter.
 """
 
 from __future__ import annotations
@@ -30,6 +40,22 @@ from .runtimes import Invocation, Mount, Runtime, get_runtime
 from .runtimes._base import env_flags
 
 RUN_TIMEOUT = 300.0
+
+# Progress: called with the runtime's name, the run (from 1) and how many runs it gets.
+Progress = Callable[[str, int, int], None]
+
+# sh forks the runtime (its stdin kept: a background job's stdin would be /dev/null),
+# then becomes the reporter, which waits for it and writes "STATUS MAXRSS_KIB" to a file.
+_PROBE_SHELL = """exec 4<&0
+reporter=$1 report=$2
+shift 2
+"$@" 0<&4 4<&- &
+exec "$0" -S -I -c "$reporter" "$!" "$report" 4<&-"""
+_REPORTER = (
+    "import os, sys\n"
+    "_, status, usage = os.wait4(int(sys.argv[1]), 0)\n"
+    "with open(sys.argv[2], 'w') as f: f.write('%d %d' % (status, usage.ru_maxrss))\n"
+)
 
 
 class Stats(NamedTuple):
@@ -102,6 +128,7 @@ def compare(
     stdin: bytes = b"",
     cold: bool = True,
     host: Host | None = None,
+    progress: Progress | None = None,
 ) -> Comparison:
     """Run ``module`` in-process and in each runtime; compare outputs and times.
 
@@ -110,7 +137,9 @@ def compare(
     ``output_matches`` (``wasmhost compare`` prints them; tests/test_compare.py
     checks them). ``runtimes`` are adapters or names (all known runtimes by default; one
     that is not installed gets a row saying how to get it). ``cold`` adds a
-    ``wasmhost-cold`` row: a new ``wasmhost run`` process per run.
+    ``wasmhost-cold`` row: a new ``wasmhost run`` process per run. ``progress``
+    is called before each run with the runtime's name, the run's number (from
+    1, warm-up runs included) and the number of runs.
     """
     if runs < 1 or warmup < 0:
         raise ConfigError("runs must be at least 1 and warmup at least 0.")
@@ -126,17 +155,31 @@ def compare(
             cleanup.callback(own.close)
         scratch = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="wasmhost-compare-"))
         work = _Workspace(Path(scratch), mounts, stdin)
-        reference, row = _in_process(own, path, tuple(args), invocation_env, work, runs, warmup)
+        tell = _counting(progress, "wasmhost", warmup + runs)
+        reference, row = _in_process(
+            own, path, tuple(args), invocation_env, work, runs, warmup, tell
+        )
         results = [row]
-        if cold:
+        for adapter in [_Cold()] * cold + adapters:
             results.append(
-                _external(_Cold(), path, args, invocation_env, work, runs, warmup, reference)
-            )
-        for adapter in adapters:
-            results.append(
-                _external(adapter, path, args, invocation_env, work, runs, warmup, reference)
+                _external(
+                    adapter, path, args, invocation_env, work, runs, warmup, reference, progress
+                )
             )
     return Comparison(os.fspath(module), tuple(args), tuple(results))
+
+
+def _counting(progress: Progress | None, name: str, total: int) -> Callable[[], None]:
+    """A callback that reports the next run of ``name`` to ``progress``."""
+    done = 0
+
+    def tell() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(name, done, total)
+
+    return tell
 
 
 def _all() -> list[str]:
@@ -199,12 +242,14 @@ def _in_process(
     work: _Workspace,
     runs: int,
     warmup: int,
+    tell: Callable[[], None],
 ) -> tuple[Outcome, RuntimeResult]:
     started = time.perf_counter()
     module = host.load(path)
     load = time.perf_counter() - started
 
     def once(mounts: tuple[Mount, ...]) -> tuple[Outcome, tuple[float, ...]]:
+        tell()
         dirs = {m.guest: Dir(m.host, m.read_only) for m in mounts}
         start = time.perf_counter()
         try:
@@ -273,6 +318,7 @@ def _external(
     runs: int,
     warmup: int,
     reference: Outcome,
+    progress: Progress | None = None,
 ) -> RuntimeResult:
     if not runtime.available():
         return RuntimeResult(runtime.name, None, False, install_hint=runtime.install_hint or None)
@@ -286,21 +332,31 @@ def _external(
             error=f"{runtime.locate()} --version failed: the runtime is installed but does not run",
         )
 
+    tell = _counting(progress, runtime.name, warmup + runs + 1)
+
+    def command(mounts: tuple[Mount, ...]) -> list[str]:
+        return runtime.command(Invocation(path, tuple(args), env, mounts))
+
     def once(mounts: tuple[Mount, ...]) -> tuple[Outcome, tuple[float, ...]]:
-        invocation = Invocation(path, tuple(args), env, mounts)
-        outcome, wall, peak = _spawn(runtime.command(invocation), work.stdin_path)
-        return outcome, (wall, peak)
+        tell()
+        outcome, wall = _spawn(command(mounts), work.stdin_path)
+        return outcome, (wall,)
 
     try:
         first, samples = _repeat(work, runs, warmup, once)
+        tell()
+        mounts = work.fresh()  # one more run, for its own peak RSS (see the module's docstring)
+        try:
+            peak = _probe(command(mounts), work.stdin_path)[1]
+        finally:
+            work.discard(mounts)
     except OSError as exc:
         return RuntimeResult(runtime.name, version, True, error=f"could not start: {exc}")
     except subprocess.TimeoutExpired:
         return RuntimeResult(
             runtime.name, version, True, error=f"no answer after {RUN_TIMEOUT:g} s; killed"
         )
-    walls = [wall for wall, _ in samples]
-    peaks = [peak for _, peak in samples]
+    walls = [wall for (wall,) in samples]
     differences = _differences(reference, first)
     return RuntimeResult(
         runtime.name,
@@ -312,7 +368,7 @@ def _external(
         differences=tuple(differences),
         read_only_mounts=runtime.read_only_mounts if work.mounts else None,
         wall_ms=Stats.of(walls),
-        peak_rss_mib=round(max(peaks), 1),
+        peak_rss_mib=None if peak is None else round(peak, 1),
     )
 
 
@@ -340,35 +396,78 @@ def _repeat(
     return first, samples
 
 
-def _spawn(argv: list[str], stdin_path: Path) -> tuple[Outcome, float, float]:
-    """Run ``argv``; its outcome, wall seconds, and peak RSS in MiB (from wait4)."""
+def _spawn(argv: list[str], stdin_path: Path) -> tuple[Outcome, float]:
+    """Run ``argv``; its outcome and wall seconds."""
     with (
         open(stdin_path, "rb") as stdin,
         tempfile.TemporaryFile() as out,
         tempfile.TemporaryFile() as err,
     ):
         start = time.perf_counter()
-        process = subprocess.Popen(argv, stdin=stdin, stdout=out, stderr=err, env=_clean_env())
-        try:
-            status, usage = _wait(process.pid, RUN_TIMEOUT)
-        except BaseException:
-            process.kill()
-            os.wait4(process.pid, 0)
-            process.returncode = -9
-            raise
+        process = subprocess.Popen(
+            argv, stdin=stdin, stdout=out, stderr=err, env=_clean_env(), start_new_session=True
+        )
+        status = _finish(process)
         wall = time.perf_counter() - start
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        code: int | None = process.returncode
-        sig = None
-        if process.returncode < 0:
-            sig, code = signal.Signals(-process.returncode).name, None
-        return Outcome(code, sig, out.read(), err.read(), {}), wall, usage.ru_maxrss / 1024
+        return _outcome(status, out, err), wall
 
 
-def _wait(pid: int, timeout: float) -> tuple[int, Any]:
-    """Wait for ``pid`` without polling (a pidfd where Linux has them); its status and rusage."""
+def _probe(argv: list[str], stdin_path: Path) -> tuple[Outcome, float | None]:
+    """Run ``argv`` through the shell and reporter (see the module's docstring); its
+    outcome and its own peak RSS in MiB (None if the reporter did not report)."""
+    report = stdin_path.with_name(f"report-{os.getpid()}-{time.monotonic_ns()}")
+    with (
+        open(stdin_path, "rb") as stdin,
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+    ):
+        process = subprocess.Popen(
+            ["/bin/sh", "-c", _PROBE_SHELL, sys.executable, _REPORTER, str(report), *argv],
+            stdin=stdin,
+            stdout=out,
+            stderr=err,
+            env=_clean_env(),
+            start_new_session=True,
+        )
+        shell_status = _finish(process)
+        try:
+            fields = report.read_text().split()
+            report.unlink()
+        except OSError:
+            fields = []
+        if os.waitstatus_to_exitcode(shell_status) != 0 or len(fields) != 2:
+            # No report: the shell or the reporter failed; its status is all there is.
+            return _outcome(shell_status, out, err), None
+        return _outcome(int(fields[0]), out, err), int(fields[1]) / 1024
+
+
+def _finish(process: subprocess.Popen[bytes]) -> int:
+    """Wait for ``process`` (RUN_TIMEOUT at most, then its whole session is killed)."""
+    try:
+        status = _wait(process.pid, RUN_TIMEOUT)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        os.waitpid(process.pid, 0)
+        process.returncode = -9
+        raise
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return status
+
+
+def _outcome(status: int, out: Any, err: Any) -> Outcome:
+    """What a run produced, from its wait status and its output files."""
+    out.seek(0)
+    err.seek(0)
+    code: int | None = os.waitstatus_to_exitcode(status)
+    sig = None
+    if code is not None and code < 0:
+        sig, code = signal.Signals(-code).name, None
+    return Outcome(code, sig, out.read(), err.read(), {})
+
+
+def _wait(pid: int, timeout: float) -> int:
+    """Wait for ``pid`` without polling (a pidfd where Linux has them); its wait status."""
     if hasattr(os, "pidfd_open"):
         fd = os.pidfd_open(pid)
         try:
@@ -377,13 +476,12 @@ def _wait(pid: int, timeout: float) -> tuple[int, Any]:
             os.close(fd)
         if not ready:
             raise subprocess.TimeoutExpired(str(pid), timeout)
-        _, status, usage = os.wait4(pid, 0)
-        return status, usage
+        return os.waitpid(pid, 0)[1]
     deadline = time.monotonic() + timeout
     while True:
-        found, status, usage = os.wait4(pid, os.WNOHANG)
+        found, status = os.waitpid(pid, os.WNOHANG)
         if found:
-            return status, usage
+            return status
         if time.monotonic() > deadline:
             raise subprocess.TimeoutExpired(str(pid), timeout)
         time.sleep(0.001)

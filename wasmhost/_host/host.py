@@ -278,9 +278,7 @@ class Host:
                     where = os.path.abspath(name)
                     lazy = Module(name, None, key, (), (), size=st.st_size, path=where)
                     try:
-                        compiled = self._compile(
-                            slot, shown or name, key, lambda: lazy.wasm, check
-                        )
+                        compiled = self._compile(slot, shown or name, key, lambda: lazy.wasm, check)
                     except ModuleChanged:
                         pass  # changed since its state was looked at: read it as it is now
                     else:
