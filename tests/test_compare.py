@@ -9,6 +9,7 @@ import pty
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -417,3 +418,28 @@ def test_cli_progress_on_a_terminal_only(tmp_path: Path, as_json: bool) -> None:
         assert b"\x1b" not in done.stdout
     piped = wasmhost_cli(*argv)
     assert b"run 1 of" not in piped.stderr
+
+
+@pytest.mark.parametrize("hang_on", [1, 2], ids=["measured-run", "peak-rss-run"])
+def test_a_runtime_that_never_ends_is_killed_with_what_it_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hang_on: int
+) -> None:
+    monkeypatch.setattr("wasmhost._compare.compare.RUN_TIMEOUT", 1.0)
+    count, pids = tmp_path / "count", tmp_path / "pids"
+    hanger = stand_in(
+        tmp_path,
+        "hang",
+        'case "$1" in --version) echo hang 1;; *)\n'
+        f"  echo x >> {count}\n"
+        f'  if [ "$(wc -l < {count})" -ge {hang_on} ]; then\n'
+        f"    sleep 600 & echo $! >> {pids}; sleep 600 & echo $! >> {pids}; wait\n"
+        "  fi\n"
+        '  echo "Hello, World!";;\nesac\n',
+    )
+    row = rows(compare(HELLO, runtimes=[get_runtime("iwasm", hanger)], runs=1, warmup=0))["iwasm"]
+    assert row.error == "no answer after 1 s; killed"
+    time.sleep(0.2)
+    for pid in map(int, pids.read_text().split()):  # the runtime's own children are gone too
+        with contextlib.suppress(FileNotFoundError):  # reaped
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            assert state == "Z", f"process {pid} still runs ({state})"  # killed, not yet reaped
