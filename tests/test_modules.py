@@ -17,7 +17,7 @@ BAD = {
     "wat": (b'(module (func (export "_start")))', "looks like WebAssembly text"),
     "elf": (b"\x7fELF\x02\x01\x01" + b"\0" * 64, "not a WebAssembly module"),
     "header-only": (b"\0asm", "truncated"),
-    "component": (b"\0asm\x0d\x00\x01\x00", "is a WebAssembly component"),
+    "component": (b"\0asm\x0d\x00\x01\x00\xff", "is not a valid WebAssembly component"),
     "unknown-version": (b"\0asm\x02\x00\x00\x00", "unknown WebAssembly version"),
     "truncated": (GOOD[: len(GOOD) // 2], "not a valid WebAssembly module"),
     "garbage-section": (b"\0asm\x01\x00\x00\x00\x01\xff\xff", "not a valid WebAssembly module"),

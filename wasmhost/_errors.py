@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 __all__ = [
     "ArtifactError",
@@ -179,6 +179,20 @@ class GuestError(WasmhostError):
         super().__init__(message)
         self.stdout = stdout
         self.stderr = stderr
+
+
+class ErrorResult(GuestError):
+    """A component's function, called with ``invoke``, returned ``err``.
+
+    ``error`` is the error's payload as a Python value (None for a bare
+    ``err``); the message shows it in WAVE.
+    """
+
+    def __init__(
+        self, message: str, *, error: Any = None, stdout: bytes = b"", stderr: bytes = b""
+    ) -> None:
+        super().__init__(message, stdout=stdout, stderr=stderr)
+        self.error = error
 
 
 class Trap(GuestError):

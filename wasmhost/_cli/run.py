@@ -38,7 +38,8 @@ from .registry import registry_options
 @click.option(
     "--invoke",
     metavar="FUNC",
-    help="Call this export; GUEST-ARGS are its argv, and its parameters if it takes any.",
+    help="Call this export; GUEST-ARGS are its argv, and its parameters if it takes any. "
+    "For a component: 'NAME(ARGS)', the arguments in WAVE, as the wasmtime CLI takes them.",
 )
 @click.option(
     "-W",
@@ -88,10 +89,11 @@ def run(
 ) -> None:
     """Run MODULE with the terminal's stdin, stdout and stderr.
 
-    MODULE is a .wasm file, or a registry reference (host[:port]/repo:tag or
-    @sha256:...) whose module is pulled into the local store, verified, and
-    run. Everything after MODULE goes to the guest. The exit status is the
-    guest's; a trap or a limit exits with 134, as the wasmtime CLI does.
+    MODULE is a .wasm file (a core module or a WASI preview-2 component), or
+    a registry reference (host[:port]/repo:tag or @sha256:...) whose module
+    is pulled into the local store, verified, and run. Everything after
+    MODULE goes to the guest. The exit status is the guest's; a trap or a
+    limit exits with 134, as the wasmtime CLI does.
     """
     from .._host.host import Host, RunOptions, check_limits
     from .._host.stdio import INHERIT
@@ -148,6 +150,8 @@ def run(
             )
             # Compiled for the engine these options need; its imports checked first.
             loaded = host.load(source, name=name, **run_options)
+            if loaded.kind == "component" and invoke is not None:
+                _invoke_component(host, loaded, invoke, guest_args, run_options)
             if timeout is not None:
                 backstop = _backstop(argv0, timeout)  # counted from the start, as the host does
             result = host.run(loaded, guest_args, **run_options)
@@ -156,6 +160,44 @@ def run(
             backstop.cancel()
     for value in result.values:
         click.echo(value)
+    sys.stdout.flush()
+    sys.exit(result.exit_code)
+
+
+def _invoke_component(
+    host: Any, loaded: Any, invoke: str, guest_args: tuple[str, ...], options: Any
+) -> None:
+    """Call a component's function as ``--invoke 'NAME(ARGS)'`` says, print its result in
+    WAVE (an ``err`` too, exiting 1) and exit."""
+    from .._errors import ErrorResult
+    from .._host.component import find_function
+    from .._host.wave import WaveError, format_value, parse_args, parse_call
+
+    if guest_args:
+        raise click.UsageError(
+            f"a component's function takes its arguments in --invoke 'NAME(ARGS)' (WAVE), "
+            f"not after the component: {' '.join(guest_args)}"
+        )
+    try:
+        name, text = parse_call(invoke)
+        ty = find_function(loaded, name)
+        values = parse_args(text or "", list(ty.params), f"--invoke {invoke!r}")
+    except WaveError as exc:
+        raise click.UsageError(str(exc).removesuffix(".")) from None
+    options["invoke"] = name
+    try:
+        result = host.run(loaded, values, **options)
+    except ErrorResult as exc:
+        shown = "err" if exc.error is None else str(exc).partition(" returned ")[2][:-1]
+        click.echo(shown)
+        sys.exit(1)
+    if ty.result is not None:
+        import wasmtime.component as wc
+
+        value = result.values[0]
+        if isinstance(ty.result, wc.ResultType):
+            value = ("ok", value)
+        click.echo(format_value(ty.result, value))
     sys.stdout.flush()
     sys.exit(result.exit_code)
 

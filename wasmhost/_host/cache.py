@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import wasmtime
+    import wasmtime.component as wc
 
 from .._hashing import KEY_BYTES, checksum, checksum_of_file, content_key
 
@@ -61,14 +62,17 @@ class CompileCache:
     def __init__(self, directory: Path | None) -> None:
         self.directory = directory
 
-    def path(self, key: str, fingerprint: str) -> Path | None:
+    def path(self, key: str, fingerprint: str, component: bool = False) -> Path | None:
         if self.directory is None:
             return None
-        return self.directory / key[:2] / f"{key}-{fingerprint}.cwasm"
+        kind = "-component" if component else ""
+        return self.directory / key[:2] / f"{key}{kind}-{fingerprint}.cwasm"
 
-    def load(self, engine: wasmtime.Engine, path: Path) -> wasmtime.Module | None:
-        """The module stored at ``path``, or None (absent, changed, not private or
-        foreign: then removed)."""
+    def load(
+        self, engine: wasmtime.Engine, path: Path, component: bool = False
+    ) -> wasmtime.Module | wc.Component | None:
+        """The module (or component) stored at ``path``, or None (absent, changed, not
+        private or foreign: then removed)."""
         import wasmtime  # not at the top: importing the cache costs no wasmtime
 
         from .stdio import PROC_FD, fd_path  # loaded with the host already
@@ -89,6 +93,10 @@ class CompileCache:
             # Mapped through the descriptor just checked (the path may name another
             # file by now), where /proc is mounted.
             source = fd_path(fd) if PROC_FD else str(path)
+            if component:
+                import wasmtime.component
+
+                return wasmtime.component.Component.deserialize_file(engine, source)
             return wasmtime.Module.deserialize_file(engine, source)
         except wasmtime.WasmtimeError:
             self._discard(path)
@@ -114,7 +122,7 @@ class CompileCache:
         self._record(path, fd, st, fields[5].decode())
         return True
 
-    def store(self, module: wasmtime.Module, path: Path) -> None:
+    def store(self, module: wasmtime.Module | wc.Component, path: Path) -> None:
         """Write ``module`` at ``path`` atomically; a failure to write is not an error."""
         import wasmtime
 

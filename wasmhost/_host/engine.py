@@ -23,9 +23,12 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import wasmtime
+
+if TYPE_CHECKING:
+    import wasmtime.component as wc
 
 from . import poll
 from .cache import CACHE_FORMAT
@@ -80,7 +83,9 @@ class EngineSlot:
         self.ticker = ticker
         self._poll_helper: wasmtime.Module | None = None
         self.linker = self.wasi_linker()
-        self.compiled: dict[str, tuple[wasmtime.Module, wasmtime.InstancePre | None]] = {}
+        self._component_linker: wc.Linker | None = None
+        # A module's code and InstancePre, or a component's code and None.
+        self.compiled: dict[str, tuple[Any, wasmtime.InstancePre | None]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
         # The pooled twin (flags is None for a twin itself, which has none).
@@ -100,6 +105,22 @@ class EngineSlot:
             poll.install(linker, self.engine, self._poll_trampoline)
         return linker
 
+    def component_linker(self, trap_unknown: wc.Component | None = None) -> wc.Linker:
+        """The linker with WASI preview 2 for components (a new one that defines
+        ``trap_unknown``'s unknown imports as traps, if given)."""
+        import wasmtime.component as wc
+
+        if trap_unknown is not None:
+            linker = wc.Linker(self.engine)
+            linker.add_wasip2()
+            linker.define_unknown_imports_as_traps(trap_unknown)
+            return linker
+        if self._component_linker is None:
+            linker = wc.Linker(self.engine)
+            linker.add_wasip2()
+            self._component_linker = linker  # a race makes two: harmless
+        return self._component_linker
+
     def _poll_trampoline(self) -> wasmtime.Module:
         if self._poll_helper is None:
             self._poll_helper = poll.trampoline(self.engine)  # a race compiles it twice: harmless
@@ -108,6 +129,8 @@ class EngineSlot:
     def close(self) -> None:
         """Let the engine go: its linker's host functions refer back to this slot."""
         self.linker.close()
+        if self._component_linker is not None:
+            self._component_linker.close()
         if self._twin is not None:
             self._twin.close()
 

@@ -17,6 +17,7 @@ import wasmtime
 
 from .._errors import (
     ConfigError,
+    ErrorResult,
     Frame,
     FuelExhausted,
     GuestError,
@@ -44,6 +45,7 @@ from .module import (
     check_header,
     compile_wasm,
     describe,
+    is_component,
     last_line,
     read_source,
     wasm_imports,
@@ -60,6 +62,9 @@ else:  # pragma: no cover
 
 DEFAULT_MAX_OUTPUT = 16 << 20
 """How much of each captured stream a run keeps by default (16 MiB)."""
+
+# A module's code, or a component's (wasmtime.component loads only for components).
+Compiled = Any
 
 
 class Dir(NamedTuple):
@@ -231,7 +236,10 @@ class Host:
         check = None if policy is None else _import_check(options.get("imports"), policy)
         slot = self._slot(flags)
         loaded = self._load(source, slot, check, name)[0]
-        if check is not None:
+        if loaded.kind == "component":
+            if policy is not None:
+                _check_component_run(loaded, options)
+        elif check is not None:
             check(loaded.name, loaded.imports)
         return loaded
 
@@ -282,14 +290,14 @@ class Host:
                     except ModuleChanged:
                         pass  # changed since its state was looked at: read it as it is now
                     else:
-                        module = describe(name, None, key, compiled, size=st.st_size, path=where)
+                        module = _describe(slot, name, None, key, compiled, st.st_size, where)
                         self._paths[_state(name, st)] = module
                         return module, compiled
         read_at = time.time_ns()
         name, data, read = read_source(source)
         key = content_key(data)
         compiled = self._compile(slot, shown or name, key, lambda: data, check)
-        module = describe(name, data, key, compiled)
+        module = _describe(slot, name, data, key, compiled)
         # A file that changed just before it was read could change again unseen
         # (coarse timestamps): it is read again next time rather than kept by state.
         if read is not None and settled(read, read_at):
@@ -309,7 +317,9 @@ class Host:
         key: str,
         wasm: Callable[[], bytes],
         check: ImportCheck | None,
-    ) -> wasmtime.Module:
+    ) -> Compiled:
+        """The module's (or component's) code for ``slot``'s engine: compiled before,
+        in the disk cache, or compiled now."""
         entry = slot.compiled.get(key)
         if entry is not None:
             return entry[0]
@@ -317,22 +327,43 @@ class Host:
             entry = slot.compiled.get(key)
             if entry is not None:
                 return entry[0]
-            path = self._cache.path(key, slot.fingerprint)
-            compiled = self._cache.load(slot.engine, path) if path is not None else None
+            compiled = self._cached(slot, key)
             if compiled is None:
                 data = wasm()
-                check_header(name, data)
-                if check is not None and (found := wasm_imports(data)) is not None:
-                    check(name, found)  # before a compile that can take a minute
-                compiled = compile_wasm(name, data, slot.engine)
+                component = is_component(data)
+                if component:
+                    from .component import compile_component
+
+                    compiled = compile_component(name, data, slot.engine)
+                else:
+                    check_header(name, data)
+                    if check is not None and (found := wasm_imports(data)) is not None:
+                        check(name, found)  # before a compile that can take a minute
+                    compiled = compile_wasm(name, data, slot.engine)
+                path = self._cache.path(key, slot.fingerprint, component)
                 if path is not None:
                     self._cache.store(compiled, path)
-            try:
-                pre = slot.linker.instantiate_pre(compiled)
-            except wasmtime.WasmtimeError:
-                pre = None  # imports beyond WASI: linked per run with the caller's functions
+            pre = None
+            if isinstance(compiled, wasmtime.Module):
+                try:
+                    pre = slot.linker.instantiate_pre(compiled)
+                except wasmtime.WasmtimeError:
+                    pre = None  # imports beyond WASI: linked per run with the caller's functions
             slot.compiled[key] = (compiled, pre)
             return compiled
+
+    def _cached(self, slot: EngineSlot, key: str) -> Compiled | None:
+        """The code of ``key`` from the disk cache: a module's entry, else a component's."""
+        for component in (False, True):
+            path = self._cache.path(key, slot.fingerprint, component)
+            if path is None:
+                return None
+            if component and not path.exists():
+                return None  # no entry: not worth a second open
+            compiled = self._cache.load(slot.engine, path, component)
+            if compiled is not None:
+                return compiled
+        return None
 
     # -- running -------------------------------------------------------------
 
@@ -386,7 +417,11 @@ class Host:
         max_output = options.get("max_output", DEFAULT_MAX_OUTPUT)
         check = _import_check(options.get("imports"), options.get("unknown_imports", "error"))
         loaded, compiled = self._load(module, slot, check)
-        check(loaded.name, loaded.imports)
+        component = loaded.kind == "component"
+        if component:
+            _check_component_run(loaded, options)
+        else:
+            check(loaded.name, loaded.imports)
         job = _Job(slot, loaded, compiled, slot.compiled[loaded.key][1], args, options)
         wasi = job.wasi()
         stdio = Stdio(max_output, self._loud.get(loaded.key, ()))
@@ -403,16 +438,16 @@ class Host:
                 options.get("stdout", CAPTURE),
                 options.get("stderr", CAPTURE),
             )
-            lease = slot.lease(loaded.key, compiled)
+            lease = None if component else slot.lease(loaded.key, compiled)
             if lease is not None:
                 job.slot, job.compiled, job.pre = lease  # the same code, pooled (see engine)
             store = wasmtime.Store(job.slot.engine)
             store.set_wasi(wasi)
             # Tables stop where a pooled slot's do, on either engine (see engine).
             # With a memory cap, one memory (see memory), or it would not bound the guest.
-            store.set_limits(
-                table_elements=TABLE_ELEMENTS, memories=1 if max_memory is not None else -1
-            )
+            # (A component made from a preview-1 module has its adapter's memory too.)
+            one_memory = max_memory is not None and not component
+            store.set_limits(table_elements=TABLE_ELEMENTS, memories=1 if one_memory else -1)
             if max_memory is not None:
                 watch = MemoryWatch(max_memory)
             if fuel is not None:
@@ -426,6 +461,7 @@ class Host:
             try:
                 with active(guard), watch or contextlib.nullcontext():
                     values = job.execute(store)
+                exit_code = job.exit_code
             except wasmtime.ExitTrap as exc:
                 exit_code = exc.code
             except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
@@ -459,6 +495,10 @@ class Host:
                 if error is not None or refused or stdio.over_limit() is not None:
                     raise self._guest_error(error, loaded, stdio, guard, timeout, watch) from None
                 out, err = stdio.collect()
+                if job.error_result is not None:
+                    raise ErrorResult(
+                        str(job.error_result), error=job.error_result.error, stdout=out, stderr=err
+                    )
             finally:
                 stdio.close()
         return RunResult(
@@ -502,7 +542,7 @@ class Host:
                 stdout=out,
                 stderr=err,
             )
-        code = exc.trap_code if isinstance(exc, wasmtime.Trap) else None
+        code = exc.trap_code if isinstance(exc, wasmtime.Trap) else _trap_code_in(exc)
         if code == wasmtime.TrapCode.OUT_OF_FUEL:
             return FuelExhausted(f"{name} ran out of fuel and was stopped.", stdout=out, stderr=err)
         if watch is not None and (
@@ -579,7 +619,18 @@ class Host:
 class _Job:
     """One run's module and options, from its WASI configuration to its call."""
 
-    __slots__ = ("args", "compiled", "failure", "instantiated", "module", "options", "pre", "slot")
+    __slots__ = (
+        "args",
+        "compiled",
+        "error_result",
+        "exit_code",
+        "failure",
+        "instantiated",
+        "module",
+        "options",
+        "pre",
+        "slot",
+    )
 
     def __init__(
         self,
@@ -598,13 +649,17 @@ class _Job:
         self.options = options
         self.failure = Failure()  # what a host function raised, to raise again
         self.instantiated: float | None = None  # when instantiation ended (perf_counter)
+        self.exit_code = 0  # a component's, from its run export
+        self.error_result: ErrorResult | None = None  # what an invoked component function gave
 
     def wasi(self) -> wasmtime.WasiConfig:
         """The guest's argv, environment and directories (its stdio is the caller's)."""
         options = self.options
         wasi = wasmtime.WasiConfig()
         first = options.get("argv0") or os.path.basename(self.module.name)
-        set_argv(wasi, _strings("argument", [first, *map(str, self.args)]))
+        # A component's invoked function takes its arguments as values, not from argv.
+        argv = () if self.module.kind == "component" and options.get("invoke") else self.args
+        set_argv(wasi, _strings("argument", [first, *map(str, argv)]))
         if env := options.get("env"):
             set_env(wasi, *_environment(env))
         for guest, source in (options.get("dirs") or {}).items():
@@ -614,6 +669,16 @@ class _Job:
     def execute(self, store: wasmtime.Store) -> tuple[Any, ...]:
         """Instantiate the module in ``store`` and call ``_start`` (or ``invoke``)."""
         slot, compiled, module = self.slot, self.compiled, self.module
+        if module.kind == "component":
+            from .component import execute
+
+            component = cast(Any, compiled)  # a wasmtime.component.Component
+            trap_unknown = self.options.get("unknown_imports") == "trap"
+            p2 = slot.component_linker(component if trap_unknown else None)
+            values, self.exit_code, self.error_result = execute(
+                store, p2, component, module, self.options.get("invoke"), self.args, self
+            )
+            return values
         imports = self.options.get("imports")
         trap_unknown = self.options.get("unknown_imports") == "trap"
         pre = None if trap_unknown else self.pre
@@ -761,6 +826,36 @@ class RunStream:
 _POLL = 0.005
 
 
+def _describe(
+    slot: EngineSlot,
+    name: str,
+    data: bytes | None,
+    key: str,
+    compiled: Compiled,
+    size: int | None = None,
+    path: str | None = None,
+) -> Module:
+    """The :class:`Module` for a module's or a component's compiled code."""
+    if isinstance(compiled, wasmtime.Module):
+        return describe(name, data, key, compiled, size=size, path=path)
+    from .component import describe_component
+
+    return describe_component(name, data, key, compiled, slot.engine, size=size, path=path)
+
+
+def _check_component_run(module: Module, options: RunOptions) -> None:
+    """What a component's run cannot have, refused before it starts."""
+    if options.get("imports"):
+        raise ConfigError(
+            f"{module.name} is a component: host functions (imports=) are given to core "
+            "modules only."
+        )
+    if options.get("unknown_imports", "error") != "trap":
+        from .component import check_imports
+
+        check_imports(module)
+
+
 def _is_nullary(module: Module, name: str) -> bool:
     return any(e.name == name and e.signature == "func () -> ()" for e in module.exports)
 
@@ -881,6 +976,27 @@ def _convert_params(
         except ValueError:
             raise ConfigError(f"{module}: {name} expects {kind}, got {arg!r}.") from None
     return values
+
+
+# What wasmtime says of a trap that reaches wasmtime-py as a plain error (from a
+# component's call): the message of each trap code a run names.
+_TRAP_MESSAGES = {
+    "all fuel consumed by WebAssembly": "OUT_OF_FUEL",
+    "wasm `unreachable` instruction executed": "UNREACHABLE",
+    "out of bounds memory access": "MEMORY_OUT_OF_BOUNDS",
+    "call stack exhausted": "STACK_OVERFLOW",
+    "integer divide by zero": "INTEGER_DIVISION_BY_ZERO",
+    "integer overflow": "INTEGER_OVERFLOW",
+    "interrupt": "INTERRUPT",
+    "allocation size too large": "ALLOCATION_TOO_LARGE",
+}
+
+
+def _trap_code_in(exc: Exception | None) -> wasmtime.TrapCode | None:
+    if exc is None:
+        return None
+    name = _TRAP_MESSAGES.get(_first_line(str(exc)))
+    return None if name is None else wasmtime.TrapCode[name]
 
 
 def _trap_details(exc: Exception) -> tuple[str, list[Frame]]:

@@ -7,7 +7,7 @@ exports; each engine of the host compiles it on first use (see ``host``).
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, NamedTuple, Union
+from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
 if TYPE_CHECKING:
     import wasmtime
@@ -55,7 +55,18 @@ class Module:
     b'Hello, World!\\n'
     """
 
-    __slots__ = ("_digest", "_path", "_size", "_wasm", "exports", "imports", "key", "name")
+    __slots__ = (
+        "_digest",
+        "_path",
+        "_size",
+        "_wasm",
+        "exports",
+        "functions",
+        "imports",
+        "key",
+        "kind",
+        "name",
+    )
 
     def __init__(
         self,
@@ -76,6 +87,9 @@ class Module:
         self.imports = imports
         self.exports = exports
         self._digest: str | None = None
+        # "component" for a WASI preview-2 component; its functions' types by name.
+        self.kind = "module"
+        self.functions: dict[str, Any] | None = None
 
     def renamed(self, name: str) -> Module:
         """The same module, called ``name`` in errors and logs."""
@@ -83,6 +97,7 @@ class Module:
             name, self._wasm, self.key, self.imports, self.exports, size=self._size, path=self._path
         )
         twin._digest = self._digest
+        twin.kind, twin.functions = self.kind, self.functions
         return twin
 
     def __repr__(self) -> str:
@@ -151,6 +166,11 @@ def read_source(
         return name, f.read(), st
 
 
+def is_component(data: bytes) -> bool:
+    """Whether ``data`` starts as a WebAssembly component (not a core module) does."""
+    return data[:4] == _MAGIC and data[4:8] == _COMPONENT_VERSION
+
+
 def check_header(name: str, data: bytes) -> None:
     """Refuse what is plainly not a core WebAssembly module, with a message that says why."""
     if not data:
@@ -166,11 +186,6 @@ def check_header(name: str, data: bytes) -> None:
         )
     if len(data) < 8:
         raise ModuleError(f"{name} is truncated: it ends inside the WebAssembly header.")
-    if data[4:8] == _COMPONENT_VERSION:
-        raise ModuleError(
-            f"{name} is a WebAssembly component; wasmhost runs core modules "
-            "(wasm32-wasi / WASI preview 1)."
-        )
     if data[4:8] != _CORE_VERSION:
         raise ModuleError(f"{name} has an unknown WebAssembly version {data[4:8].hex()}.")
 

@@ -1,0 +1,465 @@
+"""WASI preview-2 components: what they import and export, their values, their runs.
+
+A component is told from a core module by its header (layer 1, version
+0x0d). It compiles on the same engines as modules and runs through a
+component linker with WASI preview 2 (``add_wasip2``), under the same
+``WasiConfig`` (argv, environment, directories, stdio) and store limits.
+
+A command component runs its ``wasi:cli/run`` export: ``ok`` is exit status
+0, ``err`` 1 (as the wasmtime CLI has it; a preview-1 module made into a
+component exits 1 for any non-zero ``proc_exit``). ``invoke`` calls any
+exported function, top-level (``add``) or in an exported interface
+(``wasi:cli/run@0.2.3#run``), with Python values converted by the
+function's types:
+
+    bool, s8..u64, f32/f64, char, string    bool, int, float, str
+    list<T> (list<u8>: bytes too), tuple    list, tuple
+    record                                  dict by field name
+    option<T>                               None or the value
+    enum / flags                            str / set of str
+    variant                                 (case, payload)
+    result<T, E>                            ("ok", T) or ("err", E); as the
+                                            function's own result: T, or
+                                            ErrorResult raised with E
+
+``wasmhost run --invoke 'f(ARGS)'`` writes them in WAVE (see ``wave``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._errors import ConfigError, ErrorResult, LinkError, ModuleError
+from .module import Export, Import, Module, last_line
+
+if TYPE_CHECKING:
+    import wasmtime
+    import wasmtime.component as wc
+
+# The preview-2 interfaces add_wasip2 provides (any 0.2.x release).
+WASI_P2 = (
+    "wasi:cli/",
+    "wasi:clocks/",
+    "wasi:filesystem/",
+    "wasi:io/",
+    "wasi:random/",
+    "wasi:sockets/",
+)
+RUN_INTERFACE = "wasi:cli/run@0.2"
+
+
+def compile_component(name: str, data: bytes, engine: wasmtime.Engine) -> wc.Component:
+    """Compile ``data`` (a component), mapping wasmtime's errors to :class:`ModuleError`."""
+    import wasmtime
+    import wasmtime.component as wc
+
+    try:
+        return wc.Component(engine, data)
+    except wasmtime.WasmtimeError as exc:
+        reason = last_line(str(exc)) or "invalid component"
+        raise ModuleError(f"{name} is not a valid WebAssembly component: {reason}.") from None
+
+
+def item_type(item: Any) -> Any:
+    """An import's or export's type (wasmtime-py 50 wraps it in a ComponentExtern)."""
+    return getattr(item, "ty", item)
+
+
+def describe_component(
+    name: str,
+    data: bytes | None,
+    key: str,
+    compiled: wc.Component,
+    engine: wasmtime.Engine,
+    *,
+    size: int | None = None,
+    path: str | None = None,
+) -> Module:
+    """The :class:`Module` for a component: its imports by interface, its exports
+    (instances, and each function with its WIT type, ``INTERFACE#NAME`` inside one)."""
+    import wasmtime.component as wc
+
+    ty = compiled.type
+    imports = tuple(
+        Import(import_name, "", _kind(item_type(item)), _signature(item_type(item), engine))
+        for import_name, item in ty.imports(engine).items()
+    )
+    exports: list[Export] = []
+    functions: dict[str, Any] = {}
+    for export_name, item in ty.exports(engine).items():
+        export_ty = item_type(item)
+        exports.append(Export(export_name, _kind(export_ty), _signature(export_ty, engine)))
+        if isinstance(export_ty, wc.FuncType):
+            functions[export_name] = export_ty
+        elif isinstance(export_ty, wc.ComponentInstanceType):
+            for inner, inner_item in export_ty.exports(engine).items():
+                inner_ty = item_type(inner_item)
+                if isinstance(inner_ty, wc.FuncType):
+                    full = f"{export_name}#{inner}"
+                    functions[full] = inner_ty
+                    exports.append(Export(full, "func", _signature(inner_ty, engine)))
+    module = Module(name, data, key, imports, tuple(exports), size=size, path=path)
+    module.kind = "component"
+    module.functions = functions
+    return module
+
+
+def _kind(ty: Any) -> str:
+    import wasmtime.component as wc
+
+    if isinstance(ty, wc.FuncType):
+        return "func"
+    if isinstance(ty, wc.ComponentInstanceType):
+        return "instance"
+    if isinstance(ty, wc.ResourceType):
+        return "resource"
+    if isinstance(ty, wc.ModuleType):
+        return "module"
+    if isinstance(ty, wc.ComponentType):
+        return "component"
+    return "type"
+
+
+def _signature(ty: Any, engine: wasmtime.Engine) -> str:
+    import wasmtime.component as wc
+
+    if isinstance(ty, wc.FuncType):
+        return func_signature(ty)
+    if isinstance(ty, wc.ComponentInstanceType):
+        names = list(ty.exports(engine))
+        return "instance {" + ", ".join(names) + "}"
+    return _kind(ty)
+
+
+def func_signature(ty: wc.FuncType) -> str:
+    params = ", ".join(f"{name}: {wit(param)}" for name, param in ty.params)
+    result = ty.result
+    return f"func({params})" + ("" if result is None else f" -> {wit(result)}")
+
+
+def wit(ty: Any) -> str:
+    """A value type written as WIT writes it (records and variants spelled out: their
+    names are not kept in the compiled component)."""
+    import wasmtime.component as wc
+
+    simple = {
+        wc.Bool: "bool",
+        wc.S8: "s8",
+        wc.S16: "s16",
+        wc.S32: "s32",
+        wc.S64: "s64",
+        wc.U8: "u8",
+        wc.U16: "u16",
+        wc.U32: "u32",
+        wc.U64: "u64",
+        wc.F32: "f32",
+        wc.F64: "f64",
+        wc.Char: "char",
+        wc.String: "string",
+    }
+    for cls, text in simple.items():
+        if isinstance(ty, cls):
+            return text
+    if isinstance(ty, wc.ListType):
+        return f"list<{wit(ty.element)}>"
+    if isinstance(ty, wc.TupleType):
+        return "tuple<" + ", ".join(wit(e) for e in ty.elements) + ">"
+    if isinstance(ty, wc.OptionType):
+        return f"option<{wit(ty.payload)}>"
+    if isinstance(ty, wc.ResultType):
+        ok = "_" if ty.ok is None else wit(ty.ok)
+        err = "_" if ty.err is None else wit(ty.err)
+        return "result" if ty.ok is None and ty.err is None else f"result<{ok}, {err}>"
+    if isinstance(ty, wc.RecordType):
+        return "record { " + ", ".join(f"{n}: {wit(t)}" for n, t in ty.fields) + " }"
+    if isinstance(ty, wc.VariantType):
+        cases = [n if t is None else f"{n}({wit(t)})" for n, t in ty.cases]
+        return "variant { " + ", ".join(cases) + " }"
+    if isinstance(ty, wc.EnumType):
+        return "enum { " + ", ".join(ty.names) + " }"
+    if isinstance(ty, wc.FlagsType):
+        return "flags { " + ", ".join(ty.names) + " }"
+    if isinstance(ty, wc.OwnType | wc.BorrowType):
+        return "resource"
+    return type(ty).__name__.lower()
+
+
+def check_imports(module: Module) -> None:
+    """Refuse a component importing what WASI preview 2 does not provide, naming it."""
+    for imp in module.imports:
+        if not imp.module.startswith(WASI_P2):
+            raise LinkError(
+                f"{module.name} imports {imp.module} ({imp.kind}), which wasmhost does not "
+                "provide: components get the WASI preview-2 CLI interfaces only."
+            )
+
+
+def find_function(module: Module, name: str) -> Any:
+    """The type of the exported function ``name`` (top-level, or ``INTERFACE#NAME``)."""
+    functions = module.functions or {}
+    found = functions.get(name)
+    if found is None:
+        names = ", ".join(functions) or "no functions"
+        raise LinkError(f"{module.name} exports no function {name!r}; it exports: {names}.")
+    return found
+
+
+def execute(
+    store: wasmtime.Store,
+    linker: wc.Linker,
+    compiled: wc.Component,
+    module: Module,
+    invoke: str | None,
+    args: Sequence[Any],
+    job: Any,
+) -> tuple[tuple[Any, ...], int, ErrorResult | None]:
+    """Instantiate the component in ``store`` and run it (``job.instantiated`` set when
+    instantiated): its values, its exit status, and the ErrorResult of an invoked
+    function that returned ``err``."""
+    import time
+
+    import wasmtime
+
+    try:
+        instance = linker.instantiate(store, compiled)
+    except wasmtime.WasmtimeError as exc:
+        raise LinkError(f"{module.name} cannot be instantiated: {last_line(str(exc))}.") from None
+    job.instantiated = time.perf_counter()
+    if invoke is None:
+        run = next((e.name for e in module.exports if e.name.startswith(RUN_INTERFACE)), None)
+        if run is None:
+            functions = ", ".join(module.functions or {}) or "no functions"
+            raise LinkError(
+                f"{module.name} has no {RUN_INTERFACE}.x export (it is not a WASI command "
+                f"component); it exports: {functions}",
+                advice="call one of them with invoke=NAME",
+                fix="invoke",
+            )
+        func_name = f"{run}#run"
+    else:
+        func_name = invoke
+    ty = find_function(module, func_name)
+    func = _get_func(store, instance, compiled, func_name)
+    params = [
+        to_wasm(param_ty, value, f"{func_name}: argument {param_name!r}")
+        for (param_name, param_ty), value in zip(
+            ty.params, _arity(ty, args, func_name) if invoke else [], strict=True
+        )
+    ]
+    result = func(store, *params)
+    func.post_return(store)
+    if invoke is None:
+        ok = getattr(result, "tag", "ok") == "ok"
+        return (), 0 if ok else 1, None
+    if ty.result is None:
+        return (), 0, None
+    try:
+        return (_returned(ty.result, result, module.name, func_name),), 0, None
+    except ErrorResult as exc:
+        return (), 0, exc
+
+
+def _arity(ty: wc.FuncType, args: Sequence[Any], name: str) -> Sequence[Any]:
+    if len(args) != len(ty.params):
+        raise ConfigError(
+            f"{name} takes {len(ty.params)} argument(s) ({func_signature(ty)}), not {len(args)}."
+        )
+    return args
+
+
+def _get_func(store: wasmtime.Store, instance: Any, compiled: wc.Component, name: str) -> Any:
+    interface, _, inner = name.rpartition("#")
+    if interface:
+        parent = compiled.get_export_index(interface)
+        index = compiled.get_export_index(inner, parent) if parent is not None else None
+    else:
+        index = compiled.get_export_index(name)
+    func = instance.get_func(store, index) if index is not None else None
+    if func is None:  # described but not a function after all
+        raise LinkError(f"{name} is not an exported function.")
+    return func
+
+
+def _returned(ty: Any, raw: Any, module_name: str, func_name: str) -> Any:
+    """The function's own result as Python: an ``err`` is raised as ErrorResult."""
+    import wasmtime.component as wc
+
+    if isinstance(ty, wc.ResultType):
+        tag, payload = _result_case(ty, raw)
+        if tag == "err":
+            error = None if ty.err is None else from_wasm(ty.err, payload)
+            from .wave import format_value
+
+            shown = "err" if ty.err is None else f"err({format_value(ty.err, error)})"
+            raise ErrorResult(f"{func_name} of {module_name} returned {shown}.", error=error)
+        return None if ty.ok is None else from_wasm(ty.ok, payload)
+    return from_wasm(ty, raw)
+
+
+def _result_case(ty: Any, raw: Any) -> tuple[str, Any]:
+    """Which case of a result wasmtime-py handed back (it tags only ambiguous ones)."""
+    import wasmtime.component as wc
+
+    if isinstance(raw, wc.Variant):
+        return raw.tag, raw.payload
+    classes: set[type] = set()
+    if ty.ok is not None:
+        ty.ok.add_classes(classes)
+    return ("ok" if ty.ok is not None and isinstance(raw, tuple(classes)) else "err"), raw
+
+
+def to_wasm(ty: Any, value: Any, where: str) -> Any:
+    """``value`` (see the module's docstring) as wasmtime-py passes a ``ty``."""
+    import wasmtime.component as wc
+
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"{where}: expected {expected} ({wit(ty)}), got {value!r}.")
+
+    if isinstance(ty, wc.Bool):
+        if not isinstance(value, bool):
+            raise bad("a bool")
+        return value
+    for cls, bits, signed in _INTS:
+        if isinstance(ty, cls):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise bad("an integer")
+            low, high = (
+                (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+            )
+            if not low <= value <= high:
+                raise bad(f"an integer from {low} to {high}")
+            return value
+    if isinstance(ty, wc.F32 | wc.F64):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad("a number")
+        return float(value)
+    if isinstance(ty, wc.Char):
+        if not isinstance(value, str) or len(value) != 1:
+            raise bad("one character")
+        return value
+    if isinstance(ty, wc.String):
+        if not isinstance(value, str):
+            raise bad("a string")
+        return value
+    if isinstance(ty, wc.ListType):
+        if isinstance(ty.element, wc.U8) and isinstance(value, bytes | bytearray):
+            return bytes(value)
+        if not isinstance(value, list | tuple):
+            raise bad("a list")
+        items = [to_wasm(ty.element, v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return bytes(items) if isinstance(ty.element, wc.U8) else items
+    if isinstance(ty, wc.TupleType):
+        elements = ty.elements
+        if not isinstance(value, list | tuple) or len(value) != len(elements):
+            raise bad(f"a tuple of {len(elements)}")
+        return tuple(
+            to_wasm(t, v, f"{where}[{i}]")
+            for i, (t, v) in enumerate(zip(elements, value, strict=True))
+        )
+    if isinstance(ty, wc.RecordType):
+        if not isinstance(value, dict):
+            raise bad("a dict of fields")
+        fields = dict(ty.fields)
+        unknown = set(value) - set(fields)
+        if unknown:
+            raise bad(f"only the fields {', '.join(fields)}")
+        record = wc.Record()
+        for field, field_ty in fields.items():
+            if field not in value and not isinstance(field_ty, wc.OptionType):
+                raise bad(f"a value for field {field!r}")
+            setattr(record, field, to_wasm(field_ty, value.get(field), f"{where}.{field}"))
+        return record
+    if isinstance(ty, wc.OptionType):
+        if value is None:
+            return None
+        return to_wasm(ty.payload, value, where)
+    if isinstance(ty, wc.EnumType):
+        if value not in ty.names:
+            raise bad(f"one of {', '.join(ty.names)}")
+        return value
+    if isinstance(ty, wc.FlagsType):
+        if not isinstance(value, set | frozenset | list | tuple) or not set(value) <= set(ty.names):
+            raise bad(f"a set of {', '.join(ty.names)}")
+        return set(value)
+    if isinstance(ty, wc.VariantType | wc.ResultType):
+        cases = dict(ty.cases) if isinstance(ty, wc.VariantType) else {"ok": ty.ok, "err": ty.err}
+        if not (isinstance(value, tuple) and len(value) == 2 and value[0] in cases):
+            raise bad(f"a (case, payload) pair, the case one of {', '.join(cases)}")
+        case, payload = value
+        case_ty = cases[case]
+        lowered = None if case_ty is None else to_wasm(case_ty, payload, f"{where}.{case}")
+        if ty._tagged():
+            return wc.Variant(case, lowered)
+        return lowered
+    raise ConfigError(f"{where}: values of type {wit(ty)} cannot be passed from Python.")
+
+
+def from_wasm(ty: Any, value: Any) -> Any:
+    """What wasmtime-py returned for a ``ty``, as the Python value of the module's docstring."""
+    import wasmtime.component as wc
+
+    if isinstance(ty, wc.ListType):
+        if isinstance(value, bytes):
+            return value
+        return [from_wasm(ty.element, v) for v in value]
+    if isinstance(ty, wc.TupleType):
+        return tuple(from_wasm(t, v) for t, v in zip(ty.elements, value, strict=True))
+    if isinstance(ty, wc.RecordType):
+        return {name: from_wasm(t, getattr(value, name)) for name, t in ty.fields}
+    if isinstance(ty, wc.OptionType):
+        return None if value is None else from_wasm(ty.payload, value)
+    if isinstance(ty, wc.ResultType):
+        tag, payload = _result_case(ty, value)
+        case_ty = ty.ok if tag == "ok" else ty.err
+        return (tag, None if case_ty is None else from_wasm(case_ty, payload))
+    if isinstance(ty, wc.VariantType):
+        if isinstance(value, wc.Variant):
+            tag, payload = value.tag, value.payload
+        else:  # untagged: the case whose type the payload is of
+            tag = next(
+                name
+                for name, case_ty in ty.cases
+                if (case_ty is None and value is None)
+                or (case_ty is not None and isinstance(value, tuple(_classes(case_ty))))
+            )
+            payload = value
+        case_ty = dict(ty.cases)[tag]
+        return (tag, None if case_ty is None else from_wasm(case_ty, payload))
+    if isinstance(ty, wc.FlagsType):
+        return set(value)
+    if isinstance(ty, wc.F32 | wc.F64) and isinstance(value, float) and math.isnan(value):
+        return math.nan
+    return value
+
+
+def _classes(ty: Any) -> set[type]:
+    found: set[type] = set()
+    ty.add_classes(found)
+    return found
+
+
+def _int_types() -> list[tuple[type, int, bool]]:
+    import wasmtime.component as wc
+
+    return [
+        (wc.S8, 8, True),
+        (wc.S16, 16, True),
+        (wc.S32, 32, True),
+        (wc.S64, 64, True),
+        (wc.U8, 8, False),
+        (wc.U16, 16, False),
+        (wc.U32, 32, False),
+        (wc.U64, 64, False),
+    ]
+
+
+class _LazyInts:
+    """The integer types, made when first used (wasmtime loads only with the host)."""
+
+    def __iter__(self) -> Any:
+        return iter(_int_types())
+
+
+_INTS = _LazyInts()
