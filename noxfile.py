@@ -72,6 +72,7 @@ def quick(session: nox.Session) -> None:
 HOST_TESTS = [
     "tests/test_api.py",
     "tests/test_cache.py",
+    "tests/test_components.py",
     "tests/test_hostile_guests.py",
     "tests/test_imports.py",
     "tests/test_limits.py",

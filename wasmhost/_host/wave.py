@@ -51,14 +51,10 @@ def parse_args(text: str, types: list[tuple[str, Any]], where: str) -> list[Any]
         if i:
             parser.expect(",")
         values.append(parser.value(ty))
-    parser.skip()
-    if parser.peek(",") and len(types):
+    if types and parser.peek(","):  # a trailing comma
         parser.pos += 1
-        parser.skip()
     if not parser.done():
-        if not types or parser.peek(","):
-            raise parser.error(f"takes {len(types)} argument(s)")
-        raise parser.error("expected ')' or ','")
+        raise parser.error(f"the function takes {len(types)} argument(s); more follow")
     return values
 
 
