@@ -9,6 +9,8 @@ components for the outputs to be compared with.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import subprocess
 import threading
 import time
@@ -265,3 +267,22 @@ def test_cli_bad_components(tmp_path: Path) -> None:
     assert extra.returncode == 2
     with pytest.raises(ModuleError):
         Host().load(corrupt)
+
+
+def test_inspect_tells_a_component_from_a_module() -> None:
+    shown = wasmhost_cli("inspect", CALC).stdout.decode().splitlines()
+    assert "Kind:       component (WASI preview 2)" in shown
+    assert "Export:     divide: func(a: f64, b: f64) -> result<f64, string>" in shown
+    assert any(line.startswith("Import:     wasi:filesystem/preopens@0.2.") for line in shown)
+    described = json.loads(wasmhost_cli("inspect", "--json", HELLO).stdout)
+    assert described["kind"] == "component"
+    run = [e for e in described["exports"] if e["name"].startswith("wasi:cli/run@0.2.")]
+    assert [e["kind"] for e in run] == ["instance", "func"]
+    assert run[1]["type"] == "func() -> result"
+    core = json.loads(wasmhost_cli("inspect", "--json", ARTIFACTS / "hello-world.wasm").stdout)
+    assert core["kind"] == "module"
+    assert {"name": "_start", "kind": "func", "type": "func () -> ()"} in core["exports"]
+    assert (
+        core["digest"]
+        == "sha256:" + hashlib.sha256((ARTIFACTS / "hello-world.wasm").read_bytes()).hexdigest()
+    )

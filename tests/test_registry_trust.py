@@ -543,9 +543,9 @@ def test_a_read_only_store_is_one_line(serve: Any, tmp_path: Path) -> None:
             "cannot write the OCI layout at /proc/layout",
         ),
         (["bundle", str(HELLO), "/proc/bundle"], "cannot write the bundle at /proc/bundle"),
-        (
-            ["inspect", "artifacts/hello-world.wasm"],
-            "artifacts/hello-world.wasm is a file here, not a registry reference; push it",
+        (  # (an existing file is described: see test_components.py)
+            ["inspect", "artifacts/missing.wasm"],
+            "artifacts/missing.wasm looks like a file name, not a registry reference; push it",
         ),
         (
             ["k8s", "--runtime", "crun", "artifacts/http-server.wasm"],

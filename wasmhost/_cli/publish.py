@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -150,7 +151,7 @@ def pull(
         click.echo(f"Wrote {result.path} ({result.module_size} bytes, {result.module_digest})")
 
 
-@click.command(short_help="Describe an artifact in a registry.")
+@click.command(short_help="Describe a module or component: a file, or an artifact in a registry.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option(
     "--offline", is_flag=True, help="Describe the copy stored before, without the registry."
@@ -165,7 +166,15 @@ def inspect(
     connect: Callable[..., Any],
     reference: str,
 ) -> None:
-    """Show the format, digests, sizes, media types and annotations of REFERENCE."""
+    """Show the format, digests, sizes, media types and annotations of REFERENCE.
+
+    REFERENCE may be a .wasm file: then whether it is a core module or a WASI
+    preview-2 component, and what it imports and exports (a component's
+    world: interfaces by name, functions with their WIT types).
+    """
+    if not oci_layout and os.path.isfile(reference):
+        _inspect_file(reference, as_json)
+        return
     with reported(), connect(reference=None if oci_layout else reference) as registry:
         info = registry.inspect(reference, offline=offline, oci_layout=oci_layout)
     if as_json:
@@ -182,6 +191,24 @@ def inspect(
             click.echo(f"              {key}: {value}")
     for key, value in sorted(info.annotations.items()):
         click.echo(f"Annotation: {key}: {value}")
+
+
+def _inspect_file(path: str, as_json: bool) -> None:
+    from .._host.host import Host
+
+    with reported(), Host() as host:
+        described = host.load(path).as_dict()
+    if as_json:
+        click.echo(json.dumps(described, indent=2))
+        return
+    kind = "component (WASI preview 2)" if described["kind"] == "component" else "core module"
+    click.echo(f"File:       {path}")
+    click.echo(f"Kind:       {kind}")
+    click.echo(f"Digest:     {described['digest']} ({described['size']} bytes)")
+    for item in described["imports"]:
+        click.echo(f"Import:     {item['name']}: {item['type']}")
+    for item in described["exports"]:
+        click.echo(f"Export:     {item['name']}: {item['type']}")
 
 
 @click.command(short_help="Log in to a registry (stored like docker login).")

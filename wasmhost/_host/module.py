@@ -132,6 +132,27 @@ class Module:
         """The module's size in bytes."""
         return self._size
 
+    def as_dict(self) -> dict[str, Any]:
+        """What ``wasmhost inspect FILE --json`` prints: kind, size, digest, and
+        each import and export with its kind and type (a component's by interface
+        name, its functions with their WIT types)."""
+
+        def imported(imp: Import) -> str:
+            return imp.module if self.kind == "component" else f"{imp.module}.{imp.name}"
+
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "size": self.size,
+            "digest": self.digest,
+            "imports": [
+                {"name": imported(i), "kind": i.kind, "type": i.signature} for i in self.imports
+            ],
+            "exports": [
+                {"name": e.name, "kind": e.kind, "type": e.signature} for e in self.exports
+            ],
+        }
+
     def export_names(self, kind: str = "func") -> list[str]:
         """The names of the exports of one kind (``func``, ``memory``, ``table``, ``global``)."""
         return [e.name for e in self.exports if e.kind == kind]
