@@ -19,9 +19,11 @@ from pathlib import Path
 import pytest
 import wasmtime
 from conftest import ARTIFACTS, wasmhost_cli
+from registry import Registry
 
 import wasmhost._host.component
 from wasmhost import (
+    ArtifactError,
     ConfigError,
     Dir,
     ErrorResult,
@@ -32,6 +34,7 @@ from wasmhost import (
     MemoryLimitExceeded,
     ModuleError,
     OutputLimitExceeded,
+    RegistryClient,
     TimeoutExceeded,
     Trap,
 )
@@ -286,3 +289,54 @@ def test_inspect_tells_a_component_from_a_module() -> None:
         core["digest"]
         == "sha256:" + hashlib.sha256((ARTIFACTS / "hello-world.wasm").read_bytes()).hexdigest()
     )
+
+
+@pytest.mark.oci_tools
+def test_a_component_published_as_a_cncf_artifact(registry: Registry, tmp_path: Path) -> None:
+    """os wasip2 and the component object (imports, exports) the CNCF format asks for;
+    skopeo reads what is pushed; pull and run REF take it back."""
+    ref = f"{registry.host}/calc-component:cncf"
+    client = RegistryClient(plain_http=True)
+    client.push(CALC, ref, format="cncf")
+    layout = tmp_path / "layout"  # skopeo copies it, config and all
+    subprocess.run(
+        ["skopeo", "copy", "--src-tls-verify=false", f"docker://{ref}", f"oci:{layout}:c"],
+        capture_output=True,
+        check=True,
+    )
+    index = json.loads((layout / "index.json").read_text())
+    manifest = json.loads(blob(layout, index["manifests"][0]["digest"]))
+    assert manifest["config"]["mediaType"] == "application/vnd.wasm.config.v0+json"
+    assert blob(layout, manifest["layers"][0]["digest"]) == CALC.read_bytes()
+    config = json.loads(blob(layout, manifest["config"]["digest"]))
+    assert (config["architecture"], config["os"]) == ("wasm", "wasip2")
+    assert config["component"]["exports"] == ["add", "greet", "divide", "summarize"]
+    imports = config["component"]["imports"]
+    assert "wasi:filesystem/preopens@0.2.12" in imports
+    assert "summary" not in imports  # a type the exports use, not an import
+    assert client.pull(ref, tmp_path / "c.wasm").path.read_bytes() == CALC.read_bytes()
+    shown = wasmhost_cli("inspect", "--plain-http", ref).stdout.decode().splitlines()
+    assert "Export:     divide" in shown
+    called = wasmhost_cli("run", "--plain-http", "--invoke", "add(40, 2)", ref)
+    assert (called.returncode, called.stdout) == (0, b"42\n")
+    hello = f"{registry.host}/hello-component:cncf"
+    client.push(HELLO, hello, format="cncf")
+    assert wasmhost_cli("run", "--plain-http", hello).stdout == b"Hello, World!\n"
+    module = f"{registry.host}/hello-module:cncf"
+    client.push(ARTIFACTS / "hello-world.wasm", module, format="cncf")
+    assert "component" not in client.inspect(module).config
+
+
+def blob(layout: Path, digest: str) -> bytes:
+    return (layout / "blobs" / "sha256" / digest.removeprefix("sha256:")).read_bytes()
+
+
+def test_a_damaged_component_is_not_pushed(registry: Registry, tmp_path: Path) -> None:
+    damaged = tmp_path / "damaged.wasm"
+    damaged.write_bytes(CALC.read_bytes()[:4000])
+    with pytest.raises(ArtifactError, match="imports and exports cannot be read"):
+        RegistryClient(plain_http=True).push(damaged, f"{registry.host}/damaged:v1", format="cncf")
+    done = wasmhost_cli(
+        "push", "--plain-http", "--format", "cncf", damaged, f"{registry.host}/damaged:v1"
+    )
+    assert (done.returncode, done.stderr.count(b"\n")) == (1, 1)

@@ -185,6 +185,12 @@ def inspect(
     click.echo(f"Digest:     {info.digest}")
     click.echo(f"Media type: {info.media_type} ({info.size} bytes)")
     click.echo(f"Config:     {info.config_media_type}")
+    world = info.config.get("component") if isinstance(info.config, dict) else None
+    if isinstance(world, dict):  # a CNCF artifact of a component: its world, as pushed
+        for what in ("imports", "exports"):
+            names = world.get(what)
+            for name in names if isinstance(names, list) else []:
+                click.echo(f"{what[:-1].capitalize() + ':':<12}{name!s:.200}")
     for layer in info.layers:
         click.echo(f"Layer:      {layer.media_type} {layer.digest} ({layer.size} bytes)")
         for key, value in sorted(layer.annotations.items()):

@@ -10,7 +10,11 @@ oras-py's ``push()``, which always writes it.
 ``cncf`` is the CNCF TAG-Runtime Wasm artifact (read by runwasi, wkg and
 wasmCloud): config ``application/vnd.wasm.config.v0+json`` with ``created``,
 ``architecture: wasm``, ``os: wasip1`` and ``layerDigests``, one
-``application/wasm`` layer, and the OCI manifest ``mediaType``.
+``application/wasm`` layer, and the OCI manifest ``mediaType``. A WASI
+preview-2 component gets ``os: wasip2`` and the ``component`` object the
+format requires for it: the ``imports`` and ``exports`` of its world by name
+(as wkg writes them; read here from the component's own import and export
+sections, without wasmtime).
 
 Manifests are serialized once, compactly and in a fixed key order, so their
 digest is stable: the bytes pushed are the bytes whose digest is reported.
@@ -150,7 +154,14 @@ def build(
         config_body: dict[str, Any] = {}
         if created is not None:
             config_body["created"] = created
-        config_body.update(architecture="wasm", os="wasip1", layerDigests=[layer_digest])
+        world = component_world(path)
+        config_body.update(
+            architecture="wasm",
+            os="wasip1" if world is None else "wasip2",
+            layerDigests=[layer_digest],
+        )
+        if world is not None:
+            config_body["component"] = {"exports": world[1], "imports": world[0]}
         config = canonical_json(config_body)
         config_type, layer_type = CNCF_CONFIG, CNCF_LAYER
     else:
@@ -250,6 +261,105 @@ def _is_wasm(layer: dict[str, Any]) -> bool:
     return isinstance(title, str) and title.endswith(".wasm")
 
 
+def component_world(path: str) -> tuple[list[str], list[str]] | None:
+    """The names a component at ``path`` imports and exports (its world's, at the top
+    level: interfaces and functions, not types), or None for a core module. A
+    component whose sections cannot be read is an ArtifactError."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:8] != b"\0asm\x0d\x00\x01\x00":
+        return None
+    try:
+        return _world(data)
+    except (IndexError, ValueError, UnicodeDecodeError):
+        raise ArtifactError(
+            f"{path} starts as a WebAssembly component but its imports and exports cannot be "
+            "read; it is damaged."
+        ) from None
+
+
+def _world(data: bytes) -> tuple[list[str], list[str]]:
+    imports: list[str] = []
+    exports: list[str] = []
+    pos = 8
+    while pos < len(data):
+        section = data[pos]
+        size, pos = _u32(data, pos + 1)
+        end = pos + size
+        if end > len(data):
+            raise ValueError("section past the end")
+        if section in (10, 11):  # import, export
+            count, at = _u32(data, pos)
+            for _ in range(count):
+                name, at = _extern_name(data, at)
+                if section == 10:
+                    if data[at] != 0x03:  # a type (a record the exports use) is not an import
+                        imports.append(name)
+                    at = _extern_desc(data, at)
+                else:
+                    exports.append(name)
+                    at = _sort_index(data, at)
+                    if data[at] == 0x01:  # an explicit type
+                        at = _extern_desc(data, at + 1)
+                    elif data[at] != 0x00:
+                        raise ValueError("bad export")
+                    else:
+                        at += 1
+            if at != end:
+                raise ValueError("section size")
+        pos = end
+    return imports, exports
+
+
+def _u32(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+        if shift > 35:
+            raise ValueError("LEB128 too long")
+
+
+def _extern_name(data: bytes, pos: int) -> tuple[str, int]:
+    tag = data[pos]
+    if tag not in (0x00, 0x01):
+        raise ValueError("bad name")
+    length, pos = _u32(data, pos + 1)
+    name = data[pos : pos + length].decode()
+    if len(name.encode()) != length:
+        raise ValueError("name past the end")
+    pos += length
+    if tag == 0x01:  # a version suffix follows (newer encodings)
+        length, pos = _u32(data, pos)
+        pos += length
+    return name, pos
+
+
+def _extern_desc(data: bytes, pos: int) -> int:
+    sort = data[pos]
+    pos += 1
+    if sort == 0x00:  # core module: 0x11 and a type index
+        return _u32(data, pos + 1)[1]
+    if sort in (0x01, 0x04, 0x05):  # func, component, instance: a type index
+        return _u32(data, pos)[1]
+    if sort in (0x02, 0x03):  # value or type bound
+        bound = data[pos]
+        if sort == 0x03 and bound == 0x01:  # sub resource
+            return pos + 1
+        return _u32(data, pos + 1)[1]  # an index, or a value type (LEB128 either way)
+    raise ValueError("bad extern")
+
+
+def _sort_index(data: bytes, pos: int) -> int:
+    sort = data[pos]
+    pos += 2 if sort == 0x00 else 1  # a core sort has a second byte
+    return _u32(data, pos)[1]
+
+
 def pick_from_index(index: dict[str, Any], where: str) -> str:
     """The digest of the wasm manifest listed in an image index."""
     manifests = index.get("manifests")
@@ -259,7 +369,11 @@ def pick_from_index(index: dict[str, Any], where: str) -> str:
         platform = entry.get("platform")
         platform = platform if isinstance(platform, dict) else {}
         platforms.append(f"{platform.get('os')}/{platform.get('architecture')}")
-        if platform.get("architecture") == "wasm" or platform.get("os") in ("wasi", "wasip1"):
+        if platform.get("architecture") == "wasm" or platform.get("os") in (
+            "wasi",
+            "wasip1",
+            "wasip2",
+        ):
             digest = entry.get("digest")
             if not is_digest(digest):
                 raise ArtifactError(f"{where} lists a wasm manifest without a valid sha256 digest.")
