@@ -325,8 +325,8 @@ def format_value(ty: Any, value: Any) -> str:
         cases = dict(ty.cases) if isinstance(ty, wc.VariantType) else {"ok": ty.ok, "err": ty.err}
         name, payload = value
         case_ty = cases[name]
-        shown = name if isinstance(ty, wc.ResultType) else _label(name)
-        return shown if case_ty is None else f"{shown}({format_value(case_ty, payload)})"
+        case = name if isinstance(ty, wc.ResultType) else _label(name)
+        return case if case_ty is None else f"{case}({format_value(case_ty, payload)})"
     return str(value)
 
 
