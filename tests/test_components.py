@@ -38,6 +38,7 @@ from wasmhost import (
     TimeoutExceeded,
     Trap,
 )
+from wasmhost._compare.compare import compare
 from wasmhost._compare.runtimes import get_runtime
 
 HELLO = ARTIFACTS / "hello-world.component.wasm"
@@ -340,3 +341,28 @@ def test_a_damaged_component_is_not_pushed(registry: Registry, tmp_path: Path) -
         "push", "--plain-http", "--format", "cncf", damaged, f"{registry.host}/damaged:v1"
     )
     assert (done.returncode, done.stderr.count(b"\n")) == (1, 1)
+
+
+@pytest.mark.node
+def test_compare_runs_components_in_process_and_in_the_wasmtime_cli(tmp_path: Path) -> None:
+    result = compare(FSPROBE, ["args", "x"], runtimes=["wasmtime", "node"], runs=1, warmup=0)
+    rows = {r.runtime: r for r in result.results}
+    for name in ("wasmhost", "wasmhost-cold", "wasmtime"):
+        assert rows[name].output_matches, (name, rows[name].differences)
+    assert rows["node"].unable == "it runs core modules, not WASI preview-2 components"
+    assert rows["node"].output_matches is None
+    done = wasmhost_cli(
+        "compare", "--runtime", "wasmtime", "--runtime", "node", "--runs", "1", HELLO
+    )
+    assert done.returncode == 0  # a runtime unable to run the case is not a difference
+    assert b"node: cannot run this case: it runs core modules" in done.stdout
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text("one two\nthree\n")
+    written = compare(
+        WORDCOUNT,
+        runtimes=["wasmtime"],
+        runs=1,
+        dirs={"/input": Dir(tmp_path / "in", read_only=True), "/output": tmp_path / "in"},
+        cold=False,
+    )
+    assert all(r.output_matches for r in written.results), written.results

@@ -110,7 +110,11 @@ def compare(
     if plot is not None:
         with reported():
             _plot(result, plot)
-    failed = [r for r in result.results if r.error or (r.available and not r.output_matches)]
+    failed = [
+        r
+        for r in result.results
+        if r.error or (r.available and not r.unable and not r.output_matches)
+    ]
     raise SystemExit(1 if failed else 0)
 
 
@@ -156,6 +160,10 @@ def _table(result: Any) -> None:
         if r.error:
             rows.append([r.runtime, r.version or "?", "error", "-", "-", "-", "-", "-"])
             notes.append(f"{r.runtime}: {r.error}")
+            continue
+        if r.unable:
+            rows.append([r.runtime, r.version or "?", "unable", "-", "-", "-", "-", "-"])
+            notes.append(f"{r.runtime}: cannot run this case: {r.unable}")
             continue
         status = f"killed by {r.signal}" if r.signal else f"exit {r.exit_code}"
         output = "matches" if r.output_matches else "DIFFERS"

@@ -113,7 +113,8 @@ def run(
     trap_unknown = False  # the last -W that says wins, as in wasmtime
     for options in wasm_options:
         trap_unknown = options.get("unknown-imports-trap", trap_unknown)
-    source, argv0 = module, module
+    # argv[0] is the module's file name, as the wasmtime CLI gives it.
+    source, argv0 = module, os.path.basename(module)
     name = None  # a module pulled from a registry or layout is called by its reference
     with reported():
         if oci_layout:
@@ -153,7 +154,9 @@ def run(
             if loaded.kind == "component" and invoke is not None:
                 _invoke_component(host, loaded, invoke, guest_args, run_options)
             if timeout is not None:
-                backstop = _backstop(argv0, timeout)  # counted from the start, as the host does
+                backstop = _backstop(
+                    name or module, timeout
+                )  # counted from the start, as the host does
             result = host.run(loaded, guest_args, **run_options)
     finally:
         if backstop is not None:

@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 
 from .._errors import TRAP_EXIT_STATUS, ConfigError, GuestError
 from .._host.host import Dir, DirSource, Host, as_dir
+from .._host.module import is_component
 from .runtimes import Invocation, Mount, Runtime, get_runtime
 from .runtimes._base import env_flags
 
@@ -97,6 +98,7 @@ class RuntimeResult(NamedTuple):
     peak_rss_mib: float | None = None
     phases_ms: dict[str, float] | None = None
     error: str | None = None
+    unable: str | None = None  # why the runtime cannot run this case at all
 
 
 class Comparison(NamedTuple):
@@ -160,12 +162,22 @@ def compare(
             own, path, tuple(args), invocation_env, work, runs, warmup, tell
         )
         results = [row]
+        with open(path, "rb") as f:
+            component = is_component(f.read(8))
         for adapter in [_Cold()] * cold + adapters:
-            results.append(
-                _external(
-                    adapter, path, args, invocation_env, work, runs, warmup, reference, progress
-                )
+            row = _external(
+                adapter,
+                path,
+                args,
+                invocation_env,
+                work,
+                runs,
+                warmup,
+                reference,
+                progress,
+                component,
             )
+            results.append(row)
     return Comparison(os.fspath(module), tuple(args), tuple(results))
 
 
@@ -292,6 +304,7 @@ class _Cold(Runtime):
     executable = sys.executable
     install_hint = ""
     read_only_mounts = True
+    components = True
 
     def locate(self) -> str | None:
         return sys.executable
@@ -319,9 +332,13 @@ def _external(
     warmup: int,
     reference: Outcome,
     progress: Progress | None = None,
+    component: bool = False,
 ) -> RuntimeResult:
     if not runtime.available():
         return RuntimeResult(runtime.name, None, False, install_hint=runtime.install_hint or None)
+    reason = runtime.unable(Invocation(path, tuple(args), env, tuple(work.mounts)), component)
+    if reason is not None:
+        return RuntimeResult(runtime.name, runtime.version(), True, unable=reason)
     version = runtime.version()
     if version is None:
         return RuntimeResult(

@@ -34,13 +34,15 @@ class Runtime(ABC):
     Subclasses set ``name`` (the name users pass to ``--runtime``),
     ``executable`` (what to look for on PATH), ``install_hint`` and
     ``read_only_mounts`` (whether ``argv`` can mount a directory read-only),
-    and implement :meth:`argv`.
+    ``components`` (whether it runs WASI preview-2 components), and implement
+    :meth:`argv`. :meth:`unable` says why a case is beyond the runtime.
     """
 
     name: str
     executable: str
     install_hint: str
     read_only_mounts: bool = False
+    components: bool = False
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self._explicit = os.fspath(path) if path is not None else None
@@ -49,6 +51,13 @@ class Runtime(ABC):
             # A path given by the user: the hint is about that path, not how to install.
             what = "is not executable" if os.path.exists(self._explicit) else "does not exist"
             self.install_hint = f"{self._explicit} {what}; give the path to the {self.name} binary"
+
+    def unable(self, invocation: Invocation, component: bool) -> str | None:
+        """Why this runtime cannot run ``invocation`` at all (None: it can). Such a
+        case is reported as beyond the runtime, not as a difference."""
+        if component and not self.components:
+            return "it runs core modules, not WASI preview-2 components"
+        return None
 
     def locate(self) -> str | None:
         """The runtime's executable, or None when it is not installed."""

@@ -20,6 +20,7 @@ class WasmtimeCLI(Runtime):
     )
     # wasmtime's CLI has no read-only --dir yet (wasmtime#9608 proposes HOST::GUEST::ro).
     read_only_mounts = False
+    components = True  # `wasmtime run` runs preview-2 components natively
 
     def locate(self) -> str | None:
         found = super().locate()
