@@ -53,6 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HELLO = ROOT / "artifacts" / "hello-world.wasm"
 NBODY = ROOT / "artifacts" / "nbody.wasm"
 FSPROBE = ROOT / "artifacts" / "fsprobe.wasm"
+HELLO_COMPONENT = ROOT / "artifacts" / "hello-world.component.wasm"
 
 
 def interleaved_us(
@@ -117,15 +118,20 @@ def bench_warm(runs: int) -> list[dict[str, object]]:
     flood = FSPROBE, ["flood", "1"]
     bare_flood = bare_run(engine, flood[0], ["fsprobe.wasm", *flood[1]])
 
+    bare_component = bare_component_run(engine, HELLO_COMPONENT)
     with Host(cache_dir=False) as host:
         module = host.load(HELLO)
+        component = host.load(HELLO_COMPONENT)
         assert host.run(module).stdout == b"Hello, World!\n"
+        assert host.run(component).stdout == b"Hello, World!\n"
         assert host.run(*flood).stdout == b"x" * (1 << 20)
         t = interleaved_us(
             {
                 "bare": bare,
                 "bare_pooled": bare_pooled,
+                "bare_component": bare_component,
                 "captured": lambda: host.run(module),
+                "component": lambda: host.run(component),
                 "by_path": lambda: host.run(HELLO),
                 "discarded": lambda: host.run(module, stdout=DEVNULL, stderr=DEVNULL),
             },
@@ -159,6 +165,21 @@ def bench_warm(runs: int) -> list[dict[str, object]]:
             "measured: what capturing costs is the difference to the first row",
         ),
         us_row(
+            "warm in-process hello-world component (captured)",
+            "the same hello-world as a preview-1 module, warm, captured, in this Host",
+            t["captured"],
+            t["component"],
+            "<= 1.5x the module's run (issue 14)",
+            limit=1.5,
+        ),
+        us_row(
+            "bare wasmtime-py run of the hello-world component",
+            "bare wasmtime-py run of the module (as in the first row)",
+            t["bare"],
+            t["bare_component"],
+            "measured: what the component model itself costs, without wasmhost",
+        ),
+        us_row(
             "warm in-process fsprobe writing 1 MiB (captured)",
             "bare wasmtime-py run of the same, stdout to /dev/null",
             big["bare"],
@@ -166,6 +187,31 @@ def bench_warm(runs: int) -> list[dict[str, object]]:
             "measured: capturing a loud stream (a memfd after the first run)",
         ),
     ]
+
+
+def bare_component_run(engine: wasmtime.Engine, path: Path) -> Callable[[], object]:
+    """The leanest wasmtime-py run of a command component: a fresh Store and
+    WasiConfig (stdout to /dev/null), the preview-2 linker, its run export called."""
+    import wasmtime.component as wc
+
+    compiled = wc.Component.from_file(engine, str(path))
+    linker = wc.Linker(engine)
+    linker.add_wasip2()
+    name = next(n for n in compiled.type.exports(engine) if n.startswith("wasi:cli/run@"))
+    run = compiled.get_export_index("run", compiled.get_export_index(name))
+
+    def once() -> object:
+        store = wasmtime.Store(engine)
+        wasi = wasmtime.WasiConfig()
+        wasi.stdout_file = os.devnull
+        store.set_wasi(wasi)
+        func = linker.instantiate(store, compiled).get_func(store, run)
+        result = func(store)
+        func.post_return(store)
+        store.close()
+        return result
+
+    return once
 
 
 def us_row(

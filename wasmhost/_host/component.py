@@ -186,6 +186,16 @@ def wit(ty: Any) -> str:
     return type(ty).__name__.lower()
 
 
+def run_index(compiled: wc.Component, engine: wasmtime.Engine) -> Any:
+    """Where the ``run`` function of a command component's ``wasi:cli/run`` export is
+    (found once per compiled component), or None."""
+    for name in compiled.type.exports(engine):
+        if name.startswith(RUN_INTERFACE):
+            parent = compiled.get_export_index(name)
+            return compiled.get_export_index("run", parent) if parent is not None else None
+    return None
+
+
 def check_imports(module: Module) -> None:
     """Refuse a component importing what WASI preview 2 does not provide, naming it."""
     for imp in module.imports:
@@ -214,19 +224,26 @@ def execute(
     invoke: str | None,
     args: Sequence[Any],
     job: Any,
+    run: Any = None,
 ) -> tuple[tuple[Any, ...], int, ErrorResult | None]:
     """Instantiate the component in ``store`` and run it (``job.instantiated`` set when
     instantiated): its values, its exit status, and the ErrorResult of an invoked
-    function that returned ``err``."""
+    function that returned ``err``. ``run`` is where the ``run`` function is, if
+    :func:`run_index` found it."""
     import time
 
     import wasmtime
+
+    from .capi import call_component_run
 
     try:
         instance = linker.instantiate(store, compiled)
     except wasmtime.WasmtimeError as exc:
         raise LinkError(f"{module.name} cannot be instantiated: {last_line(str(exc))}.") from None
     job.instantiated = time.perf_counter()
+    if invoke is None and run is not None:
+        func = instance.get_func(store, run)
+        return (), 0 if call_component_run(store, func) else 1, None
     if invoke is None:
         run = next((e.name for e in module.exports if e.name.startswith(RUN_INTERFACE)), None)
         if run is None:

@@ -45,6 +45,10 @@ class EngineFlags(NamedTuple):
     capped: bool = False  # memories that report a refused growth (see memory)
 
 
+# How much of the pool a component's run takes: a component made from a
+# preview-1 module has four core instances (the module, the adapter, two shims),
+# and at most this many core instances, memories and tables fit a pooled run.
+COMPONENT_WEIGHT = 4
 # Runs that the pooled twin of an engine holds at once; more wait for no one
 # but run on the plain engine. Each slot reserves address space only (about
 # 4 GiB of it, as any wasm32 memory does); touched pages are given back when
@@ -138,13 +142,13 @@ class EngineSlot:
         with self._lock:
             return self._locks.setdefault(key, threading.Lock())
 
-    def lease(self, key: str, compiled: wasmtime.Module) -> Lease | None:
+    def lease(self, key: str, compiled: Any, weight: int = 1) -> Lease | None:
         """A free slot of the pooled twin for a run of ``compiled``, or None (run it here).
 
         The first run of a module is not pooled; the second makes the twin
         (once per engine) and copies the module's code into it (once per
         module). Give the lease back with :meth:`release` after the run's
-        store is closed.
+        store is closed. A component's run weighs ``COMPONENT_WEIGHT`` runs.
         """
         if not self._poolable or key in self._unfit:
             return None
@@ -159,18 +163,16 @@ class EngineSlot:
                 return None
             twin, entry = pooled
         with self._lock:
-            if self._leased >= POOL_RUNS:
+            if self._leased + weight > POOL_RUNS:
                 return None
-            self._leased += 1
+            self._leased += weight
         return Lease(twin, *entry)
 
-    def release(self) -> None:
+    def release(self, weight: int = 1) -> None:
         with self._lock:
-            self._leased -= 1
+            self._leased -= weight
 
-    def _pool(
-        self, key: str, compiled: wasmtime.Module
-    ) -> tuple[EngineSlot, tuple[wasmtime.Module, wasmtime.InstancePre | None]] | None:
+    def _pool(self, key: str, compiled: Any) -> tuple[EngineSlot, tuple[Any, Any]] | None:
         """The twin and ``compiled`` copied into it, or None where it cannot be pooled."""
         with self._lock:  # one twin per engine, whichever module asks first
             if self._twin is None and self._poolable:
@@ -183,6 +185,13 @@ class EngineSlot:
         with self.compile_lock(key):
             entry = twin.compiled.get(key)
             if entry is None:
+                if not isinstance(compiled, wasmtime.Module):
+                    entry = _pool_component(twin, compiled)
+                    if entry is None:
+                        self._unfit.add(key)
+                        return None
+                    twin.compiled[key] = entry
+                    return twin, entry
                 try:
                     # The same code: a pooled engine compiles as its plain sibling does.
                     copy = wasmtime.Module.deserialize(twin.engine, compiled.serialize())
@@ -195,6 +204,26 @@ class EngineSlot:
                     pre = None  # imports beyond WASI, as on the plain engine
                 entry = twin.compiled[key] = (copy, pre)
             return twin, entry
+
+
+def _pool_component(twin: EngineSlot, compiled: Any) -> tuple[Any, Any] | None:
+    """A component's code in the twin and where its run function is, or None when it
+    does not fit a pooled run (more than ``COMPONENT_WEIGHT`` core instances, memories
+    or tables: tried in a store of its own)."""
+    import wasmtime.component as wc
+
+    from .component import run_index
+
+    try:
+        copy = wc.Component.deserialize(twin.engine, compiled.serialize())
+        store = wasmtime.Store(twin.engine)
+        try:
+            twin.component_linker().instantiate(store, copy)
+        finally:
+            store.close()
+    except wasmtime.WasmtimeError:
+        return None
+    return copy, run_index(copy, twin.engine)
 
 
 def _make(flags: EngineFlags) -> EngineSlot:
@@ -225,7 +254,11 @@ def _make_twin(flags: EngineFlags, fingerprint: str, ticker: Ticker | None) -> E
     config = _config(flags)
     # Twice the instances: an interruptible run may add a helper instance (see poll).
     use_pooling_allocator(
-        config, instances=2 * POOL_RUNS, slots=POOL_RUNS, table_elements=TABLE_ELEMENTS
+        config,
+        instances=2 * POOL_RUNS,
+        slots=POOL_RUNS,
+        table_elements=TABLE_ELEMENTS,
+        per_component=COMPONENT_WEIGHT,
     )
     engine = wasmtime.Engine(config)
     if ticker is not None:

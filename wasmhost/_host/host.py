@@ -34,7 +34,7 @@ from .._numbers import check_seconds, check_size, check_whole, format_size
 from .._paths import default_cache_root
 from .cache import CompileCache, file_state, settled
 from .capi import call_nullary, export_func, set_argv, set_env
-from .engine import TABLE_ELEMENTS, EngineFlags, Engines, EngineSlot
+from .engine import COMPONENT_WEIGHT, TABLE_ELEMENTS, EngineFlags, Engines, EngineSlot
 from .functions import Failure, Imports, check_imports, define
 from .memory import MAX_RESERVATION, MemoryWatch
 from .module import (
@@ -349,6 +349,10 @@ class Host:
                     pre = slot.linker.instantiate_pre(compiled)
                 except wasmtime.WasmtimeError:
                     pre = None  # imports beyond WASI: linked per run with the caller's functions
+            else:  # a component's: where its run function is, found once
+                from .component import run_index
+
+                pre = run_index(compiled, slot.engine)
             slot.compiled[key] = (compiled, pre)
             return compiled
 
@@ -438,7 +442,8 @@ class Host:
                 options.get("stdout", CAPTURE),
                 options.get("stderr", CAPTURE),
             )
-            lease = None if component else slot.lease(loaded.key, compiled)
+            weight = COMPONENT_WEIGHT if component else 1
+            lease = slot.lease(loaded.key, compiled, weight)
             if lease is not None:
                 job.slot, job.compiled, job.pre = lease  # the same code, pooled (see engine)
             store = wasmtime.Store(job.slot.engine)
@@ -481,7 +486,7 @@ class Host:
                     wasi.close()
             finally:
                 if lease is not None:
-                    slot.release()  # the store that held the slot is closed
+                    slot.release(weight)  # the store that held the slot is closed
             try:
                 stdio.finish()
                 if loud := stdio.loud():
@@ -676,7 +681,7 @@ class _Job:
             trap_unknown = self.options.get("unknown_imports") == "trap"
             p2 = slot.component_linker(component if trap_unknown else None)
             values, self.exit_code, self.error_result = execute(
-                store, p2, component, module, self.options.get("invoke"), self.args, self
+                store, p2, component, module, self.options.get("invoke"), self.args, self, self.pre
             )
             return values
         imports = self.options.get("imports")
