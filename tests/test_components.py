@@ -366,3 +366,31 @@ def test_compare_runs_components_in_process_and_in_the_wasmtime_cli(tmp_path: Pa
         cold=False,
     )
     assert all(r.output_matches for r in written.results), written.results
+
+
+def test_many_component_runs_at_once_share_the_pool_or_fall_back(host: Host) -> None:
+    """A pooled component run weighs four module runs: past what the pool holds,
+    runs go to the plain engine, and every one of them completes."""
+    module = host.load(HELLO)
+    outputs: list[bytes] = []
+    lock = threading.Lock()
+
+    def work(i: int) -> None:
+        for _ in range(5):
+            if i % 2:
+                out = host.run(module).stdout
+            else:
+                out = str(host.run(CALC, [i, 1], invoke="add").values[0] - i).encode()
+            with lock:
+                outputs.append(out)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(outputs) == 60
+    assert outputs.count(b"Hello, World!\n") == 30
+    assert outputs.count(b"1") == 30
+    slot = next(iter(host._engines._slots.values()))
+    assert slot._leased == 0  # every lease given back
