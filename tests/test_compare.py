@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import FSPROBE, HELLO, WASI_EXIT, WORDCOUNT, wasmhost_cli
+from conftest import FSPROBE, HELLO, WASI_EXIT, WASI_WRITE, WORDCOUNT, wasmhost_cli
 
 from wasmhost import ConfigError, Dir
 from wasmhost._compare.compare import compare
@@ -110,12 +110,24 @@ def stand_in(tmp_path: Path, name: str, script: str) -> Path:
     return path
 
 
+@pytest.mark.node
 def test_a_trap_matches_whatever_each_runtime_says_about_it(wat: Callable[[str], Path]) -> None:
-    module = wat('(module (memory (export "memory") 1) (func (export "_start") unreachable))')
-    result = compare(module, runtimes=["wasmtime"], runs=1, warmup=0)
+    module = wat(
+        f'(module {WASI_WRITE} (memory (export "memory") 1) (data (i32.const 16) "before\\n")'
+        ' (func (export "_start")'
+        " (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const 7))"
+        " (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))"
+        " unreachable))"
+    )
+    result = compare(module, runtimes=["wasmtime", "node"], runs=1, warmup=0)
     for row in result.results:
-        assert row.exit_code == 134, row
-        assert row.output_matches, row.differences
+        assert row.output_matches, (row.runtime, row.differences)
+    node = rows(result)["node"]
+    assert node.exit_code == 1  # node's own way: an uncaught RuntimeError
+    assert node.notes == (
+        "trapped, as in-process: compared by kind (exit status 1, a RuntimeError on stderr), "
+        "not by bytes; stderr left out",
+    )
 
 
 def test_plot_problems_are_found_before_the_runs(tmp_path: Path) -> None:
@@ -166,7 +178,8 @@ def test_adapters_run_a_stand_in_that_reports_its_arguments(tmp_path: Path, name
     result = compare(HELLO, runtimes=[get_runtime(name, script)], runs=1, warmup=0, cold=False)
     row = rows(result)[name]
     assert row.output_matches, row.differences
-    assert str(HELLO.resolve()) in log.read_text().splitlines()
+    # Run from the module's folder, named by its file name: the same argv[0] everywhere.
+    assert "hello-world.wasm" in log.read_text().splitlines()
 
 
 def test_unknown_runtime_lists_the_known_ones() -> None:
@@ -443,3 +456,153 @@ def test_a_runtime_that_never_ends_is_killed_with_what_it_started(
         with contextlib.suppress(FileNotFoundError):  # reaped
             state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
             assert state == "Z", f"process {pid} still runs ({state})"  # killed, not yet reaped
+
+
+# -- what real WasmEdge and iwasm builds do (tests/standins/ imitate them) ------
+
+STANDINS = Path(__file__).parent / "standins"
+
+
+def imitation(tmp_path: Path, name: str) -> Path:
+    """The stand-in of tests/standins/NAME.py as an executable named NAME."""
+    path = tmp_path / name
+    path.write_text(f'#!/bin/sh\nexec {sys.executable} {STANDINS / (name + ".py")} "$@"\n')
+    path.chmod(0o755)
+    return path
+
+
+def trapping(wat: Callable[[str], Path]) -> Path:
+    return wat(
+        f'(module {WASI_WRITE} (memory (export "memory") 1) (data (i32.const 16) "before\\n")'
+        ' (func (export "_start")'
+        " (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const 7))"
+        " (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))"
+        " unreachable))"
+    )
+
+
+def test_versions_are_parsed_per_runtime(tmp_path: Path) -> None:
+    wasmedge = get_runtime("wasmedge", imitation(tmp_path, "wasmedge"))
+    assert wasmedge.version() == "wasmedge 0.17.1"  # not "/path/to/wasmedge version 0.17.1"
+    assert get_runtime("iwasm", imitation(tmp_path, "iwasm")).version() == "iwasm 2.4.5"
+
+
+def test_every_runtime_gives_the_guest_the_same_argv0(tmp_path: Path) -> None:
+    runtimes = [get_runtime(n, imitation(tmp_path, n)) for n in ("wasmedge", "iwasm")]
+    result = compare(FSPROBE, ["args", "x"], runtimes=runtimes, runs=1, warmup=0, cold=False)
+    for row in result.results:
+        assert row.output_matches, (row.runtime, row.differences)
+
+
+def test_traps_are_compared_by_kind(tmp_path: Path, wat: Callable[[str], Path]) -> None:
+    runtimes = [get_runtime(n, imitation(tmp_path, n)) for n in ("wasmedge", "iwasm")]
+    result = compare(trapping(wat), runtimes=runtimes, runs=1, warmup=0, cold=False)
+    by_name = rows(result)
+    assert (by_name["wasmedge"].exit_code, by_name["iwasm"].exit_code) == (134, 1)
+    for name, wording in [
+        ("wasmedge", "exit status 134, its error report on stdout"),
+        ("iwasm", "exit status 1, 'Exception: ...' on stdout"),
+    ]:
+        row = by_name[name]
+        assert row.output_matches, (name, row.differences)
+        assert row.notes == (
+            f"trapped, as in-process: compared by kind ({wording}), not by bytes; stderr left out",
+        )
+    # The guest's own output before the trap still counts, byte for byte.
+    liar = stand_in(
+        tmp_path,
+        "liar",
+        'case "$1" in --version) echo iwasm 2;; *)'
+        ' printf "after\\nException: unreachable\\n"; exit 1;; esac\n',
+    )
+    row = rows(compare(trapping(wat), runtimes=[get_runtime("iwasm", liar)], runs=1, warmup=0))
+    assert row["iwasm"].differences == (
+        "stdout differs at byte 0 (line 1): expected 'before', got 'after' (7 vs 6 bytes)",
+    )
+
+
+def test_a_case_beyond_a_runtime_is_reported_as_such(tmp_path: Path) -> None:
+    iwasm = get_runtime("iwasm", imitation(tmp_path, "iwasm"))
+    env = {f"V{i}": str(i) for i in range(9)}
+    row = rows(compare(HELLO, runtimes=[iwasm], env=env, runs=1, warmup=0, cold=False))["iwasm"]
+    assert row.unable == "it takes at most 8 --env, this case has 9"
+    dirs = {f"/d{i}": tmp_path for i in range(9)}
+    row = rows(compare(HELLO, runtimes=[iwasm], dirs=dirs, runs=1, warmup=0, cold=False))["iwasm"]
+    assert row.unable == "it takes at most 8 --map-dir, this case has 9"
+    eight = rows(compare(HELLO, runtimes=[iwasm], env=dict(list(env.items())[:8]), runs=1))
+    assert eight["iwasm"].output_matches
+    colon = tmp_path / "a:b"
+    colon.mkdir()
+    wasmedge = get_runtime("wasmedge", imitation(tmp_path, "wasmedge"))
+    row = rows(compare(HELLO, runtimes=[wasmedge], dirs={"/d": colon}, runs=1, cold=False))
+    assert row["wasmedge"].unable == f"its --dir cannot name a path containing ':' ({colon})"
+    done = wasmhost_cli("compare", "--runtime", f"iwasm={iwasm.locate()}", "--runs", "1")
+    assert done.returncode == 2  # (no module: a usage error, before anything runs)
+    env_flags = [part for name in env for part in ("--env", f"{name}=x")]
+    done = wasmhost_cli(
+        "compare",
+        "--no-cold",
+        "--runs",
+        "1",
+        "--runtime",
+        f"iwasm={iwasm.locate()}",
+        *env_flags,
+        HELLO,
+    )
+    assert done.returncode == 0  # unable is not a difference
+    assert b"iwasm: cannot run this case: it takes at most 8 --env, this case has 9" in done.stdout
+
+
+def test_the_whole_tree_is_compared(tmp_path: Path) -> None:
+    """Created, changed and removed files and directories, each named as such."""
+    tree = tmp_path / "tree"
+    (tree / "kept").mkdir(parents=True)
+    (tree / "f").write_text("initial")
+    (tree / "g").write_text("initial")
+    other = stand_in(
+        tmp_path,
+        "other",
+        'case "$1" in --version) echo other 1;; *)\n'
+        '  host="${1#--map-dir=/d::}"\n'
+        '  mkdir "$host/made-here"; rm "$host/f"; echo changed > "$host/g"; echo ok;;\nesac\n',
+    )
+    result = compare(
+        FSPROBE,
+        ["write", "/d/new.txt", "x"],
+        runtimes=[get_runtime("iwasm", other)],
+        dirs={"/d": tree},
+        runs=1,
+        warmup=0,
+        cold=False,
+    )
+    assert rows(result)["iwasm"].differences == (
+        "/d/f: file removed by iwasm, left as it was in-process",
+        "/d/g: file changed by iwasm, left as it was in-process; the file differs at byte 0 "
+        "(line 1): expected 'initial', got 'changed' (7 vs 8 bytes)",
+        "/d/made-here: directory created by iwasm, not created in-process",
+        "/d/new.txt: not created by iwasm, file created in-process",
+    )
+    made = compare(
+        FSPROBE, ["mkdir", "/d/sub"], runtimes=["wasmtime"], dirs={"/d": tree}, runs=1, cold=False
+    )
+    assert all(r.output_matches for r in made.results)  # a directory made everywhere
+
+
+def test_an_errno_only_difference_is_worded_as_such(tmp_path: Path) -> None:
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro" / "f").write_text("kept")
+    wasmedge = get_runtime("wasmedge", imitation(tmp_path, "wasmedge"))
+    result = compare(
+        FSPROBE,
+        ["write", "/ro/f", "x"],
+        runtimes=[wasmedge],
+        dirs={"/ro": Dir(tmp_path / "ro", read_only=True)},
+        runs=1,
+        warmup=0,
+        cold=False,
+    )
+    assert rows(result)["wasmedge"].differences == (
+        "stderr differs only in the error number the guest got: "
+        "'Capabilities insufficient (os error 76)' where in-process it was "
+        "'Operation not permitted (os error 63)'",
+    )

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import resource
 import select
 import shutil
@@ -79,7 +80,7 @@ class Outcome(NamedTuple):
     signal: str | None
     stdout: bytes
     stderr: bytes
-    files: dict[str, bytes]
+    files: dict[str, bytes | None]  # the mounted trees after the run: None for a directory
 
 
 class RuntimeResult(NamedTuple):
@@ -99,6 +100,7 @@ class RuntimeResult(NamedTuple):
     phases_ms: dict[str, float] | None = None
     error: str | None = None
     unable: str | None = None  # why the runtime cannot run this case at all
+    notes: tuple[str, ...] = ()  # how a difference that is not one was told apart
 
 
 class Comparison(NamedTuple):
@@ -113,6 +115,7 @@ class Comparison(NamedTuple):
         for r in self.results:
             row = r._asdict()
             row["differences"] = list(r.differences)
+            row["notes"] = list(r.notes)
             row["wall_ms"] = r.wall_ms._asdict() if r.wall_ms else None
             rows.append(row)
         return {"module": self.module, "args": list(self.args), "results": rows}
@@ -218,6 +221,7 @@ class _Workspace:
         self.stdin_path.write_bytes(stdin)
         self.stdin = stdin
         self._count = 0
+        self.initial = self.snapshot(tuple(mounts))  # what every run starts from
 
     def fresh(self) -> tuple[Mount, ...]:
         self._count += 1
@@ -228,18 +232,23 @@ class _Workspace:
             copies.append(mount._replace(host=str(target)))
         return tuple(copies)
 
-    def snapshot(self, mounts: tuple[Mount, ...]) -> dict[str, bytes]:
-        files = {}
+    def snapshot(self, mounts: tuple[Mount, ...]) -> dict[str, bytes | None]:
+        """The mounted trees by guest path: file contents, None for a directory
+        (symbolic links are left out)."""
+        tree: dict[str, bytes | None] = {}
         for mount in mounts:
-            for folder, _, names in os.walk(mount.host):
-                for name in names:
+            for folder, dirs, names in os.walk(mount.host):
+                for name in dirs + names:
                     full = os.path.join(folder, name)
                     if os.path.islink(full):
                         continue
-                    relative = os.path.relpath(full, mount.host)
-                    with open(full, "rb") as f:
-                        files[f"{mount.guest.rstrip('/')}/{relative}"] = f.read()
-        return files
+                    guest = f"{mount.guest.rstrip('/')}/{os.path.relpath(full, mount.host)}"
+                    if name in dirs:
+                        tree[guest] = None
+                    else:
+                        with open(full, "rb") as f:
+                            tree[guest] = f.read()
+        return tree
 
     def discard(self, mounts: tuple[Mount, ...]) -> None:
         for mount in mounts:
@@ -336,7 +345,10 @@ def _external(
 ) -> RuntimeResult:
     if not runtime.available():
         return RuntimeResult(runtime.name, None, False, install_hint=runtime.install_hint or None)
-    reason = runtime.unable(Invocation(path, tuple(args), env, tuple(work.mounts)), component)
+    # Run from the module's folder and name it by its file name: every runtime then
+    # gives the guest the same argv[0] (iwasm passes on the path it is given).
+    folder, file_name = os.path.split(path)
+    reason = runtime.unable(Invocation(file_name, tuple(args), env, tuple(work.mounts)), component)
     if reason is not None:
         return RuntimeResult(runtime.name, runtime.version(), True, unable=reason)
     version = runtime.version()
@@ -352,11 +364,11 @@ def _external(
     tell = _counting(progress, runtime.name, warmup + runs + 1)
 
     def command(mounts: tuple[Mount, ...]) -> list[str]:
-        return runtime.command(Invocation(path, tuple(args), env, mounts))
+        return runtime.command(Invocation(file_name, tuple(args), env, mounts))
 
     def once(mounts: tuple[Mount, ...]) -> tuple[Outcome, tuple[float, ...]]:
         tell()
-        outcome, wall = _spawn(command(mounts), work.stdin_path)
+        outcome, wall = _spawn(command(mounts), work.stdin_path, folder)
         return outcome, (wall,)
 
     try:
@@ -364,7 +376,7 @@ def _external(
         tell()
         mounts = work.fresh()  # one more run, for its own peak RSS (see the module's docstring)
         try:
-            peak = _probe(command(mounts), work.stdin_path)[1]
+            peak = _probe(command(mounts), work.stdin_path, folder)[1]
         finally:
             work.discard(mounts)
     except OSError as exc:
@@ -374,7 +386,7 @@ def _external(
             runtime.name, version, True, error=f"no answer after {RUN_TIMEOUT:g} s; killed"
         )
     walls = [wall for (wall,) in samples]
-    differences = _differences(reference, first)
+    differences, notes = _differences(reference, first, work.initial, runtime)
     return RuntimeResult(
         runtime.name,
         version,
@@ -383,6 +395,7 @@ def _external(
         signal=first.signal,
         output_matches=not differences,
         differences=tuple(differences),
+        notes=tuple(notes),
         read_only_mounts=runtime.read_only_mounts if work.mounts else None,
         wall_ms=Stats.of(walls),
         peak_rss_mib=None if peak is None else round(peak, 1),
@@ -413,8 +426,8 @@ def _repeat(
     return first, samples
 
 
-def _spawn(argv: list[str], stdin_path: Path) -> tuple[Outcome, float]:
-    """Run ``argv``; its outcome and wall seconds."""
+def _spawn(argv: list[str], stdin_path: Path, cwd: str | None = None) -> tuple[Outcome, float]:
+    """Run ``argv`` in ``cwd``; its outcome and wall seconds."""
     with (
         open(stdin_path, "rb") as stdin,
         tempfile.TemporaryFile() as out,
@@ -422,14 +435,22 @@ def _spawn(argv: list[str], stdin_path: Path) -> tuple[Outcome, float]:
     ):
         start = time.perf_counter()
         process = subprocess.Popen(
-            argv, stdin=stdin, stdout=out, stderr=err, env=_clean_env(), start_new_session=True
+            argv,
+            stdin=stdin,
+            stdout=out,
+            stderr=err,
+            env=_clean_env(),
+            cwd=cwd,
+            start_new_session=True,
         )
         status = _finish(process)
         wall = time.perf_counter() - start
         return _outcome(status, out, err), wall
 
 
-def _probe(argv: list[str], stdin_path: Path) -> tuple[Outcome, float | None]:
+def _probe(
+    argv: list[str], stdin_path: Path, cwd: str | None = None
+) -> tuple[Outcome, float | None]:
     """Run ``argv`` through the shell and reporter (see the module's docstring); its
     outcome and its own peak RSS in MiB (None if the reporter did not report)."""
     report = stdin_path.with_name(f"report-{os.getpid()}-{time.monotonic_ns()}")
@@ -444,6 +465,7 @@ def _probe(argv: list[str], stdin_path: Path) -> tuple[Outcome, float | None]:
             stdout=out,
             stderr=err,
             env=_clean_env(),
+            cwd=cwd,
             start_new_session=True,
         )
         shell_status = _finish(process)
@@ -509,28 +531,100 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("WASMTIME_", "NODE_OPTIONS"))}
 
 
-def _differences(expected: Outcome, actual: Outcome) -> list[str]:
-    found = []
+def _differences(
+    expected: Outcome, actual: Outcome, initial: dict[str, bytes | None], runtime: Runtime
+) -> tuple[list[str], list[str]]:
+    """How ``actual`` differs from the in-process ``expected``, and notes on what was
+    told apart that is not a difference (a trap reported the runtime's own way)."""
+    found: list[str] = []
+    notes: list[str] = []
+    stdout = actual.stdout
+    compare_stderr = True
     if actual.signal is not None:
         found.append(f"crashed with {actual.signal}")
-    elif actual.exit_code != expected.exit_code:
-        found.append(f"exit status {actual.exit_code}, expected {expected.exit_code}")
-    # After a trap each runtime prints its own report on stderr: not comparable.
-    trapped = expected.exit_code == actual.exit_code == TRAP_EXIT_STATUS
-    for name in ("stdout",) if trapped else ("stdout", "stderr"):
-        diff = _first_difference(getattr(expected, name), getattr(actual, name))
-        if diff:
-            found.append(f"{name} {diff}")
-    for file in sorted(set(expected.files) | set(actual.files)):
-        if file not in actual.files:
-            found.append(f"file {file} was not written")
-        elif file not in expected.files:
-            found.append(f"file {file} was written, but not in-process")
-        else:
-            diff = _first_difference(expected.files[file], actual.files[file])
-            if diff:
-                found.append(f"file {file} {diff}")
+    else:
+        # Each runtime says "trapped" its own way (its exit status, a report on stdout
+        # or stderr): a trap is compared by kind, and the guest's own output by bytes.
+        guest_stdout = runtime.trap_report(actual.exit_code, actual.stdout, actual.stderr)
+        trapped_here = guest_stdout is not None
+        trapped_in_process = expected.exit_code == TRAP_EXIT_STATUS
+        if trapped_here and trapped_in_process:
+            assert guest_stdout is not None
+            stdout, compare_stderr = guest_stdout, False
+            notes.append(
+                f"trapped, as in-process: compared by kind ({runtime.trap_wording}), "
+                "not by bytes; stderr left out"
+            )
+        elif trapped_in_process:
+            found.append(f"exit status {actual.exit_code}; in-process the guest trapped")
+        elif trapped_here:
+            found.append(
+                f"trapped ({runtime.trap_wording}); in-process it exited {expected.exit_code}"
+            )
+        elif actual.exit_code != expected.exit_code:
+            found.append(f"exit status {actual.exit_code}, expected {expected.exit_code}")
+    diff = _first_difference(expected.stdout, stdout)
+    if diff:
+        found.append(f"stdout {diff}")
+    if compare_stderr:
+        found += _stderr_difference(expected.stderr, actual.stderr)
+    found += _tree_differences(initial, expected.files, actual.files, runtime.name)
+    return found, notes
+
+
+# "<what the OS says> (os error N)": how Rust's std words an errno on stderr.
+_ERRNO_TEXT = re.compile(rb"[A-Za-z][A-Za-z ,'-]*\(os error \d+\)")
+
+
+def _stderr_difference(expected: bytes, actual: bytes) -> list[str]:
+    diff = _first_difference(expected, actual)
+    if diff is None:
+        return []
+    if _ERRNO_TEXT.sub(b"ERRNO", expected) == _ERRNO_TEXT.sub(b"ERRNO", actual):
+        ours = [m.decode(errors="replace") for m in _ERRNO_TEXT.findall(expected)]
+        theirs = [m.decode(errors="replace") for m in _ERRNO_TEXT.findall(actual)]
+        pairs = "; ".join(
+            f"{b!r} where in-process it was {a!r}"
+            for a, b in zip(ours, theirs, strict=True)
+            if a != b
+        )
+        return [f"stderr differs only in the error number the guest got: {pairs}"]
+    return [f"stderr {diff}"]
+
+
+_ABSENT = b"\0absent"  # a marker no tree holds: the path is not there
+
+
+def _tree_differences(
+    initial: dict[str, bytes | None],
+    expected: dict[str, bytes | None],
+    actual: dict[str, bytes | None],
+    name: str,
+) -> list[str]:
+    """The paths of the mounted trees that ended differently, each with what the
+    runtime and the in-process run did to it (created, changed, removed)."""
+    found = []
+    for path in sorted(set(expected) | set(actual)):
+        ours, theirs = expected.get(path, _ABSENT), actual.get(path, _ABSENT)
+        if ours == theirs:
+            continue
+        before = initial.get(path, _ABSENT)
+        line = f"{path}: {_what(before, theirs)} by {name}, {_what(before, ours)} in-process"
+        if isinstance(ours, bytes) and isinstance(theirs, bytes) and _ABSENT not in (ours, theirs):
+            line += f"; the file {_first_difference(ours, theirs)}"
+        found.append(line)
     return found
+
+
+def _what(before: bytes | None, after: bytes | None) -> str:
+    kind = "directory" if after is None or before is None else "file"
+    if after == _ABSENT:
+        return "not created" if before == _ABSENT else f"{kind} removed"
+    if before == _ABSENT:
+        return f"{'directory' if after is None else 'file'} created"
+    if (before is None) != (after is None):
+        return f"replaced by a {'directory' if after is None else 'file'}"
+    return "left as it was" if before == after else "file changed"
 
 
 def _first_difference(expected: bytes, actual: bytes) -> str | None:

@@ -10,6 +10,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
+# What the wasmtime CLI (and wasmhost) exit with when the guest traps.
+TRAP_EXIT_STATUS = 134
+
 
 class Mount(NamedTuple):
     """A host directory made visible to the guest at ``guest``."""
@@ -35,7 +38,9 @@ class Runtime(ABC):
     ``executable`` (what to look for on PATH), ``install_hint`` and
     ``read_only_mounts`` (whether ``argv`` can mount a directory read-only),
     ``components`` (whether it runs WASI preview-2 components), and implement
-    :meth:`argv`. :meth:`unable` says why a case is beyond the runtime.
+    :meth:`argv`. :meth:`unable` says why a case is beyond the runtime;
+    :meth:`trap_report` tells its way of saying "the guest trapped" (by
+    default the wasmtime CLI's: exit status 134, the report on stderr).
     """
 
     name: str
@@ -43,6 +48,7 @@ class Runtime(ABC):
     install_hint: str
     read_only_mounts: bool = False
     components: bool = False
+    trap_wording = "exit status 134, its report on stderr"
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self._explicit = os.fspath(path) if path is not None else None
@@ -58,6 +64,11 @@ class Runtime(ABC):
         if component and not self.components:
             return "it runs core modules, not WASI preview-2 components"
         return None
+
+    def trap_report(self, exit_code: int | None, stdout: bytes, stderr: bytes) -> bytes | None:
+        """If this outcome is the runtime saying the guest trapped, what the guest
+        itself wrote to stdout (the runtime's report taken out); else None."""
+        return stdout if exit_code == TRAP_EXIT_STATUS else None
 
     def locate(self) -> str | None:
         """The runtime's executable, or None when it is not installed."""

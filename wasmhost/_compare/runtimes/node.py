@@ -13,6 +13,11 @@ class Node(Runtime):
     name = "node"
     executable = "node"
     install_hint = "install Node.js 20 or newer (apt-get install nodejs)"
+    trap_wording = "exit status 1, a RuntimeError on stderr"
+
+    def trap_report(self, exit_code: int | None, stdout: bytes, stderr: bytes) -> bytes | None:
+        # A trap is an uncaught WebAssembly.RuntimeError: node prints it and exits 1.
+        return stdout if exit_code == 1 and b"RuntimeError: " in stderr else None
 
     def version(self) -> str | None:
         version = super().version()
