@@ -601,8 +601,26 @@ def test_an_errno_only_difference_is_worded_as_such(tmp_path: Path) -> None:
         warmup=0,
         cold=False,
     )
-    assert rows(result)["wasmedge"].differences == (
+    row = rows(result)["wasmedge"]
+    assert (row.output_matches, row.differences) == (True, ())  # the same refusal
+    assert row.notes == (
         "stderr differs only in the error number the guest got: "
         "'Capabilities insufficient (os error 76)' where in-process it was "
         "'Operation not permitted (os error 63)'",
     )
+    # Any other difference in stderr stays a difference.
+    other = stand_in(
+        tmp_path,
+        "other",
+        'case "$1" in --version) echo o 1;; *) echo "fsprobe: other" >&2; exit 1;; esac\n',
+    )
+    result = compare(
+        FSPROBE,
+        ["write", "/ro/f", "x"],
+        runtimes=[get_runtime("iwasm", other)],
+        dirs={"/ro": Dir(tmp_path / "ro", read_only=True)},
+        runs=1,
+        warmup=0,
+        cold=False,
+    )
+    assert rows(result)["iwasm"].differences[0].startswith("stderr differs at byte 9")

@@ -182,6 +182,8 @@ def _table(result: Any) -> None:
         )
         for difference in r.differences:
             notes.append(f"{r.runtime}: {difference}")
+        for note in r.notes:  # told apart, and not a difference
+            notes.append(f"{r.runtime}: {note}")
         if r.read_only_mounts is False:
             notes.append(f"{r.runtime}: cannot mount read-only; its copies were mounted read-write")
         if r.phases_ms:
