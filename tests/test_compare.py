@@ -9,6 +9,7 @@ import pty
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -353,21 +354,25 @@ def test_peak_rss_is_each_runtimes_own(tmp_path: Path, warmup: int) -> None:
 
 
 def test_the_measured_run_keeps_status_signal_and_stdin(tmp_path: Path) -> None:
-    """The run that measures peak RSS (through a shell) sees and reports what a plain one does."""
-    echo = stand_in(
-        tmp_path,
-        "echo",
-        'case "$1" in --version) echo echo 1.0;; *) cat; kill -TERM $$;; esac\n',
-    )
-    stdin = b"Hello, World!\n"
-    for warmup in (0, 1):
-        result = compare(
-            HELLO, runtimes=[get_runtime("iwasm", echo)], runs=1, warmup=warmup, stdin=stdin
-        )
-        row = rows(result)["iwasm"]
-        assert (row.signal, row.exit_code) == ("SIGTERM", None)
-        assert row.peak_rss_mib is not None
-        assert 0 < row.peak_rss_mib < 20
+    """The run that measures peak RSS (forked by a shell, waited for by a reporter)
+    gets stdin, and reports the runtime's own status and signal, not the shell's."""
+    from wasmhost._compare.compare import _probe
+
+    stdin = tmp_path / "stdin"
+    stdin.write_bytes(b"piped\n")
+    script = 'cat; echo "argv: $*"; echo "$REPORTER$FOO" >&2; exit "$1"'
+    outcome, peak = _probe(["/bin/sh", "-c", script, "sh", "7"], stdin)
+    assert (outcome.exit_code, outcome.signal) == (7, None)
+    assert outcome.stdout == b"piped\nargv: 7\n"
+    assert outcome.stderr == b"\n"  # the shell's own variables do not reach the runtime
+    assert peak is not None
+    assert 0 < peak < 20
+    killed, _ = _probe(["/bin/sh", "-c", "kill -TERM $$"], stdin)
+    assert (killed.exit_code, killed.signal) == (None, "SIGTERM")
+    folder = tmp_path / "here"
+    folder.mkdir()
+    where, _ = _probe(["/bin/pwd"], stdin, str(folder))
+    assert where.stdout == f"{folder}\n".encode()
 
 
 def test_progress_names_each_runtime_and_run(tmp_path: Path) -> None:
@@ -531,11 +536,23 @@ def test_a_case_beyond_a_runtime_is_reported_as_such(tmp_path: Path) -> None:
     assert row.unable == "it takes at most 8 --map-dir, this case has 9"
     eight = rows(compare(HELLO, runtimes=[iwasm], env=dict(list(env.items())[:8]), runs=1))
     assert eight["iwasm"].output_matches
+    # The runtimes get copies of the directories, in compare's scratch folder: it is
+    # their path that counts, not the user's.
     colon = tmp_path / "a:b"
     colon.mkdir()
     wasmedge = get_runtime("wasmedge", imitation(tmp_path, "wasmedge"))
     row = rows(compare(HELLO, runtimes=[wasmedge], dirs={"/d": colon}, runs=1, cold=False))
-    assert row["wasmedge"].unable == f"its --dir cannot name a path containing ':' ({colon})"
+    assert row["wasmedge"].output_matches
+    scratch = tmp_path / "tmp:dir"
+    scratch.mkdir()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tempfile, "tempdir", str(scratch))
+        data = tmp_path / "data"
+        data.mkdir()
+        row = rows(compare(HELLO, runtimes=[wasmedge], dirs={"/d": data}, runs=1, cold=False))
+    assert row["wasmedge"].unable.startswith(
+        f"its --dir cannot name a path containing ':' ({scratch}/"
+    )
     done = wasmhost_cli("compare", "--runtime", f"iwasm={iwasm.locate()}", "--runs", "1")
     assert done.returncode == 2  # (no module: a usage error, before anything runs)
     env_flags = [part for name in env for part in ("--env", f"{name}=x")]
@@ -624,3 +641,52 @@ def test_an_errno_only_difference_is_worded_as_such(tmp_path: Path) -> None:
         cold=False,
     )
     assert rows(result)["iwasm"].differences[0].startswith("stderr differs at byte 9")
+
+
+def test_python_files_beside_the_module_are_not_imported(tmp_path: Path) -> None:
+    """wasmhost-cold runs in the module's folder: a wasmhost/ package there is ignored."""
+    (tmp_path / "wasmhost").mkdir()
+    marker = tmp_path / "imported"
+    (tmp_path / "wasmhost" / "__main__.py").write_text(f"open({str(marker)!r}, 'w')\n")
+    (tmp_path / "wasmhost" / "__init__.py").write_text("")
+    shutil.copy(HELLO, tmp_path / "hello-world.wasm")
+    result = compare(tmp_path / "hello-world.wasm", runtimes=[], runs=1, warmup=0)
+    assert rows(result)["wasmhost-cold"].output_matches
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs", "errno_only"),
+    [
+        (
+            b"fsprobe: Operation not permitted (os error 63)\n",
+            b"fsprobe: Capabilities insufficient (os error 76)\n",
+            True,
+        ),
+        (
+            b"error: could not read the input (os error 2)\n",
+            b"error: deleted all your files (os error 2)\n",
+            False,
+        ),
+        (b"ERRNO\n", b"No such file or directory (os error 2)\n", False),
+        (b"a: Permission denied (os error 13)\n", b"a: Access refused (os error 13)\n", False),
+        (b"x (os error 1) y\n", b"x (os error 1) z\n", False),
+    ],
+)
+def test_only_an_errno_difference_is_a_note(ours: bytes, theirs: bytes, errno_only: bool) -> None:
+    from wasmhost._compare.compare import Outcome, _differences
+
+    expected = Outcome(1, None, b"", ours, {})
+    actual = Outcome(1, None, b"", theirs, {})
+    found, notes = _differences(expected, actual, {}, get_runtime("iwasm"))
+    assert (not found, bool(notes)) == (errno_only, errno_only), (found, notes)
+
+
+def test_a_guest_that_prints_like_a_trap_report_is_not_a_trap(tmp_path: Path) -> None:
+    from wasmhost._compare.compare import Outcome, _differences
+
+    same = Outcome(1, None, b"Exception: mine\n", b"", {"/d/x": b"\0absent"})
+    assert _differences(same, same, {}, get_runtime("iwasm")) == ([], [])
+    gone = Outcome(1, None, b"", b"", {})
+    found, _ = _differences(same, gone, {}, get_runtime("iwasm"))
+    assert "/d/x: not created by iwasm, file created in-process" in found

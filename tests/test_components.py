@@ -225,6 +225,26 @@ CALLS = [
     "summarize([nan, 1])",
     "summarize([inf, 1])",
     "summarize([1e-7, 0])",
+    "divide(1e400, 1)",
+    "divide(-5e-1, 1E3)",
+    "divide(-inf, 1)",
+    "add(-0, 1)",
+]
+# Refused by both: not WAVE, or not of the parameter's type.
+REFUSED = [
+    "add(01, 1)",
+    "add(+1, 1)",
+    "add(1e3, 2)",
+    "add(\u00b2, 1)",
+    "add(\u0661, 2)",
+    "add(99999999999999999999999, 1)",
+    "divide(1., 2)",
+    "divide(.5, 2)",
+    "divide(NaN, 1)",
+    'greet("\\u{D800}")',
+    'greet("\\u{110000}")',
+    'greet("\\u{0x41}")',
+    'greet("open)',
 ]
 
 
@@ -234,6 +254,14 @@ def test_invoke_prints_what_the_wasmtime_cli_prints(call: str) -> None:
     theirs = wasmtime_cli("run", "--invoke", call, CALC)
     assert ours.stdout == theirs.stdout, (ours.stderr, theirs.stderr)
     assert ours.returncode == (1 if ours.stdout.startswith(b"err(") else 0)
+
+
+@pytest.mark.parametrize("call", REFUSED)
+def test_invoke_refuses_what_the_wasmtime_cli_refuses(call: str) -> None:
+    ours = wasmhost_cli("run", "--invoke", call, CALC)
+    assert ours.returncode == 2, ours.stderr
+    assert len(ours.stderr.decode().splitlines()) == 1
+    assert wasmtime_cli("run", "--invoke", call, CALC).returncode != 0
 
 
 @pytest.mark.parametrize(
@@ -394,3 +422,138 @@ def test_many_component_runs_at_once_share_the_pool_or_fall_back(host: Host) -> 
     assert outputs.count(b"1") == 30
     slot = next(iter(host._engines._slots.values()))
     assert slot._leased == 0  # every lease given back
+
+
+RESULT_OF_NOTHING = """(component
+  (core module $m
+    (memory (export "mem") 1)
+    (data (i32.const 100) "bad")
+    (func (export "check") (param i32) (result i32)
+      (if (i32.eqz (local.get 0))
+        (then (i32.store8 (i32.const 8) (i32.const 0)))
+        (else (i32.store8 (i32.const 8) (i32.const 1))
+              (i32.store (i32.const 12) (i32.const 100))
+              (i32.store (i32.const 16) (i32.const 3))))
+      (i32.const 8)))
+  (core instance $i (instantiate $m))
+  (func $check (param "x" u32) (result (result (error string)))
+    (canon lift (core func $i "check") (memory (core memory $i "mem"))))
+  (export "check" (func $check)))"""
+
+
+def test_a_result_without_an_ok_payload(tmp_path: Path) -> None:
+    """result<_, string>: ok is None, err raises, printed as the wasmtime CLI prints them."""
+    path = tmp_path / "check.wasm"
+    path.write_bytes(wasmtime.wat2wasm(RESULT_OF_NOTHING))
+    with Host() as host:
+        assert host.run(path, [0], invoke="check").values == (None,)
+        with pytest.raises(ErrorResult) as info:
+            host.run(path, [1], invoke="check")
+        assert info.value.error == "bad"
+    for call, status in [("check(0)", 0), ("check(1)", 1)]:
+        ours = wasmhost_cli("run", "--invoke", call, path)
+        assert ours.returncode == status
+        assert ours.stdout == wasmtime_cli("run", "--invoke", call, path).stdout
+
+
+STARTS = """(component
+  (core module $m (func $start {body}) (start $start)
+    (func (export "run") (result i32) (i32.const 0)))
+  (core instance $i (instantiate $m))
+  (func $run (result (result)) (canon lift (core func $i "run")))
+  (instance $e (export "run" (func $run)))
+  (export "wasi:cli/run@0.2.0" (instance $e)))"""
+
+
+def test_a_trap_or_limit_while_starting_is_not_a_link_error(host: Host) -> None:
+    looping = bytes(wasmtime.wat2wasm(STARTS.format(body="(loop br 0)")))
+    with pytest.raises(TimeoutExceeded):
+        host.run(looping, timeout=0.3)
+    with pytest.raises(FuelExhausted):
+        host.run(looping, fuel=10_000)
+    trapping = bytes(wasmtime.wat2wasm(STARTS.format(body="unreachable")))
+    with pytest.raises(Trap) as info:
+        host.run(trapping)
+    assert not isinstance(info.value, LinkError)
+
+
+def test_odd_signatures_are_refused(host: Host) -> None:
+    wrong_run = bytes(
+        wasmtime.wat2wasm(
+            """(component
+  (core module $m (func (export "run") (result i32) (i32.const 7)))
+  (core instance $i (instantiate $m))
+  (func $run (result u8) (canon lift (core func $i "run")))
+  (instance $e (export "run" (func $run)))
+  (export "wasi:cli/run@0.2.0" (instance $e)))"""
+        )
+    )
+    with pytest.raises(LinkError, match=r"not as wasi:cli/run defines it: func\(\) -> result"):
+        host.run(wrong_run)
+    resource = bytes(
+        wasmtime.wat2wasm(
+            """(component
+  (type $res (resource (rep i32)))
+  (core func $new (canon resource.new $res))
+  (core module $m (import "" "new" (func $new (param i32) (result i32)))
+    (func (export "make") (result i32) (call $new (i32.const 7))))
+  (core instance $i (instantiate $m (with "" (instance (export "new" (func $new))))))
+  (export $r "res" (type $res))
+  (func $make (result (own $r)) (canon lift (core func $i "make")))
+  (export "make" (func $make)))"""
+        )
+    )
+    with pytest.raises(ConfigError, match="returns a resource"):
+        host.run(resource, invoke="make")
+
+
+def test_an_invoked_function_that_exits_ends_the_cli_cleanly() -> None:
+    done = wasmhost_cli("run", "--invoke", "wasi:cli/run@0.2.12#run()", FSPROBE)
+    assert done.returncode == 1  # fsprobe without arguments exits 2: a component's err
+    assert b"Traceback" not in done.stderr
+    assert b"missing argument" in done.stderr
+
+
+def test_the_world_read_for_the_registry_leaves_types_out(tmp_path: Path) -> None:
+    from wasmhost._oci.formats import component_world
+
+    typed = tmp_path / "typed.wasm"
+    typed.write_bytes(
+        wasmtime.wat2wasm(
+            """(component
+  (core module $m (func (export "f") (result i32) (i32.const 1)))
+  (core instance $i (instantiate $m))
+  (type $perms (flags "read" "write"))
+  (export $p "perms" (type $perms))
+  (func $f (result u32) (canon lift (core func $i "f")))
+  (export "f" (func $f)))"""
+        )
+    )
+    assert component_world(str(typed)) == ([], ["f"])
+
+
+def test_new_components_load_while_the_pool_is_full(host: Host) -> None:
+    """Making a component's pooled copy takes no slot: modules holding every slot are
+    not refused, and the components run (on the plain engine when the pool is full)."""
+    sleeper = host.load(FSPROBE.with_name("fsprobe.wasm"))
+    host.run(sleeper, ["exit", "0"])  # the second run is pooled
+    failures: list[BaseException] = []
+
+    def sleep() -> None:
+        try:
+            host.run(sleeper, ["sleep", "400"])
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=sleep) for _ in range(16)]
+    for t in threads:
+        t.start()
+    time.sleep(0.1)
+    hello = HELLO.read_bytes()
+    for i in range(4):  # new components (a custom section makes each one new), run twice
+        unique = hello + b"\x00\x06\x01x" + bytes([i]) * 4
+        assert host.run(unique).stdout == b"Hello, World!\n"
+        assert host.run(unique).stdout == b"Hello, World!\n"
+    for t in threads:
+        t.join()
+    assert failures == []

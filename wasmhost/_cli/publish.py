@@ -190,13 +190,20 @@ def inspect(
         for what in ("imports", "exports"):
             names = world.get(what)
             for name in names if isinstance(names, list) else []:
-                click.echo(f"{what[:-1].capitalize() + ':':<12}{name!s:.200}")
+                click.echo(f"{what[:-1].capitalize() + ':':<12}{_shown(name)}")
     for layer in info.layers:
         click.echo(f"Layer:      {layer.media_type} {layer.digest} ({layer.size} bytes)")
         for key, value in sorted(layer.annotations.items()):
-            click.echo(f"              {key}: {value}")
+            click.echo(f"              {_shown(key)}: {_shown(value)}")
     for key, value in sorted(info.annotations.items()):
-        click.echo(f"Annotation: {key}: {value}")
+        click.echo(f"Annotation: {_shown(key)}: {_shown(value)}")
+
+
+def _shown(value: object) -> str:
+    """Text from a registry, for a terminal: control characters (escape sequences
+    among them) escaped, and at most 200 characters."""
+    text = str(value)[:200]
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _inspect_file(path: str, as_json: bool) -> None:

@@ -151,12 +151,11 @@ def run(
             )
             # Compiled for the engine these options need; its imports checked first.
             loaded = host.load(source, name=name, **run_options)
+            if timeout is not None:
+                # Counted from the start, as the host does.
+                backstop = _backstop(name or module, timeout)
             if loaded.kind == "component" and invoke is not None:
                 _invoke_component(host, loaded, invoke, guest_args, run_options)
-            if timeout is not None:
-                backstop = _backstop(
-                    name or module, timeout
-                )  # counted from the start, as the host does
             result = host.run(loaded, guest_args, **run_options)
     finally:
         if backstop is not None:
@@ -191,10 +190,9 @@ def _invoke_component(
     try:
         result = host.run(loaded, values, **options)
     except ErrorResult as exc:
-        shown = "err" if exc.error is None else str(exc).partition(" returned ")[2][:-1]
-        click.echo(shown)
+        click.echo(format_value(ty.result, ("err", exc.error)))
         sys.exit(1)
-    if ty.result is not None:
+    if ty.result is not None and result.values:  # (none when the guest exited instead)
         import wasmtime.component as wc
 
         value = result.values[0]

@@ -223,6 +223,12 @@ class _Workspace:
         self._count = 0
         self.initial = self.snapshot(tuple(mounts))  # what every run starts from
 
+    def planned(self) -> tuple[Mount, ...]:
+        """The mounts as a run gets them (its copies' paths), without copying."""
+        return tuple(
+            m._replace(host=str(self.root / "run0" / f"dir{i}")) for i, m in enumerate(self.mounts)
+        )
+
     def fresh(self) -> tuple[Mount, ...]:
         self._count += 1
         copies = []
@@ -328,7 +334,8 @@ class _Cold(Runtime):
             f"--dir={m.host}::{m.guest}{'::ro' if m.read_only else ''}" for m in invocation.mounts
         ]
         envs = env_flags("--env", invocation.env)
-        return ["-m", "wasmhost", "run", *dirs, *envs, invocation.module, *invocation.args]
+        # -I: it runs in the module's folder, whose Python files must not be imported.
+        return ["-I", "-m", "wasmhost", "run", *dirs, *envs, invocation.module, *invocation.args]
 
 
 def _external(
@@ -348,7 +355,7 @@ def _external(
     # Run from the module's folder and name it by its file name: every runtime then
     # gives the guest the same argv[0] (iwasm passes on the path it is given).
     folder, file_name = os.path.split(path)
-    reason = runtime.unable(Invocation(file_name, tuple(args), env, tuple(work.mounts)), component)
+    reason = runtime.unable(Invocation(file_name, tuple(args), env, work.planned()), component)
     if reason is not None:
         return RuntimeResult(runtime.name, runtime.version(), True, unable=reason)
     version = runtime.version()
@@ -540,7 +547,14 @@ def _differences(
     notes: list[str] = []
     stdout = actual.stdout
     compare_stderr = True
-    if actual.signal is not None:
+    same = actual.signal is None and (actual.exit_code, actual.stdout, actual.stderr) == (
+        expected.exit_code,
+        expected.stdout,
+        expected.stderr,
+    )
+    if same:
+        pass  # nothing to tell apart (a guest may print "Exception: ..." itself)
+    elif actual.signal is not None:
         found.append(f"crashed with {actual.signal}")
     else:
         # Each runtime says "trapped" its own way (its exit status, a report on stdout
@@ -578,8 +592,9 @@ def _differences(
     return found, notes
 
 
-# "<what the OS says> (os error N)": how Rust's std words an errno on stderr.
-_ERRNO_TEXT = re.compile(rb"[A-Za-z][A-Za-z ,'-]*\(os error \d+\)")
+# "<what the OS says> (os error N)": how Rust's std words an errno ("Operation not
+# permitted", "Read-only file system"): a capitalised phrase of lower-case words.
+_ERRNO_TEXT = re.compile(rb"[A-Z][a-z]+(?:[ -][a-z]+)* \(os error (\d+)\)")
 
 
 def _errno_only(expected: bytes, actual: bytes) -> str | None:
@@ -589,15 +604,26 @@ def _errno_only(expected: bytes, actual: bytes) -> str | None:
         return None
     if _ERRNO_TEXT.sub(b"ERRNO", expected) != _ERRNO_TEXT.sub(b"ERRNO", actual):
         return None
-    ours = [m.decode(errors="replace") for m in _ERRNO_TEXT.findall(expected)]
-    theirs = [m.decode(errors="replace") for m in _ERRNO_TEXT.findall(actual)]
-    pairs = "; ".join(
-        f"{b!r} where in-process it was {a!r}" for a, b in zip(ours, theirs, strict=True) if a != b
-    )
-    return f"stderr differs only in the error number the guest got: {pairs}"
+    ours = list(_ERRNO_TEXT.finditer(expected))
+    theirs = list(_ERRNO_TEXT.finditer(actual))
+    if len(ours) != len(theirs):
+        return None
+    pairs = []
+    for a, b in zip(ours, theirs, strict=True):
+        if a.group() == b.group():
+            continue
+        if a.group(1) == b.group(1):
+            return None  # the same errno worded otherwise: not what this note is for
+        pairs.append(f"{b.group().decode()!r} where in-process it was {a.group().decode()!r}")
+    return f"stderr differs only in the error number the guest got: {'; '.join(pairs)}"
 
 
-_ABSENT = b"\0absent"  # a marker no tree holds: the path is not there
+class _Absent:
+    """What a tree holds at a path that is not there."""
+
+
+_ABSENT = _Absent()
+Entry = bytes | None | _Absent
 
 
 def _tree_differences(
@@ -610,23 +636,25 @@ def _tree_differences(
     runtime and the in-process run did to it (created, changed, removed)."""
     found = []
     for path in sorted(set(expected) | set(actual)):
-        ours, theirs = expected.get(path, _ABSENT), actual.get(path, _ABSENT)
+        ours: Entry = expected.get(path, _ABSENT)
+        theirs: Entry = actual.get(path, _ABSENT)
         if ours == theirs:
             continue
-        before = initial.get(path, _ABSENT)
+        before: Entry = initial.get(path, _ABSENT)
         line = f"{path}: {_what(before, theirs)} by {name}, {_what(before, ours)} in-process"
-        if isinstance(ours, bytes) and isinstance(theirs, bytes) and _ABSENT not in (ours, theirs):
+        if isinstance(ours, bytes) and isinstance(theirs, bytes):
             line += f"; the file {_first_difference(ours, theirs)}"
         found.append(line)
     return found
 
 
-def _what(before: bytes | None, after: bytes | None) -> str:
-    kind = "directory" if after is None or before is None else "file"
-    if after == _ABSENT:
-        return "not created" if before == _ABSENT else f"{kind} removed"
-    if before == _ABSENT:
-        return f"{'directory' if after is None else 'file'} created"
+def _what(before: Entry, after: Entry) -> str:
+    if after is _ABSENT:
+        if before is _ABSENT:
+            return "not created"
+        return "directory removed" if before is None else "file removed"
+    if before is _ABSENT:
+        return "directory created" if after is None else "file created"
     if (before is None) != (after is None):
         return f"replaced by a {'directory' if after is None else 'file'}"
     return "left as it was" if before == after else "file changed"

@@ -189,8 +189,12 @@ def wit(ty: Any) -> str:
 def run_index(compiled: wc.Component, engine: wasmtime.Engine) -> Any:
     """Where the ``run`` function of a command component's ``wasi:cli/run`` export is
     (found once per compiled component), or None."""
-    for name in compiled.type.exports(engine):
+    for name, item in compiled.type.exports(engine).items():
         if name.startswith(RUN_INTERFACE):
+            run = item_type(item).exports(engine).get("run")
+            ty = item_type(run) if run is not None else None
+            if ty is None or ty.params or not _is_run_result(ty.result):
+                return None  # not what wasi:cli/run defines: execute() says so
             parent = compiled.get_export_index(name)
             return compiled.get_export_index("run", parent) if parent is not None else None
     return None
@@ -239,7 +243,13 @@ def execute(
     try:
         instance = linker.instantiate(store, compiled)
     except wasmtime.WasmtimeError as exc:
-        raise LinkError(f"{module.name} cannot be instantiated: {last_line(str(exc))}.") from None
+        from .watchdog import current
+
+        guard = current()
+        text = str(exc)
+        if (guard is not None and guard.stopped.is_set()) or "wasm backtrace" in text:
+            raise  # a trap or a limit while it started: run() names it
+        raise LinkError(f"{module.name} cannot be instantiated: {last_line(text)}.") from None
     job.instantiated = time.perf_counter()
     if invoke is None and run is not None:
         func = instance.get_func(store, run)
@@ -258,6 +268,16 @@ def execute(
     else:
         func_name = invoke
     ty = find_function(module, func_name)
+    if invoke is None and (ty.params or not _is_run_result(ty.result)):
+        raise LinkError(
+            f"{module.name} exports {func_name} as {func_signature(ty)}, not as "
+            "wasi:cli/run defines it: func() -> result."
+        )
+    if invoke is not None and ty.result is not None and _has_resource(ty.result):
+        raise ConfigError(
+            f"{func_name} returns a resource ({wit(ty.result)}), which cannot outlive "
+            "the run's store; call it from a component instead."
+        )
     func = _get_func(store, instance, compiled, func_name)
     params = [
         to_wasm(param_ty, value, f"{func_name}: argument {param_name!r}")
@@ -276,6 +296,33 @@ def execute(
         return (_returned(ty.result, result, module.name, func_name),), 0, None
     except ErrorResult as exc:
         return (), 0, exc
+
+
+def _is_run_result(ty: Any) -> bool:
+    import wasmtime.component as wc
+
+    return isinstance(ty, wc.ResultType) and ty.ok is None and ty.err is None
+
+
+def _has_resource(ty: Any) -> bool:
+    import wasmtime.component as wc
+
+    if isinstance(ty, wc.OwnType | wc.BorrowType):
+        return True
+    inner: list[Any] = []
+    if isinstance(ty, wc.ListType):
+        inner = [ty.element]
+    elif isinstance(ty, wc.TupleType):
+        inner = list(ty.elements)
+    elif isinstance(ty, wc.RecordType):
+        inner = [t for _, t in ty.fields]
+    elif isinstance(ty, wc.VariantType):
+        inner = [t for _, t in ty.cases]
+    elif isinstance(ty, wc.OptionType):
+        inner = [ty.payload]
+    elif isinstance(ty, wc.ResultType):
+        inner = [ty.ok, ty.err]
+    return any(t is not None and _has_resource(t) for t in inner)
 
 
 def _arity(ty: wc.FuncType, args: Sequence[Any], name: str) -> Sequence[Any]:
@@ -321,10 +368,12 @@ def _result_case(ty: Any, raw: Any) -> tuple[str, Any]:
 
     if isinstance(raw, wc.Variant):
         return raw.tag, raw.payload
-    classes: set[type] = set()
-    if ty.ok is not None:
-        ty.ok.add_classes(classes)
-    return ("ok" if ty.ok is not None and isinstance(raw, tuple(classes)) else "err"), raw
+    # Untagged: the cases are told apart by their payloads' Python types.
+    if ty.ok is None:
+        return ("ok", None) if raw is None else ("err", raw)
+    if ty.err is None:
+        return ("err", None) if raw is None else ("ok", raw)
+    return ("ok" if isinstance(raw, tuple(_classes(ty.ok))) else "err"), raw
 
 
 def to_wasm(ty: Any, value: Any, where: str) -> Any:
@@ -351,14 +400,17 @@ def to_wasm(ty: Any, value: Any, where: str) -> Any:
     if isinstance(ty, wc.F32 | wc.F64):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise bad("a number")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise bad("a number within a double's range") from None
     if isinstance(ty, wc.Char):
-        if not isinstance(value, str) or len(value) != 1:
-            raise bad("one character")
+        if not isinstance(value, str) or len(value) != 1 or not _encodable(value):
+            raise bad("one Unicode scalar value")
         return value
     if isinstance(ty, wc.String):
-        if not isinstance(value, str):
-            raise bad("a string")
+        if not isinstance(value, str) or not _encodable(value):
+            raise bad("a string of Unicode scalar values (no lone surrogates)")
         return value
     if isinstance(ty, wc.ListType):
         if isinstance(ty.element, wc.U8) and isinstance(value, bytes | bytearray):
@@ -393,24 +445,40 @@ def to_wasm(ty: Any, value: Any, where: str) -> Any:
             return None
         return to_wasm(ty.payload, value, where)
     if isinstance(ty, wc.EnumType):
-        if value not in ty.names:
+        if not isinstance(value, str) or value not in ty.names:
             raise bad(f"one of {', '.join(ty.names)}")
         return value
     if isinstance(ty, wc.FlagsType):
-        if not isinstance(value, set | frozenset | list | tuple) or not set(value) <= set(ty.names):
+        names = list(value) if isinstance(value, set | frozenset | list | tuple) else None
+        if names is None or not all(isinstance(n, str) and n in ty.names for n in names):
             raise bad(f"a set of {', '.join(ty.names)}")
-        return set(value)
+        return set(names)
     if isinstance(ty, wc.VariantType | wc.ResultType):
         cases = dict(ty.cases) if isinstance(ty, wc.VariantType) else {"ok": ty.ok, "err": ty.err}
-        if not (isinstance(value, tuple) and len(value) == 2 and value[0] in cases):
+        if not (
+            isinstance(value, tuple)
+            and len(value) == 2
+            and isinstance(value[0], str)
+            and value[0] in cases
+        ):
             raise bad(f"a (case, payload) pair, the case one of {', '.join(cases)}")
         case, payload = value
         case_ty = cases[case]
+        if case_ty is None and payload is not None:
+            raise bad(f"no payload for case {case}")
         lowered = None if case_ty is None else to_wasm(case_ty, payload, f"{where}.{case}")
         if ty._tagged():
             return wc.Variant(case, lowered)
         return lowered
     raise ConfigError(f"{where}: values of type {wit(ty)} cannot be passed from Python.")
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def from_wasm(ty: Any, value: Any) -> Any:

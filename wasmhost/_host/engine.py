@@ -208,19 +208,14 @@ class EngineSlot:
 
 def _pool_component(twin: EngineSlot, compiled: Any) -> tuple[Any, Any] | None:
     """A component's code in the twin and where its run function is, or None when it
-    does not fit a pooled run (more than ``COMPONENT_WEIGHT`` core instances, memories
-    or tables: tried in a store of its own)."""
+    does not fit a pooled run: the twin's engine refuses to load a component with
+    more than ``COMPONENT_WEIGHT`` core instances, memories or tables."""
     import wasmtime.component as wc
 
     from .component import run_index
 
     try:
         copy = wc.Component.deserialize(twin.engine, compiled.serialize())
-        store = wasmtime.Store(twin.engine)
-        try:
-            twin.component_linker().instantiate(store, copy)
-        finally:
-            store.close()
     except wasmtime.WasmtimeError:
         return None
     return copy, run_index(copy, twin.engine)

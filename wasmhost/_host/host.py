@@ -680,9 +680,20 @@ class _Job:
             component = cast(Any, compiled)  # a wasmtime.component.Component
             trap_unknown = self.options.get("unknown_imports") == "trap"
             p2 = slot.component_linker(component if trap_unknown else None)
-            values, self.exit_code, self.error_result = execute(
-                store, p2, component, module, self.options.get("invoke"), self.args, self, self.pre
-            )
+            try:
+                values, self.exit_code, self.error_result = execute(
+                    store,
+                    p2,
+                    component,
+                    module,
+                    self.options.get("invoke"),
+                    self.args,
+                    self,
+                    self.pre,
+                )
+            finally:
+                if trap_unknown:
+                    p2.close()  # made for this run (see component_linker)
             return values
         imports = self.options.get("imports")
         trap_unknown = self.options.get("unknown_imports") == "trap"

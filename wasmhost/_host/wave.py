@@ -16,6 +16,7 @@ Parsed values are the Python values of ``component`` (dicts for records,
 from __future__ import annotations
 
 import math
+import re
 import struct
 from decimal import Decimal
 from typing import Any
@@ -23,6 +24,12 @@ from typing import Any
 from .._errors import ConfigError
 
 _KEYWORDS = {"true", "false", "some", "none", "ok", "err", "inf", "nan"}
+# ASCII only: str.isdigit() and float() would take other scripts' digits.
+_LABEL = re.compile(r"[a-z][a-z0-9]*(?:-[a-zA-Z0-9]+)*|[A-Z][A-Z0-9]*(?:-[a-zA-Z0-9]+)*")
+_NUMBER = re.compile(r"[-+]?[0-9A-Za-z.]+(?:[-+][0-9]+)?")  # (an exponent's sign too)
+_INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")
+_FLOAT = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+_UNICODE_ESCAPE = re.compile(r"\{([0-9a-fA-F]{1,6})\}")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'"}
 _ESCAPED = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\\": "\\\\", '"': '\\"', "'": "\\'"}
 
@@ -97,25 +104,26 @@ class _Parser:
         """A name (kebab-case, ``%`` before a keyword)."""
         self.skip()
         start = self.pos
-        if self.peek("%"):
+        escaped = self.peek("%")
+        if escaped:
             self.pos += 1
-        while self.pos < len(self.text) and (
-            self.text[self.pos].isalnum() or self.text[self.pos] == "-"
-        ):
-            self.pos += 1
-        word = self.text[start : self.pos]
-        if not word or word == "%":
+        found = _LABEL.match(self.text, self.pos)
+        if found is None:
             raise self.error("expected a name")
-        return word.removeprefix("%")
+        self.pos = found.end()
+        word = found.group()
+        if word in _KEYWORDS and not escaped:
+            self.pos = start
+            raise self.error(f"{word} is a keyword: write the name as %{word}")
+        return word
 
     def number(self) -> str:
         self.skip()
-        start = self.pos
-        while self.pos < len(self.text) and (
-            self.text[self.pos].isalnum() or self.text[self.pos] in "+-."
-        ):
-            self.pos += 1
-        return self.text[start : self.pos]
+        found = _NUMBER.match(self.text, self.pos)
+        if found is None:
+            return ""
+        self.pos = found.end()
+        return found.group()
 
     def value(self, ty: Any) -> Any:
         import wasmtime.component as wc
@@ -126,29 +134,30 @@ class _Parser:
         if self.pos >= len(self.text):
             raise self.error(f"expected a value of type {wit(ty)}")
         if isinstance(ty, wc.Bool):
-            word = self.label()
-            if word not in ("true", "false"):
-                raise self.error("expected true or false")
-            return word == "true"
+            if self.keyword("true"):
+                return True
+            if self.keyword("false"):
+                return False
+            raise self.error("expected true or false")
         if isinstance(ty, wc.S8 | wc.S16 | wc.S32 | wc.S64 | wc.U8 | wc.U16 | wc.U32 | wc.U64):
             start = self.pos
             word = self.number()
-            if not (word.lstrip("-").isdigit() and word.count("-") <= 1):
+            if not _INTEGER.fullmatch(word):
                 self.pos = start
                 raise self.error(f"expected an integer ({wit(ty)})")
+            if len(word.lstrip("-")) > 20:  # more digits than any 64-bit value has
+                self.pos = start
+                raise self.error(f"{word[:24]}... is out of range for {wit(ty)}")
             return int(word)
         if isinstance(ty, wc.F32 | wc.F64):
             start = self.pos
             word = self.number()
             if word in ("nan", "inf", "-inf"):
                 return float(word)
-            try:
-                if word.lower().lstrip("-") in ("nan", "inf", "infinity") or "_" in word:
-                    raise ValueError
-                return float(word)
-            except ValueError:
+            if not _FLOAT.fullmatch(word):
                 self.pos = start
-                raise self.error(f"expected a number ({wit(ty)})") from None
+                raise self.error(f"expected a number ({wit(ty)})")
+            return float(word)  # a decimal beyond the range of a double is inf, as in WAVE
         if isinstance(ty, wc.Char):
             text = self.quoted("'")
             if len(text) != 1:
@@ -174,6 +183,8 @@ class _Parser:
                 name = self.label()
                 if name not in ty.names:
                     raise self.error(f"expected one of the flags {', '.join(ty.names)}")
+                if name in names:
+                    raise self.error(f"flag {name} given twice")
                 names.add(name)
                 if not self.peek("}"):
                     self.expect(",")
@@ -276,14 +287,15 @@ class _Parser:
             self.pos += 1
             if escape in _ESCAPES:
                 out.append(_ESCAPES[escape])
-            elif escape == "u" and self.text.startswith("{", self.pos):
-                end = self.text.find("}", self.pos)
-                digits = self.text[self.pos + 1 : end] if end > 0 else ""
-                try:
-                    out.append(chr(int(digits, 16)))
-                except ValueError:
-                    raise self.error("expected \\u{HEX} with a Unicode scalar value") from None
-                self.pos = end + 1
+            elif escape == "u":
+                found = _UNICODE_ESCAPE.match(self.text, self.pos)
+                code = int(found.group(1), 16) if found else -1
+                if not (0 <= code <= 0x10FFFF) or 0xD800 <= code <= 0xDFFF:
+                    self.pos -= 2
+                    raise self.error("expected \\u{HEX} naming a Unicode scalar value")
+                assert found is not None
+                out.append(chr(code))
+                self.pos = found.end()
             else:
                 self.pos -= 2
                 raise self.error("unknown escape")

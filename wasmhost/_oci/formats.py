@@ -297,7 +297,8 @@ def _world(data: bytes) -> tuple[list[str], list[str]]:
                         imports.append(name)
                     at = _extern_desc(data, at)
                 else:
-                    exports.append(name)
+                    if data[at] != 0x03:  # a type the world exports is not an export to run
+                        exports.append(name)
                     at = _sort_index(data, at)
                     if data[at] == 0x01:  # an explicit type
                         at = _extern_desc(data, at + 1)

@@ -79,6 +79,10 @@ class IWasm(Runtime):
     MAX_ENVS = MAX_DIRS = 8
 
     def unable(self, invocation: Invocation, component: bool) -> str | None:
+        for mount in invocation.mounts:
+            if "::" in mount.host or "::" in mount.guest:
+                path = mount.host if "::" in mount.host else mount.guest
+                return f"its --map-dir=GUEST::HOST cannot name a path containing '::' ({path})"
         if len(invocation.env) > self.MAX_ENVS:
             return f"it takes at most {self.MAX_ENVS} --env, this case has {len(invocation.env)}"
         if len(invocation.mounts) > self.MAX_DIRS:
