@@ -422,6 +422,8 @@ def test_many_component_runs_at_once_share_the_pool_or_fall_back(host: Host) -> 
     assert outputs.count(b"1") == 30
     slot = next(iter(host._engines._slots.values()))
     assert slot._leased == 0  # every lease given back
+    assert slot._twin is not None
+    assert host.load(CALC).key in slot._twin.compiled  # the component was pooled
 
 
 RESULT_OF_NOTHING = """(component
