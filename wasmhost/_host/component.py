@@ -387,7 +387,7 @@ def to_wasm(ty: Any, value: Any, where: str) -> Any:
         if not isinstance(value, bool):
             raise bad("a bool")
         return value
-    for cls, bits, signed in _INTS:
+    for cls, bits, signed in _int_types():
         if isinstance(ty, cls):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise bad("an integer")
@@ -526,6 +526,8 @@ def _classes(ty: Any) -> set[type]:
 
 
 def _int_types() -> list[tuple[type, int, bool]]:
+    """The integer types, their widths and signedness (made when used: wasmtime loads
+    only with the host)."""
     import wasmtime.component as wc
 
     return [
@@ -538,13 +540,3 @@ def _int_types() -> list[tuple[type, int, bool]]:
         (wc.U32, 32, False),
         (wc.U64, 64, False),
     ]
-
-
-class _LazyInts:
-    """The integer types, made when first used (wasmtime loads only with the host)."""
-
-    def __iter__(self) -> Any:
-        return iter(_int_types())
-
-
-_INTS = _LazyInts()
