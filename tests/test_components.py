@@ -21,7 +21,7 @@ import wasmtime
 from conftest import ARTIFACTS, wasmhost_cli
 from registry import Registry
 
-import wasmhost._host.component
+import wasmhost._host.host
 from wasmhost import (
     ArtifactError,
     ConfigError,
@@ -156,7 +156,7 @@ def test_the_compile_cache_keeps_components(
     def no_compile(*args: object) -> None:
         raise AssertionError("compiled again")
 
-    monkeypatch.setattr(wasmhost._host.component, "compile_component", no_compile)
+    monkeypatch.setattr(wasmhost._host.host, "compile_wasm", no_compile)
     with Host(cache_dir=tmp_path) as second:
         assert second.run(HELLO).stdout == b"Hello, World!\n"
 

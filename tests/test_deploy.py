@@ -198,6 +198,9 @@ def test_bundle_refuses_to_overwrite_or_take_non_wasm(tmp_path: Path) -> None:
     with pytest.raises(ModuleError, match="not a WebAssembly module"):
         make_bundle(tmp_path / "text.wasm", tmp_path / "new")
     assert not (tmp_path / "new").exists()
+    with pytest.raises(ModuleError, match="is a WASI preview-2 component; bundles carry"):
+        make_bundle(HELLO.with_name("hello-world.component.wasm"), tmp_path / "new")
+    assert not (tmp_path / "new").exists()
 
 
 # -- Kubernetes manifests --------------------------------------------------------

@@ -234,6 +234,10 @@ def test_several_workers(tmp_path: Path) -> None:
         (["--listen", "nowhere", str(HTTP)], "not HOST:PORT"),
         (["/nonexistent.wasm"], "no such file"),
         (["--workers", "0", str(HTTP)], "at least 1"),
+        (
+            [str(HTTP.with_name("hello-world.component.wasm"))],
+            "is a WASI preview-2 component; WAGI handlers are preview-1 modules",
+        ),
     ],
 )
 def test_serve_bad_input(args: list[str], message: str) -> None:

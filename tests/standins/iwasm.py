@@ -28,21 +28,18 @@ def main(argv: list[str]) -> int:
         return 0
     dirs: dict[str, str] = {}
     env: dict[str, str] = {}
+    # flag -> (where it goes, how it splits, the word iwasm's message uses)
+    kinds = {"--map-dir=": (dirs, "::", "map dir"), "--env=": (env, "=", "env")}
     rest = list(argv)
     while rest and rest[0].startswith("--"):
         flag = rest.pop(0)
-        if flag.startswith("--map-dir="):
-            if len(dirs) == 8:
-                print("Only allow max map dir number 8")
-                return 1
-            guest, _, host = flag.removeprefix("--map-dir=").partition("::")
-            dirs[guest] = host
-        elif flag.startswith("--env="):
-            if len(env) == 8:
-                print("Only allow max env number 8")
-                return 1
-            name, _, value = flag.removeprefix("--env=").partition("=")
-            env[name] = value
+        for prefix, (table, separator, word) in kinds.items():
+            if flag.startswith(prefix):
+                if len(table) == 8:
+                    print(f"Only allow max {word} number 8")
+                    return 1
+                key, _, value = flag.removeprefix(prefix).partition(separator)
+                table[key] = value
     module, args = rest[0], rest[1:]
     try:
         result = Host(cache_dir=False).run(

@@ -173,7 +173,7 @@ def _invoke_component(
     WAVE (an ``err`` too, exiting 1) and exit."""
     from .._errors import ErrorResult
     from .._host.component import find_function
-    from .._host.wave import WaveError, format_value, parse_args, parse_call
+    from .._host.wave import WaveError, format_returned, parse_args, parse_call
 
     if guest_args:
         raise click.UsageError(
@@ -190,15 +190,10 @@ def _invoke_component(
     try:
         result = host.run(loaded, values, **options)
     except ErrorResult as exc:
-        click.echo(format_value(ty.result, ("err", exc.error)))
+        click.echo(format_returned(ty.result, exc.error, error=True))
         sys.exit(1)
     if ty.result is not None and result.values:  # (none when the guest exited instead)
-        import wasmtime.component as wc
-
-        value = result.values[0]
-        if isinstance(ty.result, wc.ResultType):
-            value = ("ok", value)
-        click.echo(format_value(ty.result, value))
+        click.echo(format_returned(ty.result, result.values[0]))
     sys.stdout.flush()
     sys.exit(result.exit_code)
 

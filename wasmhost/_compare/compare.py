@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 
 from .._errors import TRAP_EXIT_STATUS, ConfigError, GuestError
 from .._host.host import Dir, DirSource, Host, as_dir
-from .._host.module import is_component
+from .._wasm import is_component
 from .runtimes import Invocation, Mount, Runtime, get_runtime
 from .runtimes._base import env_flags
 
@@ -435,12 +435,38 @@ def _repeat(
 
 def _spawn(argv: list[str], stdin_path: Path, cwd: str | None = None) -> tuple[Outcome, float]:
     """Run ``argv`` in ``cwd``; its outcome and wall seconds."""
+    start = time.perf_counter()
+    status, out, err = _run_process(argv, stdin_path, cwd)
+    return _outcome(status, out, err), time.perf_counter() - start
+
+
+def _probe(
+    argv: list[str], stdin_path: Path, cwd: str | None = None
+) -> tuple[Outcome, float | None]:
+    """Run ``argv`` through the shell and reporter (see the module's docstring); its
+    outcome and its own peak RSS in MiB (None if the reporter did not report)."""
+    report = stdin_path.with_name(f"report-{os.getpid()}-{time.monotonic_ns()}")
+    shell = ["/bin/sh", "-c", _PROBE_SHELL, sys.executable, _REPORTER, str(report)]
+    shell_status, out, err = _run_process([*shell, *argv], stdin_path, cwd)
+    try:
+        fields = report.read_text().split()
+        report.unlink()
+    except OSError:
+        fields = []
+    if os.waitstatus_to_exitcode(shell_status) != 0 or len(fields) != 2:
+        # No report: the shell or the reporter failed; its status is all there is.
+        return _outcome(shell_status, out, err), None
+    return _outcome(int(fields[0]), out, err), int(fields[1]) / 1024
+
+
+def _run_process(argv: list[str], stdin_path: Path, cwd: str | None) -> tuple[int, bytes, bytes]:
+    """Run ``argv`` in a session of its own, stdin from the file, in ``cwd``: its wait
+    status, stdout and stderr (through files: a runtime never waits for a reader)."""
     with (
         open(stdin_path, "rb") as stdin,
         tempfile.TemporaryFile() as out,
         tempfile.TemporaryFile() as err,
     ):
-        start = time.perf_counter()
         process = subprocess.Popen(
             argv,
             stdin=stdin,
@@ -451,40 +477,9 @@ def _spawn(argv: list[str], stdin_path: Path, cwd: str | None = None) -> tuple[O
             start_new_session=True,
         )
         status = _finish(process)
-        wall = time.perf_counter() - start
-        return _outcome(status, out, err), wall
-
-
-def _probe(
-    argv: list[str], stdin_path: Path, cwd: str | None = None
-) -> tuple[Outcome, float | None]:
-    """Run ``argv`` through the shell and reporter (see the module's docstring); its
-    outcome and its own peak RSS in MiB (None if the reporter did not report)."""
-    report = stdin_path.with_name(f"report-{os.getpid()}-{time.monotonic_ns()}")
-    with (
-        open(stdin_path, "rb") as stdin,
-        tempfile.TemporaryFile() as out,
-        tempfile.TemporaryFile() as err,
-    ):
-        process = subprocess.Popen(
-            ["/bin/sh", "-c", _PROBE_SHELL, sys.executable, _REPORTER, str(report), *argv],
-            stdin=stdin,
-            stdout=out,
-            stderr=err,
-            env=_clean_env(),
-            cwd=cwd,
-            start_new_session=True,
-        )
-        shell_status = _finish(process)
-        try:
-            fields = report.read_text().split()
-            report.unlink()
-        except OSError:
-            fields = []
-        if os.waitstatus_to_exitcode(shell_status) != 0 or len(fields) != 2:
-            # No report: the shell or the reporter failed; its status is all there is.
-            return _outcome(shell_status, out, err), None
-        return _outcome(int(fields[0]), out, err), int(fields[1]) / 1024
+        out.seek(0)
+        err.seek(0)
+        return status, out.read(), err.read()
 
 
 def _finish(process: subprocess.Popen[bytes]) -> int:
@@ -501,15 +496,13 @@ def _finish(process: subprocess.Popen[bytes]) -> int:
     return status
 
 
-def _outcome(status: int, out: Any, err: Any) -> Outcome:
-    """What a run produced, from its wait status and its output files."""
-    out.seek(0)
-    err.seek(0)
+def _outcome(status: int, out: bytes, err: bytes) -> Outcome:
+    """What a run produced, from its wait status and its output."""
     code: int | None = os.waitstatus_to_exitcode(status)
     sig = None
     if code is not None and code < 0:
         sig, code = signal.Signals(-code).name, None
-    return Outcome(code, sig, out.read(), err.read(), {})
+    return Outcome(code, sig, out, err, {})
 
 
 def _wait(pid: int, timeout: float) -> int:

@@ -24,10 +24,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .._errors import ConfigError, reading_module
+from .._errors import ConfigError, ModuleError, reading_module
 from .._files import writing
 from .._host.module import check_header
 from .._oci.image import VARIANT, VARIANTS
+from .._wasm import is_component
 
 RUNTIME_SPEC = "1.0.2"
 CAPABILITIES = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
@@ -134,7 +135,13 @@ def make_bundle(
     and return the path of its ``config.json`` (``wasmhost bundle`` calls it)."""
     source = Path(module)
     with reading_module(str(source)), open(source, "rb") as f:
-        check_header(str(source), f.read(8))
+        head = f.read(8)
+    check_header(str(source), head)
+    if is_component(head):
+        raise ModuleError(
+            f"{source} is a WASI preview-2 component; bundles carry preview-1 modules "
+            "(wasm32-wasi), as the seed's crun and youki ran them."
+        )
     target = Path(folder).resolve()
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise ConfigError(f"{target} exists and is not an empty folder; choose a new one.")

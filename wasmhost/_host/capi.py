@@ -245,25 +245,24 @@ def use_pooling_allocator(
     A component instance may take at most ``per_component`` core instances,
     memories and tables of them (a larger one does not load on the engine)."""
     pool = ffi.wasmtime_pooling_allocation_config_new()
-    try:
-        ffi.wasmtime_pooling_allocation_config_total_core_instances_set(pool, instances)
-        ffi.wasmtime_pooling_allocation_config_total_component_instances_set(pool, slots)
-        for per in (
-            ffi.wasmtime_pooling_allocation_config_max_core_instances_per_component_set,
-            ffi.wasmtime_pooling_allocation_config_max_memories_per_component_set,
-            ffi.wasmtime_pooling_allocation_config_max_tables_per_component_set,
-        ):
-            per(pool, per_component)
+    prefix = "wasmtime_pooling_allocation_config_"
+    settings = {
+        "total_core_instances": instances,
+        "total_component_instances": slots,
+        "max_core_instances_per_component": per_component,
+        "max_memories_per_component": per_component,
+        "max_tables_per_component": per_component,
+        "total_memories": slots,
+        "total_tables": slots,
+        "total_gc_heaps": slots,
+        "table_elements": table_elements,
         # Stacks are for async calls, which wasmtime-py does not make; the
         # default of 1,000 costs two memory mappings each.
-        ffi.wasmtime_pooling_allocation_config_total_stacks_set(pool, 0)
-        ffi.wasmtime_pooling_allocation_config_table_elements_set(pool, table_elements)
-        for limit in (
-            ffi.wasmtime_pooling_allocation_config_total_memories_set,
-            ffi.wasmtime_pooling_allocation_config_total_tables_set,
-            ffi.wasmtime_pooling_allocation_config_total_gc_heaps_set,
-        ):
-            limit(pool, slots)
+        "total_stacks": 0,
+    }
+    try:
+        for name, value in settings.items():
+            getattr(ffi, f"{prefix}{name}_set")(pool, value)
         ffi.wasmtime_pooling_allocation_strategy_set(config.ptr(), pool)
     finally:
         ffi.wasmtime_pooling_allocation_config_delete(pool)

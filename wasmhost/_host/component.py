@@ -31,7 +31,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .._errors import ConfigError, ErrorResult, LinkError, ModuleError
+from .._errors import ConfigError, ErrorResult, LinkError
 from .module import Export, Import, Module, last_line
 
 if TYPE_CHECKING:
@@ -48,18 +48,6 @@ WASI_P2 = (
     "wasi:sockets/",
 )
 RUN_INTERFACE = "wasi:cli/run@0.2"
-
-
-def compile_component(name: str, data: bytes, engine: wasmtime.Engine) -> wc.Component:
-    """Compile ``data`` (a component), mapping wasmtime's errors to :class:`ModuleError`."""
-    import wasmtime
-    import wasmtime.component as wc
-
-    try:
-        return wc.Component(engine, data)
-    except wasmtime.WasmtimeError as exc:
-        reason = last_line(str(exc)) or "invalid component"
-        raise ModuleError(f"{name} is not a valid WebAssembly component: {reason}.") from None
 
 
 def item_type(item: Any) -> Any:
@@ -100,10 +88,9 @@ def describe_component(
                     full = f"{export_name}#{inner}"
                     functions[full] = inner_ty
                     exports.append(Export(full, "func", _signature(inner_ty, engine)))
-    module = Module(name, data, key, imports, tuple(exports), size=size, path=path)
-    module.kind = "component"
-    module.functions = functions
-    return module
+    return Module(
+        name, data, key, imports, tuple(exports), size=size, path=path, functions=functions
+    )
 
 
 def _kind(ty: Any) -> str:
@@ -251,51 +238,48 @@ def execute(
             raise  # a trap or a limit while it started: run() names it
         raise LinkError(f"{module.name} cannot be instantiated: {last_line(text)}.") from None
     job.instantiated = time.perf_counter()
-    if invoke is None and run is not None:
-        func = instance.get_func(store, run)
-        return (), 0 if call_component_run(store, func) else 1, None
     if invoke is None:
-        run = next((e.name for e in module.exports if e.name.startswith(RUN_INTERFACE)), None)
         if run is None:
-            functions = ", ".join(module.functions or {}) or "no functions"
-            raise LinkError(
-                f"{module.name} has no {RUN_INTERFACE}.x export (it is not a WASI command "
-                f"component); it exports: {functions}",
-                advice="call one of them with invoke=NAME",
-                fix="invoke",
-            )
-        func_name = f"{run}#run"
-    else:
-        func_name = invoke
-    ty = find_function(module, func_name)
-    if invoke is None and (ty.params or not _is_run_result(ty.result)):
-        raise LinkError(
-            f"{module.name} exports {func_name} as {func_signature(ty)}, not as "
-            "wasi:cli/run defines it: func() -> result."
-        )
-    if invoke is not None and ty.result is not None and _has_resource(ty.result):
+            raise _not_a_command(module)
+        ok = call_component_run(store, instance.get_func(store, run))
+        return (), 0 if ok else 1, None
+    ty = find_function(module, invoke)
+    if ty.result is not None and _has_resource(ty.result):
         raise ConfigError(
-            f"{func_name} returns a resource ({wit(ty.result)}), which cannot outlive "
+            f"{invoke} returns a resource ({wit(ty.result)}), which cannot outlive "
             "the run's store; call it from a component instead."
         )
-    func = _get_func(store, instance, compiled, func_name)
+    func = _get_func(store, instance, compiled, invoke)
     params = [
-        to_wasm(param_ty, value, f"{func_name}: argument {param_name!r}")
-        for (param_name, param_ty), value in zip(
-            ty.params, _arity(ty, args, func_name) if invoke else [], strict=True
-        )
+        to_wasm(param_ty, value, f"{invoke}: argument {param_name!r}")
+        for (param_name, param_ty), value in zip(ty.params, _arity(ty, args, invoke), strict=True)
     ]
     result = func(store, *params)
     func.post_return(store)
-    if invoke is None:
-        ok = getattr(result, "tag", "ok") == "ok"
-        return (), 0 if ok else 1, None
     if ty.result is None:
         return (), 0, None
     try:
-        return (_returned(ty.result, result, module.name, func_name),), 0, None
+        return (_returned(ty.result, result, module.name, invoke),), 0, None
     except ErrorResult as exc:
         return (), 0, exc
+
+
+def _not_a_command(module: Module) -> LinkError:
+    """Why a component without a usable ``wasi:cli/run`` (which :func:`run_index`
+    found none of) cannot run as a command."""
+    functions = module.functions or {}
+    for name, ty in functions.items():
+        if name.startswith(RUN_INTERFACE) and name.endswith("#run"):
+            return LinkError(
+                f"{module.name} exports {name} as {func_signature(ty)}, not as "
+                "wasi:cli/run defines it: func() -> result."
+            )
+    return LinkError(
+        f"{module.name} has no {RUN_INTERFACE}.x export (it is not a WASI command "
+        f"component); it exports: {', '.join(functions) or 'no functions'}",
+        advice="call one of them with invoke=NAME",
+        fix="invoke",
+    )
 
 
 def _is_run_result(ty: Any) -> bool:

@@ -32,6 +32,7 @@ from .._errors import (
 from .._hashing import content_key
 from .._numbers import check_seconds, check_size, check_whole, format_size
 from .._paths import default_cache_root
+from .._wasm import is_component
 from .cache import CompileCache, file_state, settled
 from .capi import call_nullary, export_func, set_argv, set_env
 from .engine import COMPONENT_WEIGHT, TABLE_ELEMENTS, EngineFlags, Engines, EngineSlot
@@ -45,7 +46,6 @@ from .module import (
     check_header,
     compile_wasm,
     describe,
-    is_component,
     last_line,
     read_source,
     wasm_imports,
@@ -330,16 +330,12 @@ class Host:
             compiled = self._cached(slot, key)
             if compiled is None:
                 data = wasm()
+                check_header(name, data)
                 component = is_component(data)
-                if component:
-                    from .component import compile_component
-
-                    compiled = compile_component(name, data, slot.engine)
-                else:
-                    check_header(name, data)
-                    if check is not None and (found := wasm_imports(data)) is not None:
-                        check(name, found)  # before a compile that can take a minute
-                    compiled = compile_wasm(name, data, slot.engine)
+                found = None if component or check is None else wasm_imports(data)
+                if check is not None and found is not None:
+                    check(name, found)  # before a compile that can take a minute
+                compiled = compile_wasm(name, data, slot.engine)
                 path = self._cache.path(key, slot.fingerprint, component)
                 if path is not None:
                     self._cache.store(compiled, path)
@@ -362,8 +358,6 @@ class Host:
             path = self._cache.path(key, slot.fingerprint, component)
             if path is None:
                 return None
-            if component and not path.exists():
-                return None  # no entry: not worth a second open
             compiled = self._cache.load(slot.engine, path, component)
             if compiled is not None:
                 return compiled

@@ -13,12 +13,10 @@ if TYPE_CHECKING:
     import wasmtime
 
 from .._errors import ModuleError, reading_module
+from .._wasm import CORE_VERSION, MAGIC, is_component, leb128, sections
+from .._wasm import name as read_name
 
 ModuleSource = Union[str, "os.PathLike[str]", bytes, "Module"]
-
-_MAGIC = b"\0asm"
-_CORE_VERSION = b"\x01\x00\x00\x00"
-_COMPONENT_VERSION = b"\x0d\x00\x01\x00"
 
 
 class ModuleChanged(ModuleError):
@@ -78,6 +76,7 @@ class Module:
         *,
         size: int | None = None,
         path: str | None = None,
+        functions: dict[str, Any] | None = None,
     ) -> None:
         self.name = name
         self._wasm = wasm
@@ -87,17 +86,23 @@ class Module:
         self.imports = imports
         self.exports = exports
         self._digest: str | None = None
-        # "component" for a WASI preview-2 component; its functions' types by name.
-        self.kind = "module"
-        self.functions: dict[str, Any] | None = None
+        # A WASI preview-2 component's functions, their types by name (None: a module).
+        self.functions = functions
+        self.kind = "module" if functions is None else "component"
 
     def renamed(self, name: str) -> Module:
         """The same module, called ``name`` in errors and logs."""
         twin = Module(
-            name, self._wasm, self.key, self.imports, self.exports, size=self._size, path=self._path
+            name,
+            self._wasm,
+            self.key,
+            self.imports,
+            self.exports,
+            size=self._size,
+            path=self._path,
+            functions=self.functions,
         )
         twin._digest = self._digest
-        twin.kind, twin.functions = self.kind, self.functions
         return twin
 
     def __repr__(self) -> str:
@@ -187,16 +192,11 @@ def read_source(
         return name, f.read(), st
 
 
-def is_component(data: bytes) -> bool:
-    """Whether ``data`` starts as a WebAssembly component (not a core module) does."""
-    return data[:4] == _MAGIC and data[4:8] == _COMPONENT_VERSION
-
-
 def check_header(name: str, data: bytes) -> None:
     """Refuse what is plainly not a core WebAssembly module, with a message that says why."""
     if not data:
         raise ModuleError(f"{name} is empty; expected a WebAssembly module (.wasm).")
-    if data[:4] != _MAGIC:
+    if data[:4] != MAGIC:
         if data.lstrip()[:1] == b"(":
             raise ModuleError(
                 f"{name} looks like WebAssembly text (.wat); compile it to .wasm first "
@@ -207,20 +207,27 @@ def check_header(name: str, data: bytes) -> None:
         )
     if len(data) < 8:
         raise ModuleError(f"{name} is truncated: it ends inside the WebAssembly header.")
-    if data[4:8] != _CORE_VERSION:
+    if data[4:8] != CORE_VERSION and not is_component(data):
         raise ModuleError(f"{name} has an unknown WebAssembly version {data[4:8].hex()}.")
 
 
-def compile_wasm(name: str, data: bytes, engine: wasmtime.Engine) -> wasmtime.Module:
-    """Check and compile ``data``, mapping wasmtime's errors to :class:`ModuleError`."""
+def compile_wasm(name: str, data: bytes, engine: wasmtime.Engine) -> Any:
+    """Check and compile ``data``, a core module or a component (a ``wasmtime.Module``
+    or a ``wasmtime.component.Component``), mapping wasmtime's errors to
+    :class:`ModuleError`."""
     import wasmtime
 
     check_header(name, data)
     try:
+        if is_component(data):
+            import wasmtime.component
+
+            return wasmtime.component.Component(engine, data)
         return wasmtime.Module(engine, data)
     except wasmtime.WasmtimeError as exc:
-        reason = last_line(str(exc)) or "invalid module"
-        raise ModuleError(f"{name} is not a valid WebAssembly module: {reason}.") from None
+        what = "component" if is_component(data) else "module"
+        reason = last_line(str(exc)) or f"invalid {what}"
+        raise ModuleError(f"{name} is not a valid WebAssembly {what}: {reason}.") from None
 
 
 def last_line(text: str) -> str:
@@ -265,31 +272,27 @@ def wasm_imports(data: bytes) -> tuple[Import, ...] | None:
 
 
 def _read_imports(data: bytes) -> tuple[Import, ...]:
-    pos = 8
     types: list[str] = []
-    while pos < len(data):
-        section = data[pos]
-        size, pos = _leb(data, pos + 1)
+    for section, pos, _end in sections(data):
         if section == 1:
             types = _read_types(data, pos)
         elif section == 2:
-            count, pos = _leb(data, pos)
+            count, pos = leb128(data, pos)
             found = []
             for _ in range(count):
-                module, pos = _name(data, pos)
-                field, pos = _name(data, pos)
+                module, pos = read_name(data, pos)
+                field, pos = read_name(data, pos)
                 kind = data[pos]
                 what = _KINDS.get(kind, "other")
                 signature = what
                 if kind == 0:
-                    index, _ = _leb(data, pos + 1)
+                    index, _ = leb128(data, pos + 1)
                     signature = types[index] if index < len(types) else what
                 pos = _skip_description(data, kind, pos + 1)
                 found.append(Import(module, field, what, signature))
             return tuple(found)
         elif section != 0:  # sections come in order: past the types, no imports
             return ()
-        pos += size
     return ()
 
 
@@ -299,7 +302,7 @@ _VALUES.update({0x70: "funcref", 0x6F: "externref"})
 
 def _read_types(data: bytes, pos: int) -> list[str]:
     """Function types as ``_describe`` writes them; [] past what a plain MVP module has."""
-    count, pos = _leb(data, pos)
+    count, pos = leb128(data, pos)
     found = []
     for _ in range(count):
         if data[pos] != 0x60:
@@ -307,7 +310,7 @@ def _read_types(data: bytes, pos: int) -> list[str]:
         pos += 1
         lists = []
         for _ in range(2):
-            n, pos = _leb(data, pos)
+            n, pos = leb128(data, pos)
             values = [_VALUES.get(data[pos + i]) for i in range(n)]
             if None in values:
                 return []
@@ -317,43 +320,23 @@ def _read_types(data: bytes, pos: int) -> list[str]:
     return found
 
 
-def _leb(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise ValueError("LEB128 too long")
-
-
-def _name(data: bytes, pos: int) -> tuple[str, int]:
-    length, pos = _leb(data, pos)
-    if pos + length > len(data):
-        raise ValueError("name past the end")
-    return data[pos : pos + length].decode("utf-8"), pos + length
-
-
 def _skip_description(data: bytes, kind: int, pos: int) -> int:
     if kind == 0:  # func: a type index
-        return _leb(data, pos)[1]
+        return leb128(data, pos)[1]
     if kind == 1:  # table: a reference type, then limits
         pos += 1
     elif kind == 3:  # global: a value type and mutability
         if data[pos] in (0x63, 0x64):  # (ref null? heaptype)
-            pos = _leb(data, pos + 1)[1]
+            pos = leb128(data, pos + 1)[1]
         else:
             pos += 1
         return pos + 1
     elif kind == 4:  # tag: an attribute, then a type index
-        return _leb(data, pos + 1)[1]
+        return leb128(data, pos + 1)[1]
     elif kind != 2:
         raise ValueError(f"unknown import kind {kind}")
     flags = data[pos]
-    pos = _leb(data, pos + 1)[1]
+    pos = leb128(data, pos + 1)[1]
     if flags & 1:
-        pos = _leb(data, pos)[1]
+        pos = leb128(data, pos)[1]
     return pos

@@ -342,6 +342,16 @@ def format_value(ty: Any, value: Any) -> str:
     return str(value)
 
 
+def format_returned(ty: Any, value: Any, error: bool = False) -> str:
+    """A function's result in WAVE, as the wasmtime CLI prints it: for a ``result``
+    type, ``value`` is the ``ok`` payload (the ``err`` one with ``error``)."""
+    import wasmtime.component as wc
+
+    if isinstance(ty, wc.ResultType):
+        value = ("err" if error else "ok", value)
+    return format_value(ty, value)
+
+
 def _label(name: str) -> str:
     return f"%{name}" if name in _KEYWORDS else name
 

@@ -23,6 +23,7 @@ from .._files import atomic_writer, copy_into, writing
 from .._hashing import sha256_of
 from .._numbers import check_size, format_size
 from .._paths import cache_root
+from .._wasm import MAGIC
 from .credentials import Credentials, erase, store
 from .formats import (
     FORMATS,
@@ -41,8 +42,6 @@ from .layout import OciLayout, parse_layout, parse_layout_reference
 from .reference import Reference, parse_reference, parse_registry
 from .remote import Session, Transport
 from .store import Store
-
-_WASM_MAGIC = b"\0asm"
 
 
 class _Resolved(NamedTuple):
@@ -627,7 +626,7 @@ def _hash_module(path: str) -> tuple[str, int]:
     """The sha256 digest and size of a module file, refusing what is not wasm."""
     with reading_module(path), open(path, "rb") as f:
         head = f.read(8)
-        if head[:4] != _WASM_MAGIC or len(head) < 8:
+        if head[:4] != MAGIC or len(head) < 8:
             what = "is empty" if not head else "is not a WebAssembly module (no \\0asm magic)"
             raise ModuleError(f"{path} {what}; push takes a .wasm file.")
         f.seek(0)

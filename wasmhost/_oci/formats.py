@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import IO, Any, NamedTuple
 
 from .._errors import ArtifactError, IntegrityError
+from .._wasm import is_component, leb128, sections
+from .._wasm import name as read_name
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -267,7 +269,7 @@ def component_world(path: str) -> tuple[list[str], list[str]] | None:
     component whose sections cannot be read is an ArtifactError."""
     with open(path, "rb") as f:
         data = f.read()
-    if data[:8] != b"\0asm\x0d\x00\x01\x00":
+    if not is_component(data):
         return None
     try:
         return _world(data)
@@ -281,61 +283,38 @@ def component_world(path: str) -> tuple[list[str], list[str]] | None:
 def _world(data: bytes) -> tuple[list[str], list[str]]:
     imports: list[str] = []
     exports: list[str] = []
-    pos = 8
-    while pos < len(data):
-        section = data[pos]
-        size, pos = _u32(data, pos + 1)
-        end = pos + size
-        if end > len(data):
-            raise ValueError("section past the end")
-        if section in (10, 11):  # import, export
-            count, at = _u32(data, pos)
-            for _ in range(count):
-                name, at = _extern_name(data, at)
-                if section == 10:
-                    if data[at] != 0x03:  # a type (a record the exports use) is not an import
-                        imports.append(name)
-                    at = _extern_desc(data, at)
+    for section, pos, end in sections(data):
+        if section not in (10, 11):  # import, export
+            continue
+        count, at = leb128(data, pos)
+        for _ in range(count):
+            name, at = _extern_name(data, at)
+            if section == 10:
+                if data[at] != 0x03:  # a type (a record the exports use) is not an import
+                    imports.append(name)
+                at = _extern_desc(data, at)
+            else:
+                if data[at] != 0x03:  # a type the world exports is not an export to run
+                    exports.append(name)
+                at = _sort_index(data, at)
+                if data[at] == 0x01:  # an explicit type
+                    at = _extern_desc(data, at + 1)
+                elif data[at] != 0x00:
+                    raise ValueError("bad export")
                 else:
-                    if data[at] != 0x03:  # a type the world exports is not an export to run
-                        exports.append(name)
-                    at = _sort_index(data, at)
-                    if data[at] == 0x01:  # an explicit type
-                        at = _extern_desc(data, at + 1)
-                    elif data[at] != 0x00:
-                        raise ValueError("bad export")
-                    else:
-                        at += 1
-            if at != end:
-                raise ValueError("section size")
-        pos = end
+                    at += 1
+        if at != end:
+            raise ValueError("section size")
     return imports, exports
-
-
-def _u32(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-        if shift > 35:
-            raise ValueError("LEB128 too long")
 
 
 def _extern_name(data: bytes, pos: int) -> tuple[str, int]:
     tag = data[pos]
     if tag not in (0x00, 0x01):
         raise ValueError("bad name")
-    length, pos = _u32(data, pos + 1)
-    name = data[pos : pos + length].decode()
-    if len(name.encode()) != length:
-        raise ValueError("name past the end")
-    pos += length
+    name, pos = read_name(data, pos + 1)
     if tag == 0x01:  # a version suffix follows (newer encodings)
-        length, pos = _u32(data, pos)
+        length, pos = leb128(data, pos)
         pos += length
     return name, pos
 
@@ -344,21 +323,21 @@ def _extern_desc(data: bytes, pos: int) -> int:
     sort = data[pos]
     pos += 1
     if sort == 0x00:  # core module: 0x11 and a type index
-        return _u32(data, pos + 1)[1]
+        return leb128(data, pos + 1)[1]
     if sort in (0x01, 0x04, 0x05):  # func, component, instance: a type index
-        return _u32(data, pos)[1]
+        return leb128(data, pos)[1]
     if sort in (0x02, 0x03):  # value or type bound
         bound = data[pos]
         if sort == 0x03 and bound == 0x01:  # sub resource
             return pos + 1
-        return _u32(data, pos + 1)[1]  # an index, or a value type (LEB128 either way)
+        return leb128(data, pos + 1)[1]  # an index, or a value type (LEB128 either way)
     raise ValueError("bad extern")
 
 
 def _sort_index(data: bytes, pos: int) -> int:
     sort = data[pos]
     pos += 2 if sort == 0x00 else 1  # a core sort has a second byte
-    return _u32(data, pos)[1]
+    return leb128(data, pos)[1]
 
 
 def pick_from_index(index: dict[str, Any], where: str) -> str:

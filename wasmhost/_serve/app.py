@@ -89,6 +89,7 @@ class _Loaded(NamedTuple):
     # Set when nothing the guest does outlives its run except its answer (no
     # writable directory): such a run can be stopped and started again elsewhere.
     gate: InlineGate | None
+    argv0: str | None  # for a route named by a reference: the file name a pull gives
 
 
 class WagiApp:
@@ -155,9 +156,18 @@ class WagiApp:
                 max_memory=max_memory,
                 unknown_imports="error",
             )
+            if module.kind == "component":
+                # A component asleep in WASI's poll outlives its deadline (see
+                # _host.component), and guests first run on the event loop: one
+                # could hold every request up. WAGI handlers are preview-1 modules.
+                raise ConfigError(
+                    f"route {route.path}: {module.name} is a WASI preview-2 component; "
+                    "WAGI handlers are preview-1 modules (wasm32-wasi)."
+                )
             restartable = all(as_dir(d).read_only for d in route.dirs.values())
             gate = InlineGate() if restartable and timeout > INLINE_BUDGET else None
-            loaded.append(_Loaded(route, module, gate))
+            argv0 = _file_name(route.name) if route.name else None
+            loaded.append(_Loaded(route, module, gate, argv0))
         # The most specific route first: exact before wildcard, longer before shorter.
         self._routes = sorted(
             loaded, key=lambda r: (r.route.path.endswith("/..."), -len(r.route.path))
@@ -240,7 +250,7 @@ class WagiApp:
             env=env,
             stdin=body,
             dirs=route.dirs,
-            argv0=_file_name(route.name) if route.name else None,
+            argv0=loaded.argv0,
             max_memory=self.max_memory,
             max_output=self.max_response,
         )
