@@ -35,6 +35,22 @@ def leb128(data: bytes, pos: int) -> tuple[int, int]:
             raise ValueError("LEB128 too long")
 
 
+def sleb128(data: bytes, pos: int, bits: int = 64) -> tuple[int, int]:
+    """The signed LEB128 number at ``pos`` (at most ``bits`` wide), and where it ends."""
+    result = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            if byte & 0x40:
+                result -= 1 << shift
+            return result, pos
+        if shift >= bits + 7:
+            raise ValueError("LEB128 too long")
+
+
 def name(data: bytes, pos: int) -> tuple[str, int]:
     """The length-prefixed UTF-8 name at ``pos``, and where it ends."""
     length, pos = leb128(data, pos)

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import wasmtime
 
 from .._errors import ConfigError, LinkError
-from .module import Import
+from .module import CALLABLE_TYPES, Import, func_types
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -171,18 +171,39 @@ class Failure:
 
 
 def define(
-    linker: wasmtime.Linker, compiled: wasmtime.Module, imports: Imports, failure: Failure
+    linker: wasmtime.Linker, wanted: Iterable[Import], imports: Imports, failure: Failure
 ) -> None:
-    """Define in ``linker`` each import of ``compiled`` that ``imports`` provides."""
-    for imp in compiled.imports:
-        name = imp.name or ""
-        func = imports.get(imp.module, {}).get(name)
-        if func is None or not isinstance(imp.type, wasmtime.FuncType):
+    """Define in ``linker`` each of a module's imports (``wanted``) that ``imports`` provides.
+
+    The types come from the module's bytes (see ``read_interface``): wasmtime-py
+    would end the process on reading a v128 or an anyref from the compiled module.
+    """
+    for imp in wanted:
+        func = imports.get(imp.module, {}).get(imp.name)
+        types = func_types(imp.signature) if imp.kind == "func" else None
+        if func is None or types is None:
             continue
+        unknown = [t for t in types[0] + types[1] if t not in CALLABLE_TYPES]
+        if unknown:
+            raise ConfigError(
+                f"{imp} takes or returns {', '.join(dict.fromkeys(unknown))}, which a "
+                "Python host function cannot."
+            )
+        params, results = ([_VALUE_TYPES[t]() for t in ts] for ts in types)
         wants_memory = bool(getattr(func, "__wasmhost_memory__", False))
-        results = [str(r) for r in imp.type.results]
-        wrapped = _wrap(func, wants_memory, f"{imp.module}.{name}", results, failure)
-        linker.define_func(imp.module, name, imp.type, wrapped, access_caller=True)
+        wrapped = _wrap(func, wants_memory, f"{imp.module}.{imp.name}", types[1], failure)
+        ty = wasmtime.FuncType(params, results)
+        linker.define_func(imp.module, imp.name, ty, wrapped, access_caller=True)
+
+
+_VALUE_TYPES = {
+    "i32": wasmtime.ValType.i32,
+    "i64": wasmtime.ValType.i64,
+    "f32": wasmtime.ValType.f32,
+    "f64": wasmtime.ValType.f64,
+    "funcref": wasmtime.ValType.funcref,
+    "externref": wasmtime.ValType.externref,
+}
 
 
 def _wrap(

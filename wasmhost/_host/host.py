@@ -39,6 +39,7 @@ from .engine import COMPONENT_WEIGHT, TABLE_ELEMENTS, EngineFlags, Engines, Engi
 from .functions import Failure, Imports, check_imports, define
 from .memory import MAX_RESERVATION, MemoryWatch
 from .module import (
+    CALLABLE_TYPES,
     Import,
     Module,
     ModuleChanged,
@@ -46,6 +47,7 @@ from .module import (
     check_header,
     compile_wasm,
     describe,
+    func_types,
     last_line,
     read_source,
     wasm_imports,
@@ -287,10 +289,10 @@ class Host:
                     lazy = Module(name, None, key, (), (), size=st.st_size, path=where)
                     try:
                         compiled = self._compile(slot, shown or name, key, lambda: lazy.wasm, check)
+                        module = _describe(slot, name, None, key, compiled, st, where)
                     except ModuleChanged:
                         pass  # changed since its state was looked at: read it as it is now
                     else:
-                        module = _describe(slot, name, None, key, compiled, st.st_size, where)
                         self._paths[_state(name, st)] = module
                         return module, compiled
         read_at = time.time_ns()
@@ -695,7 +697,7 @@ class _Job:
         if imports or (trap_unknown and pre is None):
             linker = slot.wasi_linker()
             if imports:
-                define(linker, compiled, imports, self.failure)
+                define(linker, module.imports, imports, self.failure)
             if trap_unknown:
                 linker.define_unknown_imports_as_traps(compiled)
             instance = _instantiate(lambda: linker.instantiate(store, compiled), module)
@@ -722,14 +724,15 @@ class _Job:
             init = export_func(store, instance, "_initialize")
             if init is not None:
                 init(store)
-            ty = func.type(store)
+            types = _callable(module, name)
             # A function without parameters reads its arguments from argv, if at all.
-            params = _convert_params(ty, self.args, module.name, name) if ty.params else []
+            params = _convert_params(types, self.args, module.name, name) if types else []
             result = func(store, *params)
         elif _is_nullary(module, name):
             call_nullary(store, func)
             result = None
         else:
+            _callable(module, name)
             result = func(store)
         if result is None:
             return ()
@@ -842,12 +845,14 @@ def _describe(
     data: bytes | None,
     key: str,
     compiled: Compiled,
-    size: int | None = None,
+    state: os.stat_result | None = None,
     path: str | None = None,
 ) -> Module:
-    """The :class:`Module` for a module's or a component's compiled code."""
+    """The :class:`Module` for a module's or a component's compiled code (a module's
+    described from its bytes: see ``read_interface``)."""
+    size = None if state is None else state.st_size
     if isinstance(compiled, wasmtime.Module):
-        return describe(name, data, key, compiled, size=size, path=path)
+        return describe(name, data, key, size=size, path=path, state=state)
     from .component import describe_component
 
     return describe_component(name, data, key, compiled, slot.engine, size=size, path=path)
@@ -868,6 +873,21 @@ def _check_component_run(module: Module, options: RunOptions) -> None:
 
 def _is_nullary(module: Module, name: str) -> bool:
     return any(e.name == name and e.signature == "func () -> ()" for e in module.exports)
+
+
+def _callable(module: Module, name: str) -> list[str]:
+    """The parameter types of ``module``'s function ``name``, which Python can call
+    (wasmtime-py would end the process on a call with a v128 or an anyref)."""
+    signature = next((e.signature for e in module.exports if e.name == name), "")
+    types = func_types(signature)
+    unknown = None if types is None else [t for t in types[0] + types[1] if t not in CALLABLE_TYPES]
+    if types is None or unknown:
+        what = ", ".join(dict.fromkeys(unknown)) if unknown else "types wasmhost cannot read"
+        raise ConfigError(
+            f"{module.name}: {name} has the type {signature or 'unknown'}; wasmhost cannot "
+            f"call a function with {what} in its parameters or results."
+        )
+    return types[0]
 
 
 def _state(name: str, st: os.stat_result) -> tuple[str, int, int, int, int, int]:
@@ -959,17 +979,15 @@ def _instantiate(make: Any, module: Module) -> wasmtime.Instance:
 
 
 def _convert_params(
-    ty: wasmtime.FuncType, args: Sequence[str | int | float], module: str, name: str
+    params: list[str], args: Sequence[str | int | float], module: str, name: str
 ) -> list[int | float]:
-    params = ty.params
     if len(args) != len(params):
         raise ConfigError(
             f"{module}: {name} takes {len(params)} argument(s) "
             f"({', '.join(str(p) for p in params) or 'none'}), got {len(args)}."
         )
     values: list[int | float] = []
-    for arg, param in zip(args, params, strict=True):
-        kind = str(param)
+    for arg, kind in zip(args, params, strict=True):
         try:
             if kind in ("i32", "i64"):
                 number = int(arg, 0) if isinstance(arg, str) else int(arg)

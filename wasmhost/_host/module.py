@@ -6,6 +6,7 @@ exports; each engine of the host compiles it on first use (see ``host``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
     import wasmtime
 
 from .._errors import ModuleError, reading_module
-from .._wasm import CORE_VERSION, MAGIC, is_component, leb128, sections
+from .._wasm import CORE_VERSION, MAGIC, is_component, leb128, sections, sleb128
 from .._wasm import name as read_name
 
 ModuleSource = Union[str, "os.PathLike[str]", bytes, "Module"]
@@ -163,22 +164,6 @@ class Module:
         return [e.name for e in self.exports if e.kind == kind]
 
 
-def _describe(ty: object) -> tuple[str, str]:
-    import wasmtime  # wasmtime loads only where modules are compiled: not for push or pull
-
-    if isinstance(ty, wasmtime.FuncType):
-        params = ", ".join(str(p) for p in ty.params)
-        results = ", ".join(str(r) for r in ty.results)
-        return "func", f"func ({params}) -> ({results})"
-    if isinstance(ty, wasmtime.MemoryType):
-        return "memory", "memory"
-    if isinstance(ty, wasmtime.TableType):
-        return "table", "table"
-    if isinstance(ty, wasmtime.GlobalType):
-        return "global", f"global {ty.content}"
-    return "other", type(ty).__name__
-
-
 def read_source(
     source: str | os.PathLike[str] | bytes,
 ) -> tuple[str, bytes, os.stat_result | None]:
@@ -240,103 +225,351 @@ def describe(
     name: str,
     data: bytes | None,
     key: str,
-    compiled: wasmtime.Module,
     *,
     size: int | None = None,
     path: str | None = None,
+    state: os.stat_result | None = None,
 ) -> Module:
-    """The :class:`Module` for ``data`` (or the file at ``path``, unread), with what
-    ``compiled`` imports and exports."""
-    imports = []
-    for imp in compiled.imports:
-        kind, sig = _describe(imp.type)
-        imports.append(Import(imp.module, imp.name or "", kind, sig))
-    exports = []
-    for exp in compiled.exports:
-        kind, sig = _describe(exp.type)
-        exports.append(Export(exp.name, kind, sig))
-    return Module(name, data, key, tuple(imports), tuple(exports), size=size, path=path)
+    """The :class:`Module` for ``data``, or for the file at ``path`` as ``state``
+    shows it, unread but for its imports and exports (:class:`ModuleChanged` if
+    it is no longer so), with what it imports and exports."""
+    if data is None:
+        assert path is not None
+        assert state is not None
+        header = _interface_sections(path, state)
+    else:
+        header = data
+    try:
+        imports, exports = read_interface(header)
+    except (IndexError, ValueError, UnicodeDecodeError) as exc:
+        raise ModuleError(
+            f"{name}: wasmhost cannot read its imports and exports ({exc})."
+        ) from None
+    return Module(name, data, key, imports, exports, size=size, path=path)
+
+
+# The sections past which a module says nothing of its imports and exports: code, data.
+_CODE_SECTIONS = (10, 11)
+
+
+def _interface_sections(path: str, state: os.stat_result) -> bytes:
+    """The header and the sections before the code of the module file at ``path``,
+    if it is still the file ``state`` describes."""
+    from .cache import file_state
+
+    parts = []
+    with reading_module(path), open(path, "rb") as f:
+        if file_state(os.fstat(f.fileno())) != file_state(state):
+            raise ModuleChanged(f"{path} changed since it was loaded; load it again.")
+        parts.append(f.read(8))
+        while head := f.read(1):
+            size = shift = 0
+            while True:
+                more = f.read(1)
+                if not more:
+                    raise ModuleChanged(f"{path} is not the module it was; load it again.")
+                head += more
+                size |= (more[0] & 0x7F) << shift
+                shift += 7
+                if not more[0] & 0x80 or shift > 35:
+                    break
+            if head[0] in _CODE_SECTIONS:
+                break
+            if head[0] == 0:  # a custom section: names, debugging information
+                f.seek(size, os.SEEK_CUR)
+                continue
+            parts.append(head + f.read(size))
+    return b"".join(parts)
 
 
 _KINDS = {0: "func", 1: "table", 2: "memory", 3: "global", 4: "tag"}
 
 
 def wasm_imports(data: bytes) -> tuple[Import, ...] | None:
-    """The imports of a module, read from its import section without compiling it
-    (names and kinds; the signature is the kind). None if the bytes do not parse:
-    then compiling will say why."""
+    """The imports of a module, read from its bytes without compiling it. None if
+    the bytes do not parse: then compiling will say why."""
     try:
-        return _read_imports(data)
+        return read_interface(data)[0]
     except (IndexError, ValueError, UnicodeDecodeError):
         return None
 
 
-def _read_imports(data: bytes) -> tuple[Import, ...]:
+# The value types a call from Python can pass and return (wasmtime-py's C layer
+# ends the process on any other, such as v128 or anyref, when it meets one).
+CALLABLE_TYPES = frozenset({"i32", "i64", "f32", "f64", "funcref", "externref"})
+UNKNOWN = "(not described)"
+
+
+def func_types(signature: str) -> tuple[list[str], list[str]] | None:
+    """The parameter and result types of a function signature as :class:`Export` writes
+    it (``func (i32, i32) -> (i32)``), or None for one that is not described."""
+    if not signature.startswith("func (") or ") -> (" not in signature:
+        return None
+    params, _, results = signature[len("func (") : -1].partition(") -> (")
+    return _split(params), _split(results)
+
+
+def _split(types: str) -> list[str]:
+    return types.split(", ") if types else []
+
+
+def read_interface(data: bytes) -> tuple[tuple[Import, ...], tuple[Export, ...]]:
+    """A module's imports and exports with their types, read from its bytes alone.
+
+    wasmtime-py cannot be asked: its C layer ends the process on a ``v128``, an
+    ``anyref`` or a typed reference in a signature. Types are written as
+    wasmtime-py writes the ones it knows (``func (i32, i32) -> (i32)``,
+    ``global i64``) and in the text format's words past those (``v128``,
+    ``(ref null 0)``). A type this reader cannot read is named ``(not
+    described)``; imports or exports it cannot read raise ValueError or IndexError.
+    """
     types: list[str] = []
+    spaces: dict[int, list[str]] = {kind: [] for kind in _KINDS}
+    imports: list[Import] = []
+    exports: list[Export] = []
     for section, pos, _end in sections(data):
+        # The readers of types append as they go: a type they cannot read is
+        # named as not described when it is looked up (past the end of its list).
         if section == 1:
-            types = _read_types(data, pos)
+            with contextlib.suppress(IndexError, ValueError):
+                _read_types(data, pos, types)
         elif section == 2:
             count, pos = leb128(data, pos)
-            found = []
             for _ in range(count):
                 module, pos = read_name(data, pos)
                 field, pos = read_name(data, pos)
                 kind = data[pos]
-                what = _KINDS.get(kind, "other")
-                signature = what
-                if kind == 0:
-                    index, _ = leb128(data, pos + 1)
-                    signature = types[index] if index < len(types) else what
-                pos = _skip_description(data, kind, pos + 1)
-                found.append(Import(module, field, what, signature))
-            return tuple(found)
-        elif section != 0:  # sections come in order: past the types, no imports
-            return ()
-    return ()
+                if kind not in _KINDS:
+                    raise ValueError(f"unknown import kind {kind}")
+                signature, pos = _DESCRIPTIONS[kind](data, pos + 1, types)
+                spaces[kind].append(signature)
+                imports.append(Import(module, field, _KINDS[kind], signature))
+        elif section == 3:  # each function's type index
+            count, pos = leb128(data, pos)
+            for _ in range(count):
+                index, pos = leb128(data, pos)
+                spaces[0].append(_func_type(types, index))
+        elif section in (4, 5, 6, 13):  # tables, memories, globals, tags
+            kind = {4: 1, 5: 2, 6: 3, 13: 4}[section]
+            with contextlib.suppress(IndexError, ValueError):
+                _read_definitions(data, pos, types, kind, spaces[kind])
+        elif section == 7:
+            count, pos = leb128(data, pos)
+            for _ in range(count):
+                field, pos = read_name(data, pos)
+                kind = data[pos]
+                if kind not in _KINDS:
+                    raise ValueError(f"unknown export kind {kind}")
+                index, pos = leb128(data, pos + 1)
+                space = spaces[kind]
+                signature = space[index] if index < len(space) else f"{_KINDS[kind]} {UNKNOWN}"
+                exports.append(Export(field, _KINDS[kind], signature))
+    return tuple(imports), tuple(exports)
 
 
-_VALUES = {0x7F: "i32", 0x7E: "i64", 0x7D: "f32", 0x7C: "f64", 0x7B: "v128"}
-_VALUES.update({0x70: "funcref", 0x6F: "externref"})
-
-
-def _read_types(data: bytes, pos: int) -> list[str]:
-    """Function types as ``_describe`` writes them; [] past what a plain MVP module has."""
+def _read_types(data: bytes, pos: int, types: list[str]) -> None:
+    """Each type of the type section, as it is written in a signature (a recursion
+    group's types and subtypes by their structure)."""
     count, pos = leb128(data, pos)
-    found = []
     for _ in range(count):
-        if data[pos] != 0x60:
-            return []  # a GC type or a recursion group: not described here
+        if data[pos] == 0x4E:  # rec: several types
+            n, pos = leb128(data, pos + 1)
+            for _ in range(n):
+                pos = _read_subtype(data, pos, types)
+        else:
+            pos = _read_subtype(data, pos, types)
+
+
+def _read_subtype(data: bytes, pos: int, types: list[str]) -> int:
+    if data[pos] in (0x50, 0x4F):  # sub, sub final: supertypes first
+        n, pos = leb128(data, pos + 1)
+        for _ in range(n):
+            pos = leb128(data, pos)[1]
+    if data[pos] == 0x65:  # shared
         pos += 1
+    form = data[pos]
+    pos += 1
+    if form == 0x60:
         lists = []
         for _ in range(2):
             n, pos = leb128(data, pos)
-            values = [_VALUES.get(data[pos + i]) for i in range(n)]
-            if None in values:
-                return []
-            lists.append(", ".join(str(v) for v in values))
-            pos += n
-        found.append(f"func ({lists[0]}) -> ({lists[1]})")
-    return found
+            values = []
+            for _ in range(n):
+                value, pos = _value_type(data, pos)
+                values.append(value)
+            lists.append(", ".join(values))
+        types.append(f"func ({lists[0]}) -> ({lists[1]})")
+    elif form == 0x5F:  # struct: its fields
+        n, pos = leb128(data, pos)
+        for _ in range(n):
+            pos = _field_type(data, pos)
+        types.append("struct")
+    elif form == 0x5E:  # array: one field
+        pos = _field_type(data, pos)
+        types.append("array")
+    elif form == 0x5D:  # cont: a function type index
+        pos = sleb128(data, pos, 33)[1]
+        types.append("cont")
+    else:
+        raise ValueError(f"unknown type form {form:#x}")
+    return pos
 
 
-def _skip_description(data: bytes, kind: int, pos: int) -> int:
-    if kind == 0:  # func: a type index
-        return leb128(data, pos)[1]
-    if kind == 1:  # table: a reference type, then limits
+def _field_type(data: bytes, pos: int) -> int:
+    if data[pos] in (0x78, 0x77):  # i8, i16
         pos += 1
-    elif kind == 3:  # global: a value type and mutability
-        if data[pos] in (0x63, 0x64):  # (ref null? heaptype)
-            pos = leb128(data, pos + 1)[1]
-        else:
-            pos += 1
-        return pos + 1
-    elif kind == 4:  # tag: an attribute, then a type index
-        return leb128(data, pos + 1)[1]
-    elif kind != 2:
-        raise ValueError(f"unknown import kind {kind}")
+    else:
+        pos = _value_type(data, pos)[1]
+    return pos + 1  # mutability
+
+
+_NUMBERS = {0x7F: "i32", 0x7E: "i64", 0x7D: "f32", 0x7C: "f64", 0x7B: "v128"}
+# Abstract heap types by their code, and the short name of their nullable reference.
+_HEAPS = {
+    0x70: ("func", "funcref"),
+    0x6F: ("extern", "externref"),
+    0x6E: ("any", "anyref"),
+    0x6D: ("eq", "eqref"),
+    0x6C: ("i31", "i31ref"),
+    0x6B: ("struct", "structref"),
+    0x6A: ("array", "arrayref"),
+    0x69: ("exn", "exnref"),
+    0x68: ("cont", "contref"),
+    0x71: ("none", "nullref"),
+    0x72: ("noextern", "nullexternref"),
+    0x73: ("nofunc", "nullfuncref"),
+    0x74: ("noexn", "nullexnref"),
+    0x75: ("nocont", "nullcontref"),
+}
+
+
+def _value_type(data: bytes, pos: int) -> tuple[str, int]:
+    """A value type, as its name (``i32``, ``v128``, ``anyref``, ``(ref null 3)``)."""
+    code = data[pos]
+    if code in _NUMBERS:
+        return _NUMBERS[code], pos + 1
+    if code in _HEAPS:
+        return _HEAPS[code][1], pos + 1
+    if code == 0x65 and data[pos + 1] in _HEAPS:  # a shared abstract reference
+        return f"(ref null (shared {_HEAPS[data[pos + 1]][0]}))", pos + 2
+    if code in (0x63, 0x64):  # (ref null? heaptype)
+        heap, pos = _heap_type(data, pos + 1)
+        if code == 0x63:
+            for short, long in _HEAPS.values():
+                if heap == short:
+                    return long, pos
+            return f"(ref null {heap})", pos
+        return f"(ref {heap})", pos
+    raise ValueError(f"unknown value type {code:#x}")
+
+
+def _heap_type(data: bytes, pos: int) -> tuple[str, int]:
+    code = data[pos]
+    if code in _HEAPS:
+        return _HEAPS[code][0], pos + 1
+    if code == 0x65:
+        heap, pos = _heap_type(data, pos + 1)
+        return f"(shared {heap})", pos
+    index, pos = sleb128(data, pos, 33)
+    if index < 0:
+        raise ValueError(f"unknown heap type {code:#x}")
+    return str(index), pos
+
+
+def _func_type(types: list[str], index: int) -> str:
+    return types[index] if index < len(types) else f"func {UNKNOWN}"
+
+
+def _describe_func(data: bytes, pos: int, types: list[str]) -> tuple[str, int]:
+    index, pos = leb128(data, pos)
+    return _func_type(types, index), pos
+
+
+def _describe_table(data: bytes, pos: int, _types: list[str]) -> tuple[str, int]:
+    pos = _value_type(data, pos)[1]
+    return "table", _limits(data, pos)
+
+
+def _describe_memory(data: bytes, pos: int, _types: list[str]) -> tuple[str, int]:
+    return "memory", _limits(data, pos)
+
+
+def _describe_global(data: bytes, pos: int, _types: list[str]) -> tuple[str, int]:
+    value, pos = _value_type(data, pos)
+    return f"global {value}", pos + 1  # then its mutability
+
+
+def _describe_tag(data: bytes, pos: int, types: list[str]) -> tuple[str, int]:
+    index, pos = leb128(data, pos + 1)  # an attribute, then a function type index
+    return "tag " + _func_type(types, index).removeprefix("func "), pos
+
+
+_DESCRIPTIONS = {
+    0: _describe_func,
+    1: _describe_table,
+    2: _describe_memory,
+    3: _describe_global,
+    4: _describe_tag,
+}
+
+
+def _limits(data: bytes, pos: int) -> int:
     flags = data[pos]
     pos = leb128(data, pos + 1)[1]
-    if flags & 1:
+    if flags & 1:  # a maximum
+        pos = leb128(data, pos)[1]
+    if flags & 8:  # a custom page size
         pos = leb128(data, pos)[1]
     return pos
+
+
+def _read_definitions(data: bytes, pos: int, types: list[str], kind: int, space: list[str]) -> None:
+    """The types of a module's own tables, memories, globals or tags, appended to ``space``."""
+    count, pos = leb128(data, pos)
+    for _ in range(count):
+        if kind == 1 and data[pos] == 0x40:  # a table with an initial value
+            signature, pos = _describe_table(data, pos + 2, types)
+            pos = _skip_expression(data, pos)
+        else:
+            signature, pos = _DESCRIPTIONS[kind](data, pos, types)
+            if kind == 3:
+                pos = _skip_expression(data, pos)
+        space.append(signature)
+
+
+# The constant instructions by opcode, and how many immediates (LEB128 numbers) follow.
+_CONSTANTS = {0x41: 1, 0x42: 1, 0x23: 1, 0xD2: 1, 0x6A: 0, 0x6B: 0, 0x6C: 0}
+_CONSTANTS.update({0x7C: 0, 0x7D: 0, 0x7E: 0})
+# GC's constant instructions (after 0xFB), likewise.
+_GC_CONSTANTS = {0: 1, 1: 1, 6: 1, 7: 1, 8: 2, 0x1A: 0, 0x1B: 0, 0x1C: 0}
+
+
+def _skip_expression(data: bytes, pos: int) -> int:
+    """Past a constant expression (an initial value) and its ``end``."""
+    while True:
+        op = data[pos]
+        pos += 1
+        if op == 0x0B:
+            return pos
+        if op in _CONSTANTS:
+            for _ in range(_CONSTANTS[op]):
+                pos = leb128(data, pos)[1]
+        elif op == 0x43:  # f32.const
+            pos += 4
+        elif op == 0x44:  # f64.const
+            pos += 8
+        elif op == 0xD0:  # ref.null heaptype
+            pos = _heap_type(data, pos)[1]
+        elif op == 0xFD:  # v128.const
+            sub, pos = leb128(data, pos)
+            if sub != 12:
+                raise ValueError(f"unknown constant instruction 0xfd {sub}")
+            pos += 16
+        elif op == 0xFB:
+            sub, pos = leb128(data, pos)
+            if sub not in _GC_CONSTANTS:
+                raise ValueError(f"unknown constant instruction 0xfb {sub}")
+            for _ in range(_GC_CONSTANTS[sub]):
+                pos = leb128(data, pos)[1]
+        else:
+            raise ValueError(f"unknown constant instruction {op:#x}")
