@@ -140,6 +140,26 @@ def test_an_entry_moved_under_another_modules_name_is_refused(isolated: Path) ->
         assert host.run(NBODY, ["10"]).stdout.startswith(b"-0.169075164")
 
 
+def test_an_entry_moved_with_its_record_under_another_modules_name_is_refused(
+    isolated: Path,
+) -> None:
+    """The record names the entry it describes: a moved one is a miss, never run."""
+    with Host() as host:
+        host.run(HELLO)
+        host.run(NBODY, ["10"])
+        hello_key, nbody_key = host.load(HELLO).key, host.load(NBODY).key
+    [hello_entry] = [p for p in entries(isolated) if p.name.startswith(hello_key)]
+    [nbody_entry] = [p for p in entries(isolated) if p.name.startswith(nbody_key)]
+    hello_entry.rename(nbody_entry)
+    hello_entry.with_name(hello_entry.name + ".meta").rename(
+        nbody_entry.with_name(nbody_entry.name + ".meta")
+    )
+    with Host() as host:
+        assert host.run(NBODY, ["10"]).stdout.startswith(b"-0.169075164")
+    with Host() as host:  # compiled again and stored: now a hit
+        assert host.run(NBODY, ["10"]).stdout.startswith(b"-0.169075164")
+
+
 def test_concurrent_processes_never_leave_a_broken_entry(isolated: Path) -> None:
     script = (
         "import sys; from wasmhost import Host; "

@@ -4,13 +4,15 @@ An entry is wasmtime's serialization of a module, exactly (so that
 ``Module.deserialize_file`` can map it without reading it), stored under the
 module's content key and the engine's fingerprint (wasmtime version, machine,
 engine settings). Beside it, a small ``.meta`` file records what the entry
-was when it was written: its inode, size, modification and change times
-(to the nanosecond), a BLAKE2b of its first and last 4 KiB, and one of its
-whole content. An entry is loaded only if it is private to this user (0600,
-in folders nobody else can write) and its identity and times still hold, or,
-for a copied cache, its whole content still hashes as recorded (then the
-record is renewed). It is mapped through the descriptor that was checked.
-So a truncated, replaced, swapped, rewritten or foreign entry is never
+was when it was written: its name (so the content key and fingerprint it was
+stored under), its inode, size, modification and change times (to the
+nanosecond), a BLAKE2b of its first and last 4 KiB, and one of its whole
+content. An entry is loaded only if it is private to this user (0600, in
+folders nobody else can write), its record names it, and its identity and
+times still hold, or, for a copied cache, its whole content still hashes as
+recorded (then the record is renewed). It is mapped through the descriptor
+that was checked. So a truncated, replaced, swapped, rewritten or foreign
+entry, or one moved with its record under another module's name, is never
 loaded, at the cost of two small reads and a ``stat``.
 
 What this does not check: bytes in the middle of an entry that changed
@@ -48,7 +50,8 @@ from .._hashing import KEY_BYTES, checksum, checksum_of_file, content_key
 # The layout of entries, part of every entry's name: 1 had a checksum inside the
 # entry; 2 is wasmtime's serialization alone, with a .meta beside it.
 CACHE_FORMAT = 2
-_MAGIC = b"wasmhost-cache-meta 2\n"
+# 3 names the entry in its record; an older record is refused (the entry is rebuilt).
+_MAGIC = b"wasmhost-cache-meta 3\n"
 _PATH_MAGIC = b"wasmhost-path 1\n"
 _EDGE = 4096  # the bytes at each end of an entry whose hash is recorded
 # A file is keyed by its state only if it had not changed for this long before it was
@@ -81,7 +84,7 @@ class CompileCache:
             return None
         try:
             with open(_meta_path(path), "rb") as f:
-                recorded = f.read(512)
+                recorded = f.read(1024)
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError:
             return None
@@ -113,13 +116,15 @@ class CompileCache:
         hash of its whole content, which then becomes the record.
         """
         fields = recorded[len(_MAGIC) :].split() if recorded.startswith(_MAGIC) else []
-        if len(fields) != 6:
+        # The name binds the record to the content key and engine it was stored for:
+        # an entry moved with its record under another module's name is not that module.
+        if len(fields) != 7 or fields[0] != os.fsencode(path.name):
             return False
-        if fields[:5] == _identity(fd, st):
+        if fields[1:6] == _identity(fd, st):
             return True
-        if fields[1] != str(st.st_size).encode() or fields[5] != checksum_of_file(fd).encode():
+        if fields[2] != str(st.st_size).encode() or fields[6] != checksum_of_file(fd).encode():
             return False
-        self._record(path, fd, st, fields[5].decode())
+        self._record(path, fd, st, fields[6].decode())
         return True
 
     def store(self, module: wasmtime.Module | wc.Component, path: Path) -> None:
@@ -144,7 +149,7 @@ class CompileCache:
 
     @staticmethod
     def _record(path: Path, fd: int, st: os.stat_result, whole: str) -> None:
-        line = b" ".join([*_identity(fd, st), whole.encode()])
+        line = b" ".join([os.fsencode(path.name), *_identity(fd, st), whole.encode()])
         _write_private(_meta_path(path), _MAGIC + line + b"\n")
 
     # -- keys of modules named by path -----------------------------------------
