@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import FSPROBE, HELLO, NBODY, SPIN
+from conftest import FSPROBE, HELLO, NBODY, SPIN, wasmhost_cli
 
 from wasmhost import (
     DEVNULL,
@@ -241,3 +241,62 @@ def test_a_deadline_during_instantiation_is_a_timeout(
     threading.Timer(0.2, cancel.set).start()
     with pytest.raises(Interrupted):
         host.run(module, cancel=cancel)
+
+
+def table_grower(elements: int, then: str, table: str = "(table $t 0 funcref)") -> str:
+    """A guest that grows its table by ``elements`` and fills them; ``then`` runs if refused
+    (before the fill, which then reaches past the table)."""
+    return f"""
+    (module
+      {table}
+      (func $f) (elem declare func $f)
+      (func (export "_start")
+        (if (i32.eq (table.grow $t (ref.null func) (i32.const {elements})) (i32.const -1))
+          (then {then}))
+        (table.fill $t (i32.const 0) (ref.func $f) (i32.const {elements}))))
+    """
+
+
+def test_tables_count_against_the_memory_cap(host: Host, wat: Callable[[str], Path]) -> None:
+    # 16 MiB bounds 16 tables of 131,072 elements (8 bytes each): 1M elements, 8 MB, is
+    # refused. Without the bound, a guest grew 30 tables of 10M elements (2.3 GB).
+    with pytest.raises(MemoryLimitExceeded, match="refused a table larger than its memory limit"):
+        host.run(wat(table_grower(1_000_000, "nop")), max_memory=16 << 20)
+    assert host.run(wat(table_grower(131_072, "unreachable")), max_memory=16 << 20).ok
+    coping = table_grower(1_000_000, "(return)")
+    assert host.run(wat(coping), max_memory=16 << 20).ok
+    assert host.run(wat(table_grower(1_000_000, "unreachable"))).ok  # no cap: no such bound
+
+
+def test_a_table_larger_than_the_cap_at_start(host: Host, wat: Callable[[str], Path]) -> None:
+    module = wat('(module (table 1000000 funcref) (func (export "_start")))')
+    with pytest.raises(MemoryLimitExceeded, match="larger table at start than its memory limit"):
+        host.run(module, max_memory=16 << 20)
+    assert host.run(module, max_memory=128 << 20).ok
+
+
+@pytest.mark.parametrize("max_memory", [None, 64 << 20], ids=["no cap", "cap"])
+def test_a_run_has_at_most_16_tables(
+    host: Host, wat: Callable[[str], Path], max_memory: int | None
+) -> None:
+    tables = " ".join("(table 1 funcref)" for _ in range(100))
+    with pytest.raises(MemoryLimitExceeded, match="more than 16 tables"):
+        host.run(wat(f'(module {tables} (func (export "_start")))'), max_memory=max_memory)
+    tables = " ".join("(table 1 funcref)" for _ in range(16))
+    assert host.run(wat(f'(module {tables} (func (export "_start")))'), max_memory=max_memory).ok
+
+
+def test_a_table_bug_under_a_memory_cap_is_still_a_trap(
+    host: Host, wat: Callable[[str], Path]
+) -> None:
+    fixed = table_grower(1_000_000, "nop", table="(table $t 1 1 funcref)")
+    with pytest.raises(Trap, match="out of bounds table access") as info:
+        host.run(wat(fixed), max_memory=16 << 20)
+    assert not isinstance(info.value, LimitExceeded)
+
+
+def test_cli_names_a_refused_table(wat: Callable[[str], Path]) -> None:
+    done = wasmhost_cli("run", "--max-memory", "16MiB", wat(table_grower(1_000_000, "nop")))
+    assert done.returncode == 134
+    [line] = done.stderr.decode().strip().splitlines()
+    assert "refused a table larger than its memory limit of 16 MiB allows" in line

@@ -173,10 +173,10 @@ SHAPES = {
         [
             ("a.tag", "tag", "tag (f64) -> ()"),
             ("a.g", "global", "global externref"),
-            ("a.t", "table", "table"),
+            ("a.t", "table", "table 1 funcref"),
             ("a.m", "memory", "memory"),
             ("a.f", "func", "func (i32) -> ()"),
-            ("t", "table", "table"),
+            ("t", "table", "table 1 (ref 0)"),
             ("m", "memory", "memory"),
             ("e", "tag", "tag (i32) -> ()"),
             ("g", "global", "global externref"),
@@ -190,7 +190,7 @@ SHAPES = {
 @pytest.mark.parametrize("case", SHAPES)
 def test_read_interface(case: str) -> None:
     fields, expected = SHAPES[case]
-    imports, exports = read_interface(wasmtime.wat2wasm(f"(module {fields})"))
+    imports, exports, _ = read_interface(wasmtime.wat2wasm(f"(module {fields})"))
     found = [(f"{i.module}.{i.name}", i.kind, i.signature) for i in imports]
     found += [(e.name, e.kind, e.signature) for e in exports]
     assert found == expected
@@ -205,7 +205,10 @@ def described_by_wasmtime(data: bytes) -> list[tuple[str, str]]:
             return f"func ({params}) -> ({', '.join(str(r) for r in ty.results)})"
         if isinstance(ty, wasmtime.GlobalType):
             return f"global {ty.content}"
-        return "table" if isinstance(ty, wasmtime.TableType) else "memory"
+        if isinstance(ty, wasmtime.TableType):
+            high = "" if ty.limits.max is None else f" {ty.limits.max}"
+            return f"table {ty.limits.min}{high} {ty.element}"
+        return "memory"
 
     compiled = wasmtime.Module(wasmtime.Engine(), data)
     said = [(i.name or "", text(i.type)) for i in compiled.imports]
@@ -218,7 +221,7 @@ def described_by_wasmtime(data: bytes) -> list[tuple[str, str]]:
 @pytest.mark.parametrize("path", [HELLO, NBODY], ids=lambda p: p.name)
 def test_signatures_read_from_bytes_match_wasmtimes(path: Path) -> None:
     data = path.read_bytes()
-    imports, exports = read_interface(data)
+    imports, exports, _ = read_interface(data)
     ours = [(i.name, i.signature) for i in imports] + [(e.name, e.signature) for e in exports]
     assert ours == described_by_wasmtime(data)
 
@@ -229,8 +232,8 @@ def test_signatures_of_the_mvp_types_match_wasmtimes() -> None:
         ' (import "m" "g" (global (mut f64))) (import "m" "t" (table 1 externref))'
         ' (import "m" "mem" (memory 1)) (global (export "h") i64 (i64.const 1))'
         ' (func (export "f2") (param i32 i32) (result i32) (i32.const 0))'
-        ' (table (export "t2") 1 funcref) (export "f" (func 0)))'
+        ' (table (export "t2") 1 2 funcref) (export "f" (func 0)))'
     )
-    imports, exports = read_interface(data)
+    imports, exports, _ = read_interface(data)
     ours = [(i.name, i.signature) for i in imports] + [(e.name, e.signature) for e in exports]
     assert ours == described_by_wasmtime(data)

@@ -35,7 +35,14 @@ from .._paths import default_cache_root
 from .._wasm import is_component
 from .cache import CompileCache, file_state, settled
 from .capi import call_nullary, export_func, set_argv, set_env
-from .engine import COMPONENT_WEIGHT, TABLE_ELEMENTS, EngineFlags, Engines, EngineSlot
+from .engine import (
+    COMPONENT_WEIGHT,
+    MAX_TABLES,
+    EngineFlags,
+    Engines,
+    EngineSlot,
+    table_elements,
+)
 from .functions import Failure, Imports, check_imports, define
 from .memory import MAX_RESERVATION, MemoryWatch
 from .module import (
@@ -50,6 +57,7 @@ from .module import (
     func_types,
     last_line,
     read_source,
+    table_limits,
     wasm_imports,
 )
 from .result import OutputChunk, RunResult
@@ -444,11 +452,16 @@ class Host:
                 job.slot, job.compiled, job.pre = lease  # the same code, pooled (see engine)
             store = wasmtime.Store(job.slot.engine)
             store.set_wasi(wasi)
-            # Tables stop where a pooled slot's do, on either engine (see engine).
+            # Tables stop where a pooled slot's do, on either engine (see engine), or
+            # sooner with a memory cap: together they hold at most the cap's worth.
             # With a memory cap, one memory (see memory), or it would not bound the guest.
             # (A component made from a preview-1 module has its adapter's memory too.)
             one_memory = max_memory is not None and not component
-            store.set_limits(table_elements=TABLE_ELEMENTS, memories=1 if one_memory else -1)
+            store.set_limits(
+                table_elements=table_elements(max_memory),
+                tables=MAX_TABLES,
+                memories=1 if one_memory else -1,
+            )
             if max_memory is not None:
                 watch = MemoryWatch(max_memory)
             if fuel is not None:
@@ -551,6 +564,21 @@ class Host:
         ):
             return MemoryLimitExceeded(
                 f"{name} reached its memory limit of {format_size(watch.cap)} and was stopped.",
+                stdout=out,
+                stderr=err,
+            )
+        if (
+            watch is not None
+            and code == wasmtime.TrapCode.TABLE_OUT_OF_BOUNDS
+            and _can_outgrow(module, table_elements(watch.cap))
+        ):
+            # A table.grow past the limit returns -1 and leaves no trace (wasmtime's
+            # C API has no table limiter to tell): a guest that then uses the elements
+            # it was refused is stopped by the limit, not by a bug of its own.
+            return MemoryLimitExceeded(
+                f"{name} was refused a table larger than its memory limit of "
+                f"{format_size(watch.cap)} allows ({table_elements(watch.cap):,} elements) "
+                "and was stopped.",
                 stdout=out,
                 stderr=err,
             )
@@ -692,6 +720,7 @@ class _Job:
                     p2.close()  # made for this run (see component_linker)
             return values
         imports = self.options.get("imports")
+        cap = self.options.get("max_memory")
         trap_unknown = self.options.get("unknown_imports") == "trap"
         pre = None if trap_unknown else self.pre
         if imports or (trap_unknown and pre is None):
@@ -700,11 +729,11 @@ class _Job:
                 define(linker, module.imports, imports, self.failure)
             if trap_unknown:
                 linker.define_unknown_imports_as_traps(compiled)
-            instance = _instantiate(lambda: linker.instantiate(store, compiled), module)
+            instance = _instantiate(lambda: linker.instantiate(store, compiled), module, cap)
         elif pre is not None:
-            instance = _instantiate(lambda: pre.instantiate(store), module)
+            instance = _instantiate(lambda: pre.instantiate(store), module, cap)
         else:
-            instance = _instantiate(lambda: slot.linker.instantiate(store, compiled), module)
+            instance = _instantiate(lambda: slot.linker.instantiate(store, compiled), module, cap)
         self.instantiated = time.perf_counter()
         invoke = self.options.get("invoke")
         name = invoke or "_start"
@@ -871,6 +900,15 @@ def _check_component_run(module: Module, options: RunOptions) -> None:
         check_imports(module)
 
 
+def _can_outgrow(module: Module, elements: int) -> bool:
+    """Whether a table of ``module`` may grow past ``elements`` (so be refused)."""
+    for signature in module.tables:
+        limits = table_limits(signature)
+        if limits is None or limits[1] is None or limits[1] > elements:
+            return True
+    return False
+
+
 def _is_nullary(module: Module, name: str) -> bool:
     return any(e.name == name and e.signature == "func () -> ()" for e in module.exports)
 
@@ -953,7 +991,7 @@ def _preopen(wasi: wasmtime.WasiConfig, guest: str, source: DirSource) -> None:
         raise ConfigError(f"host directory {host_path} cannot be opened: {exc}.") from None
 
 
-def _instantiate(make: Any, module: Module) -> wasmtime.Instance:
+def _instantiate(make: Any, module: Module, max_memory: int | None) -> wasmtime.Instance:
     try:
         instance = make()
     except wasmtime.Trap:
@@ -972,6 +1010,15 @@ def _instantiate(make: Any, module: Module) -> wasmtime.Instance:
         if "memory count too high" in text:
             raise MemoryLimitExceeded(
                 f"{module.name} has several memories; a memory limit bounds guests with one."
+            ) from None
+        if "table count too high" in text:
+            raise MemoryLimitExceeded(
+                f"{module.name} has more than {MAX_TABLES} tables, the most a run may have."
+            ) from None
+        if "exceeds table limits" in text and max_memory is not None:
+            raise MemoryLimitExceeded(
+                f"{module.name} needs a larger table at start than its memory limit of "
+                f"{format_size(max_memory)} allows ({table_elements(max_memory):,} elements)."
             ) from None
         raise LinkError(f"{module.name} cannot be instantiated: {last_line(text)}.") from None
     assert isinstance(instance, wasmtime.Instance)

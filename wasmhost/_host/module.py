@@ -65,6 +65,7 @@ class Module:
         "key",
         "kind",
         "name",
+        "tables",
     )
 
     def __init__(
@@ -78,6 +79,7 @@ class Module:
         size: int | None = None,
         path: str | None = None,
         functions: dict[str, Any] | None = None,
+        tables: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self._wasm = wasm
@@ -89,6 +91,8 @@ class Module:
         self._digest: str | None = None
         # A WASI preview-2 component's functions, their types by name (None: a module).
         self.functions = functions
+        # The type of each table of a module, imported or its own (``table 1 10 funcref``).
+        self.tables = tables
         self.kind = "module" if functions is None else "component"
 
     def renamed(self, name: str) -> Module:
@@ -102,6 +106,7 @@ class Module:
             size=self._size,
             path=self._path,
             functions=self.functions,
+            tables=self.tables,
         )
         twin._digest = self._digest
         return twin
@@ -240,12 +245,12 @@ def describe(
     else:
         header = data
     try:
-        imports, exports = read_interface(header)
+        imports, exports, tables = read_interface(header)
     except (IndexError, ValueError, UnicodeDecodeError) as exc:
         raise ModuleError(
             f"{name}: wasmhost cannot read its imports and exports ({exc})."
         ) from None
-    return Module(name, data, key, imports, exports, size=size, path=path)
+    return Module(name, data, key, imports, exports, size=size, path=path, tables=tables)
 
 
 # The sections past which a module says nothing of its imports and exports: code, data.
@@ -313,8 +318,11 @@ def _split(types: str) -> list[str]:
     return types.split(", ") if types else []
 
 
-def read_interface(data: bytes) -> tuple[tuple[Import, ...], tuple[Export, ...]]:
-    """A module's imports and exports with their types, read from its bytes alone.
+def read_interface(
+    data: bytes,
+) -> tuple[tuple[Import, ...], tuple[Export, ...], tuple[str, ...]]:
+    """A module's imports and exports with their types, and the type of each of its
+    tables (imported or its own), read from its bytes alone.
 
     wasmtime-py cannot be asked: its C layer ends the process on a ``v128``, an
     ``anyref`` or a typed reference in a signature. Types are written as
@@ -364,7 +372,7 @@ def read_interface(data: bytes) -> tuple[tuple[Import, ...], tuple[Export, ...]]
                 space = spaces[kind]
                 signature = space[index] if index < len(space) else f"{_KINDS[kind]} {UNKNOWN}"
                 exports.append(Export(field, _KINDS[kind], signature))
-    return tuple(imports), tuple(exports)
+    return tuple(imports), tuple(exports), tuple(spaces[1])
 
 
 def _read_types(data: bytes, pos: int, types: list[str]) -> None:
@@ -486,12 +494,14 @@ def _describe_func(data: bytes, pos: int, types: list[str]) -> tuple[str, int]:
 
 
 def _describe_table(data: bytes, pos: int, _types: list[str]) -> tuple[str, int]:
-    pos = _value_type(data, pos)[1]
-    return "table", _limits(data, pos)
+    element, pos = _value_type(data, pos)
+    low, high, pos = _limits(data, pos)
+    bounds = str(low) if high is None else f"{low} {high}"
+    return f"table {bounds} {element}", pos
 
 
 def _describe_memory(data: bytes, pos: int, _types: list[str]) -> tuple[str, int]:
-    return "memory", _limits(data, pos)
+    return "memory", _limits(data, pos)[2]
 
 
 def _describe_global(data: bytes, pos: int, _types: list[str]) -> tuple[str, int]:
@@ -513,14 +523,25 @@ _DESCRIPTIONS = {
 }
 
 
-def _limits(data: bytes, pos: int) -> int:
+def _limits(data: bytes, pos: int) -> tuple[int, int | None, int]:
+    """A table's or memory's minimum and maximum (None: none), and where they end."""
     flags = data[pos]
-    pos = leb128(data, pos + 1)[1]
+    low, pos = leb128(data, pos + 1)
+    high = None
     if flags & 1:  # a maximum
-        pos = leb128(data, pos)[1]
+        high, pos = leb128(data, pos)
     if flags & 8:  # a custom page size
         pos = leb128(data, pos)[1]
-    return pos
+    return low, high, pos
+
+
+def table_limits(signature: str) -> tuple[int, int | None] | None:
+    """A table's minimum and maximum size (None: unbounded) from its signature as
+    :class:`Export` writes it (``table 1 10 funcref``), or None if not described."""
+    words = signature.split(" ")
+    if len(words) < 3 or words[0] != "table" or not words[1].isdigit():
+        return None
+    return int(words[1]), int(words[2]) if words[2].isdigit() else None
 
 
 def _read_definitions(data: bytes, pos: int, types: list[str], kind: int, space: list[str]) -> None:
