@@ -3,6 +3,7 @@ read through wasmtime-py, whose C layer ends the process on a v128 or an anyref.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
@@ -13,9 +14,11 @@ from pathlib import Path
 import pytest
 import wasmtime
 from conftest import HELLO, NBODY, wasmhost_cli
+from hypothesis import given
+from hypothesis import strategies as st
 
 from wasmhost import ConfigError, Host, LinkError
-from wasmhost._host.module import read_interface
+from wasmhost._host.module import read_interface, wasm_imports
 
 START = '(func (export "_start"))'
 
@@ -237,3 +240,43 @@ def test_signatures_of_the_mvp_types_match_wasmtimes() -> None:
     imports, exports, _ = read_interface(data)
     ours = [(i.name, i.signature) for i in imports] + [(e.name, e.signature) for e in exports]
     assert ours == described_by_wasmtime(data)
+
+
+# What the reader may raise on bytes it cannot read: anything else would escape as a crash.
+EXPECTED = (IndexError, ValueError, UnicodeDecodeError)
+SEEDS = [
+    HELLO.read_bytes()[:4096],
+    wasmtime.wat2wasm(f"(module {SHAPES['every kind imported and exported'][0]})"),
+    wasmtime.wat2wasm(f"(module {SHAPES['GC types in a recursion group'][0]})"),
+    wasmtime.wat2wasm(f"(module {SHAPES['constant expressions'][0]})"),
+]
+
+
+@given(
+    seed=st.sampled_from(SEEDS),
+    edits=st.lists(st.tuples(st.integers(8, 4095), st.integers(0, 255)), max_size=8),
+    cut=st.integers(8, 4096),
+)
+def test_the_reader_fails_only_as_it_says_on_damaged_modules(
+    seed: bytes, edits: list[tuple[int, int]], cut: int
+) -> None:
+    data = bytearray(seed[:cut])
+    for at, value in edits:
+        if at < len(data):
+            data[at] = value
+    with contextlib.suppress(*EXPECTED):
+        read_interface(bytes(data))
+    assert wasm_imports(bytes(data)) is None or isinstance(wasm_imports(bytes(data)), tuple)
+
+
+@given(body=st.binary(max_size=512))
+def test_the_reader_fails_only_as_it_says_on_any_bytes(body: bytes) -> None:
+    with contextlib.suppress(*EXPECTED):
+        read_interface(b"\0asm\x01\0\0\0" + body)
+
+
+def test_the_reader_refuses_a_chain_of_shared_prefixes() -> None:
+    """A heap type of 5,000 'shared' prefixes (not valid, and not read as one)."""
+    body = b"\x01\x60\x01\x63" + b"\x65" * 5000 + b"\x70\x00"
+    size = bytes([len(body) & 0x7F | 0x80, len(body) >> 7])
+    assert wasm_imports(b"\0asm\x01\0\0\0\x01" + size + body) == ()

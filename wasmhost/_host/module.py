@@ -472,16 +472,17 @@ def _value_type(data: bytes, pos: int) -> tuple[str, int]:
 
 
 def _heap_type(data: bytes, pos: int) -> tuple[str, int]:
+    shared = data[pos] == 0x65
+    pos += shared
     code = data[pos]
     if code in _HEAPS:
-        return _HEAPS[code][0], pos + 1
-    if code == 0x65:
-        heap, pos = _heap_type(data, pos + 1)
-        return f"(shared {heap})", pos
-    index, pos = sleb128(data, pos, 33)
-    if index < 0:
-        raise ValueError(f"unknown heap type {code:#x}")
-    return str(index), pos
+        heap, pos = _HEAPS[code][0], pos + 1
+    else:
+        index, pos = sleb128(data, pos, 33)
+        if index < 0:
+            raise ValueError(f"unknown heap type {code:#x}")
+        heap = str(index)
+    return (f"(shared {heap})" if shared else heap), pos
 
 
 def _func_type(types: list[str], index: int) -> str:
