@@ -280,3 +280,13 @@ def test_the_reader_refuses_a_chain_of_shared_prefixes() -> None:
     body = b"\x01\x60\x01\x63" + b"\x65" * 5000 + b"\x70\x00"
     size = bytes([len(body) & 0x7F | 0x80, len(body) >> 7])
     assert wasm_imports(b"\0asm\x01\0\0\0\x01" + size + body) == ()
+
+
+def test_such_a_module_runs_from_an_oci_layout(wat: Callable[[str], Path], tmp_path: Path) -> None:
+    layout = f"{tmp_path / 'layout'}:v1"
+    assert wasmhost_cli("push", "--oci-layout", exotic(wat, "v128 result"), layout).returncode == 0
+    run = wasmhost_cli("run", "--oci-layout", layout)
+    assert (run.returncode, run.stderr) == (0, b"")
+    invoke = wasmhost_cli("run", "--oci-layout", "--invoke", "f", layout)
+    assert invoke.returncode == 1
+    assert b"wasmhost cannot call a function with v128" in invoke.stderr
