@@ -50,7 +50,11 @@ from .registry import registry_options
 )
 @click.option("--fuel", type=WHOLE_NUMBER, help="Stop the guest after this much fuel.")
 @click.option("--timeout", type=DURATION, help="Stop the guest after this long (2, 2.5, 500ms).")
-@click.option("--max-memory", type=SIZE, help="Cap the guest's linear memory (64MiB, 1GiB, bytes).")
+@click.option(
+    "--max-memory",
+    type=SIZE,
+    help="Cap the guest's linear memory, and its tables as much again (64MiB, 1GiB, bytes).",
+)
 @click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),

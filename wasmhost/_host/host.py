@@ -1031,7 +1031,7 @@ def _convert_params(
     if len(args) != len(params):
         raise ConfigError(
             f"{module}: {name} takes {len(params)} argument(s) "
-            f"({', '.join(str(p) for p in params) or 'none'}), got {len(args)}."
+            f"({', '.join(params) or 'none'}), got {len(args)}."
         )
     values: list[int | float] = []
     for arg, kind in zip(args, params, strict=True):
