@@ -255,6 +255,9 @@ def describe(
 
 # The sections past which a module says nothing of its imports and exports: code, data.
 _CODE_SECTIONS = (10, 11)
+# The sections read_interface reads: types, imports, functions, tables, memories,
+# globals, exports, tags.
+_INTERFACE_SECTIONS = (1, 2, 3, 4, 5, 6, 7, 13)
 
 
 def _interface_sections(path: str, state: os.stat_result) -> bytes:
@@ -280,7 +283,7 @@ def _interface_sections(path: str, state: os.stat_result) -> bytes:
                     break
             if head[0] in _CODE_SECTIONS:
                 break
-            if head[0] == 0:  # a custom section: names, debugging information
+            if head[0] not in _INTERFACE_SECTIONS:  # custom sections, elements...
                 f.seek(size, os.SEEK_CUR)
                 continue
             parts.append(head + f.read(size))
