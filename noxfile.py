@@ -78,6 +78,7 @@ HOST_TESTS = [
     "tests/test_limits.py",
     "tests/test_run.py",
     "tests/test_sandbox.py",
+    "tests/test_signatures.py",
     "tests/test_warm_runs.py",
 ]
 
