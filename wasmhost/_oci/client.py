@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import io
-import json
 import os
 import shutil
 import tempfile
@@ -33,6 +32,7 @@ from .formats import (
     build,
     find_wasm_layer,
     is_digest,
+    json_object,
     pick_from_index,
     sha256_digest,
     timestamp,
@@ -445,7 +445,7 @@ class RegistryClient:
                 raw = buffer.getvalue()
                 self.store.put_bytes(raw)
             if raw is not None:
-                config = _parse_json(raw, f"the config of {where}")
+                config = json_object(raw, f"the config of {where}")
         return ArtifactInfo(
             where,
             digest,
@@ -576,7 +576,7 @@ def _resolve_in(
     """The digest, manifest, media type and size ``target`` names in ``source``,
     through one index at most."""
     data, media_type, digest = source.get_manifest(target)
-    manifest = _parse_json(data, f"the manifest of {where}")
+    manifest = json_object(data, f"the manifest of {where}")
     media_type = str(manifest.get("mediaType") or media_type)
     if media_type in INDEX_TYPES or "manifests" in manifest:
         if depth > 0:
@@ -631,16 +631,6 @@ def _hash_module(path: str) -> tuple[str, int]:
             raise ModuleError(f"{path} {what}; push takes a .wasm file.")
         f.seek(0)
         return sha256_of(f)
-
-
-def _parse_json(data: bytes, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(data)
-    except (ValueError, RecursionError):  # also deep nesting, or numbers without end
-        raise ArtifactError(f"{what} is not JSON.") from None
-    if not isinstance(value, dict):
-        raise ArtifactError(f"{what} is not a JSON object.")
-    return value
 
 
 def _default_name(fetched: PullResult) -> str:
