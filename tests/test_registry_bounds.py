@@ -4,17 +4,23 @@ each refusal is one clear line."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import wasmhost_cli
+from hostile import Hostile
 from test_registry_trust import cli_env, one_line
 
-from wasmhost import AuthenticationError, ConfigError, RegistryClient
+from wasmhost import AuthenticationError, ConfigError, RegistryClient, RegistryError
 from wasmhost._oci import credentials
+
+pytestmark = pytest.mark.server  # starts scripted HTTP servers
 
 # Where nothing listens: the Docker config and its helper are read before any request.
 NOWHERE = "127.0.0.1:9/app:v1"
@@ -138,3 +144,103 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[dict[str, Any]], Hostile]]:
+    servers: list[Hostile] = []
+
+    def start(routes: dict[str, Any]) -> Hostile:
+        servers.append(Hostile(routes))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def endless(sent: list[int], limit: int = 256 << 20, pause: float = 0.0) -> Callable[[Any], None]:
+    """A route answering 200 with a body that goes on (to ``limit`` bytes, so that a
+    client that reads it all ends too), counting in ``sent`` what was sent."""
+
+    def answer(handler: Any) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.end_headers()
+        chunk = b"[" * (1 << 16) if not pause else b"["
+        try:
+            while sent[0] < limit:
+                handler.wfile.write(chunk)
+                sent[0] += len(chunk)
+                if pause:
+                    handler.wfile.flush()
+                    time.sleep(pause)
+        except OSError:
+            pass  # the client hung up
+        handler.close_connection = True
+
+    return answer
+
+
+@pytest.mark.parametrize("with_credentials", [False, True], ids=["anonymous", "credentials"])
+def test_an_endless_token_answer_is_refused_after_a_bounded_read(
+    serve: Callable[[dict[str, Any]], Hostile], tmp_path: Path, with_credentials: bool
+) -> None:
+    sent = [0]
+    server = serve({})
+    server.ask_for_a_token("/v2/app/manifests/v1")
+    server.routes["/token"] = endless(sent)
+    given = {server.host: ("u", "p")} if with_credentials else {}
+    client = RegistryClient(plain_http=True, credentials=given, cache_dir=tmp_path, timeout=5)
+    with pytest.raises(RegistryError, match="answered more than 1 MiB; refusing it"):
+        client.inspect(f"{server.host}/app:v1")
+    # What the socket buffers hold besides the 1 MiB read: far below the 256 MiB offered.
+    assert sent[0] < 32 << 20
+    sent[0] = 0
+    err = one_line(
+        wasmhost_cli("pull", "--plain-http", f"{server.host}/app:v1", env=cli_env(tmp_path))
+    )
+    assert "token service" in err
+
+
+def test_a_token_is_asked_for_as_the_challenge_says(
+    serve: Callable[[dict[str, Any]], Hostile], tmp_path: Path
+) -> None:
+    server = serve({})
+    server.routes["/v2/app/manifests/v1"] = (
+        401,
+        {
+            "WWW-Authenticate": f'Bearer realm="http://{server.host}/token?x=1",'
+            'service="reg.example",scope="repository:app:pull"'
+        },
+        b"{}",
+    )
+    server.routes["/token"] = (200, {}, b'{"access_token": "abc.def"}')
+    client = RegistryClient(
+        plain_http=True, credentials={server.host: ("u", "p")}, cache_dir=tmp_path
+    )
+    with pytest.raises(AuthenticationError, match="refused the credentials"):
+        client.inspect(f"{server.host}/app:v1")
+    ((_, path, headers),) = [seen for seen in server.seen if seen[1].startswith("/token")]
+    assert path == "/token?x=1&service=reg.example&scope=repository%3Aapp%3Apull"
+    assert headers["Authorization"] == "Basic " + base64.b64encode(b"u:p").decode()
+    assert [h.get("Authorization") for _, p, h in server.seen if p.startswith("/v2/")] == [
+        None,
+        "Bearer abc.def",
+    ]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [b'{"token": "a b"}', b'{"token": "line\\nbreak"}', b'{"token": 5}', b'{"token": ""}'],
+    ids=["space", "newline", "number", "empty"],
+)
+def test_a_token_that_cannot_be_a_header_is_refused(
+    serve: Callable[[dict[str, Any]], Hostile], tmp_path: Path, answer: bytes
+) -> None:
+    server = serve({})
+    server.ask_for_a_token("/v2/app/manifests/v1")
+    server.routes["/token"] = (200, {}, answer)
+    client = RegistryClient(plain_http=True, cache_dir=tmp_path)
+    with pytest.raises(AuthenticationError, match="answered without a token"):
+        client.inspect(f"{server.host}/app:v1")

@@ -4,8 +4,8 @@
 ``application/vnd.wasm.config.v1+json`` holding ``{}``, one
 ``application/vnd.wasm.content.layer.v1+wasm`` layer with a title annotation,
 and no top-level ``mediaType`` -- Krustlet's client (oci-distribution 0.8)
-rejects a manifest that has one, so this one is assembled here instead of by
-oras-py's ``push()``, which always writes it.
+rejects a manifest that has one (oras-py's ``push()``, for one, always writes
+it), so this one is assembled here.
 
 ``cncf`` is the CNCF TAG-Runtime Wasm artifact (read by runwasi, wkg and
 wasmCloud): config ``application/vnd.wasm.config.v0+json`` with ``created``,

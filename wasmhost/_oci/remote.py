@@ -1,31 +1,30 @@
-"""Talking to an OCI distribution registry, on top of oras-py.
+"""Talking to an OCI distribution registry over HTTP (requests).
 
-oras-py's auth backend does the Bearer-token exchange; its ``Registry``
-class is not used (it imports jsonschema and more, ~100 ms of start-up, for
-calls that are redone here anyway). What oras-py does not do is done here:
-a bounded retry policy (oras-py's own sleeps about two minutes against a
-dead registry), Basic challenges, streamed uploads and
-downloads with their sizes and sha256 verified, manifests pushed as exact
-bytes, and every failure mapped to a :class:`~wasmhost.RegistryError` that
-says what to do. Credentials never appear in a message or a log line.
+The distribution API as registries speak it: Basic and Bearer challenges
+(the token exchange of the Docker token protocol), a bounded retry policy,
+redirects followed without carrying credentials to other hosts, streamed
+uploads and downloads with their sizes and sha256 verified, manifests pushed
+as exact bytes, every body read up to a limit, and every failure mapped to a
+:class:`~wasmhost.RegistryError` that says what to do. Credentials never
+appear in a message or a log line.
 """
 
 from __future__ import annotations
 
+import base64
+import functools
 import io
-import json
 import logging
 import math
+import re
 import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.cookiejar import DefaultCookiePolicy
 from typing import IO, Any, NamedTuple
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
-import oras.auth
-import oras.auth.utils
 import requests
 import requests.adapters
 import urllib3
@@ -36,9 +35,10 @@ from .._errors import (
     NotFoundError,
     RegistryError,
     RegistryUnreachable,
+    WasmhostError,
 )
 from .credentials import Credentials, lookup
-from .formats import ACCEPT, MAX_MANIFEST, Progress, copy_checked, sha256_digest
+from .formats import ACCEPT, MAX_MANIFEST, Progress, copy_checked, json_object, sha256_digest
 from .reference import Reference
 
 log = logging.getLogger("wasmhost.registry")
@@ -46,6 +46,8 @@ log = logging.getLogger("wasmhost.registry")
 CHUNK = 1 << 20
 CONNECT_TIMEOUT = 3.0
 MAX_ERROR_BODY = 64 << 10
+# A token service's answer is a few KiB of JSON (a token, its lifetime, a refresh token).
+MAX_TOKEN_ANSWER = 1 << 20
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
@@ -67,7 +69,7 @@ class Transport(NamedTuple):
 
 
 class _TimeoutAdapter(requests.adapters.HTTPAdapter):
-    """Gives every request of the session a timeout, oras-py's token requests included."""
+    """Gives every request of the session a timeout."""
 
     def __init__(self, timeout: float) -> None:
         super().__init__(max_retries=0)
@@ -114,11 +116,8 @@ class Session:
         if transport.ca_file and not transport.insecure:
             verify = transport.ca_file
         self._http = _HttpSession()
-        # Registries that set cookies take them for a browser's (oras-py does the same).
+        # Registries that set cookies take them for a browser's: none are kept.
         self._http.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
-        self._tokens = oras.auth.get_auth_backend(
-            "token", self._http, insecure=transport.plain_http, tls_verify=verify
-        )
         adapter = _TimeoutAdapter(transport.timeout)
         self._http.mount("https://", adapter)
         self._http.mount("http://", adapter)
@@ -126,8 +125,6 @@ class Session:
         if transport.insecure:
             log.info("TLS certificates of %s are not verified (insecure)", reference.registry)
         self._credentials = lookup(reference.registry.lower(), credentials)
-        if self._credentials is not None:
-            self._tokens.set_basic_auth(*self._credentials)
         self._authorization: str | None = None
         self.base = f"{'http' if transport.plain_http else 'https'}://{reference.api_host}/v2"
         self._origin = _origin(self.base)
@@ -214,14 +211,20 @@ class Session:
         what: str,
         headers: dict[str, str] | None,
         body: Callable[[], Any] | bytes | None,
+        authorization: tuple[tuple[str, str], str | None] | None = None,
     ) -> requests.Response:
-        """Send one request and follow its redirects (at most MAX_REDIRECTS)."""
+        """Send one request and follow its redirects (at most MAX_REDIRECTS).
+
+        ``authorization`` is the origin an Authorization header is for, and the
+        header: by default the registry's own and the one it accepted.
+        """
+        home_origin, credential = authorization or (self._origin, self._authorization)
         sent = dict(headers or {})
         for _ in range(MAX_REDIRECTS + 1):
-            home = _origin(target) == self._origin
+            home = _origin(target) == home_origin
             sent.pop("Authorization", None)
-            if self._authorization and home:
-                sent["Authorization"] = self._authorization
+            if credential and home:
+                sent["Authorization"] = credential
             response = self._send(method, target, sent, body)
             location = response.headers.get("Location")
             if response.status_code not in REDIRECTS or not location:
@@ -312,40 +315,85 @@ class Session:
             yield
 
     def _authenticate(self, response: requests.Response) -> bool:
-        """Answer a 401 challenge; whether the request is worth sending again.
-
-        A malformed challenge or token answer counts as no answer: oras-py
-        raises whatever its parsing meets, so everything is caught here.
-        """
+        """Answer a 401 challenge; whether the request is worth sending again."""
         challenge = response.headers.get("WWW-Authenticate", "")
         scheme = challenge.split(" ", 1)[0].lower()
         if scheme == "basic":
             if self._credentials is None:
                 return False
-            self._authorization = "Basic " + oras.auth.utils.get_basic_auth(*self._credentials)
+            self._authorization = _basic(self._credentials)
             return True
         if scheme == "bearer":
-            parsed = oras.auth.utils.parse_auth_header(challenge)
-            auth = self._tokens
-            if not parsed.realm:
-                return False
-            realm = urlsplit(str(parsed.realm))
-            if realm.scheme != "https" and not (
-                realm.scheme == "http" and self.transport.plain_http
+            params = _challenge_params(challenge)
+            realm = params.get("realm", "")
+            parts = urlsplit(realm)
+            if parts.scheme != "https" and not (
+                parts.scheme == "http" and self.transport.plain_http and parts.netloc
             ):
-                log.info("not asking the token service %s: not HTTPS", realm.netloc)
+                log.info("not asking the token service %r: not an HTTPS URL", parts.netloc)
                 return False
-            try:
-                if self._credentials is None:
-                    token = auth.request_anonymous_token(parsed)
-                else:
-                    token = auth.request_token(parsed)
-            except Exception:
-                token = None
-            if isinstance(token, str) and token:
+            query = urlencode([(key, params[key]) for key in ("service", "scope") if key in params])
+            if query:
+                realm += ("&" if parts.query else "?") + query
+            token = self._token(realm)
+            if token is not None:
                 self._authorization = f"Bearer {token}"
                 return True
         return False
+
+    def _token(self, url: str) -> str | None:
+        """A token from the token service at ``url`` (the Docker token protocol): asked
+        with the credentials, if any, else anonymously; None when it refuses."""
+        service = urlsplit(url).netloc
+        what = f"a token from {service}"
+        authorization = _basic(self._credentials) if self._credentials else None
+        try:
+            response = self._follow(
+                "GET",
+                url,
+                what,
+                {"Accept": "application/json"},
+                None,
+                authorization=(_origin(url), authorization),
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            kind = "timed out" if isinstance(exc, requests.Timeout) else "refused or unreachable"
+            raise RegistryUnreachable(
+                f"the token service {service} of registry {self.reference.registry} is {kind}; "
+                "try again later.",
+                **self._facts(),
+            ) from None
+        try:
+            if response.status_code != 200:
+                log.info("the token service %s answered HTTP %d", service, response.status_code)
+                return None
+            data = self._read_body(response, MAX_TOKEN_ANSWER, f"the answer of {service}")
+        finally:
+            response.close()
+        if data is None:
+            raise RegistryError(
+                f"the token service {service} of registry {self.reference.registry} answered "
+                f"more than {MAX_TOKEN_ANSWER >> 20} MiB; refusing it.",
+                **self._facts(),
+            )
+        refused = functools.partial(AuthenticationError, **self._facts())
+        answer = json_object(data, f"the answer of the token service {service}", refused)
+        # The Docker token protocol names it token; OAuth 2, access_token.
+        token = answer.get("token") or answer.get("access_token")
+        if not isinstance(token, str) or not _TOKEN.fullmatch(token):
+            raise AuthenticationError(
+                f"the token service {service} of registry {self.reference.registry} answered "
+                "without a token.",
+                **self._facts(),
+            )
+        return token
+
+    def _read_body(self, response: requests.Response, limit: int, what: str) -> bytes | None:
+        """The whole body of ``response`` if it is at most ``limit`` bytes, else None."""
+        try:
+            return _read_capped(response, limit)
+        except requests.RequestException:
+            raise RegistryUnreachable(f"{what} broke off; try again.", **self._facts()) from None
 
     def _error(self, response: requests.Response, what: str) -> RegistryError:
         status = response.status_code
@@ -420,11 +468,7 @@ class Session:
             "GET", f"/{repo}/manifests/{target}", what=what, headers={"Accept": ACCEPT}
         )
         try:
-            data = _read_capped(response, MAX_MANIFEST)
-        except requests.RequestException:
-            raise RegistryUnreachable(
-                f"the manifest of {what} broke off; try again.", **self._facts()
-            ) from None
+            data = self._read_body(response, MAX_MANIFEST, f"the manifest of {what}")
         finally:
             response.close()
         if data is None:
@@ -609,6 +653,24 @@ class _Counted:
         return chunk
 
 
+# A token goes into a header as it is: printable ASCII without spaces (base64, a JWT).
+_TOKEN = re.compile(r"[!-~]+")
+_PARAM = re.compile(r'([A-Za-z][\w-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]+))')
+
+
+def _challenge_params(challenge: str) -> dict[str, str]:
+    """The parameters of a WWW-Authenticate challenge (``realm``, ``service``, ``scope``)."""
+    params: dict[str, str] = {}
+    for key, quoted, bare in _PARAM.findall(challenge.partition(" ")[2]):
+        params.setdefault(key.lower(), re.sub(r"\\(.)", r"\1", quoted) if quoted else bare)
+    return params
+
+
+def _basic(credentials: Credentials) -> str:
+    pair = f"{credentials.username}:{credentials.password}".encode()
+    return "Basic " + base64.b64encode(pair).decode()
+
+
 def _origin(url: str) -> tuple[str, str]:
     """A URL's scheme and host[:port]: what credentials are scoped to."""
     parts = urlsplit(url)
@@ -642,11 +704,11 @@ def _read_capped(response: requests.Response, limit: int) -> bytes | None:
 def _registry_message(body: bytes) -> str:
     """The registry's own explanation (its JSON ``errors``), if short; never headers."""
     try:
-        errors = json.loads(body or b"{}").get("errors") or []
+        errors = json_object(body or b"{}", "an error").get("errors") or []
         messages = [
             str(e.get("message")) for e in errors if isinstance(e, dict) and e.get("message")
         ]
-    except (ValueError, AttributeError, TypeError, RecursionError):
+    except (WasmhostError, TypeError):
         return ""
     text = "".join(c if c.isprintable() else " " for c in "; ".join(messages))[:200]
     return f" ({text})" if text else ""
