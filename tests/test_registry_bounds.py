@@ -5,8 +5,12 @@ each refusal is one clear line."""
 from __future__ import annotations
 
 import base64
+import gzip
+import hashlib
+import io
 import json
 import os
+import tarfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,10 +19,17 @@ from typing import Any
 import pytest
 from conftest import wasmhost_cli
 from hostile import Hostile
-from test_registry_trust import cli_env, one_line
+from test_registry_trust import cli_env, image, one_line
 
-from wasmhost import AuthenticationError, ConfigError, RegistryClient, RegistryError
+from wasmhost import (
+    ArtifactError,
+    AuthenticationError,
+    ConfigError,
+    RegistryClient,
+    RegistryError,
+)
 from wasmhost._oci import credentials
+from wasmhost._oci.image import extract_module
 
 pytestmark = pytest.mark.server  # starts scripted HTTP servers
 
@@ -244,3 +255,146 @@ def test_a_token_that_cannot_be_a_header_is_refused(
     client = RegistryClient(plain_http=True, cache_dir=tmp_path)
     with pytest.raises(AuthenticationError, match="answered without a token"):
         client.inspect(f"{server.host}/app:v1")
+
+
+def tar_layer(*members: tuple[str, bytes], fmt: int = tarfile.PAX_FORMAT, gz: bool = True) -> bytes:
+    """A tar layer holding ``members`` (names ending in / are folders, -> symlinks)."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=fmt) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name.rstrip("/").split(" -> ")[0])
+            if name.endswith("/"):
+                info.type = tarfile.DIRTYPE
+            elif " -> " in name:
+                info.type, info.linkname = tarfile.SYMTYPE, name.split(" -> ")[1]
+            else:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(raw.getvalue(), compresslevel=1) if gz else raw.getvalue()
+
+
+def unpacked(layer: bytes, tmp_path: Path, max_size: int = 1 << 30) -> bytes:
+    path = tmp_path / "layer"
+    path.write_bytes(layer)
+
+    def check(size: int) -> None:
+        if size > max_size:
+            raise ArtifactError("too big")
+
+    out = io.BytesIO()
+    digest = extract_module(path, out, check)
+    assert digest == "sha256:" + hashlib.sha256(out.getvalue()).hexdigest()
+    return out.getvalue()
+
+
+MODULE = b"\0asm\1\0\0\0" + bytes(range(256)) * 5
+LONG = "deep/" * 30 + "module.wasm"
+
+
+@pytest.mark.parametrize("gz", [True, False], ids=["gzip", "plain"])
+@pytest.mark.parametrize(
+    "fmt",
+    [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT, tarfile.USTAR_FORMAT],
+    ids=["pax", "gnu", "ustar"],
+)
+@pytest.mark.parametrize(
+    "members",
+    [
+        [("module.wasm", MODULE)],
+        [("etc/", b""), ("etc/passwd", b"x" * 600), ("app/", b""), ("app/m.wasm", MODULE)],
+        [(LONG, MODULE), ("link.wasm -> " + LONG, b""), ("after", b"y" * 513)],
+        [("données/é.wasm", MODULE), ("README", b"")],
+    ],
+    ids=["alone", "among-files", "long-name-and-symlink", "non-ascii"],
+)
+def test_a_layer_is_read_as_tar_writes_it(
+    tmp_path: Path, members: list[tuple[str, bytes]], fmt: int, gz: bool
+) -> None:
+    if fmt == tarfile.USTAR_FORMAT and any(len(n) > 100 or not n.isascii() for n, _ in members):
+        pytest.skip("ustar holds no such name")
+    assert unpacked(tar_layer(*members, fmt=fmt, gz=gz), tmp_path) == MODULE
+
+
+def extended_header(kind: bytes, claimed: int) -> bytes:
+    info = tarfile.TarInfo("././@LongLink")
+    info.type, info.size = kind, claimed
+    return info.tobuf(format=tarfile.GNU_FORMAT)
+
+
+def zeros_gzipped(prefix: bytes, size: int) -> bytes:
+    """``prefix`` then ``size`` zero bytes, gzipped without holding them all."""
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=1) as gz:
+        gz.write(prefix)
+        for _ in range(size >> 20):
+            gz.write(bytes(1 << 20))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("kind", [tarfile.GNUTYPE_LONGNAME, tarfile.XHDTYPE], ids=["gnu", "pax"])
+@pytest.mark.parametrize("present", [1 << 20, 64 << 20], ids=["claimed", "present"])
+def test_a_huge_extended_header_is_refused_unread(
+    tmp_path: Path, kind: bytes, present: int
+) -> None:
+    """A header claiming 2 GiB of long name or PAX records (tarfile reads them whole)."""
+    layer = zeros_gzipped(extended_header(kind, 2 << 30), present)
+    assert len(layer) < 1 << 20
+    started = time.monotonic()
+    with pytest.raises(ArtifactError, match="extended tar header of 2147483648 bytes, over 64 KiB"):
+        unpacked(layer, tmp_path)
+    assert time.monotonic() - started < 10
+
+
+def test_a_member_count_bomb_is_refused(tmp_path: Path) -> None:
+    """20,000 empty files before the module: tarfile kept every one (2,000,000: 793 MiB)."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for i in range(20_000):
+            tar.addfile(tarfile.TarInfo(f"f{i}"))
+        info = tarfile.TarInfo("module.wasm")
+        info.size = len(MODULE)
+        tar.addfile(info, io.BytesIO(MODULE))
+    started = time.monotonic()
+    with pytest.raises(ArtifactError, match="holds over 10000 entries"):
+        unpacked(gzip.compress(raw.getvalue(), compresslevel=1), tmp_path)
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize(
+    ("layer", "message"),
+    [
+        (tar_layer(("a.wasm", MODULE), ("b.wasm", MODULE)), "holds 2 .wasm files"),
+        (tar_layer(("README", b"hi")), "holds 0 .wasm files .and 1 files in all"),
+        (tar_layer(("module.wasm", MODULE), gz=False)[:700], "not a readable tar archive"),
+        (gzip.compress(b"\x01" * 2048), "not a readable tar archive"),
+        (b"not gzip, not tar", "not a readable tar archive"),
+        (
+            gzip.compress(
+                extended_header(tarfile.XHDTYPE, 9)
+                + b"9 size=x\n".ljust(512, b"\0")
+                + tar_layer(("m.wasm", MODULE), gz=False)
+            ),
+            "not a readable tar archive",
+        ),
+    ],
+    ids=["two-modules", "no-module", "cut", "garbage", "short", "bad-pax"],
+)
+def test_a_layer_without_one_readable_module_is_refused(
+    tmp_path: Path, layer: bytes, message: str
+) -> None:
+    with pytest.raises(ArtifactError, match=message):
+        unpacked(layer, tmp_path)
+
+
+def test_a_hostile_layer_is_one_line_through_the_cli(
+    serve: Callable[[dict[str, Any]], Hostile], tmp_path: Path
+) -> None:
+    server = serve(
+        image(zeros_gzipped(extended_header(tarfile.GNUTYPE_LONGNAME, 2 << 30), 1 << 20))
+    )
+    err = one_line(
+        wasmhost_cli(
+            "pull", "--plain-http", f"{server.host}/img:v1", env=cli_env(tmp_path), cwd=tmp_path
+        )
+    )
+    assert "extended tar header" in err
