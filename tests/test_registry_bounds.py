@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import wasmhost_cli
+from conftest import HELLO, wasmhost_cli
 from hostile import Hostile
-from test_registry_trust import cli_env, image, one_line
+from test_registry_trust import artifact, cli_env, image, one_line
+from test_registry_trust import sha256 as trust_sha256
 
 from wasmhost import (
     ArtifactError,
@@ -398,3 +399,41 @@ def test_a_hostile_layer_is_one_line_through_the_cli(
         )
     )
     assert "extended tar header" in err
+
+
+def damage(path: Path) -> None:
+    """Flip a byte of a stored (read-only) blob, keeping its size."""
+    path.chmod(0o644)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_run_fetches_damaged_stored_blobs_again(
+    serve: Callable[[dict[str, Any]], Hostile], tmp_path: Path
+) -> None:
+    module = HELLO.read_bytes()
+    routes = artifact(module)
+    server = serve(routes)
+    body = routes["/v2/app/manifests/v1"][2]
+    server.routes[f"/v2/app/manifests/{trust_sha256(body)}"] = routes["/v2/app/manifests/v1"]
+    env = cli_env(tmp_path)
+    pinned = f"{server.host}/app@{trust_sha256(body)}"
+    assert (
+        wasmhost_cli("pull", "--plain-http", pinned, "-o", tmp_path / "a.wasm", env=env).returncode
+        == 0
+    )
+    blobs = tmp_path / "cache" / "oci" / "blobs" / "sha256"
+    for digest in (trust_sha256(body), trust_sha256(module)):
+        damage(blobs / digest.removeprefix("sha256:"))
+    server.seen.clear()
+    done = wasmhost_cli("run", "--plain-http", pinned, env=env)
+    assert (done.returncode, done.stdout) == (0, b"Hello, World!\n"), done.stderr
+    fetched = sorted(path for method, path, _ in server.seen if method == "GET")
+    assert fetched == sorted(
+        [f"/v2/app/manifests/{trust_sha256(body)}", f"/v2/app/blobs/{trust_sha256(module)}"]
+    )
+    # Offline, a damaged copy cannot be fetched again: one line, as before.
+    damage(blobs / trust_sha256(module).removeprefix("sha256:"))
+    err = one_line(wasmhost_cli("run", "--offline", pinned, env=env))
+    assert "is damaged; it was removed" in err

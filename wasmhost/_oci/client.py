@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
@@ -14,6 +15,7 @@ from typing import IO, Any, NamedTuple, Protocol
 from .._errors import (
     ArtifactError,
     ConfigError,
+    IntegrityError,
     ModuleError,
     RegistryUnreachable,
     reading_module,
@@ -315,16 +317,13 @@ class RegistryClient:
         (a registry or a layout: one interface) unless it is stored, or ``source`` is None."""
         layer = find_wasm_layer(manifest, where)
         self._check_size(layer.size, f"the module of {where}")
-        if not self.store.has_blob(layer.digest, layer.size):
+
+        def fetch(f: IO[bytes]) -> None:
             if source is None:
                 raise _not_stored(f"the module of {where} is not stored")
-            origin = source()
-            self.store.fill(
-                layer.digest,
-                layer.size,
-                lambda f: origin.download_blob(layer.digest, layer.size, f, progress),
-            )
-        path = self.store.verify_file(layer.digest)
+            source().download_blob(layer.digest, layer.size, f, progress)
+
+        path = self.store.verified(layer.digest, layer.size, fetch, again=source is not None)
         module_digest, module_size = layer.digest, layer.size
         if layer.packed:
             path, module_digest = self._unpack(layer.digest, path, where)
@@ -343,7 +342,8 @@ class RegistryClient:
         """Store the module inside an image layer as a blob of its own (once per layer)."""
         known = self.store.unpacked(layer_digest)
         if known is not None and self.store.has_blob(known):
-            return self.store.verify_file(known), known
+            with contextlib.suppress(IntegrityError):  # damaged: removed, unpacked again
+                return self.store.verify_file(known), known
         # The layer's own read errors are ArtifactErrors already: an OSError here is
         # the store's (a full disk while unpacking).
         with (
@@ -438,8 +438,9 @@ class RegistryClient:
             assert isinstance(config_digest, str)
             raw: bytes | None = None
             if self.store.has_blob(config_digest, config_size):
-                raw = self.store.read_verified(config_digest)
-            elif source is not None:
+                with contextlib.suppress(IntegrityError):  # damaged: removed, fetched again
+                    raw = self.store.read_verified(config_digest)
+            if raw is None and source is not None:
                 buffer = io.BytesIO()
                 source().download_blob(config_digest, config_size, buffer)
                 raw = buffer.getvalue()
@@ -544,7 +545,12 @@ class _ThroughStore:
                 raise _not_stored(f"{ref} has not been pulled before, so it cannot be used offline")
             target = recalled
         if is_digest(target) and store.has_blob(target):
-            return store.read_verified(target), "", target
+            try:
+                return store.read_verified(target), "", target
+            except IntegrityError:
+                if self.offline:
+                    raise
+                # Damaged, and so removed by the store: fetched again below.
         if self.offline:
             raise _not_stored(f"the manifest {target} of {ref} is not stored")
         try:
