@@ -28,6 +28,7 @@ from wasmhost import (
     ConfigError,
     RegistryClient,
     RegistryError,
+    RegistryUnreachable,
 )
 from wasmhost._oci import credentials
 from wasmhost._oci.image import extract_module
@@ -437,3 +438,86 @@ def test_run_fetches_damaged_stored_blobs_again(
     damage(blobs / trust_sha256(module).removeprefix("sha256:"))
     err = one_line(wasmhost_cli("run", "--offline", pinned, env=env))
     assert "is damaged; it was removed" in err
+
+
+def trickle(
+    body: bytes, pause: float, *, headers_too: bool = False, status: int = 200
+) -> Callable[[Any], None]:
+    """A route that sends ``body`` (or, with ``headers_too``, its headers as well) one
+    byte every ``pause`` seconds, until it is all sent or the client hangs up."""
+
+    def answer(handler: Any) -> None:
+        head = (
+            f"HTTP/1.1 {status} OK\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        handler.close_connection = True
+        try:
+            if not headers_too:
+                handler.wfile.write(head)
+                head = b""
+            for byte in head + body:
+                handler.wfile.write(bytes([byte]))
+                handler.wfile.flush()
+                time.sleep(pause)
+        except OSError:
+            pass  # the client hung up
+
+    return answer
+
+
+@pytest.mark.parametrize("part", ["manifest", "manifest-headers", "token", "blob"])
+def test_a_registry_that_trickles_is_given_up_at_the_deadline(
+    serve: Callable[[dict[str, Any]], Hostile], tmp_path: Path, part: str
+) -> None:
+    """One byte every 0.1 s never trips the 5 s read timeout; the 1 s deadline ends it."""
+    module = HELLO.read_bytes()
+    routes = artifact(module)
+    server = serve(routes)
+    manifest = routes["/v2/app/manifests/v1"][2]
+    if part == "manifest":
+        server.routes["/v2/app/manifests/v1"] = trickle(manifest, 0.1)
+    elif part == "manifest-headers":
+        server.routes["/v2/app/manifests/v1"] = trickle(manifest, 0.1, headers_too=True)
+    elif part == "token":
+        server.ask_for_a_token("/v2/app/manifests/v1")
+        server.routes["/token"] = trickle(b'{"token": "' + b"t" * 200 + b'"}', 0.1)
+    else:  # a small blob gets little more time than the deadline (1 s per 64 KiB)
+        server.routes[f"/v2/app/blobs/{trust_sha256(module)}"] = trickle(module, 0.1)
+    client = RegistryClient(plain_http=True, cache_dir=tmp_path, timeout=5, deadline=1)
+    started = time.monotonic()
+    with pytest.raises(RegistryUnreachable, match=r"took over 1(\.\d+)? s to come from registry"):
+        client.pull(f"{server.host}/app:v1", tmp_path / "out.wasm")
+    assert time.monotonic() - started < 10
+    assert not (tmp_path / "out.wasm").exists()
+
+
+def test_a_big_blob_gets_time_in_proportion(
+    serve: Callable[[dict[str, Any]], Hostile], tmp_path: Path
+) -> None:
+    """A 1 MiB blob sent at about 512 KiB/s takes longer than a 0.5 s deadline, and is
+    within the 16 s more that its size earns."""
+    module = MODULE + bytes((1 << 20) - len(MODULE))
+    routes = artifact(module)
+    server = serve(routes)
+
+    def slowly(handler: Any) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(module)))
+        handler.end_headers()
+        for start in range(0, len(module), 64 << 10):
+            handler.wfile.write(module[start : start + (64 << 10)])
+            handler.wfile.flush()
+            time.sleep(0.125)
+
+    server.routes[f"/v2/app/blobs/{trust_sha256(module)}"] = slowly
+    client = RegistryClient(plain_http=True, cache_dir=tmp_path, deadline=0.5)
+    started = time.monotonic()
+    assert client.pull(f"{server.host}/app:v1", tmp_path / "o.wasm").path.read_bytes() == module
+    assert time.monotonic() - started > 1  # longer than the deadline: the size's share let it
+
+
+@pytest.mark.parametrize("value", [0, -1, float("nan"), float("inf"), "5", True])
+def test_bad_deadlines_are_config_errors(tmp_path: Path, value: object) -> None:
+    with pytest.raises(ConfigError, match="deadline must be"):
+        RegistryClient(cache_dir=tmp_path, deadline=value)  # type: ignore[arg-type]

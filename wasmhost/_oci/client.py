@@ -119,7 +119,11 @@ class RegistryClient:
     (``WASMHOST_REGISTRY_USERNAME``/``_PASSWORD``, for the host named by
     ``WASMHOST_REGISTRY``), else the Docker config's (see :meth:`login`).
     ``plain_http`` talks HTTP without TLS, ``insecure`` skips TLS
-    verification, ``ca_file`` verifies with a CA bundle. ``max_size``
+    verification, ``ca_file`` verifies with a CA bundle. ``timeout`` is how
+    long a read may wait for bytes, ``deadline`` how long a request may take in
+    all, its answer read whole (default 300 s; a blob gets one second more
+    per 64 KiB of its size, so a registry must send at least that fast).
+    ``max_size``
     (default 1 GiB) is the largest module accepted: a bigger one is refused
     before it is downloaded. Pulled content is kept in a content-addressed
     store under the wasmhost cache folder (``cache_dir``).
@@ -135,12 +139,22 @@ class RegistryClient:
         timeout: float = 10.0,
         cache_dir: str | os.PathLike[str] | None = None,
         max_size: int = DEFAULT_MAX_SIZE,
+        deadline: float = 300.0,
     ) -> None:
         check_size("max_size", max_size, _MAX_SIZE_CEILING)
+        for name, seconds in (("timeout", timeout), ("deadline", deadline)):
+            if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+                raise ConfigError(f"{name} must be a number of seconds, not {seconds!r}.")
+            if not 0 < seconds < 1e6:  # also refuses nan
+                raise ConfigError(f"{name} must be between 0 and 1e6 seconds, not {seconds!r}.")
         if ca_file:
             _check_ca_file(os.fspath(ca_file))
         self._transport = Transport(
-            plain_http, insecure, os.fspath(ca_file) if ca_file else None, timeout
+            plain_http,
+            insecure,
+            os.fspath(ca_file) if ca_file else None,
+            timeout,
+            deadline=float(deadline),
         )
         self._credentials = _scoped(credentials or {})
         self.max_size = max_size

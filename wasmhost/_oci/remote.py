@@ -17,17 +17,22 @@ import io
 import logging
 import math
 import re
+import socket
+import threading
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from http.cookiejar import DefaultCookiePolicy
-from typing import IO, Any, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
 import requests.adapters
 import urllib3
+import urllib3.connection
+import urllib3.poolmanager
 
 from .._errors import (
     AuthenticationError,
@@ -51,6 +56,9 @@ MAX_TOKEN_ANSWER = 1 << 20
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
+# A blob's upload or download may take one second more per MIN_RATE bytes than the
+# deadline of a request: 300 MiB on a link of 512 kbit/s still arrives.
+MIN_RATE = 64 << 10
 
 
 class Transport(NamedTuple):
@@ -58,7 +66,8 @@ class Transport(NamedTuple):
     ``ca_file`` (a CA bundle to verify with), ``timeout`` (seconds a read may wait; a
     connection gets CONNECT_TIMEOUT), ``attempts`` (for refused connections and HTTP
     429/502/503/504), ``sleep`` (how to wait between attempts: tests count the waits
-    instead of waiting)."""
+    instead of waiting), ``deadline`` (seconds a request may take in all, its answer
+    read whole; a blob gets one more per MIN_RATE bytes)."""
 
     plain_http: bool = False
     insecure: bool = False
@@ -66,14 +75,113 @@ class Transport(NamedTuple):
     timeout: float = 10.0
     attempts: int = 3
     sleep: Callable[[float], object] = time.sleep
+    deadline: float = 300.0
+
+
+class _Deadline:
+    """The time one request may take, from sending it to its answer read whole.
+
+    A socket timeout bounds each wait for bytes only: a registry (or token
+    service) sending a byte every few seconds kept a request going forever.
+    When the deadline passes, the connection the request went out on is shut
+    down, which ends the read or write in progress; ``expired`` then says why.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self.connection: _Watched | None = None
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _expire(self) -> None:
+        with _WATCHING:
+            self.expired = True
+            connection = self.connection
+            if connection is None or connection.deadline is not self:
+                return  # not sent yet (connecting has its own timeout), or done
+            sock = connection.sock
+        if sock is not None:
+            with suppress(OSError):
+                # The plain socket's shutdown, also under TLS: it interrupts the reader.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+# The deadline of the request the current thread is sending, for the connection that
+# sends it to take up (see _Watched); and the lock that hands connections over.
+_sending = threading.local()
+_WATCHING = threading.Lock()
+
+if TYPE_CHECKING:
+    _Connection = urllib3.connection.HTTPConnection
+else:
+    _Connection = object
+
+
+class _Watched(_Connection):
+    """A connection that the deadline of the request it sends can shut down."""
+
+    deadline: _Deadline | None = None
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        self._watch(getattr(_sending, "deadline", None))
+        return super().request(*args, **kwargs)
+
+    def close(self) -> None:
+        self._watch(None)
+        super().close()
+
+    def _watch(self, deadline: _Deadline | None) -> None:
+        with _WATCHING:
+            previous, self.deadline = self.deadline, deadline
+            if deadline is not None:
+                deadline.connection = self
+        if previous is not None and previous is not deadline:
+            previous.cancel()  # its request is over: this connection went on to another
+
+
+class _WatchedHTTP(_Watched, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _WatchedHTTPS(_Watched, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTP
+
+
+class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPS
+
+
+_WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+# Which deadline each response's request has, until its answer is read.
+_DEADLINES: weakref.WeakKeyDictionary[requests.Response, _Deadline] = weakref.WeakKeyDictionary()
 
 
 class _TimeoutAdapter(requests.adapters.HTTPAdapter):
-    """Gives every request of the session a timeout."""
+    """Gives every request of the session a timeout, and connections that a deadline
+    can shut down (through a proxy too, except SOCKS)."""
 
     def __init__(self, timeout: float) -> None:
         super().__init__(max_retries=0)
         self._timeout = timeout
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        if manager.pool_classes_by_scheme is urllib3.poolmanager.pool_classes_by_scheme:
+            manager.pool_classes_by_scheme = _WATCHED_POOLS
+        return manager
 
     def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         if kwargs.get("timeout") is None:
@@ -141,6 +249,7 @@ class Session:
         body: Callable[[], Any] | bytes | None = None,
         ok: tuple[int, ...] = (200,),
         url: str | None = None,
+        size: int = 0,
     ) -> requests.Response:
         """Send a request, authenticating and retrying as needed; map failures to errors.
 
@@ -148,7 +257,9 @@ class Session:
         object) for each attempt. ``what`` names the object for messages.
         Redirects are followed here, not by requests, so that credentials
         go only to the registry's own origin: a host a Location header names
-        gets no Authorization header, and its 401 is an error.
+        gets no Authorization header, and its 401 is an error. Each exchange
+        has the transport's deadline, one second more per MIN_RATE bytes of
+        ``size`` (a blob's).
         """
         start = url or f"{self.base}{path}"
         attempt = 0
@@ -156,7 +267,7 @@ class Session:
         while True:
             attempt += 1
             try:
-                response = self._follow(method, start, what, headers, body)
+                response = self._follow(method, start, what, headers, body, size=size)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 # A registry that accepted the connection and then said nothing is not
                 # asked again: each attempt would wait the whole read timeout.
@@ -212,6 +323,7 @@ class Session:
         headers: dict[str, str] | None,
         body: Callable[[], Any] | bytes | None,
         authorization: tuple[tuple[str, str], str | None] | None = None,
+        size: int = 0,
     ) -> requests.Response:
         """Send one request and follow its redirects (at most MAX_REDIRECTS).
 
@@ -225,7 +337,7 @@ class Session:
             sent.pop("Authorization", None)
             if credential and home:
                 sent["Authorization"] = credential
-            response = self._send(method, target, sent, body)
+            response = self._send(method, target, sent, body, what, size)
             location = response.headers.get("Location")
             if response.status_code not in REDIRECTS or not location:
                 return response
@@ -259,8 +371,12 @@ class Session:
         target: str,
         headers: dict[str, str],
         body: Callable[[], Any] | bytes | None,
+        what: str,
+        size: int,
     ) -> requests.Response:
         data = body() if callable(body) else body
+        deadline = _Deadline(self.transport.deadline + size / MIN_RATE)
+        _sending.deadline = deadline
         try:
             with self._quiet_insecure():
                 # Always streamed: no body is read whole unless it is known small.
@@ -290,12 +406,37 @@ class Session:
                 advice="check the reference",
                 **self._facts(),
             ) from None
+        except requests.RequestException:
+            if deadline.expired:
+                raise self._too_slow(what, deadline) from None
+            raise
         finally:
+            _sending.deadline = None
+            if deadline.connection is None:
+                deadline.cancel()  # no answer to wait for
             close = getattr(data, "close", None) if callable(body) else None
             if close is not None:
                 close()
         log.debug("%s %s -> HTTP %d", method, _without_query(target), response.status_code)
+        _DEADLINES[response] = deadline
         return response
+
+    def _too_slow(self, what: str, deadline: _Deadline) -> RegistryUnreachable:
+        return RegistryUnreachable(
+            f"{what} took over {deadline.seconds:g} s to come from registry "
+            f"{self.reference.registry} (or to go to it), and was given up; try again later.",
+            **self._facts(),
+        )
+
+    def _finished(self, response: requests.Response, what: str) -> None:
+        """Raise if the deadline of ``response`` passed (its answer may be cut short);
+        else stop it."""
+        deadline = _DEADLINES.pop(response, None)
+        if deadline is None:
+            return
+        deadline.cancel()
+        if deadline.expired:
+            raise self._too_slow(what, deadline)
 
     def _facts(self, status: int | None = None) -> dict[str, Any]:
         return {
@@ -391,9 +532,12 @@ class Session:
     def _read_body(self, response: requests.Response, limit: int, what: str) -> bytes | None:
         """The whole body of ``response`` if it is at most ``limit`` bytes, else None."""
         try:
-            return _read_capped(response, limit)
+            data = _read_capped(response, limit)
         except requests.RequestException:
+            self._finished(response, what)
             raise RegistryUnreachable(f"{what} broke off; try again.", **self._facts()) from None
+        self._finished(response, what)
+        return data
 
     def _error(self, response: requests.Response, what: str) -> RegistryError:
         status = response.status_code
@@ -403,6 +547,7 @@ class Session:
             body = _read_capped(response, MAX_ERROR_BODY) or b""
         except requests.RequestException:
             body = b""
+        self._finished(response, what)
         detail = _registry_message(body)
         elsewhere = urlsplit(response.url).netloc if _origin(response.url) != self._origin else ""
         response.close()
@@ -571,13 +716,14 @@ class Session:
             headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
             body=body,
             ok=(201, 204),
+            size=size,
         )
         done.close()
 
     @contextmanager
-    def open_blob(self, digest: str) -> Iterator[requests.Response]:
+    def open_blob(self, digest: str, size: int = 0) -> Iterator[requests.Response]:
         repo = self.reference.repository
-        response = self.request("GET", f"/{repo}/blobs/{digest}", what=f"blob {digest}")
+        response = self.request("GET", f"/{repo}/blobs/{digest}", what=f"blob {digest}", size=size)
         try:
             yield response
         finally:
@@ -587,7 +733,7 @@ class Session:
         self, digest: str, size: int, out: IO[bytes], progress: Progress | None = None
     ) -> None:
         """Stream blob ``digest`` into ``out``, checking its size and sha256 on the way."""
-        with self.open_blob(digest) as response:
+        with self.open_blob(digest, size) as response:
             declared = response.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > size:
                 raise IntegrityError(
@@ -598,11 +744,13 @@ class Session:
             try:
                 received, actual = copy_checked(response.iter_content(CHUNK), size, out, progress)
             except requests.RequestException:
+                self._finished(response, f"blob {digest}")
                 raise RegistryUnreachable(
                     f"the download of {digest} from {self.reference.registry} broke off; "
                     "try again.",
                     **self._facts(),
                 ) from None
+            self._finished(response, f"blob {digest}")
         if received != size or actual != digest:
             got = f"{received} bytes" if received != size else f"digest {actual}"
             raise IntegrityError(
