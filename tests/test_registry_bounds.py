@@ -521,3 +521,29 @@ def test_a_big_blob_gets_time_in_proportion(
 def test_bad_deadlines_are_config_errors(tmp_path: Path, value: object) -> None:
     with pytest.raises(ConfigError, match="deadline must be"):
         RegistryClient(cache_dir=tmp_path, deadline=value)  # type: ignore[arg-type]
+
+
+def test_a_damaged_module_unpacked_from_an_image_is_unpacked_again(
+    serve: Callable[[dict[str, Any]], Hostile], tmp_path: Path
+) -> None:
+    module = HELLO.read_bytes()
+    server = serve(image(tar_layer(("hello.wasm", module))))
+    env = cli_env(tmp_path)
+    ref = f"{server.host}/img:v1"
+    assert (
+        wasmhost_cli("pull", "--plain-http", ref, "-o", tmp_path / "a.wasm", env=env).returncode
+        == 0
+    )
+    damage(tmp_path / "cache" / "oci" / "blobs" / "sha256" / trust_sha256(module)[7:])
+    done = wasmhost_cli("run", "--offline", ref, env=env)
+    assert (done.returncode, done.stdout) == (0, b"Hello, World!\n"), done.stderr
+
+
+def test_inspect_fetches_a_damaged_config_again(
+    serve: Callable[[dict[str, Any]], Hostile], tmp_path: Path
+) -> None:
+    server = serve(artifact(HELLO.read_bytes()))
+    client = RegistryClient(plain_http=True, cache_dir=tmp_path)
+    assert client.inspect(f"{server.host}/app:v1").config == {}
+    damage(client.store.blob_path(trust_sha256(b"{}")))
+    assert client.inspect(f"{server.host}/app:v1").config == {}
