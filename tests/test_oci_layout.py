@@ -112,7 +112,10 @@ def test_a_damaged_layout_is_refused_and_nothing_is_written(
     ("index", "error", "message"),
     [
         (b"not json", ArtifactError, "is not JSON"),
-        (b"[]", ArtifactError, "is not an OCI index"),
+        (b"[]", ArtifactError, "is not a JSON object"),
+        (b"[" * 100_000, ArtifactError, "is not JSON"),
+        (b'{"schemaVersion": ' + b"9" * 5000 + b"}", ArtifactError, "is not JSON"),
+        (b'{"manifests": "\xff"}', ArtifactError, "is not JSON"),
         (
             json.dumps(
                 {
@@ -129,7 +132,7 @@ def test_a_damaged_layout_is_refused_and_nothing_is_written(
         ),
         (b" " * (5 << 20), IntegrityError, "over 4 MiB"),
     ],
-    ids=["garbage", "a-list", "traversal-digest", "huge"],
+    ids=["garbage", "a-list", "deep", "long-number", "not-utf8", "traversal-digest", "huge"],
 )
 def test_a_hostile_index_is_refused_in_one_line(
     client: RegistryClient,
@@ -146,6 +149,24 @@ def test_a_hostile_index_is_refused_in_one_line(
     done = wasmhost_cli("inspect", "--oci-layout", f"{folder}:v1")
     assert done.returncode == 1
     assert len(done.stderr.decode().strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "index",
+    [b"[" * 100_000, b'{"schemaVersion": ' + b"9" * 5000 + b"}", b'{"a": "\xff"}', b"[]"],
+    ids=["deep", "long-number", "not-utf8", "a-list"],
+)
+def test_a_push_into_a_layout_with_a_hostile_index_is_one_line(
+    client: RegistryClient, tmp_path: Path, index: bytes
+) -> None:
+    folder = tmp_path / "layout"
+    pushed(client, folder)
+    tamper(folder / "index.json", index)
+    done = wasmhost_cli("push", "--oci-layout", HELLO, f"{folder}:v2")
+    assert done.returncode == 1, done.stderr
+    message = done.stderr.decode().strip()
+    assert len(message.splitlines()) == 1
+    assert "index.json is not" in message
 
 
 def test_a_digest_that_names_no_blob(client: RegistryClient, tmp_path: Path) -> None:

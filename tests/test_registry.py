@@ -277,14 +277,16 @@ def test_a_tampered_blob_is_refused_and_nothing_is_kept(
         blob.write_bytes(original)
 
 
-def test_a_damaged_stored_copy_is_refused(
+def test_a_damaged_stored_copy_is_refused_offline_and_fetched_again_online(
     registry: Registry, client: RegistryClient, tmp_path: Path
 ) -> None:
     ref = repo(registry) + ":v1"
     fetched = client.fetch(client.push(HELLO, ref).reference)
-    fetched.path.write_bytes(b"\0asm\x01\0\0\0" + b"\0" * (fetched.module_size - 8))
+    damaged = b"\0asm\x01\0\0\0" + b"\0" * (fetched.module_size - 8)
+    fetched.path.write_bytes(damaged)
     with pytest.raises(IntegrityError, match="damaged"):
-        client.fetch(fetched.reference)
+        client.fetch(fetched.reference, offline=True)
+    fetched.path.write_bytes(damaged)
     assert client.fetch(fetched.reference).path.read_bytes() == HELLO.read_bytes()
 
 

@@ -44,8 +44,8 @@ if _TYPE_CHECKING:
     from ._oci.client import ArtifactInfo, Layer, PullResult, PushResult, RegistryClient
 
 # Imported when first used: the host side loads wasmtime (~50 ms), which the
-# registry commands never need; the registry side loads oras-py and requests
-# (~170 ms), which a run never needs.
+# registry commands never need; the registry side loads requests, which a run
+# never needs.
 _LAZY = {
     "ArtifactInfo": "_oci.client",
     "Layer": "_oci.client",

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
-import json
 import os
 import shutil
 import tempfile
@@ -15,6 +15,7 @@ from typing import IO, Any, NamedTuple, Protocol
 from .._errors import (
     ArtifactError,
     ConfigError,
+    IntegrityError,
     ModuleError,
     RegistryUnreachable,
     reading_module,
@@ -33,6 +34,7 @@ from .formats import (
     build,
     find_wasm_layer,
     is_digest,
+    json_object,
     pick_from_index,
     sha256_digest,
     timestamp,
@@ -117,7 +119,11 @@ class RegistryClient:
     (``WASMHOST_REGISTRY_USERNAME``/``_PASSWORD``, for the host named by
     ``WASMHOST_REGISTRY``), else the Docker config's (see :meth:`login`).
     ``plain_http`` talks HTTP without TLS, ``insecure`` skips TLS
-    verification, ``ca_file`` verifies with a CA bundle. ``max_size``
+    verification, ``ca_file`` verifies with a CA bundle. ``timeout`` is how
+    long a read may wait for bytes, ``deadline`` how long a request may take in
+    all, its answer read whole (default 300 s; a blob gets one second more
+    per 64 KiB of its size, so a registry must send at least that fast).
+    ``max_size``
     (default 1 GiB) is the largest module accepted: a bigger one is refused
     before it is downloaded. Pulled content is kept in a content-addressed
     store under the wasmhost cache folder (``cache_dir``).
@@ -133,12 +139,22 @@ class RegistryClient:
         timeout: float = 10.0,
         cache_dir: str | os.PathLike[str] | None = None,
         max_size: int = DEFAULT_MAX_SIZE,
+        deadline: float = 300.0,
     ) -> None:
         check_size("max_size", max_size, _MAX_SIZE_CEILING)
+        for name, seconds in (("timeout", timeout), ("deadline", deadline)):
+            if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+                raise ConfigError(f"{name} must be a number of seconds, not {seconds!r}.")
+            if not 0 < seconds < 1e6:  # also refuses nan
+                raise ConfigError(f"{name} must be between 0 and 1e6 seconds, not {seconds!r}.")
         if ca_file:
             _check_ca_file(os.fspath(ca_file))
         self._transport = Transport(
-            plain_http, insecure, os.fspath(ca_file) if ca_file else None, timeout
+            plain_http,
+            insecure,
+            os.fspath(ca_file) if ca_file else None,
+            timeout,
+            deadline=float(deadline),
         )
         self._credentials = _scoped(credentials or {})
         self.max_size = max_size
@@ -315,16 +331,13 @@ class RegistryClient:
         (a registry or a layout: one interface) unless it is stored, or ``source`` is None."""
         layer = find_wasm_layer(manifest, where)
         self._check_size(layer.size, f"the module of {where}")
-        if not self.store.has_blob(layer.digest, layer.size):
+
+        def fetch(f: IO[bytes]) -> None:
             if source is None:
                 raise _not_stored(f"the module of {where} is not stored")
-            origin = source()
-            self.store.fill(
-                layer.digest,
-                layer.size,
-                lambda f: origin.download_blob(layer.digest, layer.size, f, progress),
-            )
-        path = self.store.verify_file(layer.digest)
+            source().download_blob(layer.digest, layer.size, f, progress)
+
+        path = self.store.verified(layer.digest, layer.size, fetch, again=source is not None)
         module_digest, module_size = layer.digest, layer.size
         if layer.packed:
             path, module_digest = self._unpack(layer.digest, path, where)
@@ -343,7 +356,8 @@ class RegistryClient:
         """Store the module inside an image layer as a blob of its own (once per layer)."""
         known = self.store.unpacked(layer_digest)
         if known is not None and self.store.has_blob(known):
-            return self.store.verify_file(known), known
+            with contextlib.suppress(IntegrityError):  # damaged: removed, unpacked again
+                return self.store.verify_file(known), known
         # The layer's own read errors are ArtifactErrors already: an OSError here is
         # the store's (a full disk while unpacking).
         with (
@@ -438,14 +452,15 @@ class RegistryClient:
             assert isinstance(config_digest, str)
             raw: bytes | None = None
             if self.store.has_blob(config_digest, config_size):
-                raw = self.store.read_verified(config_digest)
-            elif source is not None:
+                with contextlib.suppress(IntegrityError):  # damaged: removed, fetched again
+                    raw = self.store.read_verified(config_digest)
+            if raw is None and source is not None:
                 buffer = io.BytesIO()
                 source().download_blob(config_digest, config_size, buffer)
                 raw = buffer.getvalue()
                 self.store.put_bytes(raw)
             if raw is not None:
-                config = _parse_json(raw, f"the config of {where}")
+                config = json_object(raw, f"the config of {where}")
         return ArtifactInfo(
             where,
             digest,
@@ -544,7 +559,12 @@ class _ThroughStore:
                 raise _not_stored(f"{ref} has not been pulled before, so it cannot be used offline")
             target = recalled
         if is_digest(target) and store.has_blob(target):
-            return store.read_verified(target), "", target
+            try:
+                return store.read_verified(target), "", target
+            except IntegrityError:
+                if self.offline:
+                    raise
+                # Damaged, and so removed by the store: fetched again below.
         if self.offline:
             raise _not_stored(f"the manifest {target} of {ref} is not stored")
         try:
@@ -576,7 +596,7 @@ def _resolve_in(
     """The digest, manifest, media type and size ``target`` names in ``source``,
     through one index at most."""
     data, media_type, digest = source.get_manifest(target)
-    manifest = _parse_json(data, f"the manifest of {where}")
+    manifest = json_object(data, f"the manifest of {where}")
     media_type = str(manifest.get("mediaType") or media_type)
     if media_type in INDEX_TYPES or "manifests" in manifest:
         if depth > 0:
@@ -631,16 +651,6 @@ def _hash_module(path: str) -> tuple[str, int]:
             raise ModuleError(f"{path} {what}; push takes a .wasm file.")
         f.seek(0)
         return sha256_of(f)
-
-
-def _parse_json(data: bytes, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(data)
-    except (ValueError, RecursionError):  # also deep nesting, or numbers without end
-        raise ArtifactError(f"{what} is not JSON.") from None
-    if not isinstance(value, dict):
-        raise ArtifactError(f"{what} is not a JSON object.")
-    return value
 
 
 def _default_name(fetched: PullResult) -> str:

@@ -14,16 +14,25 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import json
 import os
+import selectors
+import signal
 import subprocess
+import time
 from pathlib import Path
+from select import PIPE_BUF
 from typing import Any, NamedTuple
 
 from .._errors import AuthenticationError, ConfigError, WasmhostError
 from .._files import atomic_writer, writing
+from .formats import json_object
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
+HELPER_TIMEOUT = 30.0
+# A helper's answer is a few hundred bytes of JSON; what is larger is not an answer.
+MAX_HELPER_OUTPUT = 64 << 10
 
 
 class Credentials(NamedTuple):
@@ -48,45 +57,127 @@ def _config_key(registry: str) -> str:
 
 def _read_config(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except FileNotFoundError:
         return {}
     except OSError as exc:
         raise ConfigError(f"cannot read the Docker config {path}: {exc.strerror}.") from None
-    try:
-        config = json.loads(text) if text.strip() else {}
-    except json.JSONDecodeError:
-        raise ConfigError(
-            f"the Docker config {path} is not valid JSON; fix or remove it."
-        ) from None
-    if not isinstance(config, dict):
-        raise ConfigError(f"the Docker config {path} is not a JSON object; fix or remove it.")
-    return config
+    if not data.strip():
+        return {}
+    return json_object(data, f"the Docker config {path}", ConfigError, advice="fix or remove it")
 
 
-def _helper(name: str, action: str, payload: str, registry: str) -> str | None:
+def _helper(name: str, action: str, payload: str, registry: str) -> bytes | None:
+    """Run ``docker-credential-NAME ACTION`` with ``payload`` on its stdin; its stdout,
+    or None when it says it has no credentials.
+
+    It runs in a session of its own, so that when it overruns HELPER_TIMEOUT or
+    writes more than MAX_HELPER_OUTPUT, it is killed with all it started.
+    """
     binary = f"docker-credential-{name}"
     try:
-        done = subprocess.run(
-            [binary, action], input=payload, capture_output=True, text=True, timeout=30
+        process = subprocess.Popen(
+            [binary, action],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
         )
     except FileNotFoundError:
         raise AuthenticationError(
             f"the Docker config names the credential helper {binary}, which is not on PATH.",
             reference=registry,
         ) from None
-    except subprocess.TimeoutExpired:
+    except OSError as exc:
         raise AuthenticationError(
-            f"{binary} {action} did not answer in 30 s.", reference=registry
+            f"the credential helper {binary} cannot be run: {exc.strerror}.", reference=registry
         ) from None
-    if done.returncode != 0:
-        if action == "get" and "credentials not found" in (done.stdout + done.stderr).lower():
+    try:
+        stdout, stderr = _exchange(process, payload.encode(), time.monotonic() + HELPER_TIMEOUT)
+    except _Overrun as exc:
+        raise AuthenticationError(f"{binary} {action} {exc}.", reference=registry) from None
+    finally:
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    if process.returncode != 0:
+        said = (stdout + stderr).decode(errors="replace").lower()
+        if action == "get" and "credentials not found" in said:
             return None
         # The helper's own words may echo what it was given: show only its status.
         raise AuthenticationError(
-            f"{binary} {action} failed with status {done.returncode}.", reference=registry
+            f"{binary} {action} failed with status {process.returncode}.", reference=registry
         )
-    return done.stdout
+    return stdout
+
+
+class _Overrun(Exception):
+    """A credential helper took too long or said too much (the message says which)."""
+
+
+def _exchange(
+    process: subprocess.Popen[bytes], payload: bytes, deadline: float
+) -> tuple[bytes, bytes]:
+    """Write ``payload`` to ``process`` and read its stdout and stderr until both end and it
+    exits, each up to MAX_HELPER_OUTPUT bytes, before ``deadline``; else raise _Overrun."""
+    stdin, stdout, stderr = process.stdin, process.stdout, process.stderr
+    assert stdin is not None
+    assert stdout is not None
+    assert stderr is not None
+    outputs = {stdout: bytearray(), stderr: bytearray()}
+    pending = memoryview(payload)
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(stdin, selectors.EVENT_WRITE)
+            for stream in outputs:
+                selector.register(stream, selectors.EVENT_READ)
+            while selector.get_map():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise _Overrun(f"did not answer in {HELPER_TIMEOUT:g} s")
+                for key, _ in selector.select(remaining):
+                    if key.fileobj is stdin:
+                        try:
+                            pending = pending[os.write(stdin.fileno(), pending[:PIPE_BUF]) :]
+                        except BrokenPipeError:
+                            pending = pending[:0]  # it reads no more: its answer says why
+                        if not pending:
+                            selector.unregister(stdin)
+                            stdin.close()
+                        continue
+                    output = outputs[stdout if key.fileobj is stdout else stderr]
+                    chunk = os.read(key.fd, 1 << 16)
+                    if not chunk:
+                        selector.unregister(key.fileobj)
+                    output += chunk
+                    if len(output) > MAX_HELPER_OUTPUT:
+                        raise _Overrun(f"wrote more than {MAX_HELPER_OUTPUT >> 10} KiB")
+        try:
+            process.wait(max(deadline - time.monotonic(), 0))
+        except subprocess.TimeoutExpired:
+            raise _Overrun(f"did not answer in {HELPER_TIMEOUT:g} s") from None
+    finally:
+        for stream in (stdin, stdout, stderr):
+            stream.close()
+    return bytes(outputs[stdout]), bytes(outputs[stderr])
+
+
+def _helper_credentials(answer: bytes, helper: str, registry: str) -> Credentials | None:
+    """The credentials in a helper's answer to ``get``; None for an empty pair."""
+    binary = f"docker-credential-{helper}"
+    refused = functools.partial(AuthenticationError, reference=registry)
+    data = json_object(answer, f"what {binary} answered", refused)
+    user, secret = data.get("Username"), data.get("Secret")
+    if user == "" and secret == "":
+        return None
+    if not (isinstance(user, str) and isinstance(secret, str) and user and secret):
+        raise AuthenticationError(
+            f"{binary} answered something that is not credentials (a Username and a Secret, "
+            "both non-empty strings).",
+            reference=registry,
+        )
+    return Credentials(user, secret)
 
 
 def _from_environment(registry: str) -> Credentials | None:
@@ -137,15 +228,10 @@ def lookup(registry: str, explicit: Credentials | None = None) -> Credentials | 
     helper = _helper_for(config, key, path)
     if helper:
         answer = _helper(helper, "get", key, registry)
-        if answer:
-            try:
-                data = json.loads(answer)
-                return Credentials(data["Username"], data["Secret"])
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise AuthenticationError(
-                    f"docker-credential-{helper} answered something that is not credentials.",
-                    reference=registry,
-                ) from None
+        if answer and answer.strip():
+            found = _helper_credentials(answer, helper, registry)
+            if found is not None:
+                return found
     entry = auths.get(key) or {}
     encoded = entry.get("auth") if isinstance(entry, dict) else None
     if encoded is None or encoded == "":

@@ -4,8 +4,8 @@
 ``application/vnd.wasm.config.v1+json`` holding ``{}``, one
 ``application/vnd.wasm.content.layer.v1+wasm`` layer with a title annotation,
 and no top-level ``mediaType`` -- Krustlet's client (oci-distribution 0.8)
-rejects a manifest that has one, so this one is assembled here instead of by
-oras-py's ``push()``, which always writes it.
+rejects a manifest that has one (oras-py's ``push()``, for one, always writes
+it), so this one is assembled here.
 
 ``cncf`` is the CNCF TAG-Runtime Wasm artifact (read by runwasi, wkg and
 wasmCloud): config ``application/vnd.wasm.config.v0+json`` with ``created``,
@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
-from .._errors import ArtifactError, IntegrityError
+from .._errors import ArtifactError, IntegrityError, WasmhostError
 from .._wasm import is_component, leb128, sections
 from .._wasm import name as read_name
 
@@ -110,6 +110,29 @@ def blob_path(root: Path, digest: str) -> Path:
     if not is_digest(digest):
         raise IntegrityError(f"{digest!r} is not a sha256 digest; refusing it.")
     return root / "blobs" / "sha256" / digest.removeprefix("sha256:")
+
+
+def json_object(
+    data: bytes,
+    what: str,
+    error: Callable[..., WasmhostError] = ArtifactError,
+    *,
+    advice: str = "",
+) -> dict[str, Any]:
+    """``data`` (untrusted bytes: from a registry, a layout, a config file or a program)
+    read as a JSON object, or ``error`` saying that ``what`` is not one.
+
+    Everything ``json`` raises on hostile bytes is that error: bytes that are not
+    UTF-8, nesting deep enough to exhaust the recursion limit, numbers of more
+    digits than ``int`` converts.
+    """
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError too
+        raise error(f"{what} is not JSON" + ("" if advice else "."), advice=advice) from None
+    if not isinstance(value, dict):
+        raise error(f"{what} is not a JSON object" + ("" if advice else "."), advice=advice)
+    return value
 
 
 def canonical_json(value: Any) -> bytes:

@@ -130,50 +130,150 @@ def image_manifest(
     return canonical_json(manifest)
 
 
+# What a layer may hold besides its module, read header by header (as a stream, never
+# whole): tarfile reads an extended header whole (a 2 GiB GNU long name is 2 GiB of
+# memory) and keeps every member it has seen (2,000,000 empty ones took 793 MiB).
+MAX_EXTENDED_HEADER = 64 << 10
+MAX_MEMBERS = 10_000
+_BLOCK = 512
+_EXTENDED = (b"L", b"K", b"x", b"g")  # GNU long name and link; PAX, global PAX
+_FILES = (b"0", b"\0", b"7")
+
+
 def extract_module(layer: Path, out: IO[bytes], check_size: Callable[[int], None]) -> str:
     """Copy the one ``.wasm`` file of an image layer (tar, gzipped or not) to ``out``.
 
     Only a regular file counts; its name inside the archive is never used as
     a path here. ``check_size`` is given the module's size first, and raises
-    if it is too big. Returns the module's sha256 digest.
+    if it is too big. Returns the module's sha256 digest. The archive is read
+    once, as a stream: extended headers over MAX_EXTENDED_HEADER and archives of
+    over MAX_MEMBERS entries are refused.
     """
     from .._errors import ArtifactError
 
-    hasher = hashlib.sha256()
-    try:
-        tar = tarfile.open(layer, mode="r:*")  # noqa: SIM115 - closed by the with below
-    except (tarfile.TarError, EOFError, OSError):
-        raise ArtifactError("the image's layer is not a readable tar archive.") from None
-    with tar:
-        files = []
-        try:
-            for member in tar:
-                if member.isfile():
-                    if member.name.endswith(".wasm"):
-                        # Before the archive is read past it: a small layer may claim
-                        # a huge module, and reading on would inflate all of it.
-                        check_size(member.size)
-                    files.append(member)
-        except (tarfile.TarError, EOFError, OSError, zlib.error):
-            raise ArtifactError("the image's layer is not a readable tar archive.") from None
-        members = [m for m in files if m.name.endswith(".wasm")]
-        if len(members) != 1:
-            raise ArtifactError(
-                f"the image's layer holds {len(members)} .wasm files (and {len(files)} files "
-                "in all); wasmhost runs images whose layer holds one module."
-            )
-        source = tar.extractfile(members[0])
-        assert source is not None
-        while True:
-            try:
-                chunk = source.read(1 << 20)
-            except (tarfile.TarError, EOFError, zlib.error):
-                raise ArtifactError("the image's layer is truncated or damaged.") from None
-            if not chunk:
+    with open(layer, "rb") as raw:
+        gzipped = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
+        src: IO[bytes] = gzip.GzipFile(fileobj=raw) if gzipped else raw  # type: ignore[assignment]
+        module: str | None = None
+        files = modules = 0
+        extended: dict[bytes, bytes] = {}
+        for entry in range(MAX_MEMBERS + 1):
+            header = _read(src, _BLOCK, end_ok=True)
+            if not header or header.count(0) == _BLOCK:  # the end marker, or no more
                 break
-            hasher.update(chunk)
-            out.write(chunk)  # a full disk is an OSError of its own, not the layer's fault
+            if entry == MAX_MEMBERS:
+                raise ArtifactError(
+                    f"the image's layer holds over {MAX_MEMBERS} entries; refusing it."
+                )
+            kind, size, name = _header(header)
+            if kind in _EXTENDED:
+                if size > MAX_EXTENDED_HEADER:
+                    raise ArtifactError(
+                        f"the image's layer has an extended tar header of {size} bytes, over "
+                        f"{MAX_EXTENDED_HEADER >> 10} KiB; refusing it."
+                    )
+                data = _read(src, size + -size % _BLOCK)[:size]
+                if kind == b"L":
+                    extended[b"path"] = data.split(b"\0", 1)[0]
+                elif kind == b"x":
+                    extended.update(_pax(data))
+                continue
+            name = extended.get(b"path", name)
+            if b"size" in extended:  # PAX: decimal, for sizes the header cannot hold
+                if not extended[b"size"].isdigit():
+                    raise _damaged()
+                size = int(extended[b"size"])
+            extended = {}
+            wasm = kind in _FILES and name.endswith(b".wasm")
+            files += kind in _FILES
+            if wasm:
+                modules += 1
+                check_size(size)  # before the module is read: a small layer may claim a huge one
+            if wasm and modules == 1:
+                module = _copy(src, size, out)
+                _read(src, -size % _BLOCK)
+            else:
+                _skip(src, size + -size % _BLOCK)
+    if modules != 1 or module is None:
+        raise ArtifactError(
+            f"the image's layer holds {modules} .wasm files (and {files} files in all); "
+            "wasmhost runs images whose layer holds one module."
+        )
+    return module
+
+
+def _damaged() -> Exception:
+    from .._errors import ArtifactError
+
+    return ArtifactError("the image's layer is not a readable tar archive, or is truncated.")
+
+
+def _read(src: IO[bytes], size: int, *, end_ok: bool = False) -> bytes:
+    """``size`` bytes of the layer (fewer only at its end, when ``end_ok``)."""
+    try:
+        data = src.read(size)
+    except (OSError, EOFError, zlib.error):
+        raise _damaged() from None
+    if len(data) != size and not (end_ok and not data):
+        raise _damaged()
+    return data
+
+
+def _skip(src: IO[bytes], size: int) -> None:
+    while size > 0:
+        size -= len(_read(src, min(size, 1 << 20)))
+
+
+def _copy(src: IO[bytes], size: int, out: IO[bytes]) -> str:
+    hasher = hashlib.sha256()
+    while size > 0:
+        chunk = _read(src, min(size, 1 << 20))
+        size -= len(chunk)
+        hasher.update(chunk)
+        out.write(chunk)  # a full disk is an OSError of its own, not the layer's fault
     return "sha256:" + hasher.hexdigest()
+
+
+def _header(block: bytes) -> tuple[bytes, int, bytes]:
+    """The type, size and name of a tar header block, checked against its checksum."""
+    unsigned = sum(block[:148]) + 8 * 32 + sum(block[156:])
+    signed = sum(b - 256 if b > 127 else b for b in block[:148] + b" " * 8 + block[156:])
+    if _number(block[148:156]) not in (unsigned, signed):
+        raise _damaged()
+    name = block[:100].split(b"\0", 1)[0]
+    prefix = block[345:500].split(b"\0", 1)[0]
+    if block[257:263] == b"ustar\0" and prefix:  # POSIX ustar: a long name's folder
+        name = prefix + b"/" + name
+    size = _number(block[124:136])
+    if size < 0:
+        raise _damaged()
+    return block[156:157], size, name
+
+
+def _number(field: bytes) -> int:
+    """A tar number: octal digits, or base-256 when the first bit is set (GNU)."""
+    if field[:1] and field[0] & 0x80:
+        return int.from_bytes(bytes([field[0] & 0x7F]) + field[1:], "big")
+    try:
+        return int(field.strip(b" \0") or b"0", 8)
+    except ValueError:
+        raise _damaged() from None
+
+
+def _pax(data: bytes) -> dict[bytes, bytes]:
+    """The records of a PAX extended header: ``LENGTH KEY=VALUE\\n`` each."""
+    records: dict[bytes, bytes] = {}
+    while data:
+        length, space, _ = data[:20].partition(b" ")
+        if not space or not length.isdigit() or not 0 < int(length) <= len(data):
+            raise _damaged()
+        record, data = data[: int(length)], data[int(length) :]
+        key, equals, value = record[len(length) + 1 : -1].partition(b"=")
+        if not equals or not record.endswith(b"\n"):
+            raise _damaged()
+        records[key] = value
+    return records
 
 
 __all__ = [

@@ -23,6 +23,7 @@ from .formats import (
     blob_path,
     copy_checked,
     is_digest,
+    json_object,
     sha256_digest,
 )
 
@@ -122,16 +123,15 @@ class OciLayout:
         self.upload_blob(digest, len(data), data)
         index_path = self.root / "index.json"
         try:
-            index: dict[str, Any] = json.loads(index_path.read_text())
-        except FileNotFoundError:
+            index = _parse(self._read_file(index_path, "the index.json"), self.root)
+        except ArtifactError:
+            if index_path.exists():
+                raise
             index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
-        except (OSError, ValueError):
-            raise ConfigError(f"{index_path} is not a readable OCI index.") from None
-        entries = [
-            e
-            for e in index.get("manifests", [])
-            if (e.get("annotations") or {}).get(REF_NAME) != tag
-        ]
+        listed = index.get("manifests", [])
+        if not isinstance(listed, list):
+            raise ArtifactError(f"{index_path} lists no manifests.")
+        entries = [e for e in listed if not isinstance(e, dict) or _ref_name(e) != tag]
         entry: dict[str, Any] = {"mediaType": media_type, "digest": digest, "size": len(data)}
         if platform:
             entry["platform"] = platform
@@ -221,10 +221,4 @@ def _ref_name(entry: dict[str, Any]) -> str | None:
 
 
 def _parse(data: bytes, root: Path) -> dict[str, Any]:
-    try:
-        value = json.loads(data)
-    except (ValueError, RecursionError):  # a hostile index nests or numbers without end
-        raise ArtifactError(f"{root}/index.json is not JSON.") from None
-    if not isinstance(value, dict):
-        raise ArtifactError(f"{root}/index.json is not an OCI index.")
-    return value
+    return json_object(data, f"{root}/index.json")

@@ -1,34 +1,38 @@
-"""Talking to an OCI distribution registry, on top of oras-py.
+"""Talking to an OCI distribution registry over HTTP (requests).
 
-oras-py's auth backend does the Bearer-token exchange; its ``Registry``
-class is not used (it imports jsonschema and more, ~100 ms of start-up, for
-calls that are redone here anyway). What oras-py does not do is done here:
-a bounded retry policy (oras-py's own sleeps about two minutes against a
-dead registry), Basic challenges, streamed uploads and
-downloads with their sizes and sha256 verified, manifests pushed as exact
-bytes, and every failure mapped to a :class:`~wasmhost.RegistryError` that
-says what to do. Credentials never appear in a message or a log line.
+The distribution API as registries speak it: Basic and Bearer challenges
+(the token exchange of the Docker token protocol), a bounded retry policy,
+redirects followed without carrying credentials to other hosts, streamed
+uploads and downloads with their sizes and sha256 verified, manifests pushed
+as exact bytes, every body read up to a limit, and every failure mapped to a
+:class:`~wasmhost.RegistryError` that says what to do. Credentials never
+appear in a message or a log line.
 """
 
 from __future__ import annotations
 
+import base64
+import functools
 import io
-import json
 import logging
 import math
+import re
+import socket
+import threading
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from http.cookiejar import DefaultCookiePolicy
-from typing import IO, Any, NamedTuple
-from urllib.parse import urljoin, urlsplit
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import urlencode, urljoin, urlsplit
 
-import oras.auth
-import oras.auth.utils
 import requests
 import requests.adapters
 import urllib3
+import urllib3.connection
+import urllib3.poolmanager
 
 from .._errors import (
     AuthenticationError,
@@ -36,9 +40,10 @@ from .._errors import (
     NotFoundError,
     RegistryError,
     RegistryUnreachable,
+    WasmhostError,
 )
 from .credentials import Credentials, lookup
-from .formats import ACCEPT, MAX_MANIFEST, Progress, copy_checked, sha256_digest
+from .formats import ACCEPT, MAX_MANIFEST, Progress, copy_checked, json_object, sha256_digest
 from .reference import Reference
 
 log = logging.getLogger("wasmhost.registry")
@@ -46,9 +51,14 @@ log = logging.getLogger("wasmhost.registry")
 CHUNK = 1 << 20
 CONNECT_TIMEOUT = 3.0
 MAX_ERROR_BODY = 64 << 10
+# A token service's answer is a few KiB of JSON (a token, its lifetime, a refresh token).
+MAX_TOKEN_ANSWER = 1 << 20
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
+# A blob's upload or download may take one second more per MIN_RATE bytes than the
+# deadline of a request: 300 MiB on a link of 512 kbit/s still arrives.
+MIN_RATE = 64 << 10
 
 
 class Transport(NamedTuple):
@@ -56,7 +66,8 @@ class Transport(NamedTuple):
     ``ca_file`` (a CA bundle to verify with), ``timeout`` (seconds a read may wait; a
     connection gets CONNECT_TIMEOUT), ``attempts`` (for refused connections and HTTP
     429/502/503/504), ``sleep`` (how to wait between attempts: tests count the waits
-    instead of waiting)."""
+    instead of waiting), ``deadline`` (seconds a request may take in all, its answer
+    read whole; a blob gets one more per MIN_RATE bytes)."""
 
     plain_http: bool = False
     insecure: bool = False
@@ -64,14 +75,113 @@ class Transport(NamedTuple):
     timeout: float = 10.0
     attempts: int = 3
     sleep: Callable[[float], object] = time.sleep
+    deadline: float = 300.0
+
+
+class _Deadline:
+    """The time one request may take, from sending it to its answer read whole.
+
+    A socket timeout bounds each wait for bytes only: a registry (or token
+    service) sending a byte every few seconds kept a request going forever.
+    When the deadline passes, the connection the request went out on is shut
+    down, which ends the read or write in progress; ``expired`` then says why.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self.connection: _Watched | None = None
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _expire(self) -> None:
+        with _WATCHING:
+            self.expired = True
+            connection = self.connection
+            if connection is None or connection.deadline is not self:
+                return  # not sent yet (connecting has its own timeout), or done
+            sock = connection.sock
+        if sock is not None:
+            with suppress(OSError):
+                # The plain socket's shutdown, also under TLS: it interrupts the reader.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+# The deadline of the request the current thread is sending, for the connection that
+# sends it to take up (see _Watched); and the lock that hands connections over.
+_sending = threading.local()
+_WATCHING = threading.Lock()
+
+if TYPE_CHECKING:
+    _Connection = urllib3.connection.HTTPConnection
+else:
+    _Connection = object
+
+
+class _Watched(_Connection):
+    """A connection that the deadline of the request it sends can shut down."""
+
+    deadline: _Deadline | None = None
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        self._watch(getattr(_sending, "deadline", None))
+        return super().request(*args, **kwargs)
+
+    def close(self) -> None:
+        self._watch(None)
+        super().close()
+
+    def _watch(self, deadline: _Deadline | None) -> None:
+        with _WATCHING:
+            previous, self.deadline = self.deadline, deadline
+            if deadline is not None:
+                deadline.connection = self
+        if previous is not None and previous is not deadline:
+            previous.cancel()  # its request is over: this connection went on to another
+
+
+class _WatchedHTTP(_Watched, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _WatchedHTTPS(_Watched, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTP
+
+
+class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPS
+
+
+_WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+# Which deadline each response's request has, until its answer is read.
+_DEADLINES: weakref.WeakKeyDictionary[requests.Response, _Deadline] = weakref.WeakKeyDictionary()
 
 
 class _TimeoutAdapter(requests.adapters.HTTPAdapter):
-    """Gives every request of the session a timeout, oras-py's token requests included."""
+    """Gives every request of the session a timeout, and connections that a deadline
+    can shut down (through a proxy too, except SOCKS)."""
 
     def __init__(self, timeout: float) -> None:
         super().__init__(max_retries=0)
         self._timeout = timeout
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        if manager.pool_classes_by_scheme is urllib3.poolmanager.pool_classes_by_scheme:
+            manager.pool_classes_by_scheme = _WATCHED_POOLS
+        return manager
 
     def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         if kwargs.get("timeout") is None:
@@ -114,11 +224,8 @@ class Session:
         if transport.ca_file and not transport.insecure:
             verify = transport.ca_file
         self._http = _HttpSession()
-        # Registries that set cookies take them for a browser's (oras-py does the same).
+        # Registries that set cookies take them for a browser's: none are kept.
         self._http.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
-        self._tokens = oras.auth.get_auth_backend(
-            "token", self._http, insecure=transport.plain_http, tls_verify=verify
-        )
         adapter = _TimeoutAdapter(transport.timeout)
         self._http.mount("https://", adapter)
         self._http.mount("http://", adapter)
@@ -126,8 +233,6 @@ class Session:
         if transport.insecure:
             log.info("TLS certificates of %s are not verified (insecure)", reference.registry)
         self._credentials = lookup(reference.registry.lower(), credentials)
-        if self._credentials is not None:
-            self._tokens.set_basic_auth(*self._credentials)
         self._authorization: str | None = None
         self.base = f"{'http' if transport.plain_http else 'https'}://{reference.api_host}/v2"
         self._origin = _origin(self.base)
@@ -144,6 +249,7 @@ class Session:
         body: Callable[[], Any] | bytes | None = None,
         ok: tuple[int, ...] = (200,),
         url: str | None = None,
+        size: int = 0,
     ) -> requests.Response:
         """Send a request, authenticating and retrying as needed; map failures to errors.
 
@@ -151,7 +257,9 @@ class Session:
         object) for each attempt. ``what`` names the object for messages.
         Redirects are followed here, not by requests, so that credentials
         go only to the registry's own origin: a host a Location header names
-        gets no Authorization header, and its 401 is an error.
+        gets no Authorization header, and its 401 is an error. Each exchange
+        has the transport's deadline, one second more per MIN_RATE bytes of
+        ``size`` (a blob's).
         """
         start = url or f"{self.base}{path}"
         attempt = 0
@@ -159,7 +267,7 @@ class Session:
         while True:
             attempt += 1
             try:
-                response = self._follow(method, start, what, headers, body)
+                response = self._follow(method, start, what, headers, body, size=size)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 # A registry that accepted the connection and then said nothing is not
                 # asked again: each attempt would wait the whole read timeout.
@@ -214,15 +322,22 @@ class Session:
         what: str,
         headers: dict[str, str] | None,
         body: Callable[[], Any] | bytes | None,
+        authorization: tuple[tuple[str, str], str | None] | None = None,
+        size: int = 0,
     ) -> requests.Response:
-        """Send one request and follow its redirects (at most MAX_REDIRECTS)."""
+        """Send one request and follow its redirects (at most MAX_REDIRECTS).
+
+        ``authorization`` is the origin an Authorization header is for, and the
+        header: by default the registry's own and the one it accepted.
+        """
+        home_origin, credential = authorization or (self._origin, self._authorization)
         sent = dict(headers or {})
         for _ in range(MAX_REDIRECTS + 1):
-            home = _origin(target) == self._origin
+            home = _origin(target) == home_origin
             sent.pop("Authorization", None)
-            if self._authorization and home:
-                sent["Authorization"] = self._authorization
-            response = self._send(method, target, sent, body)
+            if credential and home:
+                sent["Authorization"] = credential
+            response = self._send(method, target, sent, body, what, size)
             location = response.headers.get("Location")
             if response.status_code not in REDIRECTS or not location:
                 return response
@@ -256,8 +371,12 @@ class Session:
         target: str,
         headers: dict[str, str],
         body: Callable[[], Any] | bytes | None,
+        what: str,
+        size: int,
     ) -> requests.Response:
         data = body() if callable(body) else body
+        deadline = _Deadline(self.transport.deadline + size / MIN_RATE)
+        _sending.deadline = deadline
         try:
             with self._quiet_insecure():
                 # Always streamed: no body is read whole unless it is known small.
@@ -287,12 +406,37 @@ class Session:
                 advice="check the reference",
                 **self._facts(),
             ) from None
+        except requests.RequestException:
+            if deadline.expired:
+                raise self._too_slow(what, deadline) from None
+            raise
         finally:
+            _sending.deadline = None
+            if deadline.connection is None:
+                deadline.cancel()  # no answer to wait for
             close = getattr(data, "close", None) if callable(body) else None
             if close is not None:
                 close()
         log.debug("%s %s -> HTTP %d", method, _without_query(target), response.status_code)
+        _DEADLINES[response] = deadline
         return response
+
+    def _too_slow(self, what: str, deadline: _Deadline) -> RegistryUnreachable:
+        return RegistryUnreachable(
+            f"{what} took over {deadline.seconds:g} s to come from registry "
+            f"{self.reference.registry} (or to go to it), and was given up; try again later.",
+            **self._facts(),
+        )
+
+    def _finished(self, response: requests.Response, what: str) -> None:
+        """Raise if the deadline of ``response`` passed (its answer may be cut short);
+        else stop it."""
+        deadline = _DEADLINES.pop(response, None)
+        if deadline is None:
+            return
+        deadline.cancel()
+        if deadline.expired:
+            raise self._too_slow(what, deadline)
 
     def _facts(self, status: int | None = None) -> dict[str, Any]:
         return {
@@ -312,40 +456,88 @@ class Session:
             yield
 
     def _authenticate(self, response: requests.Response) -> bool:
-        """Answer a 401 challenge; whether the request is worth sending again.
-
-        A malformed challenge or token answer counts as no answer: oras-py
-        raises whatever its parsing meets, so everything is caught here.
-        """
+        """Answer a 401 challenge; whether the request is worth sending again."""
         challenge = response.headers.get("WWW-Authenticate", "")
         scheme = challenge.split(" ", 1)[0].lower()
         if scheme == "basic":
             if self._credentials is None:
                 return False
-            self._authorization = "Basic " + oras.auth.utils.get_basic_auth(*self._credentials)
+            self._authorization = _basic(self._credentials)
             return True
         if scheme == "bearer":
-            parsed = oras.auth.utils.parse_auth_header(challenge)
-            auth = self._tokens
-            if not parsed.realm:
-                return False
-            realm = urlsplit(str(parsed.realm))
-            if realm.scheme != "https" and not (
-                realm.scheme == "http" and self.transport.plain_http
+            params = _challenge_params(challenge)
+            realm = params.get("realm", "")
+            parts = urlsplit(realm)
+            if parts.scheme != "https" and not (
+                parts.scheme == "http" and self.transport.plain_http and parts.netloc
             ):
-                log.info("not asking the token service %s: not HTTPS", realm.netloc)
+                log.info("not asking the token service %r: not an HTTPS URL", parts.netloc)
                 return False
-            try:
-                if self._credentials is None:
-                    token = auth.request_anonymous_token(parsed)
-                else:
-                    token = auth.request_token(parsed)
-            except Exception:
-                token = None
-            if isinstance(token, str) and token:
+            query = urlencode([(key, params[key]) for key in ("service", "scope") if key in params])
+            if query:
+                realm += ("&" if parts.query else "?") + query
+            token = self._token(realm)
+            if token is not None:
                 self._authorization = f"Bearer {token}"
                 return True
         return False
+
+    def _token(self, url: str) -> str | None:
+        """A token from the token service at ``url`` (the Docker token protocol): asked
+        with the credentials, if any, else anonymously; None when it refuses."""
+        service = urlsplit(url).netloc
+        what = f"a token from {service}"
+        authorization = _basic(self._credentials) if self._credentials else None
+        try:
+            response = self._follow(
+                "GET",
+                url,
+                what,
+                {"Accept": "application/json"},
+                None,
+                authorization=(_origin(url), authorization),
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            kind = "timed out" if isinstance(exc, requests.Timeout) else "refused or unreachable"
+            raise RegistryUnreachable(
+                f"the token service {service} of registry {self.reference.registry} is {kind}; "
+                "try again later.",
+                **self._facts(),
+            ) from None
+        try:
+            if response.status_code != 200:
+                log.info("the token service %s answered HTTP %d", service, response.status_code)
+                return None
+            data = self._read_body(response, MAX_TOKEN_ANSWER, f"the answer of {service}")
+        finally:
+            response.close()
+        if data is None:
+            raise RegistryError(
+                f"the token service {service} of registry {self.reference.registry} answered "
+                f"more than {MAX_TOKEN_ANSWER >> 20} MiB; refusing it.",
+                **self._facts(),
+            )
+        refused = functools.partial(AuthenticationError, **self._facts())
+        answer = json_object(data, f"the answer of the token service {service}", refused)
+        # The Docker token protocol names it token; OAuth 2, access_token.
+        token = answer.get("token") or answer.get("access_token")
+        if not isinstance(token, str) or not _TOKEN.fullmatch(token):
+            raise AuthenticationError(
+                f"the token service {service} of registry {self.reference.registry} answered "
+                "without a token.",
+                **self._facts(),
+            )
+        return token
+
+    def _read_body(self, response: requests.Response, limit: int, what: str) -> bytes | None:
+        """The whole body of ``response`` if it is at most ``limit`` bytes, else None."""
+        try:
+            data = _read_capped(response, limit)
+        except requests.RequestException:
+            self._finished(response, what)
+            raise RegistryUnreachable(f"{what} broke off; try again.", **self._facts()) from None
+        self._finished(response, what)
+        return data
 
     def _error(self, response: requests.Response, what: str) -> RegistryError:
         status = response.status_code
@@ -355,6 +547,7 @@ class Session:
             body = _read_capped(response, MAX_ERROR_BODY) or b""
         except requests.RequestException:
             body = b""
+        self._finished(response, what)
         detail = _registry_message(body)
         elsewhere = urlsplit(response.url).netloc if _origin(response.url) != self._origin else ""
         response.close()
@@ -420,11 +613,7 @@ class Session:
             "GET", f"/{repo}/manifests/{target}", what=what, headers={"Accept": ACCEPT}
         )
         try:
-            data = _read_capped(response, MAX_MANIFEST)
-        except requests.RequestException:
-            raise RegistryUnreachable(
-                f"the manifest of {what} broke off; try again.", **self._facts()
-            ) from None
+            data = self._read_body(response, MAX_MANIFEST, f"the manifest of {what}")
         finally:
             response.close()
         if data is None:
@@ -527,13 +716,14 @@ class Session:
             headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
             body=body,
             ok=(201, 204),
+            size=size,
         )
         done.close()
 
     @contextmanager
-    def open_blob(self, digest: str) -> Iterator[requests.Response]:
+    def open_blob(self, digest: str, size: int = 0) -> Iterator[requests.Response]:
         repo = self.reference.repository
-        response = self.request("GET", f"/{repo}/blobs/{digest}", what=f"blob {digest}")
+        response = self.request("GET", f"/{repo}/blobs/{digest}", what=f"blob {digest}", size=size)
         try:
             yield response
         finally:
@@ -543,7 +733,7 @@ class Session:
         self, digest: str, size: int, out: IO[bytes], progress: Progress | None = None
     ) -> None:
         """Stream blob ``digest`` into ``out``, checking its size and sha256 on the way."""
-        with self.open_blob(digest) as response:
+        with self.open_blob(digest, size) as response:
             declared = response.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > size:
                 raise IntegrityError(
@@ -554,11 +744,13 @@ class Session:
             try:
                 received, actual = copy_checked(response.iter_content(CHUNK), size, out, progress)
             except requests.RequestException:
+                self._finished(response, f"blob {digest}")
                 raise RegistryUnreachable(
                     f"the download of {digest} from {self.reference.registry} broke off; "
                     "try again.",
                     **self._facts(),
                 ) from None
+            self._finished(response, f"blob {digest}")
         if received != size or actual != digest:
             got = f"{received} bytes" if received != size else f"digest {actual}"
             raise IntegrityError(
@@ -609,6 +801,24 @@ class _Counted:
         return chunk
 
 
+# A token goes into a header as it is: printable ASCII without spaces (base64, a JWT).
+_TOKEN = re.compile(r"[!-~]+")
+_PARAM = re.compile(r'([A-Za-z][\w-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]+))')
+
+
+def _challenge_params(challenge: str) -> dict[str, str]:
+    """The parameters of a WWW-Authenticate challenge (``realm``, ``service``, ``scope``)."""
+    params: dict[str, str] = {}
+    for key, quoted, bare in _PARAM.findall(challenge.partition(" ")[2]):
+        params.setdefault(key.lower(), re.sub(r"\\(.)", r"\1", quoted) if quoted else bare)
+    return params
+
+
+def _basic(credentials: Credentials) -> str:
+    pair = f"{credentials.username}:{credentials.password}".encode()
+    return "Basic " + base64.b64encode(pair).decode()
+
+
 def _origin(url: str) -> tuple[str, str]:
     """A URL's scheme and host[:port]: what credentials are scoped to."""
     parts = urlsplit(url)
@@ -642,11 +852,11 @@ def _read_capped(response: requests.Response, limit: int) -> bytes | None:
 def _registry_message(body: bytes) -> str:
     """The registry's own explanation (its JSON ``errors``), if short; never headers."""
     try:
-        errors = json.loads(body or b"{}").get("errors") or []
+        errors = json_object(body or b"{}", "an error").get("errors") or []
         messages = [
             str(e.get("message")) for e in errors if isinstance(e, dict) and e.get("message")
         ]
-    except (ValueError, AttributeError, TypeError, RecursionError):
+    except (WasmhostError, TypeError):
         return ""
     text = "".join(c if c.isprintable() else " " for c in "; ".join(messages))[:200]
     return f" ({text})" if text else ""

@@ -111,6 +111,21 @@ class Store:
                 fetch(f)
         return self.blob_path(digest)
 
+    def verified(
+        self, digest: str, size: int, fetch: Callable[[IO[bytes]], None], *, again: bool
+    ) -> Path:
+        """The stored blob ``digest``, its sha256 checked; fetched through ``fetch(file)``
+        when it is not stored, and, with ``again``, when the stored copy is damaged
+        (which the check removes)."""
+        self.fill(digest, size, fetch)
+        try:
+            return self.verify_file(digest)
+        except IntegrityError:
+            if not again:
+                raise
+        self.fill(digest, size, fetch)
+        return self.verify_file(digest)
+
     def _unpacked_path(self, layer_digest: str) -> Path:
         self.blob_path(layer_digest)  # refuses a malformed digest
         return self.root / "unpacked" / layer_digest.removeprefix("sha256:")
