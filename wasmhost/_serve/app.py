@@ -398,9 +398,13 @@ def load_config(path: str | os.PathLike[str]) -> list[Route]:
 
     where = Path(path)
     try:
-        data = tomllib.loads(where.read_text())
+        data = tomllib.loads(where.read_bytes().decode())
     except OSError as exc:
         raise ConfigError(f"cannot read {where}: {exc.strerror}.") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{where} is not UTF-8 text (byte {exc.start}); TOML files are UTF-8."
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where} is not valid TOML: {exc}.") from None
     entries = data.get("module")
@@ -418,16 +422,30 @@ def load_config(path: str | os.PathLike[str]) -> list[Route]:
                 f"{where}: [[module]] number {i} has a route, environment or "
                 "volumes of the wrong type."
             )
+        env = {str(k): str(v) for k, v in env.items()}
+        volumes = {str(k): str(v) for k, v in volumes.items()}
+        # Neither a path nor a WASI variable can hold a NUL: said here, naming the
+        # file, rather than by whatever first trips over it.
+        texts = [("route", route), ("module", entry["module"])]
+        texts += [("environment", text) for pair in env.items() for text in pair]
+        texts += [("volumes", text) for pair in volumes.items() for text in pair]
+        for what, text in texts:
+            if "\0" in text:
+                raise ConfigError(f"{where}: [[module]] number {i} has a NUL character in {what}.")
+        for name in env:
+            if not name or "=" in name:
+                raise ConfigError(
+                    f"{where}: [[module]] number {i} has the environment name {name!r}; "
+                    "a name is not empty and has no '='."
+                )
         module = entry["module"]
         if not os.path.isabs(module) and (where.parent / module).exists():
             module = str(where.parent / module)
         dirs = {
-            str(guest): Dir(
-                str(where.parent / str(host)) if not os.path.isabs(str(host)) else str(host)
-            )
+            guest: Dir(str(where.parent / host) if not os.path.isabs(host) else host)
             for guest, host in volumes.items()
         }
-        routes.append(Route(route, module, {str(k): str(v) for k, v in env.items()}, dirs))
+        routes.append(Route(route, module, env, dirs))
     return routes
 
 
