@@ -9,13 +9,17 @@ Run it under any ASGI server (``uvicorn module:app``), or mount it in a
 Starlette or FastAPI application (``app.mount("/wasm", wagi_app)``).
 ``wasmhost serve`` does the former.
 
-A guest that traps, runs past its timeout or its memory cap answers 500
+A guest that traps, runs past its timeout or its memory cap (``max_memory``,
+256 MiB unless given; None lifts it) answers 500
 (details go to the ``wasmhost.serve`` log, never to the client); output that
 is not a CGI response, or more of it than ``max_response``, answers 502; a
 body over ``max_body`` answers 413, and one that does not arrive within
 ``body_timeout`` 408; more than ``MAX_HEADERS`` request headers answer 431;
 a request that finds every guest slot and the backlog busy answers 503 with
-``Retry-After``.
+``Retry-After``; a NUL in the path or query, which WASI cannot pass, 400.
+A guest's ``Date`` header is dropped for the server's. A WebSocket handshake
+is refused (the server answers 403). Log lines write control characters as
+``\\xNN``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import functools
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -53,11 +58,42 @@ from .wagi import (
 
 log = logging.getLogger("wasmhost.serve")
 
+
+class _EscapeControl(logging.Filter):
+    """Control characters in what a log line quotes (a client's path, a guest's
+    message) written as ``\\xNN``: a decoded ``%0a`` in a path cannot start a
+    forged line, nor an escape sequence drive the terminal that shows the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                escape_control(str(a)) if isinstance(a, str | BaseException) else a
+                for a in record.args
+            )
+        return True
+
+
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def escape_control(text: str) -> str:
+    """``text`` with C0 and C1 control characters and DEL as ``\\xNN``."""
+    if not _UNPRINTABLE.search(text):
+        return text
+    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+log.addFilter(_EscapeControl())
+
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 DEFAULT_TIMEOUT = 30.0
+# Every guest is capped, so that one request cannot take the server's memory:
+# WAGI handlers need a few MiB, and 8 threads x 256 MiB (the worst case of one
+# worker process, all touched at once) is 2 GiB.
+DEFAULT_MAX_MEMORY = 256 << 20
 DEFAULT_MAX_BODY = 10 << 20
 DEFAULT_MAX_RESPONSE = 4 << 20
 DEFAULT_BODY_TIMEOUT = 30.0
@@ -109,7 +145,7 @@ class WagiApp:
         *,
         host: Host | None = None,
         timeout: float = DEFAULT_TIMEOUT,
-        max_memory: int | None = None,
+        max_memory: int | None = DEFAULT_MAX_MEMORY,
         max_body: int = DEFAULT_MAX_BODY,
         max_response: int = DEFAULT_MAX_RESPONSE,
         body_timeout: float = DEFAULT_BODY_TIMEOUT,
@@ -177,6 +213,12 @@ class WagiApp:
         if scope["type"] == "lifespan":
             await _lifespan(receive, send)
             return
+        if scope["type"] == "websocket":
+            # Closed before it is accepted: the server answers the handshake 403.
+            # (``wasmhost serve`` runs uvicorn without WebSockets: an Upgrade header
+            # is ignored there, as RFC 9110, 7.8 allows, and the guest answers.)
+            await send({"type": "websocket.close", "code": 1000})
+            return
         if scope["type"] != "http":
             return
         status, headers, body = await self._respond(scope, receive)
@@ -194,6 +236,12 @@ class WagiApp:
         self, scope: Scope, receive: Receive
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         path = scope["path"]
+        query = scope.get("query_string", b"").decode("latin-1")
+        args = arguments(query)
+        if "\0" in path or any("\0" in arg for arg in args):
+            # WASI cannot pass a NUL in a variable or an argument; every other
+            # character reaches the guest as the client sent it.
+            return _plain(400, "Bad Request")
         # Mounted under a prefix (Starlette's Mount, uvicorn's --root-path): routes
         # are matched below it, and SCRIPT_NAME keeps it. Servers differ on
         # whether ``path`` repeats it.
@@ -228,7 +276,6 @@ class WagiApp:
             return _plain(413, "Payload Too Large")
         if body is _GONE:
             return _plain(400, "Client Disconnected")  # nobody reads it; the guest is not run
-        query = scope.get("query_string", b"").decode("latin-1")
         request = Request(
             method=scope["method"],
             script_name=root + parts[0],
@@ -246,7 +293,7 @@ class WagiApp:
         run = functools.partial(
             self.host.run,
             loaded.module,
-            arguments(query),
+            args,
             env=env,
             stdin=body,
             dirs=route.dirs,
