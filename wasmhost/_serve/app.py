@@ -67,7 +67,7 @@ class _EscapeControl(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
             record.args = tuple(
-                escape_control(str(a)) if isinstance(a, str | BaseException) else a
+                _escape_control(str(a)) if isinstance(a, str | BaseException) else a
                 for a in record.args
             )
         return True
@@ -76,7 +76,7 @@ class _EscapeControl(logging.Filter):
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
-def escape_control(text: str) -> str:
+def _escape_control(text: str) -> str:
     """``text`` with C0 and C1 control characters and DEL as ``\\xNN``."""
     if not _UNPRINTABLE.search(text):
         return text
