@@ -413,8 +413,9 @@ def test_a_route_name_names_the_module_in_errors(tmp_path: Path) -> None:
         (b'[[module]]\nmodule = "x.wasm"\nroute = "/\\u0000"\n', "a NUL character"),
         (b'[[module]]\nmodule = "x.wasm"\nenvironment = { A = "\\u0000" }\n', "a NUL character"),
         (b'[[module]]\nmodule = "x.wasm"\nenvironment = { "A=B" = "c" }\n', "'='"),
+        (b'[[module]]\nmodule = "x.wasm"\nmax_memory = "lots"\n', "give a size like"),
     ],
-    ids=["not-utf8", "nul-module", "nul-volume", "nul-route", "nul-env", "env-name"],
+    ids=["not-utf8", "nul-module", "nul-volume", "nul-route", "nul-env", "env-name", "size"],
 )
 def test_a_modules_toml_it_cannot_use_is_one_line(
     tmp_path: Path, text: bytes, message: str

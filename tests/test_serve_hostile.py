@@ -435,15 +435,19 @@ def test_serve_caps_guest_memory_by_default(tmp_path: Path) -> None:
     grower.write_bytes(wasmtime.wat2wasm(GROWER))
     (tmp_path / "modules.toml").write_text(
         f'[[module]]\nroute = "/grow"\nmodule = "{grower}"\n\n'
+        f'[[module]]\nroute = "/small"\nmodule = "{grower}"\nmax_memory = "32MiB"\n\n'
         f'[[module]]\nroute = "/..."\nmodule = "{HTTP}"\n'
     )
-    s = Server("--config", tmp_path / "modules.toml")
-    try:
-        assert httpx.get(s.url + "/grow", timeout=30).status_code == 500
-        assert "reached its memory limit of 256 MiB" in s.output()
-        assert httpx.get(s.url + "/").text == "Hello, World!\n"
-    finally:
-        s.stop()
+    for workers in (1, 2):  # two: the routes travel to the workers' processes
+        s = Server("--config", tmp_path / "modules.toml", workers=workers)
+        try:
+            assert httpx.get(s.url + "/grow", timeout=30).status_code == 500
+            assert "reached its memory limit of 256 MiB" in s.output()
+            assert httpx.get(s.url + "/small", timeout=30).status_code == 500
+            assert "reached its memory limit of 32 MiB" in s.output()  # the route's own
+            assert httpx.get(s.url + "/").text == "Hello, World!\n"
+        finally:
+            s.stop()
 
 
 def _raw_request(port: int, target: bytes, extra: bytes = b"") -> bytes:

@@ -208,6 +208,7 @@ def serve(
                 "env": dict(r.env),
                 "dirs": {g: _dir_spec(d) for g, d in r.dirs.items()},
                 "name": r.name,
+                "max_memory": r.max_memory,
             }
             for r in resolved
         ],

@@ -25,6 +25,7 @@ is refused (the server answers 403). Log lines write control characters as
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -45,7 +46,7 @@ from .._errors import (
 from .._host.host import Dir, DirSource, Host, as_dir, check_limits
 from .._host.module import Module
 from .._host.result import RunResult
-from .._numbers import check_seconds, check_whole
+from .._numbers import check_seconds, check_whole, parse_size
 from .guests import Busy, GuestPool, InlineGate
 from .wagi import (
     MalformedResponse,
@@ -110,13 +111,15 @@ class Route(NamedTuple):
     module (a path or, in a config file, a registry reference), what the guest
     gets besides the request, and the ``name`` that logs and errors give the
     module (default: its path; ``wasmhost serve`` names a pulled module by its
-    reference, and its guests get the file name a pull gives as argv[0])."""
+    reference, and its guests get the file name a pull gives as argv[0]), and
+    ``max_memory``, this route's cap on a guest's memory instead of the app's."""
 
     path: str
     module: str
     env: Mapping[str, str] = {}
     dirs: Mapping[str, DirSource] = {}
     name: str | None = None
+    max_memory: int | None = None
 
 
 class _Loaded(NamedTuple):
@@ -126,6 +129,7 @@ class _Loaded(NamedTuple):
     # writable directory): such a run can be stopped and started again elsewhere.
     gate: InlineGate | None
     argv0: str | None  # for a route named by a reference: the file name a pull gives
+    max_memory: int | None
 
 
 class WagiApp:
@@ -177,6 +181,8 @@ class WagiApp:
         loaded = []
         for route in routes:
             _check_route(route.path)
+            cap = max_memory if route.max_memory is None else route.max_memory
+            check_limits(None, None, cap, None)
             for source in route.dirs.values():
                 folder = os.fspath(as_dir(source).path)
                 if not os.path.isdir(folder):
@@ -189,7 +195,7 @@ class WagiApp:
                 route.module,
                 name=route.name,
                 timeout=timeout,
-                max_memory=max_memory,
+                max_memory=cap,
                 unknown_imports="error",
             )
             if module.kind == "component":
@@ -203,7 +209,7 @@ class WagiApp:
             restartable = all(as_dir(d).read_only for d in route.dirs.values())
             gate = InlineGate() if restartable and timeout > INLINE_BUDGET else None
             argv0 = _file_name(route.name) if route.name else None
-            loaded.append(_Loaded(route, module, gate, argv0))
+            loaded.append(_Loaded(route, module, gate, argv0, cap))
         # The most specific route first: exact before wildcard, longer before shorter.
         self._routes = sorted(
             loaded, key=lambda r: (r.route.path.endswith("/..."), -len(r.route.path))
@@ -298,7 +304,7 @@ class WagiApp:
             stdin=body,
             dirs=route.dirs,
             argv0=loaded.argv0,
-            max_memory=self.max_memory,
+            max_memory=loaded.max_memory,
             max_output=self.max_response,
         )
         try:
@@ -435,6 +441,7 @@ def load_config(path: str | os.PathLike[str]) -> list[Route]:
         module = "artifacts/http-server.wasm"  # or a registry reference
         environment = { GREETING = "hi" }
         volumes = { "/data" = "./data" }       # guest path = host directory
+        max_memory = "64MiB"                   # instead of the app's cap
 
     Relative paths are relative to the file's folder.
     """
@@ -485,6 +492,15 @@ def load_config(path: str | os.PathLike[str]) -> list[Route]:
                     f"{where}: [[module]] number {i} has the environment name {name!r}; "
                     "a name is not empty and has no '='."
                 )
+        cap = entry.get("max_memory")
+        if cap is not None:
+            with contextlib.suppress(ValueError):  # still text: refused below
+                cap = parse_size(cap) if isinstance(cap, str) else cap
+            if not isinstance(cap, int) or isinstance(cap, bool):
+                raise ConfigError(
+                    f"{where}: [[module]] number {i} has max_memory = "
+                    f'{entry["max_memory"]!r}; give a size like "64MiB".'
+                )
         module = entry["module"]
         if not os.path.isabs(module) and (where.parent / module).exists():
             module = str(where.parent / module)
@@ -492,7 +508,7 @@ def load_config(path: str | os.PathLike[str]) -> list[Route]:
             guest: Dir(str(where.parent / host) if not os.path.isabs(host) else host)
             for guest, host in volumes.items()
         }
-        routes.append(Route(route, module, env, dirs))
+        routes.append(Route(route, module, env, dirs, max_memory=cap))
     return routes
 
 
@@ -506,6 +522,7 @@ def app_from_environment() -> WagiApp:
             r["env"],
             {g: Dir(h, ro) for g, (h, ro) in r["dirs"].items()},
             r["name"],
+            r["max_memory"],
         )
         for r in spec["routes"]
     ]
