@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 import wasmtime
-from conftest import HELLO, HTTP, wasmhost_cli
+from conftest import HELLO, HTTP, printer, wasmhost_cli
 from registry import Registry, listening_port
 
 from wasmhost import ConfigError, LinkError, RegistryClient
@@ -402,3 +402,44 @@ def test_a_route_name_names_the_module_in_errors(tmp_path: Path) -> None:
     calls = Path(HTTP).with_name("host-calls.wasm")
     with pytest.raises(LinkError, match=r"^ghcr.io/x/calls:v1 imports env.log"):
         WagiApp([Route("/...", str(calls), name="ghcr.io/x/calls:v1")])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (b'[[module]]\nmodule = "caf\xe9.wasm"\n', "is not UTF-8 text"),
+        (b'[[module]]\nmodule = "a\\u0000b.wasm"\n', "a NUL character"),
+        (b'[[module]]\nmodule = "x.wasm"\nvolumes = { "/d" = "a\\u0000b" }\n', "a NUL character"),
+        (b'[[module]]\nmodule = "x.wasm"\nroute = "/\\u0000"\n', "a NUL character"),
+        (b'[[module]]\nmodule = "x.wasm"\nenvironment = { A = "\\u0000" }\n', "a NUL character"),
+        (b'[[module]]\nmodule = "x.wasm"\nenvironment = { "A=B" = "c" }\n', "'='"),
+        (b'[[module]]\nmodule = "x.wasm"\nmax_memory = "lots"\n', "give a size like"),
+    ],
+    ids=["not-utf8", "nul-module", "nul-volume", "nul-route", "nul-env", "env-name", "size"],
+)
+def test_a_modules_toml_it_cannot_use_is_one_line(
+    tmp_path: Path, text: bytes, message: str
+) -> None:
+    config = tmp_path / "modules.toml"
+    config.write_bytes(text)
+    done = wasmhost_cli("serve", "--config", config)
+    err = done.stderr.decode()
+    assert done.returncode in (1, 2), err
+    assert len(err.strip().splitlines()) == 1, err
+    assert str(config) in err
+    assert message in err
+
+
+def test_the_server_date_header_wins_over_a_guests(tmp_path: Path) -> None:
+    guest = tmp_path / "dated.wasm"
+    answer = "Date: Thu, 01 Jan 1970 00:00:00 GMT\nContent-Type: text/plain\n\nhi"
+    guest.write_bytes(wasmtime.wat2wasm(printer(answer)))
+    s = Server(guest, "-q")
+    try:
+        response = httpx.get(s.url + "/")
+        assert response.text == "hi"
+        dates = response.headers.get_list("date")
+        assert len(dates) == 1
+        assert "1970" not in dates[0]
+    finally:
+        s.stop()

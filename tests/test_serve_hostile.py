@@ -314,3 +314,205 @@ def test_a_long_running_guest_yields_the_cpu_and_its_thread_recovers() -> None:
 def test_a_wagi_app_needs_a_timeout() -> None:
     with pytest.raises(ConfigError, match="timeout must be a positive number of seconds, not None"):
         WagiApp([Route("/...", str(HTTP))], timeout=None)  # type: ignore[arg-type]
+
+
+# -- issue 21: connections, memory, control characters, upgrades -----------------
+
+
+def _closed_within(raw: socket.socket, seconds: float) -> bytes | None:
+    """What the server sent before closing ``raw``; None if still open after ``seconds``."""
+    raw.settimeout(seconds)
+    received = b""
+    try:
+        while chunk := raw.recv(65536):
+            received += chunk
+    except TimeoutError:
+        return None
+    except ConnectionResetError:
+        pass
+    return received
+
+
+def test_idle_connections_past_the_cap_make_way_for_new_clients() -> None:
+    s = Server("--max-connections", "20", "-q", HTTP)
+    idle = [socket.create_connection(("127.0.0.1", s.port)) for _ in range(100)]
+    try:
+        # A new client evicts the longest-idle connection, so it is served: 200, not
+        # 503 (503 is for a server whose every connection has a request running).
+        for _ in range(5):
+            assert httpx.get(s.url + "/", timeout=10).text == "Hello, World!\n"
+        closed = sum(_closed_within(raw, 0.2) is not None for raw in idle)
+        assert closed >= 80  # at most the cap stays open
+    finally:
+        for raw in idle:
+            raw.close()
+        s.stop()
+
+
+def test_a_new_connection_past_a_cap_of_busy_ones_gets_503() -> None:
+    s = Server("--max-connections", "2", "--timeout", "10", "-q", HTTP)
+    try:
+
+        async def main() -> bytes | None:
+            async with httpx.AsyncClient(base_url=s.url, timeout=60) as client:
+                busy = [asyncio.create_task(client.get("/sleep?2000")) for _ in range(2)]
+                await asyncio.sleep(0.5)
+                with socket.create_connection(("127.0.0.1", s.port)) as raw:
+                    answer = await asyncio.to_thread(_closed_within, raw, 10)
+                assert [r.status_code for r in await asyncio.gather(*busy)] == [200, 200]
+                return answer
+
+        answer = asyncio.run(main())
+        assert answer is not None
+        assert answer.startswith(b"HTTP/1.1 503")
+        assert b"retry-after: 1" in answer
+        assert httpx.get(s.url + "/").status_code == 200
+    finally:
+        s.stop()
+
+
+def test_unfinished_request_heads_and_silent_connections_are_closed() -> None:
+    s = Server("--head-timeout", "1", "-q", HTTP)
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", s.port)) as slow,
+            socket.create_connection(("127.0.0.1", s.port)) as silent,
+        ):
+            slow.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-A: ")
+            # Closed within ~1 s, not held open (a generous bound for a busy machine).
+            answer = _closed_within(slow, 15)
+            assert answer is not None
+            assert answer.startswith(b"HTTP/1.1 408")
+            assert _closed_within(silent, 15) == b""
+        # A head that trickles in one byte at a time is bounded by the same timeout.
+        with socket.create_connection(("127.0.0.1", s.port)) as trickle:
+            stop = threading.Event()
+
+            def drip() -> None:
+                for byte in b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X" * 1000:
+                    if stop.wait(0.1):
+                        return
+                    with contextlib.suppress(OSError):
+                        trickle.sendall(bytes([byte]))
+
+            threading.Thread(target=drip, daemon=True).start()
+            answer = _closed_within(trickle, 15)
+            stop.set()
+            assert answer is not None
+            assert answer.startswith(b"HTTP/1.1 408")
+        assert httpx.get(s.url + "/").status_code == 200
+    finally:
+        s.stop()
+
+
+def test_an_idle_keep_alive_connection_is_closed() -> None:
+    s = Server("--keep-alive-timeout", "1", "-q", HTTP)
+    try:
+        with socket.create_connection(("127.0.0.1", s.port)) as raw:
+            raw.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            # Kept alive after its answer, then closed within ~1 s (a generous bound).
+            answer = _closed_within(raw, 15)
+            assert answer is not None
+            assert answer.startswith(b"HTTP/1.1 200")
+            assert answer.endswith(b"\r\n\r\nHello, World!\n")
+            assert b"connection: close" not in answer.lower()
+    finally:
+        s.stop()
+
+
+GROWER = """
+(module
+  (memory 1)
+  (func (export "_start")
+    ;; 16 MiB at a time, untouched, until refused; then fail as a guest would.
+    (loop $more (br_if $more (i32.ne (memory.grow (i32.const 256)) (i32.const -1))))
+    unreachable))
+"""
+
+
+def test_serve_caps_guest_memory_by_default(tmp_path: Path) -> None:
+    grower = tmp_path / "grower.wasm"
+    grower.write_bytes(wasmtime.wat2wasm(GROWER))
+    (tmp_path / "modules.toml").write_text(
+        f'[[module]]\nroute = "/grow"\nmodule = "{grower}"\n\n'
+        f'[[module]]\nroute = "/small"\nmodule = "{grower}"\nmax_memory = "32MiB"\n\n'
+        f'[[module]]\nroute = "/..."\nmodule = "{HTTP}"\n'
+    )
+    for workers in (1, 2):  # two: the routes travel to the workers' processes
+        s = Server("--config", tmp_path / "modules.toml", workers=workers)
+        try:
+            assert httpx.get(s.url + "/grow", timeout=30).status_code == 500
+            assert "reached its memory limit of 256 MiB" in s.output()
+            assert httpx.get(s.url + "/small", timeout=30).status_code == 500
+            assert "reached its memory limit of 32 MiB" in s.output()  # the route's own
+            assert httpx.get(s.url + "/").text == "Hello, World!\n"
+        finally:
+            s.stop()
+
+
+def _raw_request(port: int, target: bytes, extra: bytes = b"") -> bytes:
+    with socket.create_connection(("127.0.0.1", port)) as raw:
+        raw.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + extra)
+        raw.sendall(b"\r\n")
+        return _closed_within(raw, 30) or b""
+
+
+@pytest.mark.parametrize("target", [b"/a%00b", b"/?a%00b", b"/env?x=%00"], ids=str)
+def test_a_nul_in_the_path_or_query_is_400(target: bytes) -> None:
+    s = Server(HTTP)
+    try:
+        answer = _raw_request(s.port, target)
+        assert answer.startswith(b"HTTP/1.1 400"), answer
+        assert b"\0" not in answer
+        assert "ERROR" not in s.output()
+    finally:
+        s.stop()
+
+
+def test_control_characters_from_clients_are_escaped_in_the_log(tmp_path: Path) -> None:
+    trap = tmp_path / "trap.wasm"
+    trap.write_bytes(wasmtime.wat2wasm('(module (func (export "_start") unreachable))'))
+    s = Server(trap)
+    try:
+        answer = _raw_request(s.port, b"/x%0aINFO:%20forged%0d%1b[2J%7f")
+        assert answer.startswith(b"HTTP/1.1 500")
+        log = s.output()
+        assert "GET /x\\x0aINFO: forged\\x0d\\x1b[2J\\x7f: " in log
+        assert not any(line.startswith("INFO: forged") for line in log.splitlines())
+        assert "\x1b" not in log
+        assert "\x7f" not in log
+    finally:
+        s.stop()
+
+
+def test_a_websocket_upgrade_is_answered_over_http_without_an_error() -> None:
+    s = Server(HTTP)
+    try:
+        upgrade = (
+            b"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        )
+        answer = _raw_request(s.port, b"/", upgrade)
+        # RFC 9110, 7.8: a server may ignore Upgrade; the guest answers over HTTP/1.1.
+        assert answer.startswith(b"HTTP/1.1 200")
+        assert answer.endswith(b"Hello, World!\n")
+        log = s.output()
+        assert "ERROR" not in log
+        assert "WARNING" not in log
+    finally:
+        s.stop()
+
+
+def test_the_asgi_app_refuses_a_websocket_it_is_offered() -> None:
+    wagi = WagiApp([Route("/...", str(HTTP))])
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    asyncio.run(wagi({"type": "websocket", "path": "/"}, receive, send))  # type: ignore[arg-type]
+    wagi.close()
+    assert sent == [{"type": "websocket.close", "code": 1000}]  # servers answer 403

@@ -1,10 +1,12 @@
 """The numbers a caller passes (sizes, counts, seconds), each kind checked by
-one rule, and sizes written for people in messages.
+one rule, and sizes read from and written for people.
 
 A whole number is an ``int`` and not a ``bool``; seconds are an ``int`` or a
 ``float`` (not a ``bool``, not NaN or infinite) above zero."""
 
 from __future__ import annotations
+
+import re
 
 from ._errors import ConfigError
 
@@ -47,3 +49,22 @@ def check_seconds(name: str, value: object, below: float) -> None:
         not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value < below
     ):
         raise ConfigError(f"{name} must be a positive number of seconds, not {value!r}.")
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?)(b?)\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """``64MiB``, ``64M`` or ``64m`` (binary), ``64MB`` (decimal), or plain bytes."""
+    match = _SIZE.match(text)
+    if not match:
+        raise ValueError(text)
+    number, unit, binary, byte = match.groups()
+    if not unit:
+        if binary:
+            raise ValueError(text)
+        return int(number)
+    power = "kmgt".index(unit.lower()) + 1
+    base: int = 1000 if byte and not binary else 1024
+    multiplier: int = base**power
+    return int(number) * multiplier

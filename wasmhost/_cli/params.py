@@ -9,27 +9,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from .._numbers import parse_size
+
 if TYPE_CHECKING:
     from .._host.host import Dir
 
-_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?)(b?)\s*$", re.IGNORECASE)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m)?\s*$")
-
-
-def parse_size(text: str) -> int:
-    """``64MiB``, ``64M`` or ``64m`` (binary), ``64MB`` (decimal), or plain bytes."""
-    match = _SIZE.match(text)
-    if not match:
-        raise ValueError(text)
-    number, unit, binary, byte = match.groups()
-    if not unit:
-        if binary:
-            raise ValueError(text)
-        return int(number)
-    power = "kmgt".index(unit.lower()) + 1
-    base: int = 1000 if byte and not binary else 1024
-    multiplier: int = base**power
-    return int(number) * multiplier
 
 
 def parse_duration(text: str) -> float:

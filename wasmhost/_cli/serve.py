@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import resource
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 import click
 
+from .._numbers import check_seconds
 from .errors import reported, require
 from .params import COUNT, DIR, DURATION, ENV, SIZE
 from .registry import registry_options
@@ -40,7 +42,12 @@ def _listen(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str
 @click.option("--dir", "dirs", type=DIR, multiple=True, help="HOST[::GUEST[::ro]] for MODULE.")
 @click.option("--env", "envs", type=ENV, multiple=True, help="NAME=VALUE or NAME, for MODULE.")
 @click.option("--timeout", type=DURATION, default=30.0, show_default=True, help="Per request.")
-@click.option("--max-memory", type=SIZE, help="Cap each instance's linear memory.")
+@click.option(
+    "--max-memory",
+    type=SIZE,
+    default="256MiB",
+    help="Cap each instance's linear memory; past it the client gets 500 [256MiB].",
+)
 @click.option("--max-body", type=SIZE, default="10MiB", help="Largest request body [10MiB].")
 @click.option(
     "--max-response",
@@ -54,6 +61,27 @@ def _listen(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str
     default=30.0,
     show_default=True,
     help="How long a request body may take to arrive (408 after).",
+)
+@click.option(
+    "--head-timeout",
+    type=DURATION,
+    default=10.0,
+    show_default=True,
+    help="How long a connection may take to send a request's line and headers "
+    "(closed after, with 408 if part of them came).",
+)
+@click.option(
+    "--keep-alive-timeout",
+    type=DURATION,
+    default=5.0,
+    show_default=True,
+    help="How long a connection may stay idle after a response.",
+)
+@click.option(
+    "--max-connections",
+    type=COUNT,
+    help="Open connections in each process; past it a new one closes the one idle longest, "
+    "or gets 503 if every one has a request running [1000, or half the open-file limit].",
 )
 @click.option(
     "--workers",
@@ -89,10 +117,13 @@ def serve(
     dirs: tuple[tuple[str, Any], ...],
     envs: tuple[tuple[str, str | None], ...],
     timeout: float,
-    max_memory: int | None,
+    max_memory: int,
     max_body: int,
     max_response: int,
     body_timeout: float,
+    head_timeout: float,
+    keep_alive_timeout: float,
+    max_connections: int | None,
     workers: int,
     threads: int,
     backlog: int | None,
@@ -114,6 +145,8 @@ def serve(
     if (module is None) == (config is None):
         raise click.UsageError("give MODULE or --config, not both or neither.")
     with reported():
+        check_seconds("head_timeout", head_timeout, 1e6)
+        check_seconds("keep_alive_timeout", keep_alive_timeout, 1e6)
         if config is not None:
             routes = load_config(config)
         else:
@@ -142,8 +175,10 @@ def serve(
     _check_free(*listen)
     import uvicorn
 
-    from .._serve.uvicorn import BoundedHttpToolsProtocol
+    from .._serve.uvicorn import bounded_protocol, default_max_connections
 
+    if max_connections is None:
+        max_connections = default_max_connections(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
     logging.basicConfig(
         level=logging.WARNING if quiet else logging.INFO,
         format="%(levelname)s:     %(message)s",
@@ -155,7 +190,11 @@ def serve(
         "access_log": not quiet,
         "log_level": "warning" if quiet else "info",
         "server_header": False,
-        "http": BoundedHttpToolsProtocol,
+        "http": bounded_protocol(head_timeout=head_timeout, max_connections=max_connections),
+        "timeout_keep_alive": keep_alive_timeout,
+        # No WebSockets: an Upgrade header is ignored (RFC 9110, 7.8) and the guest
+        # answers over HTTP/1.1; with them, uvicorn would hand WagiApp a handshake.
+        "ws": "none",
     }
     if workers == 1:
         uvicorn.run(app, **options)
@@ -169,6 +208,7 @@ def serve(
                 "env": dict(r.env),
                 "dirs": {g: _dir_spec(d) for g, d in r.dirs.items()},
                 "name": r.name,
+                "max_memory": r.max_memory,
             }
             for r in resolved
         ],

@@ -9,22 +9,28 @@ Run it under any ASGI server (``uvicorn module:app``), or mount it in a
 Starlette or FastAPI application (``app.mount("/wasm", wagi_app)``).
 ``wasmhost serve`` does the former.
 
-A guest that traps, runs past its timeout or its memory cap answers 500
+A guest that traps, runs past its timeout or its memory cap (``max_memory``,
+256 MiB unless given; None lifts it) answers 500
 (details go to the ``wasmhost.serve`` log, never to the client); output that
 is not a CGI response, or more of it than ``max_response``, answers 502; a
 body over ``max_body`` answers 413, and one that does not arrive within
 ``body_timeout`` 408; more than ``MAX_HEADERS`` request headers answer 431;
 a request that finds every guest slot and the backlog busy answers 503 with
-``Retry-After``.
+``Retry-After``; a NUL in the path or query, which WASI cannot pass, 400.
+A guest's ``Date`` header is dropped for the server's. A WebSocket handshake
+is refused (the server answers 403). Log lines write control characters as
+``\\xNN``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -40,7 +46,7 @@ from .._errors import (
 from .._host.host import Dir, DirSource, Host, as_dir, check_limits
 from .._host.module import Module
 from .._host.result import RunResult
-from .._numbers import check_seconds, check_whole
+from .._numbers import check_seconds, check_whole, parse_size
 from .guests import Busy, GuestPool, InlineGate
 from .wagi import (
     MalformedResponse,
@@ -53,11 +59,42 @@ from .wagi import (
 
 log = logging.getLogger("wasmhost.serve")
 
+
+class _EscapeControl(logging.Filter):
+    """Control characters in what a log line quotes (a client's path, a guest's
+    message) written as ``\\xNN``: a decoded ``%0a`` in a path cannot start a
+    forged line, nor an escape sequence drive the terminal that shows the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _escape_control(str(a)) if isinstance(a, str | BaseException) else a
+                for a in record.args
+            )
+        return True
+
+
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _escape_control(text: str) -> str:
+    """``text`` with C0 and C1 control characters and DEL as ``\\xNN``."""
+    if not _UNPRINTABLE.search(text):
+        return text
+    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+log.addFilter(_EscapeControl())
+
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 DEFAULT_TIMEOUT = 30.0
+# Every guest is capped, so that one request cannot take the server's memory:
+# WAGI handlers need a few MiB, and 8 threads x 256 MiB (the worst case of one
+# worker process, all touched at once) is 2 GiB.
+DEFAULT_MAX_MEMORY = 256 << 20
 DEFAULT_MAX_BODY = 10 << 20
 DEFAULT_MAX_RESPONSE = 4 << 20
 DEFAULT_BODY_TIMEOUT = 30.0
@@ -74,13 +111,15 @@ class Route(NamedTuple):
     module (a path or, in a config file, a registry reference), what the guest
     gets besides the request, and the ``name`` that logs and errors give the
     module (default: its path; ``wasmhost serve`` names a pulled module by its
-    reference, and its guests get the file name a pull gives as argv[0])."""
+    reference, and its guests get the file name a pull gives as argv[0]), and
+    ``max_memory``, this route's cap on a guest's memory instead of the app's."""
 
     path: str
     module: str
     env: Mapping[str, str] = {}
     dirs: Mapping[str, DirSource] = {}
     name: str | None = None
+    max_memory: int | None = None
 
 
 class _Loaded(NamedTuple):
@@ -90,6 +129,7 @@ class _Loaded(NamedTuple):
     # writable directory): such a run can be stopped and started again elsewhere.
     gate: InlineGate | None
     argv0: str | None  # for a route named by a reference: the file name a pull gives
+    max_memory: int | None
 
 
 class WagiApp:
@@ -109,7 +149,7 @@ class WagiApp:
         *,
         host: Host | None = None,
         timeout: float = DEFAULT_TIMEOUT,
-        max_memory: int | None = None,
+        max_memory: int | None = DEFAULT_MAX_MEMORY,
         max_body: int = DEFAULT_MAX_BODY,
         max_response: int = DEFAULT_MAX_RESPONSE,
         body_timeout: float = DEFAULT_BODY_TIMEOUT,
@@ -141,6 +181,8 @@ class WagiApp:
         loaded = []
         for route in routes:
             _check_route(route.path)
+            cap = max_memory if route.max_memory is None else route.max_memory
+            check_limits(None, None, cap, None)
             for source in route.dirs.values():
                 folder = os.fspath(as_dir(source).path)
                 if not os.path.isdir(folder):
@@ -153,7 +195,7 @@ class WagiApp:
                 route.module,
                 name=route.name,
                 timeout=timeout,
-                max_memory=max_memory,
+                max_memory=cap,
                 unknown_imports="error",
             )
             if module.kind == "component":
@@ -167,7 +209,7 @@ class WagiApp:
             restartable = all(as_dir(d).read_only for d in route.dirs.values())
             gate = InlineGate() if restartable and timeout > INLINE_BUDGET else None
             argv0 = _file_name(route.name) if route.name else None
-            loaded.append(_Loaded(route, module, gate, argv0))
+            loaded.append(_Loaded(route, module, gate, argv0, cap))
         # The most specific route first: exact before wildcard, longer before shorter.
         self._routes = sorted(
             loaded, key=lambda r: (r.route.path.endswith("/..."), -len(r.route.path))
@@ -176,6 +218,12 @@ class WagiApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await _lifespan(receive, send)
+            return
+        if scope["type"] == "websocket":
+            # Closed before it is accepted: the server answers the handshake 403.
+            # (``wasmhost serve`` runs uvicorn without WebSockets: an Upgrade header
+            # is ignored there, as RFC 9110, 7.8 allows, and the guest answers.)
+            await send({"type": "websocket.close", "code": 1000})
             return
         if scope["type"] != "http":
             return
@@ -194,6 +242,12 @@ class WagiApp:
         self, scope: Scope, receive: Receive
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         path = scope["path"]
+        query = scope.get("query_string", b"").decode("latin-1")
+        args = arguments(query)
+        if "\0" in path or any("\0" in arg for arg in args):
+            # WASI cannot pass a NUL in a variable or an argument; every other
+            # character reaches the guest as the client sent it.
+            return _plain(400, "Bad Request")
         # Mounted under a prefix (Starlette's Mount, uvicorn's --root-path): routes
         # are matched below it, and SCRIPT_NAME keeps it. Servers differ on
         # whether ``path`` repeats it.
@@ -228,7 +282,6 @@ class WagiApp:
             return _plain(413, "Payload Too Large")
         if body is _GONE:
             return _plain(400, "Client Disconnected")  # nobody reads it; the guest is not run
-        query = scope.get("query_string", b"").decode("latin-1")
         request = Request(
             method=scope["method"],
             script_name=root + parts[0],
@@ -246,12 +299,12 @@ class WagiApp:
         run = functools.partial(
             self.host.run,
             loaded.module,
-            arguments(query),
+            args,
             env=env,
             stdin=body,
             dirs=route.dirs,
             argv0=loaded.argv0,
-            max_memory=self.max_memory,
+            max_memory=loaded.max_memory,
             max_output=self.max_response,
         )
         try:
@@ -388,6 +441,7 @@ def load_config(path: str | os.PathLike[str]) -> list[Route]:
         module = "artifacts/http-server.wasm"  # or a registry reference
         environment = { GREETING = "hi" }
         volumes = { "/data" = "./data" }       # guest path = host directory
+        max_memory = "64MiB"                   # instead of the app's cap
 
     Relative paths are relative to the file's folder.
     """
@@ -398,9 +452,13 @@ def load_config(path: str | os.PathLike[str]) -> list[Route]:
 
     where = Path(path)
     try:
-        data = tomllib.loads(where.read_text())
+        data = tomllib.loads(where.read_bytes().decode())
     except OSError as exc:
         raise ConfigError(f"cannot read {where}: {exc.strerror}.") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{where} is not UTF-8 text (byte {exc.start}); TOML files are UTF-8."
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where} is not valid TOML: {exc}.") from None
     entries = data.get("module")
@@ -418,16 +476,39 @@ def load_config(path: str | os.PathLike[str]) -> list[Route]:
                 f"{where}: [[module]] number {i} has a route, environment or "
                 "volumes of the wrong type."
             )
+        env = {str(k): str(v) for k, v in env.items()}
+        volumes = {str(k): str(v) for k, v in volumes.items()}
+        # Neither a path nor a WASI variable can hold a NUL: said here, naming the
+        # file, rather than by whatever first trips over it.
+        texts = [("route", route), ("module", entry["module"])]
+        texts += [("environment", text) for pair in env.items() for text in pair]
+        texts += [("volumes", text) for pair in volumes.items() for text in pair]
+        for what, text in texts:
+            if "\0" in text:
+                raise ConfigError(f"{where}: [[module]] number {i} has a NUL character in {what}.")
+        for name in env:
+            if not name or "=" in name:
+                raise ConfigError(
+                    f"{where}: [[module]] number {i} has the environment name {name!r}; "
+                    "a name is not empty and has no '='."
+                )
+        cap = entry.get("max_memory")
+        if cap is not None:
+            with contextlib.suppress(ValueError):  # still text: refused below
+                cap = parse_size(cap) if isinstance(cap, str) else cap
+            if not isinstance(cap, int) or isinstance(cap, bool):
+                raise ConfigError(
+                    f"{where}: [[module]] number {i} has max_memory = "
+                    f'{entry["max_memory"]!r}; give a size like "64MiB".'
+                )
         module = entry["module"]
         if not os.path.isabs(module) and (where.parent / module).exists():
             module = str(where.parent / module)
         dirs = {
-            str(guest): Dir(
-                str(where.parent / str(host)) if not os.path.isabs(str(host)) else str(host)
-            )
+            guest: Dir(str(where.parent / host) if not os.path.isabs(host) else host)
             for guest, host in volumes.items()
         }
-        routes.append(Route(route, module, {str(k): str(v) for k, v in env.items()}, dirs))
+        routes.append(Route(route, module, env, dirs, max_memory=cap))
     return routes
 
 
@@ -441,6 +522,7 @@ def app_from_environment() -> WagiApp:
             r["env"],
             {g: Dir(h, ro) for g, (h, ro) in r["dirs"].items()},
             r["name"],
+            r["max_memory"],
         )
         for r in spec["routes"]
     ]

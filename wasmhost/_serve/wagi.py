@@ -98,6 +98,9 @@ def arguments(query_string: str) -> list[str]:
 # The server frames the response itself: a guest's framing headers could
 # contradict it (a wrong length, a chunked body that is not) or split it.
 _FRAMING = {"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te"}
+# The origin server's clock dates a response (RFC 9110, 6.6.1), and ASGI servers
+# add their own Date: a guest's would make two, telling different clocks.
+_SERVER_OWNED = _FRAMING | {"date"}
 _TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
@@ -128,7 +131,7 @@ def parse_response(output: bytes) -> Response:
                 raise MalformedResponse(f"status {text!r} is not an HTTP status from 200 to 599")
             status = int(code)
             continue
-        if lower in _FRAMING:
+        if lower in _SERVER_OWNED:
             continue
         if lower == "location":
             located = True
