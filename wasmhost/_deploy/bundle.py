@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import ConfigError, ModuleError, reading_module
-from .._files import writing
+from .._files import open_regular, writing
 from .._host.module import check_header
 from .._oci.image import VARIANT, VARIANTS
 from .._wasm import is_component
@@ -134,7 +134,7 @@ def make_bundle(
     """Write the bundle of ``module`` into ``folder`` (created; must be empty if it exists)
     and return the path of its ``config.json`` (``wasmhost bundle`` calls it)."""
     source = Path(module)
-    with reading_module(str(source)), open(source, "rb") as f:
+    with reading_module(str(source)), open_regular(source) as f:
         head = f.read(8)
     check_header(str(source), head)
     if is_component(head):

@@ -19,7 +19,7 @@ from .._errors import (
     RegistryUnreachable,
     reading_module,
 )
-from .._files import atomic_writer, copy_into, writing
+from .._files import atomic_writer, copy_into, open_regular, writing
 from .._hashing import sha256_of
 from .._numbers import check_size, format_size
 from .._paths import cache_root
@@ -245,7 +245,7 @@ class RegistryClient:
                 )
 
             def opener() -> IO[bytes]:
-                return open(artifact.blob_path, "rb")
+                return open_regular(artifact.blob_path)
 
             target: Target = OciLayout(folder) if ref is None else self._session(ref)
             config = artifact.config
@@ -624,7 +624,7 @@ def _scoped(credentials: Mapping[str, tuple[str, str]]) -> dict[str, Credentials
 
 def _hash_module(path: str) -> tuple[str, int]:
     """The sha256 digest and size of a module file, refusing what is not wasm."""
-    with reading_module(path), open(path, "rb") as f:
+    with reading_module(path), open_regular(path) as f:
         head = f.read(8)
         if head[:4] != MAGIC or len(head) < 8:
             what = "is empty" if not head else "is not a WebAssembly module (no \\0asm magic)"

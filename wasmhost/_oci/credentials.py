@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .._errors import AuthenticationError, ConfigError, WasmhostError
-from .._files import atomic_writer, writing
+from .._files import MAX_CONFIG, atomic_writer, read_regular, writing
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 
@@ -48,7 +48,7 @@ def _config_key(registry: str) -> str:
 
 def _read_config(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text()
+        text = read_regular(path, MAX_CONFIG).decode()
     except FileNotFoundError:
         return {}
     except OSError as exc:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .._errors import ArtifactError, ConfigError, IntegrityError
-from .._files import atomic_writer, open_regular, writing
+from .._files import atomic_writer, open_regular, read_regular, writing
 from .formats import (
     MAX_MANIFEST,
     OCI_INDEX,
@@ -122,7 +122,7 @@ class OciLayout:
         self.upload_blob(digest, len(data), data)
         index_path = self.root / "index.json"
         try:
-            index: dict[str, Any] = json.loads(index_path.read_text())
+            index: dict[str, Any] = json.loads(read_regular(index_path, MAX_MANIFEST))
         except FileNotFoundError:
             index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
         except (OSError, ValueError):
