@@ -23,6 +23,7 @@ from .._files import atomic_writer, copy_into, open_regular, writing
 from .._hashing import sha256_of
 from .._numbers import check_size, format_size
 from .._paths import cache_root
+from .._text import utf8
 from .._wasm import MAGIC
 from .credentials import Credentials, erase, store
 from .formats import (
@@ -208,6 +209,9 @@ class RegistryClient:
                 f"unknown image OS {image_os!r}; choose one of: {', '.join(IMAGE_OSES)}."
             )
         path = os.fspath(module)
+        # Each goes into the artifact's JSON (the file's name titles the layer).
+        utf8("file name", [os.path.basename(path)])
+        utf8("annotation", [*(annotations or {}), *(annotations or {}).values()])
         module_digest, size = _hash_module(path)
         if oci_layout:
             folder, tag = parse_layout(reference)
