@@ -142,3 +142,24 @@ def test_bundle_config_keeps_utf8_text(tmp_path: Path) -> None:
     written = json.loads(config.read_bytes())
     assert written["process"]["args"] == ["/hello-world.wasm", "héllo", "☃"]
     assert "GRÜSS=dich" in written["process"]["env"]
+
+
+def test_non_utf8_registry_credentials_from_the_environment() -> None:
+    env = {
+        **os.environ,
+        "WASMHOST_REGISTRY": "127.0.0.1:1",
+        "WASMHOST_REGISTRY_USERNAME": "me",
+        "WASMHOST_REGISTRY_PASSWORD": "s3cr" + XFF,
+    }
+    done = wasmhost_cli("pull", "--plain-http", "127.0.0.1:1/x:1", env=env)
+    line = one_error_line(done)
+    assert done.returncode == 1
+    assert "WASMHOST_REGISTRY_USERNAME or _PASSWORD is not valid UTF-8" in line
+    assert "s3cr" not in line
+
+
+def test_non_utf8_registry_credentials_from_python() -> None:
+    from wasmhost import RegistryClient
+
+    with pytest.raises(ConfigError, match="UTF-8"):
+        RegistryClient(credentials={"127.0.0.1:1": ("me", "s3cr" + XFF)})

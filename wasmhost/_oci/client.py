@@ -23,7 +23,7 @@ from .._files import atomic_writer, copy_into, open_regular, writing
 from .._hashing import sha256_of
 from .._numbers import check_size, format_size
 from .._paths import cache_root
-from .._text import utf8
+from .._text import is_utf8, utf8
 from .._wasm import MAGIC
 from .credentials import Credentials, erase, store
 from .formats import (
@@ -616,11 +616,12 @@ def _scoped(credentials: Mapping[str, tuple[str, str]]) -> dict[str, Credentials
         if (
             not isinstance(pair, tuple | list)
             or len(pair) != 2
-            or not all(isinstance(part, str) for part in pair)
+            or not all(isinstance(part, str) and is_utf8(part) for part in pair)
             or not pair[0]
         ):
             raise ConfigError(
-                f"the credentials for {registry} must be a (username, password) pair of strings."
+                f"the credentials for {registry} must be a (username, password) pair of "
+                "strings (UTF-8 text)."
             )
         scoped[parse_registry(registry).lower()] = Credentials(*pair)
     return scoped

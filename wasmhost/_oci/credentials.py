@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 from .._errors import AuthenticationError, ConfigError, WasmhostError
 from .._files import MAX_CONFIG, atomic_writer, read_regular, writing
+from .._text import is_utf8
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 
@@ -117,6 +118,8 @@ def _from_environment(registry: str) -> Credentials | None:
         raise ConfigError(
             "set both WASMHOST_REGISTRY_USERNAME and WASMHOST_REGISTRY_PASSWORD, or neither."
         )
+    if not is_utf8(user + password):  # never shown: a secret
+        raise ConfigError("WASMHOST_REGISTRY_USERNAME or _PASSWORD is not valid UTF-8.")
     return Credentials(user, password)
 
 
