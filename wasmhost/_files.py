@@ -11,8 +11,10 @@ the file.
 Every path wasmhost reads that a user or a folder supplies (a module, a
 config, a cache entry, a layout's files) is opened with :func:`open_regular`
 (or :func:`regular_fd`, :func:`read_regular`): a FIFO there would block the
-read forever, a device such as ``/dev/zero`` would never end. Importing this
-module costs no more than what ``wasmhost run`` loads anyway.
+read forever, a device such as ``/dev/zero`` would never end. The compile
+cache reads through them on every ``wasmhost run``, so this module imports
+nothing that ``run`` does not load anyway (tempfile and shutil only when a
+write needs them).
 """
 
 from __future__ import annotations

@@ -211,7 +211,7 @@ class RegistryClient:
         path = os.fspath(module)
         # Each goes into the artifact's JSON (the file's name titles the layer).
         utf8("file name", [os.path.basename(path)])
-        utf8("annotation", [*(annotations or {}), *(annotations or {}).values()])
+        utf8("annotation", [str(s) for pair in (annotations or {}).items() for s in pair])
         module_digest, size = _hash_module(path)
         if oci_layout:
             folder, tag = parse_layout(reference)
