@@ -17,7 +17,7 @@ import pytest
 import wasmhost
 
 PACKAGE = Path(wasmhost.__file__).parent
-SHARED = {"_errors", "_files", "_hashing", "_numbers", "_paths", "_version", "_wasm"}
+SHARED = {"_errors", "_files", "_hashing", "_numbers", "_paths", "_text", "_version", "_wasm"}
 
 # What each part may import, besides itself and the shared leaves.
 ALLOWED: dict[str, set[str]] = {

@@ -1,4 +1,5 @@
-"""Writing files so that readers see the old one or the whole new one, never a part.
+"""Writing files so that readers see the old one or the whole new one, never a part;
+reading only regular files.
 
 A new file is written without a name (``O_TMPFILE``, on Linux's local file
 systems) and linked into place only once complete, so a process killed
@@ -6,6 +7,14 @@ mid-write leaves nothing behind. Where that is not available it is written
 under a ``.tmp-`` name, and :func:`sweep` removes such names that a killed
 process left. A failure to write is a :class:`~wasmhost.StorageError` naming
 the file.
+
+Every path wasmhost reads that a user or a folder supplies (a module, a
+config, a cache entry, a layout's files) is opened with :func:`open_regular`
+(or :func:`regular_fd`, :func:`read_regular`): a FIFO there would block the
+read forever, a device such as ``/dev/zero`` would never end. The compile
+cache reads through them on every ``wasmhost run``, so this module imports
+nothing that ``run`` does not load anyway (tempfile and shutil only when a
+write needs them).
 """
 
 from __future__ import annotations
@@ -13,9 +22,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import shutil
 import stat
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,8 +30,11 @@ from pathlib import Path
 from typing import IO
 
 from ._errors import StorageError
+from ._numbers import format_size
 
 TEMP_PREFIX = ".tmp-"
+# The largest config file (the Docker config, modules.toml) read: they are a few KiB.
+MAX_CONFIG = 4 << 20
 STALE = 3600.0
 # Errors that writing into an open file can meet; others inside a writer's
 # block belong to whatever the caller was doing (reading its source, say).
@@ -115,6 +125,8 @@ def _open_unnamed(folder: Path) -> tuple[int, str | None]:
             # EOPNOTSUPP/EISDIR/EINVAL: a file system (or kernel) without O_TMPFILE.
             if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
                 raise
+    import tempfile
+
     return tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX)
 
 
@@ -171,6 +183,8 @@ def copy_into(source: Path, out: IO[bytes]) -> None:
         except OSError as exc:
             if exc.errno in _WRITE_ERRORS or done:
                 raise
+        import shutil
+
         shutil.copyfileobj(src, out, 1 << 20)
 
 
@@ -186,15 +200,49 @@ def sweep(folder: Path, older_than: float = STALE) -> None:
                         os.unlink(entry.path)
 
 
-def open_regular(path: Path | str) -> IO[bytes]:
-    """Open ``path`` for reading, only if it is a regular file: a FIFO or a device
-    (which a hostile folder can put where a file is expected) would block a read
-    forever, or never end. Raises ``OSError`` (EINVAL for what is not a file)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def regular_fd(path: str | os.PathLike[str], flags: int = 0) -> int:
+    """A descriptor open for reading on ``path``, only if it is a regular file (``flags``
+    adds to ``O_RDONLY``: ``O_NOFOLLOW``, say).
+
+    The open does not block (a FIFO without a writer would, forever) and the
+    check is made on what was opened, not on the name. A folder raises
+    ``IsADirectoryError``; a FIFO, a device or a socket an ``OSError``
+    (EINVAL) whose ``strerror`` says what it is: "it is a FIFO, not a regular file".
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | flags)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _KINDS if test(mode)), "a special file")
+            raise OSError(errno.EINVAL, f"it is {kind}, not a regular file", os.fspath(path))
+        os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
         raise
-    return os.fdopen(fd, "rb")
+    return fd
+
+
+def open_regular(path: str | os.PathLike[str]) -> IO[bytes]:
+    """``path`` open for reading in binary, only if it is a regular file (see
+    :func:`regular_fd`)."""
+    return os.fdopen(regular_fd(path), "rb")
+
+
+def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
+    """The content of the regular file ``path``; over ``limit`` bytes is an ``OSError``
+    (EFBIG) that says so, for files (configs) that are small unless something is wrong."""
+    with open_regular(path) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"it is over {format_size(limit)}", os.fspath(path))
+    return data

@@ -51,7 +51,7 @@ def _runtime_specs(
     "--stdin",
     "stdin_file",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="A file fed to every run's stdin.",
+    help="A file fed to every run's stdin (a regular file: read once, before the runs).",
 )
 @click.option("--no-cold", is_flag=True, help="Leave out wasmhost-cold (a process per run).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -99,7 +99,7 @@ def compare(
             warmup=warmup,
             env={name: value for name, value in envs if value is not None},
             dirs=dict(dirs),
-            stdin=stdin_file.read_bytes() if stdin_file else b"",
+            stdin=_read_stdin(stdin_file) if stdin_file else b"",
             cold=not no_cold,
             progress=progress,
         )
@@ -206,6 +206,17 @@ def _table(result: Any) -> None:
         click.echo(line(row))
     for note in notes:
         click.echo(f"  {note}")
+
+
+def _read_stdin(path: Path) -> bytes:
+    from .._errors import ConfigError
+    from .._files import open_regular
+
+    try:
+        with open_regular(path) as f:
+            return f.read()
+    except OSError as exc:
+        raise ConfigError(f"--stdin {path} cannot be read: {exc.strerror}.") from None
 
 
 def _check_plot(path: Path) -> None:

@@ -8,7 +8,7 @@ import click
 
 from .._deploy.k8s import KINDS, TARGETS
 from .errors import reported, require
-from .params import ENV, WHOLE_NUMBER, variant_option
+from .params import ENV, TEXT, WHOLE_NUMBER, variant_option
 
 
 @click.command(short_help="Write an OCI runtime bundle for crun or youki.")
@@ -60,14 +60,14 @@ _KIND_HELP = "A single Pod (the default), or a Deployment of --replicas Pods."
     help="How the nodes run Wasm.",
 )
 @click.option("--kind", type=click.Choice(KINDS), default="pod", help=_KIND_HELP)
-@click.option("--name", help="The workload's name (default: from the image).")
+@click.option("--name", type=TEXT, help="The workload's name (default: from the image).")
 @click.option("--port", type=WHOLE_NUMBER, help="A container port to declare.")
 @click.option(
     "--replicas",
     type=WHOLE_NUMBER,
     help="How many Pods the Deployment keeps (with --kind deployment; default 1).",
 )
-@click.argument("image")
+@click.argument("image", type=TEXT)
 def k8s(
     runtime: str, kind: str, name: str | None, port: int | None, replicas: int | None, image: str
 ) -> None:

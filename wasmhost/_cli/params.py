@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from .._numbers import parse_size
+from .._text import is_utf8
 
 if TYPE_CHECKING:
     from .._host.host import Dir
@@ -99,6 +100,20 @@ class DirType(click.ParamType):
         return guest, Dir(host, read_only=mode == "ro")
 
 
+class TextType(click.ParamType):
+    """Free text that wasmhost hands on (into JSON, an HTTP request, a guest's
+    environment): valid UTF-8, which argv need not be. Bytes that are not reach
+    Python as lone surrogates; here they are a usage error, before anything runs."""
+
+    name = "TEXT"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        if not is_utf8(text):
+            self.fail(f"{text!r} is not valid UTF-8.", param, ctx)
+        return text
+
+
 class EnvType(click.ParamType):
     """``NAME=VALUE``, or ``NAME`` to pass this process's value on."""
 
@@ -109,7 +124,7 @@ class EnvType(click.ParamType):
     ) -> tuple[str, str | None]:
         if isinstance(value, tuple):
             return value
-        name, eq, val = str(value).partition("=")
+        name, eq, val = TEXT.convert(value, param, ctx).partition("=")
         if not name or "\0" in value:
             self.fail(f"{value!r} is not NAME=VALUE or NAME.", param, ctx)
         return name, (val if eq else os.environ.get(name))
@@ -168,6 +183,7 @@ class WasmOptionType(click.ParamType):
         return options
 
 
+TEXT = TextType()
 SIZE = SizeType()
 DURATION = DurationType()
 DIR = DirType()

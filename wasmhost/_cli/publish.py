@@ -13,7 +13,7 @@ import click
 from .._oci.formats import FORMATS
 from .._oci.image import IMAGE_OSES
 from .errors import reported
-from .params import variant_option
+from .params import TEXT, variant_option
 from .registry import ProgressBar, registry_options
 
 _FROM_LAYOUT = "Read from a local OCI image layout: REFERENCE is DIR[:TAG] or DIR@DIGEST."
@@ -59,6 +59,7 @@ def _annotation(
     "-a",
     "--annotation",
     "annotations",
+    type=TEXT,
     multiple=True,
     callback=_annotation,
     metavar="KEY=VALUE",

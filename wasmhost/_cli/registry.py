@@ -10,9 +10,10 @@ from typing import Any, TypeVar
 
 import click
 
-from .params import SIZE
+from .params import SIZE, TEXT
 
 F = TypeVar("F", bound=Callable[..., Any])
+_MAX_PASSWORD = 64 << 10  # a token is a few KiB; a stdin without end is not read to its end
 
 
 def registry_options(
@@ -82,7 +83,10 @@ def registry_options(
         if credentials:
             options += [
                 click.option(
-                    "-u", "--username", help="The registry user name (for this registry only)."
+                    "-u",
+                    "--username",
+                    type=TEXT,
+                    help="The registry user name (for this registry only).",
                 ),
                 click.option(
                     "--password-stdin",
@@ -113,10 +117,17 @@ def read_password(username: str | None, password_stdin: bool) -> str | None:
         raise click.UsageError("--username needs --password-stdin (a password is never a flag).")
     if not password_stdin:
         return None
-    password = sys.stdin.readline().rstrip("\r\n")
-    if not password:
+    # Bytes, whatever the locale says; one line, and never a stdin without end.
+    line = sys.stdin.buffer.readline(_MAX_PASSWORD + 1).rstrip(b"\r\n")
+    if len(line) > _MAX_PASSWORD:
+        raise click.UsageError(f"--password-stdin read more than {_MAX_PASSWORD} bytes on a line.")
+    if not line:
         raise click.UsageError("--password-stdin read an empty password.")
-    return password
+    try:
+        return line.decode()
+    except UnicodeDecodeError:
+        what = "a password that is not valid UTF-8"
+        raise click.UsageError(f"--password-stdin read {what}.") from None
 
 
 class ProgressBar:

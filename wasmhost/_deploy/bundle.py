@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import ConfigError, ModuleError, reading_module
-from .._files import writing
+from .._files import open_regular, writing
 from .._host.module import check_header
 from .._oci.image import VARIANT, VARIANTS
+from .._text import wasi_environment, wasi_strings
 from .._wasm import is_component
 
 RUNTIME_SPEC = "1.0.2"
@@ -69,12 +70,16 @@ def bundle_config(
     namespaces = ["pid", *([] if host_network else ["network"]), "ipc", "uts", "mount", "cgroup"]
     environment = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
     environment.update(env or {})
+    # crun and youki hand these to the guest through WASI: refused as `run` refuses them.
+    process_args = [f"/{module_name}", *args]
+    wasi_strings("argument", process_args)
+    wasi_environment(environment)
     return {
         "ociVersion": RUNTIME_SPEC,
         "process": {
             "terminal": False,
             "user": {"uid": 0, "gid": 0},
-            "args": [f"/{module_name}", *args],
+            "args": process_args,
             "env": [f"{k}={v}" for k, v in environment.items()],
             "cwd": "/",
             "capabilities": {
@@ -134,7 +139,7 @@ def make_bundle(
     """Write the bundle of ``module`` into ``folder`` (created; must be empty if it exists)
     and return the path of its ``config.json`` (``wasmhost bundle`` calls it)."""
     source = Path(module)
-    with reading_module(str(source)), open(source, "rb") as f:
+    with reading_module(str(source)), open_regular(source) as f:
         head = f.read(8)
     check_header(str(source), head)
     if is_component(head):

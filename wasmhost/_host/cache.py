@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     import wasmtime
     import wasmtime.component as wc
 
+from .._files import atomic_writer, open_regular, regular_fd, sweep
 from .._hashing import KEY_BYTES, checksum, checksum_of_file, content_key
 
 # The layout of entries, part of every entry's name: 1 had a checksum inside the
@@ -83,9 +84,9 @@ class CompileCache:
         if not _trusted_folders(path.parent):
             return None
         try:
-            with open(_meta_path(path), "rb") as f:
+            with open_regular(_meta_path(path)) as f:
                 recorded = f.read(1024)
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = regular_fd(path, os.O_NOFOLLOW)
         except OSError:
             return None
         try:
@@ -131,8 +132,6 @@ class CompileCache:
         """Write ``module`` at ``path`` atomically; a failure to write is not an error."""
         import wasmtime
 
-        from .._files import sweep
-
         try:
             payload = module.serialize()
             if _write_private(path, payload):
@@ -160,7 +159,7 @@ class CompileCache:
         if record is None or not _trusted_folders(record.parent):
             return None
         try:
-            with open(record, "rb") as f:
+            with open_regular(record) as f:
                 if not _private(os.fstat(f.fileno())):
                     return None  # a record names the entry that runs: only ours count
                 data = f.read(512)
@@ -241,7 +240,6 @@ def _write_private(path: Path, data: bytes | bytearray) -> bool:
     """Write ``data`` at ``path`` atomically, 0600 in 0700 folders; whether it was
     written (a cache that cannot be written is not an error)."""
     from .._errors import StorageError
-    from .._files import atomic_writer  # only when writing: ~3 ms of imports
 
     try:
         for folder in (path.parent.parent, path.parent):

@@ -32,6 +32,7 @@ from .._errors import (
 from .._hashing import content_key
 from .._numbers import check_seconds, check_size, check_whole, format_size
 from .._paths import default_cache_root
+from .._text import wasi_environment, wasi_strings
 from .._wasm import is_component
 from .cache import CompileCache, file_state, settled
 from .capi import call_nullary, export_func, set_argv, set_env
@@ -688,9 +689,9 @@ class _Job:
         first = options.get("argv0") or os.path.basename(self.module.name)
         # A component's invoked function takes its arguments as values, not from argv.
         argv = () if self.module.kind == "component" and options.get("invoke") else self.args
-        set_argv(wasi, _strings("argument", [first, *map(str, argv)]))
+        set_argv(wasi, wasi_strings("argument", [first, *map(str, argv)]))
         if env := options.get("env"):
-            set_env(wasi, *_environment(env))
+            set_env(wasi, *wasi_environment(env))
         for guest, source in (options.get("dirs") or {}).items():
             _preopen(wasi, guest, source)
         return wasi
@@ -955,31 +956,10 @@ def check_limits(
     check_size("max_output", max_output, _MAX_OUTPUT_CEILING, " (or None for no limit)")
 
 
-def _strings(what: str, values: list[str]) -> list[bytes]:
-    """``values`` as WASI passes them: UTF-8 text without NUL bytes."""
-    try:
-        encoded = [value.encode() for value in values]
-    except UnicodeEncodeError as exc:
-        raise ConfigError(f"{what} {exc.object!r} is not valid UTF-8.") from None
-    for value, raw in zip(values, encoded, strict=True):
-        if b"\0" in raw:
-            raise ConfigError(f"{what} {value!r} contains a NUL byte, which WASI cannot pass.")
-    return encoded
-
-
-def _environment(env: Mapping[str, str]) -> tuple[list[bytes], list[bytes]]:
-    names = [str(k) for k in env]
-    for name in names:
-        if not name or "=" in name:
-            raise ConfigError(f"environment variable name {name!r} is empty or contains '='.")
-    what = "environment variable"
-    return _strings(what, names), _strings(what, [str(v) for v in env.values()])
-
-
 def _preopen(wasi: wasmtime.WasiConfig, guest: str, source: DirSource) -> None:
     spec = as_dir(source)
     host_path = os.fspath(spec.path)
-    _strings("directory", [host_path, guest])
+    wasi_strings("directory", [host_path, guest])
     if not os.path.isdir(host_path):
         what = "is not a directory" if os.path.exists(host_path) else "does not exist"
         raise ConfigError(f"host directory {host_path} {what}; create it or fix the path.")

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import wasmtime
 
 from .._errors import ModuleError, reading_module
+from .._files import open_regular
 from .._wasm import CORE_VERSION, MAGIC, is_component, leb128, sections, sleb128
 from .._wasm import name as read_name
 
@@ -122,7 +123,7 @@ class Module:
             from .._hashing import content_key
 
             assert self._path is not None
-            with reading_module(self._path), open(self._path, "rb") as f:
+            with reading_module(self._path), open_regular(self._path) as f:
                 data = f.read()
             if content_key(data) != self.key:
                 raise ModuleChanged(f"{self._path} changed since it was loaded; load it again.")
@@ -177,7 +178,7 @@ def read_source(
     if isinstance(source, bytes | bytearray | memoryview):
         return "<bytes>", bytes(source), None
     name = os.fsdecode(source)
-    with reading_module(name), open(name, "rb") as f:
+    with reading_module(name), open_regular(name) as f:
         st = os.fstat(f.fileno())
         return name, f.read(), st
 

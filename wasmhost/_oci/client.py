@@ -20,10 +20,11 @@ from .._errors import (
     RegistryUnreachable,
     reading_module,
 )
-from .._files import atomic_writer, copy_into, writing
+from .._files import atomic_writer, copy_into, open_regular, writing
 from .._hashing import sha256_of
 from .._numbers import check_size, format_size
 from .._paths import cache_root
+from .._text import is_utf8, utf8
 from .._wasm import MAGIC
 from .credentials import Credentials, erase, store
 from .formats import (
@@ -224,6 +225,9 @@ class RegistryClient:
                 f"unknown image OS {image_os!r}; choose one of: {', '.join(IMAGE_OSES)}."
             )
         path = os.fspath(module)
+        # Each goes into the artifact's JSON (the file's name titles the layer).
+        utf8("file name", [os.path.basename(path)])
+        utf8("annotation", [str(s) for pair in (annotations or {}).items() for s in pair])
         module_digest, size = _hash_module(path)
         if oci_layout:
             folder, tag = parse_layout(reference)
@@ -261,7 +265,7 @@ class RegistryClient:
                 )
 
             def opener() -> IO[bytes]:
-                return open(artifact.blob_path, "rb")
+                return open_regular(artifact.blob_path)
 
             target: Target = OciLayout(folder) if ref is None else self._session(ref)
             config = artifact.config
@@ -632,11 +636,12 @@ def _scoped(credentials: Mapping[str, tuple[str, str]]) -> dict[str, Credentials
         if (
             not isinstance(pair, tuple | list)
             or len(pair) != 2
-            or not all(isinstance(part, str) for part in pair)
+            or not all(isinstance(part, str) and is_utf8(part) for part in pair)
             or not pair[0]
         ):
             raise ConfigError(
-                f"the credentials for {registry} must be a (username, password) pair of strings."
+                f"the credentials for {registry} must be a (username, password) pair of "
+                "strings (UTF-8 text)."
             )
         scoped[parse_registry(registry).lower()] = Credentials(*pair)
     return scoped
@@ -644,7 +649,7 @@ def _scoped(credentials: Mapping[str, tuple[str, str]]) -> dict[str, Credentials
 
 def _hash_module(path: str) -> tuple[str, int]:
     """The sha256 digest and size of a module file, refusing what is not wasm."""
-    with reading_module(path), open(path, "rb") as f:
+    with reading_module(path), open_regular(path) as f:
         head = f.read(8)
         if head[:4] != MAGIC or len(head) < 8:
             what = "is empty" if not head else "is not a WebAssembly module (no \\0asm magic)"

@@ -26,7 +26,8 @@ from select import PIPE_BUF
 from typing import Any, NamedTuple
 
 from .._errors import AuthenticationError, ConfigError, WasmhostError
-from .._files import atomic_writer, writing
+from .._files import MAX_CONFIG, atomic_writer, read_regular, writing
+from .._text import is_utf8
 from .formats import json_object
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
@@ -57,7 +58,7 @@ def _config_key(registry: str) -> str:
 
 def _read_config(path: Path) -> dict[str, Any]:
     try:
-        data = path.read_bytes()
+        data = read_regular(path, MAX_CONFIG)
     except FileNotFoundError:
         return {}
     except OSError as exc:
@@ -208,6 +209,8 @@ def _from_environment(registry: str) -> Credentials | None:
         raise ConfigError(
             "set both WASMHOST_REGISTRY_USERNAME and WASMHOST_REGISTRY_PASSWORD, or neither."
         )
+    if not is_utf8(user + password):  # never shown: a secret
+        raise ConfigError("WASMHOST_REGISTRY_USERNAME or _PASSWORD is not valid UTF-8.")
     return Credentials(user, password)
 
 

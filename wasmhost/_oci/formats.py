@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO, Any, NamedTuple
 
 from .._errors import ArtifactError, IntegrityError, WasmhostError
+from .._files import open_regular
 from .._wasm import is_component, leb128, sections
 from .._wasm import name as read_name
 
@@ -290,7 +291,7 @@ def component_world(path: str) -> tuple[list[str], list[str]] | None:
     """The names a component at ``path`` imports and exports (its world's, at the top
     level: interfaces and functions, not types), or None for a core module. A
     component whose sections cannot be read is an ArtifactError."""
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         data = f.read()
     if not is_component(data):
         return None

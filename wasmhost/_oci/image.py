@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
+from .._files import open_regular
 from .formats import OCI_MANIFEST, Artifact, canonical_json, sha256_digest, with_created
 
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -72,7 +73,7 @@ def build_layer(module: str | os.PathLike[str], folder: Path, mtime: int = 0) ->
                 info.mtime = mtime
                 info.uid = info.gid = 0
                 info.uname = info.gname = ""
-                with open(module, "rb") as src:
+                with open_regular(module) as src:
                     tar.addfile(info, src)
     return Layer(
         Path(tmp),

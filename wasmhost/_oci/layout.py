@@ -16,6 +16,7 @@ from typing import IO, Any
 
 from .._errors import ArtifactError, ConfigError, IntegrityError
 from .._files import atomic_writer, open_regular, writing
+from .._text import utf8
 from .formats import (
     MAX_MANIFEST,
     OCI_INDEX,
@@ -37,6 +38,7 @@ def parse_layout(spec: str) -> tuple[Path, str]:
         folder, tag = spec, "latest"
     if not folder:
         raise ConfigError(f"{spec!r} is not DIR[:TAG], an OCI layout folder and a tag.")
+    utf8("tag", [tag])  # written into index.json
     return Path(folder), tag
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from .._errors import IntegrityError
-from .._files import atomic_writer, open_regular, sweep, writing
+from .._files import atomic_writer, open_regular, read_regular, sweep, writing
 from .._hashing import sha256_of
 from .formats import OCI_INDEX, OCI_MANIFEST, blob_path, is_digest, sha256_digest
 from .layout import REF_NAME
@@ -30,6 +30,7 @@ from .reference import Reference
 
 # The store's index.json is read up to this (it lists every tag pulled).
 MAX_INDEX = 64 << 20
+_RECORD = 256  # a tag's or an unpacked layer's record: one digest
 
 
 class Store:
@@ -69,7 +70,7 @@ class Store:
 
     @contextmanager
     def _reading(self, path: Path) -> Iterator[IO[bytes]]:
-        with writing(path, "the store", "read"), open(path, "rb") as f:
+        with writing(path, "the store", "read"), open_regular(path) as f:
             yield f
 
     @staticmethod
@@ -138,11 +139,7 @@ class Store:
 
     def unpacked(self, layer_digest: str) -> str | None:
         """The module digest an image layer was found to hold, if recorded."""
-        try:
-            digest = self._unpacked_path(layer_digest).read_text().strip()
-        except OSError:
-            return None
-        return digest if is_digest(digest) else None
+        return _recorded(self._unpacked_path(layer_digest))
 
     def _tag_path(self, reference: Reference) -> Path:
         assert reference.tag is not None
@@ -205,8 +202,13 @@ class Store:
     def recall_tag(self, reference: Reference) -> str | None:
         if reference.tag is None:
             return None
-        try:
-            digest = self._tag_path(reference).read_text().strip()
-        except OSError:
-            return None
-        return digest if is_digest(digest) else None
+        return _recorded(self._tag_path(reference))
+
+
+def _recorded(path: Path) -> str | None:
+    """The digest a record holds (a tag's, an unpacked layer's), if it is there and one."""
+    try:
+        digest = read_regular(path, _RECORD).decode(errors="replace").strip()
+    except OSError:
+        return None
+    return digest if is_digest(digest) else None

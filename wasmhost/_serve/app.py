@@ -43,6 +43,7 @@ from .._errors import (
     TimeoutExceeded,
     WasmhostError,
 )
+from .._files import MAX_CONFIG, read_regular
 from .._host.host import Dir, DirSource, Host, as_dir, check_limits
 from .._host.module import Module
 from .._host.result import RunResult
@@ -452,7 +453,7 @@ def load_config(path: str | os.PathLike[str]) -> list[Route]:
 
     where = Path(path)
     try:
-        data = tomllib.loads(where.read_bytes().decode())
+        data = tomllib.loads(read_regular(where, MAX_CONFIG).decode())
     except OSError as exc:
         raise ConfigError(f"cannot read {where}: {exc.strerror}.") from None
     except UnicodeDecodeError as exc:

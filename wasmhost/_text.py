@@ -1,0 +1,55 @@
+"""Text that wasmhost hands on, to a guest through WASI or into an artifact's or a
+bundle's JSON, is UTF-8: one rule, checked before anything runs or is written.
+
+Python hands on the bytes of argv, the environment and file names that are not
+UTF-8 as lone surrogates (``b"\\xff"`` becomes ``"\\udcff"``); they cannot be
+encoded, and JSON would carry them as ``"\\udcff"``, which is no character.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from ._errors import ConfigError
+
+
+def is_utf8(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8 (holds no lone surrogate)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def utf8(what: str, values: Iterable[str]) -> list[bytes]:
+    """``values`` in UTF-8; the first that is not valid UTF-8 is a ConfigError that
+    names it as ``what`` ("argument", "annotation", ...)."""
+    encoded = []
+    for value in values:
+        try:
+            encoded.append(value.encode())
+        except UnicodeEncodeError:
+            raise ConfigError(f"{what} {value!r} is not valid UTF-8.") from None
+    return encoded
+
+
+def wasi_strings(what: str, values: Sequence[str]) -> list[bytes]:
+    """``values`` as WASI passes them (argv, the environment, preopened paths): UTF-8
+    text without NUL bytes."""
+    encoded = utf8(what, values)
+    for value, raw in zip(values, encoded, strict=True):
+        if b"\0" in raw:
+            raise ConfigError(f"{what} {value!r} contains a NUL byte, which WASI cannot pass.")
+    return encoded
+
+
+def wasi_environment(env: Mapping[str, str]) -> tuple[list[bytes], list[bytes]]:
+    """The names and values of ``env`` as WASI passes them; a name is not empty and
+    holds no ``=``."""
+    names = [str(k) for k in env]
+    for name in names:
+        if not name or "=" in name:
+            raise ConfigError(f"environment variable name {name!r} is empty or contains '='.")
+    what = "environment variable"
+    return wasi_strings(what, names), wasi_strings(what, [str(v) for v in env.values()])
