@@ -979,3 +979,33 @@ def test_a_terminated_compare_removes_its_folder_and_its_runtimes(
         with contextlib.suppress(FileNotFoundError):  # gone, or a zombie until reaped
             state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
             assert state == "Z", f"the runtime {pid} still runs"
+
+
+def test_the_sweep_removes_only_folders_whose_owner_is_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wasmhost._files import _start_time, owned_temporary, sweep_orphans
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen(["true"])  # its id is free once it is reaped
+    dead.wait()
+    mine = owned_temporary("wasmhost-compare-")
+    me, started = os.getpid(), _start_time(os.getpid())
+    folders = {
+        "mine": mine,
+        "dead owner": tmp_path / f"wasmhost-compare-{dead.pid}.{started}-abc",
+        "reused id": tmp_path / f"wasmhost-compare-{me}.{(started or 0) + 1}-abc",
+        "old, no owner": tmp_path / "wasmhost-compare-k2j4h5",
+        "new, no owner": tmp_path / "wasmhost-compare-q8w7e6",
+        "another prefix": tmp_path / f"wasmhost-other-{dead.pid}.{started}-abc",
+    }
+    for folder in folders.values():
+        folder.mkdir(exist_ok=True)
+        (folder / "f").write_text("x")
+    old = time.time() - 7200
+    os.utime(folders["old, no owner"], (old, old))
+    (tmp_path / f"wasmhost-compare-{dead.pid}.{started}-file").write_text("not a folder")
+    sweep_orphans("wasmhost-compare-")
+    left = {name for name, folder in folders.items() if folder.exists()}
+    assert left == {"mine", "new, no owner", "another prefix"}
+    assert (tmp_path / f"wasmhost-compare-{dead.pid}.{started}-file").exists()
