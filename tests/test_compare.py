@@ -7,6 +7,7 @@ import json
 import os
 import pty
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import FSPROBE, HELLO, WASI_EXIT, WASI_WRITE, WORDCOUNT, wasmhost_cli
+from conftest import FSPROBE, HELLO, SPIN, WASI_EXIT, WASI_WRITE, WORDCOUNT, wasmhost_cli
 
 from wasmhost import ConfigError, Dir
 from wasmhost._compare.compare import compare
@@ -432,9 +433,8 @@ def test_cli_progress_on_a_terminal_only(tmp_path: Path, as_json: bool) -> None:
 
 @pytest.mark.parametrize("hang_on", [1, 2], ids=["measured-run", "peak-rss-run"])
 def test_a_runtime_that_never_ends_is_killed_with_what_it_started(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hang_on: int
+    tmp_path: Path, hang_on: int
 ) -> None:
-    monkeypatch.setattr("wasmhost._compare.compare.RUN_TIMEOUT", 1.0)
     count, pids = tmp_path / "count", tmp_path / "pids"
     hanger = stand_in(
         tmp_path,
@@ -446,8 +446,9 @@ def test_a_runtime_that_never_ends_is_killed_with_what_it_started(
         "  fi\n"
         '  echo "Hello, World!";;\nesac\n',
     )
-    row = rows(compare(HELLO, runtimes=[get_runtime("iwasm", hanger)], runs=1, warmup=0))["iwasm"]
-    assert row.error == "no answer after 1 s; killed"
+    result = compare(HELLO, runtimes=[get_runtime("iwasm", hanger)], runs=1, warmup=0, timeout=1)
+    row = rows(result)["iwasm"]
+    assert row.error == "timed out after 1 s; killed"
     time.sleep(0.2)
     for pid in map(int, pids.read_text().split()):  # the runtime's own children are gone too
         with contextlib.suppress(FileNotFoundError):  # reaped
@@ -666,19 +667,345 @@ def test_python_files_beside_the_module_are_not_imported(tmp_path: Path) -> None
     ],
 )
 def test_only_an_errno_difference_is_a_note(ours: bytes, theirs: bytes, errno_only: bool) -> None:
-    from wasmhost._compare.compare import Outcome, _differences
+    from wasmhost._compare.compare import Outcome, Tree, _differences
 
-    expected = Outcome(1, None, b"", ours, {})
-    actual = Outcome(1, None, b"", theirs, {})
-    found, notes = _differences(expected, actual, {}, get_runtime("iwasm"))
+    expected = Outcome(1, None, b"", ours)
+    actual = Outcome(1, None, b"", theirs)
+    found, notes = _differences(expected, actual, Tree({}), get_runtime("iwasm"))
     assert (not found, bool(notes)) == (errno_only, errno_only), (found, notes)
 
 
 def test_a_guest_that_prints_like_a_trap_report_is_not_a_trap(tmp_path: Path) -> None:
-    from wasmhost._compare.compare import Outcome, _differences
+    from wasmhost._compare.compare import FileState, Outcome, Tree, _differences
 
-    same = Outcome(1, None, b"Exception: mine\n", b"", {"/d/x": b"\0absent"})
-    assert _differences(same, same, {}, get_runtime("iwasm")) == ([], [])
-    gone = Outcome(1, None, b"", b"", {})
-    found, _ = _differences(same, gone, {}, get_runtime("iwasm"))
+    written = Tree({"/d/x": FileState(7, b"digest", b"\0absent")})
+    same = Outcome(1, None, b"Exception: mine\n", b"", written)
+    assert _differences(same, same, Tree({}), get_runtime("iwasm")) == ([], [])
+    gone = Outcome(1, None, b"", b"")
+    found, _ = _differences(same, gone, Tree({}), get_runtime("iwasm"))
     assert "/d/x: not created by iwasm, file created in-process" in found
+
+
+# -- hostile guests and runtimes: every leg bounded, nothing left behind (issue 21, D12) --
+
+WASI_OPEN = (
+    '(import "wasi_snapshot_preview1" "path_open" (func $path_open '
+    "(param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))"
+)
+WASI_SET_SIZE = (
+    '(import "wasi_snapshot_preview1" "fd_filestat_set_size" '
+    "(func $set_size (param i32 i64) (result i32)))"
+)
+# Creates /d/big (the first preopen, fd 3) and makes it 4 GiB long: a sparse file,
+# nothing written. Exits with set_size's errno (0: done).
+SPARSE_4GIB = f"""
+(module {WASI_OPEN} {WASI_SET_SIZE} {WASI_EXIT}
+  (memory (export "memory") 1)
+  (data (i32.const 16) "big")
+  (func (export "_start")
+    (drop (call $path_open (i32.const 3) (i32.const 0) (i32.const 16) (i32.const 3)
+      (i32.const 1) (i64.const 0x400040) (i64.const 0) (i32.const 0) (i32.const 0)))
+    (call $exit (call $set_size (i32.load (i32.const 0)) (i64.const 0x100000000)))))
+"""
+# Writes "y\n" to stdout, forever.
+FLOOD = f"""
+(module {WASI_WRITE}
+  (memory (export "memory") 1)
+  (data (i32.const 16) "y\\n")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const 2))
+    (loop (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+      (br 0))))
+"""
+
+
+def limited_memory() -> None:
+    """In a child before exec: 1 GiB of data at most (a 4 GiB read fails at once)."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_DATA, (1 << 30, 1 << 30))
+
+
+def test_a_sparse_4_gib_file_is_compared_without_reading_it_whole(
+    tmp_path: Path, wat: Callable[[str], Path]
+) -> None:
+    """A guest's fd_filestat_set_size makes a 4 GiB file of nothing; compare's
+    snapshots hash files within a budget instead of reading them, so it runs in
+    1 GiB (before: the snapshot read 4 GiB into one bytes object)."""
+    module = wat(SPARSE_4GIB)
+    (tmp_path / "d").mkdir()
+    done = wasmhost_cli(
+        "compare",
+        "--json",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "--runtime",
+        "wasmtime",
+        "--dir",
+        f"{tmp_path / 'd'}::/d",
+        module,
+        preexec_fn=limited_memory,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout)["results"]
+    assert [(r["runtime"], r["exit_code"], r["output_matches"]) for r in results] == [
+        ("wasmhost", 0, True),
+        ("wasmhost-cold", 0, True),
+        ("wasmtime", 0, True),
+    ]
+    for row in results[1:]:  # the same size everywhere; too big to read, and said so
+        assert "/d/big" in " ".join(row["notes"]), row
+    assert list((tmp_path / "d").iterdir()) == []  # the guests wrote into copies
+
+
+def test_snapshots_tell_files_apart_by_size_and_hash(tmp_path: Path) -> None:
+    from wasmhost._compare import compare as module
+
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tmp_path / "w").mkdir()
+    work = module._Workspace(tmp_path / "w", [Mount(str(tree), "/d")], b"")
+    (tree / "a").write_bytes(b"x" * 5000 + b"1")
+    first = work.snapshot(tuple(work.mounts))
+    (tree / "a").write_bytes(b"x" * 5000 + b"2")  # the same size, past the kept head
+    second = work.snapshot(tuple(work.mounts))
+    found, _ = module._tree_differences(work.initial, first, second, "other")
+    assert found == [
+        "/d/a: file created by other, file created in-process; the file differs after "
+        "byte 1024 (5001 vs 5001 bytes)"
+    ]
+    # Past the byte budget a file is compared by size only, and a note says so.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(module, "MAX_SNAPSHOT_BYTES", 4096)
+        patch.setattr(module, "MAX_SNAPSHOT_ENTRIES", 3)
+        third = work.snapshot(tuple(work.mounts))
+        assert third.entries["/d/a"].digest is None
+        found, notes = module._tree_differences(work.initial, first, third, "other")
+        assert (found, notes) == (
+            [],
+            ["compared by size only (past compare's 4 KiB snapshot read limit): /d/a"],
+        )
+        for i in range(5):
+            (tree / f"f{i}").write_text("")
+        fourth = work.snapshot(tuple(work.mounts))
+        assert len(fourth.entries) == 3
+        assert not fourth.complete
+        _, notes = module._tree_differences(work.initial, first, fourth, "other")
+        assert "more than 3 entries" in notes[-1]
+
+
+def endless_writer(tmp_path: Path) -> Path:
+    return stand_in(tmp_path, "yes", 'case "$1" in --version) echo yes 1;; *) exec yes;; esac\n')
+
+
+def test_an_external_runtime_that_prints_endlessly_is_capped_and_killed(tmp_path: Path) -> None:
+    """2 GiB of stdout once OOM-killed compare: each leg's output has a cap."""
+    started = time.monotonic()
+    row = rows(
+        compare(
+            HELLO,
+            runtimes=[get_runtime("wasmer", endless_writer(tmp_path))],
+            runs=1,
+            warmup=0,
+            cold=False,
+            max_output=1 << 20,
+        )
+    )["wasmer"]
+    assert row.error == "output exceeded 1048576 bytes on stdout; killed"
+    assert row.output_matches is None
+    assert time.monotonic() - started < 30
+    done = wasmhost_cli(
+        "compare",
+        "--max-output",
+        "1MiB",
+        "--runs",
+        "1",
+        "--no-cold",
+        "--runtime",
+        f"wasmer={endless_writer(tmp_path)}",
+        HELLO,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert b"wasmer: output exceeded 1048576 bytes on stdout; killed" in done.stdout
+
+
+def test_a_guest_that_prints_endlessly_in_process_stops_the_comparison(
+    wat: Callable[[str], Path],
+) -> None:
+    result = compare(wat(FLOOD), runtimes=["wasmtime"], runs=3, max_output=64 << 10)
+    by_name = rows(result)
+    assert by_name["wasmhost"].error == "output exceeded 65536 bytes on stdout"
+    for name in ("wasmhost-cold", "wasmtime"):  # nothing to compare them with
+        assert by_name[name].error == ("not run: in-process, output exceeded 65536 bytes on stdout")
+
+
+def test_a_spinning_guest_times_out_in_every_leg(wat: Callable[[str], Path]) -> None:
+    """The in-process leg had no timeout: a spinning guest hung compare forever."""
+    module = wat(SPIN)
+    started = time.monotonic()
+    done = wasmhost_cli("compare", "--timeout", "2", "--runs", "3", module, timeout=60)
+    took = time.monotonic() - started
+    assert done.returncode == 1, done.stderr
+    assert took < 30  # 2 s, and slack for the start (without the fix: forever)
+    assert "wasmhost: timed out after 2 s" in done.stdout.decode()
+    assert "wasmtime: not run: in-process, timed out after 2 s" in done.stdout.decode()
+
+
+def test_the_default_timeout_is_a_minute() -> None:
+    import inspect
+
+    assert inspect.signature(compare).parameters["timeout"].default == 60
+
+
+def test_without_a_timeout_the_in_process_runs_are_not_interruptible(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """timeout=None, for measuring trusted modules: the engine the wasmtime CLI runs
+    (no interruption checks in hot loops); with a timeout, the one that can stop them."""
+    from wasmhost import Host
+
+    seen: list[object] = []
+    real = Host.run
+
+    def run(self: Host, module: object, *args: object, **options: object) -> object:
+        seen.append((options.get("timeout"), options.get("cancel") is not None))
+        return real(self, module, *args, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Host, "run", run)
+    for timeout, expected in ((None, (None, False)), (5, (5, True))):
+        seen.clear()
+        result = compare(HELLO, runtimes=["wasmtime"], runs=1, cold=False, timeout=timeout)
+        assert all(r.output_matches for r in result.results)
+        assert seen == [expected, expected]  # a warm-up run and a measured one
+
+
+def test_bad_limits_are_refused() -> None:
+    with pytest.raises(ConfigError, match="timeout"):
+        compare(HELLO, runtimes=[], timeout=-1)
+    with pytest.raises(ConfigError, match="max_output"):
+        compare(HELLO, runtimes=[], max_output=0)
+
+
+def scratch_dirs(folder: Path) -> list[Path]:
+    return sorted(folder.glob("wasmhost-compare-*"))
+
+
+def wait_for(check: Callable[[], object], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "never happened"
+        time.sleep(0.05)
+
+
+def start_compare(tmp: Path, *args: str | Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "wasmhost", "compare", "--runs", "1", "--no-cold", *map(str, args)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "TMPDIR": str(tmp)},
+    )
+
+
+def test_a_killed_compare_leaves_a_folder_that_the_next_one_sweeps(
+    tmp_path: Path, wat: Callable[[str], Path]
+) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    spin = wat(SPIN)
+    killed = start_compare(tmp, "--runtime", "wasmtime", "--timeout", "60", spin)
+    wait_for(lambda: scratch_dirs(tmp))
+    left = scratch_dirs(tmp)
+    killed.kill()
+    killed.communicate()
+    assert scratch_dirs(tmp) == left  # SIGKILL: no chance to clean up
+    live = start_compare(tmp, "--runtime", "wasmtime", "--timeout", "60", spin)
+    try:
+        wait_for(lambda: scratch_dirs(tmp) != left)
+        wait_for(lambda: not set(left) & set(scratch_dirs(tmp)))  # swept as it started
+        running = scratch_dirs(tmp)
+        assert len(running) == 1
+        done = wasmhost_cli(
+            "compare",
+            "--runs",
+            "1",
+            "--no-cold",
+            "--runtime",
+            "wasmtime",
+            HELLO,
+            env={**os.environ, "TMPDIR": str(tmp)},
+        )
+        assert done.returncode == 0, done.stderr
+        assert scratch_dirs(tmp) == running  # a live compare's folder is never swept
+    finally:
+        live.kill()
+        live.communicate()
+
+
+@pytest.mark.parametrize("leg", ["in-process", "external"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_terminated_compare_removes_its_folder_and_its_runtimes(
+    tmp_path: Path, wat: Callable[[str], Path], leg: str, sig: signal.Signals
+) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    pids = tmp_path / "pids"
+    sleeper = stand_in(
+        tmp_path,
+        "sleeper",
+        f'case "$1" in --version) echo s 1;; *) echo $$ >> {pids}; exec sleep 600;; esac\n',
+    )
+    if leg == "in-process":  # a guest spinning inside wasmtime, where Python takes no signal
+        process = start_compare(tmp, "--runtime", "wasmtime", "--timeout", "60", wat(SPIN))
+        wait_for(lambda: scratch_dirs(tmp))
+        time.sleep(1)
+    else:
+        process = start_compare(tmp, "--runtime", f"wasmer={sleeper}", "--timeout", "60", HELLO)
+        wait_for(pids.exists)
+    try:
+        process.send_signal(sig)
+        _, err = process.communicate(timeout=20)  # without the fix: killed, or forever
+    finally:
+        process.kill()
+        process.communicate()
+    assert process.returncode == (130 if sig == signal.SIGINT else 128 + signal.SIGTERM)
+    assert b"Traceback" not in err
+    assert scratch_dirs(tmp) == []
+    if leg == "external":
+        pid = int(pids.read_text())
+        with contextlib.suppress(FileNotFoundError):  # gone, or a zombie until reaped
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            assert state == "Z", f"the runtime {pid} still runs"
+
+
+def test_the_sweep_removes_only_folders_whose_owner_is_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wasmhost._files import _start_time, owned_temporary, sweep_orphans
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen(["true"])  # its id is free once it is reaped
+    dead.wait()
+    mine = owned_temporary("wasmhost-compare-")
+    me, started = os.getpid(), _start_time(os.getpid())
+    folders = {
+        "mine": mine,
+        "dead owner": tmp_path / f"wasmhost-compare-{dead.pid}.{started}-abc",
+        "reused id": tmp_path / f"wasmhost-compare-{me}.{(started or 0) + 1}-abc",
+        "old, no owner": tmp_path / "wasmhost-compare-k2j4h5",
+        "new, no owner": tmp_path / "wasmhost-compare-q8w7e6",
+        "another prefix": tmp_path / f"wasmhost-other-{dead.pid}.{started}-abc",
+    }
+    for folder in folders.values():
+        folder.mkdir(exist_ok=True)
+        (folder / "f").write_text("x")
+    old = time.time() - 7200
+    os.utime(folders["old, no owner"], (old, old))
+    (tmp_path / f"wasmhost-compare-{dead.pid}.{started}-file").write_text("not a folder")
+    sweep_orphans("wasmhost-compare-")
+    left = {name for name, folder in folders.items() if folder.exists()}
+    assert left == {"mine", "new, no owner", "another prefix"}
+    assert (tmp_path / f"wasmhost-compare-{dead.pid}.{started}-file").exists()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import stat
 import time
 from collections.abc import Iterator
@@ -246,3 +247,61 @@ def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
     if len(data) > limit:
         raise OSError(errno.EFBIG, f"it is over {format_size(limit)}", os.fspath(path))
     return data
+
+
+# A folder's owner, in its name: "<pid>.<start>", the process's start time telling
+# a live owner from a later process that was given the same id.
+_OWNER = re.compile(r"(\d+)\.(\d+)-")
+
+
+def owned_temporary(prefix: str) -> Path:
+    """A new private folder in the system's temporary folder, its name saying which
+    process owns it, so that :func:`sweep_orphans` can tell when that process is gone."""
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}.{_start_time(os.getpid())}-"))
+
+
+def sweep_orphans(prefix: str, older_than: float = STALE) -> None:
+    """Remove this user's ``prefix`` folders (made by :func:`owned_temporary`) whose
+    owner has ended: a process killed by SIGKILL has no chance to clean up. One named
+    without an owner (by an older wasmhost) goes once it is over an hour old."""
+    import shutil
+    import tempfile
+
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(tempfile.gettempdir()):
+            if not entry.name.startswith(prefix):
+                continue
+            with contextlib.suppress(OSError):
+                st = entry.stat(follow_symlinks=False)
+                if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+                    continue
+                owner = _OWNER.match(entry.name, len(prefix))
+                if owner is None:
+                    orphan = now - st.st_mtime > older_than
+                else:
+                    pid = int(owner.group(1))
+                    orphan = _start_time(pid) != int(owner.group(2))
+                if orphan:
+                    shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _start_time(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, from /proc); None if
+    there is no such process. Where there is no /proc, 0 for any live process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            # Field 22, counted after the command name (which may hold spaces or ')').
+            return int(f.read().rsplit(b")", 1)[1].split()[19])
+    except FileNotFoundError:
+        return None
+    except (OSError, IndexError, ValueError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except OSError:
+            pass  # alive, another user's
+        return 0

@@ -5,15 +5,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import click
 
 from .errors import reported, require
-from .params import DIR, ENV, WHOLE_NUMBER
+from .params import DIR, DURATION, ENV, SIZE, WHOLE_NUMBER
 
 
 def _runtime_specs(
@@ -53,6 +56,20 @@ def _runtime_specs(
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="A file fed to every run's stdin (a regular file: read once, before the runs).",
 )
+@click.option(
+    "--timeout",
+    type=DURATION,
+    default=60.0,
+    show_default=True,
+    help="Stop any run after this long (2, 2.5, 500ms, 1m); a runtime is killed.",
+)
+@click.option(
+    "--max-output",
+    type=SIZE,
+    default="16MiB",
+    show_default=True,
+    help="Stop any run that writes more than this to stdout or to stderr.",
+)
 @click.option("--no-cold", is_flag=True, help="Leave out wasmhost-cold (a process per run).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option(
@@ -69,6 +86,8 @@ def compare(
     dirs: tuple[tuple[str, Any], ...],
     envs: tuple[tuple[str, str | None], ...],
     stdin_file: Path | None,
+    timeout: float,
+    max_output: int,
     no_cold: bool,
     as_json: bool,
     plot: Path | None,
@@ -79,7 +98,7 @@ def compare(
 
     A runtime that is not installed is listed with how to get it. The exit
     status is 0 when every available runtime matched the in-process run, 1
-    otherwise.
+    otherwise (a run stopped by --timeout or --max-output is not a match).
     """
     from .._compare.compare import compare as run_comparison
     from .._compare.runtimes import get_runtime
@@ -87,7 +106,7 @@ def compare(
     # Which runtime and run is going on, on a terminal (a long module shows nothing
     # else until the end); never in --json mode or into a pipe.
     progress = None if as_json or not _is_terminal() else _show_progress
-    with reported(), _progress_line(progress is not None):
+    with reported(), _progress_line(progress is not None), _terminate_as_exit():
         if plot is not None:
             _check_plot(plot)
         adapters = [get_runtime(name, path) for name, path in runtime_specs] or None
@@ -101,6 +120,8 @@ def compare(
             dirs=dict(dirs),
             stdin=_read_stdin(stdin_file) if stdin_file else b"",
             cold=not no_cold,
+            timeout=timeout,
+            max_output=max_output,
             progress=progress,
         )
     if as_json:
@@ -116,6 +137,25 @@ def compare(
         if r.error or (r.available and not r.unable and not r.output_matches)
     ]
     raise SystemExit(1 if failed else 0)
+
+
+@contextlib.contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """SIGTERM ends the comparison as Ctrl-C does: by an exception, so that its
+    scratch folder is removed and its runtimes killed (the default would end the
+    process at once). The exit status is the shell's for SIGTERM, 143."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set a handler (and it gets the signals)
+        return
+
+    def terminated(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _is_terminal() -> bool:

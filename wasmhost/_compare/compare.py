@@ -15,11 +15,21 @@ and hands back its status and ``ru_maxrss``, as ``/usr/bin/time -f %M``
 reports it. That is one more run after the measured ones, in their
 conditions (a runtime's own compile cache filled by then, as for them); wall
 times never include the shell or the reporter.
+
+Nothing a guest or a runtime does can exhaust the comparing process: every
+run has a timeout and an output cap (an external runtime past either is
+killed with its process group, and its row says why, not compared); the
+mounted trees are compared by size and a streamed SHA-256, never read whole,
+within a byte and an entry budget. A run of the reference that stops at a
+limit leaves nothing to compare the others with: they are not run. The
+scratch folder is removed on any exit Python sees; one left by a process
+killed outright is swept by the next comparison (its name says its owner).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import resource
@@ -30,18 +40,36 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
-from .._errors import TRAP_EXIT_STATUS, ConfigError, GuestError
-from .._host.host import Dir, DirSource, Host, as_dir
+from .._errors import (
+    TRAP_EXIT_STATUS,
+    ConfigError,
+    GuestError,
+    OutputLimitExceeded,
+    TimeoutExceeded,
+)
+from .._files import open_regular, owned_temporary, sweep_orphans
+from .._host.host import DEFAULT_MAX_OUTPUT, Dir, DirSource, Host, as_dir, check_limits
+from .._numbers import format_size
 from .._wasm import is_component
 from .runtimes import Invocation, Mount, Runtime, get_runtime
 from .runtimes._base import env_flags
 
-RUN_TIMEOUT = 300.0
+DEFAULT_TIMEOUT = 60.0
+# What a snapshot of the mounted trees reads (hashes) and lists at most; past the
+# bytes a file is compared by size only, past the entries the rest is left out.
+MAX_SNAPSHOT_BYTES = 256 << 20
+MAX_SNAPSHOT_ENTRIES = 10_000
+_HEAD = 1024  # a file's first bytes, kept to say where two files part
+_POLL = 0.02  # how often a running runtime's output is measured, in seconds
+_SCRATCH = "wasmhost-compare-"
+
+T = TypeVar("T")
 
 # Progress: called with the runtime's name, the run (from 1) and how many runs it gets.
 Progress = Callable[[str, int, int], None]
@@ -73,6 +101,25 @@ class Stats(NamedTuple):
         return cls(round(min(ms), 3), round(statistics.median(ms), 3), round(max(ms), 3))
 
 
+class FileState(NamedTuple):
+    """A regular file in a snapshot, as it is compared: by size and SHA-256."""
+
+    size: int
+    digest: bytes | None  # None: not read, past the snapshot's byte budget
+    head: bytes  # the first bytes, to say where two files part
+
+
+class Tree(NamedTuple):
+    """The mounted trees by guest path: a file's state, None for a directory (symbolic
+    links and special files are left out)."""
+
+    entries: Mapping[str, FileState | None]
+    complete: bool = True  # False: more than MAX_SNAPSHOT_ENTRIES; the rest left out
+
+
+_NO_FILES = Tree({})
+
+
 class Outcome(NamedTuple):
     """What one run produced: the part that is compared between runtimes."""
 
@@ -80,7 +127,21 @@ class Outcome(NamedTuple):
     signal: str | None
     stdout: bytes
     stderr: bytes
-    files: dict[str, bytes | None]  # the mounted trees after the run: None for a directory
+    files: Tree = _NO_FILES  # the mounted trees after the run
+
+
+class _Limits(NamedTuple):
+    """What one run may take: seconds and bytes of each output stream (None: no limit)."""
+
+    timeout: float | None = DEFAULT_TIMEOUT
+    max_output: int | None = DEFAULT_MAX_OUTPUT
+
+
+_DEFAULT_LIMITS = _Limits()
+
+
+class _Stopped(Exception):
+    """A run stopped at a limit; the message says which ("timed out after 60 s")."""
 
 
 class RuntimeResult(NamedTuple):
@@ -132,6 +193,8 @@ def compare(
     dirs: Mapping[str, DirSource] | None = None,
     stdin: bytes = b"",
     cold: bool = True,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    max_output: int | None = DEFAULT_MAX_OUTPUT,
     host: Host | None = None,
     progress: Progress | None = None,
 ) -> Comparison:
@@ -145,9 +208,18 @@ def compare(
     ``wasmhost-cold`` row: a new ``wasmhost run`` process per run. ``progress``
     is called before each run with the runtime's name, the run's number (from
     1, warm-up runs included) and the number of runs.
+
+    Every run may take ``timeout`` seconds (60) and write ``max_output`` bytes
+    (16 MiB) to stdout and to stderr (None: no limit); a runtime past either is
+    stopped, and its row's ``error`` says so ("timed out after 60 s; killed").
+    When the in-process run is stopped, the other runtimes are not run. With
+    ``timeout=None`` the in-process runs use an engine without interruption
+    checks (faster in hot loops), for trusted modules only: nothing stops them.
     """
     if runs < 1 or warmup < 0:
         raise ConfigError("runs must be at least 1 and warmup at least 0.")
+    check_limits(timeout, None, None, max_output)
+    limits = _Limits(timeout, max_output)
     path = os.path.abspath(os.fspath(module))
     if not os.path.isfile(path):
         raise ConfigError(f"{module}: no such file; compare takes a .wasm file.")
@@ -158,30 +230,47 @@ def compare(
     with contextlib.ExitStack() as cleanup:
         if host is None:
             cleanup.callback(own.close)
-        scratch = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="wasmhost-compare-"))
-        work = _Workspace(Path(scratch), mounts, stdin)
+        sweep_orphans(_SCRATCH)  # left by comparisons killed outright
+        scratch = owned_temporary(_SCRATCH)
+        cleanup.callback(shutil.rmtree, scratch, ignore_errors=True)
+        work = _Workspace(scratch, mounts, stdin)
         tell = _counting(progress, "wasmhost", warmup + runs)
         reference, row = _in_process(
-            own, path, tuple(args), invocation_env, work, runs, warmup, tell
+            own, path, tuple(args), invocation_env, work, runs, warmup, limits, tell
         )
         results = [row]
         with open(path, "rb") as f:
             component = is_component(f.read(8))
         for adapter in [_Cold()] * cold + adapters:
-            row = _external(
-                adapter,
-                path,
-                args,
-                invocation_env,
-                work,
-                runs,
-                warmup,
-                reference,
-                progress,
-                component,
+            if reference is None:  # stopped at a limit: nothing to compare with
+                assert row.error is not None
+                results.append(_not_run(adapter, row.error))
+                continue
+            results.append(
+                _external(
+                    adapter,
+                    path,
+                    args,
+                    invocation_env,
+                    work,
+                    runs,
+                    warmup,
+                    reference,
+                    limits,
+                    progress,
+                    component,
+                )
             )
-            results.append(row)
     return Comparison(os.fspath(module), tuple(args), tuple(results))
+
+
+def _not_run(runtime: Runtime, reason: str) -> RuntimeResult:
+    """The row of a runtime left out because the in-process run stopped at a limit."""
+    if not runtime.available():
+        return RuntimeResult(runtime.name, None, False, install_hint=runtime.install_hint or None)
+    return RuntimeResult(
+        runtime.name, runtime.version(), True, error=f"not run: in-process, {reason}"
+    )
 
 
 def _counting(progress: Progress | None, name: str, total: int) -> Callable[[], None]:
@@ -238,27 +327,69 @@ class _Workspace:
             copies.append(mount._replace(host=str(target)))
         return tuple(copies)
 
-    def snapshot(self, mounts: tuple[Mount, ...]) -> dict[str, bytes | None]:
-        """The mounted trees by guest path: file contents, None for a directory
-        (symbolic links are left out)."""
-        tree: dict[str, bytes | None] = {}
+    def snapshot(self, mounts: tuple[Mount, ...]) -> Tree:
+        """The mounted trees, listed and read within MAX_SNAPSHOT_ENTRIES and
+        MAX_SNAPSHOT_BYTES: a guest can make a file of any size (a sparse one costs it
+        nothing) and any number of them."""
+        entries: dict[str, FileState | None] = {}
+        files: list[tuple[str, str]] = []  # (guest path, host path)
+        complete = True
         for mount in mounts:
-            for folder, dirs, names in os.walk(mount.host):
-                for name in dirs + names:
-                    full = os.path.join(folder, name)
-                    if os.path.islink(full):
-                        continue
-                    guest = f"{mount.guest.rstrip('/')}/{os.path.relpath(full, mount.host)}"
-                    if name in dirs:
-                        tree[guest] = None
-                    else:
-                        with open(full, "rb") as f:
-                            tree[guest] = f.read()
-        return tree
+            base = mount.guest.rstrip("/")
+            folders = [mount.host]
+            while folders and complete:
+                folder = folders.pop()
+                try:
+                    listing = os.scandir(folder)
+                except OSError:
+                    continue
+                with listing:
+                    for entry in listing:
+                        if len(entries) >= MAX_SNAPSHOT_ENTRIES:
+                            complete = False
+                            break
+                        guest = f"{base}/{os.path.relpath(entry.path, mount.host)}"
+                        try:
+                            if entry.is_dir(follow_symlinks=False):
+                                entries[guest] = None
+                                folders.append(entry.path)
+                            elif entry.is_file(follow_symlinks=False):
+                                entries[guest] = FileState(0, None, b"")  # read below
+                                files.append((guest, entry.path))
+                        except OSError:
+                            continue
+        # In path order, so that the same trees spend the byte budget on the same files.
+        budget = MAX_SNAPSHOT_BYTES
+        for guest, host_path in sorted(files):
+            state, budget = _file_state(host_path, budget)
+            if state is None:
+                del entries[guest]  # gone, or no longer a regular file
+            else:
+                entries[guest] = state
+        return Tree(entries, complete)
 
     def discard(self, mounts: tuple[Mount, ...]) -> None:
         for mount in mounts:
             shutil.rmtree(mount.host, ignore_errors=True)
+
+
+def _file_state(path: str, budget: int) -> tuple[FileState | None, int]:
+    """The file at ``path``, hashed if its size fits in ``budget`` bytes; what is left
+    of the budget. None when it is not a regular file that can be opened."""
+    try:
+        with open_regular(path) as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(_HEAD)
+            if size > budget:
+                return FileState(size, None, head), budget
+            digest = hashlib.sha256(head)
+            read = len(head)
+            while read < size and (chunk := f.read(min(1 << 20, size - read))):
+                digest.update(chunk)
+                read += len(chunk)
+            return FileState(read, digest.digest(), head), budget - read
+    except OSError:
+        return None, budget
 
 
 def _in_process(
@@ -269,38 +400,65 @@ def _in_process(
     work: _Workspace,
     runs: int,
     warmup: int,
+    limits: _Limits,
     tell: Callable[[], None],
-) -> tuple[Outcome, RuntimeResult]:
+) -> tuple[Outcome | None, RuntimeResult]:
+    """The reference runs; their outcome (None when a run stopped at a limit) and row."""
+    from .._host.capi import wasmtime_version
+    from .._version import __version__
+
+    version = f"wasmhost {__version__} (wasmtime-py {wasmtime_version()})"
     started = time.perf_counter()
-    module = host.load(path)
+    # With a timeout, the engine that can interrupt a guest (and so also cancel it on
+    # Ctrl-C); its checks cost hot loops time (nbody: 19 % here). Without, the engine
+    # the wasmtime CLI runs, and nothing stops a guest that does not end.
+    interruptible = limits.timeout is not None
+    module = host.load(path, timeout=limits.timeout)
     load = time.perf_counter() - started
 
-    def once(mounts: tuple[Mount, ...]) -> tuple[Outcome, tuple[float, ...]]:
-        tell()
-        dirs = {m.guest: Dir(m.host, m.read_only) for m in mounts}
-        start = time.perf_counter()
-        try:
-            result = host.run(module, args, env=env, dirs=dirs, stdin=work.stdin)
-            outcome = Outcome(result.exit_code, None, result.stdout, result.stderr, {})
-            inst, total = result.instantiate_time, result.elapsed
-        except GuestError as exc:
-            outcome = Outcome(TRAP_EXIT_STATUS, None, exc.stdout, exc.stderr, {})
-            inst = total = time.perf_counter() - start
-        return outcome, (time.perf_counter() - start, inst, total - inst)
+    def all_runs(cancel: threading.Event) -> tuple[Outcome, list[tuple[float, ...]]]:
+        def once(mounts: tuple[Mount, ...]) -> tuple[Outcome, tuple[float, ...]]:
+            tell()
+            dirs = {m.guest: Dir(m.host, m.read_only) for m in mounts}
+            start = time.perf_counter()
+            try:
+                result = host.run(
+                    module,
+                    args,
+                    env=env,
+                    dirs=dirs,
+                    stdin=work.stdin,
+                    timeout=limits.timeout,
+                    max_output=limits.max_output,
+                    cancel=cancel if interruptible else None,
+                )
+                outcome = Outcome(result.exit_code, None, result.stdout, result.stderr)
+                inst, total = result.instantiate_time, result.elapsed
+            except TimeoutExceeded:
+                raise _Stopped(f"timed out after {limits.timeout:g} s") from None
+            except OutputLimitExceeded as exc:
+                raise _Stopped(f"output exceeded {exc.max_output} bytes on {exc.stream}") from None
+            except GuestError as exc:
+                outcome = Outcome(TRAP_EXIT_STATUS, None, exc.stdout, exc.stderr)
+                inst = total = time.perf_counter() - start
+            return outcome, (time.perf_counter() - start, inst, total - inst)
 
-    reference, samples = _repeat(work, runs, warmup, once)
+        return _repeat(work, runs, warmup, once)
+
+    try:
+        # All runs in one thread: a thread's first call into wasmtime costs more.
+        reference, samples = _cancellable(all_runs)
+    except _Stopped as exc:
+        return None, RuntimeResult("wasmhost", version, True, error=str(exc))
     walls, instantiate, execute = (list(column) for column in zip(*samples, strict=True))
     phases = {
         "load": round(load * 1000, 3),
         "instantiate": round(statistics.median(instantiate) * 1000, 3),
         "execute": round(statistics.median(execute) * 1000, 3),
     }
-    from .._host.capi import wasmtime_version
-    from .._version import __version__
-
     row = RuntimeResult(
         runtime="wasmhost",
-        version=f"wasmhost {__version__} (wasmtime-py {wasmtime_version()})",
+        version=version,
         available=True,
         exit_code=reference.exit_code,
         output_matches=True,
@@ -310,6 +468,36 @@ def _in_process(
         phases_ms=phases,
     )
     return reference, row
+
+
+def _cancellable(run: Callable[[threading.Event], T]) -> T:
+    """``run(cancel)`` in a thread of its own, cancelled if this one is interrupted.
+
+    Python handles a signal between bytecodes, never while a guest runs inside
+    wasmtime: run there, a spinning guest would hold off Ctrl-C (and the CLI's
+    SIGTERM) until its timeout. Waiting for a thread can be interrupted.
+    """
+    cancel = threading.Event()
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            outcome.append(run(cancel))
+        except BaseException as exc:
+            failure.append(exc)
+
+    worker = threading.Thread(target=work, name="wasmhost-compare-run", daemon=True)
+    worker.start()
+    try:
+        worker.join()
+    except BaseException:
+        cancel.set()  # the guest stops at once; what interrupted us goes on
+        worker.join()
+        raise
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 class _Cold(Runtime):
@@ -347,6 +535,7 @@ def _external(
     runs: int,
     warmup: int,
     reference: Outcome,
+    limits: _Limits,
     progress: Progress | None = None,
     component: bool = False,
 ) -> RuntimeResult:
@@ -375,7 +564,7 @@ def _external(
 
     def once(mounts: tuple[Mount, ...]) -> tuple[Outcome, tuple[float, ...]]:
         tell()
-        outcome, wall = _spawn(command(mounts), work.stdin_path, folder)
+        outcome, wall = _spawn(command(mounts), work.stdin_path, folder, limits)
         return outcome, (wall,)
 
     try:
@@ -383,15 +572,13 @@ def _external(
         tell()
         mounts = work.fresh()  # one more run, for its own peak RSS (see the module's docstring)
         try:
-            peak = _probe(command(mounts), work.stdin_path, folder)[1]
+            peak = _probe(command(mounts), work.stdin_path, folder, limits)[1]
         finally:
             work.discard(mounts)
     except OSError as exc:
         return RuntimeResult(runtime.name, version, True, error=f"could not start: {exc}")
-    except subprocess.TimeoutExpired:
-        return RuntimeResult(
-            runtime.name, version, True, error=f"no answer after {RUN_TIMEOUT:g} s; killed"
-        )
+    except _Stopped as exc:  # not compared: what it wrote is cut short, or it did not end
+        return RuntimeResult(runtime.name, version, True, error=str(exc))
     walls = [wall for (wall,) in samples]
     differences, notes = _differences(reference, first, work.initial, runtime)
     return RuntimeResult(
@@ -433,21 +620,23 @@ def _repeat(
     return first, samples
 
 
-def _spawn(argv: list[str], stdin_path: Path, cwd: str | None = None) -> tuple[Outcome, float]:
+def _spawn(
+    argv: list[str], stdin_path: Path, cwd: str | None = None, limits: _Limits = _DEFAULT_LIMITS
+) -> tuple[Outcome, float]:
     """Run ``argv`` in ``cwd``; its outcome and wall seconds."""
     start = time.perf_counter()
-    status, out, err = _run_process(argv, stdin_path, cwd)
+    status, out, err = _run_process(argv, stdin_path, cwd, limits)
     return _outcome(status, out, err), time.perf_counter() - start
 
 
 def _probe(
-    argv: list[str], stdin_path: Path, cwd: str | None = None
+    argv: list[str], stdin_path: Path, cwd: str | None = None, limits: _Limits = _DEFAULT_LIMITS
 ) -> tuple[Outcome, float | None]:
     """Run ``argv`` through the shell and reporter (see the module's docstring); its
     outcome and its own peak RSS in MiB (None if the reporter did not report)."""
     report = stdin_path.with_name(f"report-{os.getpid()}-{time.monotonic_ns()}")
     shell = ["/bin/sh", "-c", _PROBE_SHELL, sys.executable, _REPORTER, str(report)]
-    shell_status, out, err = _run_process([*shell, *argv], stdin_path, cwd)
+    shell_status, out, err = _run_process([*shell, *argv], stdin_path, cwd, limits)
     try:
         fields = report.read_text().split()
         report.unlink()
@@ -459,9 +648,12 @@ def _probe(
     return _outcome(int(fields[0]), out, err), int(fields[1]) / 1024
 
 
-def _run_process(argv: list[str], stdin_path: Path, cwd: str | None) -> tuple[int, bytes, bytes]:
+def _run_process(
+    argv: list[str], stdin_path: Path, cwd: str | None, limits: _Limits
+) -> tuple[int, bytes, bytes]:
     """Run ``argv`` in a session of its own, stdin from the file, in ``cwd``: its wait
-    status, stdout and stderr (through files: a runtime never waits for a reader)."""
+    status, stdout and stderr (through files: a runtime never waits for a reader).
+    Past ``limits`` its session is killed and :class:`_Stopped` raised."""
     with (
         open(stdin_path, "rb") as stdin,
         tempfile.TemporaryFile() as out,
@@ -476,16 +668,31 @@ def _run_process(argv: list[str], stdin_path: Path, cwd: str | None) -> tuple[in
             cwd=cwd,
             start_new_session=True,
         )
-        status = _finish(process)
+        outputs = {"stdout": out, "stderr": err}
+        status = _finish(process, limits, outputs)
+        if (over := _over(limits.max_output, outputs)) is not None:
+            raise _Stopped(over)  # written between the last look and its end
         out.seek(0)
         err.seek(0)
         return status, out.read(), err.read()
 
 
-def _finish(process: subprocess.Popen[bytes]) -> int:
-    """Wait for ``process`` (RUN_TIMEOUT at most, then its whole session is killed)."""
+def _finish(process: subprocess.Popen[bytes], limits: _Limits, outputs: Mapping[str, Any]) -> int:
+    """Wait for ``process``, looking at the size of its ``outputs`` as it runs; past
+    the timeout or the output cap (or on any exception here, such as KeyboardInterrupt)
+    its whole session is killed."""
+    deadline = None if limits.timeout is None else time.monotonic() + limits.timeout
     try:
-        status = _wait(process.pid, RUN_TIMEOUT)
+        with _exit_watch(process.pid) as ended:
+            while True:
+                left = _POLL if deadline is None else min(_POLL, deadline - time.monotonic())
+                if ended(max(left, 0.0)):
+                    break
+                if (over := _over(limits.max_output, outputs)) is not None:
+                    raise _Stopped(f"{over}; killed")
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise _Stopped(f"timed out after {limits.timeout:g} s; killed")
+        status = os.waitpid(process.pid, 0)[1]
     except BaseException:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
@@ -496,34 +703,48 @@ def _finish(process: subprocess.Popen[bytes]) -> int:
     return status
 
 
+def _over(max_output: int | None, outputs: Mapping[str, Any]) -> str | None:
+    """Which of ``outputs`` (named open files) holds more than ``max_output`` bytes."""
+    if max_output is None:
+        return None
+    for name, file in outputs.items():
+        if os.fstat(file.fileno()).st_size > max_output:
+            return f"output exceeded {max_output} bytes on {name}"
+    return None
+
+
+@contextlib.contextmanager
+def _exit_watch(pid: int) -> Iterator[Callable[[float], bool]]:
+    """A function that waits up to so many seconds for ``pid`` to end, and says whether
+    it has (it is left to be reaped): a pidfd where Linux has them, else polling."""
+    if hasattr(os, "pidfd_open"):
+        fd = os.pidfd_open(pid)
+        try:
+            yield lambda seconds: bool(select.select([fd], [], [], seconds)[0])
+        finally:
+            os.close(fd)
+        return
+
+    def polled(seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while True:
+            # waitid(WNOWAIT) leaves the process to be reaped by waitpid.
+            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.001)
+
+    yield polled
+
+
 def _outcome(status: int, out: bytes, err: bytes) -> Outcome:
     """What a run produced, from its wait status and its output."""
     code: int | None = os.waitstatus_to_exitcode(status)
     sig = None
     if code is not None and code < 0:
         sig, code = signal.Signals(-code).name, None
-    return Outcome(code, sig, out, err, {})
-
-
-def _wait(pid: int, timeout: float) -> int:
-    """Wait for ``pid`` without polling (a pidfd where Linux has them); its wait status."""
-    if hasattr(os, "pidfd_open"):
-        fd = os.pidfd_open(pid)
-        try:
-            ready, _, _ = select.select([fd], [], [], timeout)
-        finally:
-            os.close(fd)
-        if not ready:
-            raise subprocess.TimeoutExpired(str(pid), timeout)
-        return os.waitpid(pid, 0)[1]
-    deadline = time.monotonic() + timeout
-    while True:
-        found, status = os.waitpid(pid, os.WNOHANG)
-        if found:
-            return status
-        if time.monotonic() > deadline:
-            raise subprocess.TimeoutExpired(str(pid), timeout)
-        time.sleep(0.001)
+    return Outcome(code, sig, out, err)
 
 
 def _clean_env() -> dict[str, str]:
@@ -532,7 +753,7 @@ def _clean_env() -> dict[str, str]:
 
 
 def _differences(
-    expected: Outcome, actual: Outcome, initial: dict[str, bytes | None], runtime: Runtime
+    expected: Outcome, actual: Outcome, initial: Tree, runtime: Runtime
 ) -> tuple[list[str], list[str]]:
     """How ``actual`` differs from the in-process ``expected``, and notes on what was
     told apart that is not a difference (a trap reported the runtime's own way)."""
@@ -581,8 +802,8 @@ def _differences(
             diff = _first_difference(expected.stderr, actual.stderr)
             if diff:
                 found.append(f"stderr {diff}")
-    found += _tree_differences(initial, expected.files, actual.files, runtime.name)
-    return found, notes
+    in_trees, tree_notes = _tree_differences(initial, expected.files, actual.files, runtime.name)
+    return found + in_trees, notes + tree_notes
 
 
 # "<what the OS says> (os error N)": how Rust's std words an errno ("Operation not
@@ -616,29 +837,55 @@ class _Absent:
 
 
 _ABSENT = _Absent()
-Entry = bytes | None | _Absent
+Entry = FileState | None | _Absent
 
 
 def _tree_differences(
-    initial: dict[str, bytes | None],
-    expected: dict[str, bytes | None],
-    actual: dict[str, bytes | None],
-    name: str,
-) -> list[str]:
+    initial: Tree, expected: Tree, actual: Tree, name: str
+) -> tuple[list[str], list[str]]:
     """The paths of the mounted trees that ended differently, each with what the
-    runtime and the in-process run did to it (created, changed, removed)."""
+    runtime and the in-process run did to it (created, changed, removed); and notes on
+    what could not be compared in full (files past the read budget, trees past the
+    entry budget)."""
     found = []
-    for path in sorted(set(expected) | set(actual)):
-        ours: Entry = expected.get(path, _ABSENT)
-        theirs: Entry = actual.get(path, _ABSENT)
-        if ours == theirs:
+    by_size = []
+    for path in sorted(set(expected.entries) | set(actual.entries)):
+        ours: Entry = expected.entries.get(path, _ABSENT)
+        theirs: Entry = actual.entries.get(path, _ABSENT)
+        if _same(ours, theirs):
+            if _unread(ours) or _unread(theirs):
+                by_size.append(path)
             continue
-        before: Entry = initial.get(path, _ABSENT)
+        before: Entry = initial.entries.get(path, _ABSENT)
         line = f"{path}: {_what(before, theirs)} by {name}, {_what(before, ours)} in-process"
-        if isinstance(ours, bytes) and isinstance(theirs, bytes):
-            line += f"; the file {_first_difference(ours, theirs)}"
+        if isinstance(ours, FileState) and isinstance(theirs, FileState):
+            line += f"; the file {_file_difference(ours, theirs)}"
         found.append(line)
-    return found
+    notes = []
+    if by_size:
+        shown = ", ".join(by_size[:5]) + (f" and {len(by_size) - 5} more" if by_size[5:] else "")
+        notes.append(
+            f"compared by size only (past compare's {format_size(MAX_SNAPSHOT_BYTES)} "
+            f"snapshot read limit): {shown}"
+        )
+    if not (expected.complete and actual.complete):
+        notes.append(
+            f"the mounted trees hold more than {MAX_SNAPSHOT_ENTRIES} entries: "
+            "only the first were compared"
+        )
+    return found, notes
+
+
+def _unread(entry: Entry) -> bool:
+    return isinstance(entry, FileState) and entry.digest is None
+
+
+def _same(a: Entry, b: Entry) -> bool:
+    """Whether two entries are alike: files by size and, where both were read, hash."""
+    if isinstance(a, FileState) and isinstance(b, FileState):
+        unread = a.digest is None or b.digest is None
+        return a.size == b.size and (unread or a.digest == b.digest)
+    return a is b
 
 
 def _what(before: Entry, after: Entry) -> str:
@@ -650,18 +897,30 @@ def _what(before: Entry, after: Entry) -> str:
         return "directory created" if after is None else "file created"
     if (before is None) != (after is None):
         return f"replaced by a {'directory' if after is None else 'file'}"
-    return "left as it was" if before == after else "file changed"
+    return "left as it was" if _same(before, after) else "file changed"
 
 
-def _first_difference(expected: bytes, actual: bytes) -> str | None:
-    """Where two outputs part, in one short phrase; None when they are equal."""
-    if expected == actual:
+def _file_difference(expected: FileState, actual: FileState) -> str:
+    """Where two different files part, from their first bytes and sizes."""
+    sizes = (expected.size, actual.size)
+    if expected.head == actual.head and len(expected.head) < min(sizes):
+        return f"differs after byte {len(expected.head)} ({sizes[0]} vs {sizes[1]} bytes)"
+    return _first_difference(expected.head, actual.head, sizes) or "differs"
+
+
+def _first_difference(
+    expected: bytes, actual: bytes, sizes: tuple[int, int] | None = None
+) -> str | None:
+    """Where two outputs part, in one short phrase; None when they are equal.
+    ``sizes``: the whole outputs' sizes, when these are their first bytes."""
+    if expected == actual and sizes is None:
         return None
     at = next(
         (i for i, (a, b) in enumerate(zip(expected, actual, strict=False)) if a != b),
         min(len(expected), len(actual)),
     )
     line = expected[:at].count(b"\n") + 1
+    whole = sizes or (len(expected), len(actual))
 
     def around(data: bytes) -> str:
         start = data.rfind(b"\n", 0, at) + 1
@@ -670,5 +929,5 @@ def _first_difference(expected: bytes, actual: bytes) -> str | None:
 
     return (
         f"differs at byte {at} (line {line}): expected {around(expected)}, "
-        f"got {around(actual)} ({len(expected)} vs {len(actual)} bytes)"
+        f"got {around(actual)} ({whole[0]} vs {whole[1]} bytes)"
     )
