@@ -744,6 +744,8 @@ VALUES = [
     ("(list bool)", [[True, False, True]]),
     ("(list s16)", [[-1, 2, -32768]]),
     ("(list f32)", [[0.5, -2.0]]),
+    ("(list f64)", [[1, 2.5, float("-inf")]]),
+    ("(list u64)", [[0, 2**64 - 1]]),
     ("(list char)", [["a", "é"]]),
     ("(list string)", [["a", "", "bc"]]),
     ("(list (list u32))", [[[1, 2], [], [3]]]),

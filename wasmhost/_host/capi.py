@@ -38,6 +38,7 @@ would let it go:
 
 from __future__ import annotations
 
+import array
 import ctypes
 import functools
 import os
@@ -304,22 +305,23 @@ _PAYLOAD_AT = ffi.wasmtime_component_val_t.of.offset
 
 
 @functools.cache
-def _scalars() -> dict[type, tuple[int, str, Any]]:
-    """Each scalar type's C kind, its field in the value union and its C type."""
+def _scalars() -> dict[type, tuple[int, str, str]]:
+    """Each scalar type's C kind, its field in the value union and its ``array`` type code
+    (of the C type of that field)."""
     import wasmtime.component as wc
 
     return {
-        wc.Bool: (ffi.WASMTIME_COMPONENT_BOOL.value, "boolean", ctypes.c_bool),
-        wc.S8: (ffi.WASMTIME_COMPONENT_S8.value, "s8", ctypes.c_int8),
-        wc.U8: (ffi.WASMTIME_COMPONENT_U8.value, "u8", ctypes.c_uint8),
-        wc.S16: (ffi.WASMTIME_COMPONENT_S16.value, "s16", ctypes.c_int16),
-        wc.U16: (ffi.WASMTIME_COMPONENT_U16.value, "u16", ctypes.c_uint16),
-        wc.S32: (ffi.WASMTIME_COMPONENT_S32.value, "s32", ctypes.c_int32),
-        wc.U32: (ffi.WASMTIME_COMPONENT_U32.value, "u32", ctypes.c_uint32),
-        wc.S64: (ffi.WASMTIME_COMPONENT_S64.value, "s64", ctypes.c_int64),
-        wc.U64: (ffi.WASMTIME_COMPONENT_U64.value, "u64", ctypes.c_uint64),
-        wc.F32: (ffi.WASMTIME_COMPONENT_F32.value, "f32", ctypes.c_float),
-        wc.F64: (ffi.WASMTIME_COMPONENT_F64.value, "f64", ctypes.c_double),
+        wc.Bool: (ffi.WASMTIME_COMPONENT_BOOL.value, "boolean", "B"),
+        wc.S8: (ffi.WASMTIME_COMPONENT_S8.value, "s8", "b"),
+        wc.U8: (ffi.WASMTIME_COMPONENT_U8.value, "u8", "B"),
+        wc.S16: (ffi.WASMTIME_COMPONENT_S16.value, "s16", "h"),
+        wc.U16: (ffi.WASMTIME_COMPONENT_U16.value, "u16", "H"),
+        wc.S32: (ffi.WASMTIME_COMPONENT_S32.value, "s32", "i"),
+        wc.U32: (ffi.WASMTIME_COMPONENT_U32.value, "u32", "I"),
+        wc.S64: (ffi.WASMTIME_COMPONENT_S64.value, "s64", "q"),
+        wc.U64: (ffi.WASMTIME_COMPONENT_U64.value, "u64", "Q"),
+        wc.F32: (ffi.WASMTIME_COMPONENT_F32.value, "f32", "f"),
+        wc.F64: (ffi.WASMTIME_COMPONENT_F64.value, "f64", "d"),
     }
 
 
@@ -481,13 +483,14 @@ def _delete_tuple(vector: Any) -> None:
     ffi.wasmtime_component_valtuple_delete(ctypes.byref(vector))
 
 
-def _pack(vector: Any, scalar: tuple[int, str, Any], values: Any) -> None:
+def _pack(vector: Any, scalar: tuple[int, str, str], values: Any) -> None:
     """Scalars written as one block: the kind at each value's start, the number in its
     union (a list of a million floats, element by element through ctypes, took seconds)."""
-    kind, _, ctype = scalar
+    kind, _, code = scalar
     count = len(values)
-    width = ctypes.sizeof(ctype)
-    numbers = bytes(values) if isinstance(values, bytes) else bytes((ctype * count)(*values))
+    typed = array.array(code, values)  # (an f32 past its range is inf, as through ctypes)
+    width = typed.itemsize
+    numbers = memoryview(typed).cast("B")
     block = bytearray(_VAL_SIZE * count)
     block[0::_VAL_SIZE] = bytes([kind]) * count
     for lane in range(width):
@@ -584,17 +587,18 @@ def _lift_all(vector: Any, types: list[Any], checkpoint: Callable[[], None]) -> 
     return values
 
 
-def _unpack(vector: Any, scalar: tuple[int, str, Any], as_bytes: bool) -> Any:
+def _unpack(vector: Any, scalar: tuple[int, str, str], as_bytes: bool) -> Any:
     """A list of scalars read as one block (see :func:`_pack`)."""
-    kind, _, ctype = scalar
+    kind, _, code = scalar
     count = vector.size
     block = ctypes.string_at(vector.data, _VAL_SIZE * count) if count else b""
     if block[0::_VAL_SIZE].strip(bytes([kind])):
         raise WasmhostError("wasmtime gave a list whose values are of another kind.")
-    width = ctypes.sizeof(ctype)
+    width = array.array(code).itemsize
     numbers = bytearray(width * count)
     for lane in range(width):
         numbers[lane::width] = block[_PAYLOAD_AT + lane :: _VAL_SIZE]
     if as_bytes:
         return bytes(numbers)
-    return list((ctype * count).from_buffer(numbers))
+    values = array.array(code, numbers).tolist()
+    return list(map(bool, values)) if kind == ffi.WASMTIME_COMPONENT_BOOL.value else values

@@ -526,19 +526,24 @@ def to_wasm(ty: Any, value: Any, where: str, checkpoint: Callable[[], None] = _c
 
 
 def _scalar_list(element: Any, value: Sequence[Any]) -> Any:
-    """A list of floats or of integers in range, checked at C speed (element by element,
-    a million floats took a second); None when the slow path has to say what is wrong."""
+    """A list of numbers checked at C speed (element by element, a million floats took
+    seconds); None when the slow path has to say what is wrong."""
     import wasmtime.component as wc
 
-    if isinstance(element, wc.F32 | wc.F64):
-        if all(type(v) is float for v in value):
-            return list(value)
+    kinds = set(map(type, value))  # bools are not ints here
+    if isinstance(element, wc.F32 | wc.F64) and kinds <= {float, int}:
+        try:
+            return list(map(float, value))
+        except OverflowError:
+            return None
+    if not kinds <= {int}:
         return None
     for cls, bits, signed in _int_types():
-        if isinstance(element, cls) and all(type(v) is int for v in value):
+        if isinstance(element, cls):
             low, high = _int_range(bits, signed)
-            if not value or (low <= min(value) and max(value) <= high):
-                return bytes(value) if isinstance(element, wc.U8) else list(value)
+            if value and not (low <= min(value) and max(value) <= high):
+                return None
+            return bytes(value) if isinstance(element, wc.U8) else list(value)
     return None
 
 
