@@ -797,3 +797,28 @@ def test_the_cli_echoes_values_as_the_wasmtime_cli_does(tmp_path: Path, ty: str,
     theirs = wasmtime_cli("run", "--invoke", call, path)
     assert ours.stdout == theirs.stdout, (ours.stderr, theirs.stderr)
     assert ours.stdout.startswith(f"({wave}, 0,".encode())
+
+
+@pytest.mark.parametrize("stop_at", range(1, 13))
+def test_a_conversion_stopped_half_way_frees_what_it_made(
+    host: Host, monkeypatch: pytest.MonkeyPatch, stop_at: int
+) -> None:
+    """Stopped at each of its checkpoints (4 while checking the value, 4 while writing
+    it for wasmtime, 4 while reading the result): what was made is freed, and the host
+    carries on."""
+    import wasmhost._host.component as component
+
+    calls = []
+
+    def checkpoint() -> None:
+        calls.append(1)
+        if len(calls) == stop_at:
+            raise wasmtime.WasmtimeError("stopped while converting values")
+
+    monkeypatch.setattr(component, "_checkpoint", lambda: checkpoint)
+    echo = host.load(echoing("(list (list string))"))
+    value = [["a", "bc"], ["d"], ["e", "f"]]
+    with pytest.raises(Trap, match="stopped while converting values"):
+        host.run(echo, [(value, *PAD)], invoke="echo")
+    monkeypatch.undo()
+    assert host.run(echo, [(value, *PAD)], invoke="echo").values == ((value, *PAD),)
