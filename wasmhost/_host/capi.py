@@ -491,12 +491,18 @@ def _pack(vector: Any, scalar: tuple[int, str, str], values: Any) -> None:
     typed = array.array(code, values)  # (an f32 past its range is inf, as through ctypes)
     width = typed.itemsize
     numbers = memoryview(typed).cast("B")
-    block = bytearray(_VAL_SIZE * count)
+    if not count:
+        return
+    block = _c_bytes(vector.data, _VAL_SIZE * count)  # written in place
     block[0::_VAL_SIZE] = bytes([kind]) * count
     for lane in range(width):
         block[_PAYLOAD_AT + lane :: _VAL_SIZE] = numbers[lane::width]
-    if count:
-        ctypes.memmove(vector.data, (ctypes.c_char * len(block)).from_buffer(block), len(block))
+
+
+def _c_bytes(pointer: Any, size: int) -> memoryview:
+    """The ``size`` bytes at ``pointer``, not copied."""
+    array_type = ctypes.c_char * size
+    return memoryview(array_type.from_address(ctypes.addressof(pointer.contents))).cast("B")
 
 
 def _lift(ty: Any, raw: Any, checkpoint: Callable[[], None]) -> Any:
@@ -591,8 +597,10 @@ def _unpack(vector: Any, scalar: tuple[int, str, str], as_bytes: bool) -> Any:
     """A list of scalars read as one block (see :func:`_pack`)."""
     kind, _, code = scalar
     count = vector.size
-    block = ctypes.string_at(vector.data, _VAL_SIZE * count) if count else b""
-    if block[0::_VAL_SIZE].strip(bytes([kind])):
+    if not count:
+        return b"" if as_bytes else []
+    block = _c_bytes(vector.data, _VAL_SIZE * count)  # read in place: the list can be large
+    if bytes(block[0::_VAL_SIZE]).strip(bytes([kind])):
         raise WasmhostError("wasmtime gave a list whose values are of another kind.")
     width = array.array(code).itemsize
     numbers = bytearray(width * count)
