@@ -9,17 +9,21 @@ components for the outputs to be compared with.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import wasmtime
 from conftest import ARTIFACTS, wasmhost_cli
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from registry import Registry
 
 import wasmhost._host.host
@@ -33,6 +37,7 @@ from wasmhost import (
     Interrupted,
     LinkError,
     MemoryLimitExceeded,
+    Module,
     ModuleError,
     OutputLimitExceeded,
     RegistryClient,
@@ -822,3 +827,61 @@ def test_a_conversion_stopped_half_way_frees_what_it_made(
         host.run(echo, [(value, *PAD)], invoke="echo")
     monkeypatch.undo()
     assert host.run(echo, [(value, *PAD)], invoke="echo").values == ((value, *PAD),)
+
+
+TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=6)
+MIXED = "(tuple (option (option string)) $v $r (list s64) (result f64 (error char)) $f)"
+MIXED_VALUES = st.tuples(
+    st.one_of(st.none(), st.builds(Some, st.one_of(st.none(), TEXT))),
+    st.one_of(
+        st.just(("none", None)),
+        st.tuples(st.just("one"), TEXT),
+        st.tuples(st.just("two"), st.tuples(TEXT, st.integers(0, 255))),
+    ),
+    st.fixed_dictionaries(
+        {
+            "name": TEXT,
+            "tags": st.lists(TEXT, max_size=3),
+            "size": st.one_of(st.none(), st.integers(0, 2**32 - 1)),
+        }
+    ),
+    st.lists(st.integers(-(2**63), 2**63 - 1), max_size=4),
+    st.one_of(
+        st.tuples(st.just("ok"), st.floats(allow_nan=False)),
+        st.tuples(st.just("err"), st.characters(exclude_categories=["Cs"])),
+    ),
+    st.sets(st.sampled_from(["read", "write"])),
+)
+
+
+@pytest.fixture(scope="module")
+def mixed_echo() -> Iterator[tuple[Host, Module]]:
+    with Host(cache_dir=False) as host:
+        yield host, host.load(echoing(MIXED, DEFS))
+
+
+@settings(max_examples=60, deadline=None)
+@given(value=MIXED_VALUES)
+def test_any_value_survives_the_guest_and_wave(
+    mixed_echo: tuple[Host, Module], value: tuple[object, ...]
+) -> None:
+    """Lowered, lifted, printed in WAVE and parsed back, a value is itself."""
+    from wasmhost._host.wave import format_value, parse_value
+
+    host, echo = mixed_echo
+    assert host.run(echo, [(value, *PAD)], invoke="echo").values == ((value, *PAD),)
+    assert echo.functions is not None
+    ty = echo.functions["echo"].params[0][1].elements[0]
+    assert parse_value(format_value(ty, value), ty) == value
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet="()[]{},:'\"\\%-+.019abeflmnorstuwxyz{} \nü", max_size=40))
+def test_wave_text_is_a_value_or_a_wave_error(mixed_echo: tuple[Host, Module], text: str) -> None:
+    from wasmhost._host.wave import WaveError, parse_value
+
+    _, echo = mixed_echo
+    assert echo.functions is not None
+    ty = echo.functions["echo"].params[0][1]
+    with contextlib.suppress(WaveError):
+        parse_value(text, ty)
