@@ -42,7 +42,7 @@ class OutputChunk:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # (not slots: Python 3.10 fails on Some[int](5) with both)
 class Some(Generic[T]):
     """``some(value)`` of a component ``option`` whose payload is an option too, where
     ``None`` alone could not tell ``none`` from ``some(none)``.
