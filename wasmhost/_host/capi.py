@@ -291,9 +291,10 @@ def set_memory_creator(config: wasmtime.Config, creator: Any) -> None:
 # A component function is called here rather than through ``Func.__call__``:
 # wasmtime-py's value conversions search every variant's and option's cases for
 # the Python classes of their payloads, at every level, in time exponential in
-# the nesting (a 24-deep variant took minutes, holding the GIL); they read
-# ``some(none)`` of an ``option<option<T>>`` as a bare ``None``'s neighbour; and
-# nothing stops them when the run's deadline passes. Values come in as
+# the nesting (a 24-deep variant took minutes, holding the GIL); they hand back
+# a ``Variant`` for some options and a bare value for others, so that ``none`` and
+# ``some(none)`` of an ``option<option<T>>`` came out wrong; and nothing stops
+# them when the run's deadline passes. Values come in as
 # ``component.to_wasm`` makes them and go out as ``component`` documents them,
 # each case told by its C value, never searched for. ``checkpoint`` is called
 # every ``CHECK_EVERY`` list elements and raises when the run has to stop.
