@@ -9,16 +9,21 @@ components for the outputs to be compared with.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import wasmtime
 from conftest import ARTIFACTS, wasmhost_cli
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from registry import Registry
 
 import wasmhost._host.host
@@ -32,9 +37,11 @@ from wasmhost import (
     Interrupted,
     LinkError,
     MemoryLimitExceeded,
+    Module,
     ModuleError,
     OutputLimitExceeded,
     RegistryClient,
+    Some,
     TimeoutExceeded,
     Trap,
 )
@@ -559,3 +566,322 @@ def test_new_components_load_while_the_pool_is_full(host: Host) -> None:
     for t in threads:
         t.join()
     assert failures == []
+
+
+def nested_types(depth: int, wrap: str) -> tuple[str, str]:
+    """Type definitions of a type ``depth`` deep (``wrap`` formats a level around
+    ``{t}``, the level below; named types are exported, as WIT does) and its name."""
+    defs, inner = [], "u8"
+    for level in range(depth):
+        defs.append(
+            f'(type $d{level} {wrap.format(t=inner)}) (export $t{level} "t{level}" '
+            f"(type $d{level}))"
+        )
+        inner = f"$t{level}"
+    return "\n".join(defs), inner
+
+
+def returning(ty: str, defs: str = "", data: str = "") -> bytes:
+    """A component exporting ``f: func(x: u32) -> ty`` whose result is read from offset
+    16 * x of its memory (``data``: its data segments)."""
+    return bytes(
+        wasmtime.wat2wasm(
+            f"""(component
+  (core module $m
+    (memory (export "mem") 1)
+    {data}
+    (func (export "f") (param i32) (result i32) (i32.mul (local.get 0) (i32.const 16))))
+  (core instance $i (instantiate $m))
+  {defs}
+  (func $f (param "x" u32) (result {ty})
+    (canon lift (core func $i "f") (memory (core memory $i "mem"))))
+  (export "f" (func $f)))"""
+        )
+    )
+
+
+# In a subprocess with a timeout: a regression holds the GIL, so nothing in-process ends it.
+DEEP_CALL = """
+import sys, wasmtime
+sys.path.insert(0, {tests!r})
+from test_components import nested_types, returning
+from wasmhost import Host, ModuleError
+defs, ty = nested_types({depth}, {wrap!r})
+with Host() as host:
+    try:
+        print(host.run(returning(ty, defs), [0], invoke="f").values)
+    except ModuleError as exc:
+        print("refused:", exc)
+"""
+
+
+@pytest.mark.parametrize(
+    ("depth", "wrap", "outcome"),
+    [
+        (50, "(option {t})", "refused: <bytes>: f's type nests more than 32 levels deep"),
+        (24, '(variant (case "a" {t}))', "(('a', ('a', ('a',"),
+        (30, "(option {t})", "(None,)"),
+        (17, "(tuple {t} {t})", "refused: <bytes>: f's type has more than 10000 parts"),
+    ],
+    ids=["option-50", "variant-24", "option-30", "tuple-17"],
+)
+def test_deeply_nested_types_are_refused_or_converted_at_once(
+    depth: int, wrap: str, outcome: str
+) -> None:
+    """wasmtime-py's conversions search every variant's cases, time exponential in the
+    nesting (a 24-deep variant took minutes, holding the GIL); a 2**17-part tuple
+    took seconds to describe: past the limits a component is refused when loaded."""
+    script = DEEP_CALL.format(tests=str(Path(__file__).parent), depth=depth, wrap=wrap)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(outcome), done.stdout
+
+
+NESTED_OPTIONS = """(component
+  (core module $m
+    (memory (export "mem") 1)
+    (data (i32.const 16) "\\01\\00\\00")
+    (data (i32.const 32) "\\01\\01\\05")
+    (func (export "f") (param i32) (result i32) (i32.mul (local.get 0) (i32.const 16)))
+    (func (export "echo") (param i32 i32 i32) (result i32)
+      (i32.store8 (i32.const 64) (local.get 0))
+      (i32.store8 (i32.const 65) (local.get 1))
+      (i32.store8 (i32.const 66) (local.get 2))
+      (i32.const 64)))
+  (core instance $i (instantiate $m))
+  (type $o (option (option u8)))
+  (func $f (param "x" u32) (result $o)
+    (canon lift (core func $i "f") (memory (core memory $i "mem"))))
+  (func $echo (param "v" $o) (result $o)
+    (canon lift (core func $i "echo") (memory (core memory $i "mem"))))
+  (export "f" (func $f))
+  (export "echo" (func $echo)))"""
+
+
+def test_nested_options_tell_none_from_some_none(tmp_path: Path) -> None:
+    """option<option<u8>>: none is None, some(none) Some(None), some(some(5)) Some(5),
+    both ways; the CLI prints them as the wasmtime CLI does."""
+    path = tmp_path / "options.wasm"
+    path.write_bytes(wasmtime.wat2wasm(NESTED_OPTIONS))
+    cases = [(None, "none"), (Some(None), "some(none)"), (Some(5), "some(some(5))")]
+    with Host() as host:
+        for x, (value, _) in enumerate(cases):
+            assert host.run(path, [x], invoke="f").values == (value,)
+            assert host.run(path, [value], invoke="echo").values == (value,)
+        with pytest.raises(ConfigError, match=r"expected None or Some\(\.\.\.\)"):
+            host.run(path, [5], invoke="echo")
+    for x, (_, text) in enumerate(cases):
+        ours = wasmhost_cli("run", "--invoke", f"f({x})", path)
+        theirs = wasmtime_cli("run", "--invoke", f"f({x})", path)
+        assert ours.stdout == theirs.stdout == f"{text}\n".encode(), ours.stderr
+        echoed = wasmhost_cli("run", "--invoke", f"echo({text})", path)
+        assert echoed.stdout == wasmtime_cli("run", "--invoke", f"echo({text})", path).stdout
+        assert echoed.stdout == f"{text}\n".encode(), echoed.stderr
+
+
+SUMMING = """(component
+  (core module $m
+    (memory (export "mem") 1)
+    (global $top (mut i32) (i32.const 1024))
+    (func (export "realloc") (param i32 i32 i32 i32) (result i32)
+      (local $at i32)
+      (local.set $at (global.get $top))
+      (global.set $top (i32.add (global.get $top) (local.get 3)))
+      (if (i32.gt_u (global.get $top) (i32.shl (memory.size) (i32.const 16)))
+        (then (drop (memory.grow (i32.add (i32.shr_u (local.get 3) (i32.const 16))
+                                          (i32.const 1))))))
+      (local.get $at))
+    (func (export "count") (param i32 i32) (result i32) (local.get 1)))
+  (core instance $i (instantiate $m))
+  (func $count (param "xs" (list f64)) (result u32)
+    (canon lift (core func $i "count") (memory (core memory $i "mem"))
+      (realloc (core func $i "realloc"))))
+  (export "count" (func $count)))"""
+
+
+def test_converting_huge_arguments_counts_against_the_timeout(host: Host) -> None:
+    """Arguments are converted under the run's guard: 2M floats with timeout=20 took 27 s."""
+    counting = bytes(wasmtime.wat2wasm(SUMMING))
+    assert host.run(counting, [[1.0, 2.5, 3.0]], invoke="count").values == (3,)
+    huge = [[0.5] * 3_000_000 + [{}]]  # a bad value last: all of it is looked at
+    with pytest.raises(TimeoutExceeded):
+        host.run(counting, huge, invoke="count", timeout=0.05)
+    big = [float(i) for i in range(3_000_000)]
+    assert host.run(counting, [big], invoke="count", timeout=60).values == (3_000_000,)
+
+
+ECHO = """(component
+  (core module $m
+    (memory (export "mem") 1)
+    (global $top (mut i32) (i32.const 1024))
+    (func (export "realloc") (param i32 i32 i32 i32) (result i32)
+      (local $at i32)
+      (local.set $at (i32.and (i32.add (global.get $top) (i32.const 7)) (i32.const -8)))
+      (global.set $top (i32.add (local.get $at) (local.get 3)))
+      (local.get $at))
+    (func (export "echo") (param i32) (result i32) (local.get 0)))
+  (core instance $i (instantiate $m))
+  {types}
+  (func $echo (param "v" $t) (result $t)
+    (canon lift (core func $i "echo") (memory (core memory $i "mem"))
+      (realloc (core func $i "realloc"))))
+  (export "echo" (func $echo)))"""
+PAD = (0,) * 16  # 16 u64s more: the value is passed and returned in memory, where echo reads
+
+
+def echoing(ty: str, defs: str = "") -> bytes:
+    types = f'{defs} (type $d (tuple {ty}{" u64" * 16})) (export $t "t" (type $d))'
+    return bytes(wasmtime.wat2wasm(ECHO.format(types=types)))
+
+
+VALUES = [
+    ("bool", [True, False]),
+    ("s8", [-128, 127]),
+    ("u16", [65535]),
+    ("s64", [-(2**63), 2**63 - 1]),
+    ("u64", [2**64 - 1]),
+    ("f32", [1.5, float("inf")]),
+    ("char", ["x", "\U0001f600"]),
+    ("string", ["", "wörld"]),
+    ("(list u8)", [b"", b"\x00\xff"]),
+    ("(list bool)", [[True, False, True]]),
+    ("(list s16)", [[-1, 2, -32768]]),
+    ("(list f32)", [[0.5, -2.0]]),
+    ("(list f64)", [[1, 2.5, float("-inf")]]),
+    ("(list u64)", [[0, 2**64 - 1]]),
+    ("(list char)", [["a", "é"]]),
+    ("(list string)", [["a", "", "bc"]]),
+    ("(list (list u32))", [[[1, 2], [], [3]]]),
+    ("(tuple string u8)", [("a", 1)]),
+    ("(option string)", [None, "x"]),
+    ("(option (option string))", [None, Some(None), Some("x")]),
+    ("(result string (error u8))", [("ok", "fine"), ("err", 7)]),
+    ("(result)", [("ok", None), ("err", None)]),
+    ("$v", [("none", None), ("one", "x"), ("two", ("a", 2))]),
+    ("$e", ["red", "blue"]),
+    ("$f", [set(), {"read", "write"}]),
+    ("$r", [{"name": "n", "tags": ["a"], "size": None}, {"name": "", "tags": [], "size": 3}]),
+]
+DEFS = """(type $vd (variant (case "none") (case "one" string) (case "two" (tuple string u8))))
+  (export $v "v" (type $vd))
+  (type $ed (enum "red" "blue")) (export $e "e" (type $ed))
+  (type $fd (flags "read" "write")) (export $f "f" (type $fd))
+  (type $rd (record (field "name" string) (field "tags" (list string))
+                    (field "size" (option u32))))
+  (export $r "r" (type $rd))"""
+
+
+@pytest.mark.parametrize(("ty", "values"), VALUES, ids=[ty for ty, _ in VALUES])
+def test_values_of_every_kind_go_in_and_come_back(
+    host: Host, ty: str, values: list[object]
+) -> None:
+    component = host.load(echoing(ty, DEFS))
+    for value in values:
+        assert host.run(component, [(value, *PAD)], invoke="echo").values == ((value, *PAD),)
+
+
+@pytest.mark.parametrize(
+    ("ty", "wave"),
+    [
+        ("$v", 'two(("a", 2))'),
+        ("$e", "blue"),
+        ("$f", "{read, write}"),
+        ("$r", '{name: "n", tags: ["a"]}'),
+        ("(list char)", "['a', 'é']"),
+        ("(option (option string))", "some(none)"),
+        ("(result string (error u8))", "err(7)"),
+    ],
+)
+def test_the_cli_echoes_values_as_the_wasmtime_cli_does(tmp_path: Path, ty: str, wave: str) -> None:
+    path = tmp_path / "echo.wasm"
+    path.write_bytes(echoing(ty, DEFS))
+    call = f"echo(({wave}{', 0' * 16}))"
+    ours = wasmhost_cli("run", "--invoke", call, path)
+    theirs = wasmtime_cli("run", "--invoke", call, path)
+    assert ours.stdout == theirs.stdout, (ours.stderr, theirs.stderr)
+    assert ours.stdout.startswith(f"({wave}, 0,".encode())
+
+
+@pytest.mark.parametrize("stop_at", range(1, 13))
+def test_a_conversion_stopped_half_way_frees_what_it_made(
+    host: Host, monkeypatch: pytest.MonkeyPatch, stop_at: int
+) -> None:
+    """Stopped at each of its checkpoints (4 while checking the value, 4 while writing
+    it for wasmtime, 4 while reading the result): what was made is freed, and the host
+    carries on."""
+    import wasmhost._host.component as component
+
+    calls = []
+
+    def checkpoint() -> None:
+        calls.append(1)
+        if len(calls) == stop_at:
+            raise wasmtime.WasmtimeError("stopped while converting values")
+
+    monkeypatch.setattr(component, "_checkpoint", lambda: checkpoint)
+    echo = host.load(echoing("(list (list string))"))
+    value = [["a", "bc"], ["d"], ["e", "f"]]
+    with pytest.raises(Trap, match="stopped while converting values"):
+        host.run(echo, [(value, *PAD)], invoke="echo")
+    monkeypatch.undo()
+    assert host.run(echo, [(value, *PAD)], invoke="echo").values == ((value, *PAD),)
+
+
+TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=6)
+MIXED = "(tuple (option (option string)) $v $r (list s64) (result f64 (error char)) $f)"
+MIXED_VALUES = st.tuples(
+    st.one_of(st.none(), st.builds(Some, st.one_of(st.none(), TEXT))),
+    st.one_of(
+        st.just(("none", None)),
+        st.tuples(st.just("one"), TEXT),
+        st.tuples(st.just("two"), st.tuples(TEXT, st.integers(0, 255))),
+    ),
+    st.fixed_dictionaries(
+        {
+            "name": TEXT,
+            "tags": st.lists(TEXT, max_size=3),
+            "size": st.one_of(st.none(), st.integers(0, 2**32 - 1)),
+        }
+    ),
+    st.lists(st.integers(-(2**63), 2**63 - 1), max_size=4),
+    st.one_of(
+        st.tuples(st.just("ok"), st.floats(allow_nan=False)),
+        st.tuples(st.just("err"), st.characters(exclude_categories=["Cs"])),
+    ),
+    st.sets(st.sampled_from(["read", "write"])),
+)
+
+
+@pytest.fixture(scope="module")
+def mixed_echo() -> Iterator[tuple[Host, Module]]:
+    with Host(cache_dir=False) as host:
+        yield host, host.load(echoing(MIXED, DEFS))
+
+
+@settings(max_examples=60, deadline=None)
+@given(value=MIXED_VALUES)
+def test_any_value_survives_the_guest_and_wave(
+    mixed_echo: tuple[Host, Module], value: tuple[object, ...]
+) -> None:
+    """Lowered, lifted, printed in WAVE and parsed back, a value is itself."""
+    from wasmhost._host.wave import format_value, parse_value
+
+    host, echo = mixed_echo
+    assert host.run(echo, [(value, *PAD)], invoke="echo").values == ((value, *PAD),)
+    assert echo.functions is not None
+    ty = echo.functions["echo"].params[0][1].elements[0]
+    assert parse_value(format_value(ty, value), ty) == value
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet="()[]{},:'\"\\%-+.019abeflmnorstuwxyz{} \nü", max_size=40))
+def test_wave_text_is_a_value_or_a_wave_error(mixed_echo: tuple[Host, Module], text: str) -> None:
+    from wasmhost._host.wave import WaveError, parse_value
+
+    _, echo = mixed_echo
+    assert echo.functions is not None
+    ty = echo.functions["echo"].params[0][1]
+    with contextlib.suppress(WaveError):
+        parse_value(text, ty)

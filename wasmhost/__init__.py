@@ -39,7 +39,7 @@ if _TYPE_CHECKING:
     from ._host.functions import GuestMemory, host_function
     from ._host.host import Dir, Host, RunOptions, RunStream, StreamOptions
     from ._host.module import Export, Import, Module
-    from ._host.result import OutputChunk, RunResult
+    from ._host.result import OutputChunk, RunResult, Some
     from ._host.stdio import CAPTURE, DEVNULL, INHERIT
     from ._oci.client import ArtifactInfo, Layer, PullResult, PushResult, RegistryClient
 
@@ -67,6 +67,7 @@ _LAZY = {
     "Module": "_host.module",
     "OutputChunk": "_host.result",
     "RunResult": "_host.result",
+    "Some": "_host.result",
 }
 
 
@@ -120,6 +121,7 @@ __all__ = [
     "RunOptions",
     "RunResult",
     "RunStream",
+    "Some",
     "StorageError",
     "StreamOptions",
     "TimeoutExceeded",

@@ -24,6 +24,10 @@ would let it go:
   wasmtime-py's process-wide ``LAST_EXCEPTION``, which its own call path
   would otherwise leave set. Gone when ``Func`` caches its type and keeps
   that exception per call.
+- :func:`call_component`: a component function called with values converted
+  by their C discriminants (see the section "component values"). Gone when
+  wasmtime-py's ``Func.__call__`` converts without searching case classes,
+  tells ``some(none)`` apart and can be stopped.
 - :func:`use_pooling_allocator`: wasmtime's pooling allocator. Gone with a
   ``Config`` setting for it in wasmtime-py.
 - :func:`set_memory_creator` and the ``Memory*`` callback types: host
@@ -34,9 +38,11 @@ would let it go:
 
 from __future__ import annotations
 
+import array
 import ctypes
 import functools
 import os
+from collections.abc import Callable
 from typing import Any
 
 import wasmtime
@@ -278,3 +284,330 @@ MemoryCreator = ffi.wasmtime_memory_creator_t
 def set_memory_creator(config: wasmtime.Config, creator: Any) -> None:
     """Make ``config``'s engines create their linear memories through ``creator``."""
     ffi.wasmtime_config_host_memory_creator_set(config.ptr(), ctypes.byref(creator))
+
+
+# -- component values ---------------------------------------------------------
+#
+# A component function is called here rather than through ``Func.__call__``:
+# wasmtime-py's value conversions search every variant's and option's cases for
+# the Python classes of their payloads, at every level, in time exponential in
+# the nesting (a 24-deep variant took minutes, holding the GIL); they hand back
+# a ``Variant`` for some options and a bare value for others, so that ``none`` and
+# ``some(none)`` of an ``option<option<T>>`` came out wrong; and nothing stops
+# them when the run's deadline passes. Values come in as
+# ``component.to_wasm`` makes them and go out as ``component`` documents them,
+# each case told by its C value, never searched for. ``checkpoint`` is called
+# every ``CHECK_EVERY`` list elements and raises when the run has to stop.
+# Upstream: wasmtime-py converting by the C value's own discriminants.
+
+CHECK_EVERY = 4096
+_VAL_SIZE = ctypes.sizeof(ffi.wasmtime_component_val_t)
+_PAYLOAD_AT = ffi.wasmtime_component_val_t.of.offset
+
+
+@functools.cache
+def _scalars() -> dict[type, tuple[int, str, str]]:
+    """Each scalar type's C kind, its field in the value union and its ``array`` type code
+    (of the C type of that field)."""
+    import wasmtime.component as wc
+
+    return {
+        wc.Bool: (ffi.WASMTIME_COMPONENT_BOOL.value, "boolean", "B"),
+        wc.S8: (ffi.WASMTIME_COMPONENT_S8.value, "s8", "b"),
+        wc.U8: (ffi.WASMTIME_COMPONENT_U8.value, "u8", "B"),
+        wc.S16: (ffi.WASMTIME_COMPONENT_S16.value, "s16", "h"),
+        wc.U16: (ffi.WASMTIME_COMPONENT_U16.value, "u16", "H"),
+        wc.S32: (ffi.WASMTIME_COMPONENT_S32.value, "s32", "i"),
+        wc.U32: (ffi.WASMTIME_COMPONENT_U32.value, "u32", "I"),
+        wc.S64: (ffi.WASMTIME_COMPONENT_S64.value, "s64", "q"),
+        wc.U64: (ffi.WASMTIME_COMPONENT_U64.value, "u64", "Q"),
+        wc.F32: (ffi.WASMTIME_COMPONENT_F32.value, "f32", "f"),
+        wc.F64: (ffi.WASMTIME_COMPONENT_F64.value, "f64", "d"),
+    }
+
+
+def call_component(
+    store: wasmtime.Store,
+    func: Any,
+    params: list[tuple[Any, Any]],
+    result: Any,
+    checkpoint: Callable[[], None],
+) -> Any:
+    """Call the component function ``func`` with ``params`` ((type, value) pairs) and
+    post-return: its result of type ``result`` (None without one). Raises as
+    ``component.Func.__call__`` does."""
+    args = (ffi.wasmtime_component_val_t * len(params))()
+    lowered = 0
+    out = ffi.wasmtime_component_val_t()
+    try:
+        for ty, value in params:
+            _lower(ty, value, args[lowered], checkpoint)
+            lowered += 1
+        error = ffi.wasmtime_component_func_call(
+            ctypes.byref(func._func),
+            store._context(),
+            args,
+            lowered,
+            None if result is None else ctypes.byref(out),
+            0 if result is None else 1,
+        )
+    finally:
+        for i in range(lowered):
+            ffi.wasmtime_component_val_delete(ctypes.byref(args[i]))
+    if error:
+        raise wasmtime.WasmtimeError._from_ptr(error)
+    try:
+        value = None if result is None else _lift(result, out, checkpoint)
+    finally:
+        if result is not None:
+            ffi.wasmtime_component_val_delete(ctypes.byref(out))
+    error = ffi.wasmtime_component_func_post_return(ctypes.byref(func._func), store._context())
+    if error:
+        raise wasmtime.WasmtimeError._from_ptr(error)
+    return value
+
+
+def _lower(ty: Any, value: Any, out: Any, checkpoint: Callable[[], None]) -> None:
+    """Write ``value`` into the C value ``out``, which owns nothing until this returns
+    (and nothing if it raises)."""
+    import wasmtime.component as wc
+
+    scalar = _scalars().get(type(ty))
+    of = out.of
+    if scalar is not None:
+        kind, field, _ = scalar
+        setattr(of, field, value)
+    elif isinstance(ty, wc.Char):
+        kind = ffi.WASMTIME_COMPONENT_CHAR.value
+        of.character = ord(value)
+    elif isinstance(ty, wc.String):
+        kind = ffi.WASMTIME_COMPONENT_STRING.value
+        of.string = ffi.str_to_capi(value)
+    elif isinstance(ty, wc.EnumType):
+        kind = ffi.WASMTIME_COMPONENT_ENUM.value
+        of.enumeration = ffi.str_to_capi(value)
+    elif isinstance(ty, wc.ListType):
+        kind = ffi.WASMTIME_COMPONENT_LIST.value
+        element = ty.element
+        scalar = _scalars().get(type(element))
+        if scalar is not None:
+            checkpoint()
+        items = ffi.wasmtime_component_vallist_t()
+        ffi.wasmtime_component_vallist_new_uninit(items, len(value))
+        if scalar is not None:
+            _pack(items, scalar, value)
+        else:
+            _lower_all(items, [element] * len(value), value, checkpoint, _delete_list)
+        of.list = items
+    elif isinstance(ty, wc.TupleType):
+        kind = ffi.WASMTIME_COMPONENT_TUPLE.value
+        elements = ffi.wasmtime_component_valtuple_t()
+        ffi.wasmtime_component_valtuple_new_uninit(elements, len(value))
+        _lower_all(elements, ty.elements, value, checkpoint, _delete_tuple)
+        of.tuple = elements
+    elif isinstance(ty, wc.RecordType):
+        kind = ffi.WASMTIME_COMPONENT_RECORD.value
+        fields = ty.fields
+        record = ffi.wasmtime_component_valrecord_t()
+        ffi.wasmtime_component_valrecord_new_uninit(record, len(fields))
+        for i, (name, _) in enumerate(fields):  # every entry valid before any can fail
+            record.data[i].name = ffi.str_to_capi(name)
+            record.data[i].val.kind = ffi.WASMTIME_COMPONENT_BOOL.value
+        try:
+            for i, (name, field_ty) in enumerate(fields):
+                _lower(field_ty, value[name], record.data[i].val, checkpoint)
+        except BaseException:
+            ffi.wasmtime_component_valrecord_delete(ctypes.byref(record))
+            raise
+        of.record = record
+    elif isinstance(ty, wc.OptionType):
+        kind = ffi.WASMTIME_COMPONENT_OPTION.value
+        of.option = None if value is None else _boxed(ty.payload, value.value, checkpoint)
+    elif isinstance(ty, wc.ResultType):
+        kind = ffi.WASMTIME_COMPONENT_RESULT.value
+        case, payload = value
+        case_ty = ty.ok if case == "ok" else ty.err
+        of.result.is_ok = case == "ok"
+        of.result.val = None if case_ty is None else _boxed(case_ty, payload, checkpoint)
+    elif isinstance(ty, wc.VariantType):
+        kind = ffi.WASMTIME_COMPONENT_VARIANT.value
+        case, payload = value
+        case_ty = dict(ty.cases)[case]
+        boxed = None if case_ty is None else _boxed(case_ty, payload, checkpoint)
+        of.variant.discriminant = ffi.str_to_capi(case)
+        of.variant.val = boxed
+    elif isinstance(ty, wc.FlagsType):
+        kind = ffi.WASMTIME_COMPONENT_FLAGS.value
+        flags = ffi.wasmtime_component_valflags_t()
+        ffi.wasmtime_component_valflags_new_uninit(flags, len(value))
+        for i, name in enumerate(value):
+            flags.data[i] = ffi.str_to_capi(name)
+        of.flags = flags
+    else:
+        raise WasmhostError(f"values of type {type(ty).__name__} cannot be passed.")
+    out.kind = kind
+
+
+def _boxed(ty: Any, value: Any, checkpoint: Callable[[], None]) -> Any:
+    raw = ffi.wasmtime_component_val_t()
+    _lower(ty, value, raw, checkpoint)
+    return ffi.wasmtime_component_val_new(ctypes.byref(raw))
+
+
+def _lower_all(
+    vector: Any,
+    types: list[Any],
+    values: Any,
+    checkpoint: Callable[[], None],
+    delete: Callable[[Any], None],
+) -> None:
+    """Fill the elements of a new list or tuple ``vector``; deleted if one fails."""
+    done = 0
+    try:
+        for done, (ty, value) in enumerate(zip(types, values, strict=True)):
+            if done % CHECK_EVERY == 0:
+                checkpoint()
+            _lower(ty, value, vector.data[done], checkpoint)
+        done = len(values)
+    except BaseException:
+        for i in range(done, len(values)):  # not written: nothing to free
+            vector.data[i].kind = ffi.WASMTIME_COMPONENT_BOOL.value
+        delete(vector)
+        raise
+
+
+def _delete_list(vector: Any) -> None:
+    ffi.wasmtime_component_vallist_delete(ctypes.byref(vector))
+
+
+def _delete_tuple(vector: Any) -> None:
+    ffi.wasmtime_component_valtuple_delete(ctypes.byref(vector))
+
+
+def _pack(vector: Any, scalar: tuple[int, str, str], values: Any) -> None:
+    """Scalars written as one block: the kind at each value's start, the number in its
+    union (a list of a million floats, element by element through ctypes, took seconds)."""
+    kind, _, code = scalar
+    count = len(values)
+    typed = array.array(code, values)  # (an f32 past its range is inf, as through ctypes)
+    width = typed.itemsize
+    numbers = memoryview(typed).cast("B")
+    if not count:
+        return
+    block = _c_bytes(vector.data, _VAL_SIZE * count)  # written in place
+    block[0::_VAL_SIZE] = bytes([kind]) * count
+    for lane in range(width):
+        block[_PAYLOAD_AT + lane :: _VAL_SIZE] = numbers[lane::width]
+
+
+def _c_bytes(pointer: Any, size: int) -> memoryview:
+    """The ``size`` bytes at ``pointer``, not copied."""
+    array_type = ctypes.c_char * size
+    return memoryview(array_type.from_address(ctypes.addressof(pointer.contents))).cast("B")
+
+
+def _lift(ty: Any, raw: Any, checkpoint: Callable[[], None]) -> Any:
+    """The Python value of the C value ``raw`` of type ``ty`` (which keeps owning it)."""
+    import wasmtime.component as wc
+
+    from .result import Some
+
+    kind = raw.kind
+    of = raw.of
+    scalar = _scalars().get(type(ty))
+    if scalar is not None:
+        _expect(kind, scalar[0], ty)
+        return getattr(of, scalar[1])
+    if isinstance(ty, wc.Char):
+        _expect(kind, ffi.WASMTIME_COMPONENT_CHAR.value, ty)
+        return chr(of.character)
+    if isinstance(ty, wc.String):
+        _expect(kind, ffi.WASMTIME_COMPONENT_STRING.value, ty)
+        return ffi.to_str(of.string)
+    if isinstance(ty, wc.EnumType):
+        _expect(kind, ffi.WASMTIME_COMPONENT_ENUM.value, ty)
+        return ffi.to_str(of.enumeration)
+    if isinstance(ty, wc.ListType):
+        _expect(kind, ffi.WASMTIME_COMPONENT_LIST.value, ty)
+        element = ty.element
+        scalar = _scalars().get(type(element))
+        if scalar is not None:
+            checkpoint()
+            return _unpack(of.list, scalar, isinstance(element, wc.U8))
+        return _lift_all(of.list, [element] * of.list.size, checkpoint)
+    if isinstance(ty, wc.TupleType):
+        _expect(kind, ffi.WASMTIME_COMPONENT_TUPLE.value, ty)
+        elements = ty.elements
+        if of.tuple.size != len(elements):
+            raise WasmhostError("wasmtime gave a tuple of another length than its type's.")
+        return tuple(_lift_all(of.tuple, elements, checkpoint))
+    if isinstance(ty, wc.RecordType):
+        _expect(kind, ffi.WASMTIME_COMPONENT_RECORD.value, ty)
+        fields = ty.fields
+        if of.record.size != len(fields):
+            raise WasmhostError("wasmtime gave a record of other fields than its type's.")
+        return {
+            name: _lift(field_ty, of.record.data[i].val, checkpoint)
+            for i, (name, field_ty) in enumerate(fields)
+        }
+    if isinstance(ty, wc.OptionType):
+        _expect(kind, ffi.WASMTIME_COMPONENT_OPTION.value, ty)
+        if not of.option:
+            return None
+        payload_ty = ty.payload
+        payload = _lift(payload_ty, of.option.contents, checkpoint)
+        return Some(payload) if isinstance(payload_ty, wc.OptionType) else payload
+    if isinstance(ty, wc.ResultType):
+        _expect(kind, ffi.WASMTIME_COMPONENT_RESULT.value, ty)
+        case = "ok" if of.result.is_ok else "err"
+        return (case, _payload(ty.ok if case == "ok" else ty.err, of.result.val, checkpoint))
+    if isinstance(ty, wc.VariantType):
+        _expect(kind, ffi.WASMTIME_COMPONENT_VARIANT.value, ty)
+        case = ffi.to_str(of.variant.discriminant)
+        cases = dict(ty.cases)
+        if case not in cases:
+            raise WasmhostError(f"wasmtime gave a variant case {case!r} its type lacks.")
+        return (case, _payload(cases[case], of.variant.val, checkpoint))
+    if isinstance(ty, wc.FlagsType):
+        _expect(kind, ffi.WASMTIME_COMPONENT_FLAGS.value, ty)
+        return {ffi.to_str(of.flags.data[i]) for i in range(of.flags.size)}
+    raise WasmhostError(f"values of type {type(ty).__name__} cannot be returned.")
+
+
+def _expect(kind: int, wanted: int, ty: Any) -> None:
+    if kind != wanted:  # reading the union as another kind would follow a wrong pointer
+        raise WasmhostError(f"wasmtime gave a value of kind {kind} for a {type(ty).__name__}.")
+
+
+def _payload(ty: Any, pointer: Any, checkpoint: Callable[[], None]) -> Any:
+    if ty is None or not pointer:
+        return None
+    return _lift(ty, pointer.contents, checkpoint)
+
+
+def _lift_all(vector: Any, types: list[Any], checkpoint: Callable[[], None]) -> list[Any]:
+    values = []
+    for i, ty in enumerate(types):
+        if i % CHECK_EVERY == 0:
+            checkpoint()
+        values.append(_lift(ty, vector.data[i], checkpoint))
+    return values
+
+
+def _unpack(vector: Any, scalar: tuple[int, str, str], as_bytes: bool) -> Any:
+    """A list of scalars read as one block (see :func:`_pack`)."""
+    kind, _, code = scalar
+    count = vector.size
+    if not count:
+        return b"" if as_bytes else []
+    block = _c_bytes(vector.data, _VAL_SIZE * count)  # read in place: the list can be large
+    if bytes(block[0::_VAL_SIZE]).strip(bytes([kind])):
+        raise WasmhostError("wasmtime gave a list whose values are of another kind.")
+    width = array.array(code).itemsize
+    numbers = bytearray(width * count)
+    for lane in range(width):
+        numbers[lane::width] = block[_PAYLOAD_AT + lane :: _VAL_SIZE]
+    if as_bytes:
+        return bytes(numbers)
+    values = array.array(code, numbers).tolist()
+    return list(map(bool, values)) if kind == ffi.WASMTIME_COMPONENT_BOOL.value else values

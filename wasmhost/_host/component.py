@@ -15,7 +15,9 @@ function's types:
     bool, s8..u64, f32/f64, char, string    bool, int, float, str
     list<T> (list<u8>: bytes too), tuple    list, tuple
     record                                  dict by field name
-    option<T>                               None or the value
+    option<T>                               None or the value; Some(value) too,
+                                            and only that when T is an option
+                                            (Some(None) is some(none))
     enum / flags                            str / set of str
     variant                                 (case, payload)
     result<T, E>                            ("ok", T) or ("err", E); as the
@@ -23,16 +25,23 @@ function's types:
                                             ErrorResult raised with E
 
 ``wasmhost run --invoke 'f(ARGS)'`` writes them in WAVE (see ``wave``).
+
+A function's types nest at most ``MAX_TYPE_DEPTH`` levels and have at most
+``MAX_TYPE_PARTS`` parts in all (wasmtime takes up to 100 levels and a
+million parts, which in Python take minutes to convert or describe): past
+that, the component is refused when loaded, naming the function. Values are
+converted under the run's guard: a timeout or cancel stops a conversion too.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+import reprlib
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .._errors import ConfigError, ErrorResult, LinkError
+from .._errors import ConfigError, ErrorResult, LinkError, ModuleError
 from .module import Export, Import, Module, last_line
+from .result import Some
 
 if TYPE_CHECKING:
     import wasmtime
@@ -48,6 +57,10 @@ WASI_P2 = (
     "wasi:sockets/",
 )
 RUN_INTERFACE = "wasi:cli/run@0.2"
+# Real worlds nest far less (wasi:http's deepest result, an option of results of
+# a variant of records of options, is 8 levels) and have a few hundred parts.
+MAX_TYPE_DEPTH = 32
+MAX_TYPE_PARTS = 10_000
 
 
 def item_type(item: Any) -> Any:
@@ -70,27 +83,73 @@ def describe_component(
     import wasmtime.component as wc
 
     ty = compiled.type
-    imports = tuple(
-        Import(import_name, "", _kind(item_type(item)), _signature(item_type(item), engine))
-        for import_name, item in ty.imports(engine).items()
-    )
+    imports = []
+    for import_name, item in ty.imports(engine).items():
+        import_ty = item_type(item)
+        if isinstance(import_ty, wc.FuncType):
+            check_size(name, import_name, import_ty)
+        imports.append(Import(import_name, "", _kind(import_ty), _signature(import_ty, engine)))
     exports: list[Export] = []
     functions: dict[str, Any] = {}
     for export_name, item in ty.exports(engine).items():
         export_ty = item_type(item)
-        exports.append(Export(export_name, _kind(export_ty), _signature(export_ty, engine)))
         if isinstance(export_ty, wc.FuncType):
+            check_size(name, export_name, export_ty)
             functions[export_name] = export_ty
-        elif isinstance(export_ty, wc.ComponentInstanceType):
+        exports.append(Export(export_name, _kind(export_ty), _signature(export_ty, engine)))
+        if isinstance(export_ty, wc.ComponentInstanceType):
             for inner, inner_item in export_ty.exports(engine).items():
                 inner_ty = item_type(inner_item)
                 if isinstance(inner_ty, wc.FuncType):
                     full = f"{export_name}#{inner}"
+                    check_size(name, full, inner_ty)
                     functions[full] = inner_ty
                     exports.append(Export(full, "func", _signature(inner_ty, engine)))
     return Module(
-        name, data, key, imports, tuple(exports), size=size, path=path, functions=functions
+        name, data, key, tuple(imports), tuple(exports), size=size, path=path, functions=functions
     )
+
+
+def check_size(module_name: str, func_name: str, ty: wc.FuncType) -> None:
+    """Refuse a function whose types nest deeper than ``MAX_TYPE_DEPTH`` or have more
+    than ``MAX_TYPE_PARTS`` parts, looking at no more of them than that."""
+    roots = [t for _, t in ty.params] + ([] if ty.result is None else [ty.result])
+    stack = [(t, 1) for t in roots]
+    parts = 0
+    while stack:
+        part, depth = stack.pop()
+        parts += 1
+        if depth > MAX_TYPE_DEPTH:
+            raise ModuleError(
+                f"{module_name}: {func_name}'s type nests more than {MAX_TYPE_DEPTH} levels "
+                f"deep; wasmhost converts types of up to {MAX_TYPE_DEPTH} levels."
+            )
+        if parts > MAX_TYPE_PARTS:
+            raise ModuleError(
+                f"{module_name}: {func_name}'s type has more than {MAX_TYPE_PARTS} parts; "
+                f"wasmhost converts types of up to {MAX_TYPE_PARTS} parts."
+            )
+        stack.extend((inner, depth + 1) for inner in _parts(part))
+
+
+def _parts(ty: Any) -> list[Any]:
+    """The types directly inside ``ty``."""
+    import wasmtime.component as wc
+
+    inner: list[Any] = []
+    if isinstance(ty, wc.ListType):
+        inner = [ty.element]
+    elif isinstance(ty, wc.TupleType):
+        inner = list(ty.elements)
+    elif isinstance(ty, wc.RecordType):
+        inner = [t for _, t in ty.fields]
+    elif isinstance(ty, wc.VariantType):
+        inner = [t for _, t in ty.cases]
+    elif isinstance(ty, wc.OptionType):
+        inner = [ty.payload]
+    elif isinstance(ty, wc.ResultType):
+        inner = [ty.ok, ty.err]
+    return [t for t in inner if t is not None]
 
 
 def _kind(ty: Any) -> str:
@@ -225,7 +284,7 @@ def execute(
 
     import wasmtime
 
-    from .capi import call_component_run
+    from .capi import call_component, call_component_run
 
     try:
         instance = linker.instantiate(store, compiled)
@@ -250,12 +309,12 @@ def execute(
             "the run's store; call it from a component instead."
         )
     func = _get_func(store, instance, compiled, invoke)
+    checkpoint = _checkpoint()
     params = [
-        to_wasm(param_ty, value, f"{invoke}: argument {param_name!r}")
+        (param_ty, to_wasm(param_ty, value, f"{invoke}: argument {param_name!r}", checkpoint))
         for (param_name, param_ty), value in zip(ty.params, _arity(ty, args, invoke), strict=True)
     ]
-    result = func(store, *params)
-    func.post_return(store)
+    result = call_component(store, func, params, ty.result, checkpoint)
     if ty.result is None:
         return (), 0, None
     try:
@@ -293,20 +352,7 @@ def _has_resource(ty: Any) -> bool:
 
     if isinstance(ty, wc.OwnType | wc.BorrowType):
         return True
-    inner: list[Any] = []
-    if isinstance(ty, wc.ListType):
-        inner = [ty.element]
-    elif isinstance(ty, wc.TupleType):
-        inner = list(ty.elements)
-    elif isinstance(ty, wc.RecordType):
-        inner = [t for _, t in ty.fields]
-    elif isinstance(ty, wc.VariantType):
-        inner = [t for _, t in ty.cases]
-    elif isinstance(ty, wc.OptionType):
-        inner = [ty.payload]
-    elif isinstance(ty, wc.ResultType):
-        inner = [ty.ok, ty.err]
-    return any(t is not None and _has_resource(t) for t in inner)
+    return any(_has_resource(t) for t in _parts(ty))
 
 
 def _arity(ty: wc.FuncType, args: Sequence[Any], name: str) -> Sequence[Any]:
@@ -330,42 +376,53 @@ def _get_func(store: wasmtime.Store, instance: Any, compiled: wc.Component, name
     return func
 
 
-def _returned(ty: Any, raw: Any, module_name: str, func_name: str) -> Any:
-    """The function's own result as Python: an ``err`` is raised as ErrorResult."""
+def _returned(ty: Any, value: Any, module_name: str, func_name: str) -> Any:
+    """The function's own result: a ``result``'s ``ok`` payload; ``err`` raised as
+    ErrorResult."""
     import wasmtime.component as wc
 
     if isinstance(ty, wc.ResultType):
-        tag, payload = _result_case(ty, raw)
+        tag, payload = value
         if tag == "err":
-            error = None if ty.err is None else from_wasm(ty.err, payload)
             from .wave import format_value
 
-            shown = "err" if ty.err is None else f"err({format_value(ty.err, error)})"
-            raise ErrorResult(f"{func_name} of {module_name} returned {shown}.", error=error)
-        return None if ty.ok is None else from_wasm(ty.ok, payload)
-    return from_wasm(ty, raw)
+            shown = "err" if ty.err is None else f"err({format_value(ty.err, payload)})"
+            raise ErrorResult(f"{func_name} of {module_name} returned {shown}.", error=payload)
+        return payload
+    return value
 
 
-def _result_case(ty: Any, raw: Any) -> tuple[str, Any]:
-    """Which case of a result wasmtime-py handed back (it tags only ambiguous ones)."""
-    import wasmtime.component as wc
+def _checkpoint() -> Callable[[], None]:
+    """What conversions call every few thousand values: it raises once the run's guard
+    says stop (a timeout or a cancel), as the guest's code would be stopped."""
+    from .watchdog import current
 
-    if isinstance(raw, wc.Variant):
-        return raw.tag, raw.payload
-    # Untagged: the cases are told apart by their payloads' Python types.
-    if ty.ok is None:
-        return ("ok", None) if raw is None else ("err", raw)
-    if ty.err is None:
-        return ("err", None) if raw is None else ("ok", raw)
-    return ("ok" if isinstance(raw, tuple(_classes(ty.ok))) else "err"), raw
+    guard = current()
+    if guard is None:
+        return _carry_on
+
+    def check() -> None:
+        if guard.check() is not None:
+            import wasmtime
+
+            # As a stopped guest's: run() names it by the guard's reason.
+            raise wasmtime.WasmtimeError("stopped while converting values")
+
+    return check
 
 
-def to_wasm(ty: Any, value: Any, where: str) -> Any:
-    """``value`` (see the module's docstring) as wasmtime-py passes a ``ty``."""
+def _carry_on() -> None:
+    pass
+
+
+def to_wasm(ty: Any, value: Any, where: str, checkpoint: Callable[[], None] = _carry_on) -> Any:
+    """``value`` (see the module's docstring) checked against ``ty``, as ``capi`` lowers
+    it: lists, tuples, dicts, ``(case, payload)``, an option as None or :class:`Some`.
+    ``checkpoint`` is called every few thousand list elements."""
     import wasmtime.component as wc
 
     def bad(expected: str) -> ConfigError:
-        return ConfigError(f"{where}: expected {expected} ({wit(ty)}), got {value!r}.")
+        return ConfigError(f"{where}: expected {expected} ({wit(ty)}), got {reprlib.repr(value)}.")
 
     if isinstance(ty, wc.Bool):
         if not isinstance(value, bool):
@@ -375,9 +432,7 @@ def to_wasm(ty: Any, value: Any, where: str) -> Any:
         if isinstance(ty, cls):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise bad("an integer")
-            low, high = (
-                (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
-            )
+            low, high = _int_range(bits, signed)
             if not low <= value <= high:
                 raise bad(f"an integer from {low} to {high}")
             return value
@@ -397,18 +452,26 @@ def to_wasm(ty: Any, value: Any, where: str) -> Any:
             raise bad("a string of Unicode scalar values (no lone surrogates)")
         return value
     if isinstance(ty, wc.ListType):
-        if isinstance(ty.element, wc.U8) and isinstance(value, bytes | bytearray):
+        element = ty.element
+        if isinstance(element, wc.U8) and isinstance(value, bytes | bytearray):
             return bytes(value)
         if not isinstance(value, list | tuple):
             raise bad("a list")
-        items = [to_wasm(ty.element, v, f"{where}[{i}]") for i, v in enumerate(value)]
-        return bytes(items) if isinstance(ty.element, wc.U8) else items
+        fast = _scalar_list(element, value)
+        if fast is not None:
+            return fast
+        items = []
+        for i, v in enumerate(value):
+            if i % 4096 == 0:
+                checkpoint()
+            items.append(to_wasm(element, v, f"{where}[{i}]", checkpoint))
+        return bytes(items) if isinstance(element, wc.U8) else items
     if isinstance(ty, wc.TupleType):
         elements = ty.elements
         if not isinstance(value, list | tuple) or len(value) != len(elements):
             raise bad(f"a tuple of {len(elements)}")
         return tuple(
-            to_wasm(t, v, f"{where}[{i}]")
+            to_wasm(t, v, f"{where}[{i}]", checkpoint)
             for i, (t, v) in enumerate(zip(elements, value, strict=True))
         )
     if isinstance(ty, wc.RecordType):
@@ -418,16 +481,21 @@ def to_wasm(ty: Any, value: Any, where: str) -> Any:
         unknown = set(value) - set(fields)
         if unknown:
             raise bad(f"only the fields {', '.join(fields)}")
-        record = wc.Record()
+        record = {}
         for field, field_ty in fields.items():
             if field not in value and not isinstance(field_ty, wc.OptionType):
                 raise bad(f"a value for field {field!r}")
-            setattr(record, field, to_wasm(field_ty, value.get(field), f"{where}.{field}"))
+            record[field] = to_wasm(field_ty, value.get(field), f"{where}.{field}", checkpoint)
         return record
     if isinstance(ty, wc.OptionType):
         if value is None:
             return None
-        return to_wasm(ty.payload, value, where)
+        payload = ty.payload
+        if isinstance(value, Some):
+            return Some(to_wasm(payload, value.value, where, checkpoint))
+        if isinstance(payload, wc.OptionType):  # a bare value would be ambiguous
+            raise bad("None or Some(...)")
+        return Some(to_wasm(payload, value, where, checkpoint))
     if isinstance(ty, wc.EnumType):
         if not isinstance(value, str) or value not in ty.names:
             raise bad(f"one of {', '.join(ty.names)}")
@@ -436,7 +504,7 @@ def to_wasm(ty: Any, value: Any, where: str) -> Any:
         names = list(value) if isinstance(value, set | frozenset | list | tuple) else None
         if names is None or not all(isinstance(n, str) and n in ty.names for n in names):
             raise bad(f"a set of {', '.join(ty.names)}")
-        return set(names)
+        return sorted(set(names))
     if isinstance(ty, wc.VariantType | wc.ResultType):
         cases = dict(ty.cases) if isinstance(ty, wc.VariantType) else {"ok": ty.ok, "err": ty.err}
         if not (
@@ -450,11 +518,37 @@ def to_wasm(ty: Any, value: Any, where: str) -> Any:
         case_ty = cases[case]
         if case_ty is None and payload is not None:
             raise bad(f"no payload for case {case}")
-        lowered = None if case_ty is None else to_wasm(case_ty, payload, f"{where}.{case}")
-        if ty._tagged():
-            return wc.Variant(case, lowered)
-        return lowered
+        lowered = (
+            None if case_ty is None else to_wasm(case_ty, payload, f"{where}.{case}", checkpoint)
+        )
+        return (case, lowered)
     raise ConfigError(f"{where}: values of type {wit(ty)} cannot be passed from Python.")
+
+
+def _scalar_list(element: Any, value: Sequence[Any]) -> Any:
+    """A list of numbers checked at C speed (element by element, a million floats took
+    seconds); None when the slow path has to say what is wrong."""
+    import wasmtime.component as wc
+
+    kinds = set(map(type, value))  # bools are not ints here
+    if isinstance(element, wc.F32 | wc.F64) and kinds <= {float, int}:
+        try:
+            return list(map(float, value))
+        except OverflowError:
+            return None
+    if not kinds <= {int}:
+        return None
+    for cls, bits, signed in _int_types():
+        if isinstance(element, cls):
+            low, high = _int_range(bits, signed)
+            if value and not (low <= min(value) and max(value) <= high):
+                return None
+            return bytes(value) if isinstance(element, wc.U8) else list(value)
+    return None
+
+
+def _int_range(bits: int, signed: bool) -> tuple[int, int]:
+    return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
 
 
 def _encodable(text: str) -> bool:
@@ -463,50 +557,6 @@ def _encodable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def from_wasm(ty: Any, value: Any) -> Any:
-    """What wasmtime-py returned for a ``ty``, as the Python value of the module's docstring."""
-    import wasmtime.component as wc
-
-    if isinstance(ty, wc.ListType):
-        if isinstance(value, bytes):
-            return value
-        return [from_wasm(ty.element, v) for v in value]
-    if isinstance(ty, wc.TupleType):
-        return tuple(from_wasm(t, v) for t, v in zip(ty.elements, value, strict=True))
-    if isinstance(ty, wc.RecordType):
-        return {name: from_wasm(t, getattr(value, name)) for name, t in ty.fields}
-    if isinstance(ty, wc.OptionType):
-        return None if value is None else from_wasm(ty.payload, value)
-    if isinstance(ty, wc.ResultType):
-        tag, payload = _result_case(ty, value)
-        case_ty = ty.ok if tag == "ok" else ty.err
-        return (tag, None if case_ty is None else from_wasm(case_ty, payload))
-    if isinstance(ty, wc.VariantType):
-        if isinstance(value, wc.Variant):
-            tag, payload = value.tag, value.payload
-        else:  # untagged: the case whose type the payload is of
-            tag = next(
-                name
-                for name, case_ty in ty.cases
-                if (case_ty is None and value is None)
-                or (case_ty is not None and isinstance(value, tuple(_classes(case_ty))))
-            )
-            payload = value
-        case_ty = dict(ty.cases)[tag]
-        return (tag, None if case_ty is None else from_wasm(case_ty, payload))
-    if isinstance(ty, wc.FlagsType):
-        return set(value)
-    if isinstance(ty, wc.F32 | wc.F64) and isinstance(value, float) and math.isnan(value):
-        return math.nan
-    return value
-
-
-def _classes(ty: Any) -> set[type]:
-    found: set[type] = set()
-    ty.add_classes(found)
-    return found
 
 
 def _int_types() -> list[tuple[type, int, bool]]:

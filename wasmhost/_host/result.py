@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,3 +40,16 @@ class OutputChunk:
 
     stream: Literal["stdout", "stderr"]
     data: bytes
+
+
+@dataclass(frozen=True)  # (not slots: Python 3.10 fails on Some[int](5) with both)
+class Some(Generic[T]):
+    """``some(value)`` of a component ``option`` whose payload is an option too, where
+    ``None`` alone could not tell ``none`` from ``some(none)``.
+
+    ``option<option<u8>>`` values are ``None`` (none), ``Some(None)`` (some(none))
+    and ``Some(5)`` (some(some(5))); an option of anything else is ``None`` or the
+    value itself, and takes a ``Some`` too.
+    """
+
+    value: T

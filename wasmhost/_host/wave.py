@@ -10,7 +10,8 @@ is written with ``%`` (``%none``). Values are parsed *for a type*: the same
 text means different things for different types.
 
 Parsed values are the Python values of ``component`` (dicts for records,
-``(case, payload)`` for variants and results, ...); printing takes them too.
+``(case, payload)`` for variants and results, :class:`Some` for ``some`` of an
+option of an option, ...); printing takes them too.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 from .._errors import ConfigError
+from .result import Some
 
 _KEYWORDS = {"true", "false", "some", "none", "ok", "err", "inf", "nan"}
 # ASCII only: str.isdigit() and float() would take other scripts' digits.
@@ -193,12 +195,14 @@ class _Parser:
         if isinstance(ty, wc.OptionType):
             if self.keyword("none"):
                 return None
+            payload = ty.payload
             if self.keyword("some"):
                 self.expect("(")
-                value = self.value(ty.payload)
+                value = self.value(payload)
                 self.expect(")")
-                return value
-            return self.value(ty.payload)  # WAVE's shorthand: a bare value is some(value)
+            else:
+                value = self.value(payload)  # WAVE's shorthand: a bare value is some(value)
+            return Some(value) if isinstance(payload, wc.OptionType) else value
         if isinstance(ty, wc.EnumType):
             name = self.label()
             if name not in ty.names:
@@ -209,7 +213,8 @@ class _Parser:
                 dict(ty.cases) if isinstance(ty, wc.VariantType) else {"ok": ty.ok, "err": ty.err}
             )
             start = self.pos
-            name = self.label()
+            result = isinstance(ty, wc.ResultType)
+            name = self.keyword_name(("ok", "err")) if result else self.label()
             if name not in cases:
                 self.pos = start
                 raise self.error(f"expected one of the cases {', '.join(cases)}")
@@ -221,6 +226,13 @@ class _Parser:
             self.expect(")")
             return (name, payload)
         raise self.error(f"values of type {wit(ty)} cannot be written")
+
+    def keyword_name(self, words: tuple[str, ...]) -> str:
+        """The one of ``words`` (keywords, as a result's cases are) that comes next."""
+        for word in words:
+            if self.keyword(word):
+                return word
+        return ""
 
     def keyword(self, word: str) -> bool:
         self.skip()
@@ -328,7 +340,10 @@ def format_value(ty: Any, value: Any) -> str:
         ]
         return "{" + ", ".join(fields) + "}"
     if isinstance(ty, wc.OptionType):
-        return "none" if value is None else f"some({format_value(ty.payload, value)})"
+        if value is None:
+            return "none"
+        inner = value.value if isinstance(value, Some) else value
+        return f"some({format_value(ty.payload, inner)})"
     if isinstance(ty, wc.EnumType):
         return _label(value)
     if isinstance(ty, wc.FlagsType):
