@@ -286,6 +286,130 @@ def test_many_descriptor_polls_in_one_run(host: Host, wat: Callable[[str], Path]
     assert host.run(module, timeout=60).exit_code == 0
 
 
+# -- sleeps until a deadline on the guest's monotonic clock (issue 21, D2) ----
+
+NOW = (
+    '(import "wasi_snapshot_preview1" "clock_time_get" '
+    "(func $now (param i32 i64 i32) (result i32)))"
+)
+
+
+def monotonic_deadline(at: int, userdata: int, ns_from_now: int) -> str:
+    """WAT that writes a MONOTONIC, ABSTIME clock subscription at ``at`` whose
+    deadline is ``ns_from_now`` after the guest's monotonic clock reads now, as
+    wasi-libc's ``clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME)`` makes it."""
+    return f"""
+      (drop (call $now (i32.const 1) (i64.const 1) (i32.const 12000)))
+      {clock(at, userdata, 0, clock_id=1, flags=1)}
+      (i64.store (i32.const {at + 24})
+        (i64.add (i64.load (i32.const 12000)) (i64.const {ns_from_now})))"""
+
+
+def deadline_sleeper(seconds: float) -> str:
+    return poller(monotonic_deadline(0, 7, int(seconds * 1e9)), 1).replace(
+        "(module", f"(module\n      {NOW}", 1
+    )
+
+
+def _stop_by_timeout(host: Host, module: Path) -> None:
+    with pytest.raises(TimeoutExceeded):
+        host.run(module, timeout=0.5)
+
+
+def _stop_by_cancel(host: Host, module: Path) -> None:
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    with pytest.raises(Interrupted):
+        host.run(module, cancel=cancel)
+
+
+def _stop_by_cancelling_the_task(host: Host, module: Path) -> None:
+    async def main() -> None:
+        task = asyncio.create_task(host.run_async(module))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 60)
+
+    asyncio.run(main())
+
+
+def _stop_in_threads(host: Host, module: Path) -> None:
+    # As serve runs guests: several at once on one host, each with a timeout.
+    in_threads(lambda _: _stop_by_timeout(host, module), 6)
+
+
+@pytest.mark.parametrize(
+    "stop",
+    [_stop_by_timeout, _stop_by_cancel, _stop_by_cancelling_the_task, _stop_in_threads],
+    ids=["timeout", "cancel", "task-cancelled", "threads"],
+)
+def test_a_monotonic_deadline_sleep_is_stopped(
+    host: Host, wat: Callable[[str], Path], stop: Callable[[Host, Path], None]
+) -> None:
+    module = wat(deadline_sleeper(100))
+    started = time.monotonic()
+    stop(host, module)
+    # The guest asked for 100 s; stopped, it returns long before.
+    assert time.monotonic() - started < 30
+
+
+@pytest.mark.parametrize("timeout", [30, None], ids=["guarded", "unguarded"])
+def test_a_short_monotonic_deadline_sleep_sleeps_until_its_deadline(
+    host: Host, wat: Callable[[str], Path], timeout: float | None
+) -> None:
+    module = wat(deadline_sleeper(0.2))
+    started = time.monotonic()
+    assert host.run(module, timeout=timeout).exit_code == 47  # one event, userdata 7
+    assert time.monotonic() - started >= 0.2
+
+
+def test_a_monotonic_deadline_in_the_past_fires_at_once(
+    host: Host, wat: Callable[[str], Path]
+) -> None:
+    # The guest's monotonic clock starts near 0 with its run: 1 ns is past.
+    module = wat(poller(clock(0, 7, 1, clock_id=1, flags=1), 1))
+    assert host.run(module, timeout=30).exit_code == 47
+
+
+def test_a_monotonic_deadline_polled_with_a_descriptor(
+    host: Host, wat: Callable[[str], Path]
+) -> None:
+    # stdout is always ready for writing: the fd event comes before the deadline
+    fd_write = """
+      (i64.store (i32.const 48) (i64.const 3))
+      (i32.store8 (i32.const 56) (i32.const 2))
+      (i32.store (i32.const 64) (i32.const 1))"""
+    source = poller(monotonic_deadline(0, 7, 100 * 10**9) + fd_write, 2)
+    module = wat(source.replace("(module", f"(module\n      {NOW}", 1))
+    started = time.monotonic()
+    assert host.run(module, timeout=30).exit_code == 43
+    assert host.run(module).exit_code == 43
+    assert time.monotonic() - started < 30
+
+
+@pytest.mark.server
+def test_serve_stops_monotonic_deadline_sleepers(wat: Callable[[str], Path]) -> None:
+    import httpx
+    from test_serve import Server
+
+    # More sleepers than serve has guest threads: each is stopped at its timeout.
+    s = Server("--timeout", "1", "--threads", "2", "-q", wat(deadline_sleeper(100)))
+    try:
+
+        async def main() -> list[int]:
+            async with httpx.AsyncClient(base_url=s.url, timeout=60) as client:
+                answers = await asyncio.gather(*(client.get("/") for _ in range(6)))
+                return [answer.status_code for answer in answers]
+
+        started = time.monotonic()
+        statuses = asyncio.run(main())
+        assert all(status >= 500 for status in statuses), statuses
+        assert time.monotonic() - started < 30
+    finally:
+        s.stop()
+
+
 def test_cli_timeout_stops_a_sleeping_guest() -> None:
     done = wasmhost_cli("run", "--timeout", "0.3", FSPROBE, "sleep", "600000", cwd=ROOT)
     assert done.returncode == 134

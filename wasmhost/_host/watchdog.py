@@ -53,7 +53,6 @@ class Guard:
         self.stopped = threading.Event()
         self.token = next(_tokens)
         self._watches: list[tuple[Callable[[], object], str]] = []
-        self.saved: dict[str, Any] = {}  # what the run's host functions keep for it
         self._long = False
         self._lock = threading.Lock()
 
