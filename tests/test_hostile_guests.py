@@ -6,18 +6,21 @@ hello-world artifacts, and WAT modules for what Rust does not do on purpose."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import FSPROBE, HELLO, ROOT, WASI_EXIT, WASI_WRITE, in_threads, wasmhost_cli
 
 from wasmhost import (
     ConfigError,
+    Dir,
     Host,
     Interrupted,
     LimitExceeded,
@@ -409,6 +412,145 @@ def test_serve_stops_monotonic_deadline_sleepers(wat: Callable[[str], Path]) -> 
     finally:
         s.stop()
 
+
+# -- descriptors (issue 21, D4) -----------------------------------------------
+
+OPEN = (
+    '(import "wasi_snapshot_preview1" "path_open" '
+    "(func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))"
+)
+CLOSE = '(import "wasi_snapshot_preview1" "fd_close" (func $close (param i32) (result i32)))'
+
+
+def opener(times: int, close: bool = False, then_write: int = 0) -> str:
+    """A guest that opens "f.txt" in its preopened directory ``times`` times (closing
+    each if ``close``) until an open fails, then writes ``done\\n``, how many it
+    opened (4 bytes, little-endian) and ``then_write`` bytes of "x" (64 KiB at a
+    time) to stdout, and
+    exits with the failed open's errno (0 if none failed)."""
+    closing = "(drop (call $close (i32.load (i32.const 300))))" if close else ""
+    return f"""
+    (module
+      {OPEN}
+      {CLOSE}
+      {WASI_WRITE}
+      {WASI_EXIT}
+      (memory (export "memory") 2)
+      (data (i32.const 100) "f.txt")
+      (data (i32.const 200) "done\\n")
+      (func (export "_start") (local $i i32) (local $errno i32)
+        (block $failed
+          (loop $again
+            (local.set $errno
+              (call $open (i32.const 3) (i32.const 0) (i32.const 100) (i32.const 5)
+                (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 300)))
+            (br_if $failed (local.get $errno))
+            {closing}
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br_if $again (i32.lt_u (local.get $i) (i32.const {times})))))
+        (i32.store (i32.const 205) (local.get $i))
+        (i32.store (i32.const 16) (i32.const 200))
+        (i32.store (i32.const 20) (i32.const 9))
+        (drop (call $fd_write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 8)))
+        (memory.fill (i32.const 65536) (i32.const 120) (i32.const 65536))
+        (i32.store (i32.const 16) (i32.const 65536))
+        (i32.store (i32.const 20) (i32.const 65536))
+        (local.set $i (i32.const 0))
+        (block $written
+          (loop $more
+            (br_if $written (i32.ge_u (local.get $i) (i32.const {then_write // 65536})))
+            (drop (call $fd_write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 8)))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br $more)))
+        (call $exit (local.get $errno))))
+    """
+
+
+EMFILE = 33
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "f.txt").write_text("a file\n")
+    return tmp_path / "data"
+
+
+@pytest.mark.parametrize(
+    ("options", "opened"),
+    [({}, 256), ({"max_files": 10}, 10), ({"max_files": 10, "timeout": 30}, 10)],
+    ids=["default", "max_files", "guarded-engine"],
+)
+@pytest.mark.parametrize("read_only", [False, True], ids=["writable", "read-only"])
+def test_a_guest_opening_files_in_a_loop_gets_emfile_at_its_cap(
+    host: Host,
+    wat: Callable[[str], Path],
+    folder: Path,
+    options: dict[str, Any],
+    opened: int,
+    read_only: bool,
+) -> None:
+    dirs = {"/d": Dir(folder, read_only=read_only)}
+    result = host.run(wat(opener(10_000)), dirs=dirs, **options)
+    assert result.exit_code == EMFILE
+    assert result.stdout == b"done\n" + opened.to_bytes(4, "little")
+    # The host process has its descriptors: the run's are closed with it.
+    os.close(os.open(folder / "f.txt", os.O_RDONLY))
+
+
+def test_closed_descriptors_do_not_count(
+    host: Host, wat: Callable[[str], Path], folder: Path
+) -> None:
+    result = host.run(wat(opener(10_000, close=True)), dirs={"/d": folder}, max_files=4)
+    assert result.exit_code == 0
+    assert result.stdout == b"done\n" + (10_000).to_bytes(4, "little")
+
+
+def test_max_files_none_lifts_the_cap(
+    host: Host, wat: Callable[[str], Path], folder: Path
+) -> None:
+    result = host.run(wat(opener(1_000)), dirs={"/d": folder}, max_files=None)
+    assert result.exit_code == 0
+
+
+@pytest.mark.parametrize("value", [0, -1, True, 1.5, 1 << 21], ids=repr)
+def test_bad_file_caps_are_config_errors(host: Host, value: object) -> None:
+    with pytest.raises(ConfigError, match="max_files"):
+        host.run(HELLO, max_files=value)  # type: ignore[arg-type]
+
+
+def test_captured_output_survives_a_host_out_of_descriptors(
+    wat: Callable[[str], Path], folder: Path
+) -> None:
+    # In a process of its own with few descriptors and no cap: the guest takes
+    # every descriptor it can, then writes more than a pipe holds, which the
+    # host drains in a thread. A host out of descriptors cannot import a module
+    # (it opens its file): the drain imports nothing while a guest runs.
+    module = wat(opener(10_000, then_write=4 * MiB))
+    script = f"""
+import os, resource, sys
+from wasmhost import Host
+host = Host(cache_dir=False)
+host.load({str(module)!r})
+
+class NoImports:
+    def find_spec(self, name, path=None, target=None):
+        raise ImportError(f"no descriptor left to import {{name}}")
+
+resource.setrlimit(resource.RLIMIT_NOFILE, (200, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+sys.meta_path.insert(0, NoImports())
+result = host.run({str(module)!r}, dirs={{"/d": {str(folder)!r}}}, max_files=None)
+sys.meta_path.pop(0)
+out = result.stdout
+assert out[:5] == b"done\\n" and out[9:] == b"x" * {4 * MiB}, (len(out), out[:20])
+os.close(os.open({str(folder / "f.txt")!r}, os.O_RDONLY))
+print("exit", result.exit_code, "opened", int.from_bytes(out[5:9], "little"))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, timeout=120, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert done.stdout.startswith(b"exit ")
 
 def test_cli_timeout_stops_a_sleeping_guest() -> None:
     done = wasmhost_cli("run", "--timeout", "0.3", FSPROBE, "sleep", "600000", cwd=ROOT)

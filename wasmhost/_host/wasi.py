@@ -31,6 +31,7 @@ from typing import Any
 import wasmtime
 
 from . import poll
+from .capi import call_int
 
 WASI = "wasi_snapshot_preview1"
 
@@ -51,6 +52,9 @@ _SIGNATURES: dict[str, tuple[str, ...]] = {
     "fd_renumber": ("i32", "i32"),
     "path_symlink": ("i32", "i32", "i32", "i32", "i32"),
 }
+
+
+_WIDE = {name: tuple(p == "i64" for p in params) for name, params in _SIGNATURES.items()}
 
 
 def _trampoline_wat() -> str:
@@ -156,7 +160,7 @@ class Calls:
             funcs = self._trampoline.instantiate(self.caller, self.memory)
             if run is not None:
                 run.wasmtime = funcs
-        return int(funcs[name](self.caller, *args))
+        return call_int(self.caller, funcs[name], args, _WIDE[name])
 
 
 def install(linker: wasmtime.Linker, trampoline: Trampoline, *, interruptible: bool) -> None:
