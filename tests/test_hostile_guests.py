@@ -506,9 +506,7 @@ def test_closed_descriptors_do_not_count(
     assert result.stdout == b"done\n" + (10_000).to_bytes(4, "little")
 
 
-def test_max_files_none_lifts_the_cap(
-    host: Host, wat: Callable[[str], Path], folder: Path
-) -> None:
+def test_max_files_none_lifts_the_cap(host: Host, wat: Callable[[str], Path], folder: Path) -> None:
     result = host.run(wat(opener(1_000)), dirs={"/d": folder}, max_files=None)
     assert result.exit_code == 0
 
@@ -551,6 +549,41 @@ print("exit", result.exit_code, "opened", int.from_bytes(out[5:9], "little"))
     )
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     assert done.stdout.startswith(b"exit ")
+
+
+# -- symbolic links (issue 21, D24) -------------------------------------------
+
+SYMLINKER = f"""
+(module
+  (import "wasi_snapshot_preview1" "path_symlink"
+    (func $symlink (param i32 i32 i32 i32 i32) (result i32)))
+  {WASI_EXIT}
+  (memory (export "memory") 1)
+  (data (i32.const 100) "../../../etc/passwd")
+  (data (i32.const 200) "link")
+  (func (export "_start")
+    (call $exit
+      (call $symlink (i32.const 100) (i32.const 19) (i32.const 3) (i32.const 200) (i32.const 4)))))
+"""
+EPERM = 63
+
+
+@pytest.mark.parametrize("timeout", [None, 30], ids=["plain", "guarded"])
+def test_symlinks_false_refuses_a_link_out_of_the_directory(
+    host: Host, wat: Callable[[str], Path], folder: Path, timeout: float | None
+) -> None:
+    module = wat(SYMLINKER)
+    assert host.run(module, dirs={"/d": folder}, symlinks=False, timeout=timeout).exit_code == EPERM
+    assert not (folder / "link").is_symlink()
+    # Allowed by default, as WASI allows it: wasmtime never follows it out.
+    assert host.run(module, dirs={"/d": folder}, timeout=timeout).exit_code == 0
+    assert os.readlink(folder / "link") == "../../../etc/passwd"
+
+
+def test_symlinks_must_be_a_bool(host: Host) -> None:
+    with pytest.raises(ConfigError, match="symlinks"):
+        host.run(HELLO, symlinks="no")  # type: ignore[typeddict-item]
+
 
 def test_cli_timeout_stops_a_sleeping_guest() -> None:
     done = wasmhost_cli("run", "--timeout", "0.3", FSPROBE, "sleep", "600000", cwd=ROOT)
