@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -241,3 +244,58 @@ def test_a_deadline_during_instantiation_is_a_timeout(
     threading.Timer(0.2, cancel.set).start()
     with pytest.raises(Interrupted):
         host.run(module, cancel=cancel)
+
+
+# -- after a fork (issue 21, D5) ----------------------------------------------
+
+
+def _spin_with_timeout(path: str) -> int:
+    """In a forked child, on the parent's host: 0 if the spinning guest timed out."""
+    try:
+        _forked_host.run(path, timeout=0.5)
+    except TimeoutExceeded:
+        return 0
+    except BaseException:
+        return 2
+    return 1
+
+
+_forked_host: Host
+
+
+@pytest.mark.filterwarnings("ignore:This process .* fork:DeprecationWarning")
+def test_timeouts_fire_in_a_forked_child(host: Host, wat: Callable[[str], Path]) -> None:
+    global _forked_host
+    _forked_host = host
+    spin = str(wat(SPIN))
+    with pytest.raises(TimeoutExceeded):  # the parent's ticker has run
+        host.run(spin, timeout=0.2)
+    pid = os.fork()
+    if pid == 0:  # the child: reports through its exit status, never returns to pytest
+        code = 3
+        try:
+            code = _spin_with_timeout(spin)
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 60
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if done[0] == 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the child's guest was never stopped")
+    assert os.waitstatus_to_exitcode(done[1]) == 0
+
+
+@pytest.mark.filterwarnings("ignore:This process .* fork:DeprecationWarning")
+def test_timeouts_fire_in_a_multiprocessing_fork_child(
+    host: Host, wat: Callable[[str], Path]
+) -> None:
+    global _forked_host
+    _forked_host = host
+    spin = str(wat(SPIN))
+    with pytest.raises(TimeoutExceeded):
+        host.run(spin, timeout=0.2)
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        outcome = pool.apply_async(_spin_with_timeout, (spin,))
+        assert outcome.get(60) == 0
