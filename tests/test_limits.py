@@ -299,3 +299,41 @@ def test_timeouts_fire_in_a_multiprocessing_fork_child(
     with multiprocessing.get_context("fork").Pool(1) as pool:
         outcome = pool.apply_async(_spin_with_timeout, (spin,))
         assert outcome.get(60) == 0
+
+
+def test_closed_hosts_that_slept_guests_leave_no_descriptors(
+    wat: Callable[[str], Path],
+) -> None:
+    # A poll_oneoff-importing module run with a timeout (issue 21, D14): its
+    # host functions and InstancePre kept each other, the engine and a memfd.
+    import gc
+
+    module = wat(
+        """
+        (module
+          (import "wasi_snapshot_preview1" "poll_oneoff"
+            (func $poll (param i32 i32 i32 i32) (result i32)))
+          (memory (export "memory") 1)
+          (func (export "_start")
+            ;; a 1 ms sleep, then a poll of stdout (wasmtime's, through the helper)
+            (i32.store (i32.const 16) (i32.const 1))
+            (i64.store (i32.const 24) (i64.const 1000000))
+            (drop (call $poll (i32.const 0) (i32.const 4096) (i32.const 1) (i32.const 8192)))
+            (i32.store8 (i32.const 8) (i32.const 2))
+            (drop (call $poll (i32.const 0) (i32.const 4096) (i32.const 1) (i32.const 8192)))))
+        """
+    )
+
+    def descriptors() -> int:
+        gc.collect()
+        return len(os.listdir("/proc/self/fd"))
+
+    def cycle() -> None:
+        with Host() as host:  # its compiled code from the disk cache
+            host.run(module, timeout=5)
+
+    cycle()
+    before = descriptors()
+    for _ in range(50):
+        cycle()
+    assert descriptors() - before < 10
