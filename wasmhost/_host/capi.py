@@ -24,6 +24,9 @@ would let it go:
   wasmtime-py's process-wide ``LAST_EXCEPTION``, which its own call path
   would otherwise leave set. Gone when ``Func`` caches its type and keeps
   that exception per call.
+- :func:`call_int`: the WASI functions wasmhost calls through its
+  trampoline (see ``wasi``), without ``Func.__call__`` building their type
+  and converting each argument on every call. Gone when ``Func`` caches its type.
 - :func:`use_pooling_allocator`: wasmtime's pooling allocator. Gone with a
   ``Config`` setting for it in wasmtime-py.
 - :func:`set_memory_creator` and the ``Memory*`` callback types: host
@@ -219,10 +222,10 @@ def call_int(store: Any, func: wasmtime.Func, args: tuple[int, ...], wide: tuple
     params = (ffi.wasmtime_val_t * len(args))()
     for i, (value, is_wide) in enumerate(zip(args, wide, strict=True)):
         if is_wide:
-            params[i].kind = ffi.WASMTIME_I64.value
+            params[i].kind = ffi.WASMTIME_I64.value  # type: ignore[assignment]  # an int at run time
             params[i].of.i64 = value
         else:
-            params[i].kind = ffi.WASMTIME_I32.value
+            params[i].kind = ffi.WASMTIME_I32.value  # type: ignore[assignment]  # an int at run time
             params[i].of.i32 = value
     result = (ffi.wasmtime_val_t * 1)()
     trap = ctypes.POINTER(ffi.wasm_trap_t)()
