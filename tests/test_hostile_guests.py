@@ -691,3 +691,19 @@ def test_cli_names_the_memory_limit(wat: Callable[[str], Path]) -> None:
 def test_absurd_memory_caps_are_config_errors(host: Host, value: object) -> None:
     with pytest.raises(ConfigError, match="max_memory"):
         host.run(HELLO, max_memory=value)  # type: ignore[arg-type]
+
+
+def test_cli_caps_open_files_and_refuses_symlinks(wat: Callable[[str], Path], folder: Path) -> None:
+    opens = wat(opener(10_000))
+    done = wasmhost_cli("run", "--max-files", "5", "--dir", f"{folder}::/d", opens)
+    assert done.returncode == EMFILE
+    assert done.stdout == b"done\n" + (5).to_bytes(4, "little")
+    links = wat(SYMLINKER)
+    done = wasmhost_cli("run", "--no-symlinks", "--dir", f"{folder}::/d", links)
+    assert done.returncode == EPERM
+    assert not (folder / "link").is_symlink()
+    done = wasmhost_cli("run", "--max-files", "0", "--dir", f"{folder}::/d", opens)
+    assert done.returncode == 2
+    assert done.stderr.decode().strip().splitlines()[-1] == (
+        "Error: Invalid value for '--max-files': it must be at least 1. (see 'wasmhost run --help')"
+    )
