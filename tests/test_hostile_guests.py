@@ -580,6 +580,12 @@ def test_symlinks_false_refuses_a_link_out_of_the_directory(
     assert os.readlink(folder / "link") == "../../../etc/passwd"
 
 
+def test_a_component_run_refuses_symlinks_false(host: Host) -> None:
+    # wasmhost cannot stand in front of WASI preview 2: it says so, not ignores it.
+    with pytest.raises(ConfigError, match="component: symlinks=False"):
+        host.run(ROOT / "artifacts" / "hello-world.component.wasm", symlinks=False)
+
+
 def test_symlinks_must_be_a_bool(host: Host) -> None:
     with pytest.raises(ConfigError, match="symlinks"):
         host.run(HELLO, symlinks="no")  # type: ignore[typeddict-item]
