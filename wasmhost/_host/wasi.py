@@ -31,7 +31,7 @@ from typing import Any
 import wasmtime
 
 from . import poll
-from .capi import call_int
+from .capi import call_int, define_int_func
 
 WASI = "wasi_snapshot_preview1"
 
@@ -184,7 +184,7 @@ def _define(linker: wasmtime.Linker, trampoline: Trampoline, funcs: dict[str, An
         for name, func in funcs.items():
             # A type is bound to its engine: made for each linker.
             ty = wasmtime.FuncType([types[p] for p in _SIGNATURES[name]], [types["i32"]])
-            linker.define_func(WASI, name, ty, _bind(func, trampoline), access_caller=True)
+            define_int_func(linker, WASI, name, ty, _bind(func, trampoline))
     finally:
         linker.allow_shadowing = False
 
