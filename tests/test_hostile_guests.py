@@ -506,6 +506,34 @@ def test_closed_descriptors_do_not_count(
     assert result.stdout == b"done\n" + (10_000).to_bytes(4, "little")
 
 
+def test_a_renumbered_descriptor_counts_once(
+    host: Host, wat: Callable[[str], Path], folder: Path
+) -> None:
+    # Each new file is moved onto the first one's number (which closes it).
+    module = wat(f"""
+    (module
+      {OPEN}
+      (import "wasi_snapshot_preview1" "fd_renumber"
+        (func $renumber (param i32 i32) (result i32)))
+      {WASI_EXIT}
+      (memory (export "memory") 1)
+      (data (i32.const 100) "f.txt")
+      (func $open_one (result i32)
+        (call $open (i32.const 3) (i32.const 0) (i32.const 100) (i32.const 5)
+          (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 300)))
+      (func (export "_start") (local $i i32) (local $kept i32) (local $errno i32)
+        (if (local.tee $errno (call $open_one)) (then (call $exit (local.get $errno))))
+        (local.set $kept (i32.load (i32.const 300)))
+        (loop $again
+          (if (local.tee $errno (call $open_one)) (then (call $exit (local.get $errno))))
+          (if (local.tee $errno (call $renumber (i32.load (i32.const 300)) (local.get $kept)))
+            (then (call $exit (i32.add (i32.const 100) (local.get $errno)))))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $again (i32.lt_u (local.get $i) (i32.const 1000))))))
+    """)
+    assert host.run(module, dirs={"/d": folder}, max_files=2).exit_code == 0
+
+
 def test_max_files_none_lifts_the_cap(host: Host, wat: Callable[[str], Path], folder: Path) -> None:
     result = host.run(wat(opener(1_000)), dirs={"/d": folder}, max_files=None)
     assert result.exit_code == 0
