@@ -466,7 +466,7 @@ def opener(times: int, close: bool = False, then_write: int = 0) -> str:
     """
 
 
-EMFILE = 33
+EMFILE, ENFILE = 33, 41
 
 
 @pytest.fixture
@@ -504,6 +504,22 @@ def test_closed_descriptors_do_not_count(
     result = host.run(wat(opener(10_000, close=True)), dirs={"/d": folder}, max_files=4)
     assert result.exit_code == 0
     assert result.stdout == b"done\n" + (10_000).to_bytes(4, "little")
+
+
+def test_all_runs_together_stop_at_half_the_process_limit(
+    host: Host, wat: Callable[[str], Path], folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A server's guests, each under its cap, could still take every descriptor
+    # of the process: past half its limit, opening a file fails with ENFILE.
+    import resource
+
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (300, limit[1]))
+    module = wat(opener(10_000))
+    for _ in range(2):  # what a run held is given back when it ends
+        result = host.run(module, dirs={"/d": folder})
+        assert result.exit_code == ENFILE
+        assert result.stdout == b"done\n" + (150).to_bytes(4, "little")
 
 
 def test_a_renumbered_descriptor_counts_once(

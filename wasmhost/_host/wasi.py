@@ -6,7 +6,9 @@
   guest holds open (``max_files``). wasmtime's WASI table has no bound, so a
   guest with any preopened directory could open files until the host process
   has no descriptor left for anything else. Past the cap, ``path_open``
-  answers ``EMFILE``.
+  answers ``EMFILE``; and past half of the process's own descriptor limit,
+  counted over all its runs (a server's guests each under their cap),
+  ``ENFILE``.
 - ``path_symlink``: refused with ``EPERM`` when the run says
   ``symlinks=False``. wasmtime never follows a link out of a preopened
   directory, but host code that later reads the directory may.
@@ -24,6 +26,7 @@ Each host function finds its run's :class:`RunWasi` through :func:`current`
 
 from __future__ import annotations
 
+import resource
 import struct
 import threading
 from typing import Any
@@ -40,6 +43,7 @@ DEFAULT_MAX_FILES = 256
 preopened directories and stdio not counted)."""
 
 _EMFILE = 33
+_ENFILE = 41
 _EPERM = 63
 
 # The functions wasmhost puts in front of wasmtime's, by their WASI types.
@@ -108,6 +112,27 @@ class RunWasi:
         self.wasmtime: dict[str, Any] | None = None  # the trampoline's functions, once made
 
 
+class _Budget:
+    """The descriptors all capped runs of this process hold, against half of its limit."""
+
+    def __init__(self) -> None:
+        self.held = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        with self._lock:
+            if soft != resource.RLIM_INFINITY and self.held >= soft // 2:
+                return False
+            self.held += 1
+            return True
+
+    def give(self, count: int = 1) -> None:
+        with self._lock:
+            self.held -= count
+
+
+_budget = _Budget()
 _local = threading.local()
 
 
@@ -128,6 +153,9 @@ class active:
 
     def __exit__(self, *exc_info: object) -> None:
         _local.run = self._outer
+        # The run's store, closed next, closes what the guest left open.
+        _budget.give(len(self._run.opened))
+        self._run.opened.clear()
 
 
 def memory_of(caller: wasmtime.Caller) -> wasmtime.Memory:
@@ -201,19 +229,26 @@ _FD = struct.Struct("<I")
 
 def _path_open(call: Calls, dirfd: int, *args: int) -> int:
     run = call.run
-    if run is not None and run.max_files is not None and len(run.opened) >= run.max_files:
+    if run is None or run.max_files is None:
+        return call("path_open", dirfd, *args)
+    if len(run.opened) >= run.max_files:
         return _EMFILE
+    if not _budget.take():
+        return _ENFILE
     errno = call("path_open", dirfd, *args)
-    if errno == 0 and run is not None and run.max_files is not None:
+    if errno == 0:
         out = args[-1]
         run.opened.add(_FD.unpack(bytes(call.memory.read(call.caller, out, out + 4)))[0])
+    else:
+        _budget.give()
     return errno
 
 
 def _fd_close(call: Calls, fd: int) -> int:
     errno = call("fd_close", fd)
-    if errno == 0 and call.run is not None:
+    if errno == 0 and call.run is not None and fd in call.run.opened:
         call.run.opened.discard(fd)
+        _budget.give()
     return errno
 
 
@@ -222,7 +257,9 @@ def _fd_renumber(call: Calls, source: int, target: int) -> int:
     run = call.run
     if errno == 0 and run is not None and source != target:
         # ``target`` is closed, and ``source`` moves there.
-        run.opened.discard(target)
+        if target in run.opened:
+            run.opened.discard(target)
+            _budget.give()
         if source in run.opened:
             run.opened.discard(source)
             run.opened.add(target)
