@@ -104,7 +104,8 @@ class EngineSlot:
         """A new linker with WASI as this engine's runs get it (for per-run definitions)."""
         linker = wasmtime.Linker(self.engine)
         linker.define_wasi()
-        # A sleeping guest would otherwise outsleep its timeout (see poll).
+        # wasmhost's WASI functions in front of wasmtime's: sleeps that a timeout
+        # cuts short, the max_files cap, symlinks=False (see wasi).
         wasi.install(linker, self._trampoline, interruptible=self.ticker is not None)
         return linker
 
@@ -246,7 +247,7 @@ def _make_twin(flags: EngineFlags, fingerprint: str, ticker: Ticker | None) -> E
     if not can_reserve(2 * POOL_RUNS * _SLOT_RESERVATION):
         return None
     config = _config(flags)
-    # Twice the instances: an interruptible run may add a helper instance (see poll).
+    # Twice the instances: a run may add a helper instance (see wasi).
     use_pooling_allocator(
         config,
         instances=2 * POOL_RUNS,

@@ -318,6 +318,9 @@ class _Capture:
             self._drainer = drainer
 
     def _stream(self) -> None:
+        # select and termios are imported up front: a process whose descriptors
+        # a guest has taken cannot import (it opens files), and this thread must
+        # not die, or the guest waits on a full pipe for ever.
         poller = select.poll()
         poller.register(self._pipe.fd, select.POLLIN)
         while self._pipe.fd >= 0:
