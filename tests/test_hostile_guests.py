@@ -6,18 +6,21 @@ hello-world artifacts, and WAT modules for what Rust does not do on purpose."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import FSPROBE, HELLO, ROOT, WASI_EXIT, WASI_WRITE, in_threads, wasmhost_cli
 
 from wasmhost import (
     ConfigError,
+    Dir,
     Host,
     Interrupted,
     LimitExceeded,
@@ -286,6 +289,352 @@ def test_many_descriptor_polls_in_one_run(host: Host, wat: Callable[[str], Path]
     assert host.run(module, timeout=60).exit_code == 0
 
 
+# -- sleeps until a deadline on the guest's monotonic clock (issue 21, D2) ----
+
+NOW = (
+    '(import "wasi_snapshot_preview1" "clock_time_get" '
+    "(func $now (param i32 i64 i32) (result i32)))"
+)
+
+
+def monotonic_deadline(at: int, userdata: int, ns_from_now: int) -> str:
+    """WAT that writes a MONOTONIC, ABSTIME clock subscription at ``at`` whose
+    deadline is ``ns_from_now`` after the guest's monotonic clock reads now, as
+    wasi-libc's ``clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME)`` makes it."""
+    return f"""
+      (drop (call $now (i32.const 1) (i64.const 1) (i32.const 12000)))
+      {clock(at, userdata, 0, clock_id=1, flags=1)}
+      (i64.store (i32.const {at + 24})
+        (i64.add (i64.load (i32.const 12000)) (i64.const {ns_from_now})))"""
+
+
+def deadline_sleeper(seconds: float) -> str:
+    return poller(monotonic_deadline(0, 7, int(seconds * 1e9)), 1).replace(
+        "(module", f"(module\n      {NOW}", 1
+    )
+
+
+def _stop_by_timeout(host: Host, module: Path) -> None:
+    with pytest.raises(TimeoutExceeded):
+        host.run(module, timeout=0.5)
+
+
+def _stop_by_cancel(host: Host, module: Path) -> None:
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    with pytest.raises(Interrupted):
+        host.run(module, cancel=cancel)
+
+
+def _stop_by_cancelling_the_task(host: Host, module: Path) -> None:
+    async def main() -> None:
+        task = asyncio.create_task(host.run_async(module))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 60)
+
+    asyncio.run(main())
+
+
+def _stop_in_threads(host: Host, module: Path) -> None:
+    # As serve runs guests: several at once on one host, each with a timeout.
+    in_threads(lambda _: _stop_by_timeout(host, module), 6)
+
+
+@pytest.mark.parametrize(
+    "stop",
+    [_stop_by_timeout, _stop_by_cancel, _stop_by_cancelling_the_task, _stop_in_threads],
+    ids=["timeout", "cancel", "task-cancelled", "threads"],
+)
+def test_a_monotonic_deadline_sleep_is_stopped(
+    host: Host, wat: Callable[[str], Path], stop: Callable[[Host, Path], None]
+) -> None:
+    module = wat(deadline_sleeper(100))
+    started = time.monotonic()
+    stop(host, module)
+    # The guest asked for 100 s; stopped, it returns long before.
+    assert time.monotonic() - started < 30
+
+
+@pytest.mark.parametrize("timeout", [30, None], ids=["guarded", "unguarded"])
+def test_a_short_monotonic_deadline_sleep_sleeps_until_its_deadline(
+    host: Host, wat: Callable[[str], Path], timeout: float | None
+) -> None:
+    module = wat(deadline_sleeper(0.2))
+    started = time.monotonic()
+    assert host.run(module, timeout=timeout).exit_code == 47  # one event, userdata 7
+    assert time.monotonic() - started >= 0.2
+
+
+def test_a_monotonic_deadline_in_the_past_fires_at_once(
+    host: Host, wat: Callable[[str], Path]
+) -> None:
+    # The guest's monotonic clock starts near 0 with its run: 1 ns is past.
+    module = wat(poller(clock(0, 7, 1, clock_id=1, flags=1), 1))
+    assert host.run(module, timeout=30).exit_code == 47
+
+
+def test_a_monotonic_deadline_polled_with_a_descriptor(
+    host: Host, wat: Callable[[str], Path]
+) -> None:
+    # stdout is always ready for writing: the fd event comes before the deadline
+    fd_write = """
+      (i64.store (i32.const 48) (i64.const 3))
+      (i32.store8 (i32.const 56) (i32.const 2))
+      (i32.store (i32.const 64) (i32.const 1))"""
+    source = poller(monotonic_deadline(0, 7, 100 * 10**9) + fd_write, 2)
+    module = wat(source.replace("(module", f"(module\n      {NOW}", 1))
+    started = time.monotonic()
+    assert host.run(module, timeout=30).exit_code == 43
+    assert host.run(module).exit_code == 43
+    assert time.monotonic() - started < 30
+
+
+@pytest.mark.server
+def test_serve_stops_monotonic_deadline_sleepers(wat: Callable[[str], Path]) -> None:
+    import httpx
+    from test_serve import Server
+
+    # More sleepers than serve has guest threads: each is stopped at its timeout.
+    s = Server("--timeout", "1", "--threads", "2", "-q", wat(deadline_sleeper(100)))
+    try:
+
+        async def main() -> list[int]:
+            async with httpx.AsyncClient(base_url=s.url, timeout=60) as client:
+                answers = await asyncio.gather(*(client.get("/") for _ in range(6)))
+                return [answer.status_code for answer in answers]
+
+        started = time.monotonic()
+        statuses = asyncio.run(main())
+        assert all(status >= 500 for status in statuses), statuses
+        assert time.monotonic() - started < 30
+    finally:
+        s.stop()
+
+
+# -- descriptors (issue 21, D4) -----------------------------------------------
+
+OPEN = (
+    '(import "wasi_snapshot_preview1" "path_open" '
+    "(func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))"
+)
+CLOSE = '(import "wasi_snapshot_preview1" "fd_close" (func $close (param i32) (result i32)))'
+
+
+def opener(times: int, close: bool = False, then_write: int = 0) -> str:
+    """A guest that opens "f.txt" in its preopened directory ``times`` times (closing
+    each if ``close``) until an open fails, then writes ``done\\n``, how many it
+    opened (4 bytes, little-endian) and ``then_write`` bytes of "x" (64 KiB at a
+    time) to stdout, and
+    exits with the failed open's errno (0 if none failed)."""
+    closing = "(drop (call $close (i32.load (i32.const 300))))" if close else ""
+    return f"""
+    (module
+      {OPEN}
+      {CLOSE}
+      {WASI_WRITE}
+      {WASI_EXIT}
+      (memory (export "memory") 2)
+      (data (i32.const 100) "f.txt")
+      (data (i32.const 200) "done\\n")
+      (func (export "_start") (local $i i32) (local $errno i32)
+        (block $failed
+          (loop $again
+            (local.set $errno
+              (call $open (i32.const 3) (i32.const 0) (i32.const 100) (i32.const 5)
+                (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 300)))
+            (br_if $failed (local.get $errno))
+            {closing}
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br_if $again (i32.lt_u (local.get $i) (i32.const {times})))))
+        (i32.store (i32.const 205) (local.get $i))
+        (i32.store (i32.const 16) (i32.const 200))
+        (i32.store (i32.const 20) (i32.const 9))
+        (drop (call $fd_write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 8)))
+        (memory.fill (i32.const 65536) (i32.const 120) (i32.const 65536))
+        (i32.store (i32.const 16) (i32.const 65536))
+        (i32.store (i32.const 20) (i32.const 65536))
+        (local.set $i (i32.const 0))
+        (block $written
+          (loop $more
+            (br_if $written (i32.ge_u (local.get $i) (i32.const {then_write // 65536})))
+            (drop (call $fd_write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 8)))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br $more)))
+        (call $exit (local.get $errno))))
+    """
+
+
+EMFILE, ENFILE = 33, 41
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "f.txt").write_text("a file\n")
+    return tmp_path / "data"
+
+
+@pytest.mark.parametrize(
+    ("options", "opened"),
+    [({}, 256), ({"max_files": 10}, 10), ({"max_files": 10, "timeout": 30}, 10)],
+    ids=["default", "max_files", "guarded-engine"],
+)
+@pytest.mark.parametrize("read_only", [False, True], ids=["writable", "read-only"])
+def test_a_guest_opening_files_in_a_loop_gets_emfile_at_its_cap(
+    host: Host,
+    wat: Callable[[str], Path],
+    folder: Path,
+    options: dict[str, Any],
+    opened: int,
+    read_only: bool,
+) -> None:
+    dirs = {"/d": Dir(folder, read_only=read_only)}
+    result = host.run(wat(opener(10_000)), dirs=dirs, **options)
+    assert result.exit_code == EMFILE
+    assert result.stdout == b"done\n" + opened.to_bytes(4, "little")
+    # The host process has its descriptors: the run's are closed with it.
+    os.close(os.open(folder / "f.txt", os.O_RDONLY))
+
+
+def test_closed_descriptors_do_not_count(
+    host: Host, wat: Callable[[str], Path], folder: Path
+) -> None:
+    result = host.run(wat(opener(10_000, close=True)), dirs={"/d": folder}, max_files=4)
+    assert result.exit_code == 0
+    assert result.stdout == b"done\n" + (10_000).to_bytes(4, "little")
+
+
+def test_all_runs_together_stop_at_half_the_process_limit(
+    host: Host, wat: Callable[[str], Path], folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A server's guests, each under its cap, could still take every descriptor
+    # of the process: past half its limit, opening a file fails with ENFILE.
+    import resource
+
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (300, limit[1]))
+    module = wat(opener(10_000))
+    for _ in range(2):  # what a run held is given back when it ends
+        result = host.run(module, dirs={"/d": folder})
+        assert result.exit_code == ENFILE
+        assert result.stdout == b"done\n" + (150).to_bytes(4, "little")
+
+
+def test_a_renumbered_descriptor_counts_once(
+    host: Host, wat: Callable[[str], Path], folder: Path
+) -> None:
+    # Each new file is moved onto the first one's number (which closes it).
+    module = wat(f"""
+    (module
+      {OPEN}
+      (import "wasi_snapshot_preview1" "fd_renumber"
+        (func $renumber (param i32 i32) (result i32)))
+      {WASI_EXIT}
+      (memory (export "memory") 1)
+      (data (i32.const 100) "f.txt")
+      (func $open_one (result i32)
+        (call $open (i32.const 3) (i32.const 0) (i32.const 100) (i32.const 5)
+          (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 300)))
+      (func (export "_start") (local $i i32) (local $kept i32) (local $errno i32)
+        (if (local.tee $errno (call $open_one)) (then (call $exit (local.get $errno))))
+        (local.set $kept (i32.load (i32.const 300)))
+        (loop $again
+          (if (local.tee $errno (call $open_one)) (then (call $exit (local.get $errno))))
+          (if (local.tee $errno (call $renumber (i32.load (i32.const 300)) (local.get $kept)))
+            (then (call $exit (i32.add (i32.const 100) (local.get $errno)))))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $again (i32.lt_u (local.get $i) (i32.const 1000))))))
+    """)
+    assert host.run(module, dirs={"/d": folder}, max_files=2).exit_code == 0
+
+
+def test_max_files_none_lifts_the_cap(host: Host, wat: Callable[[str], Path], folder: Path) -> None:
+    result = host.run(wat(opener(1_000)), dirs={"/d": folder}, max_files=None)
+    assert result.exit_code == 0
+
+
+@pytest.mark.parametrize("value", [0, -1, True, 1.5, 1 << 21], ids=repr)
+def test_bad_file_caps_are_config_errors(host: Host, value: object) -> None:
+    with pytest.raises(ConfigError, match="max_files"):
+        host.run(HELLO, max_files=value)  # type: ignore[arg-type]
+
+
+def test_captured_output_survives_a_host_out_of_descriptors(
+    wat: Callable[[str], Path], folder: Path
+) -> None:
+    # In a process of its own with few descriptors and no cap: the guest takes
+    # every descriptor it can, then writes more than a pipe holds, which the
+    # host drains in a thread. A host out of descriptors cannot import a module
+    # (it opens its file): the drain imports nothing while a guest runs.
+    module = wat(opener(10_000, then_write=4 * MiB))
+    script = f"""
+import os, resource, sys
+from wasmhost import Host
+host = Host(cache_dir=False)
+host.load({str(module)!r})
+
+class NoImports:
+    def find_spec(self, name, path=None, target=None):
+        raise ImportError(f"no descriptor left to import {{name}}")
+
+resource.setrlimit(resource.RLIMIT_NOFILE, (200, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+sys.meta_path.insert(0, NoImports())
+result = host.run({str(module)!r}, dirs={{"/d": {str(folder)!r}}}, max_files=None)
+sys.meta_path.pop(0)
+out = result.stdout
+assert out[:5] == b"done\\n" and out[9:] == b"x" * {4 * MiB}, (len(out), out[:20])
+os.close(os.open({str(folder / "f.txt")!r}, os.O_RDONLY))
+print("exit", result.exit_code, "opened", int.from_bytes(out[5:9], "little"))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, timeout=120, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert done.stdout.startswith(b"exit ")
+
+
+# -- symbolic links (issue 21, D24) -------------------------------------------
+
+SYMLINKER = f"""
+(module
+  (import "wasi_snapshot_preview1" "path_symlink"
+    (func $symlink (param i32 i32 i32 i32 i32) (result i32)))
+  {WASI_EXIT}
+  (memory (export "memory") 1)
+  (data (i32.const 100) "../../../etc/passwd")
+  (data (i32.const 200) "link")
+  (func (export "_start")
+    (call $exit
+      (call $symlink (i32.const 100) (i32.const 19) (i32.const 3) (i32.const 200) (i32.const 4)))))
+"""
+EPERM = 63
+
+
+@pytest.mark.parametrize("timeout", [None, 30], ids=["plain", "guarded"])
+def test_symlinks_false_refuses_a_link_out_of_the_directory(
+    host: Host, wat: Callable[[str], Path], folder: Path, timeout: float | None
+) -> None:
+    module = wat(SYMLINKER)
+    assert host.run(module, dirs={"/d": folder}, symlinks=False, timeout=timeout).exit_code == EPERM
+    assert not (folder / "link").is_symlink()
+    # Allowed by default, as WASI allows it: wasmtime never follows it out.
+    assert host.run(module, dirs={"/d": folder}, timeout=timeout).exit_code == 0
+    assert os.readlink(folder / "link") == "../../../etc/passwd"
+
+
+def test_a_component_run_refuses_symlinks_false(host: Host) -> None:
+    # wasmhost cannot stand in front of WASI preview 2: it says so, not ignores it.
+    with pytest.raises(ConfigError, match="component: symlinks=False"):
+        host.run(ROOT / "artifacts" / "hello-world.component.wasm", symlinks=False)
+
+
+def test_symlinks_must_be_a_bool(host: Host) -> None:
+    with pytest.raises(ConfigError, match="symlinks"):
+        host.run(HELLO, symlinks="no")  # type: ignore[typeddict-item]
+
+
 def test_cli_timeout_stops_a_sleeping_guest() -> None:
     done = wasmhost_cli("run", "--timeout", "0.3", FSPROBE, "sleep", "600000", cwd=ROOT)
     assert done.returncode == 134
@@ -392,3 +741,19 @@ def test_cli_names_the_memory_limit(wat: Callable[[str], Path]) -> None:
 def test_absurd_memory_caps_are_config_errors(host: Host, value: object) -> None:
     with pytest.raises(ConfigError, match="max_memory"):
         host.run(HELLO, max_memory=value)  # type: ignore[arg-type]
+
+
+def test_cli_caps_open_files_and_refuses_symlinks(wat: Callable[[str], Path], folder: Path) -> None:
+    opens = wat(opener(10_000))
+    done = wasmhost_cli("run", "--max-files", "5", "--dir", f"{folder}::/d", opens)
+    assert done.returncode == EMFILE
+    assert done.stdout == b"done\n" + (5).to_bytes(4, "little")
+    links = wat(SYMLINKER)
+    done = wasmhost_cli("run", "--no-symlinks", "--dir", f"{folder}::/d", links)
+    assert done.returncode == EPERM
+    assert not (folder / "link").is_symlink()
+    done = wasmhost_cli("run", "--max-files", "0", "--dir", f"{folder}::/d", opens)
+    assert done.returncode == 2
+    assert done.stderr.decode().strip().splitlines()[-1] == (
+        "Error: Invalid value for '--max-files': it must be at least 1. (see 'wasmhost run --help')"
+    )

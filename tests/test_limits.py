@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -300,3 +303,96 @@ def test_cli_names_a_refused_table(wat: Callable[[str], Path]) -> None:
     assert done.returncode == 134
     [line] = done.stderr.decode().strip().splitlines()
     assert "refused a table larger than its memory limit of 16 MiB allows" in line
+
+
+# -- after a fork (issue 21, D5) ----------------------------------------------
+
+
+def _spin_with_timeout(path: str) -> int:
+    """In a forked child, on the parent's host: 0 if the spinning guest timed out."""
+    try:
+        _forked_host.run(path, timeout=0.5)
+    except TimeoutExceeded:
+        return 0
+    except BaseException:
+        return 2
+    return 1
+
+
+_forked_host: Host
+
+
+@pytest.mark.filterwarnings("ignore:This process .* fork:DeprecationWarning")
+def test_timeouts_fire_in_a_forked_child(host: Host, wat: Callable[[str], Path]) -> None:
+    global _forked_host
+    _forked_host = host
+    spin = str(wat(SPIN))
+    with pytest.raises(TimeoutExceeded):  # the parent's ticker has run
+        host.run(spin, timeout=0.2)
+    pid = os.fork()
+    if pid == 0:  # the child: reports through its exit status, never returns to pytest
+        code = 3
+        try:
+            code = _spin_with_timeout(spin)
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 60
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if done[0] == 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the child's guest was never stopped")
+    assert os.waitstatus_to_exitcode(done[1]) == 0
+
+
+@pytest.mark.filterwarnings("ignore:This process .* fork:DeprecationWarning")
+def test_timeouts_fire_in_a_multiprocessing_fork_child(
+    host: Host, wat: Callable[[str], Path]
+) -> None:
+    global _forked_host
+    _forked_host = host
+    spin = str(wat(SPIN))
+    with pytest.raises(TimeoutExceeded):
+        host.run(spin, timeout=0.2)
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        outcome = pool.apply_async(_spin_with_timeout, (spin,))
+        assert outcome.get(60) == 0
+
+
+def test_closed_hosts_that_slept_guests_leave_no_descriptors(
+    wat: Callable[[str], Path],
+) -> None:
+    # A poll_oneoff-importing module run with a timeout (issue 21, D14): its
+    # host functions and InstancePre kept each other, the engine and a memfd.
+    import gc
+
+    module = wat(
+        """
+        (module
+          (import "wasi_snapshot_preview1" "poll_oneoff"
+            (func $poll (param i32 i32 i32 i32) (result i32)))
+          (memory (export "memory") 1)
+          (func (export "_start")
+            ;; a 1 ms sleep, then a poll of stdout (wasmtime's, through the helper)
+            (i32.store (i32.const 16) (i32.const 1))
+            (i64.store (i32.const 24) (i64.const 1000000))
+            (drop (call $poll (i32.const 0) (i32.const 4096) (i32.const 1) (i32.const 8192)))
+            (i32.store8 (i32.const 8) (i32.const 2))
+            (drop (call $poll (i32.const 0) (i32.const 4096) (i32.const 1) (i32.const 8192)))))
+        """
+    )
+
+    def descriptors() -> int:
+        gc.collect()
+        return len(os.listdir("/proc/self/fd"))
+
+    def cycle() -> None:
+        with Host() as host:  # its compiled code from the disk cache
+            host.run(module, timeout=5)
+
+    cycle()
+    before = descriptors()
+    for _ in range(50):
+        cycle()
+    assert descriptors() - before < 10

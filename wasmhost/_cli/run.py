@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from .errors import reported
-from .params import DIR, DURATION, ENV, SIZE, WASM_OPTION, WHOLE_NUMBER
+from .params import DIR, DURATION, ENV, SIZE, WASM_OPTION, WHOLE_NUMBER, WholeNumberType
 from .registry import registry_options
 
 
@@ -56,6 +56,14 @@ from .registry import registry_options
     help="Cap the guest's linear memory, and its tables as much again (64MiB, 1GiB, bytes).",
 )
 @click.option(
+    "--max-files",
+    type=WholeNumberType(minimum=1),
+    help="Files the guest may hold open at once; past it, opening fails with EMFILE [256].",
+)
+@click.option(
+    "--no-symlinks", is_flag=True, help="Creating a symbolic link fails with EPERM in the guest."
+)
+@click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
     # Not click's envvar: the host reads WASMHOST_CACHE_DIR (and WASMHOST_NO_CACHE) itself.
@@ -83,6 +91,8 @@ def run(
     fuel: int | None,
     timeout: float | None,
     max_memory: int | None,
+    max_files: int | None,
+    no_symlinks: bool,
     cache_dir: Path | None,
     no_cache: bool,
     offline: bool,
@@ -153,6 +163,10 @@ def run(
                 stderr=INHERIT,
                 argv0=argv0,
             )
+            if max_files is not None:
+                run_options["max_files"] = max_files
+            if no_symlinks:
+                run_options["symlinks"] = False
             # Compiled for the engine these options need; its imports checked first.
             loaded = host.load(source, name=name, **run_options)
             if timeout is not None:

@@ -28,6 +28,13 @@ would let it go:
   by their C discriminants (see the section "component values"). Gone when
   wasmtime-py's ``Func.__call__`` converts without searching case classes,
   tells ``some(none)`` apart and can be stopped.
+- :func:`call_int`: the WASI functions wasmhost calls through its
+  trampoline (see ``wasi``), without ``Func.__call__`` building their type
+  and converting each argument on every call. Gone when ``Func`` caches its type.
+- :func:`define_int_func`: host functions of integers without wasmtime-py
+  converting every value through its type (its ``FUNCTIONS`` table and
+  ``finalize`` keep and drop them). Gone with cheaper conversions in
+  ``Linker.define_func``.
 - :func:`use_pooling_allocator`: wasmtime's pooling allocator. Gone with a
   ``Config`` setting for it in wasmtime-py.
 - :func:`set_memory_creator` and the ``Memory*`` callback types: host
@@ -211,6 +218,88 @@ def call_nullary(store: wasmtime.Store, func: wasmtime.Func) -> None:
         raise wasmtime.WasmtimeError._from_ptr(error)
     if trap:
         raise wasmtime.Trap._from_ptr(trap)
+
+
+def call_int(store: Any, func: wasmtime.Func, args: tuple[int, ...], wide: tuple[bool, ...]) -> int:
+    """Call ``func``, whose parameters are i32 (or i64 where ``wide``) and whose one
+    result is an i32, raising as ``Func.__call__`` does.
+
+    ``Func.__call__`` builds the function's type and converts every argument
+    through it: ~300 us for WASI's nine-parameter ``path_open``, ten times
+    the open itself. ``store`` may be a ``Caller``. Gone when ``Func`` caches
+    its type.
+    """
+    params = (ffi.wasmtime_val_t * len(args))()
+    for i, (value, is_wide) in enumerate(zip(args, wide, strict=True)):
+        if is_wide:
+            params[i].kind = ffi.WASMTIME_I64.value  # type: ignore[assignment]  # an int at run time
+            params[i].of.i64 = value
+        else:
+            params[i].kind = ffi.WASMTIME_I32.value  # type: ignore[assignment]  # an int at run time
+            params[i].of.i32 = value
+    result = (ffi.wasmtime_val_t * 1)()
+    trap = ctypes.POINTER(ffi.wasm_trap_t)()
+    error = ffi.wasmtime_func_call(
+        store._context(), ctypes.byref(func._func), params, len(args), result, 1, ctypes.byref(trap)
+    )
+    if error or trap:
+        _func.LAST_EXCEPTION = None
+    if error:
+        raise wasmtime.WasmtimeError._from_ptr(error)
+    if trap:
+        raise wasmtime.Trap._from_ptr(trap)
+    return int(result[0].of.i32)
+
+
+@ffi.wasmtime_func_callback_t  # type: ignore[untyped-decorator]
+def _int_trampoline(
+    idx: int | None, caller_ptr: Any, params: Any, count: int, results: Any, _nresults: int
+) -> int:
+    caller = wasmtime.Caller(caller_ptr)
+    try:
+        func: Any = _func.FUNCTIONS.get(idx or 0)
+        # i32 arguments unsigned, as addresses are (wasmtime-py hands them signed).
+        args = [
+            params[i].of.i64 if params[i].kind == _I64 else params[i].of.i32 & 0xFFFFFFFF
+            for i in range(count)
+        ]
+        results[0].kind = _I32
+        results[0].of.i32 = func(caller, *args)
+        return 0
+    except BaseException as exc:
+        trap = exc if isinstance(exc, wasmtime.Trap) else wasmtime.Trap(f"wasmhost: {exc!r}")
+        return ctypes.cast(trap._consume(), ctypes.c_void_p).value or 0
+    finally:
+        caller._invalidate()
+
+
+_I32, _I64 = ffi.WASMTIME_I32.value, ffi.WASMTIME_I64.value
+
+
+def define_int_func(
+    linker: wasmtime.Linker, module: str, name: str, ty: wasmtime.FuncType, func: Any
+) -> None:
+    """``linker.define_func(module, name, ty, func, access_caller=True)`` for a
+    function of i32 and i64 parameters and one i32 result, called without
+    ``Linker.define_func``'s conversion of every value through its type
+    (~40 us a call of WASI's nine-parameter ``path_open``). An exception
+    traps the guest (a ``Trap`` as it is). wasmtime-py's function table
+    holds ``func`` until wasmtime drops the definition."""
+    idx = _func.FUNCTIONS.allocate(func)
+    raw_module, raw_name = module.encode(), name.encode()
+    error = ffi.wasmtime_linker_define_func(
+        linker.ptr(),
+        raw_module,
+        len(raw_module),
+        raw_name,
+        len(raw_name),
+        ty.ptr(),
+        _int_trampoline,
+        idx,
+        _func.finalize,
+    )
+    if error:
+        raise wasmtime.WasmtimeError._from_ptr(error)
 
 
 def call_component_run(store: wasmtime.Store, func: Any) -> bool:

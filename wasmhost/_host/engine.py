@@ -30,7 +30,7 @@ import wasmtime
 if TYPE_CHECKING:
     import wasmtime.component as wc
 
-from . import poll
+from . import wasi
 from .cache import CACHE_FORMAT
 from .capi import check_version, use_pooling_allocator, wasmtime_version
 from .memory import can_reserve, use_watched_memories
@@ -102,7 +102,7 @@ class EngineSlot:
         self.engine = engine
         self.fingerprint = fingerprint
         self.ticker = ticker
-        self._poll_helper: wasmtime.Module | None = None
+        self._trampoline = wasi.Trampoline(engine)
         self.linker = self.wasi_linker()
         self._component_linker: wc.Linker | None = None
         # A module's code and InstancePre, or a component's code and None.
@@ -121,9 +121,9 @@ class EngineSlot:
         """A new linker with WASI as this engine's runs get it (for per-run definitions)."""
         linker = wasmtime.Linker(self.engine)
         linker.define_wasi()
-        if self.ticker is not None:
-            # A sleeping guest would otherwise outsleep its timeout (see poll).
-            poll.install(linker, self.engine, self._poll_trampoline)
+        # wasmhost's WASI functions in front of wasmtime's: sleeps that a timeout
+        # cuts short, the max_files cap, symlinks=False (see wasi).
+        wasi.install(linker, self._trampoline, interruptible=self.ticker is not None)
         return linker
 
     def component_linker(self, trap_unknown: wc.Component | None = None) -> wc.Linker:
@@ -142,13 +142,13 @@ class EngineSlot:
             self._component_linker = linker  # a race makes two: harmless
         return self._component_linker
 
-    def _poll_trampoline(self) -> wasmtime.Module:
-        if self._poll_helper is None:
-            self._poll_helper = poll.trampoline(self.engine)  # a race compiles it twice: harmless
-        return self._poll_helper
-
     def close(self) -> None:
-        """Let the engine go: its linker's host functions refer back to this slot."""
+        """Let the engine go, and what wasmtime holds out of the garbage collector's
+        sight: the linker's and InstancePres' host functions."""
+        for _, pre in self.compiled.values():
+            if isinstance(pre, wasmtime.InstancePre):
+                pre.close()
+        self.compiled.clear()
         self.linker.close()
         if self._component_linker is not None:
             self._component_linker.close()
@@ -264,7 +264,7 @@ def _make_twin(flags: EngineFlags, fingerprint: str, ticker: Ticker | None) -> E
     if not can_reserve(2 * POOL_RUNS * _SLOT_RESERVATION):
         return None
     config = _config(flags)
-    # Twice the instances: an interruptible run may add a helper instance (see poll).
+    # Twice the instances: a run may add a helper instance (see wasi).
     use_pooling_allocator(
         config,
         instances=2 * POOL_RUNS,

@@ -63,6 +63,8 @@ from .module import (
 )
 from .result import OutputChunk, RunResult
 from .stdio import CAPTURE, OutputTarget, StdinSource, Stdio
+from .wasi import DEFAULT_MAX_FILES, RunWasi
+from .wasi import active as wasi_active
 from .watchdog import Guard, active, current
 
 # At run time too: typing.get_type_hints (Sphinx, pydantic, typeguard) resolves it.
@@ -126,6 +128,8 @@ class StreamOptions(TypedDict, total=False):
     max_memory: int | None
     cancel: threading.Event | None
     argv0: str | None
+    max_files: int | None
+    symlinks: bool
 
 
 class RunOptions(StreamOptions, total=False):
@@ -157,6 +161,9 @@ def _checked(method: str, options: Mapping[str, Any]) -> EngineFlags:
         options.get("max_memory"),
         options.get("max_output", DEFAULT_MAX_OUTPUT),
     )
+    check_whole("max_files", options.get("max_files"), 1, _MAX_FILES_CEILING, "from 1 to 2**20")
+    if not isinstance(options.get("symlinks", True), bool):
+        raise ConfigError(f"symlinks must be True or False, not {options['symlinks']!r}.")
     return EngineFlags(
         interruptible=options.get("timeout") is not None or options.get("cancel") is not None,
         metered=options.get("fuel") is not None,
@@ -392,7 +399,8 @@ class Host:
         The options (:class:`RunOptions`, defaults in parentheses): ``env``,
         ``stdin`` (empty), ``stdout`` and ``stderr`` (:data:`CAPTURE`), ``dirs``,
         ``invoke``, ``imports``, ``unknown_imports`` ("error"), ``timeout``,
-        ``fuel``, ``max_memory``, ``max_output`` (16 MiB), ``cancel``, ``argv0``.
+        ``fuel``, ``max_memory``, ``max_output`` (16 MiB), ``max_files`` (256),
+        ``symlinks`` (True), ``cancel``, ``argv0``.
 
         The guest sees only what it is given: ``args`` (after ``argv0``, by
         default the module's file name), ``env``, ``dirs`` (guest path to host
@@ -406,6 +414,11 @@ class Host:
         default; ``None`` for no limit): past it the guest's writes fail, it is
         stopped (at once when the run has a ``timeout`` or ``cancel``, else
         when it ends), and :class:`OutputLimitExceeded` keeps what fitted.
+
+        A module's guest holds at most ``max_files`` descriptors open at once
+        (its preopened ``dirs`` and stdio not counted; ``None`` for no limit):
+        past it, opening a file fails with ``EMFILE``. ``symlinks=False``
+        makes creating a symbolic link fail with ``EPERM``.
 
         Raises :class:`Trap` when the guest traps, :class:`TimeoutExceeded`,
         :class:`FuelExhausted`, :class:`MemoryLimitExceeded` or
@@ -424,6 +437,7 @@ class Host:
         timeout, fuel = options.get("timeout"), options.get("fuel")
         max_memory = options.get("max_memory")
         max_output = options.get("max_output", DEFAULT_MAX_OUTPUT)
+        symlinks = options.get("symlinks", True)
         check = _import_check(options.get("imports"), options.get("unknown_imports", "error"))
         loaded, compiled = self._load(module, slot, check)
         component = loaded.kind == "component"
@@ -474,7 +488,8 @@ class Host:
                 slot.ticker.guard(store, guard)
             started = time.perf_counter()
             try:
-                with active(guard), watch or contextlib.nullcontext():
+                files = RunWasi(options.get("max_files", DEFAULT_MAX_FILES), symlinks)
+                with active(guard), wasi_active(files), watch or contextlib.nullcontext():
                     values = job.execute(store)
                 exit_code = job.exit_code
             except wasmtime.ExitTrap as exc:
@@ -890,6 +905,10 @@ def _describe(
 
 def _check_component_run(module: Module, options: RunOptions) -> None:
     """What a component's run cannot have, refused before it starts."""
+    if options.get("symlinks") is False:
+        raise ConfigError(
+            f"{module.name} is a component: symlinks=False is enforced for core modules only."
+        )
     if options.get("imports"):
         raise ConfigError(
             f"{module.name} is a component: host functions (imports=) are given to core "
@@ -944,6 +963,7 @@ _U64 = (1 << 64) - 1
 
 
 _MAX_OUTPUT_CEILING = 1 << 40
+_MAX_FILES_CEILING = 1 << 20
 _MAX_MEMORY_CEILING = MAX_RESERVATION
 
 

@@ -19,9 +19,11 @@ import enum
 import fcntl
 import io
 import os
+import select
 import signal
 import stat
 import sys
+import termios
 import threading
 import time
 import weakref
@@ -216,8 +218,6 @@ class _Pipe:
 
     def pending(self) -> int:
         """Bytes written and not yet read."""
-        import termios  # not at the top: `wasmhost run` captures nothing
-
         return int.from_bytes(fcntl.ioctl(self.fd, termios.FIONREAD, bytes(4)), sys.byteorder)
 
     def close(self) -> None:
@@ -318,8 +318,9 @@ class _Capture:
             self._drainer = drainer
 
     def _stream(self) -> None:
-        import select  # only for output that outgrew its pipe
-
+        # select and termios are imported up front: a process whose descriptors
+        # a guest has taken cannot import (it opens files), and this thread must
+        # not die, or the guest waits on a full pipe for ever.
         poller = select.poll()
         poller.register(self._pipe.fd, select.POLLIN)
         while self._pipe.fd >= 0:

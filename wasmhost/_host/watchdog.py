@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -53,7 +55,6 @@ class Guard:
         self.stopped = threading.Event()
         self.token = next(_tokens)
         self._watches: list[tuple[Callable[[], object], str]] = []
-        self.saved: dict[str, Any] = {}  # what the run's host functions keep for it
         self._long = False
         self._lock = threading.Lock()
 
@@ -168,10 +169,15 @@ class Ticker:
 
     def __init__(self, engine: wasmtime.Engine) -> None:
         self._engines = [engine]
+        self._stopped = False
+        self._reset()
+        _tickers.add(self)
+
+    def _reset(self) -> None:
+        """Start afresh: no thread, no runs (a forked child has neither of the parent's)."""
         self._active: set[Guard] = set()
         self._idle_since = 0.0
         self._sleeping = False
-        self._stopped = False
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
 
@@ -244,3 +250,18 @@ class Ticker:
                 self._idle_since = time.monotonic()
             if self._stopped:
                 self._cond.notify()
+
+
+# A forked child has only the forking thread: each ticker's thread object is
+# copied dead (and its lock possibly held), and no timeout or cancel would
+# ever fire there. Pre-fork servers, celery's prefork pool and multiprocessing's
+# fork context all run guests in such children.
+_tickers: weakref.WeakSet[Ticker] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for ticker in list(_tickers):
+        ticker._reset()
+
+
+os.register_at_fork(after_in_child=_after_fork)
