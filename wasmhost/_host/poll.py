@@ -41,6 +41,7 @@ _EINVAL = 28
 # A poll is answered here under the GIL: a guest may not make it walk millions
 # of subscriptions. No real program polls this many clocks at once.
 _MAX_SUBSCRIPTIONS = 1024
+_LONGEST_WAIT = 3600.0
 
 
 class _Delegate(Exception):
@@ -102,7 +103,9 @@ def _sleep(
     # Also wake at the run's own deadline, rather than a tick after it.
     until = wake if guard.deadline is None else min(wake, guard.deadline)
     while guard.check() is None and (now := time.monotonic()) < wake:
-        guard.stopped.wait(max(until - now, 0.0005))
+        # In slices: a wait past threading.TIMEOUT_MAX (a guest asking for
+        # 2**64-1 ns, Rust's Duration::MAX) would raise instead of sleeping.
+        guard.stopped.wait(min(max(until - now, 0.0005), _LONGEST_WAIT))
     if guard.reason is not None:
         raise wasmtime.Trap(f"wasmhost: {guard.reason}")
     events = [userdata for deadline, userdata in clocks if deadline <= now]

@@ -235,12 +235,19 @@ def _path_open(call: Calls, dirfd: int, *args: int) -> int:
         return _EMFILE
     if not _budget.take():
         return _ENFILE
-    errno = call("path_open", dirfd, *args)
-    if errno == 0:
-        out = args[-1]
-        run.opened.add(_FD.unpack(bytes(call.memory.read(call.caller, out, out + 4)))[0])
-    else:
-        _budget.give()
+    counted = False
+    try:
+        errno = call("path_open", dirfd, *args)
+        if errno == 0:
+            out = args[-1]
+            fd = _FD.unpack(bytes(call.memory.read(call.caller, out, out + 4)))[0]
+            counted = fd not in run.opened
+            run.opened.add(fd)
+    finally:
+        # A failed open, one that raised (a bad pointer, the run stopped inside
+        # it) or a number already counted holds no new slot.
+        if not counted:
+            _budget.give()
     return errno
 
 
