@@ -757,3 +757,51 @@ def test_cli_caps_open_files_and_refuses_symlinks(wat: Callable[[str], Path], fo
     assert done.stderr.decode().strip().splitlines()[-1] == (
         "Error: Invalid value for '--max-files': it must be at least 1. (see 'wasmhost run --help')"
     )
+
+
+def test_opens_that_trap_give_their_slot_back(
+    host: Host, wat: Callable[[str], Path], folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A path_open that wasmtime refuses by raising (a path pointer past the
+    # guest's memory) took a slot of the process-wide count and kept it: 150
+    # such runs left every later capped run in the process failing with ENFILE.
+    import resource
+
+    from wasmhost import Trap
+
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (300, limit[1]))
+    hostile = wat(f"""
+    (module
+      {OPEN}
+      (memory (export "memory") 1)
+      (func (export "_start")
+        (drop (call $open (i32.const 3) (i32.const 0) (i32.const 0xfffffff0) (i32.const 5)
+          (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 300)))))
+    """)
+    for _ in range(200):
+        with pytest.raises(Trap):
+            host.run(hostile, dirs={"/d": folder})
+    result = host.run(wat(opener(10)), dirs={"/d": folder})
+    assert (result.exit_code, result.stdout) == (0, b"done\n" + (10).to_bytes(4, "little"))
+
+
+@pytest.mark.parametrize(
+    ("clock_id", "flags"),
+    [(1, 0), (0, 0), (1, 1), (0, 1)],
+    ids=["mono", "real", "mono-abs", "real-abs"],
+)
+def test_the_longest_sleep_waits_for_cancel(
+    host: Host, wat: Callable[[str], Path], clock_id: int, flags: int
+) -> None:
+    # 2**64-1 ns is Rust's Duration::MAX; a wait that long overflowed Python's
+    # timeout and the guest trapped at once instead of sleeping until cancelled.
+    module = wat(poller(clock(0, 1, -1, clock_id=clock_id, flags=flags), 1))
+    cancel = threading.Event()
+    timer = threading.Timer(0.5, cancel.set)
+    timer.start()
+    try:
+        with pytest.raises(Interrupted):
+            host.run(module, cancel=cancel)
+    finally:
+        timer.cancel()

@@ -290,3 +290,26 @@ def test_such_a_module_runs_from_an_oci_layout(wat: Callable[[str], Path], tmp_p
     invoke = wasmhost_cli("run", "--oci-layout", "--invoke", "f", layout)
     assert invoke.returncode == 1
     assert b"wasmhost cannot call a function with v128" in invoke.stderr
+
+
+@pytest.mark.parametrize(
+    "initialize",
+    [
+        '(func (export "_initialize") (param i32))',
+        '(func (export "_initialize") (result v128) (v128.const i64x2 0 0))',
+    ],
+    ids=["param", "v128"],
+)
+def test_a_reactor_initializer_that_is_not_nullary_is_refused(initialize: str) -> None:
+    # It was called through wasmtime-py, whose messages named its own internals.
+    module = bytes(
+        wasmtime.wat2wasm(f'(module {initialize} (func (export "f") (result i32) (i32.const 7)))')
+    )
+    with pytest.raises(ConfigError, match="_initialize"):
+        Host(cache_dir=False).run(module, invoke="f")
+    ok = bytes(
+        wasmtime.wat2wasm(
+            '(module (func (export "_initialize")) (func (export "f") (result i32) (i32.const 7)))'
+        )
+    )
+    assert Host(cache_dir=False).run(ok, invoke="f").values == (7,)

@@ -768,7 +768,13 @@ class _Job:
         if invoke:
             init = export_func(store, instance, "_initialize")
             if init is not None:
-                init(store)
+                if not _is_nullary(module, "_initialize"):
+                    _callable(module, "_initialize")  # names a type Python cannot pass
+                    raise ConfigError(
+                        f"{module.name}: _initialize takes or returns values; a reactor's "
+                        "_initialize is a func () -> () that wasmhost calls before invoke."
+                    )
+                call_nullary(store, init)
             types = _callable(module, name)
             # A function without parameters reads its arguments from argv, if at all.
             params = _convert_params(types, self.args, module.name, name) if types else []
@@ -1012,9 +1018,10 @@ def _instantiate(make: Any, module: Module, max_memory: int | None) -> wasmtime.
                 f"{module.name} has several memories; a memory limit bounds guests with one."
             ) from None
         if "table count too high" in text:
-            raise MemoryLimitExceeded(
-                f"{module.name} has more than {MAX_TABLES} tables, the most a run may have."
-            ) from None
+            problem = f"{module.name} has more than {MAX_TABLES} tables, the most a run may have."
+            # Under a memory cap, tables are part of what it bounds; without one,
+            # the module is simply beyond what wasmhost runs.
+            raise (LinkError if max_memory is None else MemoryLimitExceeded)(problem) from None
         if "exceeds table limits" in text and max_memory is not None:
             raise MemoryLimitExceeded(
                 f"{module.name} needs a larger table at start than its memory limit of "
