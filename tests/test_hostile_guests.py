@@ -24,6 +24,7 @@ from wasmhost import (
     MemoryLimitExceeded,
     OutputChunk,
     OutputLimitExceeded,
+    RunResult,
     TimeoutExceeded,
 )
 
@@ -392,3 +393,176 @@ def test_cli_names_the_memory_limit(wat: Callable[[str], Path]) -> None:
 def test_absurd_memory_caps_are_config_errors(host: Host, value: object) -> None:
     with pytest.raises(ConfigError, match="max_memory"):
         host.run(HELLO, max_memory=value)  # type: ignore[arg-type]
+
+
+# -- the table of hostile guests (issue 21): each asserts that its limit holds ---
+#
+# Every run here is bounded: it runs in a thread given BOUND seconds, so a guest
+# that escapes its limit fails the test instead of hanging it (its thread is
+# left asleep and its Host unclosed); memory-hungry guests get small caps.
+# Cases marked xfail fail today because of a defect being fixed on another
+# branch; the mark comes off when that fix is merged.
+
+BOUND = 5.0  # seconds; each guest below would take ten minutes or more if unchecked
+FAR = 600_000_000_000  # ns: ten minutes
+_escaped_hosts: list[Host] = []  # hosts with a guest still running: never closed
+
+CLOCK_TIME_GET = (
+    '(import "wasi_snapshot_preview1" "clock_time_get" '
+    "(func $clock_time_get (param i32 i64 i32) (result i32)))"
+)
+
+
+def bounded(host: Host, call: Callable[[], object]) -> object:
+    """What ``call()`` returns or raises, or a test failure if it is still running
+    after BOUND seconds."""
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(BOUND)
+    if worker.is_alive():
+        _escaped_hosts.append(host)
+        pytest.fail(f"the guest still runs after {BOUND} s")
+    return outcome[0]
+
+
+def bounded_run(host: Host, module: Path, **options: object) -> object:
+    return bounded(host, lambda: host.run(module, **options))  # type: ignore[arg-type]
+
+
+def sleeper(clock_id: int, absolute: bool) -> str:
+    """A guest that sleeps ten minutes on ``clock_id`` in one poll_oneoff: relative,
+    or until an absolute deadline read from that clock (as wasi-libc's
+    clock_nanosleep(..., TIMER_ABSTIME) asks); exits with poll's errno."""
+    deadline = f"(i64.const {FAR})"
+    if absolute:
+        deadline = f"(i64.add (i64.load (i32.const 2048)) {deadline})"
+    return f"""
+    (module
+      {POLL}
+      {CLOCK_TIME_GET}
+      {WASI_EXIT}
+      (memory (export "memory") 1)
+      (func (export "_start")
+        (drop (call $clock_time_get (i32.const {clock_id}) (i64.const 1) (i32.const 2048)))
+        (i64.store (i32.const 0) (i64.const 1))
+        (i32.store8 (i32.const 8) (i32.const 0))
+        (i32.store (i32.const 16) (i32.const {clock_id}))
+        (i64.store (i32.const 24) {deadline})
+        (i32.store16 (i32.const 40) (i32.const {int(absolute)}))
+        (call $exit
+          (call $poll (i32.const 0) (i32.const 4096) (i32.const 1) (i32.const 8192)))))
+    """
+
+
+CLOCKS = {"realtime": 0, "monotonic": 1, "process-cputime": 2, "thread-cputime": 3}
+D2 = pytest.mark.xfail(strict=True, reason="D2: fixed on branch h2")
+
+
+def sleep_cases() -> list[object]:
+    cases = []
+    for clock_name, clock_id in CLOCKS.items():
+        for flag in ("relative", "abstime"):
+            for stop in ("timeout", "cancel", "task-cancel"):
+                if stop == "task-cancel" and clock_name != "monotonic":
+                    continue
+                marks = [D2] if (clock_name, flag) == ("monotonic", "abstime") else []
+                cases.append(
+                    pytest.param(
+                        clock_id,
+                        flag == "abstime",
+                        stop,
+                        marks=marks,
+                        id=f"{clock_name}-{flag}-{stop}",
+                    )
+                )
+    return cases
+
+
+@pytest.mark.parametrize(("clock_id", "absolute", "stop"), sleep_cases())
+def test_a_sleep_on_any_clock_ends_at_the_limit(
+    wat: Callable[[str], Path], clock_id: int, absolute: bool, stop: str
+) -> None:
+    """The guest is stopped by the limit, or its poll fails at once (a clock WASI
+    does not sleep on): it never sleeps its ten minutes."""
+    host = Host()
+    module = wat(sleeper(clock_id, absolute))
+    if stop == "timeout":
+        outcome = bounded_run(host, module, timeout=0.2)
+        allowed: tuple[type, ...] = (TimeoutExceeded,)
+    elif stop == "cancel":
+        cancel = threading.Event()
+        threading.Timer(0.2, cancel.set).start()
+        outcome = bounded_run(host, module, cancel=cancel)
+        allowed = (Interrupted,)
+    else:
+
+        async def main() -> object:
+            task = asyncio.create_task(host.run_async(module))
+            await asyncio.sleep(0.2)
+            task.cancel()
+            return await task
+
+        outcome = bounded(host, lambda: asyncio.run(main()))
+        allowed = (asyncio.CancelledError,)
+    if isinstance(outcome, RunResult):
+        # Not slept: poll_oneoff refused this clock (an errno, not 0).
+        assert outcome.exit_code != 0
+    else:
+        assert isinstance(outcome, allowed), outcome
+    host.close()
+
+
+def flooder(fd: int, chunk: int, iovecs: int) -> str:
+    """A guest that writes, forever and ignoring failures, ``iovecs`` iovecs of
+    ``chunk`` bytes each (all the same bytes) per fd_write to ``fd``."""
+    return f"""
+    (module
+      {WASI_WRITE}
+      (memory (export "memory") 2)
+      (func (export "_start") (local $i i32)
+        (loop $iovecs
+          (i32.store (i32.mul (local.get $i) (i32.const 8)) (i32.const 65536))
+          (i32.store (i32.add (i32.mul (local.get $i) (i32.const 8)) (i32.const 4))
+                     (i32.const {chunk}))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $iovecs (i32.lt_u (local.get $i) (i32.const {iovecs}))))
+        (memory.fill (i32.const 65536) (i32.const 120) (i32.const 65536))
+        (loop $again
+          (drop (call $fd_write (i32.const {fd}) (i32.const 0) (i32.const {iovecs})
+                                (i32.const 60000)))
+          (br $again))))
+    """
+
+
+@pytest.mark.parametrize(
+    ("fd", "chunk", "iovecs"),
+    [(1, 1, 1), (2, 1, 1), (1, 65536, 4096), (2, 65536, 4096), (1, 0, 4096)],
+    ids=[
+        "stdout-bytes",
+        "stderr-bytes",
+        "stdout-256MiB-writes",
+        "stderr-256MiB-writes",
+        "stdout-empty-iovecs",
+    ],
+)
+def test_an_output_flood_stops_at_max_output(
+    wat: Callable[[str], Path], fd: int, chunk: int, iovecs: int
+) -> None:
+    cap = 64 << 10
+    host = Host()
+    outcome = bounded_run(host, wat(flooder(fd, chunk, iovecs)), max_output=cap, timeout=3)
+    if chunk == 0:  # nothing to write: the timeout is the limit that holds
+        assert isinstance(outcome, TimeoutExceeded), outcome
+    else:
+        assert isinstance(outcome, OutputLimitExceeded), outcome
+        kept = outcome.stdout if fd == 1 else outcome.stderr
+        assert kept == b"x" * cap
+    host.close()
