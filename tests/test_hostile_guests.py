@@ -26,6 +26,7 @@ from wasmhost import (
     OutputLimitExceeded,
     RunResult,
     TimeoutExceeded,
+    Trap,
 )
 
 MiB = 1 << 20
@@ -566,3 +567,154 @@ def test_an_output_flood_stops_at_max_output(
         kept = outcome.stdout if fd == 1 else outcome.stderr
         assert kept == b"x" * cap
     host.close()
+
+
+D3 = pytest.mark.xfail(strict=True, reason="D3: fixed on branch h1")
+
+
+def grow_and_fill(count: int, elements: int, kind: str) -> str:
+    """A guest with ``count`` empty tables or memories that grows each by ``elements``
+    (table elements or pages) and fills it; a refused growth traps."""
+    if kind == "table":
+        declared = "".join(f"(table ${i} 0 funcref)" for i in range(count))
+        grow = "".join(
+            f"(br_if $refused (i32.eq (table.grow ${i} (ref.null func) (i32.const {elements}))"
+            f" (i32.const -1)))"
+            f"(table.fill ${i} (i32.const 0) (ref.func $f) (i32.const {elements}))"
+            for i in range(count)
+        )
+    else:
+        declared = "".join(f"(memory ${i} 0)" for i in range(count))
+        grow = "".join(
+            f"(br_if $refused (i32.eq (memory.grow ${i} (i32.const {elements})) (i32.const -1)))"
+            f"(memory.fill ${i} (i32.const 0) (i32.const 1) (i32.const {elements * 65536}))"
+            for i in range(count)
+        )
+    return f"""
+    (module
+      {declared}
+      (func $f)
+      (elem declare func $f)
+      (func (export "_start")
+        (block $refused {grow} (return))
+        unreachable))
+    """
+
+
+@pytest.mark.parametrize(
+    ("count", "elements", "kind"),
+    [
+        pytest.param(1, 4_000_000, "table", marks=D3, id="one-table-of-4M"),
+        pytest.param(20, 400_000, "table", marks=D3, id="20-tables-of-400k"),
+        pytest.param(1, 400, "memory", id="one-memory-of-25MiB"),
+        pytest.param(4, 100, "memory", id="4-memories-of-6MiB"),
+    ],
+)
+def test_tables_and_memories_stay_under_max_memory(
+    wat: Callable[[str], Path], count: int, elements: int, kind: str
+) -> None:
+    host = Host()
+    outcome = bounded_run(host, wat(grow_and_fill(count, elements, kind)), max_memory=16 << 20)
+    assert isinstance(outcome, MemoryLimitExceeded), outcome
+    host.close()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '(func $f (call $f)) (func (export "_start") (call $f))',
+        "(func $f (param i64 i64 i64 i64) (local v128 v128 v128 v128)"
+        " (call $f (local.get 0) (local.get 1) (local.get 2) (local.get 3)))"
+        ' (func (export "_start") (call $f (i64.const 1) (i64.const 2) (i64.const 3)'
+        " (i64.const 4)))",
+        "(type $t (func)) (table 1 funcref) (elem (i32.const 0) $f)"
+        ' (func $f (call_indirect (type $t) (i32.const 0))) (func (export "_start") (call $f))',
+    ],
+    ids=["direct", "big-frames", "indirect"],
+)
+def test_deep_recursion_is_a_trap(wat: Callable[[str], Path], body: str) -> None:
+    host = Host()
+    outcome = bounded_run(host, wat(f"(module {body})"), timeout=30)
+    assert isinstance(outcome, Trap), outcome
+    assert outcome.trap_code == "stack_overflow"
+    assert host.run(HELLO).stdout == b"Hello, World!\n"
+    host.close()
+
+
+@pytest.mark.parametrize("signal_number", [0, 2, 6, 9, 15, 19, 255])
+def test_proc_raise_never_reaches_the_host(wat: Callable[[str], Path], signal_number: int) -> None:
+    # WASI preview 1's only call near fork or kill: the guest may end, the host lives on.
+    host = Host()
+    raiser = f"""
+    (module
+      (import "wasi_snapshot_preview1" "proc_raise" (func $raise (param i32) (result i32)))
+      {WASI_EXIT}
+      (memory (export "memory") 1)
+      (func (export "_start") (call $exit (call $raise (i32.const {signal_number})))))
+    """
+    outcome = bounded_run(host, wat(raiser), timeout=30)
+    assert isinstance(outcome, RunResult | Trap), outcome
+    assert host.run(HELLO).stdout == b"Hello, World!\n"
+    host.close()
+
+
+# A guest that opens the file "f" of its preopened directory until it is refused
+# (at most 100,000 times), then writes how many opens succeeded (4 bytes, little-endian).
+OPENER = f"""
+(module
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  {WASI_WRITE}
+  (memory (export "memory") 1)
+  (data (i32.const 100) "f")
+  (func (export "_start") (local $n i32)
+    (block $refused
+      (loop $again
+        (br_if $refused (call $open (i32.const 3) (i32.const 0) (i32.const 100) (i32.const 1)
+                                    (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0)
+                                    (i32.const 200)))
+        (local.set $n (i32.add (local.get $n) (i32.const 1)))
+        (br_if $again (i32.lt_u (local.get $n) (i32.const 100000)))))
+    (i32.store (i32.const 300) (local.get $n))
+    (i32.store (i32.const 0) (i32.const 300))
+    (i32.store (i32.const 4) (i32.const 4))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))
+"""
+
+# In a process of its own, whose descriptor limit is DESCRIPTORS: the guest's
+# output must come back whole, its opens be refused well before the process runs
+# out, and the process still open files afterwards.
+DESCRIPTORS = 4096
+OPEN_MANY = """
+import resource, sys
+from wasmhost import Host
+module, folder, limit = sys.argv[1], sys.argv[2], int(sys.argv[3])
+resource.setrlimit(resource.RLIMIT_NOFILE, (limit, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+host = Host(cache_dir=False)
+result = host.run(module, dirs={"/d": folder}, timeout=60)
+others = [open(module, "rb") for _ in range(64)]
+again = host.run(module, dirs={"/d": folder}, timeout=60)
+print(result.exit_code, result.stdout.hex(), again.stdout.hex())
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="D4: fixed on branch h2")
+def test_a_guest_cannot_use_up_the_host_descriptors(
+    wat: Callable[[str], Path], tmp_path: Path
+) -> None:
+    folder = tmp_path / "d"
+    folder.mkdir()
+    (folder / "f").write_text("x")
+    module = wat(OPENER)
+    done = subprocess.run(
+        [sys.executable, "-c", OPEN_MANY, str(module), str(folder), str(DESCRIPTORS)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    exit_code, first, second = done.stdout.split()
+    opened = int.from_bytes(bytes.fromhex(first), "little")
+    assert exit_code == "0"
+    assert 0 < opened < DESCRIPTORS - 256  # refused by a cap, not by the process's limit
+    assert first == second  # the cap is per run: the second run gets as many
