@@ -5,7 +5,7 @@ Each parser has one ``feed_*`` function that states its property for ANY input;
 hypothesis feeds it arbitrary bytes and mutations of valid seeds, and the
 replay test feeds it every file under ``tests/corpus/<parser>/`` (seeds, and
 every input a fuzzer once broke a parser with). In CI each fuzz test runs a
-fixed, derandomized set of examples (about a minute for the whole file);
+fixed, derandomized set of examples (about 35 s for the whole file);
 ``FUZZ_EXAMPLES=20000 pytest tests/test_fuzz.py`` runs that many random
 examples per test instead (a new seed each run; hypothesis prints a failing
 input, which belongs in the corpus).
@@ -267,7 +267,7 @@ def feed_module(data: bytes, scratch: Path) -> None:
 MODULE_TOKENS = (b"\x01", b"\x02", b"\x60", b"\x7b", b"\x6f", b"\x63", b"\x00asm\x01\x00\x00\x00")
 
 
-@fuzz(400)
+@fuzz(800)
 @given(data=inputs("module", HELLO.read_bytes()[:4096], tokens=MODULE_TOKENS))
 def test_the_module_reader_takes_any_bytes(data: bytes, scratch: Path) -> None:
     feed_module(data, scratch)
@@ -290,7 +290,7 @@ def feed_component(data: bytes, scratch: Path) -> None:
         assert all(isinstance(name, str) for name in imports + exports)
 
 
-@fuzz(300)
+@fuzz(600)
 @given(data=inputs("component", tokens=(b"\x0a", b"\x0b", b"\x00", b"\x01", b"\x03")))
 def test_the_component_world_reader_takes_any_bytes(data: bytes, scratch: Path) -> None:
     feed_component(data, scratch)
@@ -367,7 +367,7 @@ WAVE_TOKENS = tuple(
 )
 
 
-@fuzz(300)
+@fuzz(400)
 @given(data=inputs("wave", tokens=WAVE_TOKENS, size=128))
 def test_wave_takes_any_text(data: bytes, wave_types: list[tuple[str, Any]]) -> None:
     feed_wave(data.decode("utf-8", "replace"), wave_types)
@@ -435,7 +435,7 @@ def round_trip(ty: Any, value: Any) -> None:
 ROUND_TRIPS = ["b", "c", "d", "e", "f", "h", "i", "j", "l", "m", "n"]
 
 
-@fuzz(300)
+@fuzz(400)
 @given(data=st.data())
 def test_wave_reads_back_what_it_prints(data: Any, wave_types: list[tuple[str, Any]]) -> None:
     name = data.draw(st.sampled_from(ROUND_TRIPS))
@@ -501,7 +501,7 @@ def feed_cgi(data: bytes, scratch: Path) -> None:
 CGI_TOKENS = (b"Status: ", b"Location: ", b"Content-Type: ", b"\n\n", b"\r\n\r\n", b":", b"\r")
 
 
-@fuzz(400)
+@fuzz(800)
 @given(data=inputs("cgi", tokens=CGI_TOKENS))
 def test_cgi_responses_take_any_bytes(data: bytes, scratch: Path) -> None:
     feed_cgi(data, scratch)
@@ -724,7 +724,7 @@ def feed_reference(text: str) -> None:
 REFERENCE_ALPHABET = st.sampled_from("abz09AZ:/@._-[]%") | st.characters()
 
 
-@fuzz(400)
+@fuzz(600)
 @given(data=inputs("reference", tokens=(b"localhost", b":5000", b"/", b"@sha256:", b"[::1]")))
 def test_references_take_any_text(data: bytes) -> None:
     feed_reference(data.decode("utf-8", "replace"))
