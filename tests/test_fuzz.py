@@ -443,11 +443,6 @@ def test_wave_reads_back_what_it_prints(data: Any, wave_types: list[tuple[str, A
     round_trip(ty, data.draw(values_of(ty)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="found by fuzzing: a result value (ok/err) never parses, since ok and err "
-    "are refused as keywords where the case name is read; owner: wave.py (helper 5)",
-)
 @pytest.mark.parametrize(
     ("param", "value"), [("g", ("ok", 7)), ("g", ("err", "e")), ("k", ("ok", None))]
 )
@@ -457,19 +452,11 @@ def test_wave_reads_back_a_result(
     round_trip(dict(wave_types)[param], value)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="D10: none and some(none) are one Python value; owner: D10 (helper 5)"
-)
 def test_wave_tells_some_none_from_none(wave_types: list[tuple[str, Any]]) -> None:
     ty = dict(wave_types)["a"]
     assert wave.parse_value("some(none)", ty) != wave.parse_value("none", ty)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="found by fuzzing: printing an f32 within 0.1% of the largest raises "
-    "OverflowError (a rounded candidate is packed as f32); owner: wave.py (helper 5)",
-)
 def test_wave_prints_the_largest_f32(wave_types: list[tuple[str, Any]]) -> None:
     largest = struct.unpack("<f", b"\xff\xff\x7f\x7f")[0]
     round_trip(dict(wave_types)["j"], largest)
@@ -572,12 +559,6 @@ def test_layout_indexes_take_any_bytes(index: bytes, scratch: Path) -> None:
     feed_layout(index, manifest, scratch)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="found by fuzzing: a push to a layout whose index.json is JSON but not an index "
-    "(null, a list, manifests not a list, an entry not an object) raises AttributeError; "
-    "owner: layout.py (D15)",
-)
 @fuzz(100)
 @given(index=json_inputs("index"))
 def test_pushing_to_a_layout_takes_any_index(index: bytes, scratch: Path) -> None:
@@ -615,9 +596,6 @@ def test_docker_configs_take_any_json(data: bytes, scratch: Path) -> None:
     feed_docker_config(data, scratch)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="D15: a Docker config that is not UTF-8 raises UnicodeDecodeError"
-)
 @fuzz(100)
 @given(data=json_inputs("docker-config"))
 def test_docker_configs_take_any_bytes(data: bytes, scratch: Path) -> None:
@@ -649,11 +627,6 @@ def feed_layer(data: bytes, scratch: Path) -> None:
 TAR_TOKENS = (b"ustar\x00", b"ustar  \x00", b"././@LongLink", b"0", b"L", b"x", b"g", b".wasm")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="D8: a GNU long-name or PAX header's claimed size is allocated whole "
-    "(256 MiB for a 2 KiB layer)",
-)
 @fuzz(300)
 @given(data=inputs("layer", tokens=TAR_TOKENS, size=2048))
 def test_layers_take_any_bytes(data: bytes, scratch: Path) -> None:
@@ -687,14 +660,12 @@ def test_modules_toml_takes_any_text(data: bytes, scratch: Path) -> None:
     feed_modules_toml(data, scratch)
 
 
-@pytest.mark.xfail(strict=True, reason="D15: a modules.toml that is not UTF-8")
 @fuzz(100)
 @given(data=inputs("modules-toml", tokens=TOML_TOKENS))
 def test_modules_toml_takes_any_bytes(data: bytes, scratch: Path) -> None:
     feed_modules_toml(data, scratch)
 
 
-@pytest.mark.xfail(strict=True, reason="D15: a NUL in a module path in modules.toml")
 def test_modules_toml_refuses_a_nul_in_a_module_path(scratch: Path) -> None:
     path = scratch / "modules.toml"
     path.write_bytes((CORPUS / "modules-toml" / "nul-in-module-path.toml").read_bytes())
@@ -759,28 +730,10 @@ def corpus_files() -> list[Path]:
 
 def test_every_corpus_folder_has_a_feeder() -> None:
     assert {p.parent.name for p in corpus_files()} == {*FEEDERS, "wave"}
-    assert {f"{p.parent.name}/{p.name}" for p in corpus_files()} >= set(KNOWN)
-
-
-# Corpus files that break a parser today, with the defect that owns each.
-KNOWN = {
-    "layer/longname-claims-2GiB.tar": "D8: a GNU long-name header is read whole",
-    "layer/pax-header-claims-2GiB.tar": "D8: a PAX header is read whole",
-    "docker-config/not-utf8.json": "D15: a Docker config that is not UTF-8",
-    "docker-config/deep.json": "D15: a deeply nested Docker config",
-    "docker-config/huge-number.json": "D15: a 5,000-digit number in a Docker config",
-    "modules-toml/not-utf8.toml": "D15: a modules.toml that is not UTF-8",
-}
 
 
 def corpus_params() -> list[Any]:
-    params = []
-    for path in corpus_files():
-        name = f"{path.parent.name}/{path.name}"
-        known = KNOWN.get(name)
-        marks = [pytest.mark.xfail(strict=True, reason=known)] if known else []
-        params.append(pytest.param(path, id=name, marks=marks))
-    return params
+    return [pytest.param(p, id=f"{p.parent.name}/{p.name}") for p in corpus_files()]
 
 
 @pytest.mark.parametrize("path", corpus_params())

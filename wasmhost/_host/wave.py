@@ -16,6 +16,7 @@ option of an option, ...); printing takes them too.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import struct
@@ -394,9 +395,11 @@ def _float(value: float, single: bool = False) -> str:
         packed = struct.pack("<f", value)
         for digits in range(1, 10):
             candidate = f"{value:.{digits}g}"
-            if struct.pack("<f", float(candidate)) == packed:
-                text = candidate
-                break
+            # Near the largest f32, a rounded candidate may be past it.
+            with contextlib.suppress(OverflowError):
+                if struct.pack("<f", float(candidate)) == packed:
+                    text = candidate
+                    break
     plain = format(Decimal(text), "f")
     if "." in plain:
         plain = plain.rstrip("0").rstrip(".")
