@@ -1253,9 +1253,13 @@ def test_a_deep_tree_left_by_a_killed_compare_is_swept(removed_after: Path) -> N
     env = {**os.environ, "TMPDIR": str(tmp)}
     left = owned_by_a_process_that_ended(tmp)
     make_deep(left, 3000)  # past PATH_MAX, too
+    by_hand = tmp / "wasmhost-compare-1.1-x"  # no owner file: not wasmhost's to remove
+    by_hand.mkdir()
+    make_deep(by_hand, 1500)
     done = wasmhost_cli(
         "compare", "--runs", "1", "--no-cold", "--runtime", "wasmtime", HELLO, env=env
     )
     assert b"Traceback" not in done.stderr
     assert done.returncode == 0, done.stderr
-    assert scratch_dirs(tmp) == []
+    assert scratch_dirs(tmp) == [by_hand]
+    assert depth_of(by_hand) == 1500
