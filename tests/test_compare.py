@@ -1124,6 +1124,9 @@ def test_compare_of_a_special_file_says_what_it_is(tmp_path: Path, special: str)
     assert "no such file" not in err
     with pytest.raises(ConfigError, match="not a regular file"):
         compare(path, runtimes=[])
+    if special == "fifo":  # in a --dir: its copy would block
+        with pytest.raises(ConfigError, match="it is a FIFO, not a regular file"):
+            compare(HELLO, runtimes=[], cold=False, dirs={"/d": tmp_path})
 
 
 @pytest.fixture

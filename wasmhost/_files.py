@@ -223,13 +223,19 @@ def regular_fd(path: str | os.PathLike[str], flags: int = 0) -> int:
         if stat.S_ISDIR(mode):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
         if not stat.S_ISREG(mode):
-            kind = next((name for test, name in _KINDS if test(mode)), "a special file")
-            raise OSError(errno.EINVAL, f"it is {kind}, not a regular file", os.fspath(path))
+            raise OSError(errno.EINVAL, _not_regular(mode), os.fspath(path))
         os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
         raise
     return fd
+
+
+def _not_regular(mode: int) -> str:
+    """What a file of ``mode`` is, said as the reason it is not read: "it is a FIFO, not
+    a regular file"."""
+    kind = next((name for test, name in _KINDS if test(mode)), "a special file")
+    return f"it is {kind}, not a regular file"
 
 
 def open_regular(path: str | os.PathLike[str]) -> IO[bytes]:
@@ -412,7 +418,7 @@ def _clear_files(fd: int, kept: set[str]) -> str | None:
 def copy_tree(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
     """Copy the folder ``source`` to the new folder ``target`` as ``shutil.copytree(...,
     symlinks=True)`` does, without recursion (a tree may be deeper than Python's stack).
-    A file that cannot be copied (a FIFO, say) raises an OSError naming it."""
+    A file that cannot be copied (a FIFO, a device) raises an OSError naming it."""
     import shutil
 
     folders = [(os.fspath(source), os.fspath(target))]
@@ -427,12 +433,12 @@ def copy_tree(source: str | os.PathLike[str], target: str | os.PathLike[str]) ->
                 if entry.is_symlink():
                     os.symlink(os.readlink(entry.path), to)
                     shutil.copystat(entry.path, to, follow_symlinks=False)
-                elif entry.is_dir():
+                elif entry.is_dir(follow_symlinks=False):
                     folders.append((entry.path, to))
-                else:
-                    with open_regular(entry.path) as f, open(to, "xb") as out:
-                        shutil.copyfileobj(f, out, 1 << 20)
-                    shutil.copystat(entry.path, to)
+                elif entry.is_file(follow_symlinks=False):
+                    shutil.copy2(entry.path, to, follow_symlinks=False)
+                else:  # copying a FIFO would block, a device never end
+                    raise OSError(errno.EINVAL, _not_regular(entry.stat().st_mode), entry.path)
     for src, dst in reversed(made):  # after their content: writing it changed their times
         shutil.copystat(src, dst)
 

@@ -344,6 +344,8 @@ class _Workspace:
             except OSError as exc:
                 remove_tree(target)
                 reason = exc.strerror or type(exc).__name__
+                if exc.filename and len(os.fspath(exc.filename)) < 256:
+                    reason = f"{reason} ({os.fspath(exc.filename)})"
                 raise ConfigError(
                     f"cannot copy {mount.host} (mounted at {mount.guest}) for a run: {reason}; "
                     "mount a folder whose files can all be copied."
