@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -981,31 +981,288 @@ def test_a_terminated_compare_removes_its_folder_and_its_runtimes(
             assert state == "Z", f"the runtime {pid} still runs"
 
 
+def owned_by_a_process_that_ended(tmp: Path) -> Path:
+    """A scratch folder made by another process, which has ended since."""
+    made = subprocess.run(
+        [sys.executable, "-c", "from wasmhost._files import owned_temporary; "
+         "print(owned_temporary('wasmhost-compare-'))"],
+        env={**os.environ, "TMPDIR": str(tmp)}, capture_output=True, check=True, text=True,
+    )  # fmt: skip
+    return Path(made.stdout.strip())
+
+
 def test_the_sweep_removes_only_folders_whose_owner_is_gone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from wasmhost._files import _start_time, owned_temporary, sweep_orphans
+    from wasmhost._files import OWNER_FILE, _identity, owned_temporary, sweep_orphans
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    dead = subprocess.Popen(["true"])  # its id is free once it is reaped
-    dead.wait()
-    mine = owned_temporary("wasmhost-compare-")
-    me, started = os.getpid(), _start_time(os.getpid())
+    me, started, namespace, boot = _identity()
+    assert started is not None
+
+    def owned(owner: str) -> Path:
+        folder = owned_temporary("wasmhost-compare-")
+        (folder / OWNER_FILE).write_text(f"wasmhost-owner {owner}\n")
+        return folder
+
+    old = time.time() - 7200
     folders = {
-        "mine": mine,
-        "dead owner": tmp_path / f"wasmhost-compare-{dead.pid}.{started}-abc",
-        "reused id": tmp_path / f"wasmhost-compare-{me}.{(started or 0) + 1}-abc",
-        "old, no owner": tmp_path / "wasmhost-compare-k2j4h5",
-        "new, no owner": tmp_path / "wasmhost-compare-q8w7e6",
-        "another prefix": tmp_path / f"wasmhost-other-{dead.pid}.{started}-abc",
+        "mine": owned_temporary("wasmhost-compare-"),
+        "dead owner": owned_by_a_process_that_ended(tmp_path),
+        "reused id": owned(f"{me} {started + 1} {namespace} {boot}"),
+        # A pid in another pid namespace (unshare --pid) is not this one's to check...
+        "other namespace": owned(f"{me} {started + 1} 1 {boot}"),
+        # ... unless the machine has booted since.
+        "before the boot": owned(f"{me} {started} 1 0-not-this-boot"),
+        "not an owner file": owned("made by hand"),
+        # Named like one, but without an owner file: not made by wasmhost (or by an
+        # older one): left, however old.
+        "no owner file": tmp_path / f"wasmhost-compare-{me}.{started + 1}-abc",
+        "the user's own": tmp_path / "wasmhost-compare-my-results",
+        "another prefix": tmp_path / f"wasmhost-other-{me}.{started + 1}-abc",
     }
     for folder in folders.values():
         folder.mkdir(exist_ok=True)
         (folder / "f").write_text("x")
-    old = time.time() - 7200
-    os.utime(folders["old, no owner"], (old, old))
-    (tmp_path / f"wasmhost-compare-{dead.pid}.{started}-file").write_text("not a folder")
+        os.utime(folder, (old, old))
+    marker = folders["other namespace"] / OWNER_FILE
+    linked = tmp_path / "wasmhost-compare-linked"  # its owner file a link to a dead one's
+    linked.mkdir()
+    (linked / OWNER_FILE).symlink_to(folders["dead owner"] / OWNER_FILE)
+    (tmp_path / "wasmhost-compare-file").write_text("not a folder")
     sweep_orphans("wasmhost-compare-")
     left = {name for name, folder in folders.items() if folder.exists()}
-    assert left == {"mine", "new, no owner", "another prefix"}
-    assert (tmp_path / f"wasmhost-compare-{dead.pid}.{started}-file").exists()
+    assert left == {
+        "mine",
+        "other namespace",
+        "not an owner file",
+        "no owner file",
+        "the user's own",
+        "another prefix",
+    }
+    assert marker.exists()
+    assert linked.exists()
+    assert (tmp_path / "wasmhost-compare-file").exists()
+
+
+def test_a_users_own_folder_named_like_a_scratch_folder_is_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wasmhost._files import sweep_orphans
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    results = tmp_path / "wasmhost-compare-my-results"
+    results.mkdir()
+    (results / "times.json").write_text("{}")
+    old = time.time() - 7 * 86400
+    os.utime(results, (old, old))
+    sweep_orphans("wasmhost-compare-")
+    assert (results / "times.json").exists()
+
+
+def test_a_tree_is_removed_without_following_its_links(removed_after: Path) -> None:
+    from wasmhost._files import remove_tree
+
+    outside = removed_after / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("x")
+    tree = removed_after / "tree"
+    tree.mkdir()
+    make_deep(tree, 2500)
+    (tree / "a" / "link").symlink_to(outside)
+    (tree / "a" / "file").write_text("x")
+    assert remove_tree(tree)
+    assert not tree.exists()
+    assert (outside / "keep").exists()
+    assert remove_tree(tree)  # already gone
+
+
+def test_a_compare_in_another_pid_namespace_keeps_its_folder(
+    tmp_path: Path, wat: Callable[[str], Path]
+) -> None:
+    unshare = shutil.which("unshare")
+    if unshare is None or subprocess.run([unshare, "--pid", "--fork", "--mount-proc", "true"],
+                                         capture_output=True).returncode != 0:  # fmt: skip
+        pytest.skip("unshare --pid is not permitted here")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    argv = [sys.executable, "-m", "wasmhost", "compare", "--runs", "1", "--no-cold",
+            "--runtime", "wasmtime", "--timeout", "60", str(wat(SPIN))]  # fmt: skip
+    inside = subprocess.Popen(
+        [unshare, "--pid", "--fork", "--kill-child", "--mount-proc", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "TMPDIR": str(tmp)},
+    )
+    try:
+        wait_for(lambda: scratch_dirs(tmp))
+        running = scratch_dirs(tmp)
+        done = wasmhost_cli(
+            "compare", "--runs", "1", "--no-cold", "--runtime", "wasmtime", HELLO,
+            env={**os.environ, "TMPDIR": str(tmp)},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert scratch_dirs(tmp) == running  # in use there: not this namespace's to judge
+    finally:
+        inside.kill()
+        inside.communicate()
+
+
+@pytest.mark.parametrize("special", ["fifo", "/dev/zero"])
+def test_compare_of_a_special_file_says_what_it_is(tmp_path: Path, special: str) -> None:
+    if special == "fifo":
+        path = tmp_path / "module.wasm"
+        os.mkfifo(path)
+        said = "it is a FIFO, not a regular file"
+    else:
+        path, said = Path(special), "it is a character device, not a regular file"
+    done = wasmhost_cli("compare", "--runtime", "wasmtime", path, timeout=30)
+    err = done.stderr.decode()
+    assert done.returncode in (1, 2)
+    assert len(err.strip().splitlines()) == 1, err
+    assert said in err
+    assert "no such file" not in err
+    with pytest.raises(ConfigError, match="not a regular file"):
+        compare(path, runtimes=[])
+    if special == "fifo":  # in a --dir: its copy would block
+        with pytest.raises(ConfigError, match="it is a FIFO, not a regular file"):
+            compare(HELLO, runtimes=[], cold=False, dirs={"/d": tmp_path})
+
+
+@pytest.fixture
+def removed_after(tmp_path: Path) -> Iterator[Path]:
+    """``tmp_path``, removed after the test by rm (iterative): the deep trees a test
+    makes there would stop pytest's own clean-up (shutil.rmtree) with a RecursionError."""
+    yield tmp_path
+    subprocess.run(["rm", "-rf", str(tmp_path)], check=False)
+
+
+# A guest that makes a tree DEPTH folders deep in its preopened folder (fd 3): it
+# creates "a", opens it, closes the folder it came from, and goes on from there.
+DEEP_TREE = """
+(module
+  (import "wasi_snapshot_preview1" "path_create_directory"
+    (func $mkdir (param i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_close" (func $close (param i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "a")
+  (func (export "_start") (local $fd i32) (local $i i32)
+    (local.set $fd (i32.const 3))
+    (loop $deeper
+      (drop (call $mkdir (local.get $fd) (i32.const 100) (i32.const 1)))
+      (drop (call $open (local.get $fd) (i32.const 0) (i32.const 100) (i32.const 1)
+        (i32.const 2) (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 200)))
+      (if (i32.ne (local.get $fd) (i32.const 3))
+        (then (drop (call $close (local.get $fd)))))
+      (local.set $fd (i32.load (i32.const 200)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $deeper (i32.lt_u (local.get $i) (i32.const DEPTH))))))
+"""
+
+
+def make_deep(folder: Path, depth: int) -> None:
+    """A chain of ``depth`` folders named "a" in ``folder``, made without recursion."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(depth):
+            os.mkdir("a", dir_fd=fd)
+            child = os.open("a", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = child
+    finally:
+        os.close(fd)
+
+
+def depth_of(folder: Path) -> int:
+    depth = 0
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        while True:
+            child = os.open("a", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd, depth = child, depth + 1
+    os.close(fd)
+    return depth
+
+
+def test_a_guest_that_makes_a_deep_tree_is_compared_and_cleaned_up(
+    removed_after: Path, wat: Callable[[str], Path]
+) -> None:
+    tmp_path = removed_after
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    data = tmp_path / "data"
+    data.mkdir()
+    deep = wat(DEEP_TREE.replace("DEPTH", "1500"))
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    done = wasmhost_cli(
+        "compare", "--dir", f"{data}::/d", "--runs", "1", "--warmup", "0", "--no-cold",
+        "--runtime", "wasmtime", "--json", deep, env=env,
+    )  # fmt: skip
+    assert b"Traceback" not in done.stderr
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)["results"]
+    assert [r["output_matches"] for r in rows if r["available"]] == [True] * len(
+        [r for r in rows if r["available"]]
+    )
+    assert scratch_dirs(tmp) == []
+    # A tree that deep as a --dir of its own is copied for every run.
+    make_deep(data, 1500)
+    done = wasmhost_cli(
+        "compare", "--dir", f"{data}::/d", "--runs", "1", "--warmup", "0", "--no-cold",
+        "--runtime", "wasmtime", HELLO, env=env,
+    )  # fmt: skip
+    assert b"Traceback" not in done.stderr
+    assert done.returncode == 0, done.stderr
+    assert scratch_dirs(tmp) == []
+
+
+def test_a_tree_deeper_than_a_path_can_name(
+    removed_after: Path, wat: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tmp = removed_after / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    data = removed_after / "data"
+    data.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    # Made by the guest: compared as far as paths reach, and said so.
+    deep = wat(DEEP_TREE.replace("DEPTH", "3000"))
+    result = compare(deep, runtimes=["wasmtime"], runs=1, warmup=0, cold=False, dirs={"/d": data})
+    for row in result.results[1:]:
+        if row.available:
+            assert row.output_matches, row
+            assert any("too long to list" in note for note in row.notes), row
+    assert depth_of(data) == 0
+    # Given as a --dir: refused in one line.
+    make_deep(data, 3000)
+    done = wasmhost_cli(
+        "compare", "--dir", f"{data}::/d", "--runs", "1", "--warmup", "0", "--no-cold",
+        "--runtime", "wasmtime", HELLO, env=env,
+    )  # fmt: skip
+    err = done.stderr.decode()
+    assert done.returncode in (1, 2), err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "cannot copy" in err
+    assert "File name too long" in err
+    assert scratch_dirs(tmp) == []
+
+
+def test_a_deep_tree_left_by_a_killed_compare_is_swept(removed_after: Path) -> None:
+    tmp = removed_after / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    left = owned_by_a_process_that_ended(tmp)
+    make_deep(left, 3000)  # past PATH_MAX, too
+    by_hand = tmp / "wasmhost-compare-1.1-x"  # no owner file: not wasmhost's to remove
+    by_hand.mkdir()
+    make_deep(by_hand, 1500)
+    done = wasmhost_cli(
+        "compare", "--runs", "1", "--no-cold", "--runtime", "wasmtime", HELLO, env=env
+    )
+    assert b"Traceback" not in done.stderr
+    assert done.returncode == 0, done.stderr
+    assert scratch_dirs(tmp) == [by_hand]
+    assert depth_of(by_hand) == 1500

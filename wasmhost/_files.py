@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import re
 import stat
 import time
 from collections.abc import Iterator
@@ -224,13 +223,19 @@ def regular_fd(path: str | os.PathLike[str], flags: int = 0) -> int:
         if stat.S_ISDIR(mode):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
         if not stat.S_ISREG(mode):
-            kind = next((name for test, name in _KINDS if test(mode)), "a special file")
-            raise OSError(errno.EINVAL, f"it is {kind}, not a regular file", os.fspath(path))
+            raise OSError(errno.EINVAL, _not_regular(mode), os.fspath(path))
         os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
         raise
     return fd
+
+
+def _not_regular(mode: int) -> str:
+    """What a file of ``mode`` is, said as the reason it is not read: "it is a FIFO, not
+    a regular file"."""
+    kind = next((name for test, name in _KINDS if test(mode)), "a special file")
+    return f"it is {kind}, not a regular file"
 
 
 def open_regular(path: str | os.PathLike[str]) -> IO[bytes]:
@@ -249,43 +254,193 @@ def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
     return data
 
 
-# A folder's owner, in its name: "<pid>.<start>", the process's start time telling
-# a live owner from a later process that was given the same id.
-_OWNER = re.compile(r"(\d+)\.(\d+)-")
+# A folder made by owned_temporary holds this file, written by wasmhost, saying who
+# owns it: "wasmhost-owner PID START PIDNS BOOT" (START: the process's start time,
+# telling a live owner from a later process given the same id; PIDNS: the inode of
+# its pid namespace, in which PID means something; BOOT: the kernel's boot id).
+# Only folders holding one are ever swept: a user's own folder of the same prefix
+# has none. "-" stands for what this system does not say.
+OWNER_FILE = ".wasmhost-owner"
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def owned_temporary(prefix: str) -> Path:
-    """A new private folder in the system's temporary folder, its name saying which
-    process owns it, so that :func:`sweep_orphans` can tell when that process is gone."""
+    """A new private folder in the system's temporary folder, holding a file that says
+    which process owns it, so that :func:`sweep_orphans` can tell when that process is
+    gone. Its name says the owner too (``PREFIX<pid>.<start>-...``), for people."""
     import tempfile
 
-    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}.{_start_time(os.getpid())}-"))
+    pid, start, namespace, boot = _identity()
+    folder = Path(tempfile.mkdtemp(prefix=f"{prefix}{pid}.{start}-"))
+    try:
+        fd = os.open(
+            folder / OWNER_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600
+        )
+        with os.fdopen(fd, "w") as f:
+            f.write(f"wasmhost-owner {pid} {start} {namespace} {boot}\n")
+    except BaseException:
+        remove_tree(folder)
+        raise
+    return folder
 
 
-def sweep_orphans(prefix: str, older_than: float = STALE) -> None:
-    """Remove this user's ``prefix`` folders (made by :func:`owned_temporary`) whose
-    owner has ended: a process killed by SIGKILL has no chance to clean up. One named
-    without an owner (by an older wasmhost) goes once it is over an hour old."""
-    import shutil
+def sweep_orphans(prefix: str) -> None:
+    """Remove this user's ``prefix`` folders made by :func:`owned_temporary` whose owner
+    has ended: a process killed by SIGKILL has no chance to clean up. A folder without
+    the owner file is not wasmhost's to remove; one whose owner runs in another pid
+    namespace cannot be checked and is left, unless the machine has rebooted since.
+    Never raises: what cannot be removed is left."""
     import tempfile
 
-    now = time.time()
+    me = _identity()
+    if me[1] is None:  # /proc is not this namespace's: no owner can be checked
+        return
     with contextlib.suppress(OSError):
         for entry in os.scandir(tempfile.gettempdir()):
             if not entry.name.startswith(prefix):
                 continue
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, ValueError):
                 st = entry.stat(follow_symlinks=False)
                 if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
                     continue
-                owner = _OWNER.match(entry.name, len(prefix))
-                if owner is None:
-                    orphan = now - st.st_mtime > older_than
-                else:
-                    pid = int(owner.group(1))
-                    orphan = _start_time(pid) != int(owner.group(2))
-                if orphan:
-                    shutil.rmtree(entry.path, ignore_errors=True)
+                if _owner_ended(os.path.join(entry.path, OWNER_FILE), me):
+                    remove_tree(entry.path)
+
+
+def _owner_ended(owner_file: str, me: tuple[int, int | None, str, str]) -> bool:
+    """Whether the owner that ``owner_file`` names has ended, as far as this process
+    can tell (False when the file is not there or not one wasmhost wrote)."""
+    fd = regular_fd(owner_file, os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as f:
+        fields = f.read(512).decode("ascii").split()
+    if len(fields) != 5 or fields[0] != "wasmhost-owner":
+        return False
+    pid, start, namespace, boot = int(fields[1]), int(fields[2]), fields[3], fields[4]
+    if "-" not in (boot, me[3]) and boot != me[3]:
+        return True  # made before the machine last booted
+    if namespace != me[2]:
+        return False  # its pid means something only in its own namespace
+    return _start_time(pid) != start
+
+
+def _identity() -> tuple[int, int | None, str, str]:
+    """This process's id, start time (None when /proc is another pid namespace's:
+    ``unshare --pid`` without a /proc of its own), pid namespace and boot id."""
+    pid = os.getpid()
+    namespace = boot = "-"
+    with contextlib.suppress(OSError):
+        namespace = str(os.stat("/proc/self/ns/pid").st_ino)
+    with (
+        contextlib.suppress(OSError, UnicodeDecodeError),
+        open("/proc/sys/kernel/random/boot_id", "rb") as f,
+    ):
+        boot = "".join(f.read(100).decode("ascii").split()) or "-"
+    try:
+        seen = int(os.readlink("/proc/self"))
+    except (OSError, ValueError):
+        seen = pid  # no /proc: _start_time says 0 for a live process
+    return pid, _start_time(pid) if seen == pid else None, namespace, boot
+
+
+def remove_tree(path: str | os.PathLike[str]) -> bool:
+    """Remove the folder ``path`` and everything in it, without recursion (a guest can
+    make a tree thousands of folders deep, or deeper than a path can name), never
+    following a symbolic link, holding two descriptors at most. What cannot be
+    removed is left; never raises. Whether ``path`` is gone."""
+    try:
+        fd = os.open(path, _DIR_FLAGS)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    # The folders above the current one: its name in each, the parent's (device,
+    # inode), checked on the way back up through "..", and what the parent keeps.
+    above: list[tuple[str, tuple[int, int], set[str]]] = []
+    kept: set[str] = set()
+    try:
+        while True:
+            sub = _clear_files(fd, kept)
+            if sub is not None:
+                try:
+                    child = os.open(sub, _DIR_FLAGS, dir_fd=fd)
+                except OSError:
+                    kept.add(sub)
+                    continue
+                st = os.fstat(fd)
+                above.append((sub, (st.st_dev, st.st_ino), kept))
+                os.close(fd)
+                fd, kept = child, set()
+                continue
+            if not above:
+                break
+            name, parent_id, kept = above.pop()
+            parent = os.open("..", _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = parent
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) != parent_id:
+                return False  # moved while it was being removed: go no further
+            try:
+                os.rmdir(name, dir_fd=fd)
+            except OSError:
+                kept.add(name)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return False
+    return True
+
+
+def _clear_files(fd: int, kept: set[str]) -> str | None:
+    """Remove what is not a folder in the open folder ``fd`` (but ``kept``, to which
+    what cannot be removed is added); the name of a folder left in it, if any."""
+    with os.scandir(fd) as listing:
+        for entry in listing:
+            if entry.name in kept:
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    return entry.name
+                os.unlink(entry.name, dir_fd=fd)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                kept.add(entry.name)
+    return None
+
+
+def copy_tree(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """Copy the folder ``source`` to the new folder ``target`` as ``shutil.copytree(...,
+    symlinks=True)`` does, without recursion (a tree may be deeper than Python's stack).
+    A file that cannot be copied (a FIFO, a device) raises an OSError naming it."""
+    import shutil
+
+    folders = [(os.fspath(source), os.fspath(target))]
+    made: list[tuple[str, str]] = []
+    while folders:
+        src, dst = folders.pop()
+        os.mkdir(dst)
+        made.append((src, dst))
+        with os.scandir(src) as listing:
+            for entry in listing:
+                to = os.path.join(dst, entry.name)
+                if entry.is_symlink():
+                    os.symlink(os.readlink(entry.path), to)
+                    shutil.copystat(entry.path, to, follow_symlinks=False)
+                elif entry.is_dir(follow_symlinks=False):
+                    folders.append((entry.path, to))
+                elif entry.is_file(follow_symlinks=False):
+                    shutil.copy2(entry.path, to, follow_symlinks=False)
+                else:  # copying a FIFO would block, a device never end
+                    raise OSError(errno.EINVAL, _not_regular(entry.stat().st_mode), entry.path)
+    for src, dst in reversed(made):  # after their content: writing it changed their times
+        shutil.copystat(src, dst)
 
 
 def _start_time(pid: int) -> int | None:

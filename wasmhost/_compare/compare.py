@@ -23,18 +23,20 @@ mounted trees are compared by size and a streamed SHA-256, never read whole,
 within a byte and an entry budget. A run of the reference that stops at a
 limit leaves nothing to compare the others with: they are not run. The
 scratch folder is removed on any exit Python sees; one left by a process
-killed outright is swept by the next comparison (its name says its owner).
+killed outright is swept by the next comparison (a file in it says its owner).
+Trees are copied and removed without recursion: a guest may make them
+thousands of folders deep.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
 import resource
 import select
-import shutil
 import signal
 import statistics
 import subprocess
@@ -53,7 +55,7 @@ from .._errors import (
     OutputLimitExceeded,
     TimeoutExceeded,
 )
-from .._files import open_regular, owned_temporary, sweep_orphans
+from .._files import copy_tree, open_regular, owned_temporary, remove_tree, sweep_orphans
 from .._host.host import DEFAULT_MAX_OUTPUT, Dir, DirSource, Host, as_dir, check_limits
 from .._numbers import format_size
 from .._wasm import is_component
@@ -114,7 +116,8 @@ class Tree(NamedTuple):
     links and special files are left out)."""
 
     entries: Mapping[str, FileState | None]
-    complete: bool = True  # False: more than MAX_SNAPSHOT_ENTRIES; the rest left out
+    # False: more than MAX_SNAPSHOT_ENTRIES, or paths too long to list; the rest left out
+    complete: bool = True
 
 
 _NO_FILES = Tree({})
@@ -221,8 +224,7 @@ def compare(
     check_limits(timeout, None, None, max_output)
     limits = _Limits(timeout, max_output)
     path = os.path.abspath(os.fspath(module))
-    if not os.path.isfile(path):
-        raise ConfigError(f"{module}: no such file; compare takes a .wasm file.")
+    component = _is_component(module, path)
     adapters = [get_runtime(r) if isinstance(r, str) else r for r in (runtimes or _all())]
     mounts = [_mount(guest, source) for guest, source in (dirs or {}).items()]
     invocation_env = dict(env or {})
@@ -232,15 +234,13 @@ def compare(
             cleanup.callback(own.close)
         sweep_orphans(_SCRATCH)  # left by comparisons killed outright
         scratch = owned_temporary(_SCRATCH)
-        cleanup.callback(shutil.rmtree, scratch, ignore_errors=True)
+        cleanup.callback(remove_tree, scratch)
         work = _Workspace(scratch, mounts, stdin)
         tell = _counting(progress, "wasmhost", warmup + runs)
         reference, row = _in_process(
             own, path, tuple(args), invocation_env, work, runs, warmup, limits, tell
         )
         results = [row]
-        with open(path, "rb") as f:
-            component = is_component(f.read(8))
         for adapter in [_Cold()] * cold + adapters:
             if reference is None:  # stopped at a limit: nothing to compare with
                 assert row.error is not None
@@ -262,6 +262,21 @@ def compare(
                 )
             )
     return Comparison(os.fspath(module), tuple(args), tuple(results))
+
+
+def _is_component(module: str | os.PathLike[str], path: str) -> bool:
+    """Whether the file at ``path`` is a component; a ConfigError if it is not a
+    regular file that can be read (a FIFO would block the read, a device never end)."""
+    try:
+        with open_regular(path) as f:
+            return is_component(f.read(8))
+    except FileNotFoundError:
+        raise ConfigError(f"{module}: no such file; compare takes a .wasm file.") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{module} is a folder; compare takes a .wasm file.") from None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(f"cannot read {module}: {reason}; compare takes a .wasm file.") from None
 
 
 def _not_run(runtime: Runtime, reason: str) -> RuntimeResult:
@@ -323,7 +338,18 @@ class _Workspace:
         copies = []
         for i, mount in enumerate(self.mounts):
             target = self.root / f"run{self._count}" / f"dir{i}"
-            shutil.copytree(mount.host, target, symlinks=True)
+            target.parent.mkdir(exist_ok=True)
+            try:
+                copy_tree(mount.host, target)
+            except OSError as exc:
+                remove_tree(target)
+                reason = exc.strerror or type(exc).__name__
+                if exc.filename and len(os.fspath(exc.filename)) < 256:
+                    reason = f"{reason} ({os.fspath(exc.filename)})"
+                raise ConfigError(
+                    f"cannot copy {mount.host} (mounted at {mount.guest}) for a run: {reason}; "
+                    "mount a folder whose files can all be copied."
+                ) from None
             copies.append(mount._replace(host=str(target)))
         return tuple(copies)
 
@@ -341,7 +367,9 @@ class _Workspace:
                 folder = folders.pop()
                 try:
                     listing = os.scandir(folder)
-                except OSError:
+                except OSError as exc:
+                    # A guest can make a tree deeper than a path can name.
+                    complete = complete and exc.errno != errno.ENAMETOOLONG
                     continue
                 with listing:
                     for entry in listing:
@@ -370,7 +398,7 @@ class _Workspace:
 
     def discard(self, mounts: tuple[Mount, ...]) -> None:
         for mount in mounts:
-            shutil.rmtree(mount.host, ignore_errors=True)
+            remove_tree(mount.host)
 
 
 def _file_state(path: str, budget: int) -> tuple[FileState | None, int]:
@@ -870,8 +898,8 @@ def _tree_differences(
         )
     if not (expected.complete and actual.complete):
         notes.append(
-            f"the mounted trees hold more than {MAX_SNAPSHOT_ENTRIES} entries: "
-            "only the first were compared"
+            f"the mounted trees hold more than {MAX_SNAPSHOT_ENTRIES} entries, or paths too "
+            "long to list: only part of them was compared"
         )
     return found, notes
 
