@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import HELLO, wasmhost_cli
+from conftest import HELLO, HTTP, wasmhost_cli
 from test_cli import one_error_line
 
 from wasmhost import ConfigError
@@ -88,6 +88,10 @@ def library_cases(t: Path) -> dict[str, tuple[list[str | bytes | Path], str]]:
         ),
         "bundle-inherited-env": (
             ["bundle", "--env", "ODD", HELLO, f"{t}/bundle"],
+            f"environment variable {XFF!r} is not valid UTF-8",
+        ),
+        "serve-inherited-env": (
+            ["serve", "--listen", "127.0.0.1:0", "--env", "ODD", HTTP],
             f"environment variable {XFF!r} is not valid UTF-8",
         ),
         "bundle-file-name": (

@@ -9,7 +9,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -337,8 +337,9 @@ def test_idle_connections_past_the_cap_make_way_for_new_clients() -> None:
     s = Server("--max-connections", "20", "-q", HTTP)
     idle = [socket.create_connection(("127.0.0.1", s.port)) for _ in range(100)]
     try:
+        time.sleep(1.5)  # past the eviction grace (a connection's first second of waiting)
         # A new client evicts the longest-idle connection, so it is served: 200, not
-        # 503 (503 is for a server whose every connection has a request running).
+        # 503 (503 is for a server where no connection can be evicted).
         for _ in range(5):
             assert httpx.get(s.url + "/", timeout=10).text == "Hello, World!\n"
         closed = sum(_closed_within(raw, 0.2) is not None for raw in idle)
@@ -516,3 +517,118 @@ def test_the_asgi_app_refuses_a_websocket_it_is_offered() -> None:
     asyncio.run(wagi({"type": "websocket", "path": "/"}, receive, send))  # type: ignore[arg-type]
     wagi.close()
     assert sent == [{"type": "websocket.close", "code": 1000}]  # servers answer 403
+
+
+def _sockets(pid: int) -> int:
+    """How many sockets process ``pid`` holds open."""
+    held = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            held += fd.readlink().name.startswith("socket:")
+    return held
+
+
+def _non_reader(port: int, request: bytes) -> socket.socket:
+    """A client that sends ``request`` and never reads its answer (a small receive
+    buffer, so the answer stays in the server's)."""
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.connect(("127.0.0.1", port))
+    raw.sendall(request)
+    return raw
+
+
+FLOOD = b"GET /flood?3 HTTP/1.1\r\nHost: x\r\n\r\n"  # 3 MiB back
+
+
+def _eventually(predicate: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_clients_that_never_read_stay_within_the_connection_cap() -> None:
+    # Evicted and closing connections whose answer the client never takes are
+    # dropped, and count against the cap until they are gone: the server holds
+    # at most the cap, not one socket (and 3 MiB) a client.
+    s = Server("--max-connections", "2", "--write-timeout", "600", "-q", HTTP)
+    before = _sockets(s.process.pid)  # listening, and the event loop's own
+    held = []
+    try:
+        for _ in range(8):
+            held.append(_non_reader(s.port, FLOOD))
+            time.sleep(0.3)  # its answer written, so it counts as idle
+        assert _eventually(lambda: _sockets(s.process.pid) <= before + 2, 10)
+        assert httpx.get(s.url + "/", timeout=10).status_code in (200, 503)
+    finally:
+        for raw in held:
+            raw.close()
+        s.stop()
+
+
+def test_a_client_that_takes_none_of_its_answer_is_dropped() -> None:
+    s = Server("--write-timeout", "1", "--max-connections", "1", "-q", HTTP)
+    before = _sockets(s.process.pid)
+    try:
+        # A kept-alive answer, then pipelined ones behind it: never idle, never
+        # evicted; the write timeout drops it, and the one slot serves again.
+        with _non_reader(s.port, FLOOD * 3) as raw:
+            time.sleep(0.5)
+            assert _eventually(lambda: _sockets(s.process.pid) == before, 15)
+            assert httpx.get(s.url + "/", timeout=10).text == "Hello, World!\n"
+            received = _closed_within(raw, 10)  # what the server had sent, then the end
+            assert received is not None
+            assert len(received) < 3 << 20  # not even the first answer
+    finally:
+        s.stop()
+
+
+def test_shutdown_drops_a_client_that_does_not_read() -> None:
+    s = Server("-q", HTTP)  # the default write timeout: 30 s
+    try:
+        with _non_reader(s.port, FLOOD):
+            time.sleep(1)
+            s.process.terminate()
+            # Ends within the 5 s shutdown grace (a generous bound); it never did.
+            s.process.wait(timeout=20)
+    finally:
+        s.stop()
+
+
+def test_a_new_connection_is_not_evicted_before_its_request_arrives() -> None:
+    s = Server("--max-connections", "4", "-q", HTTP)
+    silent = [socket.create_connection(("127.0.0.1", s.port)) for _ in range(4)]
+    try:
+        time.sleep(1.5)  # past the eviction grace: these may make way
+        with socket.create_connection(("127.0.0.1", s.port)) as legit:
+            # Connections opened after the client's, before its request arrives
+            # (a WAN round trip): they evict the old silent ones, or get 503, but
+            # never the client's.
+            silent += [socket.create_connection(("127.0.0.1", s.port)) for _ in range(8)]
+            time.sleep(0.2)
+            legit.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            answer = _closed_within(legit, 10)
+        assert answer is not None
+        assert answer.startswith(b"HTTP/1.1 200")
+    finally:
+        for raw in silent:
+            raw.close()
+        s.stop()
+
+
+def test_stalled_request_bodies_make_way_for_new_clients() -> None:
+    s = Server("--max-connections", "2", "--body-timeout", "60", "-q", HTTP)
+    stalled = [socket.create_connection(("127.0.0.1", s.port)) for _ in range(2)]
+    try:
+        for raw in stalled:
+            raw.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+        time.sleep(1.5)  # no byte of either body for longer than the eviction grace
+        assert httpx.get(s.url + "/", timeout=10).text == "Hello, World!\n"
+        assert sum(_closed_within(raw, 5) is not None for raw in stalled) >= 1
+    finally:
+        for raw in stalled:
+            raw.close()
+        s.stop()

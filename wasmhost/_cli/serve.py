@@ -78,10 +78,18 @@ def _listen(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str
     help="How long a connection may stay idle after a response.",
 )
 @click.option(
+    "--write-timeout",
+    type=DURATION,
+    default=30.0,
+    show_default=True,
+    help="How long a client may take none of its answer before its connection is dropped.",
+)
+@click.option(
     "--max-connections",
     type=COUNT,
-    help="Open connections in each process; past it a new one closes the one idle longest, "
-    "or gets 503 if every one has a request running [1000, or half the open-file limit].",
+    help="Open connections in each process; past it a new one drops the one that has waited "
+    "on its client longest (idle for at least 1 s, or stalled sending a body), or gets 503 "
+    "[1000, or half the open-file limit].",
 )
 @click.option(
     "--workers",
@@ -123,6 +131,7 @@ def serve(
     body_timeout: float,
     head_timeout: float,
     keep_alive_timeout: float,
+    write_timeout: float,
     max_connections: int | None,
     workers: int,
     threads: int,
@@ -147,6 +156,7 @@ def serve(
     with reported():
         check_seconds("head_timeout", head_timeout, 1e6)
         check_seconds("keep_alive_timeout", keep_alive_timeout, 1e6)
+        check_seconds("write_timeout", write_timeout, 1e6)
         if config is not None:
             routes = load_config(config)
         else:
@@ -190,7 +200,9 @@ def serve(
         "access_log": not quiet,
         "log_level": "warning" if quiet else "info",
         "server_header": False,
-        "http": bounded_protocol(head_timeout=head_timeout, max_connections=max_connections),
+        "http": bounded_protocol(
+            head_timeout=head_timeout, max_connections=max_connections, write_timeout=write_timeout
+        ),
         "timeout_keep_alive": keep_alive_timeout,
         # No WebSockets: an Upgrade header is ignored (RFC 9110, 7.8) and the guest
         # answers over HTTP/1.1; with them, uvicorn would hand WagiApp a handshake.

@@ -48,6 +48,7 @@ from .._host.host import Dir, DirSource, Host, as_dir, check_limits
 from .._host.module import Module
 from .._host.result import RunResult
 from .._numbers import check_seconds, check_whole, parse_size
+from .._text import wasi_environment
 from .guests import Busy, GuestPool, InlineGate
 from .wagi import (
     MalformedResponse,
@@ -184,6 +185,9 @@ class WagiApp:
             _check_route(route.path)
             cap = max_memory if route.max_memory is None else route.max_memory
             check_limits(None, None, cap, None)
+            # What every request would fail on (a value inherited from this process
+            # that is not UTF-8, say) fails here, before anything listens.
+            wasi_environment(route.env)
             for source in route.dirs.values():
                 folder = os.fspath(as_dir(source).path)
                 if not os.path.isdir(folder):

@@ -14,10 +14,21 @@ httptools and adds:
   seconds after it opened, or after a head began, is closed (with 408 if
   part of a head came). uvicorn's own ``timeout_keep_alive`` closes a
   connection idle after a response;
-- a connection cap: past ``max_connections`` open connections, a new one
-  closes the connection idle longest (one with no request running: silent,
-  kept alive, or sending a head), so idle sockets cannot shut new clients
-  out; when every connection has a request running, the new one is
+- a write bound: a connection whose client takes nothing of what it was sent
+  for ``write_timeout`` seconds (its transport paused for writing, or closed
+  with data left in its buffer) is aborted. uvicorn hands a whole response
+  to the transport; a client that never reads would otherwise hold it, and
+  the socket, for ever (a close waits for the buffer to drain). On shutdown,
+  connections still waiting on their client are aborted after
+  ``SHUTDOWN_GRACE`` seconds (or ``write_timeout`` if shorter);
+- a connection cap: past ``max_connections`` open connections (closing ones
+  count until they are gone), a new one aborts the connection that has
+  waited on its client longest: one with no request running (silent, kept
+  alive, sending a head, or closing), or one whose request body has stalled
+  (no byte of it for ``EVICT_GRACE``). A connection is never evicted in its
+  first ``EVICT_GRACE`` seconds of waiting, so clients opening connections
+  fast cannot close one whose request is on its way. So idle sockets cannot
+  shut new clients out; when no connection can be evicted, the new one is
   answered 503 with ``Retry-After`` and closed. (uvicorn's
   ``limit_concurrency`` answers 503 to requests past its limit but keeps
   every idle connection, and the descriptor it holds.)
@@ -38,6 +49,9 @@ MAX_HEAD = 64 << 10
 HEAD_TIMEOUT = 10.0
 KEEP_ALIVE_TIMEOUT = 5.0  # uvicorn's default
 MAX_CONNECTIONS = 1000
+WRITE_TIMEOUT = 30.0
+EVICT_GRACE = 1.0  # seconds a connection waits on its client before it may be evicted
+SHUTDOWN_GRACE = 5.0
 
 _TOO_LARGE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
@@ -65,11 +79,16 @@ def default_max_connections(open_files: int) -> int:
     return max(1, min(MAX_CONNECTIONS, open_files // 2))
 
 
-def bounded_protocol(*, head_timeout: float, max_connections: int) -> Any:
+def bounded_protocol(
+    *, head_timeout: float, max_connections: int, write_timeout: float = WRITE_TIMEOUT
+) -> Any:
     """The protocol factory to give uvicorn as ``http=`` (a partial: it pickles,
     so ``--workers`` processes get it too)."""
     return functools.partial(
-        BoundedHttpToolsProtocol, head_timeout=head_timeout, max_connections=max_connections
+        BoundedHttpToolsProtocol,
+        head_timeout=head_timeout,
+        max_connections=max_connections,
+        write_timeout=write_timeout,
     )
 
 
@@ -81,6 +100,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         *args: Any,
         head_timeout: float = HEAD_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,
+        write_timeout: float = WRITE_TIMEOUT,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -90,12 +110,19 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_timer: TimerHandle | None = None
         self._max_connections = max_connections
         self._idle_since = 0.0  # when the last response ended, or the connection opened
+        self._body_since = 0.0  # when the last byte of a request body came, or its head
+        self._write_timeout = write_timeout
+        self._write_timer: TimerHandle | None = None
+        self._stalled_since: float | None = None  # since when the client takes nothing
+        self._shutdown_timer: TimerHandle | None = None
+        self._aborted = False
 
     def connection_made(self, transport: Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._idle_since = self.loop.time()
+        self._watch_writes()
         if len(self.connections) > self._max_connections and not self._make_room():
-            self.logger.warning("Every connection has a request running; answered 503.")
+            self.logger.warning("No connection can make way for a new one; answered 503.")
             transport.write(_BUSY)
             transport.close()
             return
@@ -103,7 +130,28 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_timer()
+        for timer in (self._write_timer, self._shutdown_timer):
+            if timer is not None:
+                timer.cancel()
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._stalled_since is None:
+            self._stalled_since = self.loop.time()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._stalled_since = None
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        grace = min(SHUTDOWN_GRACE, self._write_timeout)
+        self._shutdown_timer = self.loop.call_later(grace, self._shutdown_timed_out)
+
+    def on_body(self, body: bytes) -> None:
+        self._body_since = self.loop.time()
+        super().on_body(body)
 
     def data_received(self, data: bytes) -> None:
         if self._in_head:
@@ -122,6 +170,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._head = 0
+        self._body_since = self.loop.time()
         self._disarm_head_timer()
         super().on_headers_complete()
 
@@ -142,19 +191,63 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def _idle(self) -> bool:
         return (self.cycle is None or self.cycle.response_complete) and not self.pipeline
 
+    def _waiting_since(self) -> float | None:
+        """Since when this connection has waited on its client (see the module
+        docstring), or None if it has a request running that waits on no one else."""
+        if self._idle() or self.transport.is_closing():
+            return self._idle_since
+        if (
+            self.cycle is not None
+            and self.cycle.more_body
+            and not self.pipeline
+            and not self.flow.read_paused  # held back by the app, not by the client
+        ):
+            return self._body_since
+        return None
+
     def _make_room(self) -> bool:
-        """Close the connections idle longest, to keep within the cap with this one;
-        False if too few are idle (every other connection has a request running)."""
-        others = [c for c in self.connections if c is not self and not c.transport.is_closing()]
+        """Abort the connections that have waited on their clients longest, to keep
+        within the cap with this one; False if too few may be evicted."""
+        others = [c for c in self.connections if c is not self and not getattr(c, "_aborted", 0)]
         excess = len(others) + 1 - self._max_connections
         if excess <= 0:
             return True
-        idle = [c for c in others if isinstance(c, BoundedHttpToolsProtocol) and c._idle()]
-        if len(idle) < excess:
+        now = self.loop.time()
+        waiting: list[tuple[float, BoundedHttpToolsProtocol]] = []
+        for c in others:
+            since = c._waiting_since() if isinstance(c, BoundedHttpToolsProtocol) else None
+            if since is not None and now - since >= EVICT_GRACE:
+                assert isinstance(c, BoundedHttpToolsProtocol)
+                waiting.append((since, c))
+        if len(waiting) < excess:
             return False
-        for connection in heapq.nsmallest(excess, idle, key=lambda c: c._idle_since):
-            connection.transport.close()
+        for _, connection in heapq.nsmallest(excess, waiting, key=lambda pair: pair[0]):
+            connection._abort()
         return True
+
+    def _abort(self) -> None:
+        """Drop the connection now, with whatever its buffer holds (a close would wait
+        for a client that may never read)."""
+        self._aborted = True
+        self.transport.abort()
+
+    def _watch_writes(self) -> None:
+        """Abort the connection once its client has taken nothing for write_timeout
+        (checked every half of it): its transport paused for writing and not resumed,
+        or closing with data left to send."""
+        now = self.loop.time()
+        if self.transport.is_closing() and self._stalled_since is None:
+            self._stalled_since = now
+        if self._stalled_since is not None and now - self._stalled_since >= self._write_timeout:
+            self._write_timer = None
+            self._abort()
+            return
+        self._write_timer = self.loop.call_later(self._write_timeout / 2, self._watch_writes)
+
+    def _shutdown_timed_out(self) -> None:
+        self._shutdown_timer = None
+        if self.flow.write_paused or self.transport.is_closing():
+            self._abort()
 
     def _arm_head_timer(self) -> None:
         if self._head_timer is None:
