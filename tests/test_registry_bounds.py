@@ -399,6 +399,107 @@ def test_a_layer_without_one_readable_module_is_refused(
         unpacked(layer, tmp_path)
 
 
+def pax_header(records: list[tuple[str, str]], kind: bytes = tarfile.XHDTYPE) -> bytes:
+    """A PAX extended header (``x``, or ``g`` for a global one) holding ``records``."""
+    data = b""
+    for key, value in records:
+        body = f" {key}={value}\n".encode()
+        length = len(body) + len(str(len(body)))
+        length += len(str(length)) - len(str(len(body)))
+        data += str(length).encode() + body
+    return extended_header(kind, len(data)) + data + bytes(-len(data) % 512)
+
+
+def test_extended_headers_piled_up_before_one_member_are_refused(tmp_path: Path) -> None:
+    """4,000 PAX headers of 64 KiB each before one member took 266 MiB; 400 of small
+    records, 7 s. Each is under the limit: together they are over it."""
+    big = pax_header([("k", "A" * 40_000)])
+    many = pax_header([(f"k{i}", "v") for i in range(2_000)])
+    for pile in (big * 2, many * 400):
+        layer = gzip.compress(pile + tar_layer(("m.wasm", MODULE), gz=False), compresslevel=1)
+        started = time.monotonic()
+        with pytest.raises(ArtifactError, match=r"bytes of extended tar headers before one entry"):
+            unpacked(layer, tmp_path)
+        assert time.monotonic() - started < 5
+    # Under the limit in all, and again before the next member: read as before.
+    fine = pax_header([("comment", "c" * 30_000)])
+    layer = fine + _ustar(b"README", b"0", 2) + _padded(b"hi") + fine
+    layer += _ustar(b"m.wasm", b"0", len(MODULE)) + _padded(MODULE) + bytes(1024)
+    assert unpacked(layer, tmp_path) == MODULE
+
+
+def _ustar(name: bytes, kind: bytes, size: int, sparse: int | None = None) -> bytes:
+    """A tar header block; with ``sparse``, an old-GNU sparse one of one extent that says
+    an extension block follows."""
+    block = bytearray(512)
+    block[: len(name)] = name
+    block[100:108] = b"0000644\0"
+    block[108:116] = block[116:124] = b"0000000\0"
+    block[124:136] = b"%011o\0" % size
+    block[136:148] = b"00000000000\0"
+    block[156:157] = kind
+    block[257:265] = b"ustar  \0" if sparse is not None else b"ustar\x0000"
+    if sparse is not None:
+        block[386:398] = b"%011o\0" % 0
+        block[398:410] = b"%011o\0" % sparse
+        block[482] = 1
+        block[483:495] = b"%011o\0" % sparse
+    block[148:156] = b" " * 8
+    block[148:156] = b"%06o\0 " % sum(block)
+    return bytes(block)
+
+
+def _padded(data: bytes) -> bytes:
+    return data + bytes(-len(data) % 512)
+
+
+def sparse_layer(good: bytes, evil: bytes) -> bytes:
+    """Python's tarfile sees good.wasm in it, GNU tar and a reader that skips an old-GNU
+    sparse member's data right after its header see evil.wasm."""
+    return (
+        _ustar(b"pad1", b"S", 1024, sparse=1024)
+        + bytes(512)  # the extension block: no more extents
+        + bytes(512)
+        + _ustar(b"pad2", b"0", 512 + len(_padded(good)))
+        + _ustar(b"good.wasm", b"0", len(good))
+        + _padded(good)
+        + _ustar(b"pad3", b"S", 512, sparse=512)
+        + bytes(512)
+        + _ustar(b"evil.wasm", b"0", len(evil))
+        + _padded(evil)
+        + bytes(1024)
+    )
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        sparse_layer(MODULE, MODULE[::-1]),
+        pax_header([("GNU.sparse.major", "1"), ("GNU.sparse.minor", "0")])
+        + tar_layer(("m.wasm", MODULE), gz=False),
+        pax_header([("GNU.sparse.size", "1")], kind=tarfile.XGLTYPE)
+        + tar_layer(("m.wasm", MODULE), gz=False),
+    ],
+    ids=["old-gnu", "pax", "pax-global"],
+)
+def test_a_layer_with_sparse_members_is_refused(tmp_path: Path, layer: bytes) -> None:
+    """Tar readers disagree on where a sparse member ends: what tarfile sees as good.wasm,
+    wasmhost read as evil.wasm. An OCI layer holds no sparse files."""
+    with pytest.raises(ArtifactError, match="has a sparse file, which an OCI image layer does"):
+        unpacked(layer, tmp_path)
+
+
+@pytest.mark.parametrize("key", ["size", "path"])
+def test_a_global_header_that_moves_members_is_refused(tmp_path: Path, key: str) -> None:
+    """tarfile applies a global header's size or path to a member that has PAX records of
+    its own (what else it holds is read after a size it chose); wasmhost did not."""
+    layer = pax_header([(key, "1024" if key == "size" else "x.wasm")], kind=tarfile.XGLTYPE)
+    with pytest.raises(ArtifactError, match="global tar header that sets the path or size"):
+        unpacked(layer + tar_layer(("m.wasm", MODULE), gz=False), tmp_path)
+    comment = pax_header([("comment", "git archive writes one")], kind=tarfile.XGLTYPE)
+    assert unpacked(comment + tar_layer(("m.wasm", MODULE), gz=False), tmp_path) == MODULE
+
+
 def test_a_hostile_layer_is_one_line_through_the_cli(
     serve: Callable[[dict[str, Any]], Hostile], tmp_path: Path
 ) -> None:
