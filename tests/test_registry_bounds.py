@@ -107,6 +107,45 @@ def test_a_credential_helper_answer_that_is_not_credentials_is_refused(
     assert "docker-credential-hostile" in err
 
 
+@pytest.mark.parametrize("who", ["Username", "Secret"])
+def test_a_helper_answer_that_is_not_utf8_is_one_line(
+    serve: Callable[[dict[str, Any]], Hostile],
+    docker_config: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    who: str,
+) -> None:
+    """A lone surrogate as a JSON escape: sent as Basic credentials, it was exit 70."""
+    pair = {"Username": "u", "Secret": "s", who: "\ud800"}
+    helper(tmp_path, f"cat <<'END'\n{json.dumps(pair)}\nEND", monkeypatch)
+    server = serve({"/v2/app/manifests/v1": (401, {"WWW-Authenticate": 'Basic realm="r"'}, b"")})
+    with pytest.raises(AuthenticationError, match="answered a Username or Secret that is not"):
+        RegistryClient(plain_http=True, cache_dir=tmp_path).inspect(f"{server.host}/app:v1")
+    err = one_line(
+        wasmhost_cli("pull", "--plain-http", f"{server.host}/app:v1", env=cli_env(tmp_path))
+    )
+    assert "docker-credential-hostile answered a Username or Secret that is not valid" in err
+    assert "ud800" not in err
+    assert all("Authorization" not in headers for _, _, headers in server.seen)
+
+
+def test_a_docker_config_auth_that_is_not_utf8_is_one_line(
+    docker_config: Path, tmp_path: Path
+) -> None:
+    """As a JSON escape in ``auths`` (base64 is ASCII), or inside the base64."""
+    for auth in ("\ud800", base64.b64encode(b"u:\xed\xa0\x80").decode()):
+        config = {"auths": {"127.0.0.1:9": {"auth": auth}}}
+        (docker_config / "config.json").write_text(json.dumps(config))
+        with pytest.raises(ConfigError, match="is not base64 of user:password"):
+            credentials.lookup("127.0.0.1:9")
+
+
+def test_login_with_credentials_that_are_not_utf8_is_refused(tmp_path: Path) -> None:
+    client = RegistryClient(plain_http=True, cache_dir=tmp_path)
+    with pytest.raises(ConfigError, match="is not valid UTF-8"):
+        client.login("127.0.0.1:9", "u", "\udcff")
+
+
 def test_an_empty_answer_is_no_credentials(
     docker_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
