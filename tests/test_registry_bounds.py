@@ -11,6 +11,7 @@ import io
 import json
 import os
 import tarfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 from conftest import HELLO, wasmhost_cli
 from hostile import Hostile
-from test_registry_trust import artifact, cli_env, image, one_line
+from test_registry_trust import artifact, cli_env, image, manifest, one_line
 from test_registry_trust import sha256 as trust_sha256
 
 from wasmhost import (
@@ -666,6 +667,44 @@ def test_a_big_blob_gets_time_in_proportion(
     started = time.monotonic()
     assert client.pull(f"{server.host}/app:v1", tmp_path / "o.wasm").path.read_bytes() == module
     assert time.monotonic() - started > 1  # longer than the deadline: the size's share let it
+
+
+@pytest.mark.parametrize("burst", [0, 192 << 10], ids=["trickle", "burst-then-trickle"])
+def test_a_blob_that_slows_below_the_minimum_rate_is_given_up(
+    serve: Callable[[dict[str, Any]], Hostile], tmp_path: Path, burst: int
+) -> None:
+    """A manifest claiming a 64 MiB layer gave a registry sending a byte a second
+    1,025 s (1 GiB: 4.6 h): the time grew with the claim. Now only bytes that arrive
+    earn time (one second per 64 KiB): a burst of 192 KiB earns 3 s, then it ends."""
+    claimed = 64 << 20
+    digest = "sha256:" + hashlib.sha256(b"never sent whole").hexdigest()
+    given_up = threading.Event()
+
+    def slow(handler: Any) -> None:
+        handler.close_connection = True
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(claimed))
+        handler.end_headers()
+        try:
+            handler.wfile.write(bytes(burst))
+            while not given_up.wait(0.05):  # a shut down socket may take writes a while
+                handler.wfile.write(b"\0")
+                handler.wfile.flush()
+        except OSError:
+            pass  # the client hung up
+
+    server = serve({"/v2/app/manifests/v1": (200, {}, manifest(digest, claimed))})
+    server.routes[f"/v2/app/blobs/{digest}"] = slow
+    server.routes[f"/v2/app/blobs/{trust_sha256(b'{}')}"] = (200, {}, b"{}")
+    client = RegistryClient(plain_http=True, cache_dir=tmp_path, timeout=5, deadline=1)
+    started = time.monotonic()
+    then = ", then moved under 64 KiB/s" if burst else ""
+    with pytest.raises(RegistryUnreachable, match=f"took over 1 s to come from .*{then}, and"):
+        client.pull(f"{server.host}/app:v1", tmp_path / "out.wasm")
+    took = time.monotonic() - started
+    given_up.set()
+    assert (2.5 if burst else 0.5) < took < 20
+    assert not (tmp_path / "out.wasm").exists()
 
 
 @pytest.mark.parametrize("value", [0, -1, float("nan"), float("inf"), "5", True])
