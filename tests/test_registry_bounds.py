@@ -593,15 +593,19 @@ def test_run_fetches_damaged_stored_blobs_again(
 
 
 def trickle(
-    body: bytes, pause: float, *, headers_too: bool = False, status: int = 200
+    body: bytes, pause: float, *, headers_too: bool = False, status: int = 200, close: bool = False
 ) -> Callable[[Any], None]:
     """A route that sends ``body`` (or, with ``headers_too``, its headers as well) one
-    byte every ``pause`` seconds, until it is all sent or the client hangs up."""
+    byte every ``pause`` seconds, until it is all sent or the client hangs up; with
+    ``close``, saying ``Connection: close`` (http.client then closes the connection
+    before the body is read)."""
+
+    ending = "Connection: close\r\n" if close else ""
 
     def answer(handler: Any) -> None:
         head = (
             f"HTTP/1.1 {status} OK\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
+            f"Content-Length: {len(body)}\r\n{ending}\r\n"
         ).encode()
         handler.close_connection = True
         try:
@@ -618,7 +622,9 @@ def trickle(
     return answer
 
 
-@pytest.mark.parametrize("part", ["manifest", "manifest-headers", "token", "blob"])
+@pytest.mark.parametrize(
+    "part", ["manifest", "manifest-headers", "manifest-close", "token", "blob", "blob-close"]
+)
 def test_a_registry_that_trickles_is_given_up_at_the_deadline(
     serve: Callable[[dict[str, Any]], Hostile], tmp_path: Path, part: str
 ) -> None:
@@ -629,13 +635,17 @@ def test_a_registry_that_trickles_is_given_up_at_the_deadline(
     manifest = routes["/v2/app/manifests/v1"][2]
     if part == "manifest":
         server.routes["/v2/app/manifests/v1"] = trickle(manifest, 0.1)
+    elif part == "manifest-close":
+        server.routes["/v2/app/manifests/v1"] = trickle(manifest, 0.1, close=True)
     elif part == "manifest-headers":
         server.routes["/v2/app/manifests/v1"] = trickle(manifest, 0.1, headers_too=True)
     elif part == "token":
         server.ask_for_a_token("/v2/app/manifests/v1")
         server.routes["/token"] = trickle(b'{"token": "' + b"t" * 200 + b'"}', 0.1)
     else:  # a small blob gets little more time than the deadline (1 s per 64 KiB)
-        server.routes[f"/v2/app/blobs/{trust_sha256(module)}"] = trickle(module, 0.1)
+        server.routes[f"/v2/app/blobs/{trust_sha256(module)}"] = trickle(
+            module, 0.1, close=part == "blob-close"
+        )
     client = RegistryClient(plain_http=True, cache_dir=tmp_path, timeout=5, deadline=1)
     started = time.monotonic()
     with pytest.raises(RegistryUnreachable, match=r"took over 1(\.\d+)? s to come from registry"):
