@@ -11,6 +11,7 @@ import io
 import json
 import os
 import tarfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 from conftest import HELLO, wasmhost_cli
 from hostile import Hostile
-from test_registry_trust import artifact, cli_env, image, one_line
+from test_registry_trust import artifact, cli_env, image, manifest, one_line
 from test_registry_trust import sha256 as trust_sha256
 
 from wasmhost import (
@@ -105,6 +106,45 @@ def test_a_credential_helper_answer_that_is_not_credentials_is_refused(
         RegistryClient(plain_http=True, cache_dir=tmp_path).inspect(NOWHERE)
     err = one_line(wasmhost_cli("pull", "--plain-http", NOWHERE, env=cli_env(tmp_path)))
     assert "docker-credential-hostile" in err
+
+
+@pytest.mark.parametrize("who", ["Username", "Secret"])
+def test_a_helper_answer_that_is_not_utf8_is_one_line(
+    serve: Callable[[dict[str, Any]], Hostile],
+    docker_config: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    who: str,
+) -> None:
+    """A lone surrogate as a JSON escape: sent as Basic credentials, it was exit 70."""
+    pair = {"Username": "u", "Secret": "s", who: "\ud800"}
+    helper(tmp_path, f"cat <<'END'\n{json.dumps(pair)}\nEND", monkeypatch)
+    server = serve({"/v2/app/manifests/v1": (401, {"WWW-Authenticate": 'Basic realm="r"'}, b"")})
+    with pytest.raises(AuthenticationError, match="answered a Username or Secret that is not"):
+        RegistryClient(plain_http=True, cache_dir=tmp_path).inspect(f"{server.host}/app:v1")
+    err = one_line(
+        wasmhost_cli("pull", "--plain-http", f"{server.host}/app:v1", env=cli_env(tmp_path))
+    )
+    assert "docker-credential-hostile answered a Username or Secret that is not valid" in err
+    assert "ud800" not in err
+    assert all("Authorization" not in headers for _, _, headers in server.seen)
+
+
+def test_a_docker_config_auth_that_is_not_utf8_is_one_line(
+    docker_config: Path, tmp_path: Path
+) -> None:
+    """As a JSON escape in ``auths`` (base64 is ASCII), or inside the base64."""
+    for auth in ("\ud800", base64.b64encode(b"u:\xed\xa0\x80").decode()):
+        config = {"auths": {"127.0.0.1:9": {"auth": auth}}}
+        (docker_config / "config.json").write_text(json.dumps(config))
+        with pytest.raises(ConfigError, match="is not base64 of user:password"):
+            credentials.lookup("127.0.0.1:9")
+
+
+def test_login_with_credentials_that_are_not_utf8_is_refused(tmp_path: Path) -> None:
+    client = RegistryClient(plain_http=True, cache_dir=tmp_path)
+    with pytest.raises(ConfigError, match="is not valid UTF-8"):
+        client.login("127.0.0.1:9", "u", "\udcff")
 
 
 def test_an_empty_answer_is_no_credentials(
@@ -399,6 +439,107 @@ def test_a_layer_without_one_readable_module_is_refused(
         unpacked(layer, tmp_path)
 
 
+def pax_header(records: list[tuple[str, str]], kind: bytes = tarfile.XHDTYPE) -> bytes:
+    """A PAX extended header (``x``, or ``g`` for a global one) holding ``records``."""
+    data = b""
+    for key, value in records:
+        body = f" {key}={value}\n".encode()
+        length = len(body) + len(str(len(body)))
+        length += len(str(length)) - len(str(len(body)))
+        data += str(length).encode() + body
+    return extended_header(kind, len(data)) + data + bytes(-len(data) % 512)
+
+
+def test_extended_headers_piled_up_before_one_member_are_refused(tmp_path: Path) -> None:
+    """4,000 PAX headers of 64 KiB each before one member took 266 MiB; 400 of small
+    records, 7 s. Each is under the limit: together they are over it."""
+    big = pax_header([("k", "A" * 40_000)])
+    many = pax_header([(f"k{i}", "v") for i in range(2_000)])
+    for pile in (big * 2, many * 400):
+        layer = gzip.compress(pile + tar_layer(("m.wasm", MODULE), gz=False), compresslevel=1)
+        started = time.monotonic()
+        with pytest.raises(ArtifactError, match=r"bytes of extended tar headers before one entry"):
+            unpacked(layer, tmp_path)
+        assert time.monotonic() - started < 5
+    # Under the limit in all, and again before the next member: read as before.
+    fine = pax_header([("comment", "c" * 30_000)])
+    layer = fine + _ustar(b"README", b"0", 2) + _padded(b"hi") + fine
+    layer += _ustar(b"m.wasm", b"0", len(MODULE)) + _padded(MODULE) + bytes(1024)
+    assert unpacked(layer, tmp_path) == MODULE
+
+
+def _ustar(name: bytes, kind: bytes, size: int, sparse: int | None = None) -> bytes:
+    """A tar header block; with ``sparse``, an old-GNU sparse one of one extent that says
+    an extension block follows."""
+    block = bytearray(512)
+    block[: len(name)] = name
+    block[100:108] = b"0000644\0"
+    block[108:116] = block[116:124] = b"0000000\0"
+    block[124:136] = b"%011o\0" % size
+    block[136:148] = b"00000000000\0"
+    block[156:157] = kind
+    block[257:265] = b"ustar  \0" if sparse is not None else b"ustar\x0000"
+    if sparse is not None:
+        block[386:398] = b"%011o\0" % 0
+        block[398:410] = b"%011o\0" % sparse
+        block[482] = 1
+        block[483:495] = b"%011o\0" % sparse
+    block[148:156] = b" " * 8
+    block[148:156] = b"%06o\0 " % sum(block)
+    return bytes(block)
+
+
+def _padded(data: bytes) -> bytes:
+    return data + bytes(-len(data) % 512)
+
+
+def sparse_layer(good: bytes, evil: bytes) -> bytes:
+    """Python's tarfile sees good.wasm in it, GNU tar and a reader that skips an old-GNU
+    sparse member's data right after its header see evil.wasm."""
+    return (
+        _ustar(b"pad1", b"S", 1024, sparse=1024)
+        + bytes(512)  # the extension block: no more extents
+        + bytes(512)
+        + _ustar(b"pad2", b"0", 512 + len(_padded(good)))
+        + _ustar(b"good.wasm", b"0", len(good))
+        + _padded(good)
+        + _ustar(b"pad3", b"S", 512, sparse=512)
+        + bytes(512)
+        + _ustar(b"evil.wasm", b"0", len(evil))
+        + _padded(evil)
+        + bytes(1024)
+    )
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        sparse_layer(MODULE, MODULE[::-1]),
+        pax_header([("GNU.sparse.major", "1"), ("GNU.sparse.minor", "0")])
+        + tar_layer(("m.wasm", MODULE), gz=False),
+        pax_header([("GNU.sparse.size", "1")], kind=tarfile.XGLTYPE)
+        + tar_layer(("m.wasm", MODULE), gz=False),
+    ],
+    ids=["old-gnu", "pax", "pax-global"],
+)
+def test_a_layer_with_sparse_members_is_refused(tmp_path: Path, layer: bytes) -> None:
+    """Tar readers disagree on where a sparse member ends: what tarfile sees as good.wasm,
+    wasmhost read as evil.wasm. An OCI layer holds no sparse files."""
+    with pytest.raises(ArtifactError, match="has a sparse file, which an OCI image layer does"):
+        unpacked(layer, tmp_path)
+
+
+@pytest.mark.parametrize("key", ["size", "path"])
+def test_a_global_header_that_moves_members_is_refused(tmp_path: Path, key: str) -> None:
+    """tarfile applies a global header's size or path to a member that has PAX records of
+    its own (what else it holds is read after a size it chose); wasmhost did not."""
+    layer = pax_header([(key, "1024" if key == "size" else "x.wasm")], kind=tarfile.XGLTYPE)
+    with pytest.raises(ArtifactError, match="global tar header that sets the path or size"):
+        unpacked(layer + tar_layer(("m.wasm", MODULE), gz=False), tmp_path)
+    comment = pax_header([("comment", "git archive writes one")], kind=tarfile.XGLTYPE)
+    assert unpacked(comment + tar_layer(("m.wasm", MODULE), gz=False), tmp_path) == MODULE
+
+
 def test_a_hostile_layer_is_one_line_through_the_cli(
     serve: Callable[[dict[str, Any]], Hostile], tmp_path: Path
 ) -> None:
@@ -452,15 +593,19 @@ def test_run_fetches_damaged_stored_blobs_again(
 
 
 def trickle(
-    body: bytes, pause: float, *, headers_too: bool = False, status: int = 200
+    body: bytes, pause: float, *, headers_too: bool = False, status: int = 200, close: bool = False
 ) -> Callable[[Any], None]:
     """A route that sends ``body`` (or, with ``headers_too``, its headers as well) one
-    byte every ``pause`` seconds, until it is all sent or the client hangs up."""
+    byte every ``pause`` seconds, until it is all sent or the client hangs up; with
+    ``close``, saying ``Connection: close`` (http.client then closes the connection
+    before the body is read)."""
+
+    ending = "Connection: close\r\n" if close else ""
 
     def answer(handler: Any) -> None:
         head = (
             f"HTTP/1.1 {status} OK\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
+            f"Content-Length: {len(body)}\r\n{ending}\r\n"
         ).encode()
         handler.close_connection = True
         try:
@@ -477,7 +622,9 @@ def trickle(
     return answer
 
 
-@pytest.mark.parametrize("part", ["manifest", "manifest-headers", "token", "blob"])
+@pytest.mark.parametrize(
+    "part", ["manifest", "manifest-headers", "manifest-close", "token", "blob", "blob-close"]
+)
 def test_a_registry_that_trickles_is_given_up_at_the_deadline(
     serve: Callable[[dict[str, Any]], Hostile], tmp_path: Path, part: str
 ) -> None:
@@ -488,13 +635,17 @@ def test_a_registry_that_trickles_is_given_up_at_the_deadline(
     manifest = routes["/v2/app/manifests/v1"][2]
     if part == "manifest":
         server.routes["/v2/app/manifests/v1"] = trickle(manifest, 0.1)
+    elif part == "manifest-close":
+        server.routes["/v2/app/manifests/v1"] = trickle(manifest, 0.1, close=True)
     elif part == "manifest-headers":
         server.routes["/v2/app/manifests/v1"] = trickle(manifest, 0.1, headers_too=True)
     elif part == "token":
         server.ask_for_a_token("/v2/app/manifests/v1")
         server.routes["/token"] = trickle(b'{"token": "' + b"t" * 200 + b'"}', 0.1)
     else:  # a small blob gets little more time than the deadline (1 s per 64 KiB)
-        server.routes[f"/v2/app/blobs/{trust_sha256(module)}"] = trickle(module, 0.1)
+        server.routes[f"/v2/app/blobs/{trust_sha256(module)}"] = trickle(
+            module, 0.1, close=part == "blob-close"
+        )
     client = RegistryClient(plain_http=True, cache_dir=tmp_path, timeout=5, deadline=1)
     started = time.monotonic()
     with pytest.raises(RegistryUnreachable, match=r"took over 1(\.\d+)? s to come from registry"):
@@ -526,6 +677,44 @@ def test_a_big_blob_gets_time_in_proportion(
     started = time.monotonic()
     assert client.pull(f"{server.host}/app:v1", tmp_path / "o.wasm").path.read_bytes() == module
     assert time.monotonic() - started > 1  # longer than the deadline: the size's share let it
+
+
+@pytest.mark.parametrize("burst", [0, 192 << 10], ids=["trickle", "burst-then-trickle"])
+def test_a_blob_that_slows_below_the_minimum_rate_is_given_up(
+    serve: Callable[[dict[str, Any]], Hostile], tmp_path: Path, burst: int
+) -> None:
+    """A manifest claiming a 64 MiB layer gave a registry sending a byte a second
+    1,025 s (1 GiB: 4.6 h): the time grew with the claim. Now only bytes that arrive
+    earn time (one second per 64 KiB): a burst of 192 KiB earns 3 s, then it ends."""
+    claimed = 64 << 20
+    digest = "sha256:" + hashlib.sha256(b"never sent whole").hexdigest()
+    given_up = threading.Event()
+
+    def slow(handler: Any) -> None:
+        handler.close_connection = True
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(claimed))
+        handler.end_headers()
+        try:
+            handler.wfile.write(bytes(burst))
+            while not given_up.wait(0.05):  # a shut down socket may take writes a while
+                handler.wfile.write(b"\0")
+                handler.wfile.flush()
+        except OSError:
+            pass  # the client hung up
+
+    server = serve({"/v2/app/manifests/v1": (200, {}, manifest(digest, claimed))})
+    server.routes[f"/v2/app/blobs/{digest}"] = slow
+    server.routes[f"/v2/app/blobs/{trust_sha256(b'{}')}"] = (200, {}, b"{}")
+    client = RegistryClient(plain_http=True, cache_dir=tmp_path, timeout=5, deadline=1)
+    started = time.monotonic()
+    then = ", then moved under 64 KiB/s" if burst else ""
+    with pytest.raises(RegistryUnreachable, match=f"took over 1 s to come from .*{then}, and"):
+        client.pull(f"{server.host}/app:v1", tmp_path / "out.wasm")
+    took = time.monotonic() - started
+    given_up.set()
+    assert (2.5 if burst else 0.5) < took < 20
+    assert not (tmp_path / "out.wasm").exists()
 
 
 @pytest.mark.parametrize("value", [0, -1, float("nan"), float("inf"), "5", True])

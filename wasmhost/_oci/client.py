@@ -498,6 +498,8 @@ class RegistryClient:
         )
         if credentials is None or not credentials.password:
             raise ConfigError(f"login to {host} needs a username and a password.")
+        if not is_utf8(credentials.username + credentials.password):  # never shown: a secret
+            raise ConfigError(f"the username or password for {host} is not valid UTF-8.")
         with Session(
             Reference(host, "wasmhost-login-check", "latest", None), self._transport, credentials
         ) as session:

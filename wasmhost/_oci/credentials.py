@@ -178,6 +178,12 @@ def _helper_credentials(answer: bytes, helper: str, registry: str) -> Credential
             "both non-empty strings).",
             reference=registry,
         )
+    if not is_utf8(user + secret):  # never shown: a secret
+        raise AuthenticationError(
+            f"{binary} answered a Username or Secret that is not valid UTF-8 (a lone "
+            "surrogate escape); store the credentials again.",
+            reference=registry,
+        )
     return Credentials(user, secret)
 
 

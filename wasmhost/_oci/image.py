@@ -134,11 +134,21 @@ def image_manifest(
 # What a layer may hold besides its module, read header by header (as a stream, never
 # whole): tarfile reads an extended header whole (a 2 GiB GNU long name is 2 GiB of
 # memory) and keeps every member it has seen (2,000,000 empty ones took 793 MiB).
+# MAX_EXTENDED_HEADER bounds all the extended headers before one member together:
+# 4,000 PAX headers of 64 KiB each, one after another, took 266 MiB.
 MAX_EXTENDED_HEADER = 64 << 10
 MAX_MEMBERS = 10_000
 _BLOCK = 512
 _EXTENDED = (b"L", b"K", b"x", b"g")  # GNU long name and link; PAX, global PAX
 _FILES = (b"0", b"\0", b"7")
+# Sparse members are read differently by different tar readers (an old GNU one has
+# extension blocks after its header; PAX ones keep their map in the data): an OCI
+# layer has none, so one is refused rather than read one way of several.
+_SPARSE = b"S"
+_SPARSE_KEY = b"GNU.sparse."
+# A global PAX header applies to the members after it in some readers and not in
+# others; what it may not set is what decides where a member is and what it holds.
+_MEMBER_KEYS = (b"path", b"size")
 
 
 def extract_module(layer: Path, out: IO[bytes], check_size: Callable[[int], None]) -> str:
@@ -147,8 +157,9 @@ def extract_module(layer: Path, out: IO[bytes], check_size: Callable[[int], None
     Only a regular file counts; its name inside the archive is never used as
     a path here. ``check_size`` is given the module's size first, and raises
     if it is too big. Returns the module's sha256 digest. The archive is read
-    once, as a stream: extended headers over MAX_EXTENDED_HEADER and archives of
-    over MAX_MEMBERS entries are refused.
+    once, as a stream: extended headers over MAX_EXTENDED_HEADER in all before
+    one member, sparse members, and archives of over MAX_MEMBERS entries are
+    refused.
     """
     from .._errors import ArtifactError
 
@@ -159,6 +170,7 @@ def extract_module(layer: Path, out: IO[bytes], check_size: Callable[[int], None
         module: str | None = None
         files = modules = 0
         extended: dict[bytes, bytes] = {}
+        extended_size = 0  # of the extended headers since the last member
         for entry in range(MAX_MEMBERS + 1):
             header = _read(src, _BLOCK, end_ok=True)
             if not header or header.count(0) == _BLOCK:  # the end marker, or no more
@@ -168,17 +180,34 @@ def extract_module(layer: Path, out: IO[bytes], check_size: Callable[[int], None
                     f"the image's layer holds over {MAX_MEMBERS} entries; refusing it."
                 )
             kind, size, name = _header(header)
+            if kind == _SPARSE:
+                raise _sparse()
             if kind in _EXTENDED:
-                if size > MAX_EXTENDED_HEADER:
+                extended_size += size
+                if extended_size > MAX_EXTENDED_HEADER:
+                    what = (
+                        f"an extended tar header of {size} bytes"
+                        if extended_size == size
+                        else f"{extended_size} bytes of extended tar headers before one entry"
+                    )
                     raise ArtifactError(
-                        f"the image's layer has an extended tar header of {size} bytes, over "
+                        f"the image's layer has {what}, over "
                         f"{MAX_EXTENDED_HEADER >> 10} KiB; refusing it."
                     )
                 data = _read(src, size + -size % _BLOCK)[:size]
                 if kind == b"L":
                     extended[b"path"] = data.split(b"\0", 1)[0]
-                elif kind == b"x":
-                    extended.update(_pax(data))
+                elif kind in (b"x", b"g"):
+                    records = _pax(data)
+                    if any(key.startswith(_SPARSE_KEY) for key in records):
+                        raise _sparse()
+                    if kind == b"x":
+                        extended.update(records)
+                    elif any(key in records for key in _MEMBER_KEYS):
+                        raise ArtifactError(
+                            "the image's layer has a global tar header that sets the path or "
+                            "size of the entries after it; refusing it."
+                        )
                 continue
             name = extended.get(b"path", name)
             if b"size" in extended:  # PAX: decimal, for sizes the header cannot hold
@@ -186,6 +215,7 @@ def extract_module(layer: Path, out: IO[bytes], check_size: Callable[[int], None
                     raise _damaged()
                 size = int(extended[b"size"])
             extended = {}
+            extended_size = 0
             wasm = kind in _FILES and name.endswith(b".wasm")
             files += kind in _FILES
             if wasm:
@@ -202,6 +232,15 @@ def extract_module(layer: Path, out: IO[bytes], check_size: Callable[[int], None
             "wasmhost runs images whose layer holds one module."
         )
     return module
+
+
+def _sparse() -> Exception:
+    from .._errors import ArtifactError
+
+    return ArtifactError(
+        "the image's layer has a sparse file, which an OCI image layer does not hold; "
+        "refusing it (rebuild the layer without sparse files)."
+    )
 
 
 def _damaged() -> Exception:
@@ -263,17 +302,20 @@ def _number(field: bytes) -> int:
 
 
 def _pax(data: bytes) -> dict[bytes, bytes]:
-    """The records of a PAX extended header: ``LENGTH KEY=VALUE\\n`` each."""
+    """The records of a PAX extended header: ``LENGTH KEY=VALUE\\n`` each (read in place:
+    cutting the rest off after each record made many small records quadratic)."""
     records: dict[bytes, bytes] = {}
-    while data:
-        length, space, _ = data[:20].partition(b" ")
-        if not space or not length.isdigit() or not 0 < int(length) <= len(data):
+    at = 0
+    while at < len(data):
+        length, space, _ = data[at : at + 20].partition(b" ")
+        if not space or not length.isdigit() or not 0 < int(length) <= len(data) - at:
             raise _damaged()
-        record, data = data[: int(length)], data[int(length) :]
-        key, equals, value = record[len(length) + 1 : -1].partition(b"=")
-        if not equals or not record.endswith(b"\n"):
+        end = at + int(length)
+        key, equals, value = data[at + len(length) + 1 : end - 1].partition(b"=")
+        if not equals or data[end - 1 : end] != b"\n":
             raise _damaged()
         records[key] = value
+        at = end
     return records
 
 

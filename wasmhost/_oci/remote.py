@@ -56,9 +56,14 @@ MAX_TOKEN_ANSWER = 1 << 20
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
-# A blob's upload or download may take one second more per MIN_RATE bytes than the
-# deadline of a request: 300 MiB on a link of 512 kbit/s still arrives.
+# A blob's upload or download may take one second more per MIN_RATE bytes moved than
+# the deadline of a request: 300 MiB on a link of 512 kbit/s still arrives, and a
+# registry that sends a byte a second is given up at the deadline, whatever size the
+# manifest claims (the time used to grow with the claim: 4.6 h for 1 GiB).
 MIN_RATE = 64 << 10
+# A blob is read in pieces this big, so that its bytes are counted as they arrive
+# (within a second at MIN_RATE).
+RATE_CHUNK = 64 << 10
 
 
 class Transport(NamedTuple):
@@ -67,7 +72,7 @@ class Transport(NamedTuple):
     connection gets CONNECT_TIMEOUT), ``attempts`` (for refused connections and HTTP
     429/502/503/504), ``sleep`` (how to wait between attempts: tests count the waits
     instead of waiting), ``deadline`` (seconds a request may take in all, its answer
-    read whole; a blob gets one more per MIN_RATE bytes)."""
+    read whole; a blob gets one more per MIN_RATE bytes as they move)."""
 
     plain_http: bool = False
     insecure: bool = False
@@ -85,30 +90,52 @@ class _Deadline:
     service) sending a byte every few seconds kept a request going forever.
     When the deadline passes, the connection the request went out on is shut
     down, which ends the read or write in progress; ``expired`` then says why.
+    A blob's transfer counts the bytes it ``moved``: each MIN_RATE of them earns
+    it one second more, so it goes on past ``seconds`` while it keeps that rate.
     """
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
+        self.moved = 0
         self.expired = False
         self.connection: _Watched | None = None
-        self._timer = threading.Timer(seconds, self._expire)
+        self.sock: socket.socket | None = None  # once its connection is closed
+        self._started = time.monotonic()
+        self._lock = threading.Lock()
+        self._cancelled = False
+        self._arm(seconds)
+
+    def _arm(self, delay: float) -> None:
+        self._timer = threading.Timer(delay, self._check)
         self._timer.daemon = True
         self._timer.start()
+
+    def _check(self) -> None:
+        left = self.seconds + self.moved / MIN_RATE - (time.monotonic() - self._started)
+        if left > 0:
+            with self._lock:
+                if not self._cancelled:
+                    self._arm(left)
+            return
+        self._expire()
 
     def _expire(self) -> None:
         with _WATCHING:
             self.expired = True
             connection = self.connection
-            if connection is None or connection.deadline is not self:
-                return  # not sent yet (connecting has its own timeout), or done
-            sock = connection.sock
+            if connection is not None and connection.deadline is self:
+                sock = connection.sock
+            else:  # not sent yet (connecting has its own timeout), done, or closed
+                sock = self.sock
         if sock is not None:
             with suppress(OSError):
                 # The plain socket's shutdown, also under TLS: it interrupts the reader.
                 socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
     def cancel(self) -> None:
-        self._timer.cancel()
+        with self._lock:
+            self._cancelled = True
+            self._timer.cancel()
 
 
 # The deadline of the request the current thread is sending, for the connection that
@@ -132,7 +159,14 @@ class _Watched(_Connection):
         return super().request(*args, **kwargs)
 
     def close(self) -> None:
-        self._watch(None)
+        # http.client closes a connection it will not keep (``Connection: close``, HTTP/1.0)
+        # as soon as the answer's headers are in: the answer is still read from its
+        # socket, which the deadline is handed to shut down (it was cancelled here, and a
+        # registry that answered so could trickle the body forever).
+        with _WATCHING:
+            deadline, self.deadline = self.deadline, None
+            if deadline is not None:
+                deadline.sock = self.sock
         super().close()
 
     def _watch(self, deadline: _Deadline | None) -> None:
@@ -249,7 +283,6 @@ class Session:
         body: Callable[[], Any] | bytes | None = None,
         ok: tuple[int, ...] = (200,),
         url: str | None = None,
-        size: int = 0,
     ) -> requests.Response:
         """Send a request, authenticating and retrying as needed; map failures to errors.
 
@@ -258,8 +291,8 @@ class Session:
         Redirects are followed here, not by requests, so that credentials
         go only to the registry's own origin: a host a Location header names
         gets no Authorization header, and its 401 is an error. Each exchange
-        has the transport's deadline, one second more per MIN_RATE bytes of
-        ``size`` (a blob's).
+        has the transport's deadline; a blob's, one second more per MIN_RATE
+        bytes as they move.
         """
         start = url or f"{self.base}{path}"
         attempt = 0
@@ -267,7 +300,7 @@ class Session:
         while True:
             attempt += 1
             try:
-                response = self._follow(method, start, what, headers, body, size=size)
+                response = self._follow(method, start, what, headers, body)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 # A registry that accepted the connection and then said nothing is not
                 # asked again: each attempt would wait the whole read timeout.
@@ -323,7 +356,6 @@ class Session:
         headers: dict[str, str] | None,
         body: Callable[[], Any] | bytes | None,
         authorization: tuple[tuple[str, str], str | None] | None = None,
-        size: int = 0,
     ) -> requests.Response:
         """Send one request and follow its redirects (at most MAX_REDIRECTS).
 
@@ -337,7 +369,7 @@ class Session:
             sent.pop("Authorization", None)
             if credential and home:
                 sent["Authorization"] = credential
-            response = self._send(method, target, sent, body, what, size)
+            response = self._send(method, target, sent, body, what)
             location = response.headers.get("Location")
             if response.status_code not in REDIRECTS or not location:
                 return response
@@ -372,10 +404,11 @@ class Session:
         headers: dict[str, str],
         body: Callable[[], Any] | bytes | None,
         what: str,
-        size: int,
     ) -> requests.Response:
         data = body() if callable(body) else body
-        deadline = _Deadline(self.transport.deadline + size / MIN_RATE)
+        deadline = _Deadline(self.transport.deadline)
+        if isinstance(data, _Counted):
+            data.deadline = deadline  # an upload's bytes count as http.client reads them
         _sending.deadline = deadline
         try:
             with self._quiet_insecure():
@@ -422,9 +455,11 @@ class Session:
         return response
 
     def _too_slow(self, what: str, deadline: _Deadline) -> RegistryUnreachable:
+        slow = f", then moved under {MIN_RATE >> 10} KiB/s" if deadline.moved else ""
         return RegistryUnreachable(
             f"{what} took over {deadline.seconds:g} s to come from registry "
-            f"{self.reference.registry} (or to go to it), and was given up; try again later.",
+            f"{self.reference.registry} (or to go to it){slow}, and was given up; "
+            "try again later.",
             **self._facts(),
         )
 
@@ -716,14 +751,13 @@ class Session:
             headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
             body=body,
             ok=(201, 204),
-            size=size,
         )
         done.close()
 
     @contextmanager
-    def open_blob(self, digest: str, size: int = 0) -> Iterator[requests.Response]:
+    def open_blob(self, digest: str) -> Iterator[requests.Response]:
         repo = self.reference.repository
-        response = self.request("GET", f"/{repo}/blobs/{digest}", what=f"blob {digest}", size=size)
+        response = self.request("GET", f"/{repo}/blobs/{digest}", what=f"blob {digest}")
         try:
             yield response
         finally:
@@ -733,7 +767,7 @@ class Session:
         self, digest: str, size: int, out: IO[bytes], progress: Progress | None = None
     ) -> None:
         """Stream blob ``digest`` into ``out``, checking its size and sha256 on the way."""
-        with self.open_blob(digest, size) as response:
+        with self.open_blob(digest) as response:
             declared = response.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > size:
                 raise IntegrityError(
@@ -742,7 +776,8 @@ class Session:
                     **self._facts(),
                 )
             try:
-                received, actual = copy_checked(response.iter_content(CHUNK), size, out, progress)
+                chunks = _counted(response, response.iter_content(RATE_CHUNK))
+                received, actual = copy_checked(chunks, size, out, progress)
             except requests.RequestException:
                 self._finished(response, f"blob {digest}")
                 raise RegistryUnreachable(
@@ -774,14 +809,25 @@ class Session:
         self.close()
 
 
+def _counted(response: requests.Response, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """``chunks`` of the answer, each counted by the deadline of its request."""
+    deadline = _DEADLINES.get(response)
+    for chunk in chunks:
+        if deadline is not None:
+            deadline.moved += len(chunk)
+        yield chunk
+
+
 class _Counted:
-    """A request body that reports progress as http.client reads it."""
+    """A request body that reports progress as http.client reads it (and counts it
+    for the deadline of its request, once one is given)."""
 
     def __init__(self, inner: Any, size: int, progress: Progress | None) -> None:
         self._inner = inner
         self._size = size
         self._done = 0
         self._progress = progress
+        self.deadline: _Deadline | None = None
 
     def __len__(self) -> int:
         return self._size
@@ -794,6 +840,8 @@ class _Counted:
         # http.client asks for 8 KiB at a time; larger pieces mean fewer system calls.
         chunk: bytes = self._inner.read(max(n or 0, CHUNK))
         self._done += len(chunk)
+        if self.deadline is not None:
+            self.deadline.moved += len(chunk)
         if self._progress:
             self._progress(self._done, self._size)
         if not chunk and hasattr(self._inner, "close"):
