@@ -212,6 +212,11 @@ def call_nullary(store: wasmtime.Store, func: wasmtime.Func) -> None:
     error = ffi.wasmtime_func_call(
         store._context(), ctypes.byref(func._func), None, 0, None, 0, ctypes.byref(trap)
     )
+    _raise_failure(error, trap)
+
+
+def _raise_failure(error: Any, trap: Any) -> None:
+    """Raise what a ``wasmtime_func_call`` reported, as ``Func.__call__`` does."""
     if error or trap:
         _func.LAST_EXCEPTION = None
     if error:
@@ -242,12 +247,7 @@ def call_int(store: Any, func: wasmtime.Func, args: tuple[int, ...], wide: tuple
     error = ffi.wasmtime_func_call(
         store._context(), ctypes.byref(func._func), params, len(args), result, 1, ctypes.byref(trap)
     )
-    if error or trap:
-        _func.LAST_EXCEPTION = None
-    if error:
-        raise wasmtime.WasmtimeError._from_ptr(error)
-    if trap:
-        raise wasmtime.Trap._from_ptr(trap)
+    _raise_failure(error, trap)
     return int(result[0].of.i32)
 
 
