@@ -78,6 +78,7 @@ def _sleep(
     now = time.monotonic()
     clocks: list[tuple[float, int]] = []
     guest_now: int | None = None
+    read_at = now
     for i in range(count):
         userdata, tag, clock, timeout, _precision, flags = _SUBSCRIPTION.unpack_from(
             raw, i * _SUBSCRIPTION.size
@@ -91,7 +92,10 @@ def _sleep(
                 if call("clock_time_get", _MONOTONIC, 1, out) != 0:
                     raise _Delegate
                 (guest_now,) = _TIME.unpack(bytes(memory.read(caller, out, out + 8)))
-            wait = (timeout - guest_now) / 1e9
+                # Our clock read after the guest's: waking early is impossible,
+                # even when asking the guest's clock took a while.
+                read_at = time.monotonic()
+            wait = (timeout - guest_now) / 1e9 + (read_at - now)
         elif clock == _REALTIME and flags & _ABSTIME:
             wait = (timeout - time.time_ns()) / 1e9
         elif clock in (_REALTIME, _MONOTONIC):
