@@ -45,7 +45,6 @@ would let it go:
 
 from __future__ import annotations
 
-import array
 import ctypes
 import functools
 import os
@@ -576,6 +575,8 @@ def _delete_tuple(vector: Any) -> None:
 def _pack(vector: Any, scalar: tuple[int, str, str], values: Any) -> None:
     """Scalars written as one block: the kind at each value's start, the number in its
     union (a list of a million floats, element by element through ctypes, took seconds)."""
+    import array  # components' lists only: not on `wasmhost run`'s start-up
+
     kind, _, code = scalar
     count = len(values)
     typed = array.array(code, values)  # (an f32 past its range is inf, as through ctypes)
@@ -685,6 +686,8 @@ def _lift_all(vector: Any, types: list[Any], checkpoint: Callable[[], None]) -> 
 
 def _unpack(vector: Any, scalar: tuple[int, str, str], as_bytes: bool) -> Any:
     """A list of scalars read as one block (see :func:`_pack`)."""
+    import array
+
     kind, _, code = scalar
     count = vector.size
     if not count:

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import wasmtime
 
 from .._errors import ConfigError, LinkError
-from .module import CALLABLE_TYPES, Import, func_types
+from .module import Import, func_types, uncallable
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -183,11 +183,9 @@ def define(
         types = func_types(imp.signature) if imp.kind == "func" else None
         if func is None or types is None:
             continue
-        unknown = [t for t in types[0] + types[1] if t not in CALLABLE_TYPES]
-        if unknown:
+        if unknown := uncallable(types):
             raise ConfigError(
-                f"{imp} takes or returns {', '.join(dict.fromkeys(unknown))}, which a "
-                "Python host function cannot."
+                f"{imp} takes or returns {unknown}, which a Python host function cannot."
             )
         params, results = ([_VALUE_TYPES[t]() for t in ts] for ts in types)
         wants_memory = bool(getattr(func, "__wasmhost_memory__", False))

@@ -47,7 +47,6 @@ from .engine import (
 from .functions import Failure, Imports, check_imports, define
 from .memory import MAX_RESERVATION, MemoryWatch
 from .module import (
-    CALLABLE_TYPES,
     Import,
     Module,
     ModuleChanged,
@@ -59,6 +58,7 @@ from .module import (
     last_line,
     read_source,
     table_limits,
+    uncallable,
     wasm_imports,
 )
 from .result import OutputChunk, RunResult
@@ -944,12 +944,11 @@ def _callable(module: Module, name: str) -> list[str]:
     (wasmtime-py would end the process on a call with a v128 or an anyref)."""
     signature = next((e.signature for e in module.exports if e.name == name), "")
     types = func_types(signature)
-    unknown = None if types is None else [t for t in types[0] + types[1] if t not in CALLABLE_TYPES]
+    unknown = "types wasmhost cannot read" if types is None else uncallable(types)
     if types is None or unknown:
-        what = ", ".join(dict.fromkeys(unknown)) if unknown else "types wasmhost cannot read"
         raise ConfigError(
             f"{module.name}: {name} has the type {signature or 'unknown'}; wasmhost cannot "
-            f"call a function with {what} in its parameters or results."
+            f"call a function with {unknown} in its parameters or results."
         )
     return types[0]
 

@@ -267,27 +267,23 @@ def _interface_sections(path: str, state: os.stat_result) -> bytes:
     from .cache import file_state
 
     parts = []
-    with reading_module(path), open(path, "rb") as f:
+    with reading_module(path), open_regular(path) as f:
         if file_state(os.fstat(f.fileno())) != file_state(state):
             raise ModuleChanged(f"{path} changed since it was loaded; load it again.")
         parts.append(f.read(8))
-        while head := f.read(1):
-            size = shift = 0
-            while True:
-                more = f.read(1)
-                if not more:
-                    raise ModuleChanged(f"{path} is not the module it was; load it again.")
-                head += more
-                size |= (more[0] & 0x7F) << shift
-                shift += 7
-                if not more[0] & 0x80 or shift > 35:
-                    break
+        # A section's id and its size (a u32: at most five LEB128 bytes).
+        while head := f.read(6):
+            try:
+                size, start = leb128(head, 1)
+            except (IndexError, ValueError):
+                raise ModuleChanged(f"{path} is not the module it was; load it again.") from None
+            f.seek(start - len(head), os.SEEK_CUR)  # back to the section's content
             if head[0] in _CODE_SECTIONS:
                 break
-            if head[0] not in _INTERFACE_SECTIONS:  # custom sections, elements...
+            if head[0] in _INTERFACE_SECTIONS:
+                parts.append(head[:start] + f.read(size))
+            else:  # custom sections, elements...
                 f.seek(size, os.SEEK_CUR)
-                continue
-            parts.append(head + f.read(size))
     return b"".join(parts)
 
 
@@ -316,6 +312,12 @@ def func_types(signature: str) -> tuple[list[str], list[str]] | None:
         return None
     params, _, results = signature[len("func (") : -1].partition(") -> (")
     return _split(params), _split(results)
+
+
+def uncallable(types: tuple[list[str], list[str]]) -> str:
+    """The types among a function's parameters and results (:func:`func_types`) that a
+    call from Python cannot pass, each once ("" when there are none)."""
+    return ", ".join(dict.fromkeys(t for t in types[0] + types[1] if t not in CALLABLE_TYPES))
 
 
 def _split(types: str) -> list[str]:
