@@ -46,7 +46,8 @@ def _listen(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str
     "--max-memory",
     type=SIZE,
     default="256MiB",
-    help="Cap each instance's linear memory; past it the client gets 500 [256MiB].",
+    help="Cap each instance's linear memory, and its tables as much again; past it the "
+    "client gets 500 [256MiB].",
 )
 @click.option("--max-body", type=SIZE, default="10MiB", help="Largest request body [10MiB].")
 @click.option(
