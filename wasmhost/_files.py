@@ -8,6 +8,11 @@ under a ``.tmp-`` name, and :func:`sweep` removes such names that a killed
 process left. A failure to write is a :class:`~wasmhost.StorageError` naming
 the file.
 
+A path the user names for wasmhost to write (``pull -o``, ``compare --plot``,
+a bundle's or an OCI layout's folder) goes through :func:`check_output`: a new
+name, or a regular file (a real folder) to replace; a symbolic link, a FIFO, a
+device or a socket there is refused and left as it was.
+
 Every path wasmhost reads that a user or a folder supplies (a module, a
 config, a cache entry, a layout's files) is opened with :func:`open_regular`
 (or :func:`regular_fd`, :func:`read_regular`): a FIFO there would block the
@@ -75,15 +80,22 @@ def writing(path: Path | str, what: str, verb: str = "write") -> Iterator[None]:
 
 
 @contextmanager
-def atomic_writer(path: Path, mode: int | None = 0o644, *, what: str = "") -> Iterator[IO[bytes]]:
+def atomic_writer(
+    path: Path, mode: int | None = 0o644, *, what: str = "", output: bool = False
+) -> Iterator[IO[bytes]]:
     """A file that appears at ``path``, whole, when the block ends without error.
 
     ``mode`` is the file's mode; None gives what ``open()`` would (0666 less
     the umask). On an error (or an interrupt) ``path`` is left as it was.
-    ``what`` names the file in errors ("the store", "the module").
+    ``what`` names the file in errors ("the store", "the module"). ``output``
+    is for a name the user gave: what is there must be a regular file (or
+    nothing), checked with :func:`check_output` before the write and again
+    just before the rename, which replaces a name and never follows a link.
     """
     what = what or "the file"
     folder = path.parent
+    if output:
+        check_output(path, what)
     with writing(path, what):
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = _open_unnamed(folder)
@@ -105,6 +117,9 @@ def atomic_writer(path: Path, mode: int | None = 0o644, *, what: str = "") -> It
             if tmp is None:
                 tmp = _link_unnamed(f.fileno(), folder)
             f.close()  # first: an error on close leaves the old file in place
+        if output:  # again: the write may have taken minutes (a pull)
+            check_output(path, what)
+        with writing(path, what):
             os.replace(tmp, path)
         tmp = None
     finally:
@@ -206,6 +221,52 @@ _KINDS = (
     (stat.S_ISBLK, "a block device"),
     (stat.S_ISSOCK, "a socket"),
 )
+
+
+def is_folder(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names a folder itself (not a symbolic link to one)."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def check_output(path: str | os.PathLike[str], what: str, *, folder: bool = False) -> None:
+    """Refuse to write ``what`` at ``path``, a name the user gave, unless it is new or is
+    what would be written: a regular file (a real folder, with ``folder``).
+
+    Anything else there is left as it is and raises a StorageError saying what it is:
+    a symbolic link (writing would replace the link, not its target), a FIFO, a
+    device (``-o /dev/null`` as root would replace the machine's own), a socket, a
+    folder where a file goes or a file where a folder goes. The name itself is
+    looked at (lstat), never what a link there points to.
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:  # a parent that is a file (ENOTDIR), a loop, no permission
+        raise storage_error(exc, os.fspath(path), what) from exc
+    if stat.S_ISDIR(mode) if folder else stat.S_ISREG(mode):
+        return
+    if stat.S_ISLNK(mode):
+        try:
+            kind = f"a symbolic link (to {os.readlink(path)})"
+        except OSError:
+            kind = "a symbolic link"
+    elif stat.S_ISDIR(mode):
+        kind = "a folder"
+    elif stat.S_ISREG(mode):
+        kind = "a file"
+    else:
+        kind = next((name for test, name in _KINDS if test(mode)), "a special file")
+    wanted = "a new folder or an existing one" if folder else "a new file or a regular file"
+    raise StorageError(
+        f"will not write {what} at {path}: it is {kind}",
+        path=os.fspath(path),
+        reason=f"it is {kind}",
+        advice=f"it was left untouched; name {wanted}",
+    )
 
 
 def regular_fd(path: str | os.PathLike[str], flags: int = 0) -> int:

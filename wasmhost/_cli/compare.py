@@ -260,18 +260,23 @@ def _read_stdin(path: Path) -> bytes:
 
 
 def _check_plot(path: Path) -> None:
-    """Refuse --plot before the comparison runs, not after: matplotlib and the folder."""
+    """Refuse --plot before the comparison runs, not after: matplotlib, the folder, and
+    what is at the path (a link, a FIFO or a device is never written over)."""
     from .._errors import ConfigError
+    from .._files import check_output
 
     require("matplotlib", "plot", "wasmhost compare --plot")
+    check_output(path, "the plot")
     if not path.parent.is_dir():
         raise ConfigError(f"--plot {path}: the folder {path.parent} does not exist.")
 
 
 def _plot(result: Any, path: Path) -> None:
+    """Write the chart to ``path`` as the other outputs are written (whole or not at
+    all, never over a link or a device), and say so on stderr (stdout has the table)."""
     import matplotlib
 
-    from .._errors import ConfigError
+    from .._files import atomic_writer
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -285,8 +290,12 @@ def _plot(result: Any, path: Path) -> None:
     ax.set_title(os.path.basename(result.module))
     fig.tight_layout()
     try:
-        fig.savefig(path, dpi=100)
-    except OSError as exc:
-        raise ConfigError(f"--plot {path} cannot be written: {exc.strerror}.") from None
+        # The format from the name's suffix (svg, pdf, ...), as savefig(path) took it,
+        # else PNG: written at the name given, never given an added ".png".
+        kind = path.suffix[1:].lower()
+        kind = kind if kind in fig.canvas.get_supported_filetypes() else "png"
+        with atomic_writer(path, None, what="the plot", output=True) as out:
+            fig.savefig(out, format=kind, dpi=100)
     finally:
         plt.close(fig)
+    click.echo(f"Wrote {path}", err=True)

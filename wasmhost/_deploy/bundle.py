@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import ConfigError, ModuleError, reading_module
-from .._files import open_regular, writing
+from .._files import check_output, open_regular, writing
 from .._host.module import check_header
 from .._oci.image import VARIANT, VARIANTS
 from .._text import wasi_environment, wasi_strings
@@ -137,7 +137,10 @@ def make_bundle(
     variant: str = "compat",
 ) -> Path:
     """Write the bundle of ``module`` into ``folder`` (created; must be empty if it exists)
-    and return the path of its ``config.json`` (``wasmhost bundle`` calls it)."""
+    and return the path of its ``config.json`` (``wasmhost bundle`` calls it).
+
+    A symbolic link, a file, a FIFO or a device at ``folder`` is refused with a
+    :class:`~wasmhost.StorageError` and left as it was."""
     source = Path(module)
     with reading_module(str(source)), open_regular(source) as f:
         head = f.read(8)
@@ -147,8 +150,9 @@ def make_bundle(
             f"{source} is a WASI preview-2 component; bundles carry preview-1 modules "
             "(wasm32-wasi), as the seed's crun and youki ran them."
         )
+    check_output(folder, "the bundle", folder=True)
     target = Path(folder).resolve()
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+    if target.exists() and any(target.iterdir()):
         raise ConfigError(f"{target} exists and is not an empty folder; choose a new one.")
     config = bundle_config(
         source.name, args=args, env=env, host_network=host_network, variant=variant

@@ -20,7 +20,7 @@ from .._errors import (
     RegistryUnreachable,
     reading_module,
 )
-from .._files import atomic_writer, copy_into, open_regular, writing
+from .._files import atomic_writer, check_output, copy_into, is_folder, open_regular, writing
 from .._hashing import sha256_of
 from .._numbers import check_size, format_size
 from .._paths import cache_root
@@ -394,7 +394,12 @@ class RegistryClient:
         folder. The file is the caller's own copy (never the stored blob), and
         appears only once verified and whole. ``offline`` takes the copy pulled
         before, as :meth:`fetch` does; ``oci_layout`` reads from a layout.
+        ``output`` is a new name, a regular file (replaced) or a folder (the file
+        goes into it); a symbolic link, a device, a FIFO or a socket there is
+        refused with a :class:`~wasmhost.StorageError` and left as it was.
         """
+        if output is not None and not is_folder(output):
+            check_output(output, "the module")  # before the download, not after
         fetched = self.fetch(reference, offline=offline, progress=progress, oci_layout=oci_layout)
         if oci_layout:
             name = parse_layout_reference(reference)[0].resolve().name
@@ -402,9 +407,9 @@ class RegistryClient:
         else:
             name = _default_name(fetched)
         target = Path(output if output is not None else name)
-        if target.is_dir():
+        if is_folder(target):
             target = target / name
-        with atomic_writer(target, None, what="the module") as out:
+        with atomic_writer(target, None, what="the module", output=True) as out:
             copy_into(fetched.path, out)
         return fetched._replace(path=target)
 

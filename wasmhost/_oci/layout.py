@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .._errors import ArtifactError, ConfigError, IntegrityError
-from .._files import atomic_writer, open_regular, writing
+from .._files import atomic_writer, check_output, open_regular, writing
 from .._text import utf8
 from .formats import (
     MAX_MANIFEST,
@@ -84,8 +84,7 @@ class OciLayout:
         return layout
 
     def __init__(self, root: Path) -> None:
-        if root.exists() and not root.is_dir():
-            raise ConfigError(f"{root} exists and is not a folder; an OCI layout is a folder.")
+        check_output(root, "the OCI layout", folder=True)
         self.root = root
         with writing(root, "the OCI layout"):
             (root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
