@@ -32,7 +32,9 @@ def _runtime_specs(
 
 
 @click.command(
-    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    # Options before MODULE are checked (a misspelt one gets click's suggestion); from
+    # MODULE on, everything is the guest's.
+    context_settings={"allow_interspersed_args": False},
     short_help="Compare in-process runs with external runtimes.",
 )
 @click.option(
