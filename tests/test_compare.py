@@ -396,7 +396,7 @@ def test_progress_names_each_runtime_and_run(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("as_json", [False, True])
-def test_cli_progress_on_a_terminal_only(tmp_path: Path, as_json: bool) -> None:
+def test_cli_progress_on_a_terminal_is_one_line(tmp_path: Path, as_json: bool) -> None:
     said = stand_in(tmp_path, "said", 'case "$1" in --version) echo s 1;; *) echo hi;; esac\n')
     argv = ["compare", "--runtime", f"wasmer={said}", "--runs", "2", "--no-cold"]
     argv += ["--json"] * as_json + [str(HELLO)]
@@ -427,8 +427,6 @@ def test_cli_progress_on_a_terminal_only(tmp_path: Path, as_json: bool) -> None:
         assert b"wasmer: run 4 of 4" in shown
         assert shown.endswith(b"\r\x1b[K")  # the line is cleared at the end
         assert b"\x1b" not in done.stdout
-    piped = wasmhost_cli(*argv)
-    assert b"run 1 of" not in piped.stderr
 
 
 @pytest.mark.parametrize("hang_on", [1, 2], ids=["measured-run", "peak-rss-run"])
@@ -1266,3 +1264,47 @@ def test_a_deep_tree_left_by_a_killed_compare_is_swept(removed_after: Path) -> N
     assert done.returncode == 0, done.stderr
     assert scratch_dirs(tmp) == [by_hand]
     assert depth_of(by_hand) == 1500
+
+
+# -- issue 22, item 5: a CI gate must not pass having compared nothing ------------
+
+
+def test_an_unknown_option_gets_clicks_suggestion() -> None:
+    """`--runtim` was read as MODULE ("--runtim: no such file")."""
+    done = wasmhost_cli("compare", "--runtim", "wasmtime", HELLO)
+    assert done.returncode == 2
+    err = done.stderr.decode()
+    # click's wording, as every other command gets it
+    assert err.startswith("Error: No such option '--runtim'. (Did you mean one of: "), err
+    assert "'--runtime'" in err
+    assert len(err.strip().splitlines()) == 1, err
+    # Options after MODULE (or after --) are still the guest's.
+    for argv in ([FSPROBE, "args"], ["--", FSPROBE, "args"]):
+        guest = wasmhost_cli(
+            "compare", "--runtime", "wasmtime", "--no-cold", "--runs", "1", "--warmup", "0",
+            "--json", *argv, "--runtim", "--json", "--", "-x",
+        )  # fmt: skip
+        assert guest.returncode == 0, guest.stderr
+        data = json.loads(guest.stdout)
+        assert data["args"] == ["args", "--runtim", "--json", "--", "-x"]
+        assert all(r["output_matches"] for r in data["results"]), data
+
+
+def test_progress_without_a_terminal_is_one_line_per_run(tmp_path: Path) -> None:
+    """Into a pipe or a CI log there was no progress at all: a long module showed nothing."""
+    said = stand_in(tmp_path, "said", 'case "$1" in --version) echo s 1;; *) echo hi;; esac\n')
+    argv = ["compare", "--runtime", f"wasmer={said}", "--runs", "2", "--warmup", "0"]
+    for as_json in (False, True):
+        done = wasmhost_cli(*argv, "--no-cold", *["--json"] * as_json, HELLO)
+        assert done.returncode == 1  # "hi" differs from Hello, World!
+        assert done.stderr.decode().splitlines() == [
+            "wasmhost: run 1 of 2",
+            "wasmhost: run 2 of 2",
+            "wasmer: run 1 of 3",
+            "wasmer: run 2 of 3",
+            "wasmer: run 3 of 3",
+        ]
+        assert b"\x1b" not in done.stdout + done.stderr
+        assert b"run 1 of" not in done.stdout
+        if as_json:
+            json.loads(done.stdout)

@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -105,10 +105,13 @@ def compare(
     from .._compare.compare import compare as run_comparison
     from .._compare.runtimes import get_runtime
 
-    # Which runtime and run is going on, on a terminal (a long module shows nothing
-    # else until the end); never in --json mode or into a pipe.
-    progress = None if as_json or not _is_terminal() else _show_progress
-    with reported(), _progress_line(progress is not None), _terminate_as_exit():
+    # Which runtime and run is going on (a long module shows nothing else until the
+    # end), on stderr: on a terminal one line rewritten (not in --json mode), else a
+    # line per run (a CI log); stdout is the results'.
+    progress: Callable[[str, int, int], None] | None = _log_progress
+    if _is_terminal():
+        progress = None if as_json else _show_progress
+    with reported(), _progress_line(progress is _show_progress), _terminate_as_exit():
         if plot is not None:
             _check_plot(plot)
         adapters = [get_runtime(name, path) for name, path in runtime_specs] or None
@@ -166,6 +169,10 @@ def _is_terminal() -> bool:
 
 def _show_progress(runtime: str, run: int, runs: int) -> None:
     click.echo(f"\r\x1b[K{runtime}: run {run} of {runs}", err=True, nl=False)
+
+
+def _log_progress(runtime: str, run: int, runs: int) -> None:
+    click.echo(f"{runtime}: run {run} of {runs}", err=True)
 
 
 @contextlib.contextmanager
