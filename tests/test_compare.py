@@ -1308,3 +1308,24 @@ def test_progress_without_a_terminal_is_one_line_per_run(tmp_path: Path) -> None
         assert b"run 1 of" not in done.stdout
         if as_json:
             json.loads(done.stdout)
+
+
+def test_a_runtime_that_hangs_on_its_version_is_killed_at_the_timeout(tmp_path: Path) -> None:
+    """`NAME --version` had 30 s whatever --timeout said, and its children were left running."""
+    pids = tmp_path / "pids"
+    hanger = stand_in(
+        tmp_path,
+        "hang",
+        f'case "$1" in --version) sleep 600 & echo $! >> {pids}; wait;; *) echo hi;; esac\n',
+    )
+    started = time.monotonic()
+    result = compare(HELLO, runtimes=[get_runtime("wasmer", hanger)], runs=1, warmup=0, timeout=1)
+    assert time.monotonic() - started < 20  # 1 s, and slack (without the fix: 30 s)
+    row = rows(result)["wasmer"]
+    assert row.available
+    assert row.error == f"{hanger} --version timed out after 1 s; killed"
+    time.sleep(0.2)
+    for pid in map(int, pids.read_text().split()):  # its own children are gone too
+        with contextlib.suppress(FileNotFoundError):  # reaped
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            assert state == "Z", f"process {pid} still runs ({state})"

@@ -60,7 +60,7 @@ from .._host.host import DEFAULT_MAX_OUTPUT, Dir, DirSource, Host, as_dir, check
 from .._numbers import format_size
 from .._wasm import is_component
 from .runtimes import Invocation, Mount, Runtime, get_runtime
-from .runtimes._base import env_flags
+from .runtimes._base import VERSION_TIMEOUT, env_flags
 
 DEFAULT_TIMEOUT = 60.0
 # What a snapshot of the mounted trees reads (hashes) and lists at most; past the
@@ -244,7 +244,7 @@ def compare(
         for adapter in [_Cold()] * cold + adapters:
             if reference is None:  # stopped at a limit: nothing to compare with
                 assert row.error is not None
-                results.append(_not_run(adapter, row.error))
+                results.append(_not_run(adapter, row.error, limits.timeout))
                 continue
             results.append(
                 _external(
@@ -279,13 +279,12 @@ def _is_component(module: str | os.PathLike[str], path: str) -> bool:
         raise ConfigError(f"cannot read {module}: {reason}; compare takes a .wasm file.") from None
 
 
-def _not_run(runtime: Runtime, reason: str) -> RuntimeResult:
+def _not_run(runtime: Runtime, reason: str, timeout: float | None) -> RuntimeResult:
     """The row of a runtime left out because the in-process run stopped at a limit."""
     if not runtime.available():
         return RuntimeResult(runtime.name, None, False, install_hint=runtime.install_hint or None)
-    return RuntimeResult(
-        runtime.name, runtime.version(), True, error=f"not run: in-process, {reason}"
-    )
+    version = runtime.version(VERSION_TIMEOUT if timeout is None else timeout)
+    return RuntimeResult(runtime.name, version, True, error=f"not run: in-process, {reason}")
 
 
 def _counting(progress: Progress | None, name: str, total: int) -> Callable[[], None]:
@@ -540,7 +539,7 @@ class _Cold(Runtime):
     def locate(self) -> str | None:
         return sys.executable
 
-    def version(self) -> str | None:
+    def version(self, timeout: float = VERSION_TIMEOUT) -> str | None:
         from .._version import __version__
 
         return f"wasmhost {__version__} (a new process per run)"
@@ -572,17 +571,18 @@ def _external(
     # Run from the module's folder and name it by its file name: every runtime then
     # gives the guest the same argv[0] (iwasm passes on the path it is given).
     folder, file_name = os.path.split(path)
+    # --version may take a run's time, not more (a runtime that hangs there is killed).
+    version = runtime.version(VERSION_TIMEOUT if limits.timeout is None else limits.timeout)
     reason = runtime.unable(Invocation(file_name, tuple(args), env, work.planned()), component)
     if reason is not None:
-        return RuntimeResult(runtime.name, runtime.version(), True, unable=reason)
-    version = runtime.version()
+        return RuntimeResult(runtime.name, version, True, unable=reason)
     if version is None:
         return RuntimeResult(
             runtime.name,
             None,
             True,
             install_hint=runtime.install_hint or None,
-            error=f"{runtime.locate()} --version failed: the runtime is installed but does not run",
+            error=f"{runtime.locate()} --version {runtime.version_problem}",
         )
 
     tell = _counting(progress, runtime.name, warmup + runs + 1)
