@@ -213,7 +213,9 @@ def test_cli_json_shape_and_status(tmp_path: Path) -> None:
         "wasmer=/nonexistent",
         HELLO,
     )
-    assert done.returncode == 0, done.stderr
+    # Named and missing: the comparison fails (a CI gate), its JSON still whole.
+    assert done.returncode == 1, done.stderr
+    assert b"Error: --runtime wasmer=/nonexistent: /nonexistent does not exist" in done.stderr
     data = json.loads(done.stdout)
     assert data["module"] == str(HELLO)
     assert data["args"] == []
@@ -1288,6 +1290,37 @@ def test_an_unknown_option_gets_clicks_suggestion() -> None:
         data = json.loads(guest.stdout)
         assert data["args"] == ["args", "--runtim", "--json", "--", "-x"]
         assert all(r["output_matches"] for r in data["results"]), data
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_named_runtime_that_is_missing_or_does_not_start_fails_the_comparison(
+    tmp_path: Path, as_json: bool
+) -> None:
+    """A named runtime that was not there left the status at 0: nothing compared, gate passed."""
+    broken = stand_in(tmp_path, "broken", "exit 3\n")
+    argv = ["compare", "--runs", "1", "--warmup", "0", "--no-cold", "--runtime", "wasmtime"]
+    argv += ["--runtime", "wasmer=/nonexistent", "--runtime", f"iwasm={broken}"]
+    done = wasmhost_cli(*argv, *["--json"] * as_json, HELLO)
+    assert done.returncode == 1
+    err = done.stderr.decode()
+    lines = [line for line in err.splitlines() if line.startswith("Error: ")]
+    assert len(lines) == 2, err
+    assert lines == [
+        "Error: --runtime wasmer=/nonexistent: /nonexistent does not exist; "
+        "give the path to the wasmer binary.",
+        f"Error: --runtime iwasm={broken}: does not start: {broken} --version failed: "
+        "the runtime is installed but does not run.",
+    ]
+    assert "Traceback" not in err
+    if as_json:
+        rows_ = {r["runtime"]: r for r in json.loads(done.stdout)["results"]}
+        assert rows_["wasmtime"]["output_matches"] is True
+        assert rows_["wasmer"]["available"] is False
+    # Found by looking, not named: a missing runtime stays a note.
+    found = wasmhost_cli("compare", "--runs", "1", "--warmup", "0", "--no-cold", HELLO)
+    assert b"not installed" in found.stdout  # wasmedge, wasmer, iwasm are not on this machine
+    assert found.returncode == 0, found.stdout + found.stderr
+    assert b"Error" not in found.stderr
 
 
 def test_progress_without_a_terminal_is_one_line_per_run(tmp_path: Path) -> None:

@@ -100,7 +100,8 @@ def compare(
 
     A runtime that is not installed is listed with how to get it. The exit
     status is 0 when every available runtime matched the in-process run, 1
-    otherwise (a run stopped by --timeout or --max-output is not a match).
+    otherwise (a run stopped by --timeout or --max-output is not a match), and
+    1 when a runtime named with --runtime is not installed or does not start.
     """
     from .._compare.compare import compare as run_comparison
     from .._compare.runtimes import get_runtime
@@ -141,7 +142,26 @@ def compare(
         for r in result.results
         if r.error or (r.available and not r.unable and not r.output_matches)
     ]
-    raise SystemExit(1 if failed else 0)
+    # A runtime named with --runtime is a demand (one found by looking may be absent):
+    # compared with nothing, a CI gate must not pass. The rows of the named runtimes
+    # come last, in the order named.
+    named_rows = result.results[len(result.results) - len(runtime_specs) :]
+    named = zip(runtime_specs, named_rows, strict=True)
+    missing = [line for spec, row in named if (line := _missing(spec, row))]
+    for line in missing:
+        click.echo(f"Error: {line}", err=True)
+    raise SystemExit(1 if failed or missing else 0)
+
+
+def _missing(spec: tuple[str, str | None], row: Any) -> str | None:
+    """One line when the runtime named ``spec`` is not installed or does not start."""
+    name, path = spec
+    option = f"--runtime {name}={path}" if path else f"--runtime {name}"
+    if not row.available:
+        return f"{option}: {'' if path else 'not installed; '}{row.install_hint}."
+    if row.version is None or (row.error or "").startswith("could not start"):
+        return f"{option}: does not start: {row.error}."
+    return None
 
 
 @contextlib.contextmanager

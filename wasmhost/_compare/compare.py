@@ -284,7 +284,20 @@ def _not_run(runtime: Runtime, reason: str, timeout: float | None) -> RuntimeRes
     if not runtime.available():
         return RuntimeResult(runtime.name, None, False, install_hint=runtime.install_hint or None)
     version = runtime.version(VERSION_TIMEOUT if timeout is None else timeout)
+    if version is None:
+        return _does_not_start(runtime)
     return RuntimeResult(runtime.name, version, True, error=f"not run: in-process, {reason}")
+
+
+def _does_not_start(runtime: Runtime) -> RuntimeResult:
+    """The row of a runtime that is installed but whose ``--version`` failed."""
+    return RuntimeResult(
+        runtime.name,
+        None,
+        True,
+        install_hint=runtime.install_hint or None,
+        error=f"{runtime.locate()} --version {runtime.version_problem}",
+    )
 
 
 def _counting(progress: Progress | None, name: str, total: int) -> Callable[[], None]:
@@ -573,17 +586,11 @@ def _external(
     folder, file_name = os.path.split(path)
     # --version may take a run's time, not more (a runtime that hangs there is killed).
     version = runtime.version(VERSION_TIMEOUT if limits.timeout is None else limits.timeout)
+    if version is None:
+        return _does_not_start(runtime)
     reason = runtime.unable(Invocation(file_name, tuple(args), env, work.planned()), component)
     if reason is not None:
         return RuntimeResult(runtime.name, version, True, unable=reason)
-    if version is None:
-        return RuntimeResult(
-            runtime.name,
-            None,
-            True,
-            install_hint=runtime.install_hint or None,
-            error=f"{runtime.locate()} --version {runtime.version_problem}",
-        )
 
     tell = _counting(progress, runtime.name, warmup + runs + 1)
 
