@@ -214,7 +214,8 @@ def compare(
 
     Every run may take ``timeout`` seconds (60) and write ``max_output`` bytes
     (16 MiB) to stdout and to stderr (None: no limit); a runtime past either is
-    stopped, and its row's ``error`` says so ("timed out after 60 s; killed").
+    stopped, and its row's ``error`` says so ("timed out after 60 s; killed"); a
+    runtime's ``--version``, asked first, gets the same timeout (30 s with None).
     When the in-process run is stopped, the other runtimes are not run. With
     ``timeout=None`` the in-process runs use an engine without interruption
     checks (faster in hot loops), for trusted modules only: nothing stops them.
