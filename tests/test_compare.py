@@ -213,7 +213,9 @@ def test_cli_json_shape_and_status(tmp_path: Path) -> None:
         "wasmer=/nonexistent",
         HELLO,
     )
-    assert done.returncode == 0, done.stderr
+    # Named and missing: the comparison fails (a CI gate), its JSON still whole.
+    assert done.returncode == 1, done.stderr
+    assert b"Error: --runtime wasmer=/nonexistent: /nonexistent does not exist" in done.stderr
     data = json.loads(done.stdout)
     assert data["module"] == str(HELLO)
     assert data["args"] == []
@@ -396,7 +398,7 @@ def test_progress_names_each_runtime_and_run(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("as_json", [False, True])
-def test_cli_progress_on_a_terminal_only(tmp_path: Path, as_json: bool) -> None:
+def test_cli_progress_on_a_terminal_is_one_line(tmp_path: Path, as_json: bool) -> None:
     said = stand_in(tmp_path, "said", 'case "$1" in --version) echo s 1;; *) echo hi;; esac\n')
     argv = ["compare", "--runtime", f"wasmer={said}", "--runs", "2", "--no-cold"]
     argv += ["--json"] * as_json + [str(HELLO)]
@@ -427,8 +429,6 @@ def test_cli_progress_on_a_terminal_only(tmp_path: Path, as_json: bool) -> None:
         assert b"wasmer: run 4 of 4" in shown
         assert shown.endswith(b"\r\x1b[K")  # the line is cleared at the end
         assert b"\x1b" not in done.stdout
-    piped = wasmhost_cli(*argv)
-    assert b"run 1 of" not in piped.stderr
 
 
 @pytest.mark.parametrize("hang_on", [1, 2], ids=["measured-run", "peak-rss-run"])
@@ -1266,3 +1266,99 @@ def test_a_deep_tree_left_by_a_killed_compare_is_swept(removed_after: Path) -> N
     assert done.returncode == 0, done.stderr
     assert scratch_dirs(tmp) == [by_hand]
     assert depth_of(by_hand) == 1500
+
+
+# -- issue 22, item 5: a CI gate must not pass having compared nothing ------------
+
+
+def test_an_unknown_option_gets_clicks_suggestion() -> None:
+    """`--runtim` was read as MODULE ("--runtim: no such file")."""
+    done = wasmhost_cli("compare", "--runtim", "wasmtime", HELLO)
+    assert done.returncode == 2
+    err = done.stderr.decode()
+    # click's wording, as every other command gets it
+    assert err.startswith("Error: No such option '--runtim'. (Did you mean one of: "), err
+    assert "'--runtime'" in err
+    assert len(err.strip().splitlines()) == 1, err
+    # Options after MODULE (or after --) are still the guest's.
+    for argv in ([FSPROBE, "args"], ["--", FSPROBE, "args"]):
+        guest = wasmhost_cli(
+            "compare", "--runtime", "wasmtime", "--no-cold", "--runs", "1", "--warmup", "0",
+            "--json", *argv, "--runtim", "--json", "--", "-x",
+        )  # fmt: skip
+        assert guest.returncode == 0, guest.stderr
+        data = json.loads(guest.stdout)
+        assert data["args"] == ["args", "--runtim", "--json", "--", "-x"]
+        assert all(r["output_matches"] for r in data["results"]), data
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_named_runtime_that_is_missing_or_does_not_start_fails_the_comparison(
+    tmp_path: Path, as_json: bool
+) -> None:
+    """A named runtime that was not there left the status at 0: nothing compared, gate passed."""
+    broken = stand_in(tmp_path, "broken", "exit 3\n")
+    argv = ["compare", "--runs", "1", "--warmup", "0", "--no-cold", "--runtime", "wasmtime"]
+    argv += ["--runtime", "wasmer=/nonexistent", "--runtime", f"iwasm={broken}"]
+    done = wasmhost_cli(*argv, *["--json"] * as_json, HELLO)
+    assert done.returncode == 1
+    err = done.stderr.decode()
+    lines = [line for line in err.splitlines() if line.startswith("Error: ")]
+    assert len(lines) == 2, err
+    assert lines == [
+        "Error: --runtime wasmer=/nonexistent: /nonexistent does not exist; "
+        "give the path to the wasmer binary.",
+        f"Error: --runtime iwasm={broken}: does not start: {broken} --version failed: "
+        "the runtime is installed but does not run.",
+    ]
+    assert "Traceback" not in err
+    if as_json:
+        rows_ = {r["runtime"]: r for r in json.loads(done.stdout)["results"]}
+        assert rows_["wasmtime"]["output_matches"] is True
+        assert rows_["wasmer"]["available"] is False
+    # Found by looking, not named: a missing runtime stays a note.
+    found = wasmhost_cli("compare", "--runs", "1", "--warmup", "0", "--no-cold", HELLO)
+    assert b"not installed" in found.stdout  # wasmedge, wasmer, iwasm are not on this machine
+    assert found.returncode == 0, found.stdout + found.stderr
+    assert b"Error" not in found.stderr
+
+
+def test_progress_without_a_terminal_is_one_line_per_run(tmp_path: Path) -> None:
+    """Into a pipe or a CI log there was no progress at all: a long module showed nothing."""
+    said = stand_in(tmp_path, "said", 'case "$1" in --version) echo s 1;; *) echo hi;; esac\n')
+    argv = ["compare", "--runtime", f"wasmer={said}", "--runs", "2", "--warmup", "0"]
+    for as_json in (False, True):
+        done = wasmhost_cli(*argv, "--no-cold", *["--json"] * as_json, HELLO)
+        assert done.returncode == 1  # "hi" differs from Hello, World!
+        assert done.stderr.decode().splitlines() == [
+            "wasmhost: run 1 of 2",
+            "wasmhost: run 2 of 2",
+            "wasmer: run 1 of 3",
+            "wasmer: run 2 of 3",
+            "wasmer: run 3 of 3",
+        ]
+        assert b"\x1b" not in done.stdout + done.stderr
+        assert b"run 1 of" not in done.stdout
+        if as_json:
+            json.loads(done.stdout)
+
+
+def test_a_runtime_that_hangs_on_its_version_is_killed_at_the_timeout(tmp_path: Path) -> None:
+    """`NAME --version` had 30 s whatever --timeout said, and its children were left running."""
+    pids = tmp_path / "pids"
+    hanger = stand_in(
+        tmp_path,
+        "hang",
+        f'case "$1" in --version) sleep 600 & echo $! >> {pids}; wait;; *) echo hi;; esac\n',
+    )
+    started = time.monotonic()
+    result = compare(HELLO, runtimes=[get_runtime("wasmer", hanger)], runs=1, warmup=0, timeout=1)
+    assert time.monotonic() - started < 20  # 1 s, and slack (without the fix: 30 s)
+    row = rows(result)["wasmer"]
+    assert row.available
+    assert row.error == f"{hanger} --version timed out after 1 s; killed"
+    time.sleep(0.2)
+    for pid in map(int, pids.read_text().split()):  # its own children are gone too
+        with contextlib.suppress(FileNotFoundError):  # reaped
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            assert state == "Z", f"process {pid} still runs ({state})"

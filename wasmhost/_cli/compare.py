@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -32,7 +32,9 @@ def _runtime_specs(
 
 
 @click.command(
-    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    # Options before MODULE are checked (a misspelt one gets click's suggestion); from
+    # MODULE on, everything is the guest's.
+    context_settings={"allow_interspersed_args": False},
     short_help="Compare in-process runs with external runtimes.",
 )
 @click.option(
@@ -98,15 +100,19 @@ def compare(
 
     A runtime that is not installed is listed with how to get it. The exit
     status is 0 when every available runtime matched the in-process run, 1
-    otherwise (a run stopped by --timeout or --max-output is not a match).
+    otherwise (a run stopped by --timeout or --max-output is not a match), and
+    1 when a runtime named with --runtime is not installed or does not start.
     """
     from .._compare.compare import compare as run_comparison
     from .._compare.runtimes import get_runtime
 
-    # Which runtime and run is going on, on a terminal (a long module shows nothing
-    # else until the end); never in --json mode or into a pipe.
-    progress = None if as_json or not _is_terminal() else _show_progress
-    with reported(), _progress_line(progress is not None), _terminate_as_exit():
+    # Which runtime and run is going on (a long module shows nothing else until the
+    # end), on stderr: on a terminal one line rewritten (not in --json mode), else a
+    # line per run (a CI log); stdout is the results'.
+    progress: Callable[[str, int, int], None] | None = _log_progress
+    if _is_terminal():
+        progress = None if as_json else _show_progress
+    with reported(), _progress_line(progress is _show_progress), _terminate_as_exit():
         if plot is not None:
             _check_plot(plot)
         adapters = [get_runtime(name, path) for name, path in runtime_specs] or None
@@ -136,7 +142,26 @@ def compare(
         for r in result.results
         if r.error or (r.available and not r.unable and not r.output_matches)
     ]
-    raise SystemExit(1 if failed else 0)
+    # A runtime named with --runtime is a demand (one found by looking may be absent):
+    # compared with nothing, a CI gate must not pass. The rows of the named runtimes
+    # come last, in the order named.
+    named_rows = result.results[len(result.results) - len(runtime_specs) :]
+    named = zip(runtime_specs, named_rows, strict=True)
+    missing = [line for spec, row in named if (line := _missing(spec, row))]
+    for line in missing:
+        click.echo(f"Error: {line}", err=True)
+    raise SystemExit(1 if failed or missing else 0)
+
+
+def _missing(spec: tuple[str, str | None], row: Any) -> str | None:
+    """One line when the runtime named ``spec`` is not installed or does not start."""
+    name, path = spec
+    option = f"--runtime {name}={path}" if path else f"--runtime {name}"
+    if not row.available:
+        return f"{option}: {'' if path else 'not installed; '}{row.install_hint}."
+    if row.version is None or (row.error or "").startswith("could not start"):
+        return f"{option}: does not start: {row.error}."
+    return None
 
 
 @contextlib.contextmanager
@@ -164,6 +189,10 @@ def _is_terminal() -> bool:
 
 def _show_progress(runtime: str, run: int, runs: int) -> None:
     click.echo(f"\r\x1b[K{runtime}: run {run} of {runs}", err=True, nl=False)
+
+
+def _log_progress(runtime: str, run: int, runs: int) -> None:
+    click.echo(f"{runtime}: run {run} of {runs}", err=True)
 
 
 @contextlib.contextmanager

@@ -60,7 +60,7 @@ from .._host.host import DEFAULT_MAX_OUTPUT, Dir, DirSource, Host, as_dir, check
 from .._numbers import format_size
 from .._wasm import is_component
 from .runtimes import Invocation, Mount, Runtime, get_runtime
-from .runtimes._base import env_flags
+from .runtimes._base import VERSION_TIMEOUT, env_flags
 
 DEFAULT_TIMEOUT = 60.0
 # What a snapshot of the mounted trees reads (hashes) and lists at most; past the
@@ -214,7 +214,8 @@ def compare(
 
     Every run may take ``timeout`` seconds (60) and write ``max_output`` bytes
     (16 MiB) to stdout and to stderr (None: no limit); a runtime past either is
-    stopped, and its row's ``error`` says so ("timed out after 60 s; killed").
+    stopped, and its row's ``error`` says so ("timed out after 60 s; killed"); a
+    runtime's ``--version``, asked first, gets the same timeout (30 s with None).
     When the in-process run is stopped, the other runtimes are not run. With
     ``timeout=None`` the in-process runs use an engine without interruption
     checks (faster in hot loops), for trusted modules only: nothing stops them.
@@ -244,7 +245,7 @@ def compare(
         for adapter in [_Cold()] * cold + adapters:
             if reference is None:  # stopped at a limit: nothing to compare with
                 assert row.error is not None
-                results.append(_not_run(adapter, row.error))
+                results.append(_not_run(adapter, row.error, limits.timeout))
                 continue
             results.append(
                 _external(
@@ -279,12 +280,24 @@ def _is_component(module: str | os.PathLike[str], path: str) -> bool:
         raise ConfigError(f"cannot read {module}: {reason}; compare takes a .wasm file.") from None
 
 
-def _not_run(runtime: Runtime, reason: str) -> RuntimeResult:
+def _not_run(runtime: Runtime, reason: str, timeout: float | None) -> RuntimeResult:
     """The row of a runtime left out because the in-process run stopped at a limit."""
     if not runtime.available():
         return RuntimeResult(runtime.name, None, False, install_hint=runtime.install_hint or None)
+    version = runtime.version(VERSION_TIMEOUT if timeout is None else timeout)
+    if version is None:
+        return _does_not_start(runtime)
+    return RuntimeResult(runtime.name, version, True, error=f"not run: in-process, {reason}")
+
+
+def _does_not_start(runtime: Runtime) -> RuntimeResult:
+    """The row of a runtime that is installed but whose ``--version`` failed."""
     return RuntimeResult(
-        runtime.name, runtime.version(), True, error=f"not run: in-process, {reason}"
+        runtime.name,
+        None,
+        True,
+        install_hint=runtime.install_hint or None,
+        error=f"{runtime.locate()} --version {runtime.version_problem}",
     )
 
 
@@ -540,7 +553,7 @@ class _Cold(Runtime):
     def locate(self) -> str | None:
         return sys.executable
 
-    def version(self) -> str | None:
+    def version(self, timeout: float = VERSION_TIMEOUT) -> str | None:
         from .._version import __version__
 
         return f"wasmhost {__version__} (a new process per run)"
@@ -572,18 +585,13 @@ def _external(
     # Run from the module's folder and name it by its file name: every runtime then
     # gives the guest the same argv[0] (iwasm passes on the path it is given).
     folder, file_name = os.path.split(path)
+    # --version may take a run's time, not more (a runtime that hangs there is killed).
+    version = runtime.version(VERSION_TIMEOUT if limits.timeout is None else limits.timeout)
+    if version is None:
+        return _does_not_start(runtime)
     reason = runtime.unable(Invocation(file_name, tuple(args), env, work.planned()), component)
     if reason is not None:
-        return RuntimeResult(runtime.name, runtime.version(), True, unable=reason)
-    version = runtime.version()
-    if version is None:
-        return RuntimeResult(
-            runtime.name,
-            None,
-            True,
-            install_hint=runtime.install_hint or None,
-            error=f"{runtime.locate()} --version failed: the runtime is installed but does not run",
-        )
+        return RuntimeResult(runtime.name, version, True, unable=reason)
 
     tell = _counting(progress, runtime.name, warmup + runs + 1)
 

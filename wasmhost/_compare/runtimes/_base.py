@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -12,6 +14,8 @@ from typing import NamedTuple
 
 # What the wasmtime CLI (and wasmhost) exit with when the guest traps.
 TRAP_EXIT_STATUS = 134
+# How long `RUNTIME --version` may take by default, in seconds.
+VERSION_TIMEOUT = 30.0
 
 
 class Mount(NamedTuple):
@@ -53,6 +57,7 @@ class Runtime(ABC):
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self._explicit = os.fspath(path) if path is not None else None
         self._version: str | None = None
+        self.version_problem: str | None = None
         if self._explicit is not None and not os.access(self._explicit, os.X_OK):
             # A path given by the user: the hint is about that path, not how to install.
             what = "is not executable" if os.path.exists(self._explicit) else "does not exist"
@@ -79,24 +84,26 @@ class Runtime(ABC):
     def available(self) -> bool:
         return self.locate() is not None
 
-    def version(self) -> str | None:
-        """The runtime's own version line; None when it cannot run or ``--version`` fails."""
+    def version(self, timeout: float = VERSION_TIMEOUT) -> str | None:
+        """The runtime's own version line; None when it cannot run, ``--version`` fails, or
+        it takes more than ``timeout`` seconds (then its process group is killed). Why it
+        is None for an installed runtime is left in :attr:`version_problem`."""
         if self._version is None:
             binary = self.locate()
             if binary is None:
                 return None
             try:
-                done = subprocess.run(
-                    [*self.launcher(binary), "--version"],
-                    capture_output=True,
-                    text=True,
-                    timeout=30,
-                )
-            except (OSError, subprocess.TimeoutExpired):
+                status, out = _version_output([*self.launcher(binary), "--version"], timeout)
+            except OSError as exc:
+                self.version_problem = f"failed: {exc.strerror or exc}"
                 return None
-            if done.returncode != 0:  # installed, but broken: it cannot say what it is
+            except subprocess.TimeoutExpired:
+                self.version_problem = f"timed out after {timeout:g} s; killed"
                 return None
-            lines = (done.stdout or done.stderr).strip().splitlines()
+            if status != 0:  # installed, but broken: it cannot say what it is
+                self.version_problem = "failed: the runtime is installed but does not run"
+                return None
+            lines = out.strip().splitlines()
             self._version = lines[0].strip() if lines else "unknown"
         return self._version
 
@@ -114,6 +121,28 @@ class Runtime(ABC):
         if binary is None:
             raise FileNotFoundError(self.executable)
         return [*self.launcher(binary), *self.argv(invocation)]
+
+
+def _version_output(argv: list[str], timeout: float) -> tuple[int, str]:
+    """Run ``argv`` in a session of its own: its exit status and its stdout, or its stderr
+    when stdout is empty. Past ``timeout`` seconds (or on Ctrl-C) the session is killed,
+    children included, and the exception raised."""
+    with subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+    ) as process:
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            raise  # leaving the with block closes the pipes and reaps it
+    return process.returncode, out or err
 
 
 def env_flags(flag: str, env: Mapping[str, str]) -> list[str]:

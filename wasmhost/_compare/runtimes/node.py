@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ._base import PACKAGE_DIR, Invocation, Runtime
+from ._base import PACKAGE_DIR, VERSION_TIMEOUT, Invocation, Runtime
 
 LAUNCHER = PACKAGE_DIR / "node_wasi.mjs"
 
@@ -19,8 +19,8 @@ class Node(Runtime):
         # A trap is an uncaught WebAssembly.RuntimeError: node prints it and exits 1.
         return stdout if exit_code == 1 and b"RuntimeError: " in stderr else None
 
-    def version(self) -> str | None:
-        version = super().version()
+    def version(self, timeout: float = VERSION_TIMEOUT) -> str | None:
+        version = super().version(timeout)
         return f"node {version} (node:wasi preview1)" if version else None
 
     def argv(self, invocation: Invocation) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from ._base import TRAP_EXIT_STATUS, Invocation, Runtime, env_flags
+from ._base import TRAP_EXIT_STATUS, VERSION_TIMEOUT, Invocation, Runtime, env_flags
 
 # WasmEdge's log lines: "[2025-01-01 12:00:00.000] [error] execution failed: ..."
 _WASMEDGE_LOG = re.compile(rb"^\[\d{4}-\d\d-\d\d [^\]]*\] \[error\] .*$\n?", re.MULTILINE)
@@ -25,9 +25,9 @@ class WasmEdge(Runtime):
     read_only_mounts = True
     trap_wording = "exit status 134, its error report on stdout"
 
-    def version(self) -> str | None:
+    def version(self, timeout: float = VERSION_TIMEOUT) -> str | None:
         # `wasmedge --version` prints its own path first: "/usr/bin/wasmedge version 0.17.1".
-        line = super().version()
+        line = super().version(timeout)
         found = re.search(r"\bversion\s+(\S+)", line or "")
         return f"wasmedge {found.group(1)}" if found else line
 
