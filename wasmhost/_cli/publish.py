@@ -93,6 +93,8 @@ def push(
         given = ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
         if given and format_ != "image":
             raise click.UsageError(f"{flag} is for --format image; {format_} has none.")
+    if oci_layout:
+        _check_layout_target(ctx, reference)
     bar = ProgressBar("Pushing", quiet)
     with reported(), connect(reference=None if oci_layout else reference) as registry:
         try:
@@ -114,6 +116,28 @@ def push(
     else:
         click.echo(f"Pushed {reference} ({result.format})")
         click.echo(f"Digest: {result.digest}")
+
+
+def _check_layout_target(ctx: click.Context, reference: str) -> None:
+    """Refuse ``push --oci-layout`` of what is meant for a registry, before a folder
+    named like it (``./localhost:5000/x``) is made."""
+    from .._oci.reference import names_a_registry
+
+    registry_flags = (
+        ("plain_http", "--plain-http"),
+        ("insecure", "--insecure"),
+        ("ca_file", "--ca-file"),
+    )
+    for name, flag in registry_flags:
+        if ctx.params.get(name):
+            raise click.UsageError(
+                f"{flag} is for a registry; --oci-layout writes a folder. Leave out one of them."
+            )
+    if names_a_registry(reference):
+        raise click.UsageError(
+            f"{reference} names a registry, not a folder; push without --oci-layout to send it "
+            f"there, or write ./{reference} for a folder of that name."
+        )
 
 
 @click.command(short_help="Pull a module from a registry, verified.")
