@@ -177,10 +177,10 @@ def test_annotations_created_and_reproducible(
     assert first.digest == second.digest
     notes = skopeo_raw(ref + ":a")["annotations"]
     assert notes == {"org.example.team": "wasm"}
-    stamped = skopeo_raw(client.push(HELLO, ref + ":c").reference)
+    stamped = skopeo_raw(f"{ref}@{client.push(HELLO, ref + ':c').digest}")
     assert "org.opencontainers.image.created" in stamped["annotations"]  # type: ignore[operator]
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "86400")
-    epoch = skopeo_raw(client.push(HELLO, ref + ":d").reference)
+    epoch = skopeo_raw(f"{ref}@{client.push(HELLO, ref + ':d').digest}")
     assert epoch["annotations"] == {"org.opencontainers.image.created": "1970-01-02T00:00:00Z"}
 
 
@@ -721,6 +721,22 @@ def test_http_failures_say_what_to_do_and_retry_only_transient_ones(
         server.stop()
     assert len(server.seen) == requests
     assert len([r for r in caplog.records if "retrying" in r.getMessage()]) == requests - 1
+
+
+def test_push_returns_and_prints_the_reference_with_its_tag_and_digest(
+    registry: Registry, tmp_path: Path
+) -> None:
+    ref = repo(registry) + ":v1"
+    client = RegistryClient(plain_http=True, cache_dir=tmp_path)
+    pushed = client.push(HELLO, ref, reproducible=True)
+    assert pushed.reference == f"{ref}@{pushed.digest}"
+    done = wasmhost_cli("push", "--plain-http", "--reproducible", HELLO, ref)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode().splitlines() == [
+        f"Pushed {pushed.reference} (wasm-to-oci)",
+        f"Digest: {pushed.digest}",
+    ]
+    assert client.pull(pushed.reference, tmp_path / "back.wasm").reference == pushed.reference
 
 
 def test_run_by_digest_names_the_module_after_its_repository(

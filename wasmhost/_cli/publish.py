@@ -114,7 +114,7 @@ def push(
     if quiet:
         click.echo(result.digest)
     else:
-        click.echo(f"Pushed {reference} ({result.format})")
+        click.echo(f"Pushed {result.reference} ({result.format})")
         click.echo(f"Digest: {result.digest}")
 
 

@@ -55,7 +55,14 @@ class _Resolved(NamedTuple):
 
 
 class PushResult(NamedTuple):
-    """A pushed artifact: ``reference`` pinned by ``digest`` (the manifest's)."""
+    """A pushed artifact: ``reference`` pinned by ``digest`` (the manifest's).
+
+    ``reference`` is the registry reference as pushed, normalised, with its tag
+    and the digest: ``localhost:5000/app:v1@sha256:...`` (``hello:1`` becomes
+    ``docker.io/library/hello:1@sha256:...``), as ``wasmhost push`` prints it
+    and ``pull`` reads it. Into an OCI layout it is ``DIR@sha256:...``, as
+    ``pull --oci-layout`` reads it.
+    """
 
     reference: str
     digest: str
@@ -275,7 +282,7 @@ class RegistryClient:
             if ref is None:
                 pinned = f"{folder}@{digest}"
             else:
-                pinned = str(ref._replace(tag=None, digest=digest))
+                pinned = str(ref.with_digest(digest))
         return PushResult(pinned, digest, format, module_digest, size)
 
     # -- pull ----------------------------------------------------------------
