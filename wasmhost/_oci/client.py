@@ -584,10 +584,13 @@ class _ThroughStore:
             data, media_type, digest = self.client._session(ref).get_manifest(target)
         except RegistryUnreachable as exc:
             if store.recall_tag(ref):
+                # What would reach the registry still helps: both are said.
                 raise RegistryUnreachable(
                     f"{exc.problem}; a copy pulled earlier is stored",
-                    advice="call again with offline=True to use it",
-                    fix="offline",
+                    advice=f"{exc.advice}, or call again with offline=True to use it"
+                    if exc.advice
+                    else "call again with offline=True to use it",
+                    fix=f"{exc.fix} offline".lstrip(),
                     reference=exc.reference,
                     registry=exc.registry,
                 ) from None
