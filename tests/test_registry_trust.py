@@ -629,7 +629,7 @@ def test_tls_to_a_plain_http_registry_says_plain_http_with_a_stored_copy_too(
     pulled = wasmhost_cli("pull", "--plain-http", ref, "-o", tmp_path / "a.wasm", env=env)
     assert pulled.returncode == 0, pulled.stderr
     client = RegistryClient(cache_dir=tmp_path / "cache")
-    with pytest.raises(RegistryUnreachable, match="use plain_http.*offline=True") as info:
+    with pytest.raises(RegistryUnreachable, match=r"use plain_http.*offline=True") as info:
         client.pull(ref, tmp_path / "b.wasm")
     assert info.value.fix == "http offline"
     for command in ("pull", "inspect", "run"):

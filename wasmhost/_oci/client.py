@@ -279,10 +279,7 @@ class RegistryClient:
             target.upload_blob(sha256_digest(config), len(config), config)
             target.upload_blob(artifact.blob_digest, artifact.blob_size, opener, progress)
             target.put_manifest(tag or digest, artifact.manifest, OCI_MANIFEST, artifact.platform)
-            if ref is None:
-                pinned = f"{folder}@{digest}"
-            else:
-                pinned = str(ref.with_digest(digest))
+            pinned = f"{folder}@{digest}" if ref is None else str(ref.with_digest(digest))
         return PushResult(pinned, digest, format, module_digest, size)
 
     # -- pull ----------------------------------------------------------------
