@@ -25,6 +25,7 @@ from conftest import (
 )
 from hostile import Hostile
 from registry import Registry, self_signed, waits_counted
+from terminal import on_terminal
 from token_proxy import TokenProxy
 
 from wasmhost import (
@@ -452,6 +453,39 @@ def test_login_and_logout_write_the_docker_config(
     bad = login_cli(auth_registry, docker_config, "nope")
     assert bad.returncode == 1
     assert json.loads(config_file.read_text())["auths"] == {}
+
+
+def test_login_on_a_terminal_asks_and_never_shows_the_password(
+    auth_registry: Registry, docker_config: Path
+) -> None:
+    user, password = REGISTRY_USER.encode(), REGISTRY_PASSWORD.encode()
+    status, shown = on_terminal(
+        ["login", "--plain-http", auth_registry.host],
+        [(b"Username:", user + b"\n"), (b"Password:", password + b"\n")],
+    )
+    assert status == 0, shown
+    assert b"Username: " + user in shown  # what is typed is echoed ...
+    assert password not in shown  # ... but the password
+    assert b"Login Succeeded" in shown
+    auths = json.loads((docker_config / "config.json").read_text())["auths"]
+    assert list(auths) == [auth_registry.host]
+    # --username given: only the password is asked for; a wrong one is refused.
+    status, shown = on_terminal(
+        ["login", "--plain-http", "-u", REGISTRY_USER, auth_registry.host],
+        [(b"Password:", b"not-the-password\n")],
+    )
+    assert status == 1, shown
+    assert b"Username" not in shown
+    assert b"not-the-password" not in shown
+    assert b"check the username and password" in shown
+
+
+def test_login_without_a_terminal_says_to_use_password_stdin() -> None:
+    done = wasmhost_cli("login", "127.0.0.1:9", stdin=subprocess.DEVNULL)
+    err = done.stderr.decode()
+    assert done.returncode == 2, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "stdin is not one; pass --username with --password-stdin" in err, err
 
 
 def credential_helper(bin_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

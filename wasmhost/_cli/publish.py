@@ -256,7 +256,12 @@ def login(
     connect: Callable[..., Any],
     registry: str,
 ) -> None:
-    """Check credentials against REGISTRY and store them in the Docker config."""
+    """Check credentials against REGISTRY and store them in the Docker config.
+
+    On a terminal, login asks for the username (unless --username gives it) and
+    the password, which is not shown as it is typed. In scripts, pass --username
+    with --password-stdin and the password on stdin.
+    """
     with reported(), connect(registry=registry) as registry_client:
         path = registry_client.login(registry)
     click.echo(f"Login Succeeded (stored in {path})")
