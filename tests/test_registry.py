@@ -773,6 +773,51 @@ def test_push_returns_and_prints_the_reference_with_its_tag_and_digest(
     assert client.pull(pushed.reference, tmp_path / "back.wasm").reference == pushed.reference
 
 
+def padded(module: Path, size: int, folder: Path) -> Path:
+    """``module`` with a custom section that makes it ``size`` bytes bigger (it still runs)."""
+    payload = b"\x03pad" + bytes(size)
+    length, leb = len(payload), bytearray()
+    while length > 0x7F:
+        leb.append(length & 0x7F | 0x80)
+        length >>= 7
+    leb.append(length)
+    path = folder / module.name
+    path.write_bytes(module.read_bytes() + b"\x00" + bytes(leb) + payload)
+    return path
+
+
+def test_run_and_serve_show_pulls_progress_bar_on_a_terminal_only(
+    registry: Registry, tmp_path: Path
+) -> None:
+    ref = repo(registry, "big") + ":v1"
+    RegistryClient(plain_http=True, cache_dir=tmp_path / "push").push(
+        padded(HELLO, 2 << 20, tmp_path), ref
+    )
+
+    def env(name: str) -> dict[str, str]:  # an empty store each time: the module is fetched
+        return dict(os.environ, WASMHOST_CACHE_DIR=str(tmp_path / name))
+
+    full = b"Pulling  [" + b"#" * 36 + b"]  100%"  # the bar, as pull draws it, at its end
+    status, shown = on_terminal(
+        ["pull", "--plain-http", ref, "-o", tmp_path / "p.wasm"], env=env("pull")
+    )
+    assert status == 0, shown
+    assert full in shown.split(b"\r\n")[0], shown
+    status, shown = on_terminal(["run", "--plain-http", ref], env=env("run"))
+    assert status == 0, shown
+    assert full in shown.split(b"\r\n")[0], shown
+    assert shown.endswith(b"\r\nHello, World!\r\n"), shown  # the bar's line was ended
+    status, shown = on_terminal(
+        ["serve", "--plain-http", "--listen", "127.0.0.1:0", ref],
+        [(b"http://127.0.0.1:", b"\x03")],  # Ctrl-C once it listens
+        env=env("serve"),
+    )
+    assert status in (0, 130), shown  # stopped by the Ctrl-C
+    assert full in shown.split(b"\r\n")[0], shown
+    piped = wasmhost_cli("run", "--plain-http", ref, env=env("piped"))
+    assert (piped.returncode, piped.stdout, piped.stderr) == (0, b"Hello, World!\n", b"")
+
+
 def test_run_by_digest_names_the_module_after_its_repository(
     registry: Registry, tmp_path: Path
 ) -> None:

@@ -95,22 +95,22 @@ def push(
             raise click.UsageError(f"{flag} is for --format image; {format_} has none.")
     if oci_layout:
         _check_layout_target(ctx, reference)
-    bar = ProgressBar("Pushing", quiet)
-    with reported(), connect(reference=None if oci_layout else reference) as registry:
-        try:
-            result = registry.push(
-                module,
-                reference,
-                format=format_,
-                annotations=annotations,
-                reproducible=reproducible,
-                variant=variant,
-                image_os=image_os,
-                oci_layout=oci_layout,
-                progress=bar,
-            )
-        finally:
-            bar.close()
+    with (
+        reported(),
+        connect(reference=None if oci_layout else reference) as registry,
+        ProgressBar("Pushing", quiet) as bar,
+    ):
+        result = registry.push(
+            module,
+            reference,
+            format=format_,
+            annotations=annotations,
+            reproducible=reproducible,
+            variant=variant,
+            image_os=image_os,
+            oci_layout=oci_layout,
+            progress=bar,
+        )
     if quiet:
         click.echo(result.digest)
     else:
@@ -161,14 +161,14 @@ def pull(
     reference: str,
 ) -> None:
     """Pull the module of REFERENCE; its size and sha256 are verified before it is written."""
-    bar = ProgressBar("Pulling", quiet)
-    with reported(), connect(reference=None if oci_layout else reference) as registry:
-        try:
-            result = registry.pull(
-                reference, output, offline=offline, progress=bar, oci_layout=oci_layout
-            )
-        finally:
-            bar.close()
+    with (
+        reported(),
+        connect(reference=None if oci_layout else reference) as registry,
+        ProgressBar("Pulling", quiet) as bar,
+    ):
+        result = registry.pull(
+            reference, output, offline=offline, progress=bar, oci_layout=oci_layout
+        )
     if quiet:
         click.echo(str(result.path))
     else:

@@ -149,7 +149,13 @@ def read_password(username: str | None, password_stdin: bool) -> str | None:
 
 
 class ProgressBar:
-    """A progress callback that draws a bar on a terminal and nothing elsewhere."""
+    """A progress callback that draws a bar on a terminal and nothing elsewhere.
+
+    Used as a context manager, the bar is closed (its line ended) on leaving::
+
+        with ProgressBar("Pulling", quiet) as bar:
+            registry.fetch(reference, progress=bar)
+    """
 
     def __init__(self, label: str, quiet: bool = False) -> None:
         self._label = label
@@ -170,3 +176,9 @@ class ProgressBar:
         if self._bar is not None:
             self._bar.__exit__(None, None, None)
             self._bar = None
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
