@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import pty
 import select
 import subprocess
 import sys
-import termios
 import time
 from collections.abc import Mapping, Sequence
 
@@ -28,19 +26,20 @@ def on_terminal(
     echoes what is typed unless the program turned echo off, as a real one does.
     """
     leader, follower = pty.openpty()
-
-    def controlling_terminal() -> None:  # in the child, after setsid()
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
+    # In a session of its own, the terminal made its controlling one (so that Ctrl-C is
+    # SIGINT and /dev/tty is this terminal) by a first step, not a preexec_fn.
+    become = (
+        "import fcntl, runpy, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+        "sys.argv[0] = 'wasmhost'; runpy.run_module('wasmhost', run_name='__main__')"
+    )
     try:
         process = subprocess.Popen(
-            [sys.executable, "-m", "wasmhost", *map(os.fspath, argv)],
+            [sys.executable, "-c", become, *map(os.fspath, argv)],
             stdin=follower,
             stdout=follower,
             stderr=follower,
             env=dict(env) if env is not None else None,
             start_new_session=True,
-            preexec_fn=controlling_terminal,
         )
     finally:
         os.close(follower)
