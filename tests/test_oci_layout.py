@@ -293,3 +293,33 @@ def test_a_damaged_store_index_is_started_again(tmp_path: Path) -> None:
         assert [
             e["annotations"]["org.opencontainers.image.ref.name"] for e in index["manifests"]
         ] == ["localhost:5000/b:v1"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["localhost:5000/x:v1"], "localhost:5000/x:v1 names a registry, not a folder"),
+        (["example.com/x:v1"], "example.com/x:v1 names a registry, not a folder"),
+        (["registry:5000/x"], "registry:5000/x names a registry, not a folder"),
+        (["--plain-http", "out:v1"], "--plain-http is for a registry; --oci-layout writes"),
+        (["--insecure", "out:v1"], "--insecure is for a registry; --oci-layout writes"),
+    ],
+    ids=["localhost", "dotted", "port", "plain-http", "insecure"],
+)
+def test_a_layout_push_meant_for_a_registry_is_refused(
+    tmp_path: Path, argv: list[str], message: str
+) -> None:
+    done = wasmhost_cli("push", "--oci-layout", HELLO, *argv, cwd=tmp_path)
+    err = done.stderr.decode()
+    assert done.returncode == 2, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"Error: {message}"), err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_layout_folder_named_like_a_registry_is_written_when_spelled_as_a_path(
+    tmp_path: Path,
+) -> None:
+    done = wasmhost_cli("push", "--oci-layout", HELLO, "./localhost:5000/x:v1", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "localhost:5000" / "x" / "oci-layout").is_file()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
+from conftest import wasmhost_cli
 
 from wasmhost import InvalidReference
 from wasmhost._oci.reference import Reference, looks_like_reference, parse_reference, parse_registry
@@ -50,6 +54,11 @@ def test_str_round_trips() -> None:
         ("r.io/a:-bad", "not a valid tag"),
         ("r.io/UPPER", "lower-case"),
         ("r.io//a", "not a reference"),
+        ("repo:", "the tag after ':' is empty"),
+        ("localhost:5000/x:", "the tag after ':' is empty"),
+        ("r.io/x:@" + DIGEST, "the tag after ':' is empty"),
+        ("repo@", "the digest after '@' is empty"),
+        ("localhost:5000/x:v1@", "the digest after '@' is empty"),
     ],
 )
 def test_bad_references(text: str, message: str) -> None:
@@ -76,6 +85,17 @@ def test_bad_references(text: str, message: str) -> None:
 )
 def test_what_run_takes_for_a_reference(text: str, meant: bool) -> None:
     assert looks_like_reference(text) is meant
+
+
+def test_an_empty_tag_is_one_line_at_the_cli(tmp_path: Path) -> None:
+    for command in ("pull", "inspect", "run"):
+        done = wasmhost_cli(command, "r.example/app:", env=dict(os.environ, HOME=str(tmp_path)))
+        err = done.stderr.decode()
+        assert done.returncode == 1, err
+        assert err.splitlines() == [
+            "Error: 'r.example/app:': the tag after ':' is empty; "
+            "give one, or leave out the ':' for latest."
+        ], err
 
 
 @pytest.mark.parametrize(

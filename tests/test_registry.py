@@ -25,6 +25,7 @@ from conftest import (
 )
 from hostile import Hostile
 from registry import Registry, self_signed, waits_counted
+from terminal import on_terminal
 from token_proxy import TokenProxy
 
 from wasmhost import (
@@ -177,10 +178,10 @@ def test_annotations_created_and_reproducible(
     assert first.digest == second.digest
     notes = skopeo_raw(ref + ":a")["annotations"]
     assert notes == {"org.example.team": "wasm"}
-    stamped = skopeo_raw(client.push(HELLO, ref + ":c").reference)
+    stamped = skopeo_raw(f"{ref}@{client.push(HELLO, ref + ':c').digest}")
     assert "org.opencontainers.image.created" in stamped["annotations"]  # type: ignore[operator]
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "86400")
-    epoch = skopeo_raw(client.push(HELLO, ref + ":d").reference)
+    epoch = skopeo_raw(f"{ref}@{client.push(HELLO, ref + ':d').digest}")
     assert epoch["annotations"] == {"org.opencontainers.image.created": "1970-01-02T00:00:00Z"}
 
 
@@ -454,6 +455,39 @@ def test_login_and_logout_write_the_docker_config(
     assert json.loads(config_file.read_text())["auths"] == {}
 
 
+def test_login_on_a_terminal_asks_and_never_shows_the_password(
+    auth_registry: Registry, docker_config: Path
+) -> None:
+    user, password = REGISTRY_USER.encode(), REGISTRY_PASSWORD.encode()
+    status, shown = on_terminal(
+        ["login", "--plain-http", auth_registry.host],
+        [(b"Username:", user + b"\n"), (b"Password:", password + b"\n")],
+    )
+    assert status == 0, shown
+    assert b"Username: " + user in shown  # what is typed is echoed ...
+    assert password not in shown  # ... but the password
+    assert b"Login Succeeded" in shown
+    auths = json.loads((docker_config / "config.json").read_text())["auths"]
+    assert list(auths) == [auth_registry.host]
+    # --username given: only the password is asked for; a wrong one is refused.
+    status, shown = on_terminal(
+        ["login", "--plain-http", "-u", REGISTRY_USER, auth_registry.host],
+        [(b"Password:", b"not-the-password\n")],
+    )
+    assert status == 1, shown
+    assert b"Username" not in shown
+    assert b"not-the-password" not in shown
+    assert b"check the username and password" in shown
+
+
+def test_login_without_a_terminal_says_to_use_password_stdin() -> None:
+    done = wasmhost_cli("login", "127.0.0.1:9", stdin=subprocess.DEVNULL)
+    err = done.stderr.decode()
+    assert done.returncode == 2, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "stdin is not one; pass --username with --password-stdin" in err, err
+
+
 def credential_helper(bin_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A real docker-credential-* program on PATH (a tiny one of the test's own) that keeps
     what it is given in a file, as the real helpers keep it in a keychain."""
@@ -721,6 +755,67 @@ def test_http_failures_say_what_to_do_and_retry_only_transient_ones(
         server.stop()
     assert len(server.seen) == requests
     assert len([r for r in caplog.records if "retrying" in r.getMessage()]) == requests - 1
+
+
+def test_push_returns_and_prints_the_reference_with_its_tag_and_digest(
+    registry: Registry, tmp_path: Path
+) -> None:
+    ref = repo(registry) + ":v1"
+    client = RegistryClient(plain_http=True, cache_dir=tmp_path)
+    pushed = client.push(HELLO, ref, reproducible=True)
+    assert pushed.reference == f"{ref}@{pushed.digest}"
+    done = wasmhost_cli("push", "--plain-http", "--reproducible", HELLO, ref)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode().splitlines() == [
+        f"Pushed {pushed.reference} (wasm-to-oci)",
+        f"Digest: {pushed.digest}",
+    ]
+    assert client.pull(pushed.reference, tmp_path / "back.wasm").reference == pushed.reference
+
+
+def padded(module: Path, size: int, folder: Path) -> Path:
+    """``module`` with a custom section that makes it ``size`` bytes bigger (it still runs)."""
+    payload = b"\x03pad" + bytes(size)
+    length, leb = len(payload), bytearray()
+    while length > 0x7F:
+        leb.append(length & 0x7F | 0x80)
+        length >>= 7
+    leb.append(length)
+    path = folder / module.name
+    path.write_bytes(module.read_bytes() + b"\x00" + bytes(leb) + payload)
+    return path
+
+
+def test_run_and_serve_show_pulls_progress_bar_on_a_terminal_only(
+    registry: Registry, tmp_path: Path
+) -> None:
+    ref = repo(registry, "big") + ":v1"
+    RegistryClient(plain_http=True, cache_dir=tmp_path / "push").push(
+        padded(HELLO, 2 << 20, tmp_path), ref
+    )
+
+    def env(name: str) -> dict[str, str]:  # an empty store each time: the module is fetched
+        return dict(os.environ, WASMHOST_CACHE_DIR=str(tmp_path / name))
+
+    full = b"Pulling  [" + b"#" * 36 + b"]  100%"  # the bar, as pull draws it, at its end
+    status, shown = on_terminal(
+        ["pull", "--plain-http", ref, "-o", tmp_path / "p.wasm"], env=env("pull")
+    )
+    assert status == 0, shown
+    assert full in shown.split(b"\r\n")[0], shown
+    status, shown = on_terminal(["run", "--plain-http", ref], env=env("run"))
+    assert status == 0, shown
+    assert full in shown.split(b"\r\n")[0], shown
+    assert shown.endswith(b"\r\nHello, World!\r\n"), shown  # the bar's line was ended
+    status, shown = on_terminal(
+        ["serve", "--plain-http", "--listen", "127.0.0.1:0", ref],
+        [(b"http://127.0.0.1:", b"\x03")],  # Ctrl-C once it listens
+        env=env("serve"),
+    )
+    assert status in (0, 130), shown  # stopped by the Ctrl-C
+    assert full in shown.split(b"\r\n")[0], shown
+    piped = wasmhost_cli("run", "--plain-http", ref, env=env("piped"))
+    assert (piped.returncode, piped.stdout, piped.stderr) == (0, b"Hello, World!\n", b"")
 
 
 def test_run_by_digest_names_the_module_after_its_repository(

@@ -617,6 +617,27 @@ def test_offline_hints_name_options_the_command_has(serve: Any, tmp_path: Path) 
         assert "run once without --offline" in one_line(never)
 
 
+def test_tls_to_a_plain_http_registry_says_plain_http_with_a_stored_copy_too(
+    registry: Registry, tmp_path: Path
+) -> None:
+    ref = f"{registry.host}/speaks-http:v1"
+    env = cli_env(tmp_path)
+    RegistryClient(plain_http=True, cache_dir=tmp_path / "push").push(HELLO, ref)
+    hint = "failed: it answers in plain HTTP; "
+    never = one_line(wasmhost_cli("pull", ref, "-o", tmp_path / "a.wasm", env=env))
+    assert f"{hint}pass --plain-http to talk to it without TLS." in never, never
+    pulled = wasmhost_cli("pull", "--plain-http", ref, "-o", tmp_path / "a.wasm", env=env)
+    assert pulled.returncode == 0, pulled.stderr
+    client = RegistryClient(cache_dir=tmp_path / "cache")
+    with pytest.raises(RegistryUnreachable, match=r"use plain_http.*offline=True") as info:
+        client.pull(ref, tmp_path / "b.wasm")
+    assert info.value.fix == "http offline"
+    for command in ("pull", "inspect", "run"):
+        err = one_line(wasmhost_cli(command, ref, env=env))
+        assert f"{hint}a copy pulled earlier is stored; pass --plain-http" in err, err
+        assert "; or pass --offline to use it." in err, err
+
+
 @pytest.mark.parametrize(
     ("flag", "hint"),
     [("-u", "registry credentials from `wasmhost login`"), ("--bogus", "No such option: --bogus")],

@@ -67,7 +67,8 @@ class WasmhostError(Exception):
     ``problem`` says what went wrong and ``advice`` what would help, in terms
     of the Python API; the message is both. ``fix`` names that help as a
     keyword, which the CLI words in its own flags (``"max-size"``,
-    ``"credentials"``, ...; empty when there is none).
+    ``"credentials"``, ...; several separated by spaces when each would help,
+    such as ``"tls offline"``; empty when there is none).
     """
 
     def __init__(self, message: str, *, advice: str = "", fix: str = "") -> None:
@@ -131,7 +132,8 @@ class RegistryError(WasmhostError):
     asked for, ``registry`` the registry host, ``status`` the HTTP status
     when one came. ``fix`` is one of ``"credentials"`` (none were given),
     ``"login"`` (these were refused), ``"tls"`` (TLS failed: a CA file, no
-    verification, or plain HTTP would help), ``"plain-http"`` (the registry
+    verification, or plain HTTP would help), ``"http"`` (the registry answered
+    in plain HTTP where TLS was expected), ``"plain-http"`` (the registry
     may not speak TLS), ``"offline"`` (a copy pulled before is stored), or
     ``""``.
     """

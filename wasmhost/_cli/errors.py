@@ -39,14 +39,16 @@ def _worded(exc: WasmhostError) -> str:
         return str(exc)
     ctx = click.get_current_context(silent=True)
     options = {p.name for p in ctx.command.params if p.name} if ctx else set()
-    advice = _advice(exc, options, ctx.info_name if ctx else None)
+    command = ctx.info_name if ctx else None
+    advice = "; or ".join(
+        filter(None, (_advice(exc, fix, options, command) for fix in exc.fix.split()))
+    )
     return f"{exc.problem}; {advice}." if advice else f"{exc.problem}."
 
 
-def _advice(exc: WasmhostError, options: set[str], command: str | None) -> str | None:
-    """What to do about ``exc``, naming only options that ``command`` has."""
+def _advice(exc: WasmhostError, fix: str, options: set[str], command: str | None) -> str | None:
+    """What ``fix`` (one of ``exc``'s) says to do, naming only options that ``command`` has."""
     registry = getattr(exc, "registry", "") or "REGISTRY"
-    fix = exc.fix
     if fix == "credentials":
         if "username" in options:
             return f"run `wasmhost login {registry}`, or pass --username with --password-stdin"
@@ -63,6 +65,8 @@ def _advice(exc: WasmhostError, options: set[str], command: str | None) -> str |
             "pass --ca-file with its CA, --insecure to skip verification, or --plain-http "
             "for a registry without TLS"
         )
+    if fix == "http" and "plain_http" in options:
+        return "pass --plain-http to talk to it without TLS"
     if fix == "plain-http":
         more = (
             ", or pass --plain-http for a registry without TLS" if "plain_http" in options else ""

@@ -93,27 +93,51 @@ def push(
         given = ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
         if given and format_ != "image":
             raise click.UsageError(f"{flag} is for --format image; {format_} has none.")
-    bar = ProgressBar("Pushing", quiet)
-    with reported(), connect(reference=None if oci_layout else reference) as registry:
-        try:
-            result = registry.push(
-                module,
-                reference,
-                format=format_,
-                annotations=annotations,
-                reproducible=reproducible,
-                variant=variant,
-                image_os=image_os,
-                oci_layout=oci_layout,
-                progress=bar,
-            )
-        finally:
-            bar.close()
+    if oci_layout:
+        _check_layout_target(ctx, reference)
+    with (
+        reported(),
+        connect(reference=None if oci_layout else reference) as registry,
+        ProgressBar("Pushing", quiet) as bar,
+    ):
+        result = registry.push(
+            module,
+            reference,
+            format=format_,
+            annotations=annotations,
+            reproducible=reproducible,
+            variant=variant,
+            image_os=image_os,
+            oci_layout=oci_layout,
+            progress=bar,
+        )
     if quiet:
         click.echo(result.digest)
     else:
-        click.echo(f"Pushed {reference} ({result.format})")
+        click.echo(f"Pushed {result.reference} ({result.format})")
         click.echo(f"Digest: {result.digest}")
+
+
+def _check_layout_target(ctx: click.Context, reference: str) -> None:
+    """Refuse ``push --oci-layout`` of what is meant for a registry, before a folder
+    named like it (``./localhost:5000/x``) is made."""
+    from .._oci.reference import names_a_registry
+
+    registry_flags = (
+        ("plain_http", "--plain-http"),
+        ("insecure", "--insecure"),
+        ("ca_file", "--ca-file"),
+    )
+    for name, flag in registry_flags:
+        if ctx.params.get(name):
+            raise click.UsageError(
+                f"{flag} is for a registry; --oci-layout writes a folder. Leave out one of them."
+            )
+    if names_a_registry(reference):
+        raise click.UsageError(
+            f"{reference} names a registry, not a folder; push without --oci-layout to send it "
+            f"there, or write ./{reference} for a folder of that name."
+        )
 
 
 @click.command(short_help="Pull a module from a registry, verified.")
@@ -137,14 +161,14 @@ def pull(
     reference: str,
 ) -> None:
     """Pull the module of REFERENCE; its size and sha256 are verified before it is written."""
-    bar = ProgressBar("Pulling", quiet)
-    with reported(), connect(reference=None if oci_layout else reference) as registry:
-        try:
-            result = registry.pull(
-                reference, output, offline=offline, progress=bar, oci_layout=oci_layout
-            )
-        finally:
-            bar.close()
+    with (
+        reported(),
+        connect(reference=None if oci_layout else reference) as registry,
+        ProgressBar("Pulling", quiet) as bar,
+    ):
+        result = registry.pull(
+            reference, output, offline=offline, progress=bar, oci_layout=oci_layout
+        )
     if quiet:
         click.echo(str(result.path))
     else:
@@ -232,7 +256,12 @@ def login(
     connect: Callable[..., Any],
     registry: str,
 ) -> None:
-    """Check credentials against REGISTRY and store them in the Docker config."""
+    """Check credentials against REGISTRY and store them in the Docker config.
+
+    On a terminal, login asks for the username (unless --username gives it) and
+    the password, which is not shown as it is typed. In scripts, pass --username
+    with --password-stdin and the password on stdin.
+    """
     with reported(), connect(registry=registry) as registry_client:
         path = registry_client.login(registry)
     click.echo(f"Login Succeeded (stored in {path})")

@@ -24,11 +24,13 @@ def registry_options(
     The flags: ``--plain-http``, ``--insecure``, ``--ca-file`` as the oras CLI
     spells them; with ``credentials``, ``--username`` with
     ``--password-stdin`` as ``docker login`` takes them (``required`` makes
-    them mandatory); with ``downloads``, ``--max-size``. The command
-    receives ``connect(reference=None, registry=None, **options)``, which
-    opens a :class:`~wasmhost.RegistryClient` with them; the credentials
-    given are for the registry of ``reference`` (or ``registry``, a server
-    address) only. The password is read from stdin before the command runs.
+    them mandatory: on a terminal they are asked for, the password without
+    echo, as ``docker login`` asks); with ``downloads``, ``--max-size``. The
+    command receives ``connect(reference=None, registry=None, **options)``,
+    which opens a :class:`~wasmhost.RegistryClient` with them; the
+    credentials given are for the registry of ``reference`` (or
+    ``registry``, a server address) only. The password is read from stdin
+    (or asked for) before the command runs.
     """
 
     def decorate(func: F) -> F:
@@ -43,10 +45,17 @@ def registry_options(
             max_size: int | None = None,
             **kwargs: Any,
         ) -> Any:
-            if required and not username:
+            password: str | None
+            if required and not password_stdin and sys.stdin.isatty():
+                username, password = ask_credentials(username)
+            elif required and not username:
                 name = click.get_current_context().info_name
-                raise click.UsageError(f"{name} needs --username and --password-stdin.")
-            password = read_password(username, password_stdin)
+                raise click.UsageError(
+                    f"{name} asks for the username and password on a terminal, and stdin is "
+                    "not one; pass --username with --password-stdin (the password on stdin)."
+                )
+            else:
+                password = read_password(username, password_stdin)
 
             def connect(
                 reference: str | None = None, registry: str | None = None, **options: Any
@@ -110,6 +119,15 @@ def registry_options(
     return decorate
 
 
+def ask_credentials(username: str | None) -> tuple[str, str]:
+    """The username (unless given) and the password, asked for on the terminal (on
+    stderr, so that stdout keeps only the result); the password is not echoed."""
+    if not username:
+        username = click.prompt("Username", type=TEXT, err=True)
+    password = click.prompt("Password", hide_input=True, err=True)
+    return str(username), str(password)
+
+
 def read_password(username: str | None, password_stdin: bool) -> str | None:
     if password_stdin and not username:
         raise click.UsageError("--password-stdin goes with --username.")
@@ -131,7 +149,13 @@ def read_password(username: str | None, password_stdin: bool) -> str | None:
 
 
 class ProgressBar:
-    """A progress callback that draws a bar on a terminal and nothing elsewhere."""
+    """A progress callback that draws a bar on a terminal and nothing elsewhere.
+
+    Used as a context manager, the bar is closed (its line ended) on leaving::
+
+        with ProgressBar("Pulling", quiet) as bar:
+            registry.fetch(reference, progress=bar)
+    """
 
     def __init__(self, label: str, quiet: bool = False) -> None:
         self._label = label
@@ -152,3 +176,9 @@ class ProgressBar:
         if self._bar is not None:
             self._bar.__exit__(None, None, None)
             self._bar = None
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

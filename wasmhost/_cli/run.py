@@ -14,7 +14,7 @@ import click
 
 from .errors import reported
 from .params import DIR, DURATION, ENV, SIZE, WASM_OPTION, WHOLE_NUMBER, WholeNumberType
-from .registry import registry_options
+from .registry import ProgressBar, registry_options
 
 
 @click.command(
@@ -134,16 +134,16 @@ def run(
         if oci_layout:
             from .._oci.layout import parse_layout_reference
 
-            with connect(cache_dir=cache_dir) as registry:
-                fetched = registry.fetch(module, oci_layout=True)
+            with connect(cache_dir=cache_dir) as registry, ProgressBar("Pulling") as bar:
+                fetched = registry.fetch(module, oci_layout=True, progress=bar)
             source, name = str(fetched.path), module
             argv0 = parse_layout_reference(module)[0].resolve().name + ".wasm"
         elif not os.path.exists(module) and _is_reference(module):
             from .._oci.client import module_file_name
             from .._oci.reference import parse_reference
 
-            with connect(cache_dir=cache_dir) as registry:
-                fetched = registry.fetch(module, offline=offline)
+            with connect(cache_dir=cache_dir) as registry, ProgressBar("Pulling") as bar:
+                fetched = registry.fetch(module, offline=offline, progress=bar)
             source, name = str(fetched.path), module
             argv0 = module_file_name(parse_reference(fetched.reference))
     backstop = None

@@ -16,7 +16,7 @@ import click
 from .._numbers import check_seconds
 from .errors import reported, require
 from .params import COUNT, DIR, DURATION, ENV, SIZE
-from .registry import registry_options
+from .registry import ProgressBar, registry_options
 
 
 def _listen(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, int]:
@@ -167,8 +167,8 @@ def serve(
         resolved = []
         for route in routes:
             if not os.path.exists(route.module) and looks_like_reference(route.module):
-                with connect() as registry:
-                    fetched = registry.fetch(route.module, offline=offline)
+                with connect() as registry, ProgressBar("Pulling", quiet) as bar:
+                    fetched = registry.fetch(route.module, offline=offline, progress=bar)
                     route = route._replace(module=str(fetched.path), name=route.module)
             resolved.append(route)
         # Built here once, in this process, so that a bad module fails before listening.

@@ -55,7 +55,14 @@ class _Resolved(NamedTuple):
 
 
 class PushResult(NamedTuple):
-    """A pushed artifact: ``reference`` pinned by ``digest`` (the manifest's)."""
+    """A pushed artifact: ``reference`` pinned by ``digest`` (the manifest's).
+
+    ``reference`` is the registry reference as pushed, normalised, with its tag
+    and the digest: ``localhost:5000/app:v1@sha256:...`` (``hello:1`` becomes
+    ``docker.io/library/hello:1@sha256:...``), as ``wasmhost push`` prints it
+    and ``pull`` reads it. Into an OCI layout it is ``DIR@sha256:...``, as
+    ``pull --oci-layout`` reads it.
+    """
 
     reference: str
     digest: str
@@ -272,10 +279,7 @@ class RegistryClient:
             target.upload_blob(sha256_digest(config), len(config), config)
             target.upload_blob(artifact.blob_digest, artifact.blob_size, opener, progress)
             target.put_manifest(tag or digest, artifact.manifest, OCI_MANIFEST, artifact.platform)
-            if ref is None:
-                pinned = f"{folder}@{digest}"
-            else:
-                pinned = str(ref._replace(tag=None, digest=digest))
+            pinned = f"{folder}@{digest}" if ref is None else str(ref.with_digest(digest))
         return PushResult(pinned, digest, format, module_digest, size)
 
     # -- pull ----------------------------------------------------------------
@@ -582,10 +586,13 @@ class _ThroughStore:
             data, media_type, digest = self.client._session(ref).get_manifest(target)
         except RegistryUnreachable as exc:
             if store.recall_tag(ref):
+                # What would reach the registry still helps: both are said.
                 raise RegistryUnreachable(
                     f"{exc.problem}; a copy pulled earlier is stored",
-                    advice="call again with offline=True to use it",
-                    fix="offline",
+                    advice=f"{exc.advice}, or call again with offline=True to use it"
+                    if exc.advice
+                    else "call again with offline=True to use it",
+                    fix=f"{exc.fix} offline".lstrip(),
                     reference=exc.reference,
                     registry=exc.registry,
                 ) from None

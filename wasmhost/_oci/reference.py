@@ -71,7 +71,11 @@ def parse_reference(text: str) -> Reference:
             advice="give one like registry.example.com/repo:tag, after pushing the file there",
             fix="file",
         )
-    rest, _, digest = text.partition("@")
+    rest, at, digest = text.partition("@")
+    if at and not digest:
+        raise InvalidReference(
+            f"{text!r}: the digest after '@' is empty; give sha256: and 64 hex digits."
+        )
     if digest and not is_digest(digest):
         raise InvalidReference(f"{text!r}: the digest must be sha256: and 64 hex digits.")
     first, slash, remainder = rest.partition("/")
@@ -83,6 +87,10 @@ def parse_reference(text: str) -> Reference:
     name, colon, tag = path.rpartition(":") if ":" in path else (path, "", "")
     if not colon:
         name, tag = path, ""
+    elif not tag:
+        raise InvalidReference(
+            f"{text!r}: the tag after ':' is empty; give one, or leave out the ':' for latest."
+        )
     if tag and not _TAG.match(tag):
         raise InvalidReference(f"{text!r}: {tag!r} is not a valid tag.")
     if registry == DOCKER_HUB and "/" not in name:
@@ -141,6 +149,14 @@ def _is_host(first: str) -> bool:
     """Whether a reference's first component names a registry (as Docker decides)."""
     marked = "." in first or ":" in first or first == "localhost" or first.startswith("[")
     return marked and bool(_HOST.match(first))
+
+
+def names_a_registry(text: str) -> bool:
+    """Whether ``text`` starts with a registry host (``localhost:5000/x:v1``, ``example.com/x``):
+    a first component, before a ``/``, with a dot or a colon, or ``localhost``, as Docker reads it.
+    """
+    first, slash, _ = text.partition("/")
+    return bool(slash) and _is_host(first)
 
 
 def looks_like_reference(text: str) -> bool:

@@ -424,10 +424,19 @@ class Session:
                 )
         except requests.exceptions.SSLError as exc:
             log.debug("%s %s: TLS failed", method, _without_query(target))
-            untrusted = "CERTIFICATE_VERIFY_FAILED" in str(exc)
+            reason = str(exc)
+            where = urlsplit(target).netloc
+            if "WRONG_VERSION_NUMBER" in reason or "record layer failure" in reason:
+                # OpenSSL's words for an answer in plain HTTP where TLS was expected.
+                raise RegistryUnreachable(
+                    f"TLS with {where} failed: it answers in plain HTTP",
+                    advice="use plain_http to talk to it without TLS",
+                    fix="http",
+                    **self._facts(),
+                ) from None
+            untrusted = "CERTIFICATE_VERIFY_FAILED" in reason
             raise RegistryUnreachable(
-                f"TLS with {urlsplit(target).netloc} failed"
-                f"{' (certificate not trusted)' if untrusted else ''}",
+                f"TLS with {where} failed{' (certificate not trusted)' if untrusted else ''}",
                 advice="give ca_file with its CA, set insecure to skip verification, or "
                 "plain_http for a registry without TLS",
                 fix="tls",
