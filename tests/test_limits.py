@@ -398,3 +398,28 @@ def test_closed_hosts_that_slept_guests_leave_no_descriptors(
     for _ in range(50):
         cycle()
     assert descriptors() - before < 10
+
+
+def test_run_async_runs_in_the_executor_given(host: Host, wat: Callable[[str], Path]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    spin = wat(SPIN)
+    cancel = threading.Event()
+
+    async def main(guests: ThreadPoolExecutor) -> None:
+        result = await host.run_async(FSPROBE, ["args", "x"], executor=guests)
+        assert result.stdout == b"fsprobe.wasm\nargs\nx\n"
+        # The one worker is busy with the spinning guest: a run on the loop's
+        # default executor is not held up by it, and cancelling stops it.
+        task = asyncio.create_task(host.run_async(spin, cancel=cancel, executor=guests))
+        await asyncio.sleep(0.2)
+        assert [t.name for t in threading.enumerate()].count("guest_0") == 1
+        assert (await host.run_async(FSPROBE, ["args", "y"])).stdout.endswith(b"y\n")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 60)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="guest") as guests:
+        asyncio.run(main(guests))
+        assert guests.submit(lambda: 1).result(timeout=60) == 1  # the worker is free again
+    assert cancel.is_set()
