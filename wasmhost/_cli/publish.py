@@ -12,6 +12,7 @@ import click
 
 from .._oci.formats import FORMATS
 from .._oci.image import IMAGE_OSES
+from .._oci.reference import looks_like_reference
 from .errors import reported
 from .params import TEXT, variant_option
 from .registry import ProgressBar, registry_options
@@ -173,8 +174,8 @@ def inspect(
     preview-2 component, and what it imports and exports (a component's
     world: interfaces by name, functions with their WIT types).
     """
-    if not oci_layout and os.path.isfile(reference):
-        _inspect_file(reference, as_json)
+    if not oci_layout and (os.path.exists(reference) or not looks_like_reference(reference)):
+        _inspect_file(reference, as_json)  # a missing file or a folder: the host says which
         return
     with reported(), connect(reference=None if oci_layout else reference) as registry:
         info = registry.inspect(reference, offline=offline, oci_layout=oci_layout)

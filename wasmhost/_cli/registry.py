@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from .params import SIZE, TEXT
+from .params import DOWNLOAD_SIZE, TEXT
 
 F = TypeVar("F", bound=Callable[..., Any])
 _MAX_PASSWORD = 64 << 10  # a token is a few KiB; a stdin without end is not read to its end
@@ -98,7 +98,7 @@ def registry_options(
             options.append(
                 click.option(
                     "--max-size",
-                    type=SIZE,
+                    type=DOWNLOAD_SIZE,
                     help="Refuse a module bigger than this, before downloading it [1GiB].",
                 )
             )

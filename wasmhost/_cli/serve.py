@@ -15,7 +15,7 @@ import click
 
 from .._numbers import check_seconds
 from .errors import reported, require
-from .params import COUNT, DIR, DURATION, ENV, SIZE
+from .params import COUNT, DIR, DURATION, ENV, MEMORY_SIZE, SERVER_DURATION, SIZE
 from .registry import registry_options
 
 
@@ -44,7 +44,7 @@ def _listen(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str
 @click.option("--timeout", type=DURATION, default=30.0, show_default=True, help="Per request.")
 @click.option(
     "--max-memory",
-    type=SIZE,
+    type=MEMORY_SIZE,
     default="256MiB",
     help="Cap each instance's linear memory, and its tables as much again; past it the "
     "client gets 500 [256MiB].",
@@ -58,14 +58,14 @@ def _listen(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str
 )
 @click.option(
     "--body-timeout",
-    type=DURATION,
+    type=SERVER_DURATION,
     default=30.0,
     show_default=True,
     help="How long a request body may take to arrive (408 after).",
 )
 @click.option(
     "--head-timeout",
-    type=DURATION,
+    type=SERVER_DURATION,
     default=10.0,
     show_default=True,
     help="How long a connection may take to send a request's line and headers "
@@ -73,14 +73,14 @@ def _listen(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str
 )
 @click.option(
     "--keep-alive-timeout",
-    type=DURATION,
+    type=SERVER_DURATION,
     default=5.0,
     show_default=True,
     help="How long a connection may stay idle after a response.",
 )
 @click.option(
     "--write-timeout",
-    type=DURATION,
+    type=SERVER_DURATION,
     default=30.0,
     show_default=True,
     help="How long a client may take none of its answer before its connection is dropped.",
