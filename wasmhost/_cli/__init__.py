@@ -23,6 +23,7 @@ from typing import NoReturn
 import click
 
 from .._version import __version__
+from .params import examples
 
 _COMMANDS = {
     "bundle": ("wasmhost._cli.deploy", "bundle"),
@@ -108,7 +109,14 @@ def _debug_option() -> click.Option:
     )
 
 
-@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=_LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=examples(
+        "wasmhost run artifacts/hello-world.wasm",
+        "wasmhost inspect artifacts/hello-world.component.wasm",
+    ),
+)
 @click.option(
     "-V",
     "--version",
@@ -119,7 +127,10 @@ def _debug_option() -> click.Option:
     help="Show the version and exit.",
 )
 def cli() -> None:
-    """Run WebAssembly (WASI preview 1) modules from Python, and ship them."""
+    """Run WebAssembly from Python: WASI preview 1 modules and preview 2
+    components. Push, pull and inspect them as OCI artifacts, serve them over
+    HTTP (WAGI), compare them with other runtimes, and deploy them.
+    """
 
 
 cli.params.append(_debug_option())

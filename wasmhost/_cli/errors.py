@@ -138,7 +138,7 @@ def require(modules: str | tuple[str, ...], extra: str, what: str) -> None:
         # on PyPI is another project's, which that would install.
         package = _PACKAGES.get(module, module)
         click.echo(
-            f"Error: {what} needs {module}, which is not installed; install it "
+            f"Error: {what} needs {package}, which is not installed; install it "
             f"(pip install '{package}'), or this checkout's '{extra}' extra "
             f"(pip install '.[{extra}]' in the wasmhost folder).",
             err=True,

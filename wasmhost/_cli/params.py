@@ -214,6 +214,12 @@ FUEL = WholeNumberType(maximum=(1 << 64) - 1)
 WASM_OPTION = WasmOptionType()
 
 
+# --dir's help in every command that takes it, with what the command adds.
+DIR_HELP = (
+    "Give the guest a host folder: HOST (seen at the same path), HOST::GUEST (seen as GUEST), "
+    "or HOST::GUEST::ro (read-only); repeatable."
+)
+
 FC = TypeVar("FC", bound=Callable[..., Any])
 
 
@@ -224,3 +230,9 @@ def variant_option(help: str) -> Callable[[FC], FC]:
     return click.option(
         "--variant", type=click.Choice(VARIANTS), default="compat", show_default=True, help=help
     )
+
+
+def examples(*commands: str) -> str:
+    """A command's epilog: the examples its help ends with (runnable from the
+    checkout's folder, tests/test_cli.py runs those that need no registry)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {command}" for command in commands)

@@ -99,7 +99,8 @@ def registry_options(
                 click.option(
                     "--max-size",
                     type=DOWNLOAD_SIZE,
-                    help="Refuse a module bigger than this, before downloading it [1GiB].",
+                    show_default="1GiB",
+                    help="Refuse a module bigger than this, before downloading it.",
                 )
             )
         decorated: Any = command

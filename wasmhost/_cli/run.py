@@ -13,20 +13,34 @@ from typing import Any
 import click
 
 from .errors import reported, usable_cache
-from .params import DIR, DURATION, ENV, FUEL, MEMORY_SIZE, WASM_OPTION, WholeNumberType
+from .params import (
+    DIR,
+    DIR_HELP,
+    DURATION,
+    ENV,
+    FUEL,
+    MEMORY_SIZE,
+    WASM_OPTION,
+    WholeNumberType,
+    examples,
+)
 from .registry import registry_options
 
 
 @click.command(
     context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
     short_help="Run a WebAssembly module in-process.",
+    epilog=examples(
+        "wasmhost run --timeout 2 --max-memory 64MiB artifacts/hello-world.wasm",
+        "wasmhost run --invoke 'add(1, 2)' artifacts/calc.component.wasm",
+    ),
 )
 @click.option(
     "--dir",
     "dirs",
     type=DIR,
     multiple=True,
-    help="Preopen a host directory: HOST, HOST::GUEST, or HOST::GUEST::ro for read-only.",
+    help=DIR_HELP,
 )
 @click.option(
     "--env",
@@ -58,7 +72,8 @@ from .registry import registry_options
 @click.option(
     "--max-files",
     type=WholeNumberType(minimum=1, maximum=1 << 20),
-    help="Files the guest may hold open at once; past it, opening fails with EMFILE [256].",
+    show_default="256",
+    help="Files the guest may hold open at once; past it, opening fails with EMFILE.",
 )
 @click.option(
     "--no-symlinks", is_flag=True, help="Creating a symbolic link fails with EPERM in the guest."
