@@ -619,7 +619,7 @@ def test_offline_hints_name_options_the_command_has(serve: Any, tmp_path: Path) 
 
 @pytest.mark.parametrize(
     ("flag", "hint"),
-    [("-u", "registry credentials from `wasmhost login`"), ("--bogus", "No such option: --bogus")],
+    [("-u", "registry credentials from `wasmhost login`"), ("--bogus", "No such option '--bogus'")],
     ids=["username", "unknown"],
 )
 def test_an_option_run_lacks_is_not_taken_for_the_module(
