@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import select
+import shlex
 import signal
 import subprocess
 import sys
@@ -14,12 +15,15 @@ from pathlib import Path
 import pytest
 import wasmtime
 from click.testing import CliRunner
-from conftest import FSPROBE, HELLO, HTTP, NBODY, SPIN, wasmhost_cli
+from conftest import ARTIFACTS, FSPROBE, HELLO, HTTP, NBODY, SPIN, wasmhost_cli
 from hypothesis import given
 from hypothesis import strategies as st
 
 from wasmhost._cli import cli
 from wasmhost._cli.params import parse_duration, parse_size
+
+CALC = ARTIFACTS / "calc.wasm"
+COMPONENT = ARTIFACTS / "calc.component.wasm"
 
 
 def one_error_line(done: subprocess.CompletedProcess[bytes]) -> str:
@@ -157,7 +161,7 @@ def bad_input(t: str) -> dict[str, tuple[list[str], str, int]]:
         "zero-size": (["run", "--max-memory", "0", str(HELLO)], "more than zero", 2),
         "bad-fuel": (["run", "--fuel", "many", str(HELLO)], "not a whole number", 2),
         "negative-fuel": (["run", "--fuel", "-1", str(HELLO)], "cannot be negative", 2),
-        "huge-fuel": (["run", "--fuel", str(1 << 64), str(HELLO)], "fuel must be", 1),
+        "huge-fuel": (["run", "--fuel", str(1 << 64), str(HELLO)], "too large", 2),
         "bad-timeout": (["run", "--timeout", "soon", str(HELLO)], "not a duration", 2),
         "no-module": (["run"], "Missing argument 'MODULE'", 2),
         "unknown-command": (["rnu"], "No such command", 2),
@@ -304,6 +308,8 @@ def test_a_command_whose_extra_is_missing_names_it(
     assert done.returncode == 1
     line = one_error_line(done)
     assert f"pip install '.[{extra}]' in the wasmhost folder" in line, line
+    if missing == "yaml":  # named as the package to install, not as the module
+        assert "needs PyYAML," in line
     assert "pip install 'wasmhost" not in line  # the name on PyPI is another project's
 
 
@@ -381,3 +387,241 @@ def test_compare_with_a_runtime_path_that_does_not_exist(tmp_path: Path) -> None
     out = done.stdout.decode()
     assert f"node: {tmp_path / 'nope'} does not exist; give the path to the node binary" in out
     assert "apt-get" not in out
+
+
+# -- honest limits and I/O (issue 22, item 7) ----------------------------------
+
+
+def with_stdout(fd: int, argv: list[str]) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "wasmhost", *argv], stdout=fd, stderr=subprocess.PIPE, timeout=60
+    )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["inspect", str(HELLO)], ["inspect", "--json", str(HELLO)], ["--help"], ["-V"]],
+    ids=["inspect", "inspect-json", "help", "version"],
+)
+def test_a_full_stdout_is_one_line_and_status_1(argv: list[str]) -> None:
+    with open("/dev/full", "wb") as full:
+        done = with_stdout(full.fileno(), argv)
+    assert done.returncode == 1
+    assert one_error_line(done) == "Error: cannot write to stdout: No space left on device."
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["inspect", str(HELLO)], ["--help"], ["run", "--invoke", "add", str(CALC), "1", "2"]],
+    ids=["inspect", "help", "run-invoke"],
+)
+def test_a_closed_pipe_on_stdout_ends_quietly_with_status_1(argv: list[str]) -> None:
+    # As Python's documentation recommends for EPIPE: no message, no traceback,
+    # and no "Exception ignored" from the flush at exit.
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = with_stdout(write, argv)
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (1, b"")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--timeout", "99999999999", str(HELLO)],
+        ["run", "--timeout", "1000000000", str(HELLO)],
+        ["run", "--max-memory", "100TiB", str(HELLO)],
+        ["run", "--fuel", str(1 << 64), str(HELLO)],
+        ["run", "--max-files", str(1 << 21), str(HELLO)],
+        ["serve", "--timeout", "99999999999", str(HELLO)],
+        ["serve", "--max-memory", "100TiB", str(HELLO)],
+        ["serve", "--max-body", "2000TiB", str(HELLO)],
+        ["serve", "--max-response", "2000TiB", str(HELLO)],
+        ["serve", "--body-timeout", "9999999", str(HELLO)],
+        ["serve", "--head-timeout", "9999999", str(HELLO)],
+        ["serve", "--keep-alive-timeout", "9999999", str(HELLO)],
+        ["serve", "--write-timeout", "9999999", str(HELLO)],
+        ["compare", "--timeout", "99999999999", str(HELLO)],
+        ["compare", "--max-output", "2000TiB", str(HELLO)],
+        ["pull", "--max-size", "2000TiB", "localhost:1/x:v1"],
+    ],
+    ids=lambda argv: "-".join(argv[:2]),
+)
+def test_a_value_beyond_a_limit_is_a_usage_error(argv: list[str]) -> None:
+    done = wasmhost_cli(*argv, timeout=30)
+    assert done.returncode == 2
+    assert "is too large" in one_error_line(done)
+
+
+def test_the_cli_ceilings_are_the_librarys() -> None:
+    from wasmhost._cli import params
+    from wasmhost._host.host import (
+        _MAX_FILES_CEILING,
+        _MAX_MEMORY_CEILING,
+        _MAX_OUTPUT_CEILING,
+        _U64,
+    )
+    from wasmhost._oci.client import _MAX_SIZE_CEILING
+
+    assert params.MEMORY_SIZE.maximum == _MAX_MEMORY_CEILING
+    assert params.SIZE.maximum == _MAX_OUTPUT_CEILING
+    assert params.DOWNLOAD_SIZE.maximum == _MAX_SIZE_CEILING
+    assert params.FUEL.maximum == _U64
+    assert _MAX_FILES_CEILING == 1 << 20
+
+
+@pytest.mark.parametrize("module", [HELLO, COMPONENT], ids=["module", "component"])
+def test_over_max_memory_at_start_is_the_same_for_a_component(
+    module: Path, wat: Callable[[str], Path]
+) -> None:
+    if module == HELLO:  # a core module whose initial memory (2 MiB) is over the cap
+        module = wat('(module (memory 32) (func (export "_start")))')
+    done = wasmhost_cli("run", "--max-memory", "64KiB", module)
+    assert done.returncode == 134
+    assert one_error_line(done).endswith("needs more memory at start than its memory limit allows.")
+
+
+@pytest.mark.parametrize(
+    ("what", "message"),
+    [("nope.wasm", "nope.wasm: no such file"), ("folder", "is a directory")],
+    ids=["missing", "directory"],
+)
+def test_inspect_of_a_missing_file_or_a_directory_says_so(
+    tmp_path: Path, what: str, message: str
+) -> None:
+    (tmp_path / "folder").mkdir()
+    done = wasmhost_cli("inspect", tmp_path / what)
+    assert done.returncode == 1
+    assert message in one_error_line(done)
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_a_cache_folder_that_cannot_be_used_is_one_warning(tmp_path: Path, how: str) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    cache = tmp_path / "file" / "cache" if how == "env" else tmp_path / "file"
+    if how == "flag":
+        done = wasmhost_cli("run", "--cache-dir", cache, HELLO)
+    else:
+        done = wasmhost_cli("run", HELLO, env={**os.environ, "WASMHOST_CACHE_DIR": str(cache)})
+    assert done.returncode == 0
+    assert done.stdout == b"Hello, World!\n"
+    lines = done.stderr.decode().splitlines()
+    assert len(lines) == 1, lines
+    given = "--cache-dir" if how == "flag" else "WASMHOST_CACHE_DIR"
+    assert lines[0].startswith(f"warning: {given}: {tmp_path / 'file'} is not a folder")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes any folder")
+def test_an_unwritable_cache_folder_is_one_warning(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o500)
+    done = wasmhost_cli("run", "--cache-dir", cache, HELLO)
+    assert done.returncode == 0
+    assert "is not writable" in done.stderr.decode()
+
+
+def test_invoke_with_arguments_in_parentheses_on_a_core_module_hints() -> None:
+    done = wasmhost_cli("run", "--invoke", "add(1,2)", CALC)
+    assert done.returncode == 2
+    assert f"--invoke add {CALC} 1 2" in one_error_line(done)
+
+
+def test_debug_after_the_command_is_the_same_as_before_it() -> None:
+    # A refused registry: what it tried is logged under --debug.
+    pull = ["pull", "--plain-http", "127.0.0.1:1/x:v1", "-o", os.devnull]
+    before = wasmhost_cli("--debug", *pull)
+    after = wasmhost_cli(pull[0], "--debug", *pull[1:])
+    assert after.returncode == before.returncode == 1
+    assert "debug: wasmhost.registry: retrying GET" in before.stderr.decode()
+    assert after.stderr == before.stderr
+    guest = wasmhost_cli("run", FSPROBE, "args", "--debug")  # after MODULE: the guest's
+    assert guest.stdout.decode().split() == ["fsprobe.wasm", "args", "--debug"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "suggestion"),
+    [
+        (["rn", str(HELLO)], "Did you mean 'run'?"),
+        (["inspec", str(HELLO)], "Did you mean 'inspect'?"),
+        (["run", "--timeot", "1", str(HELLO)], "Did you mean '--timeout'?"),
+    ],
+    ids=["command", "command-2", "run-option"],
+)
+def test_typos_get_suggestions(argv: list[str], suggestion: str) -> None:
+    done = wasmhost_cli(*argv)
+    assert done.returncode == 2
+    assert suggestion in one_error_line(done)
+
+
+# -- help texts (issue 22, item 9) ---------------------------------------------
+
+
+def command_help(name: str) -> str:
+    result = CliRunner().invoke(cli, [name, "--help"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+COMMANDS = cli.list_commands(None)  # type: ignore[arg-type]
+
+
+def test_the_top_level_help_names_both_wasi_previews() -> None:
+    text = CliRunner().invoke(cli, ["--help"]).output
+    assert "WASI preview 1" in text
+    assert "preview 2" in text
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_one_placeholder_and_one_default_style(name: str) -> None:
+    text = command_help(name)
+    # Numbers are N, sizes SIZE, durations SECONDS: never click's own type names.
+    assert not re.search(r"\b(INTEGER|FLOAT)( RANGE)?\b", text), text
+    assert "x>=" not in text  # click's range note
+    # Defaults as click shows them ([default: ...]), never in the help's own words.
+    assert not re.search(r"\(default|; default|\[\d[^\]]*\]", text, re.IGNORECASE), text
+
+
+@pytest.mark.parametrize("name", [name for name in COMMANDS if "--dir" in command_help(name)])
+def test_dir_is_explained_wherever_it_is_taken(name: str) -> None:
+    text = " ".join(command_help(name).split())
+    for form in ("HOST (seen at the same path)", "HOST::GUEST (seen as GUEST)", "HOST::GUEST::ro"):
+        assert form in text
+
+
+def test_serve_help_names_its_extra() -> None:
+    text = " ".join(command_help("serve").split())
+    assert "'serve' extra" in text
+    assert "pip install '.[serve]'" in text
+
+
+def help_examples(name: str) -> list[str]:
+    """The examples a command's help ends with."""
+    text = command_help(name)
+    parts = re.split(r"\n *Examples:\n", text)
+    assert len(parts) == 2, f"wasmhost {name} --help has no examples (or several blocks)"
+    block = parts[1]
+    lines = [line.strip() for line in block.strip().splitlines()]
+    assert 1 <= len(lines) <= 2, lines
+    assert all(line.startswith(f"wasmhost {name} ") for line in lines), lines
+    return lines
+
+
+# What the examples test runs: none that needs a registry (login, logout, and
+# any example naming localhost:5000) and none that does not end (serve's).
+NOT_RUN = {"login", "logout", "serve"}
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_each_commands_help_ends_with_examples_that_run(name: str, tmp_path: Path) -> None:
+    examples = help_examples(name)
+    if name in NOT_RUN:
+        return
+    (tmp_path / "artifacts").symlink_to(ARTIFACTS)
+    for example in examples:
+        if "localhost:5000" in example:
+            continue
+        argv = shlex.split(example)
+        done = wasmhost_cli(*argv[1:], cwd=tmp_path, timeout=120)
+        assert done.returncode == 0, (example, done.stderr.decode())

@@ -640,7 +640,7 @@ def test_tls_to_a_plain_http_registry_says_plain_http_with_a_stored_copy_too(
 
 @pytest.mark.parametrize(
     ("flag", "hint"),
-    [("-u", "registry credentials from `wasmhost login`"), ("--bogus", "No such option: --bogus")],
+    [("-u", "registry credentials from `wasmhost login`"), ("--bogus", "No such option '--bogus'")],
     ids=["username", "unknown"],
 )
 def test_an_option_run_lacks_is_not_taken_for_the_module(

@@ -22,3 +22,16 @@ def cache_root() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
     return base / "wasmhost"
+
+
+def unusable(folder: Path) -> str | None:
+    """Why the cache cannot be kept in ``folder``, or None: the nearest part of its path
+    that exists is no folder, or cannot be written."""
+    existing = folder
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from .errors import reported, require
-from .params import DIR, DURATION, ENV, SIZE, WHOLE_NUMBER
+from .params import COUNT, DIR, DIR_HELP, DURATION, ENV, SIZE, WHOLE_NUMBER, examples
 
 
 def _runtime_specs(
@@ -36,6 +36,10 @@ def _runtime_specs(
     # MODULE on, everything is the guest's.
     context_settings={"allow_interspersed_args": False},
     short_help="Compare in-process runs with external runtimes.",
+    epilog=examples(
+        "wasmhost compare --runtime wasmtime --runs 3 artifacts/hello-world.wasm",
+        "wasmhost compare --runtime wasmtime --json artifacts/nbody.wasm 1000",
+    ),
 )
 @click.option(
     "--runtime",
@@ -43,14 +47,14 @@ def _runtime_specs(
     multiple=True,
     callback=_runtime_specs,
     metavar="NAME[=PATH]",
-    help="wasmtime, wasmedge, wasmer, iwasm or node, optionally with its binary (repeatable; "
-    "default: all).",
+    show_default="all",
+    help="wasmtime, wasmedge, wasmer, iwasm or node, optionally with its binary (repeatable).",
 )
-@click.option(
-    "--runs", type=click.IntRange(min=1), default=5, show_default=True, help="Measured runs."
-)
+@click.option("--runs", type=COUNT, default=5, show_default=True, help="Measured runs.")
 @click.option("--warmup", type=WHOLE_NUMBER, default=1, show_default=True, help="Unmeasured runs.")
-@click.option("--dir", "dirs", type=DIR, multiple=True, help="HOST[::GUEST[::ro]], copied per run.")
+@click.option(
+    "--dir", "dirs", type=DIR, multiple=True, help=f"{DIR_HELP} Copied afresh for each run."
+)
 @click.option("--env", "envs", type=ENV, multiple=True, help="NAME=VALUE or NAME.")
 @click.option(
     "--stdin",

@@ -8,10 +8,16 @@ import click
 
 from .._deploy.k8s import KINDS, TARGETS
 from .errors import reported, require
-from .params import ENV, TEXT, WHOLE_NUMBER, variant_option
+from .params import ENV, TEXT, WHOLE_NUMBER, examples, variant_option
 
 
-@click.command(short_help="Write an OCI runtime bundle for crun or youki.")
+@click.command(
+    short_help="Write an OCI runtime bundle for crun or youki.",
+    epilog=examples(
+        "wasmhost bundle artifacts/hello-world.wasm hello-bundle",
+        "wasmhost bundle --env GREETING=hi artifacts/fsprobe.wasm probe-bundle -- env",
+    ),
+)
 @click.option("--env", "envs", type=ENV, multiple=True, help="NAME=VALUE for the process.")
 @click.option(
     "--host-network",
@@ -49,29 +55,39 @@ def bundle(
     click.echo(f"Run it: crun run -b {folder} {module.stem} (or youki run -b ...)")
 
 
-_KIND_HELP = "A single Pod (the default), or a Deployment of --replicas Pods."
+_KIND_HELP = "A single Pod, or a Deployment of --replicas Pods."
 
 
-@click.command(short_help="Print Kubernetes manifests for a Wasm image.")
+@click.command(
+    short_help="Print Kubernetes manifests for a Wasm image.",
+    epilog=examples(
+        "wasmhost k8s --runtime crun ghcr.io/example/hello:v1",
+        "wasmhost k8s --runtime wasmtime --kind deployment --replicas 3 ghcr.io/example/hello:v1",
+    ),
+)
 @click.option(
     "--runtime",
     type=click.Choice(list(TARGETS)),
     required=True,
     help="How the nodes run Wasm.",
 )
-@click.option("--kind", type=click.Choice(KINDS), default="pod", help=_KIND_HELP)
-@click.option("--name", type=TEXT, help="The workload's name (default: from the image).")
+@click.option("--kind", type=click.Choice(KINDS), default="pod", show_default=True, help=_KIND_HELP)
+@click.option("--name", type=TEXT, show_default="from the image", help="The workload's name.")
 @click.option("--port", type=WHOLE_NUMBER, help="A container port to declare.")
 @click.option(
     "--replicas",
     type=WHOLE_NUMBER,
-    help="How many Pods the Deployment keeps (with --kind deployment; default 1).",
+    show_default="1",
+    help="How many Pods the Deployment keeps (with --kind deployment).",
 )
 @click.argument("image", type=TEXT)
 def k8s(
     runtime: str, kind: str, name: str | None, port: int | None, replicas: int | None, image: str
 ) -> None:
-    """Print a RuntimeClass and a Pod (or Deployment) that run IMAGE, as YAML."""
+    """Print a RuntimeClass and a Pod (or Deployment) that run IMAGE, as YAML.
+
+    Needs PyYAML: the 'k8s' extra (pip install '.[k8s]' in the wasmhost folder).
+    """
     if replicas is not None and kind != "deployment":
         raise click.UsageError("--replicas is for --kind deployment; a pod is one.")
     require("yaml", "k8s", "wasmhost k8s")

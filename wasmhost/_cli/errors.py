@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
 
 import click
 
@@ -104,6 +106,24 @@ def reported() -> Iterator[None]:
         sys.exit(status)
 
 
+def usable_cache(cache_dir: Path | None) -> Path | Literal[False] | None:
+    """``cache_dir`` for a Host, or False (no compile cache on disk) with one warning
+    line when it, or WASMHOST_CACHE_DIR, cannot be used."""
+    from .._paths import default_cache_root, unusable
+
+    folder = cache_dir if cache_dir is not None else default_cache_root()
+    why = unusable(folder) if folder is not None else None
+    if why is None:
+        return cache_dir
+    given = "--cache-dir" if cache_dir is not None else "WASMHOST_CACHE_DIR"
+    click.echo(
+        f"warning: {given}: {why}; running without the compile cache "
+        "(name a writable folder to keep compiled code).",
+        err=True,
+    )
+    return False
+
+
 _PACKAGES = {
     "yaml": "PyYAML",
     "uvicorn": "uvicorn[standard]",
@@ -122,7 +142,7 @@ def require(modules: str | tuple[str, ...], extra: str, what: str) -> None:
         # on PyPI is another project's, which that would install.
         package = _PACKAGES.get(module, module)
         click.echo(
-            f"Error: {what} needs {module}, which is not installed; install it "
+            f"Error: {what} needs {package}, which is not installed; install it "
             f"(pip install '{package}'), or this checkout's '{extra}' extra "
             f"(pip install '.[{extra}]' in the wasmhost folder).",
             err=True,

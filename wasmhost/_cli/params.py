@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from .._numbers import parse_size
+from .._numbers import format_size, parse_size
 from .._text import is_utf8
 
 if TYPE_CHECKING:
@@ -30,6 +30,9 @@ def parse_duration(text: str) -> float:
 class SizeType(click.ParamType):
     name = "SIZE"
 
+    def __init__(self, maximum: int = 1 << 40) -> None:
+        self.maximum = maximum  # the library's own ceiling, refused here as a usage error
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int):
             return value
@@ -39,11 +42,18 @@ class SizeType(click.ParamType):
             self.fail(f"{value!r} is not a size; write it like 64MiB, 1GiB or 65536.", param, ctx)
         if size <= 0:
             self.fail("the size must be more than zero.", param, ctx)
+        if size > self.maximum:
+            self.fail(
+                f"{value!r} is too large; the most is {format_size(self.maximum)}.", param, ctx
+            )
         return size
 
 
 class DurationType(click.ParamType):
     name = "SECONDS"
+
+    def __init__(self, maximum: float = 1e9) -> None:
+        self.maximum = maximum  # exclusive, as the library's check_seconds
 
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
@@ -58,6 +68,10 @@ class DurationType(click.ParamType):
             )
         if seconds <= 0:
             self.fail("the duration must be more than zero.", param, ctx)
+        if seconds >= self.maximum:
+            self.fail(
+                f"{value!r} is too large; it must be under {self.maximum:,.0f} seconds.", param, ctx
+            )
         return seconds
 
 
@@ -133,8 +147,9 @@ class EnvType(click.ParamType):
 class WholeNumberType(click.ParamType):
     name = "N"
 
-    def __init__(self, minimum: int = 0) -> None:
+    def __init__(self, minimum: int = 0, maximum: int | None = None) -> None:
         self.minimum = minimum
+        self.maximum = maximum
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         try:
@@ -149,6 +164,8 @@ class WholeNumberType(click.ParamType):
                 param,
                 ctx,
             )
+        if self.maximum is not None and number > self.maximum:
+            self.fail(f"{value!r} is too large; the most is {self.maximum:,}.", param, ctx)
         return number
 
 
@@ -185,13 +202,23 @@ class WasmOptionType(click.ParamType):
 
 TEXT = TextType()
 SIZE = SizeType()
+MEMORY_SIZE = SizeType(maximum=1 << 46)  # the host's MAX_RESERVATION
+DOWNLOAD_SIZE = SizeType(maximum=1 << 50)  # the registry client's max_size ceiling
 DURATION = DurationType()
+SERVER_DURATION = DurationType(maximum=1e6)  # serve's connection and body timeouts
 DIR = DirType()
 ENV = EnvType()
 WHOLE_NUMBER = WholeNumberType()
 COUNT = WholeNumberType(minimum=1)
+FUEL = WholeNumberType(maximum=(1 << 64) - 1)
 WASM_OPTION = WasmOptionType()
 
+
+# --dir's help in every command that takes it, with what the command adds.
+DIR_HELP = (
+    "Give the guest a host folder: HOST (seen at the same path), HOST::GUEST (seen as GUEST), "
+    "or HOST::GUEST::ro (read-only); repeatable."
+)
 
 FC = TypeVar("FC", bound=Callable[..., Any])
 
@@ -203,3 +230,9 @@ def variant_option(help: str) -> Callable[[FC], FC]:
     return click.option(
         "--variant", type=click.Choice(VARIANTS), default="compat", show_default=True, help=help
     )
+
+
+def examples(*commands: str) -> str:
+    """A command's epilog: the examples its help ends with (runnable from the
+    checkout's folder, tests/test_cli.py runs those that need no registry)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {command}" for command in commands)

@@ -12,8 +12,9 @@ import click
 
 from .._oci.formats import FORMATS
 from .._oci.image import IMAGE_OSES
+from .._oci.reference import looks_like_reference
 from .errors import reported
-from .params import TEXT, variant_option
+from .params import TEXT, examples, variant_option
 from .registry import ProgressBar, registry_options
 
 _FROM_LAYOUT = "Read from a local OCI image layout: REFERENCE is DIR[:TAG] or DIR@DIGEST."
@@ -31,7 +32,13 @@ def _annotation(
     return annotations
 
 
-@click.command(short_help="Push a module to a registry.")
+@click.command(
+    short_help="Push a module to a registry.",
+    epilog=examples(
+        "wasmhost push --plain-http artifacts/hello-world.wasm localhost:5000/hello:v1",
+        "wasmhost push --oci-layout artifacts/hello-world.wasm hello-layout:v1",
+    ),
+)
 @click.option(
     "--format",
     "format_",
@@ -87,7 +94,8 @@ def push(
     reference: str,
 ) -> None:
     """Push MODULE (a .wasm file) to REFERENCE (host[:port]/repo:tag), or into an OCI
-    image layout with --oci-layout (REFERENCE is then DIR[:TAG])."""
+    image layout with --oci-layout (REFERENCE is then DIR[:TAG]).
+    """
     ctx = click.get_current_context()
     for name, flag in (("variant", "--variant"), ("image_os", "--os")):
         given = ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
@@ -140,12 +148,19 @@ def _check_layout_target(ctx: click.Context, reference: str) -> None:
         )
 
 
-@click.command(short_help="Pull a module from a registry, verified.")
+@click.command(
+    short_help="Pull a module from a registry, verified.",
+    epilog=examples(
+        "wasmhost pull --plain-http localhost:5000/hello:v1",
+        "wasmhost pull --plain-http -o hello.wasm localhost:5000/hello:v1",
+    ),
+)
 @click.option(
     "-o",
     "--output",
     type=click.Path(path_type=Path),
-    help="Where to write the module (default: REPO.wasm here).",
+    show_default="REPO.wasm here",
+    help="Where to write the module.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print only the path written.")
 @click.option("--offline", is_flag=True, help="Take the copy pulled before, without the registry.")
@@ -176,7 +191,13 @@ def pull(
         click.echo(f"Wrote {result.path} ({result.module_size} bytes, {result.module_digest})")
 
 
-@click.command(short_help="Describe a module or component: a file, or an artifact in a registry.")
+@click.command(
+    short_help="Describe a module or component: a file, or an artifact in a registry.",
+    epilog=examples(
+        "wasmhost inspect artifacts/calc.component.wasm",
+        "wasmhost inspect --plain-http localhost:5000/hello:v1",
+    ),
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option(
     "--offline", is_flag=True, help="Describe the copy stored before, without the registry."
@@ -197,8 +218,8 @@ def inspect(
     preview-2 component, and what it imports and exports (a component's
     world: interfaces by name, functions with their WIT types).
     """
-    if not oci_layout and os.path.isfile(reference):
-        _inspect_file(reference, as_json)
+    if not oci_layout and (os.path.exists(reference) or not looks_like_reference(reference)):
+        _inspect_file(reference, as_json)  # a missing file or a folder: the host says which
         return
     with reported(), connect(reference=None if oci_layout else reference) as registry:
         info = registry.inspect(reference, offline=offline, oci_layout=oci_layout)
@@ -249,7 +270,13 @@ def _inspect_file(path: str, as_json: bool) -> None:
         click.echo(f"Export:     {item['name']}: {item['type']}")
 
 
-@click.command(short_help="Log in to a registry (stored like docker login).")
+@click.command(
+    short_help="Log in to a registry (stored like docker login).",
+    epilog=examples(
+        "wasmhost login -u me --password-stdin ghcr.io < token.txt",
+        "wasmhost login --plain-http -u me --password-stdin localhost:5000 < password.txt",
+    ),
+)
 @registry_options(required=True)
 @click.argument("registry")
 def login(
@@ -267,7 +294,10 @@ def login(
     click.echo(f"Login Succeeded (stored in {path})")
 
 
-@click.command(short_help="Forget the stored credentials of a registry.")
+@click.command(
+    short_help="Forget the stored credentials of a registry.",
+    epilog=examples("wasmhost logout ghcr.io"),
+)
 @click.argument("registry")
 def logout(registry: str) -> None:
     """Remove REGISTRY's credentials from the Docker config."""

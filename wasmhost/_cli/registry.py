@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from .params import SIZE, TEXT
+from .params import DOWNLOAD_SIZE, TEXT
 
 F = TypeVar("F", bound=Callable[..., Any])
 _MAX_PASSWORD = 64 << 10  # a token is a few KiB; a stdin without end is not read to its end
@@ -107,8 +107,9 @@ def registry_options(
             options.append(
                 click.option(
                     "--max-size",
-                    type=SIZE,
-                    help="Refuse a module bigger than this, before downloading it [1GiB].",
+                    type=DOWNLOAD_SIZE,
+                    show_default="1GiB",
+                    help="Refuse a module bigger than this, before downloading it.",
                 )
             )
         decorated: Any = command

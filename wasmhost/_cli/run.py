@@ -12,21 +12,35 @@ from typing import Any
 
 import click
 
-from .errors import reported
-from .params import DIR, DURATION, ENV, SIZE, WASM_OPTION, WHOLE_NUMBER, WholeNumberType
+from .errors import reported, usable_cache
+from .params import (
+    DIR,
+    DIR_HELP,
+    DURATION,
+    ENV,
+    FUEL,
+    MEMORY_SIZE,
+    WASM_OPTION,
+    WholeNumberType,
+    examples,
+)
 from .registry import ProgressBar, registry_options
 
 
 @click.command(
     context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
     short_help="Run a WebAssembly module in-process.",
+    epilog=examples(
+        "wasmhost run --timeout 2 --max-memory 64MiB artifacts/hello-world.wasm",
+        "wasmhost run --invoke 'add(1, 2)' artifacts/calc.component.wasm",
+    ),
 )
 @click.option(
     "--dir",
     "dirs",
     type=DIR,
     multiple=True,
-    help="Preopen a host directory: HOST, HOST::GUEST, or HOST::GUEST::ro for read-only.",
+    help=DIR_HELP,
 )
 @click.option(
     "--env",
@@ -48,24 +62,25 @@ from .registry import ProgressBar, registry_options
     multiple=True,
     help="unknown-imports-trap=y: imports nothing provides trap when called (as wasmtime's).",
 )
-@click.option("--fuel", type=WHOLE_NUMBER, help="Stop the guest after this much fuel.")
+@click.option("--fuel", type=FUEL, help="Stop the guest after this much fuel.")
 @click.option("--timeout", type=DURATION, help="Stop the guest after this long (2, 2.5, 500ms).")
 @click.option(
     "--max-memory",
-    type=SIZE,
+    type=MEMORY_SIZE,
     help="Cap the guest's linear memory, and its tables as much again (64MiB, 1GiB, bytes).",
 )
 @click.option(
     "--max-files",
-    type=WholeNumberType(minimum=1),
-    help="Files the guest may hold open at once; past it, opening fails with EMFILE [256].",
+    type=WholeNumberType(minimum=1, maximum=1 << 20),
+    show_default="256",
+    help="Files the guest may hold open at once; past it, opening fails with EMFILE.",
 )
 @click.option(
     "--no-symlinks", is_flag=True, help="Creating a symbolic link fails with EPERM in the guest."
 )
 @click.option(
     "--cache-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),  # one that cannot be used is a warning (usable_cache)
     # Not click's envvar: the host reads WASMHOST_CACHE_DIR (and WASMHOST_NO_CACHE) itself.
     help="The wasmhost cache folder [env: WASMHOST_CACHE_DIR].",
 )
@@ -117,12 +132,13 @@ def run(
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     if module.startswith("-") and not os.path.exists(module):
         # Options the guest should see come after MODULE; one before it is ours, misspelt.
-        hint = (
-            "; run takes registry credentials from `wasmhost login` (its stdin is the guest's)"
-            if module in ("-u", "--username", "--password-stdin")
-            else ""
-        )
-        raise click.UsageError(f"No such option: {module}{hint}.")
+        if module in ("-u", "--username", "--password-stdin"):
+            raise click.UsageError(
+                f"No such option: {module}; run takes registry credentials from "
+                "`wasmhost login` (its stdin is the guest's)."
+            )
+        ours = [n for p in click.get_current_context().command.params for n in p.opts]
+        raise click.NoSuchOption(module, possibilities=ours)
     env = {name: value for name, value in envs if value is not None}
     trap_unknown = False  # the last -W that says wins, as in wasmtime
     for options in wasm_options:
@@ -148,7 +164,7 @@ def run(
             argv0 = module_file_name(parse_reference(fetched.reference))
     backstop = None
     try:
-        with reported(), Host(cache_dir=False if no_cache else cache_dir) as host:
+        with reported(), Host(cache_dir=False if no_cache else usable_cache(cache_dir)) as host:
             check_limits(timeout, fuel, max_memory, None)
             run_options = RunOptions(
                 env=env,
@@ -169,6 +185,8 @@ def run(
                 run_options["symlinks"] = False
             # Compiled for the engine these options need; its imports checked first.
             loaded = host.load(source, name=name, **run_options)
+            if loaded.kind == "module" and invoke is not None:
+                _check_core_invoke(loaded, invoke, module)
             if timeout is not None:
                 # Counted from the start, as the host does.
                 backstop = _backstop(name or module, timeout)
@@ -182,6 +200,20 @@ def run(
         click.echo(value)
     sys.stdout.flush()
     sys.exit(result.exit_code)
+
+
+def _check_core_invoke(loaded: Any, invoke: str, module: str) -> None:
+    """Refuse a component's ``--invoke 'NAME(ARGS)'`` on a core module, saying how it is
+    written there: a core function's arguments follow MODULE."""
+    name, paren, rest = invoke.partition("(")
+    if not paren or invoke in loaded.export_names("func"):
+        return
+    args = " ".join(arg.strip() for arg in rest.removesuffix(")").split(",") if arg.strip())
+    raise click.UsageError(
+        f"--invoke {invoke!r}: a core module's function is named alone, its arguments "
+        f"after MODULE: --invoke {name.strip()} {module} {args}".rstrip()
+        + " ('NAME(ARGS)' is for components)."
+    )
 
 
 def _invoke_component(

@@ -15,7 +15,18 @@ import click
 
 from .._numbers import check_seconds
 from .errors import reported, require
-from .params import COUNT, DIR, DURATION, ENV, SIZE
+from .params import (
+    COUNT,
+    DIR,
+    DIR_HELP,
+    DURATION,
+    ENV,
+    MEMORY_SIZE,
+    SERVER_DURATION,
+    SIZE,
+    WHOLE_NUMBER,
+    examples,
+)
 from .registry import ProgressBar, registry_options
 
 
@@ -26,11 +37,18 @@ def _listen(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-@click.command(short_help="Serve WAGI modules over HTTP.")
+@click.command(
+    short_help="Serve WAGI modules over HTTP.",
+    epilog=examples(
+        "wasmhost serve artifacts/http-server.wasm",
+        "wasmhost serve --listen 0.0.0.0:8080 --workers 2 artifacts/http-server.wasm",
+    ),
+)
 @click.option(
     "--listen",
     default="127.0.0.1:8080",
     show_default=True,
+    metavar="HOST:PORT",
     callback=_listen,
     help="The address to listen on.",
 )
@@ -39,33 +57,37 @@ def _listen(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="A WAGI-style modules.toml with several routes (instead of MODULE).",
 )
-@click.option("--dir", "dirs", type=DIR, multiple=True, help="HOST[::GUEST[::ro]] for MODULE.")
+@click.option("--dir", "dirs", type=DIR, multiple=True, help=f"{DIR_HELP} For MODULE.")
 @click.option("--env", "envs", type=ENV, multiple=True, help="NAME=VALUE or NAME, for MODULE.")
 @click.option("--timeout", type=DURATION, default=30.0, show_default=True, help="Per request.")
 @click.option(
     "--max-memory",
-    type=SIZE,
+    type=MEMORY_SIZE,
     default="256MiB",
+    show_default=True,
     help="Cap each instance's linear memory, and its tables as much again; past it the "
-    "client gets 500 [256MiB].",
+    "client gets 500.",
 )
-@click.option("--max-body", type=SIZE, default="10MiB", help="Largest request body [10MiB].")
+@click.option(
+    "--max-body", type=SIZE, default="10MiB", show_default=True, help="Largest request body."
+)
 @click.option(
     "--max-response",
     type=SIZE,
     default="4MiB",
-    help="Largest response a guest may write; past it the client gets 502 [4MiB].",
+    show_default=True,
+    help="Largest response a guest may write; past it the client gets 502.",
 )
 @click.option(
     "--body-timeout",
-    type=DURATION,
+    type=SERVER_DURATION,
     default=30.0,
     show_default=True,
     help="How long a request body may take to arrive (408 after).",
 )
 @click.option(
     "--head-timeout",
-    type=DURATION,
+    type=SERVER_DURATION,
     default=10.0,
     show_default=True,
     help="How long a connection may take to send a request's line and headers "
@@ -73,14 +95,14 @@ def _listen(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str
 )
 @click.option(
     "--keep-alive-timeout",
-    type=DURATION,
+    type=SERVER_DURATION,
     default=5.0,
     show_default=True,
     help="How long a connection may stay idle after a response.",
 )
 @click.option(
     "--write-timeout",
-    type=DURATION,
+    type=SERVER_DURATION,
     default=30.0,
     show_default=True,
     help="How long a client may take none of its answer before its connection is dropped.",
@@ -89,8 +111,8 @@ def _listen(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str
     "--max-connections",
     type=COUNT,
     help="Open connections in each process; past it a new one drops the one that has waited "
-    "on its client longest (idle for at least 1 s, or stalled sending a body), or gets 503 "
-    "[1000, or half the open-file limit].",
+    "on its client longest (idle for at least 1 s, or stalled sending a body), or gets 503.",
+    show_default="1000, or half the open-file limit",
 )
 @click.option(
     "--workers",
@@ -108,9 +130,10 @@ def _listen(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str
 )
 @click.option(
     "--backlog",
-    type=click.IntRange(min=0),
+    type=WHOLE_NUMBER,
+    show_default="8 x --threads",
     help="Requests that may wait for a guest thread in each process; past that a request "
-    "gets 503 with Retry-After [8 x --threads].",
+    "gets 503 with Retry-After.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No access log.")
 @click.option(
@@ -145,7 +168,9 @@ def serve(
     """Serve MODULE (a file or registry reference) as a WAGI handler on every path.
 
     Each request runs in a fresh instance of the module, compiled once: the
-    request in CGI variables and stdin, the response from stdout.
+    request in CGI variables and stdin, the response from stdout. Needs the
+    'serve' extra: pip install '.[serve]' in the wasmhost folder (or
+    pip install 'uvicorn[standard]').
     """
     # uvicorn[standard]: the bounded protocol (see _serve.uvicorn) is built on httptools.
     require(("uvicorn", "httptools"), "serve", "wasmhost serve")

@@ -40,7 +40,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigError, ErrorResult, LinkError, ModuleError
-from .module import Export, Import, Module, last_line
+from .module import Export, Import, Module
 from .result import Some
 
 if TYPE_CHECKING:
@@ -295,7 +295,9 @@ def execute(
         text = str(exc)
         if (guard is not None and guard.stopped.is_set()) or "wasm backtrace" in text:
             raise  # a trap or a limit while it started: run() names it
-        raise LinkError(f"{module.name} cannot be instantiated: {last_line(text)}.") from None
+        from .host import instantiation_error
+
+        raise instantiation_error(text, module, job.options.get("max_memory")) from None
     job.instantiated = time.perf_counter()
     if invoke is None:
         if run is None:

@@ -1020,28 +1020,33 @@ def _instantiate(make: Any, module: Module, max_memory: int | None) -> wasmtime.
             # Stopped while instantiating (a deadline, a cancel, serve's inline
             # budget under a loaded machine): run() names it as the limit it was.
             raise
-        text = str(exc)
-        if "exceeds memory limits" in text:
-            raise MemoryLimitExceeded(
-                f"{module.name} needs more memory at start than its memory limit allows."
-            ) from None
-        if "memory count too high" in text:
-            raise MemoryLimitExceeded(
-                f"{module.name} has several memories; a memory limit bounds guests with one."
-            ) from None
-        if "table count too high" in text:
-            problem = f"{module.name} has more than {MAX_TABLES} tables, the most a run may have."
-            # Under a memory cap, tables are part of what it bounds; without one,
-            # the module is simply beyond what wasmhost runs.
-            raise (LinkError if max_memory is None else MemoryLimitExceeded)(problem) from None
-        if "exceeds table limits" in text and max_memory is not None:
-            raise MemoryLimitExceeded(
-                f"{module.name} needs a larger table at start than its memory limit of "
-                f"{format_size(max_memory)} allows ({table_elements(max_memory):,} elements)."
-            ) from None
-        raise LinkError(f"{module.name} cannot be instantiated: {last_line(text)}.") from None
+        raise instantiation_error(str(exc), module, max_memory) from None
     assert isinstance(instance, wasmtime.Instance)
     return instance
+
+
+def instantiation_error(text: str, module: Module, max_memory: int | None) -> WasmhostError:
+    """What wasmtime's refusal to instantiate ``module`` (a core module or a component)
+    means: a limit it is over at start, or a link error."""
+    if "exceeds memory limits" in text:
+        return MemoryLimitExceeded(
+            f"{module.name} needs more memory at start than its memory limit allows."
+        )
+    if "memory count too high" in text:
+        return MemoryLimitExceeded(
+            f"{module.name} has several memories; a memory limit bounds guests with one."
+        )
+    if "table count too high" in text:
+        problem = f"{module.name} has more than {MAX_TABLES} tables, the most a run may have."
+        # Under a memory cap, tables are part of what it bounds; without one,
+        # the module is simply beyond what wasmhost runs.
+        return (LinkError if max_memory is None else MemoryLimitExceeded)(problem)
+    if "exceeds table limits" in text and max_memory is not None:
+        return MemoryLimitExceeded(
+            f"{module.name} needs a larger table at start than its memory limit of "
+            f"{format_size(max_memory)} allows ({table_elements(max_memory):,} elements)."
+        )
+    return LinkError(f"{module.name} cannot be instantiated: {last_line(text)}.")
 
 
 def _convert_params(
