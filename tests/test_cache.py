@@ -531,3 +531,57 @@ def test_dropping_a_module_does_not_disturb_its_run_in_progress() -> None:
 def test_max_cached_modules_is_checked(bad: object) -> None:
     with pytest.raises(wasmhost.ConfigError, match="max_cached_modules"):
         Host(max_cached_modules=bad)  # type: ignore[arg-type]
+
+
+# -- the compile cache's size cap (WASMHOST_CACHE_MAX_SIZE) -----------------------
+
+
+def on_disk(cache: Path) -> int:
+    return sum(f.stat().st_size for f in (cache / "compiled").rglob("*") if f.is_file())
+
+
+def test_the_compile_cache_stays_under_its_cap_dropping_the_least_recently_used(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Host() as host:
+        host.run(distinct(0))
+    one = on_disk(isolated)
+    cap = 3 * one + one // 2  # room for three entries
+    monkeypatch.setenv("WASMHOST_CACHE_MAX_SIZE", str(cap))
+    keys = []
+    for n in range(1, 8):
+        with Host() as host:
+            host.run(distinct(n))
+            keys.append(host.load(distinct(n)).key)
+            assert on_disk(isolated) <= cap
+    assert sorted(e.name[:64] for e in entries(isolated)) == sorted(keys[-3:])
+    # A use makes an entry recent (recorded to the minute): it stays when the next
+    # one is written.
+    [fifth] = [e for e in entries(isolated) if e.name.startswith(keys[-3])]
+    os.utime(fifth.with_name(fifth.name + ".meta"), (time.time() - 3600,) * 2)
+    with Host() as host:
+        host.run(distinct(5))
+    with Host() as host:
+        host.run(distinct(8))
+    kept_keys = {e.name[:64] for e in entries(isolated)}
+    assert keys[-3] in kept_keys
+    assert keys[-2] not in kept_keys
+
+
+def test_an_entry_over_the_cap_by_itself_is_still_stored(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WASMHOST_CACHE_MAX_SIZE", "1")
+    for n in range(3):
+        with Host() as host:
+            host.run(distinct(n))
+            key = host.load(distinct(n)).key
+        [entry] = entries(isolated)
+        assert entry.name.startswith(key)
+
+
+@pytest.mark.parametrize("bad", ["lots", "0", "-5", "1.5G"])
+def test_a_bad_cache_cap_is_refused(monkeypatch: pytest.MonkeyPatch, bad: str) -> None:
+    monkeypatch.setenv("WASMHOST_CACHE_MAX_SIZE", bad)
+    with pytest.raises(wasmhost.ConfigError, match="WASMHOST_CACHE_MAX_SIZE"):
+        Host()

@@ -23,6 +23,7 @@ from .._version import __version__
 
 _COMMANDS = {
     "bundle": ("wasmhost._cli.deploy", "bundle"),
+    "cache": ("wasmhost._cli.cache", "cache"),
     "compare": ("wasmhost._cli.compare", "compare"),
     "inspect": ("wasmhost._cli.publish", "inspect"),
     "k8s": ("wasmhost._cli.deploy", "k8s"),

@@ -31,7 +31,7 @@ from .._errors import (
 )
 from .._hashing import content_key
 from .._numbers import check_seconds, check_size, check_whole, format_size
-from .._paths import default_cache_root
+from .._paths import default_cache_root, max_size_from_environment
 from .._text import wasi_environment, wasi_strings
 from .._wasm import is_component
 from .cache import CompileCache, file_state, settled
@@ -190,6 +190,9 @@ class Host:
     ``cache_dir`` is the wasmhost cache folder (compiled modules go in its
     ``compiled/`` subfolder); by default ``$WASMHOST_CACHE_DIR`` or
     ``$XDG_CACHE_HOME/wasmhost``; ``False`` keeps compiled code in memory only.
+    The compiled modules there have no size bound unless
+    ``$WASMHOST_CACHE_MAX_SIZE`` (``2GiB``) sets one: past it, storing a module
+    removes the least recently used ones.
 
     ``max_cached_modules`` (default 64) is how many modules the host keeps
     compiled in memory, the most recently run ones; running another one drops
@@ -212,7 +215,9 @@ class Host:
             root = default_cache_root()
         else:
             root = Path(cache_dir)
-        self._cache = CompileCache(root / "compiled" if root is not None else None)
+        self._cache = CompileCache(
+            root / "compiled" if root is not None else None, max_size_from_environment()
+        )
         self._engines = Engines()
         self._paths: dict[tuple[str, int, int, int, int, int], Module] = {}
         # The streams each module (by key) has written more than a pipe holds to (see stdio).
