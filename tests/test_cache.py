@@ -585,3 +585,19 @@ def test_a_bad_cache_cap_is_refused(monkeypatch: pytest.MonkeyPatch, bad: str) -
     monkeypatch.setenv("WASMHOST_CACHE_MAX_SIZE", bad)
     with pytest.raises(wasmhost.ConfigError, match="WASMHOST_CACHE_MAX_SIZE"):
         Host()
+
+
+def test_a_server_keeps_every_routes_module_compiled(tmp_path: Path) -> None:
+    from wasmhost.asgi import Route, WagiApp
+
+    count = wasmhost._host.host.DEFAULT_MAX_CACHED_MODULES + 6
+    routes = []
+    for n in range(count):
+        path = tmp_path / f"m{n}.wasm"
+        path.write_bytes(distinct(n))
+        routes.append(Route(f"/m{n}", str(path)))
+    app = WagiApp(routes)
+    try:
+        assert len(kept(app.host)) == count
+    finally:
+        app.close()

@@ -194,6 +194,21 @@ def test_prune_removes_a_stored_artifact_with_its_tag_and_index_entry(
         assert _read(client.fetch(old).path) == HELLO.read_bytes()
 
 
+def test_a_use_of_a_stored_artifact_records_its_last_use(
+    registry: Registry, isolated: Path
+) -> None:
+    ref = pulled(registry, isolated, "used", HELLO)
+    store = Store(isolated / "oci")
+    then = time.time() - 40 * DAY
+    for entry in store.entries():
+        os.utime(entry.path, (then, then))
+    with RegistryClient(plain_http=True) as client:
+        client.fetch(ref, offline=True)  # a run of REF, offline: no download
+    cache("prune", "--older-than", "30d")
+    with RegistryClient(plain_http=True) as client:
+        assert _read(client.fetch(ref, offline=True).path) == HELLO.read_bytes()
+
+
 def test_clear_oci_leaves_an_empty_store_and_the_compile_cache(
     registry: Registry, isolated: Path
 ) -> None:

@@ -55,9 +55,7 @@ class DurationType(click.ParamType):
         try:
             seconds = parse_duration(str(value))
         except ValueError:
-            self.fail(
-                f"{value!r} is not a duration; write it like {self.examples}.", param, ctx
-            )
+            self.fail(f"{value!r} is not a duration; write it like {self.examples}.", param, ctx)
         if seconds <= 0:
             self.fail("the duration must be more than zero.", param, ctx)
         return seconds
