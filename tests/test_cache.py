@@ -527,6 +527,21 @@ def test_dropping_a_module_does_not_disturb_its_run_in_progress() -> None:
         assert host.run(waiting).stdout == b"still here"
 
 
+def test_threads_running_more_modules_than_the_bound_all_succeed() -> None:
+    from conftest import in_threads, printer
+
+    modules = [wasmtime.wat2wasm(printer(f"module {n}")) for n in range(6)]
+    with Host(cache_dir=False, max_cached_modules=2) as host:
+
+        def work(i: int) -> None:
+            for round in range(8):
+                n = (i + round) % len(modules)
+                assert host.run(modules[n]).stdout == f"module {n}".encode()
+
+        in_threads(work, 6)
+        assert len(kept(host)) <= 2  # fewer when a drop raced a run of the same module
+
+
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "8"], ids=repr)
 def test_max_cached_modules_is_checked(bad: object) -> None:
     with pytest.raises(wasmhost.ConfigError, match="max_cached_modules"):
