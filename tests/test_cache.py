@@ -13,6 +13,7 @@ import pytest
 import wasmtime
 from conftest import HELLO, NBODY, count_compiles
 
+import wasmhost
 import wasmhost._hashing
 import wasmhost._host.cache
 import wasmhost._host.engine
@@ -437,3 +438,181 @@ def test_entries_of_an_older_cache_format_are_removed_when_rebuilt(isolated: Pat
     assert entry.exists()
     assert not older.exists()
     assert other_version.exists()  # another install sharing the cache may still use it
+
+
+# -- the bound on modules a Host keeps compiled in memory -----------------------
+
+
+def distinct(n: int) -> bytes:
+    """A tiny WASI command of its own (its constant makes its content key)."""
+    return wasmtime.wat2wasm(
+        f'(module (memory (export "memory") 1) (func (export "_start") i32.const {n} drop))'
+    )
+
+
+def kept(host: Host) -> set[str]:
+    """The keys of the modules ``host`` keeps compiled, on any engine."""
+    return {key for slot in host._engines._slots.values() for key in slot.compiled}
+
+
+def test_a_host_keeps_at_most_max_cached_modules_the_most_recently_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    modules = [distinct(n) for n in range(8)]
+    with Host(cache_dir=False, max_cached_modules=3) as host:
+        for wasm in modules:
+            host.run(wasm)
+        host.run(modules[5])  # 5 becomes the most recent: 6 is dropped next, not 5
+        host.run(distinct(100))
+        keys = [host.load(wasm).key for wasm in (modules[5], modules[7], distinct(100))]
+        assert kept(host) == set(keys)
+        compiled = count_compiles(monkeypatch)
+        host.run(modules[0])  # dropped: compiled again, and runs as before
+        assert len(compiled) == 1
+        assert len(kept(host)) == 3
+
+
+def test_a_host_is_bounded_by_default() -> None:
+    with Host(cache_dir=False) as host:
+        for n in range(wasmhost._host.host.DEFAULT_MAX_CACHED_MODULES + 20):
+            host.run(distinct(n))
+        assert len(kept(host)) == wasmhost._host.host.DEFAULT_MAX_CACHED_MODULES
+        assert len(host._paths) <= wasmhost._host.host.DEFAULT_MAX_CACHED_MODULES
+
+
+def test_modules_run_by_path_are_dropped_with_their_file_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(wasmhost._host.cache, "_RACY_NS", 0)  # kept by file state at once
+    with Host(max_cached_modules=2) as host:
+        for n in range(6):
+            path = tmp_path / f"m{n}.wasm"
+            path.write_bytes(distinct(n))
+            host.run(path)
+            host.run(path)  # twice: a pooled twin holds it too
+        assert len(kept(host)) == 2
+        assert len(host._paths) == 2
+        twins = [s._twin for s in host._engines._slots.values() if s._twin is not None]
+        assert all(len(twin.compiled) <= 2 for twin in twins)
+
+
+def test_dropping_a_module_does_not_disturb_its_run_in_progress() -> None:
+    import threading
+
+    from conftest import printer
+
+    started, go_on = threading.Event(), threading.Event()
+    out: list[bytes] = []
+
+    def slow_stdout(data: bytes) -> None:
+        started.set()
+        go_on.wait(30)
+        out.append(data)
+
+    with Host(cache_dir=False, max_cached_modules=1) as host:
+        waiting = wasmtime.wat2wasm(printer("still here"))
+        result: list[int] = []
+        worker = threading.Thread(
+            target=lambda: result.append(host.run(waiting, stdout=slow_stdout).exit_code)
+        )
+        worker.start()
+        assert started.wait(30)
+        for n in range(3):  # drop the module the worker runs
+            host.run(distinct(n))
+        assert len(kept(host)) == 1
+        go_on.set()
+        worker.join(30)
+        assert result == [0]
+        assert b"".join(out) == b"still here"
+        assert host.run(waiting).stdout == b"still here"
+
+
+def test_threads_running_more_modules_than_the_bound_all_succeed() -> None:
+    from conftest import in_threads, printer
+
+    modules = [wasmtime.wat2wasm(printer(f"module {n}")) for n in range(6)]
+    with Host(cache_dir=False, max_cached_modules=2) as host:
+
+        def work(i: int) -> None:
+            for round in range(8):
+                n = (i + round) % len(modules)
+                assert host.run(modules[n]).stdout == f"module {n}".encode()
+
+        in_threads(work, 6)
+        assert len(kept(host)) <= 2  # fewer when a drop raced a run of the same module
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "8"], ids=repr)
+def test_max_cached_modules_is_checked(bad: object) -> None:
+    with pytest.raises(wasmhost.ConfigError, match="max_cached_modules"):
+        Host(max_cached_modules=bad)  # type: ignore[arg-type]
+
+
+# -- the compile cache's size cap (WASMHOST_CACHE_MAX_SIZE) -----------------------
+
+
+def on_disk(cache: Path) -> int:
+    return sum(f.stat().st_size for f in (cache / "compiled").rglob("*") if f.is_file())
+
+
+def test_the_compile_cache_stays_under_its_cap_dropping_the_least_recently_used(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Host() as host:
+        host.run(distinct(0))
+    one = on_disk(isolated)
+    cap = 3 * one + one // 2  # room for three entries
+    monkeypatch.setenv("WASMHOST_CACHE_MAX_SIZE", str(cap))
+    keys = []
+    for n in range(1, 8):
+        with Host() as host:
+            host.run(distinct(n))
+            keys.append(host.load(distinct(n)).key)
+            assert on_disk(isolated) <= cap
+    assert sorted(e.name[:64] for e in entries(isolated)) == sorted(keys[-3:])
+    # A use makes an entry recent (recorded to the minute): it stays when the next
+    # one is written.
+    [fifth] = [e for e in entries(isolated) if e.name.startswith(keys[-3])]
+    os.utime(fifth.with_name(fifth.name + ".meta"), (time.time() - 3600,) * 2)
+    with Host() as host:
+        host.run(distinct(5))
+    with Host() as host:
+        host.run(distinct(8))
+    kept_keys = {e.name[:64] for e in entries(isolated)}
+    assert keys[-3] in kept_keys
+    assert keys[-2] not in kept_keys
+
+
+def test_an_entry_over_the_cap_by_itself_is_still_stored(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WASMHOST_CACHE_MAX_SIZE", "1")
+    for n in range(3):
+        with Host() as host:
+            host.run(distinct(n))
+            key = host.load(distinct(n)).key
+        [entry] = entries(isolated)
+        assert entry.name.startswith(key)
+
+
+@pytest.mark.parametrize("bad", ["lots", "0", "-5", "1.5G"])
+def test_a_bad_cache_cap_is_refused(monkeypatch: pytest.MonkeyPatch, bad: str) -> None:
+    monkeypatch.setenv("WASMHOST_CACHE_MAX_SIZE", bad)
+    with pytest.raises(wasmhost.ConfigError, match="WASMHOST_CACHE_MAX_SIZE"):
+        Host()
+
+
+def test_a_server_keeps_every_routes_module_compiled(tmp_path: Path) -> None:
+    from wasmhost.asgi import Route, WagiApp
+
+    count = wasmhost._host.host.DEFAULT_MAX_CACHED_MODULES + 6
+    routes = []
+    for n in range(count):
+        path = tmp_path / f"m{n}.wasm"
+        path.write_bytes(distinct(n))
+        routes.append(Route(f"/m{n}", str(path)))
+    app = WagiApp(routes)
+    try:
+        assert len(kept(app.host)) == count
+    finally:
+        app.close()

@@ -215,6 +215,15 @@ def sweep(folder: Path, older_than: float = STALE) -> None:
                         os.unlink(entry.path)
 
 
+def listing(folder: Path) -> list[os.DirEntry[str]]:
+    """What ``folder`` holds but temporary files; nothing if it cannot be read."""
+    try:
+        with os.scandir(folder) as found:
+            return [e for e in found if not e.name.startswith(TEMP_PREFIX)]
+    except OSError:
+        return []
+
+
 _KINDS = (
     (stat.S_ISFIFO, "a FIFO"),
     (stat.S_ISCHR, "a character device"),

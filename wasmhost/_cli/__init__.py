@@ -27,6 +27,7 @@ from .params import examples
 
 _COMMANDS = {
     "bundle": ("wasmhost._cli.deploy", "bundle"),
+    "cache": ("wasmhost._cli.cache", "cache"),
     "compare": ("wasmhost._cli.compare", "compare"),
     "inspect": ("wasmhost._cli.publish", "inspect"),
     "k8s": ("wasmhost._cli.deploy", "k8s"),

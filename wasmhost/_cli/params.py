@@ -15,16 +15,17 @@ from .._text import is_utf8
 if TYPE_CHECKING:
     from .._host.host import Dir
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m)?\s*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d|w)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
 
 def parse_duration(text: str) -> float:
-    """Seconds as a number, or with a unit: ``500ms``, ``2s``, ``1m``."""
+    """Seconds as a number, or with a unit: ``500ms``, ``2s``, ``1m``, ``12h``, ``30d``,
+    ``2w``."""
     match = _DURATION.match(text)
     if not match:
         raise ValueError(text)
-    value = float(match.group(1))
-    return value * {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}[match.group(2)]
+    return float(match.group(1)) * _UNIT_SECONDS.get(match.group(2), 1.0)
 
 
 class SizeType(click.ParamType):
@@ -51,6 +52,7 @@ class SizeType(click.ParamType):
 
 class DurationType(click.ParamType):
     name = "SECONDS"
+    examples = "2, 2.5, 500ms or 1m"
 
     def __init__(self, maximum: float = 1e9) -> None:
         self.maximum = maximum  # exclusive, as the library's check_seconds
@@ -63,9 +65,7 @@ class DurationType(click.ParamType):
         try:
             seconds = parse_duration(str(value))
         except ValueError:
-            self.fail(
-                f"{value!r} is not a duration; write it like 2, 2.5, 500ms or 1m.", param, ctx
-            )
+            self.fail(f"{value!r} is not a duration; write it like {self.examples}.", param, ctx)
         if seconds <= 0:
             self.fail("the duration must be more than zero.", param, ctx)
         if seconds >= self.maximum:
@@ -73,6 +73,13 @@ class DurationType(click.ParamType):
                 f"{value!r} is too large; it must be under {self.maximum:,.0f} seconds.", param, ctx
             )
         return seconds
+
+
+class AgeType(DurationType):
+    """How long ago: ``30d``, ``12h``, ``90m`` (or seconds)."""
+
+    name = "AGE"
+    examples = "30d, 12h or 90m"
 
 
 class DirType(click.ParamType):
@@ -206,6 +213,7 @@ MEMORY_SIZE = SizeType(maximum=1 << 46)  # the host's MAX_RESERVATION
 DOWNLOAD_SIZE = SizeType(maximum=1 << 50)  # the registry client's max_size ceiling
 DURATION = DurationType()
 SERVER_DURATION = DurationType(maximum=1e6)  # serve's connection and body timeouts
+AGE = AgeType()
 DIR = DirType()
 ENV = EnvType()
 WHOLE_NUMBER = WholeNumberType()

@@ -31,6 +31,13 @@ one tick would not show.
 Location: ``$WASMHOST_CACHE_DIR/compiled`` if set, else
 ``$XDG_CACHE_HOME/wasmhost/compiled`` (``~/.cache/wasmhost/compiled``).
 ``WASMHOST_NO_CACHE=1`` turns the disk cache off.
+
+Its size: without bound, unless ``max_size`` (``$WASMHOST_CACHE_MAX_SIZE``)
+caps it; then writing an entry removes the least recently used ones past the
+cap. An entry's last use is its record's modification time, set when it is
+loaded (one ``utime``, at most once a minute; the record's own times are not
+part of what it checks, the entry's are).
+``wasmhost cache`` lists, prunes and clears it (see ``_paths``).
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,8 +54,9 @@ if TYPE_CHECKING:
     import wasmtime
     import wasmtime.component as wc
 
-from .._files import atomic_writer, open_regular, regular_fd, sweep
+from .._files import atomic_writer, listing, open_regular, regular_fd, remove_tree, sweep
 from .._hashing import KEY_BYTES, checksum, checksum_of_file, content_key
+from .._paths import CacheEntry, least_recently_used
 
 # The layout of entries, part of every entry's name: 1 had a checksum inside the
 # entry; 2 is wasmtime's serialization alone, with a .meta beside it.
@@ -58,13 +68,18 @@ _EDGE = 4096  # the bytes at each end of an entry whose hash is recorded
 # A file is keyed by its state only if it had not changed for this long before it was
 # read: a later change then shows in its times even where they are coarse (FAT: 2 s).
 _RACY_NS = 3_000_000_000
+# An entry's last use is recorded to the minute: a load within a minute of the last
+# one costs no write (measured: the utime is ~11 us of a ~250 us load).
+_TOUCH_EVERY = 60.0
 
 
 class CompileCache:
-    """Compiled modules on disk, in ``directory`` (``None``: nothing is stored)."""
+    """Compiled modules on disk, in ``directory`` (``None``: nothing is stored), at most
+    ``max_size`` bytes of them if given."""
 
-    def __init__(self, directory: Path | None) -> None:
+    def __init__(self, directory: Path | None, max_size: int | None = None) -> None:
         self.directory = directory
+        self.max_size = max_size
 
     def path(self, key: str, fingerprint: str, component: bool = False) -> Path | None:
         if self.directory is None:
@@ -86,6 +101,7 @@ class CompileCache:
         try:
             with open_regular(_meta_path(path)) as f:
                 recorded = f.read(1024)
+                touched = os.fstat(f.fileno()).st_mtime
             fd = regular_fd(path, os.O_NOFOLLOW)
         except OSError:
             return None
@@ -97,11 +113,13 @@ class CompileCache:
             # Mapped through the descriptor just checked (the path may name another
             # file by now), where /proc is mounted.
             source = fd_path(fd) if PROC_FD else str(path)
+            loaded: wasmtime.Module | wc.Component
             if component:
                 import wasmtime.component
 
-                return wasmtime.component.Component.deserialize_file(engine, source)
-            return wasmtime.Module.deserialize_file(engine, source)
+                loaded = wasmtime.component.Component.deserialize_file(engine, source)
+            else:
+                loaded = wasmtime.Module.deserialize_file(engine, source)
         except wasmtime.WasmtimeError:
             self._discard(path)
             return None
@@ -109,6 +127,10 @@ class CompileCache:
             return None
         finally:
             os.close(fd)
+        if time.time() - touched > _TOUCH_EVERY:
+            with contextlib.suppress(OSError):
+                os.utime(_meta_path(path))  # its last use, for pruning the least recently used
+        return loaded
 
     def _checked(self, fd: int, st: os.stat_result, recorded: bytes, path: Path) -> bool:
         """Whether the entry open at ``fd`` is the one ``recorded`` describes.
@@ -145,6 +167,8 @@ class CompileCache:
         finally:
             sweep(path.parent)
             _drop_older_formats(path)
+        if self.max_size is not None:
+            self.remove(least_recently_used(self.entries(), max_size=self.max_size, keep=path))
 
     @staticmethod
     def _record(path: Path, fd: int, st: os.stat_result, whole: str) -> None:
@@ -188,11 +212,82 @@ class CompileCache:
         name = os.path.realpath(source).encode("utf-8", "surrogateescape")
         return self.directory / "paths" / content_key(name)
 
+    # -- what it holds, for `wasmhost cache` -----------------------------------
+
+    def entries(self) -> list[CacheEntry]:
+        """Its entries (an entry and its record are one; a record left alone is one too),
+        and the records of modules' keys by path as one entry (``paths``)."""
+        if self.directory is None:
+            return []
+        found = []
+        for folder in listing(self.directory):
+            if not folder.is_dir(follow_symlinks=False):
+                continue
+            files = _stats(Path(folder.path))
+            if folder.name == "paths":
+                if files:
+                    what = "paths (keys of module files)"
+                    records = list(files.values())
+                    found.append(_entry(Path(folder.path), what, records, newest=True))
+                continue
+            for name, st in files.items():
+                record = files.get(name + ".meta")
+                if name.endswith(".cwasm"):
+                    # Its last use is its record's time (see load), the entry's own
+                    # times being part of what the record checks.
+                    parts = [st] if record is None else [record, st]
+                    found.append(_entry(Path(folder.path, name), name[: -len(".cwasm")], parts))
+                elif name.endswith(".cwasm.meta") and name[: -len(".meta")] not in files:
+                    found.append(_entry(Path(folder.path, name[: -len(".meta")]), name, [st]))
+        return found
+
+    def remove(self, entries: Sequence[CacheEntry]) -> list[CacheEntry]:
+        """Remove ``entries``: each entry before its record (a record without its entry
+        is a miss, as no record is), each by one unlink; those it removed."""
+        removed = []
+        for entry in entries:
+            if entry.path.name == "paths":
+                gone = remove_tree(entry.path)
+            else:
+                gone = _unlinked(entry.path)
+                gone = _unlinked(_meta_path(entry.path)) or gone
+            if gone:
+                removed.append(entry)
+        for folder in {entry.path.parent for entry in removed}:
+            sweep(folder)
+        return removed
+
     @staticmethod
     def _discard(path: Path) -> None:
         for stale in (path, _meta_path(path)):
             with contextlib.suppress(OSError):
                 stale.unlink()
+
+
+def _stats(folder: Path) -> dict[str, os.stat_result]:
+    """The files in ``folder`` by name, as they are (one removed meanwhile is left out)."""
+    found = {}
+    for each in listing(folder):
+        with contextlib.suppress(OSError):
+            found[each.name] = each.stat(follow_symlinks=False)
+    return found
+
+
+def _entry(path: Path, name: str, parts: list[os.stat_result], newest: bool = False) -> CacheEntry:
+    """The entry at ``path`` made of the files ``parts``, last used when the first was
+    modified (``newest``: when the newest was)."""
+    size = sum(st.st_size for st in parts)
+    used = max(st.st_mtime for st in parts) if newest else parts[0].st_mtime
+    return CacheEntry("compile", name, size, used, path)
+
+
+def _unlinked(path: Path) -> bool:
+    """Whether ``path`` was there and this unlinked it."""
+    try:
+        path.unlink()
+    except OSError:
+        return False
+    return True
 
 
 def _drop_older_formats(path: Path) -> None:

@@ -155,6 +155,20 @@ class EngineSlot:
         if self._twin is not None:
             self._twin.close()
 
+    def forget(self, key: str) -> None:
+        """Drop the module ``key`` (here and in the twin): a run that holds its code or
+        InstancePre keeps them alive until it ends; a later run compiles it again (from
+        the disk cache). The InstancePre is not closed: a run may still use it, and it
+        is freed when the last run holding it lets it go."""
+        with self._lock:
+            self.compiled.pop(key, None)
+            self._locks.pop(key, None)
+            self._ran.discard(key)
+            self._unfit.discard(key)
+            twin = self._twin
+        if twin is not None:
+            twin.forget(key)
+
     def compile_lock(self, key: str) -> threading.Lock:
         with self._lock:
             return self._locks.setdefault(key, threading.Lock())
@@ -303,6 +317,13 @@ class Engines:
                 if slot is None:
                     slot = self._slots[flags] = _make(flags)
         return slot
+
+    def forget(self, key: str) -> None:
+        """Drop the module ``key`` from every engine (see :meth:`EngineSlot.forget`)."""
+        with self._lock:
+            slots = list(self._slots.values())
+        for slot in slots:
+            slot.forget(key)
 
     def close(self) -> None:
         with self._lock:

@@ -31,7 +31,7 @@ from .._errors import (
 )
 from .._hashing import content_key
 from .._numbers import check_seconds, check_size, check_whole, format_size
-from .._paths import default_cache_root
+from .._paths import default_cache_root, max_size_from_environment
 from .._text import wasi_environment, wasi_strings
 from .._wasm import is_component
 from .cache import CompileCache, file_state, settled
@@ -81,8 +81,13 @@ else:  # concurrent.futures imports logging: ~15 ms of `wasmhost run` start-up
 DEFAULT_MAX_OUTPUT = 16 << 20
 """How much of each captured stream a run keeps by default (16 MiB)."""
 
+DEFAULT_MAX_CACHED_MODULES = 64
+"""How many modules a :class:`Host` keeps compiled in memory by default."""
+
 # A module's code, or a component's (wasmtime.component loads only for components).
 Compiled = Any
+# Compiled code and its InstancePre (a component's: where its run function is).
+Entry = tuple[Compiled, Any]
 
 
 class Dir(NamedTuple):
@@ -190,20 +195,42 @@ class Host:
     ``cache_dir`` is the wasmhost cache folder (compiled modules go in its
     ``compiled/`` subfolder); by default ``$WASMHOST_CACHE_DIR`` or
     ``$XDG_CACHE_HOME/wasmhost``; ``False`` keeps compiled code in memory only.
+    The compiled modules there have no size bound unless
+    ``$WASMHOST_CACHE_MAX_SIZE`` (``2GiB``) sets one: past it, storing a module
+    removes the least recently used ones.
+
+    ``max_cached_modules`` (default 64) is how many modules the host keeps
+    compiled in memory, the most recently run ones; running another one drops
+    the least recently run (a run in progress keeps what it uses), and running
+    a dropped one again loads it from the disk cache (milliseconds) or compiles
+    it. ``None``: no bound.
     """
 
-    def __init__(self, *, cache_dir: str | os.PathLike[str] | Literal[False] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        cache_dir: str | os.PathLike[str] | Literal[False] | None = None,
+        max_cached_modules: int | None = DEFAULT_MAX_CACHED_MODULES,
+    ) -> None:
+        if max_cached_modules is not None:
+            check_whole("max_cached_modules", max_cached_modules, 1, 1 << 20, "from 1 up")
         if cache_dir is False:
             root = None
         elif cache_dir is None:
             root = default_cache_root()
         else:
             root = Path(cache_dir)
-        self._cache = CompileCache(root / "compiled" if root is not None else None)
+        self._cache = CompileCache(
+            root / "compiled" if root is not None else None, max_size_from_environment()
+        )
         self._engines = Engines()
         self._paths: dict[tuple[str, int, int, int, int, int], Module] = {}
         # The streams each module (by key) has written more than a pipe holds to (see stdio).
         self._loud: dict[str, frozenset[str]] = {}
+        # The modules kept compiled (by key), least recently run first.
+        self._recent: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._recent_lock = threading.Lock()
+        self._max_modules = max_cached_modules
         self._closed = False
 
     @property
@@ -272,8 +299,9 @@ class Host:
         slot: EngineSlot,
         check: ImportCheck | None = None,
         name: str | None = None,
-    ) -> tuple[Module, wasmtime.Module]:
-        """The module and its code compiled for ``slot``'s engine (compiled once per engine).
+    ) -> tuple[Module, Entry]:
+        """The module and its code compiled for ``slot``'s engine (compiled once per engine),
+        with its InstancePre.
 
         A file whose content key the compile cache recorded for its current
         state is not read at all; ``check`` sees the imports of a module
@@ -283,14 +311,14 @@ class Host:
         if name is not None and check is not None:
             named_check = check
             check = lambda _, imports: named_check(name, imports)  # noqa: E731
-        module, compiled = self._load_as(source, slot, check, name)
+        module, entry = self._load_as(source, slot, check, name)
         if name is not None and module.name != name:
             module = module.renamed(name)
-        return module, compiled
+        return module, entry
 
     def _load_as(
         self, source: ModuleSource, slot: EngineSlot, check: ImportCheck | None, shown: str | None
-    ) -> tuple[Module, wasmtime.Module]:
+    ) -> tuple[Module, Entry]:
         if isinstance(source, Module):
             module = source
             return module, self._compile(
@@ -309,24 +337,24 @@ class Host:
                     where = os.path.abspath(name)
                     lazy = Module(name, None, key, (), (), size=st.st_size, path=where)
                     try:
-                        compiled = self._compile(slot, shown or name, key, lambda: lazy.wasm, check)
-                        module = _describe(slot, name, None, key, compiled, st, where)
+                        entry = self._compile(slot, shown or name, key, lambda: lazy.wasm, check)
+                        module = _describe(slot, name, None, key, entry[0], st, where)
                     except ModuleChanged:
                         pass  # changed since its state was looked at: read it as it is now
                     else:
                         self._paths[_state(name, st)] = module
-                        return module, compiled
+                        return module, entry
         read_at = time.time_ns()
         name, data, read = read_source(source)
         key = content_key(data)
-        compiled = self._compile(slot, shown or name, key, lambda: data, check)
-        module = _describe(slot, name, data, key, compiled)
+        entry = self._compile(slot, shown or name, key, lambda: data, check)
+        module = _describe(slot, name, data, key, entry[0])
         # A file that changed just before it was read could change again unseen
         # (coarse timestamps): it is read again next time rather than kept by state.
         if read is not None and settled(read, read_at):
             self._paths[_state(name, read)] = module
             self._cache.remember_key(name, read, key, read_at)
-        return module, compiled
+        return module, entry
 
     def _slot(self, flags: EngineFlags) -> EngineSlot:
         if self._closed:
@@ -340,16 +368,29 @@ class Host:
         key: str,
         wasm: Callable[[], bytes],
         check: ImportCheck | None,
-    ) -> Compiled:
-        """The module's (or component's) code for ``slot``'s engine: compiled before,
-        in the disk cache, or compiled now."""
+    ) -> Entry:
+        """The module's (or component's) code for ``slot``'s engine and its InstancePre:
+        compiled before, in the disk cache, or compiled now. It becomes the most
+        recently used module; the least recently used ones past ``max_cached_modules``
+        are dropped."""
         entry = slot.compiled.get(key)
-        if entry is not None:
-            return entry[0]
+        if entry is None:
+            entry = self._compile_now(slot, name, key, wasm, check)
+        self._used(key)
+        return entry
+
+    def _compile_now(
+        self,
+        slot: EngineSlot,
+        name: str,
+        key: str,
+        wasm: Callable[[], bytes],
+        check: ImportCheck | None,
+    ) -> Entry:
         with slot.compile_lock(key):
             entry = slot.compiled.get(key)
             if entry is not None:
-                return entry[0]
+                return entry
             compiled = self._cached(slot, key)
             if compiled is None:
                 data = wasm()
@@ -372,8 +413,25 @@ class Host:
                 from .component import run_index
 
                 pre = run_index(compiled, slot.engine)
-            slot.compiled[key] = (compiled, pre)
-            return compiled
+            entry = slot.compiled[key] = (compiled, pre)
+            return entry
+
+    def _used(self, key: str) -> None:
+        """Make ``key`` the most recently used module; drop the least recently used
+        past the bound (from every engine, the file states that name them, and what
+        their runs taught: they are compiled again when run again)."""
+        with self._recent_lock:
+            self._recent[key] = None
+            self._recent.move_to_end(key)
+            dropped = []
+            while self._max_modules is not None and len(self._recent) > self._max_modules:
+                dropped.append(self._recent.popitem(last=False)[0])
+        for old in dropped:
+            self._engines.forget(old)
+            self._loud.pop(old, None)
+            for state, module in list(self._paths.items()):
+                if module.key == old:
+                    self._paths.pop(state, None)
 
     def _cached(self, slot: EngineSlot, key: str) -> Compiled | None:
         """The code of ``key`` from the disk cache: a module's entry, else a component's."""
@@ -444,13 +502,13 @@ class Host:
         max_output = options.get("max_output", DEFAULT_MAX_OUTPUT)
         symlinks = options.get("symlinks", True)
         check = _import_check(options.get("imports"), options.get("unknown_imports", "error"))
-        loaded, compiled = self._load(module, slot, check)
+        loaded, (compiled, pre) = self._load(module, slot, check)
         component = loaded.kind == "component"
         if component:
             _check_component_run(loaded, options)
         else:
             check(loaded.name, loaded.imports)
-        job = _Job(slot, loaded, compiled, slot.compiled[loaded.key][1], args, options)
+        job = _Job(slot, loaded, compiled, pre, args, options)
         wasi = job.wasi()
         stdio = Stdio(max_output, self._loud.get(loaded.key, ()))
         guard = None
@@ -519,7 +577,7 @@ class Host:
                     slot.release(weight)  # the store that held the slot is closed
             try:
                 stdio.finish()
-                if loud := stdio.loud():
+                if (loud := stdio.loud()) and loaded.key in self._recent:  # not dropped
                     self._loud[loaded.key] = frozenset([*self._loud.get(loaded.key, ()), *loud])
                 raised = job.failure.error or stdio.callback_error()
                 if raised is not None:

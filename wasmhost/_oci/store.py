@@ -9,21 +9,38 @@ temporary name in the same folder and renamed into place once its size and
 sha256 are verified, so a reader never sees a partial or unverified blob and
 concurrent pulls of the same reference share it safely. Blobs are read-only
 (0444): a pulled module is a copy of one, never the stored file itself.
+
+A blob's modification time is its last use: it is set when the blob is
+verified for a use. :meth:`Store.remove` removes blobs (``wasmhost cache
+prune``) and then what named them: the tags and index.json entries of a
+manifest removed, the record of a layer's module removed; a reader that has a
+removed blob open keeps reading it, one that had not yet opened it fetches
+it again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
 from .._errors import IntegrityError
-from .._files import atomic_writer, open_regular, read_regular, sweep, writing
+from .._files import (
+    TEMP_PREFIX,
+    atomic_writer,
+    listing,
+    open_regular,
+    read_regular,
+    sweep,
+    writing,
+)
 from .._hashing import sha256_of
+from .._paths import CacheEntry
 from .formats import OCI_INDEX, OCI_MANIFEST, blob_path, is_digest, sha256_digest
 from .layout import REF_NAME
 from .reference import Reference
@@ -58,6 +75,7 @@ class Store:
             data = f.read()
             if sha256_digest(data) != digest:
                 raise self._damaged(digest, path, f)
+        _used(path)
         return data
 
     def verify_file(self, digest: str) -> Path:
@@ -66,6 +84,7 @@ class Store:
         with self._reading(path) as f:
             if sha256_of(f)[0] != digest:
                 raise self._damaged(digest, path, f)
+        _used(path)
         return path
 
     @contextmanager
@@ -203,6 +222,91 @@ class Store:
         if reference.tag is None:
             return None
         return _recorded(self._tag_path(reference))
+
+    # -- what it holds, for `wasmhost cache` -----------------------------------
+
+    def entries(self) -> list[CacheEntry]:
+        """Its blobs, each named by its digest and the references whose tags name it."""
+        names: dict[str, list[str]] = {}
+        for reference, _, digest in self._tags():
+            names.setdefault(digest, []).append(reference)
+        found = []
+        for folder in listing(self.root / "blobs"):
+            algorithm = folder.name
+            for blob in listing(Path(folder.path)):
+                with contextlib.suppress(OSError):
+                    st = blob.stat(follow_symlinks=False)
+                    digest = f"{algorithm}:{blob.name}"
+                    refs = sorted(names.get(digest, []))
+                    name = f"{digest} ({', '.join(refs)})" if refs else digest
+                    found.append(CacheEntry("oci", name, st.st_size, st.st_mtime, Path(blob.path)))
+        return found
+
+    def remove(self, entries: Sequence[CacheEntry]) -> list[CacheEntry]:
+        """Remove the blobs ``entries`` name, each by one unlink, then the tags, index.json
+        entries and unpacked-layer records that named a blob now gone; those removed."""
+        removed = []
+        for entry in entries:
+            with contextlib.suppress(OSError):
+                entry.path.unlink()
+                removed.append(entry)
+        if removed:
+            self._tidy()
+        return removed
+
+    def _tidy(self) -> None:
+        """Drop what names a blob no longer stored: a tag (offline use would find no
+        manifest), an index.json entry (other tools would find none), an unpacked
+        layer's record."""
+        for _, tag, digest in self._tags():
+            if not self.has_blob(digest):
+                with contextlib.suppress(OSError):
+                    tag.unlink()
+        for unpacked in listing(self.root / "unpacked"):
+            module = _recorded(Path(unpacked.path))
+            layer = "sha256:" + unpacked.name
+            if module is None or not (self.has_blob(module) and self.has_blob(layer)):
+                with contextlib.suppress(OSError):
+                    os.unlink(unpacked.path)
+        index_path = self.root / "index.json"
+        if not index_path.exists():
+            return
+        with writing(self.root, "the store"), open(self.root / ".index.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                with open_regular(index_path) as f:
+                    index = json.loads(f.read(MAX_INDEX))
+                listed = index["manifests"]
+                kept = [e for e in listed if isinstance(e, dict) and self._holds(e.get("digest"))]
+            except (OSError, ValueError, RecursionError, LookupError, TypeError):
+                return  # damaged: the next pull writes it again
+            if len(kept) != len(listed):
+                index["manifests"] = kept
+                with atomic_writer(index_path, what="the store") as f:
+                    f.write(json.dumps(index, indent=1).encode() + b"\n")
+
+    def _holds(self, digest: object) -> bool:
+        return isinstance(digest, str) and is_digest(digest) and self.has_blob(digest)
+
+    def _tags(self) -> Iterator[tuple[str, Path, str]]:
+        """Each tag recorded: its reference, its record and the digest it names."""
+        top = self.root / "tags"
+        for folder, _, files in os.walk(top):
+            where = Path(folder)
+            if where.name != "_tags":
+                continue
+            registry, *repository = where.parent.relative_to(top).parts
+            for tag in files:
+                digest = _recorded(where / tag)
+                if digest is not None and not tag.startswith(TEMP_PREFIX):
+                    name = f"{registry.replace('_', ':')}/{'/'.join(repository)}:{tag}"
+                    yield name, where / tag, digest
+
+
+def _used(path: Path) -> None:
+    """Record a blob's use (its modification time) for pruning the least recently used."""
+    with contextlib.suppress(OSError):
+        os.utime(path)
 
 
 def _recorded(path: Path) -> str | None:

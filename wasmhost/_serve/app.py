@@ -44,7 +44,7 @@ from .._errors import (
     WasmhostError,
 )
 from .._files import MAX_CONFIG, read_regular
-from .._host.host import Dir, DirSource, Host, as_dir, check_limits
+from .._host.host import DEFAULT_MAX_CACHED_MODULES, Dir, DirSource, Host, as_dir, check_limits
 from .._host.module import Module
 from .._host.result import RunResult
 from .._numbers import check_seconds, check_whole, parse_size
@@ -173,7 +173,8 @@ class WagiApp:
             raise ConfigError("body_timeout must be a positive number of seconds, not None.")
         check_seconds("body_timeout", body_timeout, 1e6)
         self._own_host = host is None
-        self.host = host or Host()
+        # Its own host keeps every route's module compiled, however many there are.
+        self.host = host or Host(max_cached_modules=max(DEFAULT_MAX_CACHED_MODULES, len(routes)))
         self.timeout = timeout
         self.max_memory = max_memory
         self.max_body = max_body
