@@ -528,9 +528,9 @@ def test_invoke_with_arguments_in_parentheses_on_a_core_module_hints() -> None:
     assert f"--invoke add {CALC} 1 2" in one_error_line(done)
 
 
-def test_debug_after_the_command_is_the_same_as_before_it() -> None:
+def test_debug_after_the_command_is_the_same_as_before_it(tmp_path: Path) -> None:
     # A refused registry: what it tried is logged under --debug.
-    pull = ["pull", "--plain-http", "127.0.0.1:1/x:v1", "-o", os.devnull]
+    pull = ["pull", "--plain-http", "127.0.0.1:1/x:v1", "-o", str(tmp_path / "x.wasm")]
     before = wasmhost_cli("--debug", *pull)
     after = wasmhost_cli(pull[0], "--debug", *pull[1:])
     assert after.returncode == before.returncode == 1

@@ -14,7 +14,7 @@ import click
 from .._numbers import format_size
 from .._paths import CacheEntry, cache_root, least_recently_used
 from .errors import reported
-from .params import AGE, SIZE
+from .params import AGE, SIZE, examples
 
 if TYPE_CHECKING:
     from .._host.cache import CompileCache
@@ -89,7 +89,10 @@ def _totals(
     click.echo(f"total: {_count(len(found))}, {total} in {folder}")
 
 
-@click.group(short_help="List, prune and clear the compile cache and the store.")
+@click.group(
+    short_help="List, prune and clear the compile cache and the store.",
+    epilog=examples("wasmhost cache du", "wasmhost cache prune --older-than 30d --max-size 1GiB"),
+)
 def cache() -> None:
     """List, prune and clear wasmhost's disk caches: the compile cache (compiled
     modules) and the store of pulled artifacts (what `pull` and `run REF` fetched).
@@ -97,16 +100,14 @@ def cache() -> None:
     Both are safe to prune while wasmhost runs elsewhere: a run that is using an
     entry keeps it; a later run compiles or fetches it again. The compile cache
     can also cap itself: set WASMHOST_CACHE_MAX_SIZE (e.g. 2GiB).
-
-    Examples:
-
-    \b
-      wasmhost cache du
-      wasmhost cache prune --older-than 30d --max-size 1GiB
     """
 
 
-@cache.command("ls", short_help="List the entries, their last use and size.")
+@cache.command(
+    "ls",
+    short_help="List the entries, their last use and size.",
+    epilog=examples("wasmhost cache ls", "wasmhost cache ls --oci"),
+)
 @_choice
 def ls(compile_cache: bool, oci: bool, cache_dir: Path | None) -> None:
     """List each entry (the most recently used first) with its last use and size, then
@@ -115,12 +116,6 @@ def ls(compile_cache: bool, oci: bool, cache_dir: Path | None) -> None:
     An entry of the compile cache is named by the module's content key and the
     engine it was compiled for; one of the store by its digest, and the references
     whose tags name it.
-
-    Examples:
-
-    \b
-      wasmhost cache ls
-      wasmhost cache ls --oci
     """
     chosen = _caches(compile_cache, oci, cache_dir)
     with reported():
@@ -133,24 +128,27 @@ def ls(compile_cache: bool, oci: bool, cache_dir: Path | None) -> None:
     _totals(found, chosen, cache_dir or cache_root())
 
 
-@cache.command("du", short_help="Show each cache's size.")
+@cache.command(
+    "du",
+    short_help="Show each cache's size.",
+    epilog=examples("wasmhost cache du", "wasmhost cache du --compile"),
+)
 @_choice
 def du(compile_cache: bool, oci: bool, cache_dir: Path | None) -> None:
-    """Show how many entries each cache holds and their size.
-
-    Examples:
-
-    \b
-      wasmhost cache du
-      wasmhost cache du --compile
-    """
+    """Show how many entries each cache holds and their size."""
     chosen = _caches(compile_cache, oci, cache_dir)
     with reported():
         found = _entries(chosen)
     _totals(found, chosen, cache_dir or cache_root())
 
 
-@cache.command("prune", short_help="Remove old entries, or the least recently used.")
+@cache.command(
+    "prune",
+    short_help="Remove old entries, or the least recently used.",
+    epilog=examples(
+        "wasmhost cache prune --older-than 30d", "wasmhost cache prune --max-size 1GiB --compile"
+    ),
+)
 @click.option(
     "--older-than",
     type=AGE,
@@ -175,12 +173,6 @@ def prune_command(
 
     Each entry goes whole: a compiled module with its integrity record; a blob of
     the store with the tags and index.json entries that named it.
-
-    Examples:
-
-    \b
-      wasmhost cache prune --older-than 30d
-      wasmhost cache prune --max-size 1GiB --compile
     """
     if older_than is None and max_size is None:
         raise click.UsageError(
@@ -201,17 +193,15 @@ def prune_command(
     _report(removed, left)
 
 
-@cache.command("clear", short_help="Remove every entry.")
+@cache.command(
+    "clear",
+    short_help="Remove every entry.",
+    epilog=examples("wasmhost cache clear", "wasmhost cache clear --oci"),
+)
 @_choice
 def clear_command(compile_cache: bool, oci: bool, cache_dir: Path | None) -> None:
     """Remove every entry: modules are compiled again and artifacts fetched again when
     next run.
-
-    Examples:
-
-    \b
-      wasmhost cache clear
-      wasmhost cache clear --oci
     """
     chosen = _caches(compile_cache, oci, cache_dir)
     with reported():
