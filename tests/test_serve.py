@@ -309,7 +309,7 @@ def test_config_file_errors(tmp_path: Path) -> None:
     bad.write_text('[[module]]\nroute = "/"\n')
     with pytest.raises(ConfigError, match="has no module"):
         load_config(bad)
-    bad.write_text("title = 'x'\n")
+    bad.write_text("# nothing\n")
     with pytest.raises(ConfigError, match=r"no \[\[module\]\]"):
         load_config(bad)
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import functools
 import json
 import logging
@@ -479,7 +480,9 @@ def load_config(path: str | os.PathLike[str]) -> list[Route]:
         volumes = { "/data" = "./data" }       # guest path = host directory
         max_memory = "64MiB"                   # instead of the app's cap
 
-    Relative paths are relative to the file's folder.
+    Relative paths are relative to the file's folder. Any other key, at the top
+    or in a ``[[module]]``, is an error that names it (a misspelt key would
+    otherwise be ignored).
     """
     if sys.version_info >= (3, 11):
         import tomllib
@@ -497,11 +500,15 @@ def load_config(path: str | os.PathLike[str]) -> list[Route]:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where} is not valid TOML: {exc}.") from None
+    _check_keys(data, ("module",), f"{where}:", "it holds [[module]] tables only")
     entries = data.get("module")
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{where} has no [[module]] entries.")
     routes = []
     for i, entry in enumerate(entries, 1):
+        if isinstance(entry, dict):
+            keys = f"the keys are {', '.join(_MODULE_KEYS)}"
+            _check_keys(entry, _MODULE_KEYS, f"{where}: [[module]] number {i}:", keys)
         if not isinstance(entry, dict) or not isinstance(entry.get("module"), str):
             raise ConfigError(f'{where}: [[module]] number {i} has no module = "...".')
         route = entry.get("route", "/...")
@@ -546,6 +553,19 @@ def load_config(path: str | os.PathLike[str]) -> list[Route]:
         }
         routes.append(Route(route, module, env, dirs, max_memory=cap))
     return routes
+
+
+_MODULE_KEYS = ("route", "module", "environment", "volumes", "max_memory")
+
+
+def _check_keys(table: Mapping[str, object], known: Sequence[str], where: str, keys: str) -> None:
+    """A ConfigError naming the first key of ``table`` not in ``known``, and the
+    known key it is closest to, if one is close; ``keys`` says which are known."""
+    for key in table:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{where} unknown key {key!r}{hint}; {keys}.")
 
 
 def app_from_environment() -> WagiApp:
