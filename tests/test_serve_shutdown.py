@@ -84,7 +84,6 @@ def test_one_signal_cancels_the_guests_and_ends_the_server(
         output = s.output()
         assert returncode == status, output
         assert "Traceback" not in output, output
-        assert "shutting down; answered 503" in output, output
         # The spinning guest's client and those queued behind it all get 503.
         assert [getattr(a, "status_code", a) for a in answers] == [503] * 3, output
         assert all(isinstance(a, httpx.Response) and a.headers["retry-after"] for a in answers)

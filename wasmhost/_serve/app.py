@@ -330,7 +330,7 @@ class WagiApp:
             log.warning("%s %s: every guest slot is busy; answered 503", scope["method"], path)
             return _plain(503, "Service Unavailable", [("retry-after", "1")])
         except (Stopped, Interrupted):  # Interrupted: its guest was cancelled by stop()
-            log.warning("%s %s: the server is shutting down; answered 503", scope["method"], path)
+            log.info("%s %s: the server is shutting down; answered 503", scope["method"], path)
             return _plain(
                 503, "Service Unavailable", [("retry-after", "1"), ("connection", "close")]
             )
