@@ -69,7 +69,7 @@ def test_one_signal_cancels_the_guests_and_ends_the_server(
     s = Server("--timeout", GUEST_TIMEOUT, "--threads", "1", HTTP, workers=workers, own_group=group)
     try:
         answers, join = _responses(s.url, 3)
-        time.sleep(2)  # the guests spin, or wait for the thread
+        time.sleep(3)  # the guests spin, or wait for the thread
         started = time.monotonic()
         if group:
             os.killpg(s.process.pid, signum)
