@@ -28,7 +28,9 @@ pytestmark = pytest.mark.server  # starts HTTP servers (uvicorn, scripted regist
 class Server:
     """`wasmhost serve ARGS` on a free port, until stop()."""
 
-    def __init__(self, *args: str | os.PathLike[str], workers: int = 1) -> None:
+    def __init__(
+        self, *args: str | os.PathLike[str], workers: int = 1, own_group: bool = False
+    ) -> None:
         self.log_path = Path(tempfile.mkdtemp(prefix="wasmhost-serve-")) / "server.log"
         self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
@@ -45,6 +47,7 @@ class Server:
             ],
             stdout=self.log,
             stderr=subprocess.STDOUT,
+            start_new_session=own_group,  # a group of its own, to signal as a terminal does
         )
         port = listening_port(self.process)
         if port is None:
@@ -306,7 +309,7 @@ def test_config_file_errors(tmp_path: Path) -> None:
     bad.write_text('[[module]]\nroute = "/"\n')
     with pytest.raises(ConfigError, match="has no module"):
         load_config(bad)
-    bad.write_text("title = 'x'\n")
+    bad.write_text("# nothing\n")
     with pytest.raises(ConfigError, match=r"no \[\[module\]\]"):
         load_config(bad)
 

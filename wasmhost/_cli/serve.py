@@ -135,7 +135,12 @@ def _listen(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str
     help="Requests that may wait for a guest thread in each process; past that a request "
     "gets 503 with Retry-After.",
 )
-@click.option("-q", "--quiet", is_flag=True, help="No access log.")
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="No access log: warnings, errors and the line 'Listening on http://HOST:PORT' only.",
+)
 @click.option(
     "--offline",
     is_flag=True,
@@ -211,7 +216,7 @@ def serve(
     _check_free(*listen)
     import uvicorn
 
-    from .._serve.uvicorn import bounded_protocol, default_max_connections
+    from .._serve.uvicorn import Server, Supervisor, bounded_protocol, default_max_connections
 
     if max_connections is None:
         max_connections = default_max_connections(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
@@ -235,7 +240,11 @@ def serve(
         "ws": "none",
     }
     if workers == 1:
-        uvicorn.run(app, **options)
+        settings = uvicorn.Config(app, **options)
+        sock = _bind(settings, quiet)
+        server = Server(settings, app)
+        server.run(sockets=[sock])
+        _exit_for(server.exit_signal)
         return
     app.close()
     spec = {
@@ -259,9 +268,33 @@ def serve(
         "backlog": backlog,
     }
     os.environ["WASMHOST_SERVE_SPEC"] = json.dumps(spec)
-    uvicorn.run(
-        "wasmhost._serve.app:app_from_environment", factory=True, workers=workers, **options
+    settings = uvicorn.Config(
+        "wasmhost._serve.uvicorn:worker_app", factory=True, workers=workers, **options
     )
+    supervisor = Supervisor(settings, sockets=[_bind(settings, quiet)])
+    supervisor.run()
+    _exit_for(supervisor.exit_signal)
+
+
+def _bind(settings: Any, quiet: bool) -> Any:
+    """The listening socket (uvicorn logs where it listens); with ``-q``, that line
+    still, on stderr: ``Listening on http://HOST:PORT``, the port it got for port 0."""
+    sock = settings.bind_socket()
+    if quiet:
+        host, port = sock.getsockname()[:2]
+        click.echo(f"Listening on http://{f'[{host}]' if ':' in host else host}:{port}", err=True)
+    return sock
+
+
+def _exit_for(signum: int | None) -> None:
+    """End as the signal that shut the server down would: Ctrl-C's status (130), or
+    the shell's for SIGTERM (143)."""
+    import signal
+
+    if signum == signal.SIGINT:
+        raise click.Abort
+    if signum is not None:
+        raise SystemExit(128 + signum)
 
 
 def _dir_spec(source: Any) -> tuple[str, bool]:

@@ -16,7 +16,9 @@ is not a CGI response, or more of it than ``max_response``, answers 502; a
 body over ``max_body`` answers 413, and one that does not arrive within
 ``body_timeout`` 408; more than ``MAX_HEADERS`` request headers answer 431;
 a request that finds every guest slot and the backlog busy answers 503 with
-``Retry-After``; a NUL in the path or query, which WASI cannot pass, 400.
+``Retry-After``, and so does every request once the app is stopped
+(:meth:`WagiApp.stop`, or the ASGI lifespan's shutdown), the requests whose
+guests it cancelled included; a NUL in the path or query, which WASI cannot pass, 400.
 A guest's ``Date`` header is dropped for the server's. A WebSocket handshake
 is refused (the server answers 403). Log lines write control characters as
 ``\\xNN``.
@@ -26,12 +28,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import functools
 import json
 import logging
 import os
 import re
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -39,6 +43,7 @@ from typing import Any, NamedTuple
 from .._errors import (
     ConfigError,
     GuestError,
+    Interrupted,
     OutputLimitExceeded,
     TimeoutExceeded,
     WasmhostError,
@@ -49,7 +54,7 @@ from .._host.module import Module
 from .._host.result import RunResult
 from .._numbers import check_seconds, check_whole, parse_size
 from .._text import wasi_environment
-from .guests import Busy, GuestPool, InlineGate
+from .guests import Busy, GuestPool, InlineGate, Stopped
 from .wagi import (
     MalformedResponse,
     Request,
@@ -143,6 +148,11 @@ class WagiApp:
     milliseconds. At most ``threads`` guests run at once; up to ``backlog``
     more requests (by default 8 times as many) wait for a thread, and past
     that a request is answered 503 at once.
+
+    :meth:`stop` (called on the ASGI lifespan's shutdown, and by
+    ``wasmhost serve`` on SIGINT or SIGTERM) cancels the guests running and
+    answers 503 to every request from then on, so that a server shutting
+    down need not wait for guests that run until their timeout.
     """
 
     def __init__(
@@ -181,6 +191,7 @@ class WagiApp:
         self.max_response = max_response
         self.body_timeout = body_timeout
         self._pool = GuestPool(threads, 8 * threads if backlog is None else backlog)
+        self._cancel = threading.Event()  # every guest's: set by stop()
         loaded = []
         for route in routes:
             _check_route(route.path)
@@ -223,7 +234,7 @@ class WagiApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await _lifespan(receive, send, self.stop)
             return
         if scope["type"] == "websocket":
             # Closed before it is accepted: the server answers the handshake 403.
@@ -312,12 +323,18 @@ class WagiApp:
             argv0=loaded.argv0,
             max_memory=loaded.max_memory,
             max_output=self.max_response,
+            cancel=self._cancel,
         )
         try:
             result = await self._run(run, loaded, path)
         except Busy:
             log.warning("%s %s: every guest slot is busy; answered 503", scope["method"], path)
             return _plain(503, "Service Unavailable", [("retry-after", "1")])
+        except (Stopped, Interrupted):  # Interrupted: its guest was cancelled by stop()
+            log.info("%s %s: the server is shutting down; answered 503", scope["method"], path)
+            return _plain(
+                503, "Service Unavailable", [("retry-after", "1"), ("connection", "close")]
+            )
         except OutputLimitExceeded as exc:
             log.error("%s %s: %s", scope["method"], path, exc)
             return _plain(502, "Bad Gateway")
@@ -368,6 +385,8 @@ class WagiApp:
         seen, which requests are tried inline. A guest that can write to a
         directory is never run twice: it goes to the pool at once.
         """
+        if self._cancel.is_set():
+            raise Stopped
         gate = loaded.gate
         if gate is not None and gate.inline(path):
             try:
@@ -381,6 +400,18 @@ class WagiApp:
         # A restartable guest that gets here overran, or its route lately did:
         # the loop does not wait for it inline either.
         return await self._pool.run(functools.partial(run, timeout=self.timeout), wait=gate is None)
+
+    def stop(self) -> None:
+        """Cancel the guests running now (their clients get 503), and answer 503 to
+        every request from now on. For a server shutting down: it waits for the
+        requests in flight, and a guest would otherwise run until its timeout.
+
+        Safe from another thread or a signal handler (it takes no lock the
+        event loop's thread holds), and to call again; :meth:`close` is still
+        needed to end the threads."""
+        if not self._cancel.is_set():
+            self._cancel.set()
+        self._pool.stop()
 
     def close(self) -> None:
         """Stop the thread pool, and the host if this app made it."""
@@ -427,12 +458,13 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
             return b"".join(chunks)
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
+async def _lifespan(receive: Receive, send: Send, stop: Callable[[], None]) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            stop()
             await send({"type": "lifespan.shutdown.complete"})
             return
 
@@ -449,7 +481,9 @@ def load_config(path: str | os.PathLike[str]) -> list[Route]:
         volumes = { "/data" = "./data" }       # guest path = host directory
         max_memory = "64MiB"                   # instead of the app's cap
 
-    Relative paths are relative to the file's folder.
+    Relative paths are relative to the file's folder. Any other key, at the top
+    or in a ``[[module]]``, is an error that names it (a misspelt key would
+    otherwise be ignored).
     """
     if sys.version_info >= (3, 11):
         import tomllib
@@ -467,11 +501,15 @@ def load_config(path: str | os.PathLike[str]) -> list[Route]:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where} is not valid TOML: {exc}.") from None
+    _check_keys(data, ("module",), f"{where}:", "it holds [[module]] tables only")
     entries = data.get("module")
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{where} has no [[module]] entries.")
     routes = []
     for i, entry in enumerate(entries, 1):
+        if isinstance(entry, dict):
+            keys = f"the keys are {', '.join(_MODULE_KEYS)}"
+            _check_keys(entry, _MODULE_KEYS, f"{where}: [[module]] number {i}:", keys)
         if not isinstance(entry, dict) or not isinstance(entry.get("module"), str):
             raise ConfigError(f'{where}: [[module]] number {i} has no module = "...".')
         route = entry.get("route", "/...")
@@ -516,6 +554,19 @@ def load_config(path: str | os.PathLike[str]) -> list[Route]:
         }
         routes.append(Route(route, module, env, dirs, max_memory=cap))
     return routes
+
+
+_MODULE_KEYS = ("route", "module", "environment", "volumes", "max_memory")
+
+
+def _check_keys(table: Mapping[str, object], known: Sequence[str], where: str, keys: str) -> None:
+    """A ConfigError naming the first key of ``table`` not in ``known``, and the
+    known key it is closest to, if one is close; ``keys`` says which are known."""
+    for key in table:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{where} unknown key {key!r}{hint}; {keys}.")
 
 
 def app_from_environment() -> WagiApp:

@@ -13,6 +13,8 @@ therefore holds up its worker's loop for at most ``INLINE_WAIT``.
 
 At most ``threads`` guests run at once; up to ``backlog`` more wait for a
 thread, and past that :meth:`GuestPool.run` refuses at once (:class:`Busy`).
+Once the pool is stopped (:meth:`GuestPool.stop`, when the server shuts
+down), a guest waiting for a thread is not started (:class:`Stopped`).
 
 A guest that runs on for more than a moment (50 ms, see ``wasmhost._host.watchdog``)
 is moved to the lowest CPU priority (nice 19, per thread on Linux): a guest
@@ -49,6 +51,10 @@ class Busy(Exception):
     """Every thread of the pool is running a guest and the backlog is full."""
 
 
+class Stopped(Exception):
+    """The pool was stopped before this guest started."""
+
+
 class _Job(Generic[T]):
     __slots__ = ("done", "error", "func", "future", "lock", "loop", "value")
 
@@ -77,13 +83,16 @@ class GuestPool:
         self._workers: list[threading.Thread] = []
         self._pending = 0  # jobs submitted and not finished
         self._lock = threading.Lock()
+        self._stopped = False
 
     async def run(self, func: Callable[[], T], *, wait: bool = True) -> T:
         """``func()`` on a pool thread; raises :class:`Busy` when the pool is full.
 
         With ``wait=False`` the loop does not wait for it inline at all (for a
-        guest known to be slow).
+        guest known to be slow). Raises :class:`Stopped` once the pool is stopped.
         """
+        if self._stopped:
+            raise Stopped
         with self._lock:
             if self._pending >= self.threads + self.backlog:
                 raise Busy
@@ -124,6 +133,8 @@ class GuestPool:
         watchdog.on_long_run(lower)
         while (job := self._jobs.get()) is not None:
             try:
+                if self._stopped:
+                    raise Stopped
                 job.value = job.func()
             except BaseException as exc:  # handed to the awaiting request
                 job.error = exc
@@ -145,6 +156,12 @@ class GuestPool:
                         if threading.current_thread() in self._workers:
                             self._workers.remove(threading.current_thread())
                     return
+
+    def stop(self) -> None:
+        """Start no more guests: those waiting for a thread, and any asked for later,
+        end in :class:`Stopped`. Those running carry on (stop them through their
+        ``cancel`` event). Takes no lock: a signal handler may call it."""
+        self._stopped = True
 
     def close(self) -> None:
         """Let the threads finish the guests they run, and end them."""

@@ -34,16 +34,29 @@ httptools and adds:
   every idle connection, and the descriptor it holds.)
 
 Build one with :func:`bounded_protocol`.
+
+Shutting down (SIGINT or SIGTERM), uvicorn waits for the requests in flight;
+:class:`Server` and :class:`Supervisor` (for ``--workers``) first stop the
+app's guests (:meth:`~wasmhost._serve.app.WagiApp.stop`), so that it need not
+wait for a guest spinning until its timeout, and remember the signal for the
+exit status. A second signal during the shutdown is not needed.
 """
 
 from __future__ import annotations
 
 import functools
 import heapq
+import signal
+import threading
 from asyncio import TimerHandle, Transport
+from types import FrameType
 from typing import Any
 
+import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.supervisors import Multiprocess
+
+from .app import WagiApp, app_from_environment
 
 MAX_HEAD = 64 << 10
 HEAD_TIMEOUT = 10.0
@@ -270,3 +283,58 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._head:
             self.transport.write(_TIMED_OUT)
         self.transport.close()
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server for one :class:`WagiApp`, whose exit signals stop the app's
+    guests first; ``exit_signal`` is the first such signal (uvicorn's own would raise
+    it again once it has shut down)."""
+
+    def __init__(self, config: uvicorn.Config, app: WagiApp) -> None:
+        super().__init__(config)
+        self._app = app
+        self.exit_signal: int | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._app.stop()
+        if self.exit_signal is None:
+            self.exit_signal = sig
+        # uvicorn's handler, but for the signals it keeps to raise again.
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        self.should_exit = True
+
+
+class Supervisor(Multiprocess):
+    """uvicorn's supervisor of ``--workers`` processes; ``exit_signal`` is the first
+    SIGINT or SIGTERM it got. (Each worker stops its guests: see :func:`worker_app`.)"""
+
+    exit_signal: int | None = None
+
+    def handle_int(self) -> None:
+        self.exit_signal = self.exit_signal or signal.SIGINT
+        super().handle_int()
+
+    def handle_term(self) -> None:
+        self.exit_signal = self.exit_signal or signal.SIGTERM
+        super().handle_term()
+
+
+def worker_app() -> WagiApp:
+    """The app of a ``--workers`` process (from ``WASMHOST_SERVE_SPEC``), whose
+    SIGINT and SIGTERM stop its guests before uvicorn's handler shuts the server down.
+
+    uvicorn builds it once its server has set its signal handlers (and it puts
+    back the ones before once it has shut down)."""
+    app = app_from_environment()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            handler = signal.getsignal(sig)
+            if callable(handler):
+                signal.signal(sig, functools.partial(_stop_first, app, handler))
+    return app
+
+
+def _stop_first(app: WagiApp, handler: Any, sig: int, frame: FrameType | None) -> None:
+    app.stop()
+    handler(sig, frame)
