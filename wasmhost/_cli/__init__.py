@@ -10,7 +10,6 @@ error is one line too, with its traceback under ``--debug`` (or
 
 from __future__ import annotations
 
-import difflib
 import errno
 import importlib
 import io
@@ -61,6 +60,8 @@ class _LazyGroup(click.Group):
         # click suggests only among the commands it has loaded: none, in a lazy group.
         name = args[0]
         if name not in _COMMANDS and not name.startswith("-") and not ctx.resilient_parsing:
+            import difflib  # not at start-up: only a misspelt command needs it
+
             close = difflib.get_close_matches(name, _COMMANDS)
             ctx.fail(
                 f"No such command {name!r}." + (f" Did you mean {close[0]!r}?" if close else "")
