@@ -545,7 +545,7 @@ def test_a_read_only_store_is_one_line(serve: Any, tmp_path: Path) -> None:
         (["bundle", str(HELLO), "/proc/bundle"], "cannot write the bundle at /proc/bundle"),
         (  # (an existing file is described: see test_components.py)
             ["inspect", "artifacts/missing.wasm"],
-            "artifacts/missing.wasm looks like a file name, not a registry reference; push it",
+            "artifacts/missing.wasm: no such file; check the path to the module.",
         ),
         (
             ["k8s", "--runtime", "crun", "artifacts/http-server.wasm"],
