@@ -281,3 +281,151 @@ def test_ages_take_hours_days_and_weeks(text: str, seconds: float) -> None:
     from wasmhost._cli.params import parse_duration
 
     assert parse_duration(text) == seconds
+
+
+# -- what review found ----------------------------------------------------------
+
+
+def test_a_use_online_records_the_manifests_last_use_too(
+    registry: Registry, isolated: Path
+) -> None:
+    """A run of REF asks the registry for the manifest, which is stored already: that
+    use counts, or a prune by age would drop the manifest (and its tag) of an artifact
+    just run, leaving its layer named by nothing."""
+    ref = pulled(registry, isolated, "online", HELLO)
+    store = Store(isolated / "oci")
+    then = time.time() - 40 * DAY
+    for entry in store.entries():
+        os.utime(entry.path, (then, then))
+    with RegistryClient(plain_http=True) as client:
+        client.fetch(ref)  # online: the manifest comes from the registry again
+    cache("prune", "--older-than", "30d")
+    assert len(store.entries()) == len({e.path for e in store.entries()}) > 0
+    with RegistryClient(plain_http=True) as client:
+        assert _read(client.fetch(ref, offline=True).path) == HELLO.read_bytes()
+
+
+def test_clear_never_follows_a_symbolic_link_out_of_the_cache(
+    tmp_path: Path, isolated: Path
+) -> None:
+    victims = tmp_path / "victims"
+    for name in ("blobs", "unpacked", "compiled", "tags"):
+        (victims / name).mkdir(parents=True)
+        (victims / name / "notes.txt").write_text("mine")
+        (victims / name / ("ab" * 32)).write_text("mine too")  # named like a blob
+    (victims / "compiled" / "sub").mkdir()
+    (victims / "compiled" / "sub" / "thing.cwasm").write_text("mine")
+    (victims / "compiled" / "paths").mkdir()
+    (victims / "compiled" / "paths" / "k").write_text("mine")
+    (isolated / "oci" / "blobs").mkdir(parents=True)
+    (isolated / "oci" / "blobs" / "sha256").symlink_to(victims / "blobs")
+    (isolated / "oci" / "unpacked").symlink_to(victims / "unpacked")
+    (isolated / "oci" / "tags").symlink_to(victims / "tags")
+    (isolated / "compiled").symlink_to(victims / "compiled")
+    before = sorted(p for p in victims.rglob("*"))
+    listing = cache("ls").output
+    assert "notes.txt" not in listing
+    cache("clear")
+    assert sorted(p for p in victims.rglob("*")) == before
+    # Inside the cache, what is no entry of ours is neither listed nor removed.
+    (isolated / "oci" / "blobs" / "sha256").unlink()
+    (isolated / "oci" / "blobs" / "sha256").mkdir()
+    stray = isolated / "oci" / "blobs" / "sha256" / "notes.txt"
+    stray.write_text("mine")
+    (isolated / "oci" / "tags").unlink()
+    (isolated / "oci" / "tags" / "_tags").mkdir(parents=True)  # a hand-made, odd tag
+    (isolated / "oci" / "tags" / "_tags" / "x").write_text("sha256:" + "ab" * 32)
+    assert "notes.txt" not in cache("ls").output
+    cache("clear")
+    assert stray.read_text() == "mine"
+
+
+def test_an_empty_cache_dir_is_refused_not_taken_as_the_current_folder(
+    tmp_path: Path,
+) -> None:
+    for argv in (["cache", "clear", "--cache-dir", ""], ["run", "--cache-dir", "", str(HELLO)]):
+        done = wasmhost_cli(*argv, cwd=tmp_path)
+        assert done.returncode == 2, argv
+        assert "it is empty; name a folder" in done.stderr.decode()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bad_cache_cap_does_not_matter_without_the_cache(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WASMHOST_CACHE_MAX_SIZE", "garbage")
+    with Host(cache_dir=False) as host:
+        assert host.run(HELLO).stdout == b"Hello, World!\n"
+    done = wasmhost_cli("run", "--no-cache", HELLO)
+    assert (done.returncode, done.stdout) == (0, b"Hello, World!\n")
+
+
+def test_the_cache_commands_take_debug_after_them_too(isolated: Path) -> None:
+    done = wasmhost_cli("cache", "du", "--debug")
+    assert done.returncode == 0, done.stderr
+
+
+# A prune elsewhere can remove a blob between the moment fetch has checked it and
+# the moment pull or run opens it. The race is made certain here by removing the
+# blob just as fetch returns (what a concurrent `wasmhost cache clear` would do):
+# the command fetches it again instead of failing.
+
+
+def _pruned_once_after_fetch(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    removed: list[Path] = []
+    fetch = RegistryClient.fetch
+
+    def fetch_then_prune(self: RegistryClient, *args: object, **kwargs: object) -> object:
+        fetched = fetch(self, *args, **kwargs)  # type: ignore[arg-type]
+        if not removed:
+            fetched.path.unlink()
+            removed.append(fetched.path)
+        return fetched
+
+    monkeypatch.setattr(RegistryClient, "fetch", fetch_then_prune)
+    return removed
+
+
+def test_a_pull_whose_blob_is_pruned_meanwhile_fetches_it_again(
+    registry: Registry, isolated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ref = pulled(registry, isolated, "raced-pull", HELLO)
+    removed = _pruned_once_after_fetch(monkeypatch)
+    with RegistryClient(plain_http=True) as client:
+        client.pull(ref, tmp_path / "out.wasm")
+    assert removed
+    assert (tmp_path / "out.wasm").read_bytes() == HELLO.read_bytes()
+
+
+def test_a_run_whose_blob_is_pruned_meanwhile_fetches_it_again(
+    registry: Registry,
+    isolated: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    ref = pulled(registry, isolated, "raced-run", HELLO)
+    removed = _pruned_once_after_fetch(monkeypatch)
+    result = CliRunner().invoke(cli, ["run", "--plain-http", ref])
+    assert removed
+    assert result.exit_code == 0, result.output
+    assert capfd.readouterr().out == "Hello, World!\n"  # the guest writes to fd 1 itself
+
+
+def test_a_blob_pruned_between_its_fill_and_its_check_is_fetched_again(
+    registry: Registry, isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ref = pulled(registry, isolated, "raced-check", HELLO)
+    fill = Store.fill
+    removed: list[Path] = []
+
+    def fill_then_prune(self: Store, digest: str, size: int, fetch: object) -> Path:
+        path = fill(self, digest, size, fetch)  # type: ignore[arg-type]
+        if not removed and digest != Store(isolated / "oci").recall_tag(parse_reference(ref)):
+            path.unlink()
+            removed.append(path)
+        return path
+
+    monkeypatch.setattr(Store, "fill", fill_then_prune)
+    with RegistryClient(plain_http=True) as client:
+        assert _read(client.fetch(ref).path) == HELLO.read_bytes()
+    assert removed

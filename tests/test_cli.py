@@ -625,3 +625,25 @@ def test_each_commands_help_ends_with_examples_that_run(name: str, tmp_path: Pat
         argv = shlex.split(example)
         done = wasmhost_cli(*argv[1:], cwd=tmp_path, timeout=120)
         assert done.returncode == 0, (example, done.stderr.decode())
+
+
+@pytest.mark.parametrize("argv", [["inspect", str(HELLO)], ["cache", "du"]])
+def test_a_closed_stdout_is_no_traceback(argv: list[str], tmp_path: Path) -> None:
+    """Started with stdout closed (`>&-`), Python has no sys.stdout at all."""
+    done = subprocess.run(
+        [sys.executable, "-m", "wasmhost", *argv],
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "WASMHOST_CACHE_DIR": str(tmp_path)},
+        preexec_fn=lambda: os.close(1),
+        timeout=60,
+    )
+    assert b"Traceback" not in done.stderr
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("option", ["--runs", "--warmup"])
+def test_compare_counts_have_a_ceiling(option: str) -> None:
+    done = wasmhost_cli("compare", option, "99999999999", HELLO)
+    assert done.returncode == 2
+    assert "too large" in done.stderr.decode()

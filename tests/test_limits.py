@@ -423,3 +423,43 @@ def test_run_async_runs_in_the_executor_given(host: Host, wat: Callable[[str], P
         asyncio.run(main(guests))
         assert guests.submit(lambda: 1).result(timeout=60) == 1  # the worker is free again
     assert cancel.is_set()
+
+
+def test_cancelling_a_run_async_still_queued_does_not_wait_for_the_queue(
+    host: Host, wat: Callable[[str], Path]
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    spin = wat(SPIN)
+    ahead = threading.Event()
+
+    async def main(guests: ThreadPoolExecutor) -> None:
+        first = asyncio.create_task(host.run_async(spin, cancel=ahead, executor=guests))
+        await asyncio.sleep(0.2)
+        queued = asyncio.create_task(host.run_async(spin, executor=guests, timeout=600))
+        await asyncio.sleep(0.2)
+        queued.cancel()
+        # Before, the cancellation waited for the guest ahead, which never ends here.
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(queued, 60)
+        ahead.set()
+        with pytest.raises(Interrupted):
+            await first
+
+    with ThreadPoolExecutor(max_workers=1) as guests:
+        asyncio.run(main(guests))
+
+
+@pytest.mark.parametrize("executor", ["x", "process"])
+def test_run_async_refuses_what_is_no_thread_pool(host: Host, executor: str) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    async def main() -> None:
+        if executor == "process":
+            with ProcessPoolExecutor(1) as pool:
+                await host.run_async(HELLO, executor=pool)
+        else:
+            await host.run_async(HELLO, executor=executor)  # type: ignore[arg-type]
+
+    with pytest.raises(ConfigError, match="executor must be a thread pool"):
+        asyncio.run(main())

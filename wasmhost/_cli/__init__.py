@@ -49,9 +49,11 @@ class _LazyGroup(click.Group):
             return None
         command = getattr(importlib.import_module(target[0]), target[1])
         assert isinstance(command, click.Command)
-        if not any(param.name == "debug" for param in command.params):
-            # `wasmhost run --debug ...` as `wasmhost --debug run ...`
-            command.params.append(_debug_option())
+        # `wasmhost run --debug ...` as `wasmhost --debug run ...`, and `cache ls --debug`
+        subcommands = command.commands.values() if isinstance(command, click.Group) else ()
+        for each in (command, *subcommands):
+            if not any(param.name == "debug" for param in each.params):
+                each.params.append(_debug_option())
         return command
 
     def resolve_command(
@@ -162,7 +164,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except Exception as exc:
         _unexpected(exc)
     try:
-        sys.stdout.flush()  # here, not at exit, where Python would only say "Exception ignored"
+        if sys.stdout is not None:  # None when started with stdout closed (>&-)
+            sys.stdout.flush()  # here, not at exit, where Python would only say "Exception ignored"
     except _StdoutError as exc:
         _stdout_lost(exc)
     sys.exit(status if isinstance(status, int) else 0)

@@ -14,7 +14,7 @@ import click
 from .._numbers import format_size
 from .._paths import CacheEntry, cache_root, least_recently_used
 from .errors import reported
-from .params import AGE, SIZE, examples
+from .params import AGE, SIZE, FolderPathType, examples
 
 if TYPE_CHECKING:
     from .._host.cache import CompileCache
@@ -40,7 +40,7 @@ def _choice(func: FC) -> FC:
             ),
             click.option(
                 "--cache-dir",
-                type=click.Path(file_okay=False, path_type=Path),
+                type=FolderPathType(file_okay=False),
                 help="The wasmhost cache folder [env: WASMHOST_CACHE_DIR; "
                 "default: ~/.cache/wasmhost].",
             ),

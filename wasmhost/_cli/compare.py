@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from .errors import reported, require
-from .params import COUNT, DIR, DIR_HELP, DURATION, ENV, SIZE, WHOLE_NUMBER, examples
+from .params import DIR, DIR_HELP, DURATION, ENV, RUNS, SIZE, WARMUP, examples
 
 
 def _runtime_specs(
@@ -50,8 +50,8 @@ def _runtime_specs(
     show_default="all",
     help="wasmtime, wasmedge, wasmer, iwasm or node, optionally with its binary (repeatable).",
 )
-@click.option("--runs", type=COUNT, default=5, show_default=True, help="Measured runs.")
-@click.option("--warmup", type=WHOLE_NUMBER, default=1, show_default=True, help="Unmeasured runs.")
+@click.option("--runs", type=RUNS, default=5, show_default=True, help="Measured runs.")
+@click.option("--warmup", type=WARMUP, default=1, show_default=True, help="Unmeasured runs.")
 @click.option(
     "--dir", "dirs", type=DIR, multiple=True, help=f"{DIR_HELP} Copied afresh for each run."
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -176,6 +177,19 @@ class WholeNumberType(click.ParamType):
         return number
 
 
+class FolderPathType(click.Path):
+    """A folder's path, never empty: an unset shell variable (``--cache-dir "$UNSET"``)
+    would otherwise name the current folder."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(path_type=Path, **kwargs)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail("it is empty; name a folder.", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 _YES_NO = {"": True, "y": True, "yes": True, "true": True, "n": False, "no": False, "false": False}
 
 
@@ -219,6 +233,8 @@ ENV = EnvType()
 WHOLE_NUMBER = WholeNumberType()
 COUNT = WholeNumberType(minimum=1)
 FUEL = WholeNumberType(maximum=(1 << 64) - 1)
+RUNS = WholeNumberType(minimum=1, maximum=100_000)  # compare's runs: each one is a process
+WARMUP = WholeNumberType(maximum=100_000)
 WASM_OPTION = WasmOptionType()
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from .._errors import WasmhostError
 from .errors import reported, usable_cache
 from .params import (
     DIR,
@@ -21,6 +22,7 @@ from .params import (
     FUEL,
     MEMORY_SIZE,
     WASM_OPTION,
+    FolderPathType,
     WholeNumberType,
     examples,
 )
@@ -80,7 +82,7 @@ from .registry import ProgressBar, registry_options
 )
 @click.option(
     "--cache-dir",
-    type=click.Path(path_type=Path),  # one that cannot be used is a warning (usable_cache)
+    type=FolderPathType(),  # one that cannot be used is a warning (usable_cache)
     # Not click's envvar: the host reads WASMHOST_CACHE_DIR (and WASMHOST_NO_CACHE) itself.
     help="The wasmhost cache folder [env: WASMHOST_CACHE_DIR].",
 )
@@ -146,22 +148,30 @@ def run(
     # argv[0] is the module's file name, as the wasmtime CLI gives it.
     source, argv0 = module, os.path.basename(module)
     name = None  # a module pulled from a registry or layout is called by its reference
+    fetch: Callable[[], str] | None = None  # for a registry or layout module
+
+    def fetch_layout() -> str:
+        with connect(cache_dir=cache_dir) as registry, ProgressBar("Pulling") as bar:
+            return str(registry.fetch(module, oci_layout=True, progress=bar).path)
+
+    def fetch_reference() -> str:
+        with connect(cache_dir=cache_dir) as registry, ProgressBar("Pulling") as bar:
+            return str(registry.fetch(module, offline=offline, progress=bar).path)
+
     with reported():
         if oci_layout:
             from .._oci.layout import parse_layout_reference
 
-            with connect(cache_dir=cache_dir) as registry, ProgressBar("Pulling") as bar:
-                fetched = registry.fetch(module, oci_layout=True, progress=bar)
-            source, name = str(fetched.path), module
+            fetch, name = fetch_layout, module
             argv0 = parse_layout_reference(module)[0].resolve().name + ".wasm"
         elif not os.path.exists(module) and _is_reference(module):
             from .._oci.client import module_file_name
             from .._oci.reference import parse_reference
 
-            with connect(cache_dir=cache_dir) as registry, ProgressBar("Pulling") as bar:
-                fetched = registry.fetch(module, offline=offline, progress=bar)
-            source, name = str(fetched.path), module
-            argv0 = module_file_name(parse_reference(fetched.reference))
+            fetch, name = fetch_reference, module
+            argv0 = module_file_name(parse_reference(module))
+        if fetch is not None:
+            source = fetch()
     backstop = None
     try:
         with reported(), Host(cache_dir=False if no_cache else usable_cache(cache_dir)) as host:
@@ -184,7 +194,13 @@ def run(
             if no_symlinks:
                 run_options["symlinks"] = False
             # Compiled for the engine these options need; its imports checked first.
-            loaded = host.load(source, name=name, **run_options)
+            try:
+                loaded = host.load(source, name=name, **run_options)
+            except WasmhostError:
+                if fetch is None or os.path.exists(source):
+                    raise
+                # Removed since it was checked (`wasmhost cache prune` elsewhere): again.
+                loaded = host.load(fetch(), name=name, **run_options)
             if loaded.kind == "module" and invoke is not None:
                 _check_core_invoke(loaded, invoke, module)
             if timeout is not None:
@@ -198,7 +214,8 @@ def run(
             backstop.cancel()
     for value in result.values:
         click.echo(value)
-    sys.stdout.flush()
+    if sys.stdout is not None:  # None when started with stdout closed (>&-)
+        sys.stdout.flush()
     sys.exit(result.exit_code)
 
 
@@ -244,7 +261,8 @@ def _invoke_component(
         sys.exit(1)
     if ty.result is not None and result.values:  # (none when the guest exited instead)
         click.echo(format_returned(ty.result, result.values[0]))
-    sys.stdout.flush()
+    if sys.stdout is not None:  # None when started with stdout closed (>&-)
+        sys.stdout.flush()
     sys.exit(result.exit_code)
 
 

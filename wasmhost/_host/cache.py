@@ -54,7 +54,15 @@ if TYPE_CHECKING:
     import wasmtime
     import wasmtime.component as wc
 
-from .._files import atomic_writer, listing, open_regular, regular_fd, remove_tree, sweep
+from .._files import (
+    atomic_writer,
+    is_folder,
+    listing,
+    open_regular,
+    regular_fd,
+    remove_tree,
+    sweep,
+)
 from .._hashing import KEY_BYTES, checksum, checksum_of_file, content_key
 from .._paths import CacheEntry, least_recently_used
 
@@ -217,8 +225,8 @@ class CompileCache:
     def entries(self) -> list[CacheEntry]:
         """Its entries (an entry and its record are one; a record left alone is one too),
         and the records of modules' keys by path as one entry (``paths``)."""
-        if self.directory is None:
-            return []
+        if self.directory is None or not is_folder(self.directory):
+            return []  # none, or a symbolic link: what is behind it is not listed, nor removed
         found = []
         for folder in listing(self.directory):
             if not folder.is_dir(follow_symlinks=False):
@@ -269,7 +277,9 @@ def _stats(folder: Path) -> dict[str, os.stat_result]:
     found = {}
     for each in listing(folder):
         with contextlib.suppress(OSError):
-            found[each.name] = each.stat(follow_symlinks=False)
+            st = each.stat(follow_symlinks=False)
+            if stat.S_ISREG(st.st_mode):  # what the cache writes; a link is never followed
+                found[each.name] = st
     return found
 
 

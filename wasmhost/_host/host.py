@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import functools
 import os
 import sys
 import threading
@@ -213,7 +212,13 @@ class Host:
         max_cached_modules: int | None = DEFAULT_MAX_CACHED_MODULES,
     ) -> None:
         if max_cached_modules is not None:
-            check_whole("max_cached_modules", max_cached_modules, 1, 1 << 20, "from 1 up")
+            check_whole(
+                "max_cached_modules",
+                max_cached_modules,
+                1,
+                1 << 20,
+                "from 1 to 1,048,576 (or None)",
+            )
         if cache_dir is False:
             root = None
         elif cache_dir is None:
@@ -221,7 +226,8 @@ class Host:
         else:
             root = Path(cache_dir)
         self._cache = CompileCache(
-            root / "compiled" if root is not None else None, max_size_from_environment()
+            root / "compiled" if root is not None else None,
+            max_size_from_environment() if root is not None else None,  # unused without a cache
         )
         self._engines = Engines()
         self._paths: dict[tuple[str, int, int, int, int, int], Module] = {}
@@ -691,20 +697,36 @@ class Host:
         ...     result = await host.run_async("artifacts/hello-world.wasm", executor=guests)
         """
         import asyncio  # not at module level: it costs ~18 ms of `wasmhost run` start-up
+        from concurrent import futures  # (asyncio has imported it)
 
         _check_options("run_async", options, _RUN_OPTIONS)
+        if executor is not None and (
+            not isinstance(executor, futures.Executor)
+            or isinstance(executor, futures.ProcessPoolExecutor)
+        ):
+            raise ConfigError(
+                f"executor must be a thread pool (concurrent.futures.ThreadPoolExecutor), "
+                f"not {type(executor).__name__}: a guest runs in this process."
+            )
         cancel = options.get("cancel") or threading.Event()
         options["cancel"] = cancel
+        started = threading.Event()
+
+        def run() -> RunResult:
+            started.set()
+            return self.run(module, args, **options)
+
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(
-            executor, functools.partial(self.run, module, args, **options)
-        )
+        future = loop.run_in_executor(executor, run)
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
             cancel.set()
-            with contextlib.suppress(BaseException):
-                await future
+            if not started.is_set():
+                future.cancel()  # still queued: it never runs, and nothing waits for it
+            else:
+                with contextlib.suppress(BaseException):
+                    await future  # the guest stops at its next check
             raise
 
     def stream(

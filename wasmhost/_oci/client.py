@@ -414,7 +414,13 @@ class RegistryClient:
         if is_folder(target):
             target = target / name
         with atomic_writer(target, None, what="the module", output=True) as out:
-            copy_into(fetched.path, out)
+            try:
+                copy_into(fetched.path, out)
+            except FileNotFoundError:
+                # Removed since it was checked (`wasmhost cache prune` elsewhere): again.
+                again = self.fetch(reference, offline=offline, oci_layout=oci_layout)
+                with writing(again.path, "the store", "read"):
+                    copy_into(again.path, out)
         return fetched._replace(path=target)
 
     def inspect(

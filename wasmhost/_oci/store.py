@@ -24,15 +24,17 @@ import contextlib
 import fcntl
 import json
 import os
+import stat
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from .._errors import IntegrityError
+from .._errors import IntegrityError, StorageError
 from .._files import (
     TEMP_PREFIX,
     atomic_writer,
+    is_folder,
     listing,
     open_regular,
     read_regular,
@@ -122,6 +124,8 @@ class Store:
         if not self.has_blob(digest, len(data)):
             with self.writer(digest) as f:
                 f.write(data)
+        else:
+            _used(self.blob_path(digest))  # a manifest asked for again: in use
         return digest
 
     def fill(self, digest: str, size: int, fetch: Callable[[IO[bytes]], None]) -> Path:
@@ -137,12 +141,19 @@ class Store:
         """The stored blob ``digest``, its sha256 checked; fetched through ``fetch(file)``
         when it is not stored, and, with ``again``, when the stored copy is damaged
         (which the check removes)."""
-        self.fill(digest, size, fetch)
-        try:
-            return self.verify_file(digest)
-        except IntegrityError:
-            if not again:
-                raise
+        for _ in range(3):
+            self.fill(digest, size, fetch)
+            try:
+                return self.verify_file(digest)
+            except IntegrityError:
+                if not again:
+                    raise
+                again = False
+            except StorageError:
+                if self.has_blob(digest):
+                    raise
+                # Removed between its fill and its check (`wasmhost cache prune`
+                # elsewhere): fetched again.
         self.fill(digest, size, fetch)
         return self.verify_file(digest)
 
@@ -231,12 +242,17 @@ class Store:
         for reference, _, digest in self._tags():
             names.setdefault(digest, []).append(reference)
         found = []
-        for folder in listing(self.root / "blobs"):
+        blobs = self.root / "blobs"
+        for folder in listing(blobs) if _real_folder(self.root, blobs) else []:
             algorithm = folder.name
+            if not folder.is_dir(follow_symlinks=False):
+                continue
             for blob in listing(Path(folder.path)):
                 with contextlib.suppress(OSError):
                     st = blob.stat(follow_symlinks=False)
                     digest = f"{algorithm}:{blob.name}"
+                    if not (stat.S_ISREG(st.st_mode) and is_digest(digest)):
+                        continue  # not a blob: never listed, so never removed
                     refs = sorted(names.get(digest, []))
                     name = f"{digest} ({', '.join(refs)})" if refs else digest
                     found.append(CacheEntry("oci", name, st.st_size, st.st_mtime, Path(blob.path)))
@@ -262,9 +278,12 @@ class Store:
             if not self.has_blob(digest):
                 with contextlib.suppress(OSError):
                     tag.unlink()
-        for unpacked in listing(self.root / "unpacked"):
+        records = self.root / "unpacked"
+        for unpacked in listing(records) if _real_folder(self.root, records) else []:
             module = _recorded(Path(unpacked.path))
             layer = "sha256:" + unpacked.name
+            if not is_digest(layer) or unpacked.is_symlink():
+                continue  # not a record of ours
             if module is None or not (self.has_blob(module) and self.has_blob(layer)):
                 with contextlib.suppress(OSError):
                     os.unlink(unpacked.path)
@@ -291,16 +310,27 @@ class Store:
     def _tags(self) -> Iterator[tuple[str, Path, str]]:
         """Each tag recorded: its reference, its record and the digest it names."""
         top = self.root / "tags"
+        if not _real_folder(self.root, top):
+            return
         for folder, _, files in os.walk(top):
             where = Path(folder)
             if where.name != "_tags":
                 continue
-            registry, *repository = where.parent.relative_to(top).parts
+            parts = where.parent.relative_to(top).parts
+            if len(parts) < 2:
+                continue  # not where remember_tag writes: not a tag of ours
+            registry, *repository = parts
             for tag in files:
                 digest = _recorded(where / tag)
                 if digest is not None and not tag.startswith(TEMP_PREFIX):
                     name = f"{registry.replace('_', ':')}/{'/'.join(repository)}:{tag}"
                     yield name, where / tag, digest
+
+
+def _real_folder(*folders: Path) -> bool:
+    """Whether each of ``folders`` is a folder itself, not a symbolic link to one: what
+    `wasmhost cache` lists and removes lies in the store, never behind a link."""
+    return all(is_folder(folder) for folder in folders)
 
 
 def _used(path: Path) -> None:
