@@ -323,3 +323,11 @@ def test_a_layout_folder_named_like_a_registry_is_written_when_spelled_as_a_path
     done = wasmhost_cli("push", "--oci-layout", HELLO, "./localhost:5000/x:v1", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "localhost:5000" / "x" / "oci-layout").is_file()
+
+
+@pytest.mark.parametrize("spec", ["lay:", "lay@"])
+def test_an_empty_tag_or_digest_of_a_layout_is_refused(tmp_path: Path, spec: str) -> None:
+    done = wasmhost_cli("push", "--oci-layout", HELLO, spec, cwd=tmp_path)
+    assert done.returncode == 1
+    assert "ends with an empty tag or digest" in done.stderr.decode()
+    assert list(tmp_path.iterdir()) == []  # no folder named `lay:` or `lay@`

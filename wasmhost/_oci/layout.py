@@ -33,6 +33,10 @@ REF_NAME = "org.opencontainers.image.ref.name"
 
 def parse_layout(spec: str) -> tuple[Path, str]:
     """``DIR[:TAG]`` as the oras CLI reads it; the tag defaults to ``latest``."""
+    if spec.endswith((":", "@")):  # as `repo:` for a registry: never a folder named so
+        raise ConfigError(
+            f"{spec!r} ends with an empty tag or digest; write DIR, DIR:TAG or DIR@sha256:..."
+        )
     folder, colon, tag = spec.rpartition(":")
     if not colon or "/" in tag or not tag:
         folder, tag = spec, "latest"
