@@ -148,20 +148,19 @@ def run(
     name = None  # a module pulled from a registry or layout is called by its reference
     with reported():
         if oci_layout:
-            from .._oci.layout import parse_layout_reference
+            from .._oci.layout import layout_file_name
 
             with connect(cache_dir=cache_dir) as registry, ProgressBar("Pulling") as bar:
                 fetched = registry.fetch(module, oci_layout=True, progress=bar)
             source, name = str(fetched.path), module
-            argv0 = parse_layout_reference(module)[0].resolve().name + ".wasm"
+            argv0 = layout_file_name(module)
         elif not os.path.exists(module) and _is_reference(module):
-            from .._oci.client import module_file_name
-            from .._oci.reference import parse_reference
+            from .._paths import module_file_name
 
             with connect(cache_dir=cache_dir) as registry, ProgressBar("Pulling") as bar:
                 fetched = registry.fetch(module, offline=offline, progress=bar)
             source, name = str(fetched.path), module
-            argv0 = module_file_name(parse_reference(fetched.reference))
+            argv0 = module_file_name(fetched.reference)
     backstop = None
     try:
         with reported(), Host(cache_dir=False if no_cache else usable_cache(cache_dir)) as host:

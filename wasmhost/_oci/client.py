@@ -23,7 +23,7 @@ from .._errors import (
 from .._files import atomic_writer, check_output, copy_into, is_folder, open_regular, writing
 from .._hashing import sha256_of
 from .._numbers import check_size, format_size
-from .._paths import cache_root
+from .._paths import cache_root, module_file_name
 from .._text import is_utf8, utf8
 from .._wasm import MAGIC
 from .credentials import Credentials, erase, store
@@ -41,7 +41,7 @@ from .formats import (
     timestamp,
 )
 from .image import IMAGE_OSES, VARIANTS, build_image, extract_module
-from .layout import OciLayout, parse_layout, parse_layout_reference
+from .layout import OciLayout, layout_file_name, parse_layout, parse_layout_reference
 from .reference import Reference, parse_reference, parse_registry
 from .remote import Session, Transport
 from .store import Store
@@ -405,11 +405,7 @@ class RegistryClient:
         if output is not None and not is_folder(output):
             check_output(output, "the module")  # before the download, not after
         fetched = self.fetch(reference, offline=offline, progress=progress, oci_layout=oci_layout)
-        if oci_layout:
-            name = parse_layout_reference(reference)[0].resolve().name
-            name = name if name.endswith(".wasm") else name + ".wasm"
-        else:
-            name = _default_name(fetched)
+        name = layout_file_name(reference) if oci_layout else module_file_name(fetched.reference)
         target = Path(output if output is not None else name)
         if is_folder(target):
             target = target / name
@@ -670,15 +666,6 @@ def _hash_module(path: str) -> tuple[str, int]:
             raise ModuleError(f"{path} {what}; push takes a .wasm file.")
         f.seek(0)
         return sha256_of(f)
-
-
-def _default_name(fetched: PullResult) -> str:
-    return module_file_name(parse_reference(fetched.reference))
-
-
-def module_file_name(reference: Reference) -> str:
-    """The file name a pulled module gets: the repository's last part, ``.wasm``."""
-    return os.path.basename(reference.repository) + ".wasm"
 
 
 def _source_date_epoch() -> int | None:

@@ -68,6 +68,13 @@ def parse_layout_reference(spec: str) -> tuple[Path, str]:
     return parse_layout(spec)
 
 
+def layout_file_name(spec: str) -> str:
+    """The file name a module pulled from the layout ``spec`` gets: its folder's name,
+    with ``.wasm`` unless it ends so."""
+    name = parse_layout_reference(spec)[0].resolve().name
+    return name if name.endswith(".wasm") else name + ".wasm"
+
+
 class OciLayout:
     """An OCI image layout folder: pushed to (and then created when missing), or read from.
 

@@ -53,6 +53,7 @@ from .._host.host import DEFAULT_MAX_CACHED_MODULES, Dir, DirSource, Host, as_di
 from .._host.module import Module
 from .._host.result import RunResult
 from .._numbers import check_seconds, check_whole, parse_size
+from .._paths import module_file_name
 from .._text import wasi_environment
 from .guests import Busy, GuestPool, InlineGate, Stopped
 from .wagi import (
@@ -225,7 +226,7 @@ class WagiApp:
                 )
             restartable = all(as_dir(d).read_only for d in route.dirs.values())
             gate = InlineGate() if restartable and timeout > INLINE_BUDGET else None
-            argv0 = _file_name(route.name) if route.name else None
+            argv0 = module_file_name(route.name) if route.name else None
             loaded.append(_Loaded(route, module, gate, argv0, cap))
         # The most specific route first: exact before wildcard, longer before shorter.
         self._routes = sorted(
@@ -418,12 +419,6 @@ class WagiApp:
         self._pool.close()
         if self._own_host:
             self.host.close()
-
-
-def _file_name(reference: str) -> str:
-    """The file name a module pulled from ``reference`` gets (the repository's last part)."""
-    repository = reference.partition("@")[0].rsplit("/", 1)[-1].partition(":")[0]
-    return repository + ".wasm"
 
 
 def _check_route(path: str) -> None:
