@@ -9,6 +9,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import IO, Any, NamedTuple, Protocol
 
@@ -54,7 +55,8 @@ class _Resolved(NamedTuple):
     size: int
 
 
-class PushResult(NamedTuple):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PushResult:
     """A pushed artifact: ``reference`` pinned by ``digest`` (the manifest's).
 
     ``reference`` is the registry reference as pushed, normalised, with its tag
@@ -71,7 +73,8 @@ class PushResult(NamedTuple):
     module_size: int
 
 
-class PullResult(NamedTuple):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PullResult:
     """A pulled module: where it is, and the digests it was verified against."""
 
     reference: str
@@ -82,14 +85,18 @@ class PullResult(NamedTuple):
     module_size: int
 
 
-class Layer(NamedTuple):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Layer:
+    """A layer of an inspected artifact, as its manifest describes it."""
+
     media_type: str
     digest: str
     size: int
     annotations: dict[str, str]
 
 
-class ArtifactInfo(NamedTuple):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ArtifactInfo:
     """What ``inspect`` tells of an artifact, without downloading its module."""
 
     reference: str
@@ -103,8 +110,9 @@ class ArtifactInfo(NamedTuple):
     annotations: dict[str, str]
 
     def as_dict(self) -> dict[str, Any]:
-        data = self._asdict()
-        data["layers"] = [layer._asdict() for layer in self.layers]
+        """Its fields, and each layer's, as a dict (``inspect --json`` prints it)."""
+        data = {field.name: getattr(self, field.name) for field in fields(self)}
+        data["layers"] = [asdict(layer) for layer in self.layers]
         return data
 
 
@@ -280,7 +288,13 @@ class RegistryClient:
             target.upload_blob(artifact.blob_digest, artifact.blob_size, opener, progress)
             target.put_manifest(tag or digest, artifact.manifest, OCI_MANIFEST, artifact.platform)
             pinned = f"{folder}@{digest}" if ref is None else str(ref.with_digest(digest))
-        return PushResult(pinned, digest, format, module_digest, size)
+        return PushResult(
+            reference=pinned,
+            digest=digest,
+            format=format,
+            module_digest=module_digest,
+            module_size=size,
+        )
 
     # -- pull ----------------------------------------------------------------
 
@@ -350,7 +364,14 @@ class RegistryClient:
         if layer.packed:
             path, module_digest = self._unpack(layer.digest, path, where)
             module_size = path.stat().st_size
-        return PullResult(where, digest, layer.format, path, module_digest, module_size)
+        return PullResult(
+            reference=where,
+            digest=digest,
+            format=layer.format,
+            path=path,
+            module_digest=module_digest,
+            module_size=module_size,
+        )
 
     def _check_size(self, size: int, what: str) -> None:
         if size > self.max_size:
@@ -411,7 +432,7 @@ class RegistryClient:
             target = target / name
         with atomic_writer(target, None, what="the module", output=True) as out:
             copy_into(fetched.path, out)
-        return fetched._replace(path=target)
+        return replace(fetched, path=target)
 
     def inspect(
         self, reference: str, *, offline: bool = False, oci_layout: bool = False
@@ -440,10 +461,10 @@ class RegistryClient:
         raw_layers = manifest.get("layers")
         layers = tuple(
             Layer(
-                str(layer.get("mediaType")),
-                str(layer.get("digest")),
-                _int(layer.get("size")),
-                _strings(layer.get("annotations")),
+                media_type=str(layer.get("mediaType")),
+                digest=str(layer.get("digest")),
+                size=_int(layer.get("size")),
+                annotations=_strings(layer.get("annotations")),
             )
             for layer in (raw_layers if isinstance(raw_layers, list) else [])
             if isinstance(layer, dict)
@@ -471,15 +492,15 @@ class RegistryClient:
             if raw is not None:
                 config = json_object(raw, f"the config of {where}")
         return ArtifactInfo(
-            where,
-            digest,
-            media_type or "application/vnd.oci.image.manifest.v1+json (implied)",
-            fmt,
-            size,
-            str(config_desc.get("mediaType")),
-            config,
-            layers,
-            _strings(manifest.get("annotations")),
+            reference=where,
+            digest=digest,
+            media_type=media_type or "application/vnd.oci.image.manifest.v1+json (implied)",
+            format=fmt,
+            size=size,
+            config_media_type=str(config_desc.get("mediaType")),
+            config=config,
+            layers=layers,
+            annotations=_strings(manifest.get("annotations")),
         )
 
     # -- credentials -----------------------------------------------------------
