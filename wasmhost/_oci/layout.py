@@ -262,20 +262,22 @@ def update_index(
     with writing(root, what), open(root / INDEX_LOCK, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         mark_layout(root, what)
+        damaged = False
         try:
             index = _read_index(root, limit)
         except WasmhostError:
             if not rebuild:
                 raise
-            index = _empty_index()
+            index, damaged = _empty_index(), True
         entries = index["manifests"]
-        healed = entries
         if rebuild:
-            healed = [e for e in entries if isinstance(e, dict) and _ref_name(e) is not None]
-        changed = change(healed)
-        if changed is None and healed is entries:
-            return
-        index["manifests"] = healed if changed is None else changed
+            entries = [e for e in entries if isinstance(e, dict) and _ref_name(e) is not None]
+        changed = change(entries)
+        if changed is None:
+            if not damaged and len(entries) == len(index["manifests"]):
+                return
+            changed = entries  # healed: written even though the change left it
+        index["manifests"] = changed
         with atomic_writer(index_path, what=what) as f:
             f.write(json.dumps(index, indent=2).encode() + b"\n")
 
