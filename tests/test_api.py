@@ -100,3 +100,78 @@ def test_the_version_is_read_from_wasmtimes_own_dist_info(tmp_path: Path) -> Non
     assert dist_info_version(str(tmp_path)) is None
     (tmp_path / "wasmtime-50.0.1.dist-info").mkdir()
     assert dist_info_version(str(tmp_path)) == "50.0.1"
+
+
+def _public_callables() -> list[tuple[str, object]]:
+    """Every public function, every public class (for its fields) and its own methods
+    (``__init__``, ``__call__`` and those not underscored), of ``wasmhost`` and
+    ``wasmhost.asgi``."""
+    import wasmhost.asgi
+
+    found: list[tuple[str, object]] = []
+    for module in (wasmhost, wasmhost.asgi):
+        for name in module.__all__:
+            value = getattr(module, name)
+            if inspect.isfunction(value):
+                found.append((name, value))
+            elif inspect.isclass(value) and value.__module__.startswith("wasmhost"):
+                found.append((name, value))  # its fields' (a dataclass's, a TypedDict's)
+                for attr, member in vars(value).items():
+                    if attr.startswith("_") and attr not in ("__init__", "__call__"):
+                        continue
+                    member = getattr(member, "__func__", member)  # static, class methods
+                    member = getattr(member, "fget", member)  # properties
+                    if inspect.isfunction(member):
+                        found.append((f"{name}.{attr}", member))
+    return found
+
+
+def test_every_name_in_a_public_signature_is_public() -> None:
+    """A caller can import every type that a public signature names (``ModuleSource``,
+    ``StdinSource``, ...): each name an annotation uses is a builtin, from ``typing``
+    or another library, a type variable, or exported by ``wasmhost`` (or
+    ``wasmhost.asgi``) as the same object."""
+    import builtins
+    import sys
+    import typing
+
+    import wasmhost.asgi
+
+    def exported(name: str, value: object) -> bool:
+        return any(getattr(m, name, None) is value for m in (wasmhost, wasmhost.asgi))
+
+    private = set()
+    callables = _public_callables()
+    assert len(callables) > 30
+    for where, function in callables:
+        scope = vars(sys.modules[function.__module__])  # type: ignore[attr-defined]
+        for annotation in inspect.get_annotations(function).values():  # type: ignore[arg-type]
+            if isinstance(annotation, typing.ForwardRef):  # a TypedDict's
+                annotation = annotation.__forward_arg__
+            if not isinstance(annotation, str):
+                continue  # an object, not a name: None as a dataclass __init__'s return
+            for node in ast.walk(ast.parse(annotation, mode="eval")):
+                if not isinstance(node, ast.Name) or node.id in vars(builtins):
+                    continue
+                value = scope.get(node.id, getattr(typing, node.id, None))
+                if inspect.ismodule(value) or isinstance(value, typing.TypeVar):
+                    continue
+                if getattr(typing, node.id, None) is value and value is not None:
+                    continue
+                if inspect.isclass(value) and not value.__module__.startswith("wasmhost"):
+                    continue
+                if not exported(node.id, value):
+                    private.add(f"{node.id} (in {where})")
+    assert not private, "\n".join(sorted(private))
+
+
+def test_results_are_frozen_dataclasses_with_named_fields() -> None:
+    """Host and OCI results are of one kind: frozen, keyword-built, not tuples."""
+    import dataclasses
+
+    for name in ("RunResult", "OutputChunk", "PushResult", "PullResult", "Layer", "ArtifactInfo"):
+        kind = getattr(wasmhost, name)
+        assert dataclasses.is_dataclass(kind), name
+        assert kind.__dataclass_params__.frozen, name
+        assert not issubclass(kind, tuple), name
+        assert all(f.kw_only for f in dataclasses.fields(kind)), name

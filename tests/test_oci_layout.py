@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -152,21 +153,55 @@ def test_a_hostile_index_is_refused_in_one_line(
 
 
 @pytest.mark.parametrize(
-    "index",
-    [b"[" * 100_000, b'{"schemaVersion": ' + b"9" * 5000 + b"}", b'{"a": "\xff"}', b"[]"],
-    ids=["deep", "long-number", "not-utf8", "a-list"],
+    ("index", "message"),
+    [
+        (b"[" * 100_000, "index.json is not"),
+        (b'{"schemaVersion": ' + b"9" * 5000 + b"}", "index.json is not"),
+        (b'{"a": "\xff"}', "index.json is not"),
+        (b"[]", "index.json is not"),
+        (b" " * (5 << 20), "index.json in .* is over 4 MiB; refusing it"),
+    ],
+    ids=["deep", "long-number", "not-utf8", "a-list", "huge"],
 )
 def test_a_push_into_a_layout_with_a_hostile_index_is_one_line(
-    client: RegistryClient, tmp_path: Path, index: bytes
+    client: RegistryClient, tmp_path: Path, index: bytes, message: str
 ) -> None:
     folder = tmp_path / "layout"
     pushed(client, folder)
     tamper(folder / "index.json", index)
     done = wasmhost_cli("push", "--oci-layout", HELLO, f"{folder}:v2")
     assert done.returncode == 1, done.stderr
-    message = done.stderr.decode().strip()
-    assert len(message.splitlines()) == 1
-    assert "index.json is not" in message
+    said = done.stderr.decode().strip()
+    assert len(said.splitlines()) == 1
+    assert re.search(message, said), said
+    assert (folder / "index.json").read_bytes() == index  # refused, not rewritten
+
+
+_TAGGER = """
+import sys
+from pathlib import Path
+from wasmhost._oci.formats import OCI_MANIFEST
+from wasmhost._oci.layout import OciLayout
+
+layout = OciLayout(Path(sys.argv[1]))
+for j in range(int(sys.argv[3])):
+    layout.put_manifest(f"{sys.argv[2]}-{j}", b'{"schemaVersion":2,"n":%d}' % j, OCI_MANIFEST)
+"""
+
+
+def test_two_processes_tagging_one_layout_lose_no_tag(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    folder = tmp_path / "layout"
+    writers = [
+        subprocess.Popen([sys.executable, "-c", _TAGGER, str(folder), name, "60"])
+        for name in ("a", "b", "c")
+    ]
+    assert [w.wait(timeout=120) for w in writers] == [0, 0, 0]
+    index = json.loads((folder / "index.json").read_bytes())
+    names = [e["annotations"]["org.opencontainers.image.ref.name"] for e in index["manifests"]]
+    assert sorted(names) == sorted(f"{n}-{j}" for n in "abc" for j in range(60))
 
 
 def test_a_digest_that_names_no_blob(client: RegistryClient, tmp_path: Path) -> None:

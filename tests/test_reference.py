@@ -128,3 +128,21 @@ def test_the_examples_in_the_docstrings_hold() -> None:
 
     failed, tried = doctest.testmod(wasmhost._oci.reference)
     assert (failed, tried > 0) == (0, True)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "localhost:5000/team/app:v1",
+        "localhost:5000/app@sha256:" + "a" * 64,
+        "localhost:5000/app:v1@sha256:" + "a" * 64,
+        "hello:1",
+        "ghcr.io/o/r/deep/name",
+    ],
+)
+def test_a_pulled_module_is_named_after_the_repository_everywhere(text: str) -> None:
+    """pull's default file name, serve's and run's argv[0]: one function."""
+    from wasmhost._paths import module_file_name
+
+    expected = os.path.basename(parse_reference(text).repository) + ".wasm"
+    assert module_file_name(text) == module_file_name(str(parse_reference(text))) == expected

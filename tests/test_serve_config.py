@@ -64,3 +64,33 @@ def test_quiet_still_says_where_it_listens() -> None:
             assert f"Listening on http://127.0.0.1:{s.port}" in lines, lines
         finally:
             s.stop()
+
+
+def test_the_config_reaches_a_worker_as_one_value(tmp_path: Path) -> None:
+    """`wasmhost serve --workers N` hands each worker a ServeConfig as JSON: what comes
+    out is what went in, and builds the same app as WagiApp's own arguments."""
+    from wasmhost import Dir
+    from wasmhost.asgi import Route, ServeConfig, WagiApp
+
+    (tmp_path / "data").mkdir()
+    route = Route(
+        "/...",
+        str(HTTP),
+        {"GREETING": "hi"},
+        {"/data": Dir(str(tmp_path / "data"), read_only=True)},
+        name="localhost:5000/team/app:v1",
+        max_memory=64 << 20,
+    )
+    config = ServeConfig(routes=(route,), timeout=3.0, max_body=1000, threads=2, backlog=0)
+    again = ServeConfig.from_json(config.to_json())
+    assert again == config
+    with pytest.raises(AttributeError):
+        again.timeout = 4.0  # type: ignore[misc]
+    by_config = WagiApp.from_config(again)
+    by_arguments = WagiApp([route], timeout=3.0, max_body=1000, threads=2, backlog=0)
+    try:
+        assert by_config.config == by_arguments.config == config
+        assert (by_config.timeout, by_config.max_body) == (3.0, 1000)
+    finally:
+        by_config.close()
+        by_arguments.close()

@@ -36,12 +36,13 @@ from ._errors import (
 from ._version import __version__
 
 if _TYPE_CHECKING:
-    from ._host.functions import GuestMemory, host_function
-    from ._host.host import Dir, Host, RunOptions, RunStream, StreamOptions
-    from ._host.module import Export, Import, Module
+    from ._host.functions import GuestMemory, Imports, host_function
+    from ._host.host import Dir, DirSource, Host, RunOptions, RunStream, StreamOptions
+    from ._host.module import Export, Import, Module, ModuleSource
     from ._host.result import OutputChunk, RunResult, Some
-    from ._host.stdio import CAPTURE, DEVNULL, INHERIT
+    from ._host.stdio import CAPTURE, DEVNULL, INHERIT, OutputTarget, StdinSource
     from ._oci.client import ArtifactInfo, Layer, PullResult, PushResult, RegistryClient
+    from ._oci.formats import Progress
 
 # Imported when first used: the host side loads wasmtime (~50 ms), which the
 # registry commands never need; the registry side loads requests, which a run
@@ -52,7 +53,9 @@ _LAZY = {
     "PullResult": "_oci.client",
     "PushResult": "_oci.client",
     "RegistryClient": "_oci.client",
+    "Progress": "_oci.formats",
     "Dir": "_host.host",
+    "DirSource": "_host.host",
     "Host": "_host.host",
     "RunOptions": "_host.host",
     "RunStream": "_host.host",
@@ -60,11 +63,15 @@ _LAZY = {
     "CAPTURE": "_host.stdio",
     "DEVNULL": "_host.stdio",
     "INHERIT": "_host.stdio",
+    "OutputTarget": "_host.stdio",
+    "StdinSource": "_host.stdio",
     "GuestMemory": "_host.functions",
     "host_function": "_host.functions",
+    "Imports": "_host.functions",
     "Export": "_host.module",
     "Import": "_host.module",
     "Module": "_host.module",
+    "ModuleSource": "_host.module",
     "OutputChunk": "_host.result",
     "RunResult": "_host.result",
     "Some": "_host.result",
@@ -92,6 +99,7 @@ __all__ = [
     "ConfigError",
     "DEVNULL",
     "Dir",
+    "DirSource",
     "ErrorResult",
     "Export",
     "Frame",
@@ -101,6 +109,7 @@ __all__ = [
     "Host",
     "INHERIT",
     "Import",
+    "Imports",
     "IntegrityError",
     "Interrupted",
     "InvalidReference",
@@ -110,9 +119,12 @@ __all__ = [
     "MemoryLimitExceeded",
     "Module",
     "ModuleError",
+    "ModuleSource",
     "NotFoundError",
     "OutputChunk",
     "OutputLimitExceeded",
+    "OutputTarget",
+    "Progress",
     "PullResult",
     "PushResult",
     "RegistryClient",
@@ -122,6 +134,7 @@ __all__ = [
     "RunResult",
     "RunStream",
     "Some",
+    "StdinSource",
     "StorageError",
     "StreamOptions",
     "TimeoutExceeded",

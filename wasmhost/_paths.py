@@ -16,6 +16,9 @@ compiles or fetches it again, as on a first use. The last use is recorded
 in the entry's modification time: the compile cache sets its record's when
 it loads an entry, the store a blob's when it verifies it (access times are
 not kept by ``noatime`` or ``relatime`` mounts).
+
+:func:`module_file_name` is the name a module pulled from a reference gets
+(``pull``'s default output, the argv[0] of a pulled module's guest).
 """
 
 from __future__ import annotations
@@ -31,6 +34,14 @@ from ._errors import ConfigError
 from ._numbers import parse_size
 
 MAX_SIZE_ENV = "WASMHOST_CACHE_MAX_SIZE"
+
+
+def module_file_name(reference: str) -> str:
+    """The file name a module pulled from ``reference`` gets: the repository's last
+    part and ``.wasm`` (``localhost:5000/team/app:v1`` gives ``app.wasm``). Any other
+    name gives what its last ``/`` part holds before a tag or digest."""
+    repository = reference.partition("@")[0].rsplit("/", 1)[-1].partition(":")[0]
+    return repository + ".wasm"
 
 
 def default_cache_root() -> Path | None:

@@ -13,6 +13,6 @@ answer means, is in ``wasmhost._serve.app``.
 
 from __future__ import annotations
 
-from ._serve.app import Route, WagiApp, load_config
+from ._serve.app import Receive, Route, Scope, Send, ServeConfig, WagiApp, load_config
 
-__all__ = ["Route", "WagiApp", "load_config"]
+__all__ = ["Receive", "Route", "Scope", "Send", "ServeConfig", "WagiApp", "load_config"]

@@ -160,16 +160,15 @@ def run(
 
     with reported():
         if oci_layout:
-            from .._oci.layout import parse_layout_reference
+            from .._oci.layout import layout_file_name
 
             fetch, name = fetch_layout, module
-            argv0 = parse_layout_reference(module)[0].resolve().name + ".wasm"
+            argv0 = layout_file_name(module)
         elif not os.path.exists(module) and _is_reference(module):
-            from .._oci.client import module_file_name
-            from .._oci.reference import parse_reference
+            from .._paths import module_file_name
 
             fetch, name = fetch_reference, module
-            argv0 = module_file_name(parse_reference(module))
+            argv0 = module_file_name(module)
         if fetch is not None:
             source = fetch()
     backstop = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import resource
@@ -180,7 +179,7 @@ def serve(
     # uvicorn[standard]: the bounded protocol (see _serve.uvicorn) is built on httptools.
     require(("uvicorn", "httptools"), "serve", "wasmhost serve")
     from .._oci.reference import looks_like_reference
-    from .._serve.app import Route, WagiApp, load_config
+    from .._serve.app import SPEC_VARIABLE, Route, WagiApp, load_config
 
     if (module is None) == (config is None):
         raise click.UsageError("give MODULE or --config, not both or neither.")
@@ -201,7 +200,8 @@ def serve(
                     fetched = registry.fetch(route.module, offline=offline, progress=bar)
                     route = route._replace(module=str(fetched.path), name=route.module)
             resolved.append(route)
-        # Built here once, in this process, so that a bad module fails before listening.
+        # Built here once, in this process, so that a bad module fails before listening;
+        # with --workers, each worker builds its own from app.config.
         app = WagiApp(
             resolved,
             timeout=timeout,
@@ -247,27 +247,7 @@ def serve(
         _exit_for(server.exit_signal)
         return
     app.close()
-    spec = {
-        "routes": [
-            {
-                "path": r.path,
-                "module": r.module,
-                "env": dict(r.env),
-                "dirs": {g: _dir_spec(d) for g, d in r.dirs.items()},
-                "name": r.name,
-                "max_memory": r.max_memory,
-            }
-            for r in resolved
-        ],
-        "timeout": timeout,
-        "max_memory": max_memory,
-        "max_body": max_body,
-        "max_response": max_response,
-        "body_timeout": body_timeout,
-        "threads": threads,
-        "backlog": backlog,
-    }
-    os.environ["WASMHOST_SERVE_SPEC"] = json.dumps(spec)
+    os.environ[SPEC_VARIABLE] = app.config.to_json()
     settings = uvicorn.Config(
         "wasmhost._serve.uvicorn:worker_app", factory=True, workers=workers, **options
     )
@@ -295,13 +275,6 @@ def _exit_for(signum: int | None) -> None:
         raise click.Abort
     if signum is not None:
         raise SystemExit(128 + signum)
-
-
-def _dir_spec(source: Any) -> tuple[str, bool]:
-    from .._host.host import as_dir
-
-    spec = as_dir(source)
-    return os.fspath(spec.path), spec.read_only
 
 
 def _check_free(host: str, port: int) -> None:

@@ -9,6 +9,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import IO, Any, NamedTuple, Protocol
 
@@ -23,7 +24,7 @@ from .._errors import (
 from .._files import atomic_writer, check_output, copy_into, is_folder, open_regular, writing
 from .._hashing import sha256_of
 from .._numbers import check_size, format_size
-from .._paths import cache_root
+from .._paths import cache_root, module_file_name
 from .._text import is_utf8, utf8
 from .._wasm import MAGIC
 from .credentials import Credentials, erase, store
@@ -41,7 +42,7 @@ from .formats import (
     timestamp,
 )
 from .image import IMAGE_OSES, VARIANTS, build_image, extract_module
-from .layout import OciLayout, parse_layout, parse_layout_reference
+from .layout import OciLayout, layout_file_name, parse_layout, parse_layout_reference
 from .reference import Reference, parse_reference, parse_registry
 from .remote import Session, Transport
 from .store import Store
@@ -54,7 +55,8 @@ class _Resolved(NamedTuple):
     size: int
 
 
-class PushResult(NamedTuple):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PushResult:
     """A pushed artifact: ``reference`` pinned by ``digest`` (the manifest's).
 
     ``reference`` is the registry reference as pushed, normalised, with its tag
@@ -71,7 +73,8 @@ class PushResult(NamedTuple):
     module_size: int
 
 
-class PullResult(NamedTuple):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PullResult:
     """A pulled module: where it is, and the digests it was verified against."""
 
     reference: str
@@ -82,14 +85,18 @@ class PullResult(NamedTuple):
     module_size: int
 
 
-class Layer(NamedTuple):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Layer:
+    """A layer of an inspected artifact, as its manifest describes it."""
+
     media_type: str
     digest: str
     size: int
     annotations: dict[str, str]
 
 
-class ArtifactInfo(NamedTuple):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ArtifactInfo:
     """What ``inspect`` tells of an artifact, without downloading its module."""
 
     reference: str
@@ -103,8 +110,9 @@ class ArtifactInfo(NamedTuple):
     annotations: dict[str, str]
 
     def as_dict(self) -> dict[str, Any]:
-        data = self._asdict()
-        data["layers"] = [layer._asdict() for layer in self.layers]
+        """Its fields, and each layer's, as a dict (``inspect --json`` prints it)."""
+        data = {field.name: getattr(self, field.name) for field in fields(self)}
+        data["layers"] = [asdict(layer) for layer in self.layers]
         return data
 
 
@@ -280,7 +288,13 @@ class RegistryClient:
             target.upload_blob(artifact.blob_digest, artifact.blob_size, opener, progress)
             target.put_manifest(tag or digest, artifact.manifest, OCI_MANIFEST, artifact.platform)
             pinned = f"{folder}@{digest}" if ref is None else str(ref.with_digest(digest))
-        return PushResult(pinned, digest, format, module_digest, size)
+        return PushResult(
+            reference=pinned,
+            digest=digest,
+            format=format,
+            module_digest=module_digest,
+            module_size=size,
+        )
 
     # -- pull ----------------------------------------------------------------
 
@@ -350,7 +364,14 @@ class RegistryClient:
         if layer.packed:
             path, module_digest = self._unpack(layer.digest, path, where)
             module_size = path.stat().st_size
-        return PullResult(where, digest, layer.format, path, module_digest, module_size)
+        return PullResult(
+            reference=where,
+            digest=digest,
+            format=layer.format,
+            path=path,
+            module_digest=module_digest,
+            module_size=module_size,
+        )
 
     def _check_size(self, size: int, what: str) -> None:
         if size > self.max_size:
@@ -405,11 +426,7 @@ class RegistryClient:
         if output is not None and not is_folder(output):
             check_output(output, "the module")  # before the download, not after
         fetched = self.fetch(reference, offline=offline, progress=progress, oci_layout=oci_layout)
-        if oci_layout:
-            name = parse_layout_reference(reference)[0].resolve().name
-            name = name if name.endswith(".wasm") else name + ".wasm"
-        else:
-            name = _default_name(fetched)
+        name = layout_file_name(reference) if oci_layout else module_file_name(fetched.reference)
         target = Path(output if output is not None else name)
         if is_folder(target):
             target = target / name
@@ -421,7 +438,7 @@ class RegistryClient:
                 again = self.fetch(reference, offline=offline, oci_layout=oci_layout)
                 with writing(again.path, "the store", "read"):
                     copy_into(again.path, out)
-        return fetched._replace(path=target)
+        return replace(fetched, path=target)
 
     def inspect(
         self, reference: str, *, offline: bool = False, oci_layout: bool = False
@@ -450,10 +467,10 @@ class RegistryClient:
         raw_layers = manifest.get("layers")
         layers = tuple(
             Layer(
-                str(layer.get("mediaType")),
-                str(layer.get("digest")),
-                _int(layer.get("size")),
-                _strings(layer.get("annotations")),
+                media_type=str(layer.get("mediaType")),
+                digest=str(layer.get("digest")),
+                size=_int(layer.get("size")),
+                annotations=_strings(layer.get("annotations")),
             )
             for layer in (raw_layers if isinstance(raw_layers, list) else [])
             if isinstance(layer, dict)
@@ -481,15 +498,15 @@ class RegistryClient:
             if raw is not None:
                 config = json_object(raw, f"the config of {where}")
         return ArtifactInfo(
-            where,
-            digest,
-            media_type or "application/vnd.oci.image.manifest.v1+json (implied)",
-            fmt,
-            size,
-            str(config_desc.get("mediaType")),
-            config,
-            layers,
-            _strings(manifest.get("annotations")),
+            reference=where,
+            digest=digest,
+            media_type=media_type or "application/vnd.oci.image.manifest.v1+json (implied)",
+            format=fmt,
+            size=size,
+            config_media_type=str(config_desc.get("mediaType")),
+            config=config,
+            layers=layers,
+            annotations=_strings(manifest.get("annotations")),
         )
 
     # -- credentials -----------------------------------------------------------
@@ -676,15 +693,6 @@ def _hash_module(path: str) -> tuple[str, int]:
             raise ModuleError(f"{path} {what}; push takes a .wasm file.")
         f.seek(0)
         return sha256_of(f)
-
-
-def _default_name(fetched: PullResult) -> str:
-    return module_file_name(parse_reference(fetched.reference))
-
-
-def module_file_name(reference: Reference) -> str:
-    """The file name a pulled module gets: the repository's last part, ``.wasm``."""
-    return os.path.basename(reference.repository) + ".wasm"
 
 
 def _source_date_epoch() -> int | None:

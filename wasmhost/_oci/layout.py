@@ -8,13 +8,15 @@ is replaced). Every file is written to a temporary name and renamed.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from .._errors import ArtifactError, ConfigError, IntegrityError
+from .._errors import ArtifactError, ConfigError, IntegrityError, WasmhostError
 from .._files import atomic_writer, check_output, open_regular, writing
 from .._text import utf8
 from .formats import (
@@ -29,6 +31,8 @@ from .formats import (
 )
 
 REF_NAME = "org.opencontainers.image.ref.name"
+# Taken (flock) by every writer of a layout's index.json: see update_index.
+INDEX_LOCK = ".index.lock"
 
 
 def parse_layout(spec: str) -> tuple[Path, str]:
@@ -68,6 +72,13 @@ def parse_layout_reference(spec: str) -> tuple[Path, str]:
     return parse_layout(spec)
 
 
+def layout_file_name(spec: str) -> str:
+    """The file name a module pulled from the layout ``spec`` gets: its folder's name,
+    with ``.wasm`` unless it ends so."""
+    name = parse_layout_reference(spec)[0].resolve().name
+    return name if name.endswith(".wasm") else name + ".wasm"
+
+
 class OciLayout:
     """An OCI image layout folder: pushed to (and then created when missing), or read from.
 
@@ -92,10 +103,7 @@ class OciLayout:
         self.root = root
         with writing(root, "the OCI layout"):
             (root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
-        marker = root / "oci-layout"
-        if not marker.exists():
-            with atomic_writer(marker, what="the OCI layout") as f:
-                f.write(b'{"imageLayoutVersion":"1.0.0"}')
+        mark_layout(root, "the OCI layout")
 
     def blob_path(self, digest: str) -> Path:
         return blob_path(self.root, digest)
@@ -126,25 +134,10 @@ class OciLayout:
         """Store a manifest and list it in index.json under ``tag`` (with its platform)."""
         digest = sha256_digest(data)
         self.upload_blob(digest, len(data), data)
-        index_path = self.root / "index.json"
-        try:
-            index = _parse(self._read_file(index_path, "the index.json"), self.root)
-        except ArtifactError:
-            if index_path.exists():
-                raise
-            index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
-        listed = index.get("manifests", [])
-        if not isinstance(listed, list):
-            raise ArtifactError(f"{index_path} lists no manifests.")
-        entries = [e for e in listed if not isinstance(e, dict) or _ref_name(e) != tag]
         entry: dict[str, Any] = {"mediaType": media_type, "digest": digest, "size": len(data)}
         if platform:
             entry["platform"] = platform
-        entry["annotations"] = {REF_NAME: tag}
-        entries.append(entry)
-        index["manifests"] = entries
-        with atomic_writer(index_path, what="the OCI layout") as f:
-            f.write(json.dumps(index, indent=2).encode() + b"\n")
+        list_tag(self.root, tag, entry, what="the OCI layout")
         return digest
 
     # -- reading, as from a registry --------------------------------------------
@@ -206,16 +199,115 @@ class OciLayout:
         return data
 
     def _read_file(self, path: Path, what: str, limit: int = MAX_MANIFEST) -> bytes:
+        return _read_file(self.root, path, what, limit)
+
+
+def _read_file(root: Path, path: Path, what: str, limit: int) -> bytes:
+    """The bytes of a layout's file, up to ``limit`` (past it, refused): an
+    ArtifactError or IntegrityError in one line otherwise."""
+    try:
+        with open_regular(path) as f:
+            data = f.read(limit + 1)
+    except FileNotFoundError:
+        raise ArtifactError(f"{root} has no {what.removeprefix('the ')}.") from None
+    except OSError as exc:
+        raise ArtifactError(f"{what} in {root} cannot be read: {exc.strerror}.") from None
+    if len(data) > limit:
+        raise IntegrityError(f"{what} in {root} is over {limit >> 20} MiB; refusing it.")
+    return data
+
+
+# -- writing index.json: the one writer, for a layout and for the pull store -------
+
+Entries = list[Any]  # index.json's "manifests", as read: untrusted JSON values
+
+
+def list_tag(
+    root: Path,
+    tag: str,
+    descriptor: dict[str, Any],
+    *,
+    what: str,
+    limit: int = MAX_MANIFEST,
+    rebuild: bool = False,
+) -> None:
+    """List ``descriptor`` in ``root``'s index.json under ``tag``, in place of the
+    entry that had that tag (see :func:`update_index`)."""
+    entry = {**descriptor, "annotations": {REF_NAME: tag}}
+
+    def put(entries: Entries) -> Entries:
+        kept = [e for e in entries if not isinstance(e, dict) or _ref_name(e) != tag]
+        return [*kept, entry]
+
+    update_index(root, put, what=what, limit=limit, rebuild=rebuild)
+
+
+def update_index(
+    root: Path,
+    change: Callable[[Entries], Entries | None],
+    *,
+    what: str,
+    limit: int = MAX_MANIFEST,
+    rebuild: bool = False,
+) -> None:
+    """Write ``root``'s index.json with its manifests as ``change(manifests)`` returns
+    them (None: left as it is), and the ``oci-layout`` marker if it is missing.
+
+    Updates are serialised by a lock on ``root/.index.lock``, so that writers in
+    several threads or processes lose no entry; the index is read up to ``limit``
+    bytes and written whole (to a temporary name, renamed). A missing index starts
+    empty. One that is damaged (not JSON, of the wrong shape, over ``limit``, not a
+    regular file) is refused in one line, an ArtifactError or IntegrityError,
+    and left as it is; with ``rebuild``, for an index that is only a view of
+    something else (the pull store's, of its tags), it is started again, and
+    entries without a tag are dropped. ``what`` names the folder in errors.
+    """
+    index_path = root / "index.json"
+    with writing(root, what), open(root / INDEX_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        mark_layout(root, what)
+        damaged = False
         try:
-            with open_regular(path) as f:
-                data = f.read(limit + 1)
-        except FileNotFoundError:
-            raise ArtifactError(f"{self.root} has no {what.removeprefix('the ')}.") from None
-        except OSError as exc:
-            raise ArtifactError(f"{what} in {self.root} cannot be read: {exc.strerror}.") from None
-        if len(data) > limit:
-            raise IntegrityError(f"{what} in {self.root} is over {limit >> 20} MiB; refusing it.")
-        return data
+            index = _read_index(root, limit)
+        except WasmhostError:
+            if not rebuild:
+                raise
+            index, damaged = _empty_index(), True
+        entries = index["manifests"]
+        if rebuild:
+            entries = [e for e in entries if isinstance(e, dict) and _ref_name(e) is not None]
+        changed = change(entries)
+        if changed is None:
+            if not damaged and len(entries) == len(index["manifests"]):
+                return
+            changed = entries  # healed: written even though the change left it
+        index["manifests"] = changed
+        with atomic_writer(index_path, what=what) as f:
+            f.write(json.dumps(index, indent=2).encode() + b"\n")
+
+
+def mark_layout(root: Path, what: str) -> None:
+    """Write the ``oci-layout`` marker in ``root`` if it is not there."""
+    marker = root / "oci-layout"
+    if not marker.exists():
+        with atomic_writer(marker, what=what) as f:
+            f.write(b'{"imageLayoutVersion":"1.0.0"}')
+
+
+def _read_index(root: Path, limit: int) -> dict[str, Any]:
+    """``root``'s index.json (a new, empty one if there is none), with a list of manifests."""
+    index_path = root / "index.json"
+    if not os.path.lexists(index_path):
+        return _empty_index()
+    index = _parse(_read_file(root, index_path, "the index.json", limit), root)
+    index.setdefault("manifests", [])
+    if not isinstance(index["manifests"], list):
+        raise ArtifactError(f"{index_path} lists no manifests.")
+    return index
+
+
+def _empty_index() -> dict[str, Any]:
+    return {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
 
 
 def _ref_name(entry: dict[str, Any]) -> str | None:

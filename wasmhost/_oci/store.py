@@ -21,14 +21,12 @@ it again.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
 import os
 import stat
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from .._errors import IntegrityError, StorageError
 from .._files import (
@@ -43,8 +41,8 @@ from .._files import (
 )
 from .._hashing import sha256_of
 from .._paths import CacheEntry
-from .formats import OCI_INDEX, OCI_MANIFEST, blob_path, is_digest, sha256_digest
-from .layout import REF_NAME
+from .formats import OCI_MANIFEST, blob_path, is_digest, sha256_digest
+from .layout import list_tag, update_index
 from .reference import Reference
 
 # The store's index.json is read up to this (it lists every tag pulled).
@@ -192,42 +190,16 @@ class Store:
 
     def _list(self, name: str, digest: str, media_type: str, size: int | None) -> None:
         """Put ``name`` in index.json: the store is an OCI image layout that skopeo and
-        umoci read (``umoci ls --layout <cache>/oci``). Updates are serialised by a
-        lock file, so that concurrent pulls lose no entry; the tags/ records stay what
-        wasmhost itself reads."""
+        umoci read (``umoci ls --layout <cache>/oci``). Written by the layouts' one
+        writer (locked: concurrent pulls lose no entry); a damaged index is started
+        again, as the tags/ records, not it, are what wasmhost itself reads."""
         if size is None:
             try:
                 size = self.blob_path(digest).stat().st_size
             except OSError:
                 return  # a manifest not stored cannot be described
-        with writing(self.root, "the store"), open(self.root / ".index.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            marker = self.root / "oci-layout"
-            if not marker.exists():
-                with atomic_writer(marker, what="the store") as f:
-                    f.write(b'{"imageLayoutVersion":"1.0.0"}')
-            index_path = self.root / "index.json"
-            try:
-                with open_regular(index_path) as f:
-                    index = json.loads(f.read(MAX_INDEX))
-                entries = [
-                    e
-                    for e in index["manifests"]
-                    if isinstance(e, dict) and e["annotations"][REF_NAME] != name
-                ]
-            except (OSError, ValueError, RecursionError, LookupError, TypeError):
-                entries = []  # none yet, or damaged: a view of tags/, started again
-            entries.append(
-                {
-                    "mediaType": media_type,
-                    "digest": digest,
-                    "size": size,
-                    "annotations": {REF_NAME: name},
-                }
-            )
-            body = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}
-            with atomic_writer(index_path, what="the store") as f:
-                f.write(json.dumps(body, indent=1).encode() + b"\n")
+        descriptor = {"mediaType": media_type, "digest": digest, "size": size}
+        list_tag(self.root, name, descriptor, what="the store", limit=MAX_INDEX, rebuild=True)
 
     def recall_tag(self, reference: Reference) -> str | None:
         if reference.tag is None:
@@ -290,19 +262,12 @@ class Store:
         index_path = self.root / "index.json"
         if not index_path.exists():
             return
-        with writing(self.root, "the store"), open(self.root / ".index.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                with open_regular(index_path) as f:
-                    index = json.loads(f.read(MAX_INDEX))
-                listed = index["manifests"]
-                kept = [e for e in listed if isinstance(e, dict) and self._holds(e.get("digest"))]
-            except (OSError, ValueError, RecursionError, LookupError, TypeError):
-                return  # damaged: the next pull writes it again
-            if len(kept) != len(listed):
-                index["manifests"] = kept
-                with atomic_writer(index_path, what="the store") as f:
-                    f.write(json.dumps(index, indent=1).encode() + b"\n")
+
+        def held(entries: list[Any]) -> list[Any] | None:
+            kept = [e for e in entries if self._holds(e.get("digest"))]
+            return kept if len(kept) != len(entries) else None
+
+        update_index(self.root, held, what="the store", limit=MAX_INDEX, rebuild=True)
 
     def _holds(self, digest: object) -> bool:
         return isinstance(digest, str) and is_digest(digest) and self.has_blob(digest)

@@ -37,6 +37,7 @@ import re
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -53,6 +54,7 @@ from .._host.host import DEFAULT_MAX_CACHED_MODULES, Dir, DirSource, Host, as_di
 from .._host.module import Module
 from .._host.result import RunResult
 from .._numbers import check_seconds, check_whole, parse_size
+from .._paths import module_file_name
 from .._text import wasi_environment
 from .guests import Busy, GuestPool, InlineGate, Stopped
 from .wagi import (
@@ -107,6 +109,8 @@ DEFAULT_MAX_RESPONSE = 4 << 20
 DEFAULT_BODY_TIMEOUT = 30.0
 DEFAULT_THREADS = 8
 MAX_HEADERS = 100
+# Where `wasmhost serve --workers N` puts its ServeConfig for the worker processes.
+SPEC_VARIABLE = "WASMHOST_SERVE_SPEC"
 # How long a guest may run on the event loop's thread before it is moved.
 INLINE_BUDGET = 0.002
 # Statuses whose responses never have a body (RFC 9110, 6.4.1).
@@ -137,6 +141,55 @@ class _Loaded(NamedTuple):
     gate: InlineGate | None
     argv0: str | None  # for a route named by a reference: the file name a pull gives
     max_memory: int | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServeConfig:
+    """What a :class:`WagiApp` serves and within which bounds, as one value: its routes
+    and the keyword arguments of :class:`WagiApp` but ``host``, with the same defaults.
+
+    A WagiApp keeps its own as ``config``. ``wasmhost serve`` builds it once, from
+    its options (as its app's); with ``--workers`` each worker process gets it as
+    JSON (:meth:`to_json`, :meth:`from_json`) and builds its app from it
+    (:meth:`WagiApp.from_config`).
+    """
+
+    routes: tuple[Route, ...]
+    timeout: float = DEFAULT_TIMEOUT
+    max_memory: int | None = DEFAULT_MAX_MEMORY
+    max_body: int = DEFAULT_MAX_BODY
+    max_response: int = DEFAULT_MAX_RESPONSE
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+    threads: int = DEFAULT_THREADS
+    backlog: int | None = None
+
+    def to_json(self) -> str:
+        """The config as JSON text (a directory as its path and whether it is read-only)."""
+        data = {field.name: getattr(self, field.name) for field in fields(self)}
+        data["routes"] = [
+            {
+                **route._asdict(),
+                "env": dict(route.env),
+                "dirs": {guest: _dir_json(source) for guest, source in route.dirs.items()},
+            }
+            for route in self.routes
+        ]
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> ServeConfig:
+        """The config that :meth:`to_json` wrote."""
+        data = json.loads(text)
+        routes = tuple(
+            Route(**{**route, "dirs": {g: Dir(h, ro) for g, (h, ro) in route["dirs"].items()}})
+            for route in data.pop("routes")
+        )
+        return cls(routes=routes, **data)
+
+
+def _dir_json(source: DirSource) -> tuple[str, bool]:
+    folder = as_dir(source)
+    return os.fspath(folder.path), folder.read_only
 
 
 class WagiApp:
@@ -170,6 +223,29 @@ class WagiApp:
     ) -> None:
         if isinstance(routes, str | os.PathLike):
             routes = [Route("/...", os.fspath(routes))]
+        config = ServeConfig(
+            routes=tuple(routes),
+            timeout=timeout,
+            max_memory=max_memory,
+            max_body=max_body,
+            max_response=max_response,
+            body_timeout=body_timeout,
+            threads=threads,
+            backlog=backlog,
+        )
+        self._start(config, host)
+
+    @classmethod
+    def from_config(cls, config: ServeConfig, *, host: Host | None = None) -> WagiApp:
+        """The app ``config`` describes (``WagiApp(routes, **options)`` is the same)."""
+        app = cls.__new__(cls)
+        app._start(config, host)
+        return app
+
+    def _start(self, config: ServeConfig, host: Host | None) -> None:
+        self.config = config
+        routes, timeout, max_memory = config.routes, config.timeout, config.max_memory
+        threads, backlog, body_timeout = config.threads, config.backlog, config.body_timeout
         if not routes:
             raise ConfigError("a WAGI app needs at least one route.")
         check_whole("threads", threads, 0, 8192, "up to 8192")
@@ -178,7 +254,7 @@ class WagiApp:
             raise ConfigError("threads must be at least 1.")
         if timeout is None:  # every request is bounded: the pool and the gate rely on it
             raise ConfigError("timeout must be a positive number of seconds, not None.")
-        check_limits(timeout, None, max_memory, max_response)
+        check_limits(timeout, None, max_memory, config.max_response)
         if body_timeout is None:
             raise ConfigError("body_timeout must be a positive number of seconds, not None.")
         check_seconds("body_timeout", body_timeout, 1e6)
@@ -187,8 +263,8 @@ class WagiApp:
         self.host = host or Host(max_cached_modules=max(DEFAULT_MAX_CACHED_MODULES, len(routes)))
         self.timeout = timeout
         self.max_memory = max_memory
-        self.max_body = max_body
-        self.max_response = max_response
+        self.max_body = config.max_body
+        self.max_response = config.max_response
         self.body_timeout = body_timeout
         self._pool = GuestPool(threads, 8 * threads if backlog is None else backlog)
         self._cancel = threading.Event()  # every guest's: set by stop()
@@ -225,7 +301,7 @@ class WagiApp:
                 )
             restartable = all(as_dir(d).read_only for d in route.dirs.values())
             gate = InlineGate() if restartable and timeout > INLINE_BUDGET else None
-            argv0 = _file_name(route.name) if route.name else None
+            argv0 = module_file_name(route.name) if route.name else None
             loaded.append(_Loaded(route, module, gate, argv0, cap))
         # The most specific route first: exact before wildcard, longer before shorter.
         self._routes = sorted(
@@ -420,12 +496,6 @@ class WagiApp:
             self.host.close()
 
 
-def _file_name(reference: str) -> str:
-    """The file name a module pulled from ``reference`` gets (the repository's last part)."""
-    repository = reference.partition("@")[0].rsplit("/", 1)[-1].partition(":")[0]
-    return repository + ".wasm"
-
-
 def _check_route(path: str) -> None:
     if not path.startswith("/"):
         raise ConfigError(f"route {path!r} must start with '/'.")
@@ -570,26 +640,6 @@ def _check_keys(table: Mapping[str, object], known: Sequence[str], where: str, k
 
 
 def app_from_environment() -> WagiApp:
-    """The app ``wasmhost serve --workers N`` starts in each worker (config in the env)."""
-    spec = json.loads(os.environ["WASMHOST_SERVE_SPEC"])
-    routes = [
-        Route(
-            r["path"],
-            r["module"],
-            r["env"],
-            {g: Dir(h, ro) for g, (h, ro) in r["dirs"].items()},
-            r["name"],
-            r["max_memory"],
-        )
-        for r in spec["routes"]
-    ]
-    return WagiApp(
-        routes,
-        timeout=spec["timeout"],
-        max_memory=spec["max_memory"],
-        max_body=spec["max_body"],
-        max_response=spec["max_response"],
-        body_timeout=spec["body_timeout"],
-        threads=spec["threads"],
-        backlog=spec["backlog"],
-    )
+    """The app ``wasmhost serve --workers N`` starts in each worker (its config in the
+    environment, as ``WASMHOST_SERVE_SPEC``)."""
+    return WagiApp.from_config(ServeConfig.from_json(os.environ[SPEC_VARIABLE]))

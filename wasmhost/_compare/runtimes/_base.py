@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
-# What the wasmtime CLI (and wasmhost) exit with when the guest traps.
-TRAP_EXIT_STATUS = 134
+from ..._errors import TRAP_EXIT_STATUS
+
 # How long `RUNTIME --version` may take by default, in seconds.
 VERSION_TIMEOUT = 30.0
 
@@ -52,7 +52,7 @@ class Runtime(ABC):
     install_hint: str
     read_only_mounts: bool = False
     components: bool = False
-    trap_wording = "exit status 134, its report on stderr"
+    trap_wording = f"exit status {TRAP_EXIT_STATUS}, its report on stderr"
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self._explicit = os.fspath(path) if path is not None else None

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 
-from ._base import TRAP_EXIT_STATUS, VERSION_TIMEOUT, Invocation, Runtime, env_flags
+from ..._errors import TRAP_EXIT_STATUS
+from ._base import VERSION_TIMEOUT, Invocation, Runtime, env_flags
 
 # WasmEdge's log lines: "[2025-01-01 12:00:00.000] [error] execution failed: ..."
 _WASMEDGE_LOG = re.compile(rb"^\[\d{4}-\d\d-\d\d [^\]]*\] \[error\] .*$\n?", re.MULTILINE)
@@ -23,7 +24,7 @@ class WasmEdge(Runtime):
     executable = "wasmedge"
     install_hint = "install WasmEdge (its installer or your distribution's package) on PATH"
     read_only_mounts = True
-    trap_wording = "exit status 134, its error report on stdout"
+    trap_wording = f"exit status {TRAP_EXIT_STATUS}, its error report on stdout"
 
     def version(self, timeout: float = VERSION_TIMEOUT) -> str | None:
         # `wasmedge --version` prints its own path first: "/usr/bin/wasmedge version 0.17.1".
