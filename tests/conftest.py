@@ -1,7 +1,18 @@
-"""Shared fixtures: real modules (the artifacts and small WAT modules), an isolated cache."""
+"""Shared fixtures: real modules (the artifacts and small WAT modules), an isolated cache.
+
+Every test has a cache folder of its own, but the artifacts come into it compiled:
+the session keeps one folder of the artifacts' compiled entries (shared by the
+xdist workers), hard-links them into each test's folder, and takes back the ones
+a test compiled that it lacked; the same for the runnable copy of the wasmtime
+CLI that compare keeps there (71 MB, copied once per folder). A test that puts
+the compile cache itself under test (counts compiles or entries, lists, prunes
+or corrupts it) is marked ``own_cache`` and starts from an empty folder, as a
+user's first run does.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -13,6 +24,8 @@ import wasmtime
 from registry import Registry, htpasswd
 
 from wasmhost import Host
+from wasmhost._files import TEMP_PREFIX
+from wasmhost._hashing import content_key
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
@@ -23,9 +36,85 @@ NBODY = ARTIFACTS / "nbody.wasm"
 FSPROBE = ARTIFACTS / "fsprobe.wasm"
 
 
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The cache folder whose artifacts' compiled entries (in ``compiled/``) and runtime
+    copies (in ``runtimes/``) the session's tests share (one for all xdist workers:
+    each is a process of its own, and files are only ever added by rename)."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder = shared / "shared-cache"
+    (folder / "compiled").mkdir(parents=True, exist_ok=True)
+    (folder / "runtimes").mkdir(exist_ok=True)
+    return folder
+
+
+# The content keys of the artifacts: only their entries are shared (a test's own
+# small modules compile in milliseconds, and thousands of them would make every
+# test's seeding slow).
+ARTIFACT_KEYS = tuple(content_key(p.read_bytes()) for p in sorted(ARTIFACTS.glob("*.wasm")))
+
+
+def _entries(compiled: Path) -> Iterator[Path]:
+    """The compiled artifacts in ``compiled`` that have their record beside them."""
+    for key in ARTIFACT_KEYS:
+        try:
+            names = os.listdir(compiled / key[:2])
+        except OSError:
+            continue
+        for name in names:
+            if name.startswith(key) and name.endswith(".cwasm") and f"{name}.meta" in names:
+                yield compiled / key[:2] / name
+
+
+def _link(source: Path, target: Path) -> None:
+    """Hard-link ``source`` at ``target`` by rename (never a half-made name), unless
+    ``target`` is there already."""
+    if target.exists():
+        return
+    temporary = target.with_name(f"{TEMP_PREFIX}{os.getpid()}-{target.name}")
+    try:
+        os.link(source, temporary)
+        os.replace(temporary, target)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+
+
+def share_entries(source: Path, target: Path) -> None:
+    """Hard-link the compiled artifacts (each with its record) of the compile cache folder
+    ``source`` into ``target``, in folders as private as the cache wants them.
+
+    A link changes the entry's change time, so the first load of a linked entry
+    checks it by its whole hash (as for a copied cache) and renews its record:
+    the record is replaced by rename, in that folder only.
+    """
+    for entry in _entries(source):
+        folder = target / entry.parent.name
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _link(entry.with_name(f"{entry.name}.meta"), folder / f"{entry.name}.meta")
+        _link(entry, folder / entry.name)
+
+
+def share_runtimes(source: Path, target: Path) -> None:
+    """Hard-link the runtimes that compare made runnable in ``source`` into ``target``."""
+    try:
+        names = [n for n in os.listdir(source) if not n.startswith(TEMP_PREFIX)]
+    except OSError:
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        _link(source / name, target / name)
+
+
 @pytest.fixture(autouse=True)
-def isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own cache folder and no wasmhost settings from the caller."""
+def isolated(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Path]:
+    """Every test gets its own cache folder and no wasmhost settings from the caller; the
+    artifacts are compiled in it already unless the test is marked ``own_cache``."""
     for name in list(os.environ):
         if name.startswith("WASMHOST_") or name in ("DOCKER_CONFIG", "SOURCE_DATE_EPOCH"):
             monkeypatch.delenv(name)
@@ -33,7 +122,15 @@ def isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path_factory.mktemp("no-docker-config")))
     cache = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("WASMHOST_CACHE_DIR", str(cache))
-    return cache
+    if request.node.get_closest_marker("own_cache"):
+        yield cache
+        return
+    shared = request.getfixturevalue("shared_cache")
+    share_entries(shared / "compiled", cache / "compiled")
+    share_runtimes(shared / "runtimes", cache / "runtimes")
+    yield cache
+    share_entries(cache / "compiled", shared / "compiled")
+    share_runtimes(cache / "runtimes", shared / "runtimes")
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,8 @@ from wasmhost import Host, ModuleError
 
 HEADER = 0  # an entry is wasmtime's serialization, exactly (its checks live in .meta)
 
+pytestmark = pytest.mark.own_cache  # the compile cache is under test: it starts empty
+
 
 def entries(cache: Path) -> list[Path]:
     return sorted((cache / "compiled").rglob("*.cwasm"))
@@ -616,3 +618,23 @@ def test_a_server_keeps_every_routes_module_compiled(tmp_path: Path) -> None:
         assert len(kept(app.host)) == count
     finally:
         app.close()
+
+
+def test_entries_linked_into_another_cache_folder_load_there_without_compiling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """How the tests share the compiled artifacts (conftest's share_entries): an entry
+    hard-linked, with its record, into another cache's folder is loaded there."""
+    from conftest import share_entries
+
+    with Host(cache_dir=tmp_path / "a") as host:
+        assert host.run(HELLO).exit_code == 0
+    share_entries(tmp_path / "a" / "compiled", tmp_path / "shared")
+    share_entries(tmp_path / "shared", tmp_path / "b" / "compiled")
+    (made,) = entries(tmp_path / "a")
+    (linked,) = entries(tmp_path / "b")
+    assert linked.stat().st_ino == made.stat().st_ino
+    compiled = count_compiles(monkeypatch)
+    with Host(cache_dir=tmp_path / "b") as host:
+        assert host.run(HELLO).stdout == b"Hello, World!\n"
+    assert compiled == []

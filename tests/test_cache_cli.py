@@ -23,6 +23,8 @@ from wasmhost._oci.store import Store
 
 DAY = 86400
 
+pytestmark = pytest.mark.own_cache  # lists, prunes and clears it: it starts empty
+
 
 def cache(*args: str) -> Result:
     result = CliRunner().invoke(cli, ["cache", *args])

@@ -613,7 +613,11 @@ def help_examples(name: str) -> list[str]:
 NOT_RUN = {"login", "logout", "serve"}
 
 
-@pytest.mark.parametrize("name", COMMANDS)
+@pytest.mark.parametrize(
+    "name",
+    # compare's examples time several runtimes (7-10 s): slow.
+    [pytest.param(n, marks=pytest.mark.slow) if n == "compare" else n for n in COMMANDS],
+)
 def test_each_commands_help_ends_with_examples_that_run(name: str, tmp_path: Path) -> None:
     examples = help_examples(name)
     if name in NOT_RUN:

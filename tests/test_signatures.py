@@ -121,6 +121,7 @@ def test_host_functions_get_their_types_from_the_module(
     assert result.values == (-1.5,)
 
 
+@pytest.mark.own_cache  # what the cache recorded of a path is under test
 def test_a_module_named_by_path_is_described_without_reading_its_code(
     isolated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
