@@ -119,3 +119,58 @@ def test_the_oci_side_loads_no_wasmtime() -> None:
     code = "import sys, wasmhost._oci.client\nprint('wasmtime' in sys.modules)\n"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout == "False\n", done.stderr
+
+
+def import_graph(part: str) -> dict[str, set[str]]:
+    """The modules of ``part`` and, for each, the modules of the same part it imports
+    (at any depth of its code, under ``if TYPE_CHECKING:`` too)."""
+    inside = {module: path for module, path in modules() if part_of(module) == part}
+    return {
+        module: {t for t in imports_of(module, path) if t in inside and t != module}
+        for module, path in inside.items()
+    }
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle of ``graph`` (``[a, b, a]``), or ``[]`` when it has none."""
+    done: set[str] = set()
+    path: list[str] = []
+
+    def visit(module: str) -> list[str]:
+        if module in path:
+            return [*path[path.index(module) :], module]
+        if module in done:
+            return []
+        path.append(module)
+        for target in sorted(graph.get(module, ())):
+            cycle = visit(target)
+            if cycle:
+                return cycle
+        path.pop()
+        done.add(module)
+        return []
+
+    for module in sorted(graph):
+        cycle = visit(module)
+        if cycle:
+            return cycle
+    return []
+
+
+@pytest.mark.parametrize("part", sorted(ALLOWED))
+def test_no_import_cycles_inside_a_part(part: str) -> None:
+    """Within a part too, modules import one way: a cycle hidden in a function body
+    (so that importing works) still ties two modules into one concept."""
+    cycle = find_cycle(import_graph(part))
+    assert not cycle, " -> ".join(cycle)
+
+
+def test_the_check_sees_a_cycle_in_function_bodies(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text("def f():\n    from .b import g\n")
+    (tmp_path / "b.py").write_text("def g():\n    from . import a\n")
+    graph = {
+        f"wasmhost._host.{name}": imports_of(f"wasmhost._host.{name}", tmp_path / f"{name}.py")
+        for name in ("a", "b")
+    }
+    assert find_cycle(graph) == ["wasmhost._host.a", "wasmhost._host.b", "wasmhost._host.a"]
+    assert find_cycle({"wasmhost._host.a": {"wasmhost._host.b"}, "wasmhost._host.b": set()}) == []
