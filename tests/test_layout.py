@@ -40,6 +40,8 @@ def part_of(module: str) -> str:
         return "shared"
     if parts[0] == "asgi":
         return "_serve"
+    if parts[0] == "wave":
+        return "_host"
     return parts[0]
 
 
@@ -77,9 +79,9 @@ def imports_of(module: str, path: Path) -> set[str]:
 def test_the_package_has_the_parts_the_readme_names() -> None:
     parts = {part_of(module) for module, _ in modules()}
     assert parts == {"shared", "_host", "_oci", "_serve", "_compare", "_deploy", "_cli"}
-    # At the top: the shared leaves, the public asgi module and the entry points only.
+    # At the top: the shared leaves, the public asgi and wave modules and the entry points.
     top = {path.stem for path in PACKAGE.glob("*.py")}
-    assert top == SHARED | {"__init__", "__main__", "asgi"}
+    assert top == SHARED | {"__init__", "__main__", "asgi", "wave"}
 
 
 @pytest.mark.parametrize(("module", "path"), modules(), ids=[m for m, _ in modules()])
@@ -174,3 +176,12 @@ def test_the_check_sees_a_cycle_in_function_bodies(tmp_path: Path) -> None:
     }
     assert find_cycle(graph) == ["wasmhost._host.a", "wasmhost._host.b", "wasmhost._host.a"]
     assert find_cycle({"wasmhost._host.a": {"wasmhost._host.b"}, "wasmhost._host.b": set()}) == []
+
+
+def test_the_cli_reads_wave_through_the_public_module() -> None:
+    """``run --invoke 'NAME(ARGS)'`` uses ``wasmhost.wave``, as a library user would."""
+    path = PACKAGE / "_cli" / "run.py"
+    imported = imports_of("wasmhost._cli.run", path)
+    assert "wasmhost.wave" in imported
+    assert not {t for t in imported if t.startswith(("wasmhost._host.wave", "wasmhost._host.wit"))}
+    assert "wasmhost._host.component" not in imported

@@ -22,6 +22,8 @@ from typing import Any
 
 from .._errors import ConfigError
 from . import wit
+from .component import find_function
+from .module import Module
 
 # ASCII only: str.isdigit() and float() would take other scripts' digits.
 _LABEL = re.compile(r"[a-z][a-z0-9]*(?:-[a-zA-Z0-9]+)*|[A-Z][A-Z0-9]*(?:-[a-zA-Z0-9]+)*")
@@ -34,15 +36,55 @@ class WaveError(ConfigError):
     """Text that is not a WAVE value of the type wanted."""
 
 
-def parse_call(text: str) -> tuple[str, str | None]:
+def parse(module: Module, call: str) -> tuple[str, list[Any]]:
+    """The function ``NAME(ARGS)`` calls and its arguments, read for its parameters'
+    types: ``module`` is a component that exports the function.
+
+    >>> name, args = wave.parse(calc, 'summarize([1.5, 2.5])')
+    >>> name, args
+    ('summarize', [[1.5, 2.5]])
+
+    Raises :class:`WaveError` (a :class:`~wasmhost.ConfigError`) for text that is not
+    such a call, :class:`~wasmhost.LinkError` when ``module`` exports no such function.
+    """
+    where = repr(call)
+    name, text = parse_call(call, where)
+    ty = _function(module, name)
+    return name, parse_args(text or "", list(ty.params), where)
+
+
+def format(module: Module, function: str, value: object, *, error: bool = False) -> str:
+    """The result ``value`` of ``module``'s function ``function`` in WAVE, as the
+    wasmtime CLI prints it: for a ``result`` type, ``value`` is the ``ok`` payload, or
+    with ``error`` the ``err`` one (an :class:`~wasmhost.ErrorResult`'s ``error``).
+
+    >>> wave.format(calc, "summarize", {"count": 2, "mean": 2.0})
+    '{count: 2, mean: some(2)}'
+    """
+    ty = _function(module, function)
+    if ty.result is None:
+        raise ConfigError(f"{function} of {module.name} returns no value.")
+    return format_returned(ty.result, value, error)
+
+
+def _function(module: Module, name: str) -> Any:
+    if module.kind != "component":
+        raise ConfigError(
+            f"{module.name} is a core module; WAVE writes the values of a component's functions."
+        )
+    return find_function(module, name)
+
+
+def parse_call(text: str, where: str | None = None) -> tuple[str, str | None]:
     """``NAME(ARGS)`` as the function's name and the text of its arguments; a bare
-    ``NAME`` gives None for the arguments."""
+    ``NAME`` gives None for the arguments. Errors name ``where`` (by default, the text)."""
+    where = repr(text) if where is None else where
     text = text.strip()
     if "(" not in text:
         return text, None
     name, _, rest = text.partition("(")
     if not rest.endswith(")"):
-        raise WaveError(f"--invoke {text!r}: write the call as NAME(ARGS), closed with ')'.")
+        raise WaveError(f"{where}: write the call as NAME(ARGS), closed with ')'.")
     return name.strip(), rest[:-1]
 
 
