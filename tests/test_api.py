@@ -18,7 +18,7 @@ def test_all_is_sorted_and_complete() -> None:
         for name, value in vars(wasmhost).items()
         if not name.startswith("_") and not inspect.ismodule(value)
     }
-    # Submodules are private (underscored) but for wasmhost.asgi, a module of its own.
+    # Submodules are private (underscored) but for wasmhost.asgi and wasmhost.wave.
     assert public <= set(wasmhost.__all__)
     for name in wasmhost.__all__:
         assert hasattr(wasmhost, name), name

@@ -349,6 +349,33 @@ def test_malformed_invoke_is_one_line_exit_2(call: str, message: str) -> None:
     assert recorded(CALC.name, call)["status"] != 0  # refused there too
 
 
+def test_wave_is_public_and_reads_and_prints_a_call() -> None:
+    """``wasmhost.wave`` reads ``NAME(ARGS)`` for a component's function and prints its
+    results, as ``--invoke`` does, from the public API alone."""
+    from wasmhost import wave
+
+    with Host() as host:
+        calc = host.load(CALC)
+        name, args = wave.parse(calc, " summarize([1.5, 2.5]) ")
+        assert (name, args) == ("summarize", [[1.5, 2.5]])
+        result = host.run(calc, args, invoke=name)
+        assert wave.format(calc, name, result.values[0]) == "{count: 2, mean: some(2)}"
+        name, args = wave.parse(calc, "divide(1, 0)")
+        with pytest.raises(ErrorResult) as raised:
+            host.run(calc, args, invoke=name)
+        shown = wave.format(calc, name, raised.value.error, error=True)
+        assert shown == 'err("cannot divide 1 by zero")'
+        assert wave.parse(calc, 'greet("\\u{41}")') == ("greet", ["A"])
+        with pytest.raises(wave.WaveError, match=r"^'add\(1,\)': expected a value of type s32"):
+            wave.parse(calc, "add(1,)")
+        assert issubclass(wave.WaveError, ConfigError)
+        with pytest.raises(LinkError, match="exports no function 'nope'"):
+            wave.parse(calc, "nope()")
+        with pytest.raises(ConfigError, match="is a core module"):
+            wave.parse(host.load(ARTIFACTS / "calc.wasm"), "add(1, 2)")
+        assert set(wave.__all__) == {"WaveError", "format", "parse"}
+
+
 def test_cli_bad_components(tmp_path: Path) -> None:
     corrupt = tmp_path / "corrupt.wasm"
     corrupt.write_bytes(CALC.read_bytes()[:200])

@@ -40,6 +40,8 @@ def part_of(module: str) -> str:
         return "shared"
     if parts[0] == "asgi":
         return "_serve"
+    if parts[0] == "wave":
+        return "_host"
     return parts[0]
 
 
@@ -77,9 +79,9 @@ def imports_of(module: str, path: Path) -> set[str]:
 def test_the_package_has_the_parts_the_readme_names() -> None:
     parts = {part_of(module) for module, _ in modules()}
     assert parts == {"shared", "_host", "_oci", "_serve", "_compare", "_deploy", "_cli"}
-    # At the top: the shared leaves, the public asgi module and the entry points only.
+    # At the top: the shared leaves, the public asgi and wave modules and the entry points.
     top = {path.stem for path in PACKAGE.glob("*.py")}
-    assert top == SHARED | {"__init__", "__main__", "asgi"}
+    assert top == SHARED | {"__init__", "__main__", "asgi", "wave"}
 
 
 @pytest.mark.parametrize(("module", "path"), modules(), ids=[m for m, _ in modules()])
@@ -119,3 +121,67 @@ def test_the_oci_side_loads_no_wasmtime() -> None:
     code = "import sys, wasmhost._oci.client\nprint('wasmtime' in sys.modules)\n"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout == "False\n", done.stderr
+
+
+def import_graph(part: str) -> dict[str, set[str]]:
+    """The modules of ``part`` and, for each, the modules of the same part it imports
+    (at any depth of its code, under ``if TYPE_CHECKING:`` too)."""
+    inside = {module: path for module, path in modules() if part_of(module) == part}
+    return {
+        module: {t for t in imports_of(module, path) if t in inside and t != module}
+        for module, path in inside.items()
+    }
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle of ``graph`` (``[a, b, a]``), or ``[]`` when it has none."""
+    done: set[str] = set()
+    path: list[str] = []
+
+    def visit(module: str) -> list[str]:
+        if module in path:
+            return [*path[path.index(module) :], module]
+        if module in done:
+            return []
+        path.append(module)
+        for target in sorted(graph.get(module, ())):
+            cycle = visit(target)
+            if cycle:
+                return cycle
+        path.pop()
+        done.add(module)
+        return []
+
+    for module in sorted(graph):
+        cycle = visit(module)
+        if cycle:
+            return cycle
+    return []
+
+
+@pytest.mark.parametrize("part", sorted(ALLOWED))
+def test_no_import_cycles_inside_a_part(part: str) -> None:
+    """Within a part too, modules import one way: a cycle hidden in a function body
+    (so that importing works) still ties two modules into one concept."""
+    cycle = find_cycle(import_graph(part))
+    assert not cycle, " -> ".join(cycle)
+
+
+def test_the_check_sees_a_cycle_in_function_bodies(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text("def f():\n    from .b import g\n")
+    (tmp_path / "b.py").write_text("def g():\n    from . import a\n")
+    graph = {
+        f"wasmhost._host.{name}": imports_of(f"wasmhost._host.{name}", tmp_path / f"{name}.py")
+        for name in ("a", "b")
+    }
+    assert find_cycle(graph) == ["wasmhost._host.a", "wasmhost._host.b", "wasmhost._host.a"]
+    assert find_cycle({"wasmhost._host.a": {"wasmhost._host.b"}, "wasmhost._host.b": set()}) == []
+
+
+def test_the_cli_reads_wave_through_the_public_module() -> None:
+    """``run --invoke 'NAME(ARGS)'`` uses ``wasmhost.wave``, as a library user would."""
+    path = PACKAGE / "_cli" / "run.py"
+    imported = imports_of("wasmhost._cli.run", path)
+    assert "wasmhost.wave" in imported
+    assert not {t for t in imported if t.startswith(("wasmhost._host.wave", "wasmhost._host.wit"))}
+    assert "wasmhost._host.component" not in imported

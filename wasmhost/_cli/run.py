@@ -237,9 +237,8 @@ def _invoke_component(
 ) -> None:
     """Call a component's function as ``--invoke 'NAME(ARGS)'`` says, print its result in
     WAVE (an ``err`` too, exiting 1) and exit."""
+    from .. import wave
     from .._errors import ErrorResult
-    from .._host.component import find_function
-    from .._host.wave import WaveError, format_returned, parse_args, parse_call
 
     if guest_args:
         raise click.UsageError(
@@ -247,19 +246,17 @@ def _invoke_component(
             f"not after the component: {' '.join(guest_args)}"
         )
     try:
-        name, text = parse_call(invoke)
-        ty = find_function(loaded, name)
-        values = parse_args(text or "", list(ty.params), f"--invoke {invoke!r}")
-    except WaveError as exc:
-        raise click.UsageError(str(exc).removesuffix(".")) from None
+        name, values = wave.parse(loaded, invoke)
+    except wave.WaveError as exc:
+        raise click.UsageError(f"--invoke {str(exc).removesuffix('.')}") from None
     options["invoke"] = name
     try:
         result = host.run(loaded, values, **options)
     except ErrorResult as exc:
-        click.echo(format_returned(ty.result, exc.error, error=True))
+        click.echo(wave.format(loaded, name, exc.error, error=True))
         sys.exit(1)
-    if ty.result is not None and result.values:  # (none when the guest exited instead)
-        click.echo(format_returned(ty.result, result.values[0]))
+    if result.values:  # (none when the function returns none, or the guest exited instead)
+        click.echo(wave.format(loaded, name, result.values[0]))
     if sys.stdout is not None:  # None when started with stdout closed (>&-)
         sys.stdout.flush()
     sys.exit(result.exit_code)

@@ -383,7 +383,7 @@ def set_memory_creator(config: wasmtime.Config, creator: Any) -> None:
 # a ``Variant`` for some options and a bare value for others, so that ``none`` and
 # ``some(none)`` of an ``option<option<T>>`` came out wrong; and nothing stops
 # them when the run's deadline passes. Values come in as
-# ``component.to_wasm`` makes them and go out as ``component`` documents them,
+# ``wit.lower`` makes them and go out as ``component`` documents them,
 # each case told by its C value, never searched for. ``checkpoint`` is called
 # every ``CHECK_EVERY`` list elements and raises when the run has to stop.
 # Upstream: wasmtime-py converting by the C value's own discriminants.

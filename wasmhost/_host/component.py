@@ -35,13 +35,12 @@ converted under the run's guard: a timeout or cancel stops a conversion too.
 
 from __future__ import annotations
 
-import reprlib
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigError, ErrorResult, LinkError, ModuleError
+from . import wit
 from .module import Export, Import, Module
-from .result import Some
 
 if TYPE_CHECKING:
     import wasmtime
@@ -129,27 +128,7 @@ def check_size(module_name: str, func_name: str, ty: wc.FuncType) -> None:
                 f"{module_name}: {func_name}'s type has more than {MAX_TYPE_PARTS} parts; "
                 f"wasmhost converts types of up to {MAX_TYPE_PARTS} parts."
             )
-        stack.extend((inner, depth + 1) for inner in _parts(part))
-
-
-def _parts(ty: Any) -> list[Any]:
-    """The types directly inside ``ty``."""
-    import wasmtime.component as wc
-
-    inner: list[Any] = []
-    if isinstance(ty, wc.ListType):
-        inner = [ty.element]
-    elif isinstance(ty, wc.TupleType):
-        inner = list(ty.elements)
-    elif isinstance(ty, wc.RecordType):
-        inner = [t for _, t in ty.fields]
-    elif isinstance(ty, wc.VariantType):
-        inner = [t for _, t in ty.cases]
-    elif isinstance(ty, wc.OptionType):
-        inner = [ty.payload]
-    elif isinstance(ty, wc.ResultType):
-        inner = [ty.ok, ty.err]
-    return [t for t in inner if t is not None]
+        stack.extend((inner, depth + 1) for inner in wit.parts(part))
 
 
 def _kind(ty: Any) -> str:
@@ -180,56 +159,9 @@ def _signature(ty: Any, engine: wasmtime.Engine) -> str:
 
 
 def func_signature(ty: wc.FuncType) -> str:
-    params = ", ".join(f"{name}: {wit(param)}" for name, param in ty.params)
+    params = ", ".join(f"{name}: {wit.name(param)}" for name, param in ty.params)
     result = ty.result
-    return f"func({params})" + ("" if result is None else f" -> {wit(result)}")
-
-
-def wit(ty: Any) -> str:
-    """A value type written as WIT writes it (records and variants spelled out: their
-    names are not kept in the compiled component)."""
-    import wasmtime.component as wc
-
-    simple = {
-        wc.Bool: "bool",
-        wc.S8: "s8",
-        wc.S16: "s16",
-        wc.S32: "s32",
-        wc.S64: "s64",
-        wc.U8: "u8",
-        wc.U16: "u16",
-        wc.U32: "u32",
-        wc.U64: "u64",
-        wc.F32: "f32",
-        wc.F64: "f64",
-        wc.Char: "char",
-        wc.String: "string",
-    }
-    for cls, text in simple.items():
-        if isinstance(ty, cls):
-            return text
-    if isinstance(ty, wc.ListType):
-        return f"list<{wit(ty.element)}>"
-    if isinstance(ty, wc.TupleType):
-        return "tuple<" + ", ".join(wit(e) for e in ty.elements) + ">"
-    if isinstance(ty, wc.OptionType):
-        return f"option<{wit(ty.payload)}>"
-    if isinstance(ty, wc.ResultType):
-        ok = "_" if ty.ok is None else wit(ty.ok)
-        err = "_" if ty.err is None else wit(ty.err)
-        return "result" if ty.ok is None and ty.err is None else f"result<{ok}, {err}>"
-    if isinstance(ty, wc.RecordType):
-        return "record { " + ", ".join(f"{n}: {wit(t)}" for n, t in ty.fields) + " }"
-    if isinstance(ty, wc.VariantType):
-        cases = [n if t is None else f"{n}({wit(t)})" for n, t in ty.cases]
-        return "variant { " + ", ".join(cases) + " }"
-    if isinstance(ty, wc.EnumType):
-        return "enum { " + ", ".join(ty.names) + " }"
-    if isinstance(ty, wc.FlagsType):
-        return "flags { " + ", ".join(ty.names) + " }"
-    if isinstance(ty, wc.OwnType | wc.BorrowType):
-        return "resource"
-    return type(ty).__name__.lower()
+    return f"func({params})" + ("" if result is None else f" -> {wit.name(result)}")
 
 
 def run_index(compiled: wc.Component, engine: wasmtime.Engine) -> Any:
@@ -275,11 +207,14 @@ def execute(
     args: Sequence[Any],
     job: Any,
     run: Any = None,
+    *,
+    refused: Callable[[str], Exception],
 ) -> tuple[tuple[Any, ...], int, ErrorResult | None]:
     """Instantiate the component in ``store`` and run it (``job.instantiated`` set when
     instantiated): its values, its exit status, and the ErrorResult of an invoked
     function that returned ``err``. ``run`` is where the ``run`` function is, if
-    :func:`run_index` found it."""
+    :func:`run_index` found it; ``refused`` makes what wasmtime's refusal to
+    instantiate it (its message) means."""
     import time
 
     import wasmtime
@@ -295,9 +230,7 @@ def execute(
         text = str(exc)
         if (guard is not None and guard.stopped.is_set()) or "wasm backtrace" in text:
             raise  # a trap or a limit while it started: run() names it
-        from .host import instantiation_error
-
-        raise instantiation_error(text, module, job.options.get("max_memory")) from None
+        raise refused(text) from None
     job.instantiated = time.perf_counter()
     if invoke is None:
         if run is None:
@@ -305,15 +238,15 @@ def execute(
         ok = call_component_run(store, instance.get_func(store, run))
         return (), 0 if ok else 1, None
     ty = find_function(module, invoke)
-    if ty.result is not None and _has_resource(ty.result):
+    if ty.result is not None and wit.has_resource(ty.result):
         raise ConfigError(
-            f"{invoke} returns a resource ({wit(ty.result)}), which cannot outlive "
+            f"{invoke} returns a resource ({wit.name(ty.result)}), which cannot outlive "
             "the run's store; call it from a component instead."
         )
     func = _get_func(store, instance, compiled, invoke)
     checkpoint = _checkpoint()
     params = [
-        (param_ty, to_wasm(param_ty, value, f"{invoke}: argument {param_name!r}", checkpoint))
+        (param_ty, wit.lower(param_ty, value, f"{invoke}: argument {param_name!r}", checkpoint))
         for (param_name, param_ty), value in zip(ty.params, _arity(ty, args, invoke), strict=True)
     ]
     result = call_component(store, func, params, ty.result, checkpoint)
@@ -344,17 +277,7 @@ def _not_a_command(module: Module) -> LinkError:
 
 
 def _is_run_result(ty: Any) -> bool:
-    import wasmtime.component as wc
-
-    return isinstance(ty, wc.ResultType) and ty.ok is None and ty.err is None
-
-
-def _has_resource(ty: Any) -> bool:
-    import wasmtime.component as wc
-
-    if isinstance(ty, wc.OwnType | wc.BorrowType):
-        return True
-    return any(_has_resource(t) for t in _parts(ty))
+    return wit.kind(ty) is wit.RESULT and ty.ok is None and ty.err is None
 
 
 def _arity(ty: wc.FuncType, args: Sequence[Any], name: str) -> Sequence[Any]:
@@ -381,14 +304,10 @@ def _get_func(store: wasmtime.Store, instance: Any, compiled: wc.Component, name
 def _returned(ty: Any, value: Any, module_name: str, func_name: str) -> Any:
     """The function's own result: a ``result``'s ``ok`` payload; ``err`` raised as
     ErrorResult."""
-    import wasmtime.component as wc
-
-    if isinstance(ty, wc.ResultType):
+    if wit.kind(ty) is wit.RESULT:
         tag, payload = value
         if tag == "err":
-            from .wave import format_value
-
-            shown = "err" if ty.err is None else f"err({format_value(ty.err, payload)})"
+            shown = "err" if ty.err is None else f"err({wit.format_value(ty.err, payload)})"
             raise ErrorResult(f"{func_name} of {module_name} returned {shown}.", error=payload)
         return payload
     return value
@@ -415,164 +334,3 @@ def _checkpoint() -> Callable[[], None]:
 
 def _carry_on() -> None:
     pass
-
-
-def to_wasm(ty: Any, value: Any, where: str, checkpoint: Callable[[], None] = _carry_on) -> Any:
-    """``value`` (see the module's docstring) checked against ``ty``, as ``capi`` lowers
-    it: lists, tuples, dicts, ``(case, payload)``, an option as None or :class:`Some`.
-    ``checkpoint`` is called every few thousand list elements."""
-    import wasmtime.component as wc
-
-    def bad(expected: str) -> ConfigError:
-        return ConfigError(f"{where}: expected {expected} ({wit(ty)}), got {reprlib.repr(value)}.")
-
-    if isinstance(ty, wc.Bool):
-        if not isinstance(value, bool):
-            raise bad("a bool")
-        return value
-    for cls, bits, signed in _int_types():
-        if isinstance(ty, cls):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise bad("an integer")
-            low, high = _int_range(bits, signed)
-            if not low <= value <= high:
-                raise bad(f"an integer from {low} to {high}")
-            return value
-    if isinstance(ty, wc.F32 | wc.F64):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise bad("a number")
-        try:
-            return float(value)
-        except OverflowError:
-            raise bad("a number within a double's range") from None
-    if isinstance(ty, wc.Char):
-        if not isinstance(value, str) or len(value) != 1 or not _encodable(value):
-            raise bad("one Unicode scalar value")
-        return value
-    if isinstance(ty, wc.String):
-        if not isinstance(value, str) or not _encodable(value):
-            raise bad("a string of Unicode scalar values (no lone surrogates)")
-        return value
-    if isinstance(ty, wc.ListType):
-        element = ty.element
-        if isinstance(element, wc.U8) and isinstance(value, bytes | bytearray):
-            return bytes(value)
-        if not isinstance(value, list | tuple):
-            raise bad("a list")
-        fast = _scalar_list(element, value)
-        if fast is not None:
-            return fast
-        items = []
-        for i, v in enumerate(value):
-            if i % 4096 == 0:
-                checkpoint()
-            items.append(to_wasm(element, v, f"{where}[{i}]", checkpoint))
-        return bytes(items) if isinstance(element, wc.U8) else items
-    if isinstance(ty, wc.TupleType):
-        elements = ty.elements
-        if not isinstance(value, list | tuple) or len(value) != len(elements):
-            raise bad(f"a tuple of {len(elements)}")
-        return tuple(
-            to_wasm(t, v, f"{where}[{i}]", checkpoint)
-            for i, (t, v) in enumerate(zip(elements, value, strict=True))
-        )
-    if isinstance(ty, wc.RecordType):
-        if not isinstance(value, dict):
-            raise bad("a dict of fields")
-        fields = dict(ty.fields)
-        unknown = set(value) - set(fields)
-        if unknown:
-            raise bad(f"only the fields {', '.join(fields)}")
-        record = {}
-        for field, field_ty in fields.items():
-            if field not in value and not isinstance(field_ty, wc.OptionType):
-                raise bad(f"a value for field {field!r}")
-            record[field] = to_wasm(field_ty, value.get(field), f"{where}.{field}", checkpoint)
-        return record
-    if isinstance(ty, wc.OptionType):
-        if value is None:
-            return None
-        payload = ty.payload
-        if isinstance(value, Some):
-            return Some(to_wasm(payload, value.value, where, checkpoint))
-        if isinstance(payload, wc.OptionType):  # a bare value would be ambiguous
-            raise bad("None or Some(...)")
-        return Some(to_wasm(payload, value, where, checkpoint))
-    if isinstance(ty, wc.EnumType):
-        if not isinstance(value, str) or value not in ty.names:
-            raise bad(f"one of {', '.join(ty.names)}")
-        return value
-    if isinstance(ty, wc.FlagsType):
-        names = list(value) if isinstance(value, set | frozenset | list | tuple) else None
-        if names is None or not all(isinstance(n, str) and n in ty.names for n in names):
-            raise bad(f"a set of {', '.join(ty.names)}")
-        return sorted(set(names))
-    if isinstance(ty, wc.VariantType | wc.ResultType):
-        cases = dict(ty.cases) if isinstance(ty, wc.VariantType) else {"ok": ty.ok, "err": ty.err}
-        if not (
-            isinstance(value, tuple)
-            and len(value) == 2
-            and isinstance(value[0], str)
-            and value[0] in cases
-        ):
-            raise bad(f"a (case, payload) pair, the case one of {', '.join(cases)}")
-        case, payload = value
-        case_ty = cases[case]
-        if case_ty is None and payload is not None:
-            raise bad(f"no payload for case {case}")
-        lowered = (
-            None if case_ty is None else to_wasm(case_ty, payload, f"{where}.{case}", checkpoint)
-        )
-        return (case, lowered)
-    raise ConfigError(f"{where}: values of type {wit(ty)} cannot be passed from Python.")
-
-
-def _scalar_list(element: Any, value: Sequence[Any]) -> Any:
-    """A list of numbers checked at C speed (element by element, a million floats took
-    seconds); None when the slow path has to say what is wrong."""
-    import wasmtime.component as wc
-
-    kinds = set(map(type, value))  # bools are not ints here
-    if isinstance(element, wc.F32 | wc.F64) and kinds <= {float, int}:
-        try:
-            return list(map(float, value))
-        except OverflowError:
-            return None
-    if not kinds <= {int}:
-        return None
-    for cls, bits, signed in _int_types():
-        if isinstance(element, cls):
-            low, high = _int_range(bits, signed)
-            if value and not (low <= min(value) and max(value) <= high):
-                return None
-            return bytes(value) if isinstance(element, wc.U8) else list(value)
-    return None
-
-
-def _int_range(bits: int, signed: bool) -> tuple[int, int]:
-    return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _int_types() -> list[tuple[type, int, bool]]:
-    """The integer types, their widths and signedness (made when used: wasmtime loads
-    only with the host)."""
-    import wasmtime.component as wc
-
-    return [
-        (wc.S8, 8, True),
-        (wc.S16, 16, True),
-        (wc.S32, 32, True),
-        (wc.S64, 64, True),
-        (wc.U8, 8, False),
-        (wc.U16, 16, False),
-        (wc.U32, 32, False),
-        (wc.U64, 64, False),
-    ]

@@ -823,6 +823,9 @@ class _Job:
                     self.args,
                     self,
                     self.pre,
+                    refused=lambda text: instantiation_error(
+                        text, module, self.options.get("max_memory")
+                    ),
                 )
             finally:
                 if trap_unknown:

@@ -21,14 +21,11 @@ from __future__ import annotations
 
 import struct
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import wasmtime
 
 from . import watchdog
-
-if TYPE_CHECKING:
-    from . import wasi
 
 # userdata, tag, clock id, timeout, precision, flags
 _SUBSCRIPTION = struct.Struct("<QB7xIxxxxQQH6x")
@@ -44,11 +41,23 @@ _MAX_SUBSCRIPTIONS = 1024
 _LONGEST_WAIT = 3600.0
 
 
+class Calls(Protocol):
+    """What a poll is given by ``wasi`` (its ``Calls``): the caller, the guest's memory,
+    and wasmtime's own WASI functions by name."""
+
+    caller: wasmtime.Caller
+
+    @property
+    def memory(self) -> wasmtime.Memory: ...
+
+    def __call__(self, name: str, *args: int) -> int: ...
+
+
 class _Delegate(Exception):
     """This poll is for wasmtime's own implementation."""
 
 
-def poll_oneoff(call: wasi.Calls, subs: int, out: int, count: int, nout: int) -> int:
+def poll_oneoff(call: Calls, subs: int, out: int, count: int, nout: int) -> int:
     """WASI's ``poll_oneoff``: a sleep on the run's guard, or wasmtime's answer."""
     guard = watchdog.current()
     if guard is not None:
@@ -60,7 +69,7 @@ def poll_oneoff(call: wasi.Calls, subs: int, out: int, count: int, nout: int) ->
 
 
 def _sleep(
-    call: wasi.Calls,
+    call: Calls,
     guard: watchdog.Guard,
     subs: int,
     out: int,
