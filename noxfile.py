@@ -73,6 +73,7 @@ HOST_TESTS = [
     "tests/test_api.py",
     "tests/test_cache.py",
     "tests/test_components.py",
+    "tests/test_failures.py",
     "tests/test_hostile_guests.py",
     "tests/test_imports.py",
     "tests/test_limits.py",

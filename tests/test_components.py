@@ -224,15 +224,13 @@ def test_the_compile_cache_keeps_components(
 
 
 def test_invoke_with_python_values(host: Host) -> None:
-    assert host.run(CALC, [2, 3], invoke="add").values == (5,)
-    assert host.run(CALC, ["wörld"], invoke="greet").values == ("Hello, wörld!",)
-    assert host.run(CALC, [1, 4], invoke="divide").values == (0.25,)
-    assert host.run(CALC, [[1.5, 2.5, 5.0]], invoke="summarize").values == (
-        {"count": 3, "mean": 3.0},
-    )
-    assert host.run(CALC, [[]], invoke="summarize").values == ({"count": 0, "mean": None},)
+    assert host.call(CALC, "add", 2, 3).values == (5,)
+    assert host.call(CALC, "greet", "wörld").values == ("Hello, wörld!",)
+    assert host.call(CALC, "divide", 1, 4).values == (0.25,)
+    assert host.call(CALC, "summarize", [1.5, 2.5, 5.0]).values == ({"count": 3, "mean": 3.0},)
+    assert host.call(CALC, "summarize", []).values == ({"count": 0, "mean": None},)
     with pytest.raises(ErrorResult, match=r'returned err\("cannot divide 1 by zero"\)') as info:
-        host.run(CALC, [1, 0], invoke="divide")
+        host.call(CALC, "divide", 1, 0)
     assert info.value.error == "cannot divide 1 by zero"
 
 
@@ -252,7 +250,7 @@ def test_invoke_refuses_wrong_values(
     host: Host, invoke: str, args: list[object], error: type[Exception], message: str
 ) -> None:
     with pytest.raises(error, match=message):
-        host.run(CALC, args, invoke=invoke)
+        host.call(CALC, invoke, *args)
 
 
 def test_a_component_without_a_run_export_lists_its_exports(host: Host) -> None:
@@ -358,11 +356,11 @@ def test_wave_is_public_and_reads_and_prints_a_call() -> None:
         calc = host.load(CALC)
         name, args = wave.parse(calc, " summarize([1.5, 2.5]) ")
         assert (name, args) == ("summarize", [[1.5, 2.5]])
-        result = host.run(calc, args, invoke=name)
+        result = host.call(calc, name, *args)
         assert wave.format(calc, name, result.values[0]) == "{count: 2, mean: some(2)}"
         name, args = wave.parse(calc, "divide(1, 0)")
         with pytest.raises(ErrorResult) as raised:
-            host.run(calc, args, invoke=name)
+            host.call(calc, name, *args)
         shown = wave.format(calc, name, raised.value.error, error=True)
         assert shown == 'err("cannot divide 1 by zero")'
         assert wave.parse(calc, 'greet("\\u{41}")') == ("greet", ["A"])
@@ -499,7 +497,7 @@ def test_many_component_runs_at_once_share_the_pool_or_fall_back(host: Host) -> 
             if i % 2:
                 out = host.run(module).stdout
             else:
-                out = str(host.run(CALC, [i, 1], invoke="add").values[0] - i).encode()
+                out = str(host.call(CALC, "add", i, 1).values[0] - i).encode()
             with lock:
                 outputs.append(out)
 
@@ -539,9 +537,9 @@ def test_a_result_without_an_ok_payload(tmp_path: Path) -> None:
     path = tmp_path / "check.wasm"
     path.write_bytes(wasmtime.wat2wasm(RESULT_OF_NOTHING))
     with Host() as host:
-        assert host.run(path, [0], invoke="check").values == (None,)
+        assert host.call(path, "check", 0).values == (None,)
         with pytest.raises(ErrorResult) as info:
-            host.run(path, [1], invoke="check")
+            host.call(path, "check", 1)
         assert info.value.error == "bad"
 
 
@@ -603,7 +601,7 @@ def test_odd_signatures_are_refused(host: Host) -> None:
         )
     )
     with pytest.raises(ConfigError, match="returns a resource"):
-        host.run(resource, invoke="make")
+        host.call(resource, "make")
 
 
 def test_an_invoked_function_that_exits_ends_the_cli_cleanly() -> None:
@@ -699,7 +697,7 @@ from wasmhost import Host, ModuleError
 defs, ty = nested_types({depth}, {wrap!r})
 with Host() as host:
     try:
-        print(host.run(returning(ty, defs), [0], invoke="f").values)
+        print(host.call(returning(ty, defs), "f", 0).values)
     except ModuleError as exc:
         print("refused:", exc)
 """
@@ -758,10 +756,10 @@ def test_nested_options_tell_none_from_some_none(tmp_path: Path) -> None:
     path.write_bytes(wasmtime.wat2wasm(NESTED_OPTIONS))
     with Host() as host:
         for x, (value, _) in enumerate(OPTIONS):
-            assert host.run(path, [x], invoke="f").values == (value,)
-            assert host.run(path, [value], invoke="echo").values == (value,)
+            assert host.call(path, "f", x).values == (value,)
+            assert host.call(path, "echo", value).values == (value,)
         with pytest.raises(ConfigError, match=r"expected None or Some\(\.\.\.\)"):
-            host.run(path, [5], invoke="echo")
+            host.call(path, "echo", 5)
     for x, (_, text) in enumerate(OPTIONS):
         assert recorded("options", f"f({x})")["stdout"] == f"{text}\n"
         assert recorded("options", f"echo({text})")["stdout"] == f"{text}\n"
@@ -803,12 +801,12 @@ SUMMING = """(component
 def test_converting_huge_arguments_counts_against_the_timeout(host: Host) -> None:
     """Arguments are converted under the run's guard: 2M floats with timeout=20 took 27 s."""
     counting = bytes(wasmtime.wat2wasm(SUMMING))
-    assert host.run(counting, [[1.0, 2.5, 3.0]], invoke="count").values == (3,)
+    assert host.call(counting, "count", [1.0, 2.5, 3.0]).values == (3,)
     huge = [[0.5] * 3_000_000 + [{}]]  # a bad value last: all of it is looked at
     with pytest.raises(TimeoutExceeded):
-        host.run(counting, huge, invoke="count", timeout=0.05)
+        host.call(counting, "count", *huge, timeout=0.05)
     big = [float(i) for i in range(3_000_000)]
-    assert host.run(counting, [big], invoke="count", timeout=60).values == (3_000_000,)
+    assert host.call(counting, "count", big, timeout=60).values == (3_000_000,)
 
 
 ECHO = """(component
@@ -878,7 +876,7 @@ def test_values_of_every_kind_go_in_and_come_back(
 ) -> None:
     component = host.load(echoing(ty, DEFS))
     for value in values:
-        assert host.run(component, [(value, *PAD)], invoke="echo").values == ((value, *PAD),)
+        assert host.call(component, "echo", (value, *PAD)).values == ((value, *PAD),)
 
 
 ECHOED = [
@@ -928,9 +926,9 @@ def test_a_conversion_stopped_half_way_frees_what_it_made(
     echo = host.load(echoing("(list (list string))"))
     value = [["a", "bc"], ["d"], ["e", "f"]]
     with pytest.raises(Trap, match="stopped while converting values"):
-        host.run(echo, [(value, *PAD)], invoke="echo")
+        host.call(echo, "echo", (value, *PAD))
     monkeypatch.undo()
-    assert host.run(echo, [(value, *PAD)], invoke="echo").values == ((value, *PAD),)
+    assert host.call(echo, "echo", (value, *PAD)).values == ((value, *PAD),)
 
 
 TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=6)
@@ -973,7 +971,7 @@ def test_any_value_survives_the_guest_and_wave(
     from wasmhost._host.wave import format_value, parse_value
 
     host, echo = mixed_echo
-    assert host.run(echo, [(value, *PAD)], invoke="echo").values == ((value, *PAD),)
+    assert host.call(echo, "echo", (value, *PAD)).values == ((value, *PAD),)
     assert echo.functions is not None
     ty = echo.functions["echo"].params[0][1].elements[0]
     assert parse_value(format_value(ty, value), ty) == value

@@ -41,9 +41,7 @@ LOGS = """
 
 
 def test_a_plain_function_is_typed_from_the_import(host: Host, wat: Callable[[str], Path]) -> None:
-    result = host.run(
-        wat(CALLS_ADD), [5], invoke="run", imports={"env": {"add": lambda a, b: a + b}}
-    )
+    result = host.call(wat(CALLS_ADD), "run", 5, imports={"env": {"add": lambda a, b: a + b}})
     assert result.values == (105,)
 
 
@@ -77,9 +75,9 @@ def test_an_import_nobody_provides_is_named(host: Host, wat: Callable[[str], Pat
         LinkError,
         match=r"imports env\.add \(func \(i32, i32\) -> \(i32\)\), which nothing provides",
     ):
-        host.run(wat(CALLS_ADD), [1], invoke="run")
+        host.call(wat(CALLS_ADD), "run", 1)
     with pytest.raises(LinkError, match=r"env\.add"):
-        host.run(wat(CALLS_ADD), [1], invoke="run", imports={"env": {"other": print}})
+        host.call(wat(CALLS_ADD), "run", 1, imports={"env": {"other": print}})
 
 
 def test_non_function_imports_are_refused(host: Host, wat: Callable[[str], Path]) -> None:
@@ -99,7 +97,7 @@ def test_an_exception_in_a_host_function_reaches_the_caller(
         raise KeyError("no such key")
 
     with pytest.raises(KeyError, match="no such key"):
-        host.run(wat(CALLS_ADD), [1], invoke="run", imports={"env": {"add": add}})
+        host.call(wat(CALLS_ADD), "run", 1, imports={"env": {"add": add}})
 
 
 @pytest.mark.parametrize(
@@ -111,7 +109,7 @@ def test_a_host_function_returning_the_wrong_type(
     host: Host, wat: Callable[[str], Path], returned: object
 ) -> None:
     with pytest.raises(ConfigError, match=r"host function env\.add returned .* i32"):
-        host.run(wat(CALLS_ADD), [1], invoke="run", imports={"env": {"add": lambda a, b: returned}})
+        host.call(wat(CALLS_ADD), "run", 1, imports={"env": {"add": lambda a, b: returned}})
 
 
 def test_imports_and_wasi_together(host: Host, wat: Callable[[str], Path]) -> None:
@@ -139,9 +137,7 @@ def test_an_exception_during_start_is_raised_once(host: Host, wat: Callable[[str
     with pytest.raises(LookupError, match="from the host"):
         host.run(module, imports={"env": {"boom": boom}})
     # Nothing of it is left over for the next run, through either call path.
-    assert host.run(wat(CALLS_ADD), [1], invoke="run", imports={"env": {"add": max}}).values == (
-        100,
-    )
+    assert host.call(wat(CALLS_ADD), "run", 1, imports={"env": {"add": max}}).values == (100,)
     assert host.run(module, imports={"env": {"boom": lambda: None}}).exit_code == 0
 
 
@@ -199,7 +195,7 @@ def test_unknown_imports_can_trap_instead(host: Host, wat: Callable[[str], Path]
     module = wat(MISSING)
     assert host.run(module, unknown_imports="trap").exit_code == 7  # never called: runs
     with pytest.raises(Trap, match="unknown import"):
-        host.run(module, invoke="calls", unknown_imports="trap")
+        host.call(module, "calls", unknown_imports="trap")
     with pytest.raises(ConfigError, match="unknown_imports must be one of"):
         host.run(module, unknown_imports="ignore")  # type: ignore[arg-type]
 
@@ -269,7 +265,7 @@ def test_a_component_or_unknown_version_is_named_before_its_imports(
 def test_invoke_passes_guest_args_as_argv_too(host: Host, wat: Callable[[str], Path]) -> None:
     """As the wasmtime CLI does: `--invoke run python.wasm -c CODE` reads its argv."""
     module = wat(ARGC)
-    assert host.run(module, ["-c", "print(1)"], invoke="run").exit_code == 3
-    assert host.run(module, ["2", "3"], invoke="add").values == (5,)
+    assert host.call(module, "run", "-c", "print(1)").exit_code == 3
+    assert host.call(module, "add", "2", "3").values == (5,)
     done = wasmhost_cli("run", "--invoke", "run", module, "-c", "x", "y")
     assert done.returncode == 4, done.stderr

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import wasmtime
 from conftest import (
+    ARTIFACTS,
     FSPROBE,
     HELLO,
     HTTP,
@@ -33,6 +34,8 @@ from wasmhost import (
     Trap,
     WasmhostError,
 )
+
+CALC = ARTIFACTS / "calc.wasm"
 
 
 def test_hello_world(host: Host) -> None:
@@ -220,13 +223,48 @@ def test_invoke_calls_an_export_with_typed_parameters(
         (func (export "half") (param f64) (result f64) (f64.div (local.get 0) (f64.const 2)))
         (func (export "pair") (result i32 i32) (i32.const 1) (i32.const 2)))
     """)
-    assert host.run(module, ["2", "0x10"], invoke="add").values == (18,)
-    assert host.run(module, [3], invoke="half").values == (1.5,)
-    assert host.run(module, invoke="pair").values == (1, 2)
+    assert host.call(module, "add", "2", "0x10").values == (18,)
+    assert host.call(module, "half", 3).values == (1.5,)
+    assert host.call(module, "pair").values == (1, 2)
     with pytest.raises(ConfigError, match="takes 2 argument"):
-        host.run(module, ["1"], invoke="add")
+        host.call(module, "add", "1")
     with pytest.raises(ConfigError, match="expects i32"):
-        host.run(module, ["x", "1"], invoke="add")
+        host.call(module, "add", "x", "1")
+
+
+def test_call_refuses_what_is_not_a_number_for_a_core_parameter(
+    host: Host, wat: Callable[[str], Path]
+) -> None:
+    module = wat('(module (func (export "id") (param i32) (result i32) (local.get 0)))')
+    for value in ([1], None, "1.5"):
+        with pytest.raises(ConfigError, match="expects i32"):
+            host.call(module, "id", value)
+    with pytest.raises(TypeError, match="invoke"):
+        host.call(module, "id", 1, invoke="id")  # type: ignore[call-arg]
+
+
+def test_invoke_is_a_deprecated_spelling_of_call(host: Host) -> None:
+    with pytest.warns(DeprecationWarning, match=r"host\.call\(module, NAME") as warned:
+        result = host.run(CALC, ["2", "3"], invoke="add")
+    assert result.values == host.call(CALC, "add", 2, 3).values == (5,)
+    assert warned[0].filename == __file__  # it points at the caller's line
+
+
+def test_a_run_that_fails_inside_releases_what_it_held(host: Host) -> None:
+    """Refused after its store, stdio and pool slot were taken (an argument that is not
+    a number), a run gives them all back: the descriptors open stay as many."""
+
+    def fail() -> None:
+        with pytest.raises(ConfigError):
+            host.call(CALC, "add", "one", "two")
+
+    for _ in range(5):  # compiled, the pool made, reused pipes kept (see stdio)
+        fail()
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(100):
+        fail()
+    assert len(os.listdir("/proc/self/fd")) <= before
+    assert host.call(CALC, "add", 1, 2, timeout=5).values == (3,)
 
 
 def test_invoke_runs_initialize_first(host: Host, wat: Callable[[str], Path]) -> None:
@@ -236,17 +274,17 @@ def test_invoke_runs_initialize_first(host: Host, wat: Callable[[str], Path]) ->
         (func (export "_initialize") (global.set $g (i32.const 41)))
         (func (export "get") (result i32) (i32.add (global.get $g) (i32.const 1))))
     """)
-    assert host.run(module, invoke="get").values == (42,)
+    assert host.call(module, "get").values == (42,)
 
 
 def test_missing_start_names_the_exports(host: Host, wat: Callable[[str], Path]) -> None:
     module = wat('(module (func (export "add") (param i32 i32) (result i32) (local.get 0)))')
     with pytest.raises(LinkError, match=r"no _start function.*exports: add") as info:
         host.run(module)
-    assert str(info.value).endswith("; call one of them with invoke=NAME.")
+    assert str(info.value).endswith("; call one of them with Host.call(module, NAME).")
     assert info.value.fix == "invoke"
     with pytest.raises(LinkError, match="no function 'nope'"):
-        host.run(module, invoke="nope")
+        host.call(module, "nope")
 
 
 def test_traps_carry_code_message_and_frames(host: Host, wat: Callable[[str], Path]) -> None:
@@ -364,9 +402,9 @@ def test_bad_run_options_are_config_errors(
 
 def test_invoke_parameters_are_range_checked(host: Host, wat: Callable[[str], Path]) -> None:
     module = wat('(module (func (export "id") (param i32) (result i32) (local.get 0)))')
-    assert host.run(module, ["4294967295"], invoke="id").values == (-1,)
+    assert host.call(module, "id", "4294967295").values == (-1,)
     with pytest.raises(ConfigError, match="out of range"):
-        host.run(module, ["99999999999"], invoke="id")
+        host.call(module, "id", "99999999999")
 
 
 # -- the run API: one set of options, named stdio targets, results by name (issue 12) -----

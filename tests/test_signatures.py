@@ -98,9 +98,9 @@ def test_invoking_a_v128_function_is_refused_with_one_line(wat: Callable[[str], 
 
 def test_the_api_refuses_calls_python_cannot_make(host: Host, wat: Callable[[str], Path]) -> None:
     with pytest.raises(ConfigError, match="cannot call a function with v128"):
-        host.run(exotic(wat, "v128 result"), invoke="f")
+        host.call(exotic(wat, "v128 result"), "f")
     with pytest.raises(ConfigError, match="cannot call a function with anyref"):
-        host.run(exotic(wat, "anyref"), invoke="f")
+        host.call(exotic(wat, "anyref"), "f")
     start = wat('(module (func (export "_start") (result v128) (v128.const i64x2 1 2)))')
     with pytest.raises(ConfigError, match=re.escape("_start has the type func () -> (v128)")):
         host.run(start)
@@ -117,7 +117,7 @@ def test_host_functions_get_their_types_from_the_module(
         '(module (import "m" "f" (func $f (param i64 f32) (result f64)))'
         ' (func (export "g") (result f64) (call $f (i64.const -3) (f32.const 0.5))))'
     )
-    result = host.run(module, invoke="g", imports={"m": {"f": lambda a, b: a * b}})
+    result = host.call(module, "g", imports={"m": {"f": lambda a, b: a * b}})
     assert result.values == (-1.5,)
 
 
@@ -307,10 +307,10 @@ def test_a_reactor_initializer_that_is_not_nullary_is_refused(initialize: str) -
         wasmtime.wat2wasm(f'(module {initialize} (func (export "f") (result i32) (i32.const 7)))')
     )
     with pytest.raises(ConfigError, match="_initialize"):
-        Host(cache_dir=False).run(module, invoke="f")
+        Host(cache_dir=False).call(module, "f")
     ok = bytes(
         wasmtime.wat2wasm(
             '(module (func (export "_initialize")) (func (export "f") (result i32) (i32.const 7)))'
         )
     )
-    assert Host(cache_dir=False).run(ok, invoke="f").values == (7,)
+    assert Host(cache_dir=False).call(ok, "f").values == (7,)

@@ -407,7 +407,7 @@ def test_a_table_grows_alike_on_every_run(
 ) -> None:
     # The first run is on the plain engine, the later ones in the pool.
     module = wat(GROWS_ITS_TABLE)
-    assert [host.run(module, [by], invoke="grow").values for _ in range(4)] == [(answer,)] * 4
+    assert [host.call(module, "grow", by).values for _ in range(4)] == [(answer,)] * 4
 
 
 def test_runs_go_on_where_the_pool_cannot_be_reserved() -> None:

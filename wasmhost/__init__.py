@@ -37,9 +37,10 @@ from ._version import __version__
 
 if _TYPE_CHECKING:
     from ._host.functions import GuestMemory, Imports, host_function
-    from ._host.host import Dir, DirSource, Host, RunOptions, RunStream, StreamOptions
+    from ._host.host import CallOptions, Host, RunOptions, RunStream, StreamOptions
     from ._host.module import Export, Import, Module, ModuleSource
     from ._host.result import OutputChunk, RunResult, Some
+    from ._host.run import Dir, DirSource
     from ._host.stdio import CAPTURE, DEVNULL, INHERIT, OutputTarget, StdinSource
     from ._oci.client import ArtifactInfo, Layer, PullResult, PushResult, RegistryClient
     from ._oci.formats import Progress
@@ -54,8 +55,9 @@ _LAZY = {
     "PushResult": "_oci.client",
     "RegistryClient": "_oci.client",
     "Progress": "_oci.formats",
-    "Dir": "_host.host",
-    "DirSource": "_host.host",
+    "CallOptions": "_host.host",
+    "Dir": "_host.run",
+    "DirSource": "_host.run",
     "Host": "_host.host",
     "RunOptions": "_host.host",
     "RunStream": "_host.host",
@@ -96,6 +98,7 @@ __all__ = [
     "ArtifactInfo",
     "AuthenticationError",
     "CAPTURE",
+    "CallOptions",
     "ConfigError",
     "DEVNULL",
     "Dir",

@@ -13,7 +13,7 @@ the wasmtime CLI prints them:
 >>> host = Host()
 >>> calc = host.load("artifacts/calc.component.wasm")
 >>> name, args = wave.parse(calc, "summarize([1.5, 2.5])")
->>> result = host.run(calc, args, invoke=name)
+>>> result = host.call(calc, name, *args)
 >>> wave.format(calc, name, result.values[0])
 '{count: 2, mean: some(2)}'
 

@@ -126,7 +126,7 @@ def run(
     MODULE goes to the guest. The exit status is the guest's; a trap or a
     limit exits with 134, as the wasmtime CLI does.
     """
-    from .._host.host import Host, RunOptions, check_limits
+    from .._host.host import CallOptions, Host, check_limits
     from .._host.stdio import INHERIT
 
     # A guest runs inside wasmtime, where Python cannot raise KeyboardInterrupt:
@@ -175,10 +175,9 @@ def run(
     try:
         with reported(), Host(cache_dir=False if no_cache else usable_cache(cache_dir)) as host:
             check_limits(timeout, fuel, max_memory, None)
-            run_options = RunOptions(
+            run_options = CallOptions(
                 env=env,
                 dirs=dict(dirs),  # type: ignore[arg-type]
-                invoke=invoke,
                 unknown_imports="trap" if trap_unknown else "error",
                 fuel=fuel,
                 timeout=timeout,
@@ -205,9 +204,12 @@ def run(
             if timeout is not None:
                 # Counted from the start, as the host does.
                 backstop = _backstop(name or module, timeout)
-            if loaded.kind == "component" and invoke is not None:
+            if invoke is None:
+                result = host.run(loaded, guest_args, **run_options)
+            elif loaded.kind == "component":
                 _invoke_component(host, loaded, invoke, guest_args, run_options)
-            result = host.run(loaded, guest_args, **run_options)
+            else:
+                result = host.call(loaded, invoke, *guest_args, **run_options)
     finally:
         if backstop is not None:
             backstop.cancel()
@@ -249,9 +251,8 @@ def _invoke_component(
         name, values = wave.parse(loaded, invoke)
     except wave.WaveError as exc:
         raise click.UsageError(f"--invoke {str(exc).removesuffix('.')}") from None
-    options["invoke"] = name
     try:
-        result = host.run(loaded, values, **options)
+        result = host.call(loaded, name, *values, **options)
     except ErrorResult as exc:
         click.echo(wave.format(loaded, name, exc.error, error=True))
         sys.exit(1)

@@ -56,7 +56,8 @@ from .._errors import (
     TimeoutExceeded,
 )
 from .._files import copy_tree, open_regular, owned_temporary, remove_tree, sweep_orphans
-from .._host.host import DEFAULT_MAX_OUTPUT, Dir, DirSource, Host, as_dir, check_limits
+from .._host.host import DEFAULT_MAX_OUTPUT, Host, check_limits
+from .._host.run import Dir, DirSource, as_dir
 from .._numbers import format_size
 from .._wasm import is_component
 from .runtimes import Invocation, Mount, Runtime, get_runtime

@@ -1,7 +1,12 @@
 """The in-process host: everything between a ``Host.run`` call and wasmtime.
 
-``host`` (Host, runs, streams), ``engine`` (engines and their pooled twins),
-``module`` (reading and describing modules), ``functions`` (host functions
+``host`` (Host: loading, and the run/call/stream/run_async entry points),
+``run`` (one run as a scope that holds and releases what it uses, its
+outcome, and the result or exception it concludes in), ``kinds`` (core
+modules and components as strategies: checked, linked, called),
+``failures`` (wasmtime's errors and traps read in one place), ``engine``
+(engines and their pooled twins), ``module`` (reading and describing
+modules), ``functions`` (host functions
 and import checks), ``stdio`` (the guest's stdin, stdout and stderr),
 ``watchdog`` and ``poll`` (timeouts and cancellation), ``memory`` (memory
 caps), ``cache`` (the compile cache), ``result`` (what a run returns),

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from .._errors import ConfigError, ErrorResult, LinkError, ModuleError
 from . import wit
 from .module import Export, Import, Module
+from .result import CALLED, Called
 
 if TYPE_CHECKING:
     import wasmtime
@@ -205,38 +206,22 @@ def execute(
     module: Module,
     invoke: str | None,
     args: Sequence[Any],
-    job: Any,
-    run: Any = None,
+    run: Any,
     *,
-    refused: Callable[[str], Exception],
-) -> tuple[tuple[Any, ...], int, ErrorResult | None]:
-    """Instantiate the component in ``store`` and run it (``job.instantiated`` set when
-    instantiated): its values, its exit status, and the ErrorResult of an invoked
-    function that returned ``err``. ``run`` is where the ``run`` function is, if
-    :func:`run_index` found it; ``refused`` makes what wasmtime's refusal to
-    instantiate it (its message) means."""
-    import time
-
-    import wasmtime
-
+    instantiate: Callable[[Callable[[], Any]], Any],
+) -> Called:
+    """Instantiate the component in ``store`` through ``instantiate`` (which calls what
+    it is given, names what wasmtime's refusal means and says when it is done) and run
+    it: what its call gave. ``run`` is where the ``run`` function is, if
+    :func:`run_index` found it."""
     from .capi import call_component, call_component_run
 
-    try:
-        instance = linker.instantiate(store, compiled)
-    except wasmtime.WasmtimeError as exc:
-        from .watchdog import current
-
-        guard = current()
-        text = str(exc)
-        if (guard is not None and guard.stopped.is_set()) or "wasm backtrace" in text:
-            raise  # a trap or a limit while it started: run() names it
-        raise refused(text) from None
-    job.instantiated = time.perf_counter()
+    instance = instantiate(lambda: linker.instantiate(store, compiled))
     if invoke is None:
         if run is None:
             raise _not_a_command(module)
         ok = call_component_run(store, instance.get_func(store, run))
-        return (), 0 if ok else 1, None
+        return Called(exit_code=0 if ok else 1)
     ty = find_function(module, invoke)
     if ty.result is not None and wit.has_resource(ty.result):
         raise ConfigError(
@@ -251,11 +236,11 @@ def execute(
     ]
     result = call_component(store, func, params, ty.result, checkpoint)
     if ty.result is None:
-        return (), 0, None
+        return CALLED
     try:
-        return (_returned(ty.result, result, module.name, invoke),), 0, None
+        return Called(values=(_returned(ty.result, result, module.name, invoke),))
     except ErrorResult as exc:
-        return (), 0, exc
+        return Called(error_result=exc)
 
 
 def _not_a_command(module: Module) -> LinkError:
@@ -271,7 +256,7 @@ def _not_a_command(module: Module) -> LinkError:
     return LinkError(
         f"{module.name} has no {RUN_INTERFACE}.x export (it is not a WASI command "
         f"component); it exports: {', '.join(functions) or 'no functions'}",
-        advice="call one of them with invoke=NAME",
+        advice="call one of them with Host.call(module, NAME)",
         fix="invoke",
     )
 

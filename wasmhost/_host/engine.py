@@ -33,7 +33,13 @@ if TYPE_CHECKING:
 from . import wasi
 from .cache import CACHE_FORMAT
 from .capi import check_version, use_pooling_allocator, wasmtime_version
-from .memory import can_reserve, use_watched_memories
+from .memory import (  # noqa: F401 (TABLE_ELEMENTS: where tests look for it)
+    MAX_TABLES,
+    TABLE_ELEMENTS,
+    can_reserve,
+    table_elements,
+    use_watched_memories,
+)
 from .watchdog import Ticker
 
 
@@ -58,27 +64,6 @@ POOL_RUNS = 16
 # guard), a GC heap as big, a table, instance state. A twin is made only where
 # twice its reservation is free: plain runs need address space too.
 _SLOT_RESERVATION = 16 << 30
-# The most elements a table may grow to, on every engine: a pooled slot has
-# room for this many (80 MB), and the plain engine stops at the same point,
-# so that a run behaves the same whichever engine it lands on.
-TABLE_ELEMENTS = 10_000_000
-# The most tables a run may have (wasmtime allows 10,000 a store, each of up to
-# TABLE_ELEMENTS): programs have one or two, a component a few more.
-MAX_TABLES = 16
-# What wasmtime keeps per table element: a pointer (measured: ten million funcref
-# elements filled, 80 MB; externref ones take 4 bytes).
-TABLE_ELEMENT_BYTES = 8
-# The fewest elements a table may have under any memory cap (80 KB).
-_MIN_TABLE_ELEMENTS = 10_000
-
-
-def table_elements(max_memory: int | None) -> int:
-    """The most elements a table of a run may grow to: with a memory cap, so many that
-    its tables together (at most MAX_TABLES) hold at most ``max_memory`` bytes."""
-    if max_memory is None:
-        return TABLE_ELEMENTS
-    share = max_memory // (TABLE_ELEMENT_BYTES * MAX_TABLES)
-    return min(TABLE_ELEMENTS, max(_MIN_TABLE_ELEMENTS, share))
 
 
 class Lease(NamedTuple):

@@ -10,41 +10,20 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypedDict, cast
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, cast
 
 import wasmtime
 
-from .._errors import (
-    ConfigError,
-    ErrorResult,
-    Frame,
-    FuelExhausted,
-    GuestError,
-    Interrupted,
-    LinkError,
-    MemoryLimitExceeded,
-    OutputLimitExceeded,
-    TimeoutExceeded,
-    Trap,
-    WasmhostError,
-)
+from .._errors import ConfigError, WasmhostError
 from .._hashing import content_key
-from .._numbers import check_seconds, check_size, check_whole, format_size
+from .._numbers import check_seconds, check_size, check_whole
 from .._paths import default_cache_root, max_size_from_environment
-from .._text import wasi_environment, wasi_strings
 from .._wasm import is_component
 from .cache import CompileCache, file_state, settled
-from .capi import call_nullary, export_func, set_argv, set_env
-from .engine import (
-    COMPONENT_WEIGHT,
-    MAX_TABLES,
-    EngineFlags,
-    Engines,
-    EngineSlot,
-    table_elements,
-)
-from .functions import Failure, Imports, check_imports, define
-from .memory import MAX_RESERVATION, MemoryWatch
+from .engine import EngineFlags, Engines, EngineSlot
+from .functions import Imports, check_imports
+from .kinds import Guest, Kind, kind_of
+from .memory import MAX_RESERVATION
 from .module import (
     Import,
     Module,
@@ -53,18 +32,12 @@ from .module import (
     check_header,
     compile_wasm,
     describe,
-    func_types,
-    last_line,
     read_source,
-    table_limits,
-    uncallable,
     wasm_imports,
 )
 from .result import OutputChunk, RunResult
-from .stdio import CAPTURE, OutputTarget, StdinSource, Stdio
-from .wasi import DEFAULT_MAX_FILES, RunWasi
-from .wasi import active as wasi_active
-from .watchdog import Guard, active, current
+from .run import DirSource, RunScope, conclude
+from .stdio import OutputTarget, StdinSource
 
 # At run time too: typing.get_type_hints (Sphinx, pydantic, typeguard) resolves it.
 if sys.version_info >= (3, 11):
@@ -89,19 +62,6 @@ Compiled = Any
 Entry = tuple[Compiled, Any]
 
 
-class Dir(NamedTuple):
-    """A host directory to preopen for the guest; ``read_only`` forbids every change in it.
-
-    >>> host.run(module, dirs={"/data": Dir("./data", read_only=True)})
-    """
-
-    path: str | os.PathLike[str]
-    read_only: bool = False
-
-
-DirSource = str | os.PathLike[str] | Dir
-
-
 ImportCheck = Callable[[str, Iterable[Import]], None]
 """Called with a module's name and imports before it is compiled; raises to refuse it."""
 
@@ -115,21 +75,10 @@ def _import_check(imports: Imports | None, unknown_imports: str) -> ImportCheck:
     return check
 
 
-def as_dir(source: DirSource) -> Dir:
-    """A ``dirs`` value as a :class:`Dir` (a plain path is a writable mount)."""
-    return source if isinstance(source, Dir) else Dir(source)
-
-
-class StreamOptions(TypedDict, total=False):
-    """What a run is given, but where its output goes: the options of :meth:`Host.stream`.
-
-    Each is described, with its default, at :meth:`Host.run`.
-    """
-
+class _GuestOptions(TypedDict, total=False):
     env: Mapping[str, str] | None
     stdin: StdinSource
     dirs: Mapping[str, DirSource] | None
-    invoke: str | None
     imports: Imports | None
     unknown_imports: Literal["error", "trap"]
     timeout: float | None
@@ -141,17 +90,54 @@ class StreamOptions(TypedDict, total=False):
     symlinks: bool
 
 
-class RunOptions(StreamOptions, total=False):
-    """The options of :meth:`Host.run`, :meth:`Host.run_async` and :meth:`Host.load`,
-    one definition for all: ``host.run(module, **options)`` with ``options: RunOptions``."""
+class CallOptions(_GuestOptions, total=False):
+    """The options of :meth:`Host.call`: those of :meth:`Host.run` but ``invoke``.
+
+    Each is described, with its default, at :meth:`Host.run`.
+    """
 
     stdout: OutputTarget
     stderr: OutputTarget
     max_output: int | None
 
 
+class RunOptions(CallOptions, total=False):
+    """The options of :meth:`Host.run`, :meth:`Host.run_async` and :meth:`Host.load`,
+    one definition for all: ``host.run(module, **options)`` with ``options: RunOptions``.
+
+    ``invoke`` is deprecated in :meth:`Host.run`: :meth:`Host.call` calls a function.
+    """
+
+    invoke: str | None
+
+
+class StreamOptions(_GuestOptions, total=False):
+    """What a run is given, but where its output goes: the options of :meth:`Host.stream`.
+
+    Each is described, with its default, at :meth:`Host.run`.
+    """
+
+    invoke: str | None
+
+
 _RUN_OPTIONS = RunOptions.__optional_keys__
+_CALL_OPTIONS = CallOptions.__optional_keys__
 _STREAM_OPTIONS = StreamOptions.__optional_keys__
+
+
+def _deprecated_invoke(options: RunOptions) -> str | None:
+    """``invoke=`` taken out of :meth:`Host.run`'s options, with its warning."""
+    invoke = options.pop("invoke", None)
+    if invoke is not None:
+        import warnings
+
+        warnings.warn(
+            "Host.run(module, args, invoke=NAME) is deprecated and goes in wasmhost 0.3: "
+            "call host.call(module, NAME, *values) instead.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+    return invoke
 
 
 def _check_options(method: str, options: Mapping[str, object], allowed: frozenset[str]) -> None:
@@ -292,11 +278,8 @@ class Host:
         check = None if policy is None else _import_check(options.get("imports"), policy)
         slot = self._slot(flags)
         loaded = self._load(source, slot, check, name)[0]
-        if loaded.kind == "component":
-            if policy is not None:
-                _check_component_run(loaded, options)
-        elif check is not None:
-            check(loaded.name, loaded.imports)
+        if policy is not None:
+            kind_of(loaded).check(loaded, options)
         return loaded
 
     def _load(
@@ -455,10 +438,11 @@ class Host:
     def run(
         self,
         module: ModuleSource,
-        args: Sequence[str | int | float] = (),
+        args: Sequence[str] = (),
         **options: Unpack[RunOptions],
     ) -> RunResult:
-        """Run ``module``'s ``_start`` (or ``invoke``) in a fresh instance and wait for it.
+        """Run the command ``module`` (its ``_start``, a component's ``wasi:cli/run``) in a
+        fresh instance, with ``args`` as its argv, and wait for it.
 
         >>> r = host.run("artifacts/hello-world.wasm", args=["a"], env={"K": "V"},
         ...              dirs={"/data": "./data"}, timeout=2.0, max_memory=64 << 20)
@@ -467,16 +451,15 @@ class Host:
 
         The options (:class:`RunOptions`, defaults in parentheses): ``env``,
         ``stdin`` (empty), ``stdout`` and ``stderr`` (:data:`CAPTURE`), ``dirs``,
-        ``invoke``, ``imports``, ``unknown_imports`` ("error"), ``timeout``,
+        ``imports``, ``unknown_imports`` ("error"), ``timeout``,
         ``fuel``, ``max_memory``, ``max_output`` (16 MiB), ``max_files`` (256),
         ``symlinks`` (True), ``cancel``, ``argv0``.
 
         The guest sees only what it is given: ``args`` (after ``argv0``, by
         default the module's file name), ``env``, ``dirs`` (guest path to host
-        directory or :class:`Dir`), ``stdin``. With ``invoke``, ``args`` go
-        to the guest as argv too (as the wasmtime CLI passes them), and are
-        the function's parameters when it takes any; its results land in
-        ``values``. ``unknown_imports="trap"`` makes imports that nothing
+        directory or :class:`Dir`), ``stdin``. To call another export with
+        values, use :meth:`call` (``invoke=NAME`` here is its deprecated
+        spelling). ``unknown_imports="trap"`` makes imports that nothing
         provides trap when called, as wasmtime's ``-W unknown-imports-trap``.
 
         A captured stream keeps at most ``max_output`` bytes (16 MiB by
@@ -497,185 +480,88 @@ class Host:
         starts. An exception raised by an output callback or host function is
         raised again as it was.
         """
+        invoke = _deprecated_invoke(options)
+        return self._run("run", module, args, invoke, options)
+
+    def call(
+        self,
+        module: ModuleSource,
+        name: str,
+        /,
+        *values: object,
+        **options: Unpack[CallOptions],
+    ) -> RunResult:
+        """Call ``module``'s exported function ``name`` with ``values``, in a fresh instance.
+
+        >>> host.call("artifacts/calc.wasm", "add", 2, 3).values
+        (5,)
+        >>> host.call("artifacts/calc.component.wasm", "summarize", [1.5, 2.5]).values
+        ({'count': 2, 'mean': 2.0},)
+
+        A core module's function takes numbers (or strings of them, as the CLI
+        passes them); the values also reach the guest as its argv, as the
+        wasmtime CLI passes them, for a function that reads them there. A
+        reactor's ``_initialize`` is called first. A component's function takes
+        Python values converted by its WIT types (see ``wasmhost.wave`` for
+        them written as text); when it returns a ``result``, ``values`` holds
+        its ``ok`` payload and an ``err`` raises :class:`ErrorResult`.
+
+        The results are in the :class:`RunResult`'s ``values``; the options,
+        what it raises and what its output does are those of :meth:`run`.
+        """
+        if options:
+            _check_options("call", options, _CALL_OPTIONS)
+        return self._run("call", module, values, name, options)
+
+    def _run(
+        self,
+        method: str,
+        module: ModuleSource,
+        args: Sequence[object],
+        invoke: str | None,
+        options: Mapping[str, Any],
+    ) -> RunResult:
         if isinstance(args, str | bytes):
             raise ConfigError(
                 f"args must be a list of arguments, not the string {args!r}: "
                 "a string would pass each of its characters."
             )
-        slot = self._slot(_checked("run", options))
-        timeout, fuel = options.get("timeout"), options.get("fuel")
-        max_memory = options.get("max_memory")
+        guest, kind = self._guest(method, module, args, invoke, options)
         max_output = options.get("max_output", DEFAULT_MAX_OUTPUT)
-        symlinks = options.get("symlinks", True)
-        check = _import_check(options.get("imports"), options.get("unknown_imports", "error"))
-        loaded, (compiled, pre) = self._load(module, slot, check)
-        component = loaded.kind == "component"
-        if component:
-            _check_component_run(loaded, options)
-        else:
-            check(loaded.name, loaded.imports)
-        job = _Job(slot, loaded, compiled, pre, args, options)
-        wasi = job.wasi()
-        stdio = Stdio(max_output, self._loud.get(loaded.key, ()))
-        guard = None
-        watch: MemoryWatch | None = None
-        store = None
-        error: Exception | None = None
-        exit_code, values, consumed = 0, (), None
-        lease = None
-        try:
-            stdio.configure(
-                wasi,
-                options.get("stdin"),
-                options.get("stdout", CAPTURE),
-                options.get("stderr", CAPTURE),
-            )
-            weight = COMPONENT_WEIGHT if component else 1
-            lease = slot.lease(loaded.key, compiled, weight)
-            if lease is not None:
-                job.slot, job.compiled, job.pre = lease  # the same code, pooled (see engine)
-            store = wasmtime.Store(job.slot.engine)
-            store.set_wasi(wasi)
-            # Tables stop where a pooled slot's do, on either engine (see engine), or
-            # sooner with a memory cap: together they hold at most the cap's worth.
-            # With a memory cap, one memory (see memory), or it would not bound the guest.
-            # (A component made from a preview-1 module has its adapter's memory too.)
-            one_memory = max_memory is not None and not component
-            store.set_limits(
-                table_elements=table_elements(max_memory),
-                tables=MAX_TABLES,
-                memories=1 if one_memory else -1,
-            )
-            if max_memory is not None:
-                watch = MemoryWatch(max_memory)
-            if fuel is not None:
-                store.set_fuel(fuel)
-            if slot.ticker is not None:
-                guard = Guard(timeout, options.get("cancel"))
-                if max_output is not None:
-                    guard.watch(stdio.over_limit, "output")
-                slot.ticker.guard(store, guard)
-            started = time.perf_counter()
-            try:
-                files = RunWasi(options.get("max_files", DEFAULT_MAX_FILES), symlinks)
-                with active(guard), wasi_active(files), watch or contextlib.nullcontext():
-                    values = job.execute(store)
-                exit_code = job.exit_code
-            except wasmtime.ExitTrap as exc:
-                exit_code = exc.code
-            except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
-                error = exc
-            elapsed = time.perf_counter() - started
-            if fuel is not None:
-                consumed = fuel - store.get_fuel()
-        finally:
-            try:
-                if guard is not None and slot.ticker is not None:
-                    slot.ticker.release(guard)
-                # Closing the store (or, if none was made, the WASI config that
-                # still owns them) closes the guest's ends of the output pipes.
-                if store is not None:
-                    store.close()
-                else:
-                    wasi.close()
-            finally:
-                if lease is not None:
-                    slot.release(weight)  # the store that held the slot is closed
-            try:
-                stdio.finish()
-                if (loud := stdio.loud()) and loaded.key in self._recent:  # not dropped
-                    self._loud[loaded.key] = frozenset([*self._loud.get(loaded.key, ()), *loud])
-                raised = job.failure.error or stdio.callback_error()
-                if raised is not None:
-                    raise raised
-                # A guest that fails after it was refused memory, by a trap or
-                # an exit status, is named as stopped by the limit.
-                refused = watch is not None and watch.refused is not None and exit_code != 0
-                if error is not None or refused or stdio.over_limit() is not None:
-                    raise self._guest_error(error, loaded, stdio, guard, timeout, watch) from None
-                out, err = stdio.collect()
-                if job.error_result is not None:
-                    raise ErrorResult(
-                        str(job.error_result), error=job.error_result.error, stdout=out, stderr=err
-                    )
-            finally:
-                stdio.close()
-        return RunResult(
-            exit_code=exit_code,
-            stdout=out,
-            stderr=err,
-            values=values,
-            fuel_consumed=consumed,
-            elapsed=elapsed,
-            instantiate_time=job.instantiated - started if job.instantiated else elapsed,
-        )
+        key = guest.module.key
+        with RunScope(guest, kind, options, max_output, self._loud.get(key, ())) as scope:
+            scope.call()
+        if scope.loud and key in self._recent:  # (not dropped meanwhile)
+            self._loud[key] = frozenset([*self._loud.get(key, ()), *scope.loud])
+        return conclude(scope.outcome)
 
-    def _guest_error(
+    def _guest(
         self,
-        exc: Exception | None,
-        module: Module,
-        stdio: Stdio,
-        guard: Guard | None,
-        timeout: float | None,
-        watch: MemoryWatch | None,
-    ) -> GuestError:
-        out, err = stdio.collect()
-        name = module.name
-        if guard is not None and guard.reason == "timeout":
-            return TimeoutExceeded(
-                f"{name} ran past its {timeout:g} s timeout and was stopped.",
-                stdout=out,
-                stderr=err,
-            )
-        if guard is not None and guard.reason == "interrupted":
-            return Interrupted(f"{name} was interrupted.", stdout=out, stderr=err)
-        over = stdio.over_limit()
-        if over is not None:
-            limit = stdio.max_output
-            assert limit is not None
-            return OutputLimitExceeded(
-                f"{name} wrote more than its output limit of {format_size(limit)} to {over} "
-                f"and was stopped; the first {format_size(limit)} are kept.",
-                stream=over,
-                max_output=limit,
-                stdout=out,
-                stderr=err,
-            )
-        code = exc.trap_code if isinstance(exc, wasmtime.Trap) else _trap_code_in(exc)
-        if code == wasmtime.TrapCode.OUT_OF_FUEL:
-            return FuelExhausted(f"{name} ran out of fuel and was stopped.", stdout=out, stderr=err)
-        if watch is not None and (
-            watch.refused is not None or code == wasmtime.TrapCode.ALLOCATION_TOO_LARGE
-        ):
-            return MemoryLimitExceeded(
-                f"{name} reached its memory limit of {format_size(watch.cap)} and was stopped.",
-                stdout=out,
-                stderr=err,
-            )
-        if (
-            watch is not None
-            and code == wasmtime.TrapCode.TABLE_OUT_OF_BOUNDS
-            and _can_outgrow(module, table_elements(watch.cap))
-        ):
-            # A table.grow past the limit returns -1 and leaves no trace (wasmtime's
-            # C API has no table limiter to tell): a guest that then uses the elements
-            # it was refused is stopped by the limit, not by a bug of its own.
-            return MemoryLimitExceeded(
-                f"{name} was refused a table larger than its memory limit of "
-                f"{format_size(watch.cap)} allows ({table_elements(watch.cap):,} elements) "
-                "and was stopped.",
-                stdout=out,
-                stderr=err,
-            )
-        assert exc is not None  # the other ways to get here are handled above
-        message, frames = _trap_details(exc)
-        return Trap(
-            f"{name} trapped: {message}",
-            trap_code=code.name.lower() if code is not None else None,
-            frames=frames,
-            stdout=out,
-            stderr=err,
+        method: str,
+        source: ModuleSource,
+        args: Sequence[object],
+        invoke: str | None,
+        options: Mapping[str, Any],
+    ) -> tuple[Guest, Kind]:
+        """What a run calls, loaded and checked, and its kind."""
+        slot = self._slot(_checked(method, options))
+        imports = options.get("imports")
+        policy = options.get("unknown_imports", "error")
+        module, (compiled, pre) = self._load(source, slot, _import_check(imports, policy))
+        kind = kind_of(module)
+        kind.check(module, options)
+        guest = Guest(
+            slot=slot,
+            module=module,
+            compiled=compiled,
+            pre=pre,
+            args=tuple(args),
+            invoke=invoke,
+            imports=imports,
+            trap_unknown=policy == "trap",
+            max_memory=options.get("max_memory"),
         )
+        return guest, kind
 
     async def run_async(
         self,
@@ -712,9 +598,11 @@ class Host:
         options["cancel"] = cancel
         started = threading.Event()
 
+        invoke = options.pop("invoke", None)
+
         def run() -> RunResult:
             started.set()
-            return self.run(module, args, **options)
+            return self._run("run_async", module, args, invoke, options)
 
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(executor, run)
@@ -752,138 +640,6 @@ class Host:
                 raise ConfigError(f"stream() delivers {name} itself; do not pass {name}=.")
         _check_options("stream", options, _STREAM_OPTIONS)
         return RunStream(self, module, args, options.get("cancel") or threading.Event(), options)
-
-
-class _Job:
-    """One run's module and options, from its WASI configuration to its call."""
-
-    __slots__ = (
-        "args",
-        "compiled",
-        "error_result",
-        "exit_code",
-        "failure",
-        "instantiated",
-        "module",
-        "options",
-        "pre",
-        "slot",
-    )
-
-    def __init__(
-        self,
-        slot: EngineSlot,
-        module: Module,
-        compiled: wasmtime.Module,
-        pre: wasmtime.InstancePre | None,
-        args: Sequence[str | int | float],
-        options: RunOptions,
-    ) -> None:
-        self.slot = slot
-        self.module = module
-        self.compiled = compiled
-        self.pre = pre
-        self.args = args
-        self.options = options
-        self.failure = Failure()  # what a host function raised, to raise again
-        self.instantiated: float | None = None  # when instantiation ended (perf_counter)
-        self.exit_code = 0  # a component's, from its run export
-        self.error_result: ErrorResult | None = None  # what an invoked component function gave
-
-    def wasi(self) -> wasmtime.WasiConfig:
-        """The guest's argv, environment and directories (its stdio is the caller's)."""
-        options = self.options
-        wasi = wasmtime.WasiConfig()
-        first = options.get("argv0") or os.path.basename(self.module.name)
-        # A component's invoked function takes its arguments as values, not from argv.
-        argv = () if self.module.kind == "component" and options.get("invoke") else self.args
-        set_argv(wasi, wasi_strings("argument", [first, *map(str, argv)]))
-        if env := options.get("env"):
-            set_env(wasi, *wasi_environment(env))
-        for guest, source in (options.get("dirs") or {}).items():
-            _preopen(wasi, guest, source)
-        return wasi
-
-    def execute(self, store: wasmtime.Store) -> tuple[Any, ...]:
-        """Instantiate the module in ``store`` and call ``_start`` (or ``invoke``)."""
-        slot, compiled, module = self.slot, self.compiled, self.module
-        if module.kind == "component":
-            from .component import execute
-
-            component = cast(Any, compiled)  # a wasmtime.component.Component
-            trap_unknown = self.options.get("unknown_imports") == "trap"
-            p2 = slot.component_linker(component if trap_unknown else None)
-            try:
-                values, self.exit_code, self.error_result = execute(
-                    store,
-                    p2,
-                    component,
-                    module,
-                    self.options.get("invoke"),
-                    self.args,
-                    self,
-                    self.pre,
-                    refused=lambda text: instantiation_error(
-                        text, module, self.options.get("max_memory")
-                    ),
-                )
-            finally:
-                if trap_unknown:
-                    p2.close()  # made for this run (see component_linker)
-            return values
-        imports = self.options.get("imports")
-        cap = self.options.get("max_memory")
-        trap_unknown = self.options.get("unknown_imports") == "trap"
-        pre = None if trap_unknown else self.pre
-        if imports or (trap_unknown and pre is None):
-            linker = slot.wasi_linker()
-            if imports:
-                define(linker, module.imports, imports, self.failure)
-            if trap_unknown:
-                linker.define_unknown_imports_as_traps(compiled)
-            instance = _instantiate(lambda: linker.instantiate(store, compiled), module, cap)
-        elif pre is not None:
-            instance = _instantiate(lambda: pre.instantiate(store), module, cap)
-        else:
-            instance = _instantiate(lambda: slot.linker.instantiate(store, compiled), module, cap)
-        self.instantiated = time.perf_counter()
-        invoke = self.options.get("invoke")
-        name = invoke or "_start"
-        func = export_func(store, instance, name)
-        if func is None:
-            funcs = ", ".join(module.export_names("func")) or "no functions"
-            what = (
-                f"no function {name!r}"
-                if invoke
-                else "no _start function (it is not a WASI command)"
-            )
-            problem = f"{module.name} exports {what}; it exports: {funcs}"
-            if invoke:
-                raise LinkError(f"{problem}.")
-            raise LinkError(problem, advice="call one of them with invoke=NAME", fix="invoke")
-        if invoke:
-            init = export_func(store, instance, "_initialize")
-            if init is not None:
-                if not _is_nullary(module, "_initialize"):
-                    _callable(module, "_initialize")  # names a type Python cannot pass
-                    raise ConfigError(
-                        f"{module.name}: _initialize takes or returns values; a reactor's "
-                        "_initialize is a func () -> () that wasmhost calls before invoke."
-                    )
-                call_nullary(store, init)
-            types = _callable(module, name)
-            # A function without parameters reads its arguments from argv, if at all.
-            params = _convert_params(types, self.args, module.name, name) if types else []
-            result = func(store, *params)
-        elif _is_nullary(module, name):
-            call_nullary(store, func)
-            result = None
-        else:
-            _callable(module, name)
-            result = func(store)
-        if result is None:
-            return ()
-        return tuple(result) if isinstance(result, list) else (result,)
 
 
 class RunStream:
@@ -936,7 +692,8 @@ class RunStream:
                 run_options["stdout"] = lambda data: put(OutputChunk(stream="stdout", data=data))
                 run_options["stderr"] = lambda data: put(OutputChunk(stream="stderr", data=data))
                 run_options["cancel"] = self._cancel
-                self.result = host.run(module, args, **run_options)
+                invoke = run_options.pop("invoke", None)
+                self.result = host._run("stream", module, args, invoke, run_options)
             except BaseException as exc:
                 self._error = exc
             finally:
@@ -1005,50 +762,6 @@ def _describe(
     return describe_component(name, data, key, compiled, slot.engine, size=size, path=path)
 
 
-def _check_component_run(module: Module, options: RunOptions) -> None:
-    """What a component's run cannot have, refused before it starts."""
-    if options.get("symlinks") is False:
-        raise ConfigError(
-            f"{module.name} is a component: symlinks=False is enforced for core modules only."
-        )
-    if options.get("imports"):
-        raise ConfigError(
-            f"{module.name} is a component: host functions (imports=) are given to core "
-            "modules only."
-        )
-    if options.get("unknown_imports", "error") != "trap":
-        from .component import check_imports
-
-        check_imports(module)
-
-
-def _can_outgrow(module: Module, elements: int) -> bool:
-    """Whether a table of ``module`` may grow past ``elements`` (so be refused)."""
-    for signature in module.tables:
-        limits = table_limits(signature)
-        if limits is None or limits[1] is None or limits[1] > elements:
-            return True
-    return False
-
-
-def _is_nullary(module: Module, name: str) -> bool:
-    return any(e.name == name and e.signature == "func () -> ()" for e in module.exports)
-
-
-def _callable(module: Module, name: str) -> list[str]:
-    """The parameter types of ``module``'s function ``name``, which Python can call
-    (wasmtime-py would end the process on a call with a v128 or an anyref)."""
-    signature = next((e.signature for e in module.exports if e.name == name), "")
-    types = func_types(signature)
-    unknown = "types wasmhost cannot read" if types is None else uncallable(types)
-    if types is None or unknown:
-        raise ConfigError(
-            f"{module.name}: {name} has the type {signature or 'unknown'}; wasmhost cannot "
-            f"call a function with {unknown} in its parameters or results."
-        )
-    return types[0]
-
-
 def _state(name: str, st: os.stat_result) -> tuple[str, int, int, int, int, int]:
     return (name, *file_state(st))
 
@@ -1075,128 +788,3 @@ def check_limits(
     check_whole("fuel", fuel, 0, _U64, "from 0 to 2**64-1")
     check_size("max_memory", max_memory, _MAX_MEMORY_CEILING)
     check_size("max_output", max_output, _MAX_OUTPUT_CEILING, " (or None for no limit)")
-
-
-def _preopen(wasi: wasmtime.WasiConfig, guest: str, source: DirSource) -> None:
-    spec = as_dir(source)
-    host_path = os.fspath(spec.path)
-    wasi_strings("directory", [host_path, guest])
-    if not os.path.isdir(host_path):
-        what = "is not a directory" if os.path.exists(host_path) else "does not exist"
-        raise ConfigError(f"host directory {host_path} {what}; create it or fix the path.")
-    if not guest:
-        raise ConfigError(f"the guest path for {host_path} is empty.")
-    try:
-        wasi.preopen_dir(host_path, guest, fs_mutable=not spec.read_only)
-    except wasmtime.WasmtimeError as exc:
-        raise ConfigError(f"host directory {host_path} cannot be opened: {exc}.") from None
-
-
-def _instantiate(make: Any, module: Module, max_memory: int | None) -> wasmtime.Instance:
-    try:
-        instance = make()
-    except wasmtime.Trap:
-        raise
-    except wasmtime.WasmtimeError as exc:
-        guard = current()
-        if guard is not None and guard.stopped.is_set():
-            # Stopped while instantiating (a deadline, a cancel, serve's inline
-            # budget under a loaded machine): run() names it as the limit it was.
-            raise
-        raise instantiation_error(str(exc), module, max_memory) from None
-    assert isinstance(instance, wasmtime.Instance)
-    return instance
-
-
-def instantiation_error(text: str, module: Module, max_memory: int | None) -> WasmhostError:
-    """What wasmtime's refusal to instantiate ``module`` (a core module or a component)
-    means: a limit it is over at start, or a link error."""
-    if "exceeds memory limits" in text:
-        return MemoryLimitExceeded(
-            f"{module.name} needs more memory at start than its memory limit allows."
-        )
-    if "memory count too high" in text:
-        return MemoryLimitExceeded(
-            f"{module.name} has several memories; a memory limit bounds guests with one."
-        )
-    if "table count too high" in text:
-        problem = f"{module.name} has more than {MAX_TABLES} tables, the most a run may have."
-        # Under a memory cap, tables are part of what it bounds; without one,
-        # the module is simply beyond what wasmhost runs.
-        return (LinkError if max_memory is None else MemoryLimitExceeded)(problem)
-    if "exceeds table limits" in text and max_memory is not None:
-        return MemoryLimitExceeded(
-            f"{module.name} needs a larger table at start than its memory limit of "
-            f"{format_size(max_memory)} allows ({table_elements(max_memory):,} elements)."
-        )
-    return LinkError(f"{module.name} cannot be instantiated: {last_line(text)}.")
-
-
-def _convert_params(
-    params: list[str], args: Sequence[str | int | float], module: str, name: str
-) -> list[int | float]:
-    if len(args) != len(params):
-        raise ConfigError(
-            f"{module}: {name} takes {len(params)} argument(s) "
-            f"({', '.join(params) or 'none'}), got {len(args)}."
-        )
-    values: list[int | float] = []
-    for arg, kind in zip(args, params, strict=True):
-        try:
-            if kind in ("i32", "i64"):
-                number = int(arg, 0) if isinstance(arg, str) else int(arg)
-                bits = 32 if kind == "i32" else 64
-                if not -(1 << (bits - 1)) <= number < (1 << bits):
-                    raise ConfigError(f"{module}: {name} expects {kind}; {arg!r} is out of range.")
-                values.append(number)
-            elif kind in ("f32", "f64"):
-                values.append(float(arg))
-            else:
-                raise ConfigError(
-                    f"{module}: {name} takes a {kind} parameter, which wasmhost cannot pass."
-                )
-        except ValueError:
-            raise ConfigError(f"{module}: {name} expects {kind}, got {arg!r}.") from None
-    return values
-
-
-# What wasmtime says of a trap that reaches wasmtime-py as a plain error (from a
-# component's call): the message of each trap code a run names.
-_TRAP_MESSAGES = {
-    "all fuel consumed by WebAssembly": "OUT_OF_FUEL",
-    "wasm `unreachable` instruction executed": "UNREACHABLE",
-    "out of bounds memory access": "MEMORY_OUT_OF_BOUNDS",
-    "call stack exhausted": "STACK_OVERFLOW",
-    "integer divide by zero": "INTEGER_DIVISION_BY_ZERO",
-    "integer overflow": "INTEGER_OVERFLOW",
-    "interrupt": "INTERRUPT",
-    "allocation size too large": "ALLOCATION_TOO_LARGE",
-}
-
-
-def _trap_code_in(exc: Exception | None) -> wasmtime.TrapCode | None:
-    if exc is None:
-        return None
-    name = _TRAP_MESSAGES.get(_first_line(str(exc)))
-    return None if name is None else wasmtime.TrapCode[name]
-
-
-def _trap_details(exc: Exception) -> tuple[str, list[Frame]]:
-    frames: list[Frame] = []
-    if isinstance(exc, wasmtime.Trap):
-        for f in exc.frames:
-            frames.append(Frame(f.module_name, f.func_name, f.func_index, f.module_offset))
-        message = exc.message
-    else:
-        message = str(exc)
-    return _first_line(message), frames
-
-
-def _first_line(text: str) -> str:
-    """The cause in a wasmtime error message (which leads with its own backtrace)."""
-    _, caused, cause = text.partition("Caused by:")
-    lines = [line.strip() for line in (cause if caused else text).strip().splitlines()]
-    for line in lines:
-        if line and not line.startswith("error while executing"):
-            return line.removeprefix("wasm trap: ")
-    return "trap"

@@ -62,17 +62,48 @@ _memories: dict[int, _Memory] = {}
 _tokens = itertools.count(1)
 
 
+# The most elements a table may grow to, on every engine: a pooled slot has
+# room for this many (80 MB), and the plain engine stops at the same point,
+# so that a run behaves the same whichever engine it lands on.
+TABLE_ELEMENTS = 10_000_000
+# The most tables a run may have (wasmtime allows 10,000 a store, each of up to
+# TABLE_ELEMENTS): programs have one or two, a component a few more.
+MAX_TABLES = 16
+# What wasmtime keeps per table element: a pointer (measured: ten million funcref
+# elements filled, 80 MB; externref ones take 4 bytes).
+TABLE_ELEMENT_BYTES = 8
+# The fewest elements a table may have under any memory cap (80 KB).
+_MIN_TABLE_ELEMENTS = 10_000
+
+
+def table_elements(max_memory: int | None) -> int:
+    """The most elements a table of a run may grow to: with a memory cap, so many that
+    its tables together (at most MAX_TABLES) hold at most ``max_memory`` bytes."""
+    if max_memory is None:
+        return TABLE_ELEMENTS
+    share = max_memory // (TABLE_ELEMENT_BYTES * MAX_TABLES)
+    return min(TABLE_ELEMENTS, max(_MIN_TABLE_ELEMENTS, share))
+
+
 class MemoryWatch:
     """The memory cap of one run, what its memories hold, and the growth it refused.
 
     The cap bounds the run's memories together (``used``), whatever wasmtime
-    makes them for; ``refused`` is the total that a refused growth asked for.
+    makes them for. What it refused is recorded as facts, for the host to name:
+    ``refused_at_start`` when a memory's minimum did not fit (instantiation
+    fails), ``refused_growth`` the total that a refused growth asked for.
     """
 
     def __init__(self, cap: int) -> None:
         self.cap = cap
         self.used = 0
-        self.refused: int | None = None
+        self.refused_at_start = False
+        self.refused_growth: int | None = None
+
+    @property
+    def refused(self) -> bool:
+        """Whether the run was refused memory, at start or while growing."""
+        return self.refused_at_start or self.refused_growth is not None
 
     def __enter__(self) -> MemoryWatch:
         self._outer = getattr(_local, "watch", None)
@@ -123,7 +154,7 @@ def _grow(env: int | None, new_size: int) -> int:
         memory = _memories[env or 0]
         watch = memory.watch
         if watch.used - memory.size + new_size > watch.cap:
-            watch.refused = watch.used - memory.size + new_size
+            watch.refused_growth = watch.used - memory.size + new_size
             return error_pointer(f"wasmhost: the memory limit of {watch.cap} bytes")
         if new_size > memory.capacity:
             return error_pointer("wasmhost: memory growth past its reservation")
@@ -160,8 +191,8 @@ def _make(minimum: int, maximum: int, reserved: int, guard: int, out: Any) -> in
     if watch is None:  # only runs with a cap use these engines, and they set one
         return error_pointer("wasmhost: a memory outside a run with a memory limit")
     if watch.used + minimum > watch.cap:
-        # _host maps this wording to MemoryLimitExceeded ("at start").
-        return error_pointer("wasmhost: the memory at start exceeds memory limits")
+        watch.refused_at_start = True  # what the host names (see failures)
+        return error_pointer(f"wasmhost: the memory at start exceeds the limit of {watch.cap}")
     # wasmtime's compiled code may rely on the whole reservation and guard
     # region being mapped (inaccessible) for its bounds checks.
     capacity = max(reserved, _pages(min(maximum, watch.cap)))

@@ -208,6 +208,8 @@ def compile_wasm(name: str, data: bytes, engine: wasmtime.Engine) -> Any:
     :class:`ModuleError`."""
     import wasmtime
 
+    from .failures import last_line
+
     check_header(name, data)
     try:
         if is_component(data):
@@ -219,12 +221,6 @@ def compile_wasm(name: str, data: bytes, engine: wasmtime.Engine) -> Any:
         what = "component" if is_component(data) else "module"
         reason = last_line(str(exc)) or f"invalid {what}"
         raise ModuleError(f"{name} is not a valid WebAssembly {what}: {reason}.") from None
-
-
-def last_line(text: str) -> str:
-    """The last line of a wasmtime error message: the innermost cause."""
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1].rstrip(".") if lines else ""
 
 
 def describe(

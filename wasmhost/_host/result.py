@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypeVar
+
+if TYPE_CHECKING:
+    from .._errors import ErrorResult
 
 T = TypeVar("T")
 
@@ -34,6 +37,15 @@ class RunResult:
         return self.exit_code == 0
 
 
+class Called(NamedTuple):
+    """What a guest's call gave: its results, its exit status (a component's run), and
+    the ``err`` an invoked component function returned. (A tuple: made on every run.)"""
+
+    values: tuple[Any, ...] = ()
+    exit_code: int = 0
+    error_result: ErrorResult | None = None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OutputChunk:
     """A piece of a streaming run's output, as the guest wrote it."""
@@ -53,3 +65,7 @@ class Some(Generic[T]):
     """
 
     value: T
+
+
+CALLED = Called()
+"""What a call that gave nothing gave."""
