@@ -12,8 +12,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, cast
 
-import wasmtime
-
 from .._errors import ConfigError, WasmhostError
 from .._hashing import content_key
 from .._numbers import check_seconds, check_size, check_whole
@@ -22,7 +20,7 @@ from .._wasm import is_component
 from .cache import CompileCache, file_state, settled
 from .engine import EngineFlags, Engines, EngineSlot
 from .functions import Imports, check_imports
-from .kinds import Guest, Kind, kind_of
+from .kinds import Guest, Kind, compiled_kind, kind_of
 from .memory import MAX_RESERVATION
 from .module import (
     Import,
@@ -31,7 +29,6 @@ from .module import (
     ModuleSource,
     check_header,
     compile_wasm,
-    describe,
     read_source,
     wasm_imports,
 )
@@ -392,16 +389,7 @@ class Host:
                 path = self._cache.path(key, slot.fingerprint, component)
                 if path is not None:
                     self._cache.store(compiled, path)
-            pre = None
-            if isinstance(compiled, wasmtime.Module):
-                try:
-                    pre = slot.linker.instantiate_pre(compiled)
-                except wasmtime.WasmtimeError:
-                    pre = None  # imports beyond WASI: linked per run with the caller's functions
-            else:  # a component's: where its run function is, found once
-                from .component import run_index
-
-                pre = run_index(compiled, slot.engine)
+            pre = compiled_kind(compiled).prepare(compiled, slot)
             entry = slot.compiled[key] = (compiled, pre)
             return entry
 
@@ -755,11 +743,7 @@ def _describe(
     """The :class:`Module` for a module's or a component's compiled code (a module's
     described from its bytes: see ``read_interface``)."""
     size = None if state is None else state.st_size
-    if isinstance(compiled, wasmtime.Module):
-        return describe(name, data, key, size=size, path=path, state=state)
-    from .component import describe_component
-
-    return describe_component(name, data, key, compiled, slot.engine, size=size, path=path)
+    return compiled_kind(compiled).describe(name, data, key, compiled, slot, size, path, state)
 
 
 def _state(name: str, st: os.stat_result) -> tuple[str, int, int, int, int, int]:

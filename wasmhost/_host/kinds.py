@@ -8,6 +8,7 @@ a :class:`Called`, or raises what wasmtime raised for the run to read.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
@@ -18,7 +19,7 @@ from .capi import call_nullary, export_func
 from .engine import COMPONENT_WEIGHT, EngineSlot
 from .failures import instantiation_error, trapped
 from .functions import Failure, Imports, check_imports, define
-from .module import Module, func_types, uncallable
+from .module import Module, describe, func_types, uncallable
 from .result import CALLED, Called
 from .watchdog import current
 
@@ -56,10 +57,26 @@ class Running(Protocol):
 
 
 class Kind(Protocol):
-    """How a guest of one kind is checked, given argv, and called."""
+    """How a guest of one kind is described, prepared, checked, given argv, and called."""
 
     weight: int  # pool slots a run takes (see engine)
     one_memory: bool  # whether a memory cap bounds it as one memory
+
+    def describe(
+        self,
+        name: str,
+        data: bytes | None,
+        key: str,
+        compiled: Any,
+        slot: EngineSlot,
+        size: int | None,
+        path: str | None,
+        state: os.stat_result | None,
+    ) -> Module:
+        """The :class:`Module` for the guest's code (compiled for ``slot``)."""
+
+    def prepare(self, compiled: Any, slot: EngineSlot) -> Any:
+        """What runs of the compiled code find once: its ``Guest.pre``."""
 
     def check(self, module: Module, options: Mapping[str, Any]) -> None:
         """Refuse what this kind of guest cannot be given, before it runs."""
@@ -76,6 +93,26 @@ class CoreModule:
 
     weight = 1
     one_memory = True
+
+    def describe(
+        self,
+        name: str,
+        data: bytes | None,
+        key: str,
+        compiled: Any,
+        slot: EngineSlot,
+        size: int | None,
+        path: str | None,
+        state: os.stat_result | None,
+    ) -> Module:
+        # (from its bytes, not wasmtime-py's types: see module.read_interface)
+        return describe(name, data, key, size=size, path=path, state=state)
+
+    def prepare(self, compiled: Any, slot: EngineSlot) -> Any:
+        try:
+            return slot.linker.instantiate_pre(compiled)
+        except wasmtime.WasmtimeError:
+            return None  # imports beyond WASI: linked per run with the caller's functions
 
     def check(self, module: Module, options: Mapping[str, Any]) -> None:
         check_imports(
@@ -134,6 +171,26 @@ class Component:
     # (A component made from a preview-1 module has its adapter's memory too.)
     one_memory = False
 
+    def describe(
+        self,
+        name: str,
+        data: bytes | None,
+        key: str,
+        compiled: Any,
+        slot: EngineSlot,
+        size: int | None,
+        path: str | None,
+        state: os.stat_result | None,
+    ) -> Module:
+        from .component import describe_component
+
+        return describe_component(name, data, key, compiled, slot.engine, size=size, path=path)
+
+    def prepare(self, compiled: Any, slot: EngineSlot) -> Any:
+        from .component import run_index
+
+        return run_index(compiled, slot.engine)  # where its run function is, found once
+
     def check(self, module: Module, options: Mapping[str, Any]) -> None:
         if options.get("symlinks") is False:
             raise ConfigError(
@@ -179,6 +236,11 @@ COMPONENT = Component()
 
 def kind_of(module: Module) -> Kind:
     return COMPONENT if module.kind == "component" else CORE_MODULE
+
+
+def compiled_kind(compiled: Any) -> Kind:
+    """The kind of a module's or a component's compiled code."""
+    return CORE_MODULE if isinstance(compiled, wasmtime.Module) else COMPONENT
 
 
 def _values(result: object) -> tuple[Any, ...]:
