@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import textwrap
 
 import nox
 
@@ -102,9 +103,22 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typing(session: nox.Session) -> None:
-    """mypy --strict on the package."""
+    """mypy --strict on the package, and on the README's Python examples as users
+    would type-check them (in order, as one program: later ones use earlier names)."""
     session.install("-e", ".[all]", "mypy>=1.10", "typing_extensions", "types-PyYAML")
     session.run("mypy")
+    import re
+    import tempfile
+
+    with open("README.md", encoding="utf-8") as readme:
+        text = readme.read()
+    fence = re.compile(r"^( *)```python\n(.*?)^\1```$", re.MULTILINE | re.DOTALL)
+    blocks = [textwrap.dedent(m.group(2)) for m in fence.finditer(text)]
+    with tempfile.TemporaryDirectory() as folder:
+        examples = os.path.join(folder, "readme_examples.py")
+        with open(examples, "w", encoding="utf-8") as out:
+            out.write("\n".join(blocks))
+        session.run("mypy", "--strict", "--python-version", "3.10", examples)
 
 
 @nox.session
