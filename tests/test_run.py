@@ -520,3 +520,47 @@ def test_a_loaded_module_can_be_named(host: Host, tmp_path: Path) -> None:
     with pytest.raises(Trap, match=r"^ghcr.io/x/trap:v1 trapped"):
         host.run(host.load(trap, name="ghcr.io/x/trap:v1"))
     assert host.run(named, argv0="x").exit_code == 0
+
+
+def test_wasmtime_opens_an_output_as_wasmhost_assumes(wat: Callable[[str], Path]) -> None:
+    """What capi.open_output assumes of wasmtime, on the wasmtime-py this runs on: it
+    opens an output file when configured, as one descriptor it keeps until its store is
+    dropped, and writes the guest's output at that descriptor's own offset."""
+    from wasmhost._host.capi import open_output
+
+    module = wat("""
+      (module
+        (import "wasi_snapshot_preview1" "fd_write"
+          (func $write (param i32 i32 i32 i32) (result i32)))
+        (memory (export "memory") 1)
+        (data (i32.const 16) "0123456789")
+        (func (export "_start")
+          (i32.store (i32.const 0) (i32.const 16))
+          (i32.store (i32.const 4) (i32.const 10))
+          (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))
+    """)
+    engine = wasmtime.Engine()
+    linker = wasmtime.Linker(engine)
+    linker.define_wasi()
+    ours = os.memfd_create("test-output")
+    try:
+        wasi = wasmtime.WasiConfig()
+        writer = open_output(wasi, "stdout", ours)
+        assert writer is not None
+        assert writer != ours
+        assert os.path.samestat(os.fstat(writer), os.fstat(ours))
+        cursor = os.dup(writer)  # as stdio keeps it, to read after the store is gone
+        store = wasmtime.Store(engine)
+        store.set_wasi(wasi)
+        instance = linker.instantiate(store, wasmtime.Module.from_file(engine, str(module)))
+        start = instance.exports(store)["_start"]
+        assert isinstance(start, wasmtime.Func)
+        start(store)
+        assert os.lseek(cursor, 0, os.SEEK_CUR) == 10
+        store.close()
+        with pytest.raises(OSError):  # wasmtime's own descriptor went with its store
+            os.fstat(writer)
+        assert os.pread(ours, 100, 0) == b"0123456789"
+        os.close(cursor)
+    finally:
+        os.close(ours)

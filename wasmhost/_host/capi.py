@@ -12,6 +12,9 @@ would let it go:
 - :func:`set_output_file`: an output file by a path already encoded,
   failure told by the result. Cosmetic: ``WasiConfig.stdout_file`` works,
   at ~1 us more.
+- :func:`open_output`: which descriptor wasmtime opened for an output
+  file (what a captured stream's limit is read through, see ``stdio``).
+  Gone with a ``WasiConfig`` that takes an open descriptor for stdout.
 - :func:`set_argv`, :func:`set_env`: the same for strings already encoded.
 - :func:`set_epoch_callback`, :func:`error_pointer`, ``EpochCallback``:
   epoch deadline callbacks (timeouts that let other runs go on). Gone with a
@@ -141,6 +144,45 @@ def set_output_file(wasi: wasmtime.WasiConfig, name: str, path: str | bytes) -> 
     if name == "stdout":
         return bool(ffi.wasi_config_set_stdout_file(wasi.ptr(), raw))
     return bool(ffi.wasi_config_set_stderr_file(wasi.ptr(), raw))
+
+
+def open_output(wasi: wasmtime.WasiConfig, name: str, fd: int) -> int | None:
+    """Make the file of our descriptor ``fd`` the guest's ``name`` (stdout or stderr)
+    and return the descriptor wasmtime opened for it, or None if it could not.
+
+    wasmtime-py gives no way to know that descriptor; what is assumed of
+    wasmtime here, and checked on every supported release by
+    ``tests/test_run.py::test_wasmtime_opens_an_output_as_wasmhost_assumes``:
+    it opens the path (``/proc/self/fd/N``) when it is configured, as one new
+    descriptor of this process kept open until the configuration, or the
+    store it went to, is dropped, and writes the guest's output at that
+    descriptor's own offset. A new descriptor is the lowest free one (POSIX),
+    so it is the one a dup takes and gives back just before, unless another
+    thread took that one meanwhile: then ``/proc/self/fd`` is searched.
+    """
+    probe = os.dup(fd)
+    os.close(probe)
+    if not set_output_file(wasi, name, f"/proc/self/fd/{fd}".encode()):
+        return None
+    return probe if _same_file(probe, fd) else _find_other(fd)
+
+
+def _same_file(fd: int, other: int) -> bool:
+    if fd == other:
+        return False
+    try:
+        a, b = os.fstat(fd), os.fstat(other)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _find_other(fd: int) -> int:
+    """The descriptor, other than ``fd``, of the same file (wasmtime's)."""
+    for name in os.listdir("/proc/self/fd"):
+        if _same_file(int(name), fd):
+            return int(name)
+    raise WasmhostError("wasmtime did not keep the output file it opened open")
 
 
 def _char_array(items: list[bytes]) -> Any:

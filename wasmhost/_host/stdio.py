@@ -33,7 +33,7 @@ from typing import IO, Final, Literal, Union
 import wasmtime
 
 from .._errors import ConfigError, WasmhostError
-from .capi import set_output_file, set_stdin_bytes
+from .capi import open_output, set_output_file, set_stdin_bytes
 
 
 class Special(enum.Enum):
@@ -116,12 +116,10 @@ class _Sink:
         if self.limit is None or self.path is not None:
             _set_output(wasi, name, path)
             return
-        # wasmtime opens (and truncates) the file when it is configured; its
-        # descriptor is the lowest free one, unless another thread took it.
-        probe = os.dup(self.fd)
-        os.close(probe)
-        _set_output(wasi, name, path)
-        writer = probe if _same_file(probe, self.fd) else _find_other(self.fd)
+        # wasmtime opens (and truncates) the file when it is configured.
+        writer = open_output(wasi, name, self.fd)
+        if writer is None:
+            raise ConfigError(f"{name} {path} cannot be opened for writing.")
         self._cursor = os.dup(writer)
         os.ftruncate(self.fd, self.limit + _SLACK)
         fcntl.fcntl(self.fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK)
@@ -178,24 +176,6 @@ class _Sink:
 # Room past a limit for the write that crosses it, so that it lands whole and
 # shows in the offset (wasmtime writes stdio in pieces of at most 4 KiB).
 _SLACK = 64 << 10
-
-
-def _same_file(fd: int, other: int) -> bool:
-    if fd == other:
-        return False
-    try:
-        a, b = os.fstat(fd), os.fstat(other)
-    except OSError:
-        return False
-    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
-
-
-def _find_other(fd: int) -> int:
-    """The descriptor, other than ``fd``, of the same file (wasmtime's)."""
-    for name in os.listdir("/proc/self/fd"):
-        if _same_file(int(name), fd):
-            return int(name)
-    raise RuntimeError("wasmtime did not open the output file")  # not reached
 
 
 class _Pipe:
