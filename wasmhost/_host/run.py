@@ -30,7 +30,6 @@ from .._errors import (
 )
 from .._numbers import format_size
 from .._text import wasi_environment, wasi_strings
-from .capi import set_argv, set_env
 from .engine import EngineSlot
 from .failures import TrapFacts, read_trap
 from .functions import Failure
@@ -364,9 +363,12 @@ def guest_wasi(
     wasi = wasmtime.WasiConfig()
     try:
         first = options.get("argv0") or os.path.basename(module.name)
-        set_argv(wasi, wasi_strings("argument", [first, *map(str, args)]))
+        argv = [first, *map(str, args)]
+        wasi_strings("argument", argv)  # refused here, with the argument named
+        wasi.argv = argv
         if env := options.get("env"):
-            set_env(wasi, *wasi_environment(env))
+            wasi_environment(env)
+            wasi.env = [(str(name), str(value)) for name, value in env.items()]
         for guest, source in (options.get("dirs") or {}).items():
             _preopen(wasi, guest, source)
     except BaseException:

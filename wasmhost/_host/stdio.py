@@ -33,7 +33,7 @@ from typing import IO, Final, Literal, Union
 import wasmtime
 
 from .._errors import ConfigError, WasmhostError
-from .capi import open_output, set_output_file, set_stdin_bytes
+from .capi import open_output, set_stdin_bytes
 
 
 class Special(enum.Enum):
@@ -263,7 +263,7 @@ class _Capture:
         self._lock = threading.Lock()
 
     def attach(self, wasi: wasmtime.WasiConfig, name: str) -> None:
-        if not set_output_file(wasi, name, self._pipe.path):
+        if not _open_output(wasi, name, self._pipe.path):
             raise WasmhostError(
                 f"wasmtime could not open the pipe that captures {name}",
                 advice="the process may be out of file descriptors (see ulimit -n)",
@@ -676,9 +676,18 @@ def _is_stream(file: str | int) -> bool:
 
 def _set_output(wasi: wasmtime.WasiConfig, name: str, path: str | bytes) -> None:
     """Make the file at ``path`` the guest's ``name`` (stdout or stderr)."""
-    if not set_output_file(wasi, name, path):
+    if not _open_output(wasi, name, path):
         shown = os.fsdecode(path)
         raise ConfigError(f"{name} {shown} cannot be opened for writing.")
+
+
+def _open_output(wasi: wasmtime.WasiConfig, name: str, path: str | bytes) -> bool:
+    """Open ``path`` (created or truncated) as the guest's ``name``: whether it could."""
+    try:
+        setattr(wasi, f"{name}_file", path)
+    except wasmtime.WasmtimeError:
+        return False
+    return True
 
 
 def _set_stdin_file(wasi: wasmtime.WasiConfig, path: str, name: str) -> None:
