@@ -143,10 +143,21 @@ def _check_options(method: str, options: Mapping[str, object], allowed: frozense
         raise TypeError(f"{method}() got an unexpected keyword argument {unknown[0]!r}")
 
 
+# The options that set a limit or choose an engine; a run with none of them (as
+# most are) needs no checks and runs on the plain engine.
+_LIMITS = frozenset(
+    ("timeout", "fuel", "max_memory", "max_output", "max_files", "symlinks", "cancel")
+)
+_PLAIN = EngineFlags(interruptible=False, metered=False, capped=False)
+
+
 def _checked(method: str, options: Mapping[str, Any]) -> EngineFlags:
     """Refuse unknown options and bad limits; the engine the runs with ``options`` need."""
-    if options:
-        _check_options(method, options, _RUN_OPTIONS)
+    if not options:
+        return _PLAIN
+    _check_options(method, options, _RUN_OPTIONS)
+    if _LIMITS.isdisjoint(options):
+        return _PLAIN
     check_limits(
         options.get("timeout"),
         options.get("fuel"),
@@ -216,6 +227,9 @@ class Host:
         self._paths: dict[tuple[str, int, int, int, int, int], Module] = {}
         # The streams each module (by key) has written more than a pipe holds to (see stdio).
         self._loud: dict[str, frozenset[str]] = {}
+        # The modules (by key) that a run without imports= or other options can run:
+        # checked once, not on every run.
+        self._plain: set[str] = set()
         # The modules kept compiled (by key), least recently run first.
         self._recent: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._recent_lock = threading.Lock()
@@ -406,6 +420,7 @@ class Host:
         for old in dropped:
             self._engines.forget(old)
             self._loud.pop(old, None)
+            self._plain.discard(old)
             for state, module in list(self._paths.items()):
                 if module.key == old:
                     self._paths.pop(state, None)
@@ -537,7 +552,11 @@ class Host:
         policy = options.get("unknown_imports", "error")
         module, (compiled, pre) = self._load(source, slot, _import_check(imports, policy))
         kind = kind_of(module)
-        kind.check(module, options)
+        plain = imports is None and policy == "error" and options.get("symlinks", True)
+        if not (plain and module.key in self._plain):
+            kind.check(module, options)
+            if plain:
+                self._plain.add(module.key)  # (dropped with the module, see _used)
         guest = Guest(
             slot=slot,
             module=module,
