@@ -15,7 +15,16 @@ from pathlib import Path
 import pytest
 import wasmtime
 from click.testing import CliRunner
-from conftest import ARTIFACTS, FSPROBE, HELLO, HTTP, NBODY, SPIN, wasmhost_cli
+from conftest import (
+    ARTIFACTS,
+    FSPROBE,
+    HELLO,
+    HTTP,
+    NBODY,
+    SPIN,
+    wasmhost_cli,
+    wasmhost_in_process,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -175,7 +184,7 @@ def bad_input(t: str) -> dict[str, tuple[list[str], str, int]]:
 def test_bad_input_is_one_line_and_no_traceback(tmp_path: Path, case: str) -> None:
     write_bad_files(tmp_path)
     args, message, status = bad_input(str(tmp_path))[case]
-    done = wasmhost_cli(*args)
+    done = wasmhost_in_process(*args)
     assert done.returncode == status
     assert message in one_error_line(done)
 
@@ -450,7 +459,7 @@ def test_a_closed_pipe_on_stdout_ends_quietly_with_status_1(argv: list[str]) -> 
     ids=lambda argv: "-".join(argv[:2]),
 )
 def test_a_value_beyond_a_limit_is_a_usage_error(argv: list[str]) -> None:
-    done = wasmhost_cli(*argv, timeout=30)
+    done = wasmhost_in_process(*argv)
     assert done.returncode == 2
     assert "is too large" in one_error_line(done)
 

@@ -16,7 +16,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import FSPROBE, HELLO, SPIN, WASI_EXIT, WASI_WRITE, WORDCOUNT, wasmhost_cli
+from conftest import (
+    FSPROBE,
+    HELLO,
+    SPIN,
+    WASI_EXIT,
+    WASI_WRITE,
+    WORDCOUNT,
+    wasmhost_cli,
+    wasmhost_in_process,
+)
 
 from wasmhost import ConfigError, Dir
 from wasmhost._compare.compare import compare
@@ -245,7 +254,9 @@ def test_cli_json_shape_and_status(tmp_path: Path) -> None:
 
 def test_cli_plot_and_table(tmp_path: Path) -> None:
     png = tmp_path / "c.png"
-    done = wasmhost_cli("compare", "--runs", "1", "--runtime", "wasmtime", "--plot", png, HELLO)
+    done = wasmhost_in_process(
+        "compare", "--runs", "1", "--runtime", "wasmtime", "--plot", png, HELLO
+    )
     assert done.returncode == 0, done.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = done.stdout.decode()
@@ -259,7 +270,7 @@ def test_cli_bad_input(tmp_path: Path) -> None:
         (["compare", tmp_path / "none.wasm"], "no such file"),
         (["compare", "--runtime", "wasmtime=", HELLO], "not NAME or NAME=/path"),
     ):
-        done = wasmhost_cli(*args)
+        done = wasmhost_in_process(*args)
         assert done.returncode in (1, 2)
         err = done.stderr.decode()
         assert "Traceback" not in err
