@@ -142,7 +142,7 @@ def test_a_trap_matches_whatever_each_runtime_says_about_it(wat: Callable[[str],
 
 
 def test_plot_problems_are_found_before_the_runs(tmp_path: Path) -> None:
-    done = wasmhost_cli("compare", "--plot", tmp_path / "missing" / "x.png", HELLO)
+    done = wasmhost_in_process("compare", "--plot", tmp_path / "missing" / "x.png", HELLO)
     assert done.returncode == 1
     assert b"does not exist" in done.stderr
     assert done.stdout == b""
@@ -558,7 +558,7 @@ def test_a_case_beyond_a_runtime_is_reported_as_such(tmp_path: Path) -> None:
     assert row["wasmedge"].unable.startswith(
         f"its --dir cannot name a path containing ':' ({scratch}/"
     )
-    done = wasmhost_cli("compare", "--runtime", f"iwasm={iwasm.locate()}", "--runs", "1")
+    done = wasmhost_in_process("compare", "--runtime", f"iwasm={iwasm.locate()}", "--runs", "1")
     assert done.returncode == 2  # (no module: a usage error, before anything runs)
     env_flags = [part for name in env for part in ("--env", f"{name}=x")]
     done = wasmhost_cli(
@@ -1287,7 +1287,7 @@ def test_a_deep_tree_left_by_a_killed_compare_is_swept(removed_after: Path) -> N
 
 def test_an_unknown_option_gets_clicks_suggestion() -> None:
     """`--runtim` was read as MODULE ("--runtim: no such file")."""
-    done = wasmhost_cli("compare", "--runtim", "wasmtime", HELLO)
+    done = wasmhost_in_process("compare", "--runtim", "wasmtime", HELLO)
     assert done.returncode == 2
     err = done.stderr.decode()
     # click's wording, as every other command gets it

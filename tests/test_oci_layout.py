@@ -61,7 +61,7 @@ def test_a_missing_tag_names_the_tags_there(client: RegistryClient, tmp_path: Pa
     pushed(client, folder, "v2")
     with pytest.raises(ArtifactError, match=r"no image tagged 'v3'; it has: v1, v2"):
         client.pull(f"{folder}:v3", tmp_path / "o.wasm", oci_layout=True)
-    done = wasmhost_cli("pull", "--oci-layout", f"{folder}:v3")
+    done = wasmhost_in_process("pull", "--oci-layout", f"{folder}:v3")
     assert done.returncode == 1
     assert done.stderr.decode().strip().splitlines() == [
         f"Error: {folder} has no image tagged 'v3'; it has: v1, v2."
@@ -273,7 +273,9 @@ def test_a_folder_where_a_blob_should_be_is_one_line(
     layer = blob(folder, layer_of(folder, digest))
     layer.unlink()
     layer.mkdir()
-    done = wasmhost_cli("pull", "--oci-layout", f"{folder}:v1", "-o", str(tmp_path / "o.wasm"))
+    done = wasmhost_in_process(
+        "pull", "--oci-layout", f"{folder}:v1", "-o", str(tmp_path / "o.wasm")
+    )
     assert done.returncode == 1
     assert len(done.stderr.decode().strip().splitlines()) == 1
 
