@@ -859,12 +859,12 @@ def test_a_spinning_guest_times_out_in_every_leg(wat: Callable[[str], Path]) -> 
     """The in-process leg had no timeout: a spinning guest hung compare forever."""
     module = wat(SPIN)
     started = time.monotonic()
-    done = wasmhost_cli("compare", "--timeout", "2", "--runs", "3", module, timeout=60)
+    done = wasmhost_cli("compare", "--timeout", "0.5", "--runs", "3", module, timeout=60)
     took = time.monotonic() - started
     assert done.returncode == 1, done.stderr
-    assert took < 30  # 2 s, and slack for the start (without the fix: forever)
-    assert "wasmhost: timed out after 2 s" in done.stdout.decode()
-    assert "wasmtime: not run: in-process, timed out after 2 s" in done.stdout.decode()
+    assert took < 30  # 0.5 s, and slack for the start (without the fix: forever)
+    assert "wasmhost: timed out after 0.5 s" in done.stdout.decode()
+    assert "wasmtime: not run: in-process, timed out after 0.5 s" in done.stdout.decode()
 
 
 def test_the_default_timeout_is_a_minute() -> None:

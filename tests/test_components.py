@@ -693,15 +693,15 @@ def returning(ty: str, defs: str = "", data: str = "") -> bytes:
 
 
 # In a subprocess with a timeout: a regression holds the GIL, so nothing in-process ends it.
+# The component is made here: the subprocess imports only wasmhost.
 DEEP_CALL = """
-import sys, wasmtime
-sys.path.insert(0, {tests!r})
-from test_components import nested_types, returning
+import sys
 from wasmhost import Host, ModuleError
-defs, ty = nested_types({depth}, {wrap!r})
+with open(sys.argv[1], "rb") as file:
+    component = file.read()
 with Host() as host:
     try:
-        print(host.run(returning(ty, defs), [0], invoke="f").values)
+        print(host.run(component, [0], invoke="f").values)
     except ModuleError as exc:
         print("refused:", exc)
 """
@@ -718,14 +718,16 @@ with Host() as host:
     ids=["option-50", "variant-24", "option-30", "tuple-17"],
 )
 def test_deeply_nested_types_are_refused_or_converted_at_once(
-    depth: int, wrap: str, outcome: str
+    tmp_path: Path, depth: int, wrap: str, outcome: str
 ) -> None:
     """wasmtime-py's conversions search every variant's cases, time exponential in the
     nesting (a 24-deep variant took minutes, holding the GIL); a 2**17-part tuple
     took seconds to describe: past the limits a component is refused when loaded."""
-    script = DEEP_CALL.format(tests=str(Path(__file__).parent), depth=depth, wrap=wrap)
+    component = tmp_path / "deep.wasm"
+    defs, ty = nested_types(depth, wrap)
+    component.write_bytes(returning(ty, defs))
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", DEEP_CALL, component], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(outcome), done.stdout
