@@ -636,7 +636,7 @@ def test_each_commands_help_ends_with_examples_that_run(name: str, tmp_path: Pat
         if "localhost:5000" in example:
             continue
         argv = shlex.split(example)
-        done = wasmhost_cli(*argv[1:], cwd=tmp_path, timeout=120)
+        done = wasmhost_in_process(*argv[1:], cwd=tmp_path)
         assert done.returncode == 0, (example, done.stderr.decode())
 
 

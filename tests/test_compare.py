@@ -539,14 +539,17 @@ def test_a_case_beyond_a_runtime_is_reported_as_such(tmp_path: Path) -> None:
     dirs = {f"/d{i}": tmp_path for i in range(9)}
     row = rows(compare(HELLO, runtimes=[iwasm], dirs=dirs, runs=1, warmup=0, cold=False))["iwasm"]
     assert row.unable == "it takes at most 8 --map-dir, this case has 9"
-    eight = rows(compare(HELLO, runtimes=[iwasm], env=dict(list(env.items())[:8]), runs=1))
-    assert eight["iwasm"].output_matches
+    eight = dict(list(env.items())[:8])
+    eight_env = rows(compare(HELLO, runtimes=[iwasm], env=eight, runs=1, warmup=0, cold=False))
+    assert eight_env["iwasm"].output_matches
     # The runtimes get copies of the directories, in compare's scratch folder: it is
     # their path that counts, not the user's.
     colon = tmp_path / "a:b"
     colon.mkdir()
     wasmedge = get_runtime("wasmedge", imitation(tmp_path, "wasmedge"))
-    row = rows(compare(HELLO, runtimes=[wasmedge], dirs={"/d": colon}, runs=1, cold=False))
+    row = rows(
+        compare(HELLO, runtimes=[wasmedge], dirs={"/d": colon}, runs=1, warmup=0, cold=False)
+    )
     assert row["wasmedge"].output_matches
     scratch = tmp_path / "tmp:dir"
     scratch.mkdir()
@@ -554,14 +557,16 @@ def test_a_case_beyond_a_runtime_is_reported_as_such(tmp_path: Path) -> None:
         patch.setattr(tempfile, "tempdir", str(scratch))
         data = tmp_path / "data"
         data.mkdir()
-        row = rows(compare(HELLO, runtimes=[wasmedge], dirs={"/d": data}, runs=1, cold=False))
+        row = rows(
+            compare(HELLO, runtimes=[wasmedge], dirs={"/d": data}, runs=1, warmup=0, cold=False)
+        )
     assert row["wasmedge"].unable.startswith(
         f"its --dir cannot name a path containing ':' ({scratch}/"
     )
     done = wasmhost_in_process("compare", "--runtime", f"iwasm={iwasm.locate()}", "--runs", "1")
     assert done.returncode == 2  # (no module: a usage error, before anything runs)
     env_flags = [part for name in env for part in ("--env", f"{name}=x")]
-    done = wasmhost_cli(
+    done = wasmhost_in_process(
         "compare",
         "--no-cold",
         "--runs",
