@@ -65,8 +65,8 @@ def quick(session: nox.Session) -> None:
     session.install("-e", ".[test]", "pytest-xdist")
     quick = f"{NEEDS_MORE} and not slow and not server"
     # A fifth of these tests' time is waiting (for a deadline, a timeout, a child
-    # process): one worker more than there are cores keeps the cores busy (on 2
-    # cores, 53 s instead of 62 s; see the README's Development).
+    # process): one worker more than there are cores keeps the cores busy (3 workers
+    # on 2 cores: 52-55 s instead of 58-62 s, measured in turn; README, Development).
     workers = len(os.sched_getaffinity(0)) + 1 if hasattr(os, "sched_getaffinity") else "auto"
     session.run("pytest", "-n", str(workers), "-m", quick, *session.posargs)
 
