@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import wasmtime
 from click.testing import CliRunner, Result
-from conftest import HELLO, NBODY, count_compiles, wasmhost_cli
+from conftest import HELLO, NBODY, count_compiles, wasmhost_cli, wasmhost_in_process
 from registry import Registry
 
 from wasmhost import Host, RegistryClient
@@ -136,7 +136,7 @@ def test_clear_removes_everything_and_runs_still_work(isolated: Path) -> None:
     ids=["nothing", "bad-age", "bad-size"],
 )
 def test_prune_refuses_a_missing_or_bad_bound(args: list[str], message: str) -> None:
-    done = wasmhost_cli("cache", *args)
+    done = wasmhost_in_process("cache", *args)
     assert done.returncode == 2
     [line] = done.stderr.decode().splitlines()
     assert message in line

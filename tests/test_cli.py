@@ -15,7 +15,16 @@ from pathlib import Path
 import pytest
 import wasmtime
 from click.testing import CliRunner
-from conftest import ARTIFACTS, FSPROBE, HELLO, HTTP, NBODY, SPIN, wasmhost_cli
+from conftest import (
+    ARTIFACTS,
+    FSPROBE,
+    HELLO,
+    HTTP,
+    NBODY,
+    SPIN,
+    wasmhost_cli,
+    wasmhost_in_process,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -175,7 +184,7 @@ def bad_input(t: str) -> dict[str, tuple[list[str], str, int]]:
 def test_bad_input_is_one_line_and_no_traceback(tmp_path: Path, case: str) -> None:
     write_bad_files(tmp_path)
     args, message, status = bad_input(str(tmp_path))[case]
-    done = wasmhost_cli(*args)
+    done = wasmhost_in_process(*args)
     assert done.returncode == status
     assert message in one_error_line(done)
 
@@ -347,7 +356,7 @@ def test_dash_capital_v_prints_the_version() -> None:
     ids=["push-variant", "push-os", "k8s-replicas"],
 )
 def test_options_that_would_be_ignored_are_refused(argv: list[str], message: str) -> None:
-    done = wasmhost_cli(*argv)
+    done = wasmhost_in_process(*argv)
     assert done.returncode == 2
     lines = done.stderr.decode().strip().splitlines()
     assert len(lines) == 1, lines
@@ -355,7 +364,7 @@ def test_options_that_would_be_ignored_are_refused(argv: list[str], message: str
 
 
 def test_dir_help_and_a_single_colon() -> None:
-    help_text = wasmhost_cli("run", "--help").stdout.decode()
+    help_text = wasmhost_in_process("run", "--help").stdout.decode()
     assert "--dir HOST[::GUEST[::ro]]" in help_text
     done = wasmhost_cli("run", "--dir", "/tmp:/t", HELLO)
     assert done.returncode == 2
@@ -364,7 +373,7 @@ def test_dir_help_and_a_single_colon() -> None:
 
 @pytest.mark.parametrize("runs", ["0", "-1"])
 def test_compare_runs_below_one_are_the_same_usage_error(runs: str) -> None:
-    done = wasmhost_cli("compare", "--runs", runs, HELLO)
+    done = wasmhost_in_process("compare", "--runs", runs, HELLO)
     assert done.returncode == 2
     assert len(done.stderr.decode().strip().splitlines()) == 1
 
@@ -450,7 +459,7 @@ def test_a_closed_pipe_on_stdout_ends_quietly_with_status_1(argv: list[str]) -> 
     ids=lambda argv: "-".join(argv[:2]),
 )
 def test_a_value_beyond_a_limit_is_a_usage_error(argv: list[str]) -> None:
-    done = wasmhost_cli(*argv, timeout=30)
+    done = wasmhost_in_process(*argv)
     assert done.returncode == 2
     assert "is too large" in one_error_line(done)
 
@@ -492,7 +501,7 @@ def test_inspect_of_a_missing_file_or_a_directory_says_so(
     tmp_path: Path, what: str, message: str
 ) -> None:
     (tmp_path / "folder").mkdir()
-    done = wasmhost_cli("inspect", tmp_path / what)
+    done = wasmhost_in_process("inspect", tmp_path / what)
     assert done.returncode == 1
     assert message in one_error_line(done)
 
@@ -523,7 +532,7 @@ def test_an_unwritable_cache_folder_is_one_warning(tmp_path: Path) -> None:
 
 
 def test_invoke_with_arguments_in_parentheses_on_a_core_module_hints() -> None:
-    done = wasmhost_cli("run", "--invoke", "add(1,2)", CALC)
+    done = wasmhost_in_process("run", "--invoke", "add(1,2)", CALC)
     assert done.returncode == 2
     assert f"--invoke add {CALC} 1 2" in one_error_line(done)
 
@@ -550,7 +559,7 @@ def test_debug_after_the_command_is_the_same_as_before_it(tmp_path: Path) -> Non
     ids=["command", "command-2", "run-option"],
 )
 def test_typos_get_suggestions(argv: list[str], suggestion: str) -> None:
-    done = wasmhost_cli(*argv)
+    done = wasmhost_in_process(*argv)
     assert done.returncode == 2
     assert suggestion in one_error_line(done)
 
@@ -627,7 +636,7 @@ def test_each_commands_help_ends_with_examples_that_run(name: str, tmp_path: Pat
         if "localhost:5000" in example:
             continue
         argv = shlex.split(example)
-        done = wasmhost_cli(*argv[1:], cwd=tmp_path, timeout=120)
+        done = wasmhost_in_process(*argv[1:], cwd=tmp_path)
         assert done.returncode == 0, (example, done.stderr.decode())
 
 
@@ -648,6 +657,6 @@ def test_a_closed_stdout_is_no_traceback(argv: list[str], tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("option", ["--runs", "--warmup"])
 def test_compare_counts_have_a_ceiling(option: str) -> None:
-    done = wasmhost_cli("compare", option, "99999999999", HELLO)
+    done = wasmhost_in_process("compare", option, "99999999999", HELLO)
     assert done.returncode == 2
     assert "too large" in done.stderr.decode()

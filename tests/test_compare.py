@@ -16,7 +16,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import FSPROBE, HELLO, SPIN, WASI_EXIT, WASI_WRITE, WORDCOUNT, wasmhost_cli
+from conftest import (
+    FSPROBE,
+    HELLO,
+    SPIN,
+    WASI_EXIT,
+    WASI_WRITE,
+    WORDCOUNT,
+    wasmhost_cli,
+    wasmhost_in_process,
+)
 
 from wasmhost import ConfigError, Dir
 from wasmhost._compare.compare import compare
@@ -133,7 +142,7 @@ def test_a_trap_matches_whatever_each_runtime_says_about_it(wat: Callable[[str],
 
 
 def test_plot_problems_are_found_before_the_runs(tmp_path: Path) -> None:
-    done = wasmhost_cli("compare", "--plot", tmp_path / "missing" / "x.png", HELLO)
+    done = wasmhost_in_process("compare", "--plot", tmp_path / "missing" / "x.png", HELLO)
     assert done.returncode == 1
     assert b"does not exist" in done.stderr
     assert done.stdout == b""
@@ -245,7 +254,9 @@ def test_cli_json_shape_and_status(tmp_path: Path) -> None:
 
 def test_cli_plot_and_table(tmp_path: Path) -> None:
     png = tmp_path / "c.png"
-    done = wasmhost_cli("compare", "--runs", "1", "--runtime", "wasmtime", "--plot", png, HELLO)
+    done = wasmhost_in_process(
+        "compare", "--runs", "1", "--runtime", "wasmtime", "--plot", png, HELLO
+    )
     assert done.returncode == 0, done.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = done.stdout.decode()
@@ -259,7 +270,7 @@ def test_cli_bad_input(tmp_path: Path) -> None:
         (["compare", tmp_path / "none.wasm"], "no such file"),
         (["compare", "--runtime", "wasmtime=", HELLO], "not NAME or NAME=/path"),
     ):
-        done = wasmhost_cli(*args)
+        done = wasmhost_in_process(*args)
         assert done.returncode in (1, 2)
         err = done.stderr.decode()
         assert "Traceback" not in err
@@ -528,14 +539,17 @@ def test_a_case_beyond_a_runtime_is_reported_as_such(tmp_path: Path) -> None:
     dirs = {f"/d{i}": tmp_path for i in range(9)}
     row = rows(compare(HELLO, runtimes=[iwasm], dirs=dirs, runs=1, warmup=0, cold=False))["iwasm"]
     assert row.unable == "it takes at most 8 --map-dir, this case has 9"
-    eight = rows(compare(HELLO, runtimes=[iwasm], env=dict(list(env.items())[:8]), runs=1))
-    assert eight["iwasm"].output_matches
+    eight = dict(list(env.items())[:8])
+    eight_env = rows(compare(HELLO, runtimes=[iwasm], env=eight, runs=1, warmup=0, cold=False))
+    assert eight_env["iwasm"].output_matches
     # The runtimes get copies of the directories, in compare's scratch folder: it is
     # their path that counts, not the user's.
     colon = tmp_path / "a:b"
     colon.mkdir()
     wasmedge = get_runtime("wasmedge", imitation(tmp_path, "wasmedge"))
-    row = rows(compare(HELLO, runtimes=[wasmedge], dirs={"/d": colon}, runs=1, cold=False))
+    row = rows(
+        compare(HELLO, runtimes=[wasmedge], dirs={"/d": colon}, runs=1, warmup=0, cold=False)
+    )
     assert row["wasmedge"].output_matches
     scratch = tmp_path / "tmp:dir"
     scratch.mkdir()
@@ -543,14 +557,16 @@ def test_a_case_beyond_a_runtime_is_reported_as_such(tmp_path: Path) -> None:
         patch.setattr(tempfile, "tempdir", str(scratch))
         data = tmp_path / "data"
         data.mkdir()
-        row = rows(compare(HELLO, runtimes=[wasmedge], dirs={"/d": data}, runs=1, cold=False))
+        row = rows(
+            compare(HELLO, runtimes=[wasmedge], dirs={"/d": data}, runs=1, warmup=0, cold=False)
+        )
     assert row["wasmedge"].unable.startswith(
         f"its --dir cannot name a path containing ':' ({scratch}/"
     )
-    done = wasmhost_cli("compare", "--runtime", f"iwasm={iwasm.locate()}", "--runs", "1")
+    done = wasmhost_in_process("compare", "--runtime", f"iwasm={iwasm.locate()}", "--runs", "1")
     assert done.returncode == 2  # (no module: a usage error, before anything runs)
     env_flags = [part for name in env for part in ("--env", f"{name}=x")]
-    done = wasmhost_cli(
+    done = wasmhost_in_process(
         "compare",
         "--no-cold",
         "--runs",
@@ -848,12 +864,12 @@ def test_a_spinning_guest_times_out_in_every_leg(wat: Callable[[str], Path]) -> 
     """The in-process leg had no timeout: a spinning guest hung compare forever."""
     module = wat(SPIN)
     started = time.monotonic()
-    done = wasmhost_cli("compare", "--timeout", "2", "--runs", "3", module, timeout=60)
+    done = wasmhost_cli("compare", "--timeout", "0.5", "--runs", "3", module, timeout=60)
     took = time.monotonic() - started
     assert done.returncode == 1, done.stderr
-    assert took < 30  # 2 s, and slack for the start (without the fix: forever)
-    assert "wasmhost: timed out after 2 s" in done.stdout.decode()
-    assert "wasmtime: not run: in-process, timed out after 2 s" in done.stdout.decode()
+    assert took < 30  # 0.5 s, and slack for the start (without the fix: forever)
+    assert "wasmhost: timed out after 0.5 s" in done.stdout.decode()
+    assert "wasmtime: not run: in-process, timed out after 0.5 s" in done.stdout.decode()
 
 
 def test_the_default_timeout_is_a_minute() -> None:
@@ -1276,7 +1292,7 @@ def test_a_deep_tree_left_by_a_killed_compare_is_swept(removed_after: Path) -> N
 
 def test_an_unknown_option_gets_clicks_suggestion() -> None:
     """`--runtim` was read as MODULE ("--runtim: no such file")."""
-    done = wasmhost_cli("compare", "--runtim", "wasmtime", HELLO)
+    done = wasmhost_in_process("compare", "--runtim", "wasmtime", HELLO)
     assert done.returncode == 2
     err = done.stderr.decode()
     # click's wording, as every other command gets it

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import wasmtime
 from click.testing import CliRunner
-from conftest import ARTIFACTS, wasmhost_cli
+from conftest import ARTIFACTS, wasmhost_cli, wasmhost_in_process
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from registry import Registry
@@ -377,30 +377,32 @@ def test_wave_is_public_and_reads_and_prints_a_call() -> None:
 def test_cli_bad_components(tmp_path: Path) -> None:
     corrupt = tmp_path / "corrupt.wasm"
     corrupt.write_bytes(CALC.read_bytes()[:200])
-    done = wasmhost_cli("run", corrupt)
+    done = wasmhost_in_process("run", corrupt)
     assert done.returncode == 1
     assert done.stderr.decode().count("\n") == 1
     assert "is not a valid WebAssembly component" in done.stderr.decode()
-    unknown = wasmhost_cli("run", "--invoke", "nope()", CALC)
+    unknown = wasmhost_in_process("run", "--invoke", "nope()", CALC)
     assert (unknown.returncode, unknown.stderr.count(b"\n")) == (1, 1)
     assert b"exports no function 'nope'" in unknown.stderr
-    extra = wasmhost_cli("run", "--invoke", "add(1, 2)", CALC, "3")
+    extra = wasmhost_in_process("run", "--invoke", "add(1, 2)", CALC, "3")
     assert extra.returncode == 2
     with pytest.raises(ModuleError):
         Host().load(corrupt)
 
 
 def test_inspect_tells_a_component_from_a_module() -> None:
-    shown = wasmhost_cli("inspect", CALC).stdout.decode().splitlines()
+    shown = wasmhost_in_process("inspect", CALC).stdout.decode().splitlines()
     assert "Kind:       component (WASI preview 2)" in shown
     assert "Export:     divide: func(a: f64, b: f64) -> result<f64, string>" in shown
     assert any(line.startswith("Import:     wasi:filesystem/preopens@0.2.") for line in shown)
-    described = json.loads(wasmhost_cli("inspect", "--json", HELLO).stdout)
+    described = json.loads(wasmhost_in_process("inspect", "--json", HELLO).stdout)
     assert described["kind"] == "component"
     run = [e for e in described["exports"] if e["name"].startswith("wasi:cli/run@0.2.")]
     assert [e["kind"] for e in run] == ["instance", "func"]
     assert run[1]["type"] == "func() -> result"
-    core = json.loads(wasmhost_cli("inspect", "--json", ARTIFACTS / "hello-world.wasm").stdout)
+    core = json.loads(
+        wasmhost_in_process("inspect", "--json", ARTIFACTS / "hello-world.wasm").stdout
+    )
     assert core["kind"] == "module"
     assert {"name": "_start", "kind": "func", "type": "func () -> ()"} in core["exports"]
     assert (
@@ -689,15 +691,15 @@ def returning(ty: str, defs: str = "", data: str = "") -> bytes:
 
 
 # In a subprocess with a timeout: a regression holds the GIL, so nothing in-process ends it.
+# The component is made here: the subprocess imports only wasmhost.
 DEEP_CALL = """
-import sys, wasmtime
-sys.path.insert(0, {tests!r})
-from test_components import nested_types, returning
+import sys
 from wasmhost import Host, ModuleError
-defs, ty = nested_types({depth}, {wrap!r})
+with open(sys.argv[1], "rb") as file:
+    component = file.read()
 with Host() as host:
     try:
-        print(host.call(returning(ty, defs), "f", 0).values)
+        print(host.call(component, "f", 0).values)
     except ModuleError as exc:
         print("refused:", exc)
 """
@@ -714,14 +716,16 @@ with Host() as host:
     ids=["option-50", "variant-24", "option-30", "tuple-17"],
 )
 def test_deeply_nested_types_are_refused_or_converted_at_once(
-    depth: int, wrap: str, outcome: str
+    tmp_path: Path, depth: int, wrap: str, outcome: str
 ) -> None:
     """wasmtime-py's conversions search every variant's cases, time exponential in the
     nesting (a 24-deep variant took minutes, holding the GIL); a 2**17-part tuple
     took seconds to describe: past the limits a component is refused when loaded."""
-    script = DEEP_CALL.format(tests=str(Path(__file__).parent), depth=depth, wrap=wrap)
+    component = tmp_path / "deep.wasm"
+    defs, ty = nested_types(depth, wrap)
+    component.write_bytes(returning(ty, defs))
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", DEEP_CALL, component], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(outcome), done.stdout

@@ -14,7 +14,7 @@ import kubernetes_validate
 import pytest
 import referencing
 import yaml
-from conftest import HELLO, HTTP, NBODY, wasmhost_cli
+from conftest import HELLO, HTTP, NBODY, wasmhost_cli, wasmhost_in_process
 from registry import Registry
 
 from wasmhost import ConfigError, ModuleError, RegistryClient
@@ -232,7 +232,7 @@ def test_manifests_validate_against_the_kubernetes_schemas(runtime: str, kind: s
 
 
 def test_k8s_cli_and_its_errors() -> None:
-    done = wasmhost_cli("k8s", "--runtime", "spin", "--name", "web", "ghcr.io/a/b:c")
+    done = wasmhost_in_process("k8s", "--runtime", "spin", "--name", "web", "ghcr.io/a/b:c")
     assert done.returncode == 0
     assert "handler: spin" in done.stdout.decode()
     assert "kwasm.sh/kwasm-node=true" in done.stdout.decode()
@@ -241,7 +241,7 @@ def test_k8s_cli_and_its_errors() -> None:
         (["--runtime", "crun", "--name", "Bad_Name", "r.io/x:y"], "not a Kubernetes name"),
         (["--runtime", "crun", "Not A Ref"], "not a reference"),
     ):
-        failed = wasmhost_cli("k8s", *args)
+        failed = wasmhost_in_process("k8s", *args)
         assert failed.returncode in (1, 2)
         err = failed.stderr.decode()
         assert len(err.strip().splitlines()) == 1, err

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import FSPROBE, HELLO, wasmhost_cli
+from conftest import FSPROBE, HELLO, wasmhost_cli, wasmhost_in_process
 
 from wasmhost import ArtifactError, ConfigError, IntegrityError, RegistryClient
 
@@ -61,7 +61,7 @@ def test_a_missing_tag_names_the_tags_there(client: RegistryClient, tmp_path: Pa
     pushed(client, folder, "v2")
     with pytest.raises(ArtifactError, match=r"no image tagged 'v3'; it has: v1, v2"):
         client.pull(f"{folder}:v3", tmp_path / "o.wasm", oci_layout=True)
-    done = wasmhost_cli("pull", "--oci-layout", f"{folder}:v3")
+    done = wasmhost_in_process("pull", "--oci-layout", f"{folder}:v3")
     assert done.returncode == 1
     assert done.stderr.decode().strip().splitlines() == [
         f"Error: {folder} has no image tagged 'v3'; it has: v1, v2."
@@ -147,7 +147,7 @@ def test_a_hostile_index_is_refused_in_one_line(
     tamper(folder / "index.json", index)
     with pytest.raises(error, match=message):
         client.inspect(f"{folder}:v1", oci_layout=True)
-    done = wasmhost_cli("inspect", "--oci-layout", f"{folder}:v1")
+    done = wasmhost_in_process("inspect", "--oci-layout", f"{folder}:v1")
     assert done.returncode == 1
     assert len(done.stderr.decode().strip().splitlines()) == 1
 
@@ -169,7 +169,7 @@ def test_a_push_into_a_layout_with_a_hostile_index_is_one_line(
     folder = tmp_path / "layout"
     pushed(client, folder)
     tamper(folder / "index.json", index)
-    done = wasmhost_cli("push", "--oci-layout", HELLO, f"{folder}:v2")
+    done = wasmhost_in_process("push", "--oci-layout", HELLO, f"{folder}:v2")
     assert done.returncode == 1, done.stderr
     said = done.stderr.decode().strip()
     assert len(said.splitlines()) == 1
@@ -273,7 +273,9 @@ def test_a_folder_where_a_blob_should_be_is_one_line(
     layer = blob(folder, layer_of(folder, digest))
     layer.unlink()
     layer.mkdir()
-    done = wasmhost_cli("pull", "--oci-layout", f"{folder}:v1", "-o", str(tmp_path / "o.wasm"))
+    done = wasmhost_in_process(
+        "pull", "--oci-layout", f"{folder}:v1", "-o", str(tmp_path / "o.wasm")
+    )
     assert done.returncode == 1
     assert len(done.stderr.decode().strip().splitlines()) == 1
 
@@ -344,7 +346,7 @@ def test_a_damaged_store_index_is_started_again(tmp_path: Path) -> None:
 def test_a_layout_push_meant_for_a_registry_is_refused(
     tmp_path: Path, argv: list[str], message: str
 ) -> None:
-    done = wasmhost_cli("push", "--oci-layout", HELLO, *argv, cwd=tmp_path)
+    done = wasmhost_in_process("push", "--oci-layout", HELLO, *argv, cwd=tmp_path)
     err = done.stderr.decode()
     assert done.returncode == 2, err
     assert len(err.strip().splitlines()) == 1, err
@@ -362,7 +364,7 @@ def test_a_layout_folder_named_like_a_registry_is_written_when_spelled_as_a_path
 
 @pytest.mark.parametrize("spec", ["lay:", "lay@"])
 def test_an_empty_tag_or_digest_of_a_layout_is_refused(tmp_path: Path, spec: str) -> None:
-    done = wasmhost_cli("push", "--oci-layout", HELLO, spec, cwd=tmp_path)
+    done = wasmhost_in_process("push", "--oci-layout", HELLO, spec, cwd=tmp_path)
     assert done.returncode == 1
     assert "ends with an empty tag or digest" in done.stderr.decode()
     assert list(tmp_path.iterdir()) == []  # no folder named `lay:` or `lay@`

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import HELLO, wasmhost_cli
+from conftest import HELLO, wasmhost_cli, wasmhost_in_process
 from registry import Registry
 from test_cli import one_error_line
 
@@ -100,7 +100,7 @@ def snapshot(path: Path) -> tuple[object, ...]:
 def layout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An OCI layout holding hello-world as ``v1``: pulled from, no registry needed."""
     folder = tmp_path_factory.mktemp("layout") / "hello"
-    done = wasmhost_cli("push", "--oci-layout", HELLO, f"{folder}:v1")
+    done = wasmhost_in_process("push", "--oci-layout", HELLO, f"{folder}:v1")
     assert done.returncode == 0, done.stderr
     return folder
 
@@ -132,7 +132,7 @@ def test_what_is_not_a_file_is_refused_and_left_alone(
     out = tmp_path / "out"
     FOLDER_MAKERS[kind](out)
     before = snapshot(out)
-    done = wasmhost_cli(*commands(tmp_path, layout)[command], timeout=60)
+    done = wasmhost_in_process(*commands(tmp_path, layout)[command])
     line = one_error_line(done)
     if command == "bundle" and kind in ("symlink", "file"):
         # click's own check of FOLDER (file_okay=False) comes first: a usage error.
@@ -192,7 +192,9 @@ def test_what_appears_during_the_write_is_left_alone(tmp_path: Path) -> None:
 def test_compare_plot_says_what_it_wrote(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     png = tmp_path / "c.png"
-    done = wasmhost_cli("compare", "--runs", "1", "--runtime", "wasmtime", "--plot", png, HELLO)
+    done = wasmhost_in_process(
+        "compare", "--runs", "1", "--runtime", "wasmtime", "--plot", png, HELLO
+    )
     assert done.returncode == 0, done.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert done.stderr.decode().splitlines()[-1] == f"Wrote {png}"
@@ -205,7 +207,7 @@ def test_compare_plot_writes_the_name_given(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     chart, svg = tmp_path / "chart", tmp_path / "chart.svg"
     for path in (chart, svg):
-        done = wasmhost_cli(
+        done = wasmhost_in_process(
             "compare", "--runs", "1", "--runtime", "wasmtime", "--plot", path, HELLO
         )
         assert done.returncode == 0, done.stderr
@@ -229,7 +231,7 @@ def test_compare_plot_fails_when_the_write_fails(tmp_path: Path) -> None:
         f"rm -rf '{folder}'; touch '{folder}'; echo 'Hello, World!'\n"
     )
     runtime.chmod(0o755)
-    done = wasmhost_cli(
+    done = wasmhost_in_process(
         "compare", "--runs", "1", "--warmup", "0", "--runtime", f"wasmedge={runtime}",
         "--plot", png, HELLO,
     )  # fmt: skip

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import wasmtime
-from conftest import HELLO, NBODY, wasmhost_cli
+from conftest import HELLO, NBODY, wasmhost_cli, wasmhost_in_process
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -76,10 +76,10 @@ def test_the_cli_runs_and_inspects_a_module_with_any_value_type(
     module = exotic(wat, case)
     run = wasmhost_cli("run", "-W", "unknown-imports-trap=y", module)
     assert (run.returncode, run.stderr) == (0, b"")
-    text = wasmhost_cli("inspect", module)
+    text = wasmhost_in_process("inspect", module)
     assert text.returncode == 0, text.stderr
     assert f"f: {EXOTIC[case][1]}" in text.stdout.decode()
-    as_json = wasmhost_cli("inspect", "--json", module)
+    as_json = wasmhost_in_process("inspect", "--json", module)
     assert as_json.returncode == 0, as_json.stderr
     described = json.loads(as_json.stdout)
     types = {item["name"]: item["type"] for item in described["imports"] + described["exports"]}
