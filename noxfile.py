@@ -69,7 +69,11 @@ def quick(session: nox.Session) -> None:
     # process): one worker more than there are cores keeps the cores busy (3 workers
     # on 2 cores: 52-55 s instead of 58-62 s, measured in turn; README, Development).
     workers = len(os.sched_getaffinity(0)) + 1 if hasattr(os, "sched_getaffinity") else "auto"
-    session.run("pytest", "-n", str(workers), "-m", quick, *session.posargs)
+    # Python's bytecode caches, as it writes them by default: where the environment
+    # turns them off, every worker and every `python -m wasmhost` the tests start
+    # compiles the package and the tests again (~20 s of this session on 2 cores).
+    env = {"PYTHONDONTWRITEBYTECODE": ""}
+    session.run("pytest", "-n", str(workers), "-m", quick, *session.posargs, env=env)
 
 
 # The host's tests: everything that goes through wasmtime-py, its C-API shims
