@@ -303,8 +303,75 @@ def bench_shims(runs: int) -> list[dict[str, object]]:
             t["component_public"],
             "kept when public costs more",
         ),
+        *bench_int_shims(runs),
     ]
     return rows
+
+
+def bench_int_shims(runs: int) -> list[dict[str, object]]:
+    """capi's shims for wasmhost's WASI functions against their public ways, on
+    ``path_open``'s signature: a host function of integers (the WASI function a
+    guest calls) and a call of the wasmtime WASI function behind it, each way
+    alone, microseconds a call (one guest ``path_open`` makes one of each)."""
+    from wasmhost._host import capi
+    from wasmhost._host.wasi import _SIGNATURES
+
+    kinds = _SIGNATURES["path_open"]
+    params = " ".join(kinds)
+    wide = tuple(kind == "i64" for kind in kinds)
+    args = tuple(range(1, len(kinds) + 1))
+    calls = " ".join(f"({kind}.const {i})" for i, kind in enumerate(kinds, 1))
+    wat = f"""(module
+      (import "host" "f" (func $f (param {params}) (result i32)))
+      (func (export "f") (param {params}) (result i32) (local.get 0))
+      (func (export "call_host") (drop (call $f {calls}))))"""
+    engine = wasmtime.Engine()
+    module = wasmtime.Module(engine, wat)
+    types = {"i32": wasmtime.ValType.i32(), "i64": wasmtime.ValType.i64()}
+    ty = wasmtime.FuncType([types[kind] for kind in kinds], [types["i32"]])
+
+    def host(caller: wasmtime.Caller, *values: int) -> int:
+        return 0
+
+    def instance(shim: bool) -> tuple[wasmtime.Store, wasmtime.Func, wasmtime.Func]:
+        linker = wasmtime.Linker(engine)
+        if shim:
+            capi.define_int_func(linker, "host", "f", ty, host)
+        else:
+            linker.define_func("host", "f", ty, host, access_caller=True)
+        made = wasmtime.Store(engine)
+        exports = linker.instantiate(made, module).exports(made)
+        func, call_host = exports["f"], exports["call_host"]
+        assert isinstance(func, wasmtime.Func)
+        assert isinstance(call_host, wasmtime.Func)
+        return made, func, call_host
+
+    (shim_store, func, shim_host), (public_store, _, public_host) = instance(True), instance(False)
+    t = interleaved_us(
+        {
+            "call_int": lambda: capi.call_int(shim_store, func, args, wide),
+            "call": lambda: func(shim_store, *args),
+            "int_func": lambda: capi.call_nullary(shim_store, shim_host),
+            "define_func": lambda: capi.call_nullary(public_store, public_host),
+        },
+        runs,
+    )
+    return [
+        us_row(
+            "public Func.__call__ for path_open",
+            "capi.call_int (a call)",
+            t["call_int"],
+            t["call"],
+            "kept when public costs more",
+        ),
+        us_row(
+            "public Linker.define_func for path_open",
+            "capi.define_int_func (a guest's call, through call_nullary)",
+            t["int_func"],
+            t["define_func"],
+            "kept when public costs more",
+        ),
+    ]
 
 
 def bench_capture(runs: int) -> tuple[list[dict[str, object]], list[str]]:

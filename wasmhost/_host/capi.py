@@ -41,11 +41,12 @@ shim, and the upstream change that would let it go:
   tells ``some(none)`` apart and can be stopped.
 - :func:`call_int`: the WASI functions wasmhost calls through its
   trampoline (see ``wasi``), without ``Func.__call__`` building their type
-  and converting each argument on every call. Gone when ``Func`` caches its type.
+  and converting each argument on every call (~140 us of every ``path_open``
+  a guest makes, 12x the call). Gone when ``Func`` caches its type.
 - :func:`define_int_func`: host functions of integers without wasmtime-py
   converting every value through its type (its ``FUNCTIONS`` table and
-  ``finalize`` keep and drop them). Gone with cheaper conversions in
-  ``Linker.define_func``.
+  ``finalize`` keep and drop them; ~15 us of every ``path_open``, 2x).
+  Gone with cheaper conversions in ``Linker.define_func``.
 - :func:`use_pooling_allocator`: wasmtime's pooling allocator. Gone with a
   ``Config`` setting for it in wasmtime-py.
 - :func:`set_memory_creator` and its callback types (``MemoryCreator``,
@@ -252,9 +253,9 @@ def call_int(store: Any, func: wasmtime.Func, args: tuple[int, ...], wide: tuple
     result is an i32, raising as ``Func.__call__`` does.
 
     ``Func.__call__`` builds the function's type and converts every argument
-    through it: ~300 us for WASI's nine-parameter ``path_open``, ten times
-    the open itself. ``store`` may be a ``Caller``. Gone when ``Func`` caches
-    its type.
+    through it: ~140 us more a call of WASI's nine-parameter ``path_open``
+    (12x, ``python tests/bench.py --shims``). ``store`` may be a ``Caller``.
+    Gone when ``Func`` caches its type.
     """
     params = (ffi.wasmtime_val_t * len(args))()
     for i, (value, is_wide) in enumerate(zip(args, wide, strict=True)):
@@ -304,7 +305,7 @@ def define_int_func(
     """``linker.define_func(module, name, ty, func, access_caller=True)`` for a
     function of i32 and i64 parameters and one i32 result, called without
     ``Linker.define_func``'s conversion of every value through its type
-    (~40 us a call of WASI's nine-parameter ``path_open``). An exception
+    (~15 us a call of WASI's nine-parameter ``path_open``). An exception
     traps the guest (a ``Trap`` as it is). wasmtime-py's function table
     holds ``func`` until wasmtime drops the definition."""
     idx = _func.FUNCTIONS.allocate(func)
