@@ -20,7 +20,7 @@ from .._wasm import is_component
 from .cache import CompileCache, file_state, settled
 from .engine import EngineFlags, Engines, EngineSlot
 from .functions import Imports, check_imports
-from .kinds import Guest, Kind, compiled_kind, kind_of
+from .kinds import Code, Guest, Kind, compiled_kind, kind_of
 from .memory import MAX_RESERVATION
 from .module import (
     Import,
@@ -761,8 +761,8 @@ def _describe(
 ) -> Module:
     """The :class:`Module` for a module's or a component's compiled code (a module's
     described from its bytes: see ``read_interface``)."""
-    size = None if state is None else state.st_size
-    return compiled_kind(compiled).describe(name, data, key, compiled, slot, size, path, state)
+    code = Code(name, data, key, None if state is None else state.st_size, path, state)
+    return compiled_kind(compiled).describe(code, compiled, slot)
 
 
 def _state(name: str, st: os.stat_result) -> tuple[str, int, int, int, int, int]:

@@ -27,6 +27,17 @@ if TYPE_CHECKING:
     from .memory import MemoryWatch
 
 
+class Code(NamedTuple):
+    """A module's or a component's code as read: what its :class:`Module` describes."""
+
+    name: str
+    data: bytes | None  # None when it was not read (its compiled code came from the cache)
+    key: str
+    size: int | None
+    path: str | None
+    state: os.stat_result | None
+
+
 class Guest(NamedTuple):
     """What one run calls: the module, its code for the run's engine, and how. (A
     tuple: made on every run.)"""
@@ -62,18 +73,8 @@ class Kind(Protocol):
     weight: int  # pool slots a run takes (see engine)
     one_memory: bool  # whether a memory cap bounds it as one memory
 
-    def describe(
-        self,
-        name: str,
-        data: bytes | None,
-        key: str,
-        compiled: Any,
-        slot: EngineSlot,
-        size: int | None,
-        path: str | None,
-        state: os.stat_result | None,
-    ) -> Module:
-        """The :class:`Module` for the guest's code (compiled for ``slot``)."""
+    def describe(self, code: Code, compiled: Any, slot: EngineSlot) -> Module:
+        """The :class:`Module` for ``code`` (compiled for ``slot``)."""
 
     def prepare(self, compiled: Any, slot: EngineSlot) -> Any:
         """What runs of the compiled code find once: its ``Guest.pre``."""
@@ -94,18 +95,9 @@ class CoreModule:
     weight = 1
     one_memory = True
 
-    def describe(
-        self,
-        name: str,
-        data: bytes | None,
-        key: str,
-        compiled: Any,
-        slot: EngineSlot,
-        size: int | None,
-        path: str | None,
-        state: os.stat_result | None,
-    ) -> Module:
+    def describe(self, code: Code, compiled: Any, slot: EngineSlot) -> Module:
         # (from its bytes, not wasmtime-py's types: see module.read_interface)
+        name, data, key, size, path, state = code
         return describe(name, data, key, size=size, path=path, state=state)
 
     def prepare(self, compiled: Any, slot: EngineSlot) -> Any:
@@ -171,19 +163,10 @@ class Component:
     # (A component made from a preview-1 module has its adapter's memory too.)
     one_memory = False
 
-    def describe(
-        self,
-        name: str,
-        data: bytes | None,
-        key: str,
-        compiled: Any,
-        slot: EngineSlot,
-        size: int | None,
-        path: str | None,
-        state: os.stat_result | None,
-    ) -> Module:
+    def describe(self, code: Code, compiled: Any, slot: EngineSlot) -> Module:
         from .component import describe_component
 
+        name, data, key, size, path, _ = code
         return describe_component(name, data, key, compiled, slot.engine, size=size, path=path)
 
     def prepare(self, compiled: Any, slot: EngineSlot) -> Any:
