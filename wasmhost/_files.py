@@ -530,3 +530,12 @@ def _start_time(pid: int) -> int | None:
         except OSError:
             pass  # alive, another user's
         return 0
+
+
+PROC_FD = os.path.isdir("/proc/self/fd")
+"""Whether this system has ``/proc/self/fd`` (Linux)."""
+
+
+def fd_path(fd: int) -> str:
+    """A path that opens ``fd``'s file again."""
+    return f"/proc/self/fd/{fd}" if PROC_FD else f"/dev/fd/{fd}"

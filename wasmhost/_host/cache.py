@@ -55,7 +55,9 @@ if TYPE_CHECKING:
     import wasmtime.component as wc
 
 from .._files import (
+    PROC_FD,
     atomic_writer,
+    fd_path,
     is_folder,
     listing,
     open_regular,
@@ -101,8 +103,6 @@ class CompileCache:
         """The module (or component) stored at ``path``, or None (absent, changed, not
         private or foreign: then removed)."""
         import wasmtime  # not at the top: importing the cache costs no wasmtime
-
-        from .stdio import PROC_FD, fd_path  # loaded with the host already
 
         if not _trusted_folders(path.parent):
             return None

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import wasmtime
@@ -158,13 +159,17 @@ class EngineSlot:
         with self._lock:
             return self._locks.setdefault(key, threading.Lock())
 
-    def lease(self, key: str, compiled: Any, weight: int = 1) -> Lease | None:
+    def lease(
+        self, key: str, compiled: Any, prepare: Callable[[Any, EngineSlot], Any], weight: int = 1
+    ) -> Lease | None:
         """A free slot of the pooled twin for a run of ``compiled``, or None (run it here).
 
         The first run of a module is not pooled; the second makes the twin
         (once per engine) and copies the module's code into it (once per
-        module). Give the lease back with :meth:`release` after the run's
-        store is closed. A component's run weighs ``COMPONENT_WEIGHT`` runs.
+        module), where ``prepare`` finds what its runs find once (its
+        ``Guest.pre``: see ``kinds``). Give the lease back with :meth:`release`
+        after the run's store is closed. A component's run weighs
+        ``COMPONENT_WEIGHT`` runs.
         """
         if not self._poolable or key in self._unfit:
             return None
@@ -174,7 +179,7 @@ class EngineSlot:
             if key not in self._ran:
                 self._ran.add(key)
                 return None
-            pooled = self._pool(key, compiled)
+            pooled = self._pool(key, compiled, prepare)
             if pooled is None:
                 return None
             twin, entry = pooled
@@ -188,7 +193,9 @@ class EngineSlot:
         with self._lock:
             self._leased -= weight
 
-    def _pool(self, key: str, compiled: Any) -> tuple[EngineSlot, tuple[Any, Any]] | None:
+    def _pool(
+        self, key: str, compiled: Any, prepare: Callable[[Any, EngineSlot], Any]
+    ) -> tuple[EngineSlot, tuple[Any, Any]] | None:
         """The twin and ``compiled`` copied into it, or None where it cannot be pooled."""
         with self._lock:  # one twin per engine, whichever module asks first
             if self._twin is None and self._poolable:
@@ -201,40 +208,17 @@ class EngineSlot:
         with self.compile_lock(key):
             entry = twin.compiled.get(key)
             if entry is None:
-                if not isinstance(compiled, wasmtime.Module):
-                    entry = _pool_component(twin, compiled)
-                    if entry is None:
-                        self._unfit.add(key)
-                        return None
-                    twin.compiled[key] = entry
-                    return twin, entry
                 try:
-                    # The same code: a pooled engine compiles as its plain sibling does.
-                    copy = wasmtime.Module.deserialize(twin.engine, compiled.serialize())
+                    # The same code (a module's or a component's): a pooled engine
+                    # compiles as its plain sibling does.
+                    copy = type(compiled).deserialize(twin.engine, compiled.serialize())
                 except wasmtime.WasmtimeError:
-                    self._unfit.add(key)  # its memories or tables do not fit a slot
+                    # Its memories or tables do not fit a slot (a component: more
+                    # than COMPONENT_WEIGHT core instances, memories or tables).
+                    self._unfit.add(key)
                     return None
-                try:
-                    pre = twin.linker.instantiate_pre(copy)
-                except wasmtime.WasmtimeError:
-                    pre = None  # imports beyond WASI, as on the plain engine
-                entry = twin.compiled[key] = (copy, pre)
+                entry = twin.compiled[key] = (copy, prepare(copy, twin))
             return twin, entry
-
-
-def _pool_component(twin: EngineSlot, compiled: Any) -> tuple[Any, Any] | None:
-    """A component's code in the twin and where its run function is, or None when it
-    does not fit a pooled run: the twin's engine refuses to load a component with
-    more than ``COMPONENT_WEIGHT`` core instances, memories or tables."""
-    import wasmtime.component as wc
-
-    from .component import run_index
-
-    try:
-        copy = wc.Component.deserialize(twin.engine, compiled.serialize())
-    except wasmtime.WasmtimeError:
-        return None
-    return copy, run_index(copy, twin.engine)
 
 
 def _make(flags: EngineFlags) -> EngineSlot:

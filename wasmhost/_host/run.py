@@ -149,7 +149,7 @@ class RunScope:
             options.get("stderr", CAPTURE),
         )
         slot = guest.slot
-        lease = slot.lease(guest.module.key, guest.compiled, self._kind.weight)
+        lease = slot.lease(guest.module.key, guest.compiled, self._kind.prepare, self._kind.weight)
         if lease is not None:
             self._leased = slot
             guest = self._guest = guest.pooled(*lease)  # the same code, pooled (see engine)

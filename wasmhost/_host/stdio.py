@@ -33,6 +33,7 @@ from typing import IO, Final, Literal, Union
 import wasmtime
 
 from .._errors import ConfigError, WasmhostError
+from .._files import PROC_FD, fd_path
 from .capi import open_output, set_stdin_bytes
 
 
@@ -695,11 +696,3 @@ def _set_stdin_file(wasi: wasmtime.WasiConfig, path: str, name: str) -> None:
         wasi.stdin_file = path
     except wasmtime.WasmtimeError:
         raise ConfigError(f"stdin {name} cannot be opened for reading.") from None
-
-
-PROC_FD = os.path.isdir("/proc/self/fd")
-
-
-def fd_path(fd: int) -> str:
-    """A path that opens ``fd``'s file again."""
-    return f"/proc/self/fd/{fd}" if PROC_FD else f"/dev/fd/{fd}"
