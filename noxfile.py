@@ -77,7 +77,7 @@ def quick(session: nox.Session) -> None:
 
 
 # The host's tests: everything that goes through wasmtime-py, its C-API shims
-# (wasmhost/_host/capi.py) most of all.
+# (wasmhost/_host/engines/capi.py) most of all.
 HOST_TESTS = [
     "tests/test_api.py",
     "tests/test_cache.py",

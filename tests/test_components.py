@@ -917,7 +917,7 @@ def test_a_conversion_stopped_half_way_frees_what_it_made(
     """Stopped at each of its checkpoints (4 while checking the value, 4 while writing
     it for wasmtime, 4 while reading the result): what was made is freed, and the host
     carries on."""
-    import wasmhost._host.component as component
+    import wasmhost._host.values.component as component
 
     calls = []
 
@@ -972,7 +972,7 @@ def test_any_value_survives_the_guest_and_wave(
     mixed_echo: tuple[Host, Module], value: tuple[object, ...]
 ) -> None:
     """Lowered, lifted, printed in WAVE and parsed back, a value is itself."""
-    from wasmhost._host.wave import format_value, parse_value
+    from wasmhost._host.values.wave import format_value, parse_value
 
     host, echo = mixed_echo
     assert host.call(echo, "echo", (value, *PAD)).values == ((value, *PAD),)
@@ -984,7 +984,7 @@ def test_any_value_survives_the_guest_and_wave(
 @settings(max_examples=300, deadline=None)
 @given(text=st.text(alphabet="()[]{},:'\"\\%-+.019abeflmnorstuwxyz{} \nü", max_size=40))
 def test_wave_text_is_a_value_or_a_wave_error(mixed_echo: tuple[Host, Module], text: str) -> None:
-    from wasmhost._host.wave import WaveError, parse_value
+    from wasmhost._host.values.wave import WaveError, parse_value
 
     _, echo = mixed_echo
     assert echo.functions is not None

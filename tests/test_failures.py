@@ -1,4 +1,4 @@
-"""wasmtime's failures, read in one place (wasmhost/_host/failures.py): every text it
+"""wasmtime's failures, read in one place (wasmhost/_host/engines/failures.py): every text it
 matches is checked here against what this wasmtime-py really says (nox -s wasmtime
 runs this file on each supported release), and each becomes the right exception."""
 
@@ -9,7 +9,7 @@ import wasmtime
 import wasmtime.component as wc
 
 from wasmhost import FuelExhausted, Host, LinkError, MemoryLimitExceeded, Trap
-from wasmhost._host import failures
+from wasmhost._host.engines import failures
 
 # A component whose `run` export's core function has BODY (and a memory, and a
 # function $rec calling itself): a trap inside a component's call reaches

@@ -35,8 +35,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wasmhost import ArtifactError, ModuleError, RegistryClient, WasmhostError
-from wasmhost._host import wave
-from wasmhost._host.module import Import, check_header, wasm_imports
+from wasmhost._host.values import wave
+from wasmhost._host.values.module import Import, check_header, wasm_imports
 from wasmhost._oci import credentials
 from wasmhost._oci.formats import OCI_MANIFEST, component_world
 from wasmhost._oci.image import extract_module
@@ -340,7 +340,7 @@ WAVE_TYPES = """
 def wave_types() -> list[tuple[str, Any]]:
     import wasmtime.component as wc
 
-    from wasmhost._host.component import item_type
+    from wasmhost._host.values.component import item_type
 
     engine = wasmtime.Engine()
     component = wc.Component(engine, wasmtime.wat2wasm(WAVE_TYPES))

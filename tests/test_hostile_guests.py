@@ -733,7 +733,7 @@ def test_memory_caps_of_concurrent_runs_stay_apart(host: Host, wat: Callable[[st
 
 
 def test_watched_memories_are_freed_with_their_run(host: Host) -> None:
-    from wasmhost._host import memory as _memory
+    from wasmhost._host.engines import memory as _memory
 
     for _ in range(20):
         host.run(FSPROBE, ["alloc", "8"], max_memory=32 << 20)

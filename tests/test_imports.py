@@ -20,7 +20,7 @@ from wasmhost import (
     Trap,
     host_function,
 )
-from wasmhost._host.functions import WASI_FUNCTIONS
+from wasmhost._host.values.functions import WASI_FUNCTIONS
 
 CALLS_ADD = """
 (module

@@ -32,7 +32,7 @@ ALLOWED: dict[str, set[str]] = {
 
 
 def part_of(module: str) -> str:
-    """The part a module (``wasmhost._host.stdio``, ``wasmhost._errors``) belongs to."""
+    """The part a module (``wasmhost._host.running.stdio``, ``wasmhost._errors``) belongs to."""
     parts = module.split(".")[1:]
     if not parts or parts[0] == "__main__":
         return "_cli"  # the entry points: anything
@@ -183,14 +183,18 @@ def test_the_cli_reads_wave_through_the_public_module() -> None:
     path = PACKAGE / "_cli" / "run.py"
     imported = imports_of("wasmhost._cli.run", path)
     assert "wasmhost.wave" in imported
-    assert not {t for t in imported if t.startswith(("wasmhost._host.wave", "wasmhost._host.wit"))}
-    assert "wasmhost._host.component" not in imported
+    assert not {
+        t
+        for t in imported
+        if t.startswith(("wasmhost._host.values.wave", "wasmhost._host.values.wit"))
+    }
+    assert "wasmhost._host.values.component" not in imported
 
 
 def test_capi_names_every_shim_it_holds() -> None:
     """capi's docstring is the list of what wasmhost takes from wasmtime-py beyond its
     public API: every function, class and constant it defines is named there."""
-    tree = ast.parse((PACKAGE / "_host" / "capi.py").read_text())
+    tree = ast.parse((PACKAGE / "_host" / "engines" / "capi.py").read_text())
     doc = ast.get_docstring(tree) or ""
     names = [
         node.name
@@ -206,3 +210,43 @@ def test_capi_names_every_shim_it_holds() -> None:
     ]
     assert names
     assert [name for name in names if name not in doc] == []
+
+
+# The host's layers, lowest first: each imports only those below it (and the leaves).
+HOST_LAYERS = ["engines", "values", "running", "host"]
+HOST_LEAVES = {"result"}
+
+
+def host_layer(module: str) -> str | None:
+    """The layer of a host module (``wasmhost._host.values.wit`` -> ``values``), or None
+    for the host's leaves and its package."""
+    parts = module.split(".")[2:]
+    if not parts or parts[0] in HOST_LEAVES:
+        return None
+    return parts[0] if parts[0] in HOST_LAYERS else "host"
+
+
+def test_the_hosts_layers_import_downwards() -> None:
+    wrong = []
+    layered = 0
+    for module, path in modules():
+        if not module.startswith("wasmhost._host."):
+            continue
+        layer = host_layer(module)
+        if layer is None:
+            continue
+        layered += 1
+        for target in imports_of(module, path):
+            other = host_layer(target) if target.startswith("wasmhost._host.") else None
+            if other is not None and HOST_LAYERS.index(other) > HOST_LAYERS.index(layer):
+                wrong.append(f"{module} ({layer}) imports {target} ({other})")
+    assert layered > 15
+    assert wrong == []
+
+
+def test_the_layer_check_sees_an_upward_import() -> None:
+    assert host_layer("wasmhost._host.engines.engine") == "engines"
+    assert host_layer("wasmhost._host.values.component") == "values"
+    assert host_layer("wasmhost._host.host") == "host"
+    assert host_layer("wasmhost._host.result") is None
+    assert HOST_LAYERS.index("running") > HOST_LAYERS.index("values")

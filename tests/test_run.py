@@ -22,7 +22,7 @@ from conftest import (
     printer,
 )
 
-import wasmhost._host.cache
+import wasmhost._host.engines.cache
 from wasmhost import (
     DEVNULL,
     ConfigError,
@@ -195,7 +195,7 @@ def test_a_changed_file_is_read_again(
     host: Host, tmp_path: Path, wat: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Files written by the test count as settled at once (see _cache.settled).
-    monkeypatch.setattr(wasmhost._host.cache, "_RACY_NS", 0)
+    monkeypatch.setattr(wasmhost._host.engines.cache, "_RACY_NS", 0)
     target = tmp_path / "m.wasm"
     wat(printer("one"), name="m.wasm")
     assert host.run(target).stdout == b"one"
@@ -526,7 +526,7 @@ def test_wasmtime_opens_an_output_as_wasmhost_assumes(wat: Callable[[str], Path]
     """What capi.open_output assumes of wasmtime, on the wasmtime-py this runs on: it
     opens an output file when configured, as one descriptor it keeps until its store is
     dropped, and writes the guest's output at that descriptor's own offset."""
-    from wasmhost._host.capi import open_output
+    from wasmhost._host.engines.capi import open_output
 
     module = wat("""
       (module

@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wasmhost import ConfigError, Host, LinkError
-from wasmhost._host.module import read_interface, wasm_imports
+from wasmhost._host.values.module import read_interface, wasm_imports
 
 START = '(func (export "_start"))'
 
@@ -125,9 +125,9 @@ def test_host_functions_get_their_types_from_the_module(
 def test_a_module_named_by_path_is_described_without_reading_its_code(
     isolated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import wasmhost._host.cache
+    import wasmhost._host.engines.cache
 
-    monkeypatch.setattr(wasmhost._host.cache, "_RACY_NS", 0)
+    monkeypatch.setattr(wasmhost._host.engines.cache, "_RACY_NS", 0)
     module = tmp_path / "v.wasm"
     module.write_bytes(
         wasmtime.wat2wasm(f'(module {EXOTIC["v128 result"][0]} {START} (@custom "x" "y"))')

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from conftest import FSPROBE, HELLO, WASI_EXIT, WASI_WRITE, in_threads
 
-import wasmhost._host.engine
-import wasmhost._host.stdio
+import wasmhost._host.engines.engine
+import wasmhost._host.running.stdio
 from wasmhost import Host, OutputLimitExceeded
 
 MiB = 1 << 20
@@ -317,7 +317,7 @@ def test_idle_threads_hold_no_pipes(host: Host) -> None:
     release.set()
     for thread in threads:
         thread.join()
-    assert idle <= before + wasmhost._host.stdio._MAX_FREE
+    assert idle <= before + wasmhost._host.running.stdio._MAX_FREE
 
 
 def test_output_is_read_when_no_thread_can_be_started(
@@ -335,7 +335,9 @@ def test_output_is_read_when_no_thread_can_be_started(
             raise RuntimeError("can't start new thread")
         real(thread)
 
-    monkeypatch.setattr(wasmhost._host.stdio, "_monitor", wasmhost._host.stdio._Monitor())
+    monkeypatch.setattr(
+        wasmhost._host.running.stdio, "_monitor", wasmhost._host.running.stdio._Monitor()
+    )
     monkeypatch.setattr(threading.Thread, "start", start)
     for _ in range(3):
         assert host.run(FSPROBE, ["flood", "1"]).stdout == b"x" * MiB
@@ -376,7 +378,7 @@ def test_a_pooled_instance_starts_from_a_clean_memory(
 def test_more_runs_at_once_than_the_pool_holds(
     monkeypatch: pytest.MonkeyPatch, wat: Callable[[str], Path]
 ) -> None:
-    monkeypatch.setattr(wasmhost._host.engine, "POOL_RUNS", 2)
+    monkeypatch.setattr(wasmhost._host.engines.engine, "POOL_RUNS", 2)
     with Host(cache_dir=False) as host:
         host.run(FSPROBE, ["args", "warm"])
 
@@ -399,7 +401,7 @@ def test_a_module_that_does_not_fit_a_pool_slot_runs_unpooled(
 
 @pytest.mark.parametrize(
     ("by", "answer"),
-    [(30_000, 1), (1_000_000, 1), (wasmhost._host.engine.TABLE_ELEMENTS, -1)],
+    [(30_000, 1), (1_000_000, 1), (wasmhost._host.engines.engine.TABLE_ELEMENTS, -1)],
     ids=["30k", "1M", "past-the-limit"],
 )
 def test_a_table_grows_alike_on_every_run(
@@ -432,7 +434,7 @@ def test_two_modules_pooled_at_once_share_one_twin(
 ) -> None:
     # Each module is copied into the twin under its own lock; the twin itself
     # must be made once, or the second would hold its own pool of address space.
-    real = wasmhost._host.engine._make_twin
+    real = wasmhost._host.engines.engine._make_twin
     made: list[object] = []
     ready = threading.Barrier(2)
 
@@ -441,7 +443,7 @@ def test_two_modules_pooled_at_once_share_one_twin(
         time.sleep(0.05)  # the window another module's promotion would race into
         return real(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(wasmhost._host.engine, "_make_twin", slow_twin)
+    monkeypatch.setattr(wasmhost._host.engines.engine, "_make_twin", slow_twin)
     modules = [HELLO, wat(DIRTIES_ITS_MEMORY)]
     with Host(cache_dir=False) as host:
         for module in modules:

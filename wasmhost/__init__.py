@@ -36,12 +36,12 @@ from ._errors import (
 from ._version import __version__
 
 if _TYPE_CHECKING:
-    from ._host.functions import GuestMemory, Imports, host_function
     from ._host.host import CallOptions, Host, RunOptions, RunStream, StreamOptions
-    from ._host.module import Export, Import, Module, ModuleSource
     from ._host.result import OutputChunk, RunResult, Some
-    from ._host.run import Dir, DirSource
-    from ._host.stdio import CAPTURE, DEVNULL, INHERIT, OutputTarget, StdinSource
+    from ._host.running.run import Dir, DirSource
+    from ._host.running.stdio import CAPTURE, DEVNULL, INHERIT, OutputTarget, StdinSource
+    from ._host.values.functions import GuestMemory, Imports, host_function
+    from ._host.values.module import Export, Import, Module, ModuleSource
     from ._oci.client import ArtifactInfo, Layer, PullResult, PushResult, RegistryClient
     from ._oci.formats import Progress
 
@@ -56,24 +56,24 @@ _LAZY = {
     "RegistryClient": "_oci.client",
     "Progress": "_oci.formats",
     "CallOptions": "_host.host",
-    "Dir": "_host.run",
-    "DirSource": "_host.run",
+    "Dir": "_host.running.run",
+    "DirSource": "_host.running.run",
     "Host": "_host.host",
     "RunOptions": "_host.host",
     "RunStream": "_host.host",
     "StreamOptions": "_host.host",
-    "CAPTURE": "_host.stdio",
-    "DEVNULL": "_host.stdio",
-    "INHERIT": "_host.stdio",
-    "OutputTarget": "_host.stdio",
-    "StdinSource": "_host.stdio",
-    "GuestMemory": "_host.functions",
-    "host_function": "_host.functions",
-    "Imports": "_host.functions",
-    "Export": "_host.module",
-    "Import": "_host.module",
-    "Module": "_host.module",
-    "ModuleSource": "_host.module",
+    "CAPTURE": "_host.running.stdio",
+    "DEVNULL": "_host.running.stdio",
+    "INHERIT": "_host.running.stdio",
+    "OutputTarget": "_host.running.stdio",
+    "StdinSource": "_host.running.stdio",
+    "GuestMemory": "_host.values.functions",
+    "host_function": "_host.values.functions",
+    "Imports": "_host.values.functions",
+    "Export": "_host.values.module",
+    "Import": "_host.values.module",
+    "Module": "_host.values.module",
+    "ModuleSource": "_host.values.module",
     "OutputChunk": "_host.result",
     "RunResult": "_host.result",
     "Some": "_host.result",

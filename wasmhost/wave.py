@@ -22,6 +22,6 @@ types, raises :class:`WaveError` (a :class:`~wasmhost.ConfigError`), which
 says where.
 """
 
-from ._host.wave import WaveError, format, parse
+from ._host.values.wave import WaveError, format, parse
 
 __all__ = ["WaveError", "format", "parse"]

@@ -72,7 +72,7 @@ class _LazyGroup(click.Group):
 
 
 def _version() -> str:
-    from .._host.capi import wasmtime_version
+    from .._host.engines.capi import wasmtime_version
 
     return f"wasmhost {__version__} (wasmtime-py {wasmtime_version()})"
 

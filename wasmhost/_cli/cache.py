@@ -17,7 +17,7 @@ from .errors import reported
 from .params import AGE, SIZE, FolderPathType, examples
 
 if TYPE_CHECKING:
-    from .._host.cache import CompileCache
+    from .._host.engines.cache import CompileCache
     from .._oci.store import Store
 
 FC = TypeVar("FC", bound=Callable[..., Any])
@@ -52,7 +52,7 @@ def _choice(func: FC) -> FC:
 
 def _caches(compile_cache: bool, oci: bool, cache_dir: Path | None) -> list[CompileCache | Store]:
     """The caches chosen (neither flag or both: both), in the cache folder."""
-    from .._host.cache import CompileCache
+    from .._host.engines.cache import CompileCache
     from .._oci.store import Store
 
     root = cache_dir or cache_root()
@@ -78,7 +78,7 @@ def _when(seconds: float) -> str:
 def _totals(
     found: Sequence[CacheEntry], caches: Sequence[CompileCache | Store], folder: Path
 ) -> None:
-    from .._host.cache import CompileCache
+    from .._host.engines.cache import CompileCache
 
     for cache in caches:
         kind = "compile" if isinstance(cache, CompileCache) else "oci"

@@ -14,7 +14,7 @@ from .._numbers import format_size, parse_size
 from .._text import is_utf8
 
 if TYPE_CHECKING:
-    from .._host.run import Dir
+    from .._host.running.run import Dir
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -115,7 +115,7 @@ class DirType(click.ParamType):
                 param,
                 ctx,
             )
-        from .._host.run import Dir  # here: the registry commands never load the host
+        from .._host.running.run import Dir  # here: the registry commands never load the host
 
         host = parts[0]
         guest = parts[1] if len(parts) == 2 else host

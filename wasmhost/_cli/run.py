@@ -127,7 +127,7 @@ def run(
     limit exits with 134, as the wasmtime CLI does.
     """
     from .._host.host import CallOptions, Host, check_limits
-    from .._host.stdio import INHERIT
+    from .._host.running.stdio import INHERIT
 
     # A guest runs inside wasmtime, where Python cannot raise KeyboardInterrupt:
     # let Ctrl-C end the process at once, as it ends the wasmtime CLI.

@@ -57,7 +57,7 @@ from .._errors import (
 )
 from .._files import copy_tree, open_regular, owned_temporary, remove_tree, sweep_orphans
 from .._host.host import DEFAULT_MAX_OUTPUT, Host, check_limits
-from .._host.run import Dir, DirSource, as_dir
+from .._host.running.run import Dir, DirSource, as_dir
 from .._numbers import format_size
 from .._wasm import is_component
 from .runtimes import Invocation, Mount, Runtime, get_runtime
@@ -446,7 +446,7 @@ def _in_process(
     tell: Callable[[], None],
 ) -> tuple[Outcome | None, RuntimeResult]:
     """The reference runs; their outcome (None when a run stopped at a limit) and row."""
-    from .._host.capi import wasmtime_version
+    from .._host.engines.capi import wasmtime_version
     from .._version import __version__
 
     version = f"wasmhost {__version__} (wasmtime-py {wasmtime_version()})"

@@ -26,7 +26,7 @@ from typing import Any
 
 from .._errors import ConfigError, ModuleError, reading_module
 from .._files import check_output, open_regular, writing
-from .._host.module import check_header
+from .._host.values.module import check_header
 from .._oci.image import VARIANT, VARIANTS
 from .._text import wasi_environment, wasi_strings
 from .._wasm import is_component

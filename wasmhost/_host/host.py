@@ -17,12 +17,15 @@ from .._hashing import content_key
 from .._numbers import check_seconds, check_size, check_whole
 from .._paths import default_cache_root, max_size_from_environment
 from .._wasm import is_component
-from .cache import CompileCache, file_state, settled
-from .engine import EngineFlags, Engines, EngineSlot
-from .functions import Imports, check_imports
-from .kinds import Code, Guest, Kind, compiled_kind, kind_of
-from .memory import MAX_RESERVATION
-from .module import (
+from .engines.cache import CompileCache, file_state, settled
+from .engines.engine import EngineFlags, Engines, EngineSlot
+from .engines.memory import MAX_RESERVATION
+from .result import OutputChunk, RunResult
+from .running.kinds import Code, Guest, Kind, compiled_kind, kind_of
+from .running.run import DirSource, RunScope, conclude
+from .running.stdio import OutputTarget, StdinSource
+from .values.functions import Imports, check_imports
+from .values.module import (
     Import,
     Module,
     ModuleChanged,
@@ -32,9 +35,6 @@ from .module import (
     read_source,
     wasm_imports,
 )
-from .result import OutputChunk, RunResult
-from .run import DirSource, RunScope, conclude
-from .stdio import OutputTarget, StdinSource
 
 # At run time too: typing.get_type_hints (Sphinx, pydantic, typeguard) resolves it.
 if sys.version_info >= (3, 11):

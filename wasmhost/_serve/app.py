@@ -51,9 +51,9 @@ from .._errors import (
 )
 from .._files import MAX_CONFIG, read_regular
 from .._host.host import DEFAULT_MAX_CACHED_MODULES, Host, check_limits
-from .._host.module import Module
 from .._host.result import RunResult
-from .._host.run import Dir, DirSource, as_dir
+from .._host.running.run import Dir, DirSource, as_dir
+from .._host.values.module import Module
 from .._numbers import check_seconds, check_whole, parse_size
 from .._paths import module_file_name
 from .._text import wasi_environment

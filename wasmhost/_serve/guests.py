@@ -16,7 +16,7 @@ thread, and past that :meth:`GuestPool.run` refuses at once (:class:`Busy`).
 Once the pool is stopped (:meth:`GuestPool.stop`, when the server shuts
 down), a guest waiting for a thread is not started (:class:`Stopped`).
 
-A guest that runs on for more than a moment (50 ms, see ``wasmhost._host.watchdog``)
+A guest that runs on for more than a moment (50 ms, see ``wasmhost._host.engines.watchdog``)
 is moved to the lowest CPU priority (nice 19, per thread on Linux): a guest
 spinning for seconds then takes the CPU only when the event loops do not
 want it. Only its wasm code runs so: the Python code around a run takes the
@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from .._host import watchdog
+from .._host.engines import watchdog
 
 T = TypeVar("T")
 

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     import wasmtime
     import wasmtime.component as wc
 
-from .._files import (
+from ..._files import (
     PROC_FD,
     atomic_writer,
     fd_path,
@@ -65,8 +65,8 @@ from .._files import (
     remove_tree,
     sweep,
 )
-from .._hashing import KEY_BYTES, checksum, checksum_of_file, content_key
-from .._paths import CacheEntry, least_recently_used
+from ..._hashing import KEY_BYTES, checksum, checksum_of_file, content_key
+from ..._paths import CacheEntry, least_recently_used
 
 # The layout of entries, part of every entry's name: 1 had a checksum inside the
 # entry; 2 is wasmtime's serialization alone, with a .meta beside it.
@@ -344,7 +344,7 @@ def _private(st: os.stat_result) -> bool:
 def _write_private(path: Path, data: bytes | bytearray) -> bool:
     """Write ``data`` at ``path`` atomically, 0600 in 0700 folders; whether it was
     written (a cache that cannot be written is not an error)."""
-    from .._errors import StorageError
+    from ..._errors import StorageError
 
     try:
         for folder in (path.parent.parent, path.parent):

@@ -14,17 +14,17 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import wasmtime
 
-from .._errors import ConfigError, LinkError
-from .capi import call_nullary, export_func
-from .engine import COMPONENT_WEIGHT, EngineSlot
-from .failures import instantiation_error, trapped
-from .functions import Failure, Imports, check_imports, define
-from .module import Module, describe, func_types, uncallable
-from .result import CALLED, Called
-from .watchdog import current
+from ..._errors import ConfigError, LinkError
+from ..engines.capi import call_nullary, export_func
+from ..engines.engine import COMPONENT_WEIGHT, EngineSlot
+from ..engines.failures import instantiation_error, trapped
+from ..engines.watchdog import current
+from ..result import CALLED, Called
+from ..values.functions import Failure, Imports, check_imports, define
+from ..values.module import Module, describe, func_types, uncallable
 
 if TYPE_CHECKING:
-    from .memory import MemoryWatch
+    from ..engines.memory import MemoryWatch
 
 
 class Code(NamedTuple):
@@ -164,13 +164,13 @@ class Component:
     one_memory = False
 
     def describe(self, code: Code, compiled: Any, slot: EngineSlot) -> Module:
-        from .component import describe_component
+        from ..values.component import describe_component
 
         name, data, key, size, path, _ = code
         return describe_component(name, data, key, compiled, slot.engine, size=size, path=path)
 
     def prepare(self, compiled: Any, slot: EngineSlot) -> Any:
-        from .component import run_index
+        from ..values.component import run_index
 
         return run_index(compiled, slot.engine)  # where its run function is, found once
 
@@ -185,7 +185,7 @@ class Component:
                 "modules only."
             )
         if options.get("unknown_imports", "error") != "trap":
-            from .component import check_imports as check_component_imports
+            from ..values.component import check_imports as check_component_imports
 
             check_component_imports(module)
 
@@ -194,7 +194,7 @@ class Component:
         return () if guest.invoke else guest.args
 
     def call(self, store: wasmtime.Store, guest: Guest, run: Running) -> Called:
-        from .component import execute
+        from ..values.component import execute
 
         linker = guest.slot.component_linker(guest.compiled if guest.trap_unknown else None)
         try:

@@ -32,9 +32,9 @@ from typing import IO, Final, Literal, Union
 
 import wasmtime
 
-from .._errors import ConfigError, WasmhostError
-from .._files import PROC_FD, fd_path
-from .capi import open_output, set_stdin_bytes
+from ..._errors import ConfigError, WasmhostError
+from ..._files import PROC_FD, fd_path
+from ..engines.capi import open_output, set_stdin_bytes
 
 
 class Special(enum.Enum):

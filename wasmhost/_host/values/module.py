@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Union
 if TYPE_CHECKING:
     import wasmtime
 
-from .._errors import ModuleError, reading_module
-from .._files import open_regular
-from .._wasm import CORE_VERSION, MAGIC, is_component, leb128, sections, sleb128
-from .._wasm import name as read_name
+from ..._errors import ModuleError, reading_module
+from ..._files import open_regular
+from ..._wasm import CORE_VERSION, MAGIC, is_component, leb128, sections, sleb128
+from ..._wasm import name as read_name
 
 ModuleSource = Union[str, "os.PathLike[str]", bytes, "Module"]
 
@@ -120,7 +120,7 @@ class Module:
         """The module's bytes. A module loaded from the compile cache by path reads
         them only when asked, and refuses them if the file changed meanwhile."""
         if self._wasm is None:
-            from .._hashing import content_key
+            from ..._hashing import content_key
 
             assert self._path is not None
             with reading_module(self._path), open_regular(self._path) as f:
@@ -208,7 +208,7 @@ def compile_wasm(name: str, data: bytes, engine: wasmtime.Engine) -> Any:
     :class:`ModuleError`."""
     import wasmtime
 
-    from .failures import last_line
+    from ..engines.failures import last_line
 
     check_header(name, data)
     try:
@@ -260,7 +260,7 @@ _INTERFACE_SECTIONS = (1, 2, 3, 4, 5, 6, 7, 13)
 def _interface_sections(path: str, state: os.stat_result) -> bytes:
     """The header and the sections before the code of the module file at ``path``,
     if it is still the file ``state`` describes."""
-    from .cache import file_state
+    from ..engines.cache import file_state
 
     parts = []
     with reading_module(path), open_regular(path) as f:

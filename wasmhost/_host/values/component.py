@@ -38,10 +38,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .._errors import ConfigError, ErrorResult, LinkError, ModuleError
+from ..._errors import ConfigError, ErrorResult, LinkError, ModuleError
+from ..result import CALLED, Called
 from . import wit
 from .module import Export, Import, Module
-from .result import CALLED, Called
 
 if TYPE_CHECKING:
     import wasmtime
@@ -214,7 +214,7 @@ def execute(
     it is given, names what wasmtime's refusal means and says when it is done) and run
     it: what its call gave. ``run`` is where the ``run`` function is, if
     :func:`run_index` found it."""
-    from .capi import call_component, call_component_run
+    from ..engines.capi import call_component, call_component_run
 
     instance = instantiate(lambda: linker.instantiate(store, compiled))
     if invoke is None:
@@ -301,7 +301,7 @@ def _returned(ty: Any, value: Any, module_name: str, func_name: str) -> Any:
 def _checkpoint() -> Callable[[], None]:
     """What conversions call every few thousand values: it raises once the run's guard
     says stop (a timeout or a cancel), as the guest's code would be stopped."""
-    from .watchdog import current
+    from ..engines.watchdog import current
 
     guard = current()
     if guard is None:

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import wasmtime
 
-from .._errors import (
+from ..._errors import (
     ConfigError,
     ErrorResult,
     FuelExhausted,
@@ -28,19 +28,19 @@ from .._errors import (
     TimeoutExceeded,
     Trap,
 )
-from .._numbers import format_size
-from .._text import wasi_environment, wasi_strings
-from .engine import EngineSlot
-from .failures import TrapFacts, read_trap
-from .functions import Failure
+from ..._numbers import format_size
+from ..._text import wasi_environment, wasi_strings
+from ..engines.engine import EngineSlot
+from ..engines.failures import TrapFacts, read_trap
+from ..engines.memory import MAX_TABLES, MemoryWatch, table_elements
+from ..engines.wasi import DEFAULT_MAX_FILES, RunWasi
+from ..engines.wasi import active as wasi_active
+from ..engines.watchdog import Guard, Ticker, active
+from ..result import CALLED, Called, RunResult
+from ..values.functions import Failure
+from ..values.module import Module, table_limits
 from .kinds import Guest, Kind
-from .memory import MAX_TABLES, MemoryWatch, table_elements
-from .module import Module, table_limits
-from .result import CALLED, Called, RunResult
 from .stdio import CAPTURE, Stdio
-from .wasi import DEFAULT_MAX_FILES, RunWasi
-from .wasi import active as wasi_active
-from .watchdog import Guard, Ticker, active
 
 
 class Dir(NamedTuple):

@@ -29,8 +29,8 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, Protocol
 
-from .._errors import ConfigError
-from .result import Some
+from ..._errors import ConfigError
+from ..result import Some
 
 Checkpoint = Callable[[], None]
 # How many list elements are checked between two calls of a checkpoint.

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import wasmtime
 
-from .._errors import ConfigError, LinkError
+from ..._errors import ConfigError, LinkError
 from .module import Import, func_types, uncallable
 
 F = TypeVar("F", bound=Callable[..., Any])

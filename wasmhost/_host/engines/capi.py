@@ -68,8 +68,8 @@ import wasmtime
 from wasmtime import _ffi as ffi
 from wasmtime import _func
 
-from .._errors import WasmhostError
-from .._version import __version__
+from ..._errors import WasmhostError
+from ..._version import __version__
 
 # The wasmtime-py releases these shims are checked against: >= 48 (earlier
 # ones carry a preopen symlink-escape advisory), < 51.
@@ -624,7 +624,7 @@ def _lift(ty: Any, raw: Any, checkpoint: Callable[[], None]) -> Any:
     """The Python value of the C value ``raw`` of type ``ty`` (which keeps owning it)."""
     import wasmtime.component as wc
 
-    from .result import Some
+    from ..result import Some
 
     kind = raw.kind
     of = raw.of

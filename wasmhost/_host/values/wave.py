@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from .._errors import ConfigError
+from ..._errors import ConfigError
 from . import wit
 from .component import find_function
 from .module import Module

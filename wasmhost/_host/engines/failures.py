@@ -19,8 +19,8 @@ from typing import Final
 
 import wasmtime
 
-from .._errors import Frame, LinkError, MemoryLimitExceeded, WasmhostError
-from .._numbers import format_size
+from ..._errors import Frame, LinkError, MemoryLimitExceeded, WasmhostError
+from ..._numbers import format_size
 from .memory import MAX_TABLES, table_elements
 
 # What wasmtime writes, as the first line of its cause, for a trap that reaches
