@@ -18,6 +18,7 @@ COMPONENT = """
 (component
   (core module $m
     (memory 1)
+    (type $bytes (array (mut i8)))
     (func $rec (call $rec))
     (func (export "run") (result i32) {body} i32.const 0))
   (core instance $i (instantiate $m))
@@ -34,6 +35,7 @@ BODIES = {
     "integer_overflow": "(drop (i32.div_s (i32.const 0x80000000) (i32.const -1)))",
     "out_of_fuel": "(loop br 0)",
     "interrupt": "(loop br 0)",
+    "allocation_too_large": "(drop (array.new_default $bytes (i32.const -1)))",
 }
 
 
@@ -47,6 +49,7 @@ def component_error(code: str) -> wasmtime.WasmtimeError:
     config = wasmtime.Config()
     config.consume_fuel = code == "out_of_fuel"
     config.epoch_interruption = code == "interrupt"
+    config.wasm_gc = True  # (the array of allocation_too_large)
     engine = wasmtime.Engine(config)
     component = wc.Component(engine, wasmtime.wat2wasm(COMPONENT.format(body=BODIES[code])))
     store = wasmtime.Store(engine)

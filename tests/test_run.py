@@ -243,6 +243,23 @@ def test_call_refuses_what_is_not_a_number_for_a_core_parameter(
         host.call(module, "id", 1, invoke="id")  # type: ignore[call-arg]
 
 
+def test_call_refuses_what_is_not_a_function_name(host: Host) -> None:
+    for name in ("", None, 5, b"add", "\udcff"):
+        with pytest.raises(ConfigError, match="takes the name of an exported function"):
+            host.call(CALC, name)  # type: ignore[arg-type]
+
+
+def test_an_output_path_that_is_not_utf8_is_a_config_error(host: Host, tmp_path: Path) -> None:
+    """wasmtime takes paths as UTF-8; a name os.listdir hands back with surrogates is
+    refused in one line, not with Python's encoding error."""
+    odd = tmp_path / "out-\udcff.txt"
+    for option in ("stdout", "stderr", "stdin"):
+        if option == "stdin":
+            odd.touch()
+        with pytest.raises(ConfigError, match="cannot be opened"):
+            host.run(HELLO, **{option: odd})  # type: ignore[arg-type]
+
+
 def test_invoke_is_a_deprecated_spelling_of_call(host: Host) -> None:
     with pytest.warns(DeprecationWarning, match=r"host\.call\(module, NAME") as warned:
         result = host.run(CALC, ["2", "3"], invoke="add")

@@ -16,6 +16,7 @@ from .._errors import ConfigError, WasmhostError
 from .._hashing import content_key
 from .._numbers import check_seconds, check_size, check_whole
 from .._paths import default_cache_root, max_size_from_environment
+from .._text import is_utf8
 from .._wasm import is_component
 from .engines.cache import CompileCache, file_state, settled
 from .engines.engine import EngineFlags, Engines, EngineSlot
@@ -514,6 +515,8 @@ class Host:
         """
         if options:
             _check_options("call", options, _CALL_OPTIONS)
+        if not isinstance(name, str) or not name or not is_utf8(name):
+            raise ConfigError(f"call() takes the name of an exported function, not {name!r}.")
         return self._run("call", module, values, name, options)
 
     def _run(

@@ -33,6 +33,7 @@ TRAP_TEXTS: Final = {
     "integer overflow": "integer_overflow",
     "all fuel consumed by WebAssembly": "out_of_fuel",
     "interrupt": "interrupt",
+    "allocation size too large": "allocation_too_large",
 }
 
 # What an error raised while instantiating holds when the guest trapped (its

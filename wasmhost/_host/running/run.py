@@ -367,8 +367,9 @@ def guest_wasi(
         wasi_strings("argument", argv)  # refused here, with the argument named
         wasi.argv = argv
         if env := options.get("env"):
-            wasi_environment(env)
-            wasi.env = [(str(name), str(value)) for name, value in env.items()]
+            # What was checked is what is passed (a mapping may not answer twice alike).
+            names, values = wasi_environment(env)
+            wasi.env = [(n.decode(), v.decode()) for n, v in zip(names, values, strict=True)]
         for guest, source in (options.get("dirs") or {}).items():
             _preopen(wasi, guest, source)
     except BaseException:

@@ -686,7 +686,7 @@ def _open_output(wasi: wasmtime.WasiConfig, name: str, path: str | bytes) -> boo
     """Open ``path`` (created or truncated) as the guest's ``name``: whether it could."""
     try:
         setattr(wasi, f"{name}_file", path)
-    except wasmtime.WasmtimeError:
+    except (wasmtime.WasmtimeError, UnicodeError):  # (wasmtime-py encodes a str as UTF-8)
         return False
     return True
 
@@ -694,5 +694,5 @@ def _open_output(wasi: wasmtime.WasiConfig, name: str, path: str | bytes) -> boo
 def _set_stdin_file(wasi: wasmtime.WasiConfig, path: str, name: str) -> None:
     try:
         wasi.stdin_file = path
-    except wasmtime.WasmtimeError:
+    except (wasmtime.WasmtimeError, UnicodeError):  # (wasmtime-py encodes a str as UTF-8)
         raise ConfigError(f"stdin {name} cannot be opened for reading.") from None
