@@ -34,7 +34,17 @@ from conftest import ARTIFACTS, HELLO
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wasmhost import ArtifactError, ModuleError, RegistryClient, WasmhostError
+from wasmhost import (
+    ArtifactError,
+    ConfigError,
+    LinkError,
+    MemoryLimitExceeded,
+    ModuleError,
+    RegistryClient,
+    WasmhostError,
+)
+from wasmhost._host.engines import failures
+from wasmhost._host.running.kinds import convert_params
 from wasmhost._host.values import wave
 from wasmhost._host.values.module import Import, check_header, wasm_imports
 from wasmhost._oci import credentials
@@ -705,6 +715,75 @@ def test_references_take_any_text(data: bytes) -> None:
 @given(text=st.text(REFERENCE_ALPHABET, max_size=40))
 def test_references_take_any_characters(text: str) -> None:
     feed_reference(text)
+
+
+# -- what wasmtime says, and what a caller passes to a core function --------------------
+
+WASMTIME_TOKENS = (
+    "Caused by:\n",
+    "error while executing at wasm backtrace:\n",
+    "    0: ",
+    "1: wasm trap: ",
+    "wasm trap: ",
+    "wasm backtrace",
+    "\n",
+    *failures.TRAP_TEXTS,
+    *failures.REFUSAL_TEXTS,
+)
+
+
+@fuzz(200)
+@given(text=st.lists(st.sampled_from(WASMTIME_TOKENS) | st.text(max_size=8), max_size=12))
+def test_wasmtime_messages_are_read_whatever_they_say(text: list[str]) -> None:
+    """A wasmtime message holds names a guest chose (its imports, its exports): read as
+    facts and as an error, whatever it says, in one line."""
+    message = "".join(text)
+    facts = failures.read_trap(wasmtime.WasmtimeError(message))
+    assert facts.code in (None, *failures.TRAP_TEXTS.values())
+    assert "\n" not in facts.message
+    assert failures.refusal(message) in (None, *failures.REFUSAL_TEXTS.values())
+    for cap in (None, 1 << 20):
+        error = failures.instantiation_error(message, "m.wasm", cap, refused_memory=False)
+        assert isinstance(error, LinkError | MemoryLimitExceeded)
+        assert "\n" not in str(error)
+
+
+CORE_TYPES = ("i32", "i64", "f32", "f64", "v128", "externref")
+ANY_VALUE = (
+    st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12)
+    | st.none()
+    | st.binary(max_size=4)
+    | st.lists(st.integers(), max_size=2)
+)
+
+
+@fuzz(300)
+@given(
+    params=st.lists(st.sampled_from(CORE_TYPES), max_size=4),
+    values=st.lists(ANY_VALUE, max_size=4),
+)
+def test_a_core_function_takes_any_values(params: list[str], values: list[object]) -> None:
+    """What a caller passes to Host.call for a core function (any Python value, or the
+    CLI's text) becomes numbers of the parameters' types, or one ConfigError."""
+    try:
+        converted = convert_params(params, values, "m.wasm", "f")
+    except ConfigError as exc:
+        refused: ConfigError | None = exc
+    else:
+        refused = None
+    if refused is not None:
+        assert "\n" not in str(refused)
+        return
+    assert len(converted) == len(params)
+    for value, kind in zip(converted, params, strict=True):
+        if kind in ("i32", "i64"):
+            bits = 32 if kind == "i32" else 64
+            assert isinstance(value, int)
+            assert -(1 << (bits - 1)) <= value < (1 << bits)
+        else:
+            assert isinstance(value, float)
 
 
 # -- the corpus: every file replayed ---------------------------------------------------

@@ -236,7 +236,7 @@ def test_call_refuses_what_is_not_a_number_for_a_core_parameter(
     host: Host, wat: Callable[[str], Path]
 ) -> None:
     module = wat('(module (func (export "id") (param i32) (result i32) (local.get 0)))')
-    for value in ([1], None, "1.5"):
+    for value in ([1], None, "1.5", float("inf"), float("nan")):
         with pytest.raises(ConfigError, match="expects i32"):
             host.call(module, "id", value)
     with pytest.raises(TypeError, match="invoke"):

@@ -401,7 +401,7 @@ def test_a_module_that_does_not_fit_a_pool_slot_runs_unpooled(
 
 @pytest.mark.parametrize(
     ("by", "answer"),
-    [(30_000, 1), (1_000_000, 1), (wasmhost._host.engines.engine.TABLE_ELEMENTS, -1)],
+    [(30_000, 1), (1_000_000, 1), (wasmhost._host.engines.memory.TABLE_ELEMENTS, -1)],
     ids=["30k", "1M", "past-the-limit"],
 )
 def test_a_table_grows_alike_on_every_run(

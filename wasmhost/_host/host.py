@@ -22,7 +22,7 @@ from .engines.cache import CompileCache, file_state, settled
 from .engines.engine import EngineFlags, Engines, EngineSlot
 from .engines.memory import MAX_RESERVATION
 from .result import OutputChunk, RunResult
-from .running.kinds import Code, Guest, Kind, compiled_kind, kind_of
+from .running.kinds import Code, Guest, compiled_kind, kind_of
 from .running.run import DirSource, RunScope, conclude
 from .running.stdio import OutputTarget, StdinSource
 from .values.functions import Imports, check_imports
@@ -45,6 +45,8 @@ else:  # pragma: no cover
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
+
+    from .running.kinds import Kind
 else:  # concurrent.futures imports logging: ~15 ms of `wasmhost run` start-up
     Executor = Any  # what typing.get_type_hints sees for run_async's executor
 
@@ -228,9 +230,6 @@ class Host:
         self._paths: dict[tuple[str, int, int, int, int, int], Module] = {}
         # The streams each module (by key) has written more than a pipe holds to (see stdio).
         self._loud: dict[str, frozenset[str]] = {}
-        # The modules (by key) that a run without imports= or other options can run:
-        # checked once, not on every run.
-        self._plain: set[str] = set()
         # The modules kept compiled (by key), least recently run first.
         self._recent: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._recent_lock = threading.Lock()
@@ -421,7 +420,6 @@ class Host:
         for old in dropped:
             self._engines.forget(old)
             self._loud.pop(old, None)
-            self._plain.discard(old)
             for state, module in list(self._paths.items()):
                 if module.key == old:
                     self._paths.pop(state, None)
@@ -555,11 +553,7 @@ class Host:
         policy = options.get("unknown_imports", "error")
         module, (compiled, pre) = self._load(source, slot, _import_check(imports, policy))
         kind = kind_of(module)
-        plain = imports is None and policy == "error" and options.get("symlinks", True)
-        if not (plain and module.key in self._plain):
-            kind.check(module, options)
-            if plain:
-                self._plain.add(module.key)  # (dropped with the module, see _used)
+        kind.check(module, options)
         guest = Guest(
             slot=slot,
             module=module,

@@ -6,11 +6,13 @@ either. :func:`check_version` (with :func:`wasmtime_version` and
 :func:`dist_info_version`) refuses a wasmtime-py outside ``SUPPORTED``
 (pyproject.toml pins the same range, and ``nox -s wasmtime`` runs the host's
 tests on each release in it). A shim stays only where wasmtime-py has no
-public way, or where its public way costs a run a measured difference (on
-wasmtime-py 50, warm hello-world, ~100 us a run bare; measured by
-``python tests/bench.py --shims``). ``WasiConfig.argv``, ``env`` and
-``stdout_file`` are used as they are: shims for them saved ~1 us each. Each
-shim, and the upstream change that would let it go:
+public way, or where its public way costs a run a measured difference
+(``python tests/bench.py --shims``: each against its public way, interleaved
+in one run; the figures below are from wasmtime-py 50 on a 2-core machine,
+against a warm hello-world run through the shims of ~95 us, a component's of
+~145 us). ``WasiConfig.argv``, ``env`` and ``stdout_file`` are used as they
+are: shims for them saved 3-6 us of a ~190 us captured run (A/B in one
+process). Each shim, and the upstream change that would let it go:
 
 - :func:`set_stdin_bytes`: stdin from memory. Gone with a
   ``WasiConfig.stdin_bytes`` in wasmtime-py.
@@ -23,16 +25,17 @@ shim, and the upstream change that would let it go:
   wasmtime-py.
 - :func:`export_func`: one export by name (reaches into ``Store._context``
   and ``Instance._instance``); ``Instance.exports(store)[name]`` wraps all of
-  a new instance's exports first (~45 us a run). Gone with an
+  a new instance's exports first (+46-48 us of the ~95 us run). Gone with an
   ``Instance.get_export(store, name)``.
 - :func:`call_nullary`: calls ``_start`` without ``Func.__call__``
-  building the function's type on every call (~18 us a run), and clears
+  building the function's type on every call (+21-22 us of the ~95 us run), and clears
   wasmtime-py's process-wide ``LAST_EXCEPTION``, which its own call path
   would otherwise leave set. Gone when ``Func`` caches its type and keeps
   that exception per call.
 - :func:`call_component_run`: a command component's ``run``, called and
   its ``post_return`` made in one C call each, without wasmtime-py's
-  ``Func.__call__`` converting through the function's type (~45 us a run).
+  ``Func.__call__`` converting through the function's type (+38-39 us of the
+  ~145 us component run).
   Gone with a cheaper ``component.Func.__call__``.
 - :func:`call_component`: a component function called with values converted
   by their C discriminants (see the section "component values"), checking
@@ -69,6 +72,7 @@ from wasmtime import _ffi as ffi
 from wasmtime import _func
 
 from ..._errors import WasmhostError
+from ..._files import fd_path
 from ..._version import __version__
 
 # The wasmtime-py releases these shims are checked against: >= 48 (earlier
@@ -161,7 +165,7 @@ def open_output(wasi: wasmtime.WasiConfig, name: str, fd: int) -> int | None:
     probe = os.dup(fd)
     os.close(probe)
     try:
-        setattr(wasi, f"{name}_file", f"/proc/self/fd/{fd}")
+        setattr(wasi, f"{name}_file", fd_path(fd))
     except wasmtime.WasmtimeError:
         return None
     return probe if _same_file(probe, fd) else _find_other(fd)
@@ -330,8 +334,9 @@ def call_component_run(store: wasmtime.Store, func: Any) -> bool:
     whether it returned ``ok``. Raises as ``component.Func.__call__`` does.
 
     ``Func.__call__`` builds the function's type, its parameter and result
-    types as Python objects on every call (~30 us of a ~170 us hello-world
-    run); ``run`` has no parameters and a result without payloads.
+    types as Python objects on every call (+38-39 us against this call's
+    ~145 us warm hello-world component run, ``python tests/bench.py --shims``);
+    ``run`` has no parameters and a result without payloads.
     Upstream: a cached type in wasmtime-py's component ``Func``.
     """
     result = ffi.wasmtime_component_val_t()

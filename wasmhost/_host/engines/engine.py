@@ -34,13 +34,7 @@ if TYPE_CHECKING:
 from . import wasi
 from .cache import CACHE_FORMAT
 from .capi import check_version, use_pooling_allocator, wasmtime_version
-from .memory import (  # noqa: F401 (TABLE_ELEMENTS: where tests look for it)
-    MAX_TABLES,
-    TABLE_ELEMENTS,
-    can_reserve,
-    table_elements,
-    use_watched_memories,
-)
+from .memory import TABLE_ELEMENTS, can_reserve, use_watched_memories
 from .watchdog import Ticker
 
 

@@ -14,8 +14,7 @@ by :func:`instantiation_error` here and by ``run.conclude`` after a run.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 import wasmtime
 
@@ -48,8 +47,7 @@ REFUSAL_TEXTS: Final = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class TrapFacts:
+class TrapFacts(NamedTuple):
     """What ended a guest that trapped: its trap code (``"unreachable"``, … or None
     when wasmtime gives none), the cause in one line, and its wasm frames."""
 
@@ -111,6 +109,11 @@ def instantiation_error(
     return LinkError(f"{name} cannot be instantiated: {last_line(text) or 'unknown error'}.")
 
 
+# The numbering of a cause chain's lines, and what leads a trap's own line.
+_NUMBERED = re.compile(r"^\d+:\s*")
+_TRAP_PREFIX = "wasm trap: "
+
+
 def first_line(text: str) -> str:
     """The cause in a wasmtime error message: it leads with its own backtrace, and its
     causes may be a numbered chain (``0: memory fault at ...``, ``1: wasm trap: out of
@@ -126,10 +129,6 @@ def first_line(text: str) -> str:
         if line and not line.startswith("error while executing"):
             return line
     return "trap"
-
-
-_NUMBERED = re.compile(r"^\d+:\s*")
-_TRAP_PREFIX = "wasm trap: "
 
 
 def last_line(text: str) -> str:

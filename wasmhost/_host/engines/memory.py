@@ -100,11 +100,6 @@ class MemoryWatch:
         self.refused_at_start = False
         self.refused_growth: int | None = None
 
-    @property
-    def refused(self) -> bool:
-        """Whether the run was refused memory, at start or while growing."""
-        return self.refused_at_start or self.refused_growth is not None
-
     def __enter__(self) -> MemoryWatch:
         self._outer = getattr(_local, "watch", None)
         _local.watch = self

@@ -10,21 +10,52 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import wasmtime
 
 from ..._errors import ConfigError, LinkError
 from ..engines.capi import call_nullary, export_func
 from ..engines.engine import COMPONENT_WEIGHT, EngineSlot
-from ..engines.failures import instantiation_error, trapped
 from ..engines.watchdog import current
 from ..result import CALLED, Called
 from ..values.functions import Failure, Imports, check_imports, define
 from ..values.module import Module, describe, func_types, uncallable
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # (Protocols cost start-up time to make, and are only for the checker)
+    from typing import Protocol
+
     from ..engines.memory import MemoryWatch
+
+    class Running(Protocol):
+        """What a kind is given of the run it calls in (see ``run.RunScope``)."""
+
+        failure: Failure  # what a host function raised, to raise again
+        watch: MemoryWatch | None
+
+        def started(self) -> None:
+            """The guest is instantiated (for ``RunResult.instantiate_time``)."""
+
+    class Kind(Protocol):
+        """How a guest of one kind is described, prepared, checked, given argv, and called."""
+
+        weight: int  # pool slots a run takes (see engine)
+        one_memory: bool  # whether a memory cap bounds it as one memory
+
+        def describe(self, code: Code, compiled: Any, slot: EngineSlot) -> Module:
+            """The :class:`Module` for ``code`` (compiled for ``slot``)."""
+
+        def prepare(self, compiled: Any, slot: EngineSlot) -> Any:
+            """What runs of the compiled code find once: its ``Guest.pre``."""
+
+        def check(self, module: Module, options: Mapping[str, Any]) -> None:
+            """Refuse what this kind of guest cannot be given, before it runs."""
+
+        def argv(self, guest: Guest) -> Sequence[object]:
+            """What the guest sees after argv[0]."""
+
+        def call(self, store: wasmtime.Store, guest: Guest, run: Running) -> Called:
+            """Link, instantiate and call ``guest`` in ``store``."""
 
 
 class Code(NamedTuple):
@@ -55,38 +86,6 @@ class Guest(NamedTuple):
     def pooled(self, slot: EngineSlot, compiled: Any, pre: Any) -> Guest:
         """The same guest on a pooled engine's slot (see ``engine``)."""
         return Guest(slot, self.module, compiled, pre, *self[4:])
-
-
-class Running(Protocol):
-    """What a kind is given of the run it calls in (see ``run.RunScope``)."""
-
-    failure: Failure  # what a host function raised, to raise again
-    watch: MemoryWatch | None
-
-    def started(self) -> None:
-        """The guest is instantiated (for ``RunResult.instantiate_time``)."""
-
-
-class Kind(Protocol):
-    """How a guest of one kind is described, prepared, checked, given argv, and called."""
-
-    weight: int  # pool slots a run takes (see engine)
-    one_memory: bool  # whether a memory cap bounds it as one memory
-
-    def describe(self, code: Code, compiled: Any, slot: EngineSlot) -> Module:
-        """The :class:`Module` for ``code`` (compiled for ``slot``)."""
-
-    def prepare(self, compiled: Any, slot: EngineSlot) -> Any:
-        """What runs of the compiled code find once: its ``Guest.pre``."""
-
-    def check(self, module: Module, options: Mapping[str, Any]) -> None:
-        """Refuse what this kind of guest cannot be given, before it runs."""
-
-    def argv(self, guest: Guest) -> Sequence[object]:
-        """What the guest sees after argv[0]."""
-
-    def call(self, store: wasmtime.Store, guest: Guest, run: Running) -> Called:
-        """Link, instantiate and call ``guest`` in ``store``."""
 
 
 class CoreModule:
@@ -249,6 +248,8 @@ def _instantiate(make: Callable[[], Any], guest: Guest, run: Running) -> Any:
     try:
         instance = make()
     except wasmtime.WasmtimeError as exc:
+        from ..engines.failures import instantiation_error, trapped  # (only on failure)
+
         guard = current()
         if trapped(exc) or (guard is not None and guard.stopped.is_set()):
             # A trap in a start function, or stopped while instantiating (a deadline,
@@ -305,6 +306,6 @@ def convert_params(
                 raise ConfigError(
                     f"{module}: {name} takes a {kind} parameter, which wasmhost cannot pass."
                 )
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, OverflowError):  # (int(inf) overflows)
             raise ConfigError(f"{module}: {name} expects {kind}, got {arg!r}.") from None
     return values

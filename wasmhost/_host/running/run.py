@@ -13,7 +13,7 @@ import contextlib
 import os
 import time
 from collections.abc import Collection, Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import wasmtime
 
@@ -31,16 +31,19 @@ from ..._errors import (
 from ..._numbers import format_size
 from ..._text import wasi_environment, wasi_strings
 from ..engines.engine import EngineSlot
-from ..engines.failures import TrapFacts, read_trap
 from ..engines.memory import MAX_TABLES, MemoryWatch, table_elements
 from ..engines.wasi import DEFAULT_MAX_FILES, RunWasi
 from ..engines.wasi import active as wasi_active
-from ..engines.watchdog import Guard, Ticker, active
+from ..engines.watchdog import Guard, active
 from ..result import CALLED, Called, RunResult
 from ..values.functions import Failure
 from ..values.module import Module, table_limits
-from .kinds import Guest, Kind
+from .kinds import Guest
 from .stdio import CAPTURE, Stdio
+
+if TYPE_CHECKING:
+    from ..engines.failures import TrapFacts
+    from .kinds import Kind
 
 
 class Dir(NamedTuple):
@@ -95,7 +98,6 @@ class RunScope:
     _wasi: wasmtime.WasiConfig | None = None
     _store: wasmtime.Store | None = None
     _guard: Guard | None = None
-    _ticker: Ticker | None = None
     _leased: EngineSlot | None = None  # the slot whose pool lent this run a place
     _called: Called = CALLED
     _exit_code = 0
@@ -175,15 +177,16 @@ class RunScope:
             if self.stdio.max_output is not None:
                 guard.watch(self.stdio.over_limit, "output")
             slot.ticker.guard(store, guard)
-            self._guard, self._ticker = guard, slot.ticker
+            self._guard = guard  # (a pooled twin shares its sibling's ticker)
 
     def _release(self) -> None:
         """Give back what the run holds, in the order each needs (a store before its
         pool slot; the guest's ends of the output pipes before they are read)."""
         try:
             try:
-                if self._ticker is not None and self._guard is not None:
-                    self._ticker.release(self._guard)
+                ticker = self._guest.slot.ticker
+                if self._guard is not None and ticker is not None:
+                    ticker.release(self._guard)
                 # Closing the store (or, if none was made, the WASI configuration
                 # that still owns them) closes the guest's ends of the output pipes.
                 if self._store is not None:
@@ -223,6 +226,8 @@ class RunScope:
         except wasmtime.ExitTrap as exc:
             self._exit_code = exc.code
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+            from ..engines.failures import read_trap  # (only a failed run needs it)
+
             self._trap = read_trap(exc)
         end = time.perf_counter()
         self._elapsed = end - started
