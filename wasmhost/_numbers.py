@@ -51,6 +51,19 @@ def check_seconds(name: str, value: object, below: float) -> None:
         raise ConfigError(f"{name} must be a positive number of seconds, not {value!r}.")
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d|w)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds as a number, or with a unit: ``500ms``, ``2s``, ``1m``, ``12h``, ``30d``,
+    ``2w``."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(text)
+    return float(match.group(1)) * _UNIT_SECONDS.get(match.group(2), 1.0)
+
+
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?)(b?)\s*$", re.IGNORECASE)
 
 

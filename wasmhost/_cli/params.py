@@ -3,31 +3,17 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from .._numbers import format_size, parse_size
+from .._numbers import format_size, parse_duration, parse_size
 from .._text import is_utf8
 
 if TYPE_CHECKING:
     from .._host.running.run import Dir
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d|w)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds as a number, or with a unit: ``500ms``, ``2s``, ``1m``, ``12h``, ``30d``,
-    ``2w``."""
-    match = _DURATION.match(text)
-    if not match:
-        raise ValueError(text)
-    return float(match.group(1)) * _UNIT_SECONDS.get(match.group(2), 1.0)
-
 
 class SizeType(click.ParamType):
     name = "SIZE"

@@ -1,0 +1,120 @@
+"""``create``: decide Wasm or native, then (Wasm) fork the init and wait until it is
+set up, record the container and write the pid file; the init is left waiting for
+``start``, a child the engine's subreaper inherits."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from typing import TYPE_CHECKING
+
+from . import spec as _spec
+from . import state as _state
+from .state import Container, RuntimeFailure
+
+if TYPE_CHECKING:
+    from .main import Invocation
+
+# Where a native runtime is looked for: fixed folders, never $PATH (podman calls
+# the runtime with no PATH at all).
+_NATIVE_FOLDERS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+NATIVE_VARIABLE = "WASMHOST_RUNTIME_NATIVE"
+
+
+def native_runtime() -> str:
+    configured = os.environ.get(NATIVE_VARIABLE)
+    if configured:
+        if not os.path.isabs(configured) or not os.access(configured, os.X_OK):
+            raise RuntimeFailure(f"{NATIVE_VARIABLE}={configured} is not an executable's absolute path")
+        return configured
+    for name in ("runc", "crun"):
+        for folder in _NATIVE_FOLDERS:
+            path = os.path.join(folder, name)
+            if os.access(path, os.X_OK):
+                return path
+    raise RuntimeFailure(
+        f"this container is not Wasm, and no native runtime (runc, crun) was found; "
+        f"install runc or set {NATIVE_VARIABLE}"
+    )
+
+
+def create(invocation: Invocation, root: str, container_id: str) -> int:
+    from .main import _hand_over
+
+    flags = invocation.flags
+    bundle = os.path.abspath(str(flags.get("bundle") or os.getcwd()))
+    config = _spec.read_config(bundle)
+    found = _spec.annotations(config)
+    rootfs, _ = _spec.rootfs(bundle, config)
+    module, _, _ = _spec.entrypoint(rootfs, config)
+    _state.prepare_root(root)
+    if not _spec.is_wasm(found, module):
+        native = native_runtime()
+        _state.mark_native(root, container_id, native)
+        _state.write_index(root, container_id)
+        _hand_over(native, root, invocation, forget=False)
+    if flags.get("console-socket"):
+        raise RuntimeFailure(
+            "a terminal is not supported for Wasm containers; run without -t (--tty)"
+        )
+    plan = _spec.plan(bundle, config, container_id, bool(invocation.globals.get("systemd-cgroup")))
+    container = Container(root, container_id)
+    try:
+        os.mkdir(container.folder, 0o700)
+    except FileExistsError:
+        raise RuntimeFailure("container with given ID already exists") from None
+    try:
+        return _fork_init(container, plan, flags.get("pid-file"))
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(container.folder, ignore_errors=True)
+        raise
+
+
+def _fork_init(container: Container, plan: _spec.Plan, pid_file: object) -> int:
+    os.mkfifo(container.fifo, 0o600)
+    container.record = {
+        "id": container.id,
+        "bundle": plan.bundle,
+        "rootfs": plan.rootfs,
+        "created": _state.now(),
+        "annotations": plan.annotations,
+        "pid": 0,
+        "cgroups": [],
+    }
+    container.save()
+    read, write = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:  # the init
+        os.close(read)
+        from .init import init
+
+        init(plan, container.id, container.root, container.fifo, write)
+    os.close(write)
+    chunks = []
+    while chunk := os.read(read, 65536):
+        chunks.append(chunk)
+    os.close(read)
+    try:
+        message = json.loads(b"".join(chunks) or b"{}")
+    except ValueError:
+        message = {}
+    cgroups = message.get("cgroups") or []
+    container.record["cgroups"] = cgroups
+    if not message.get("ok"):
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        from .linux import remove_cgroups
+
+        remove_cgroups(cgroups)
+        raise RuntimeFailure(message.get("error") or "the container's init ended before it was ready")
+    container.record["pid"] = pid
+    container.record["start_time"] = _state.start_time(pid)
+    container.save()
+    _state.write_index(container.root, container.id)
+    if isinstance(pid_file, str) and pid_file:
+        path = os.path.abspath(pid_file)
+        _state.write_file(path, str(pid), 0o644)
+    return 0
