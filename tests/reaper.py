@@ -4,7 +4,7 @@ process's stdio as the container's, start, optionally signal, wait for the init.
 
     python tests/reaper.py RUNTIME ROOT BUNDLE ID [SIGNAL AFTER-SECONDS]
 
-Prints one JSON line to fd 3 if it is open, else stderr: the init's exit status (128+N
+Writes a JSON report to $REAPER_REPORT: what each command exited with, the init's exit status (128+N
 for a signal), and the seconds from the signal to the init's end.
 """
 
@@ -24,9 +24,19 @@ def main() -> int:
     runtime, root, bundle, container_id, *kill = sys.argv[1:]
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     pid_file = os.path.join(bundle, "init.pid")
-    base = [runtime, "--root", root, "--log", os.path.join(bundle, "log.json"), "--log-format", "json"]
+    base = [
+        runtime,
+        "--root",
+        root,
+        "--log",
+        os.path.join(bundle, "log.json"),
+        "--log-format",
+        "json",
+    ]
     report: dict[str, object] = {}
-    created = subprocess.run([*base, "create", "--bundle", bundle, "--pid-file", pid_file, container_id])
+    created = subprocess.run(
+        [*base, "create", "--bundle", bundle, "--pid-file", pid_file, container_id]
+    )
     if created.returncode != 0:
         report["create"] = created.returncode
         return _report(report)
@@ -34,9 +44,13 @@ def main() -> int:
         text = f.read()
     report["pid_file"] = text
     pid = int(text)
-    state = subprocess.run([*base, "state", container_id], capture_output=True, stdin=subprocess.DEVNULL)
+    state = subprocess.run(
+        [*base, "state", container_id], capture_output=True, stdin=subprocess.DEVNULL
+    )
     report["created_state"] = json.loads(state.stdout)
-    started = subprocess.run([*base, "start", container_id], capture_output=True, stdin=subprocess.DEVNULL)
+    started = subprocess.run(
+        [*base, "start", container_id], capture_output=True, stdin=subprocess.DEVNULL
+    )
     report["start"] = started.returncode
     sent = None
     if kill:
@@ -48,7 +62,9 @@ def main() -> int:
         report["after_signal"] = time.monotonic() - sent
     code = os.waitstatus_to_exitcode(status)
     report["status"] = code if code >= 0 else 128 - code
-    stopped = subprocess.run([*base, "state", container_id], capture_output=True, stdin=subprocess.DEVNULL)
+    stopped = subprocess.run(
+        [*base, "state", container_id], capture_output=True, stdin=subprocess.DEVNULL
+    )
     report["stopped_state"] = json.loads(stopped.stdout)
     deleted = subprocess.run([*base, "delete", container_id], stdin=subprocess.DEVNULL)
     report["delete"] = deleted.returncode
@@ -56,11 +72,8 @@ def main() -> int:
 
 
 def _report(report: dict[str, object]) -> int:
-    line = json.dumps(report) + "\n"
-    try:
-        os.write(3, line.encode())
-    except OSError:
-        sys.stderr.write(line)
+    with open(os.environ["REAPER_REPORT"], "w") as f:
+        json.dump(report, f)
     return 0
 
 

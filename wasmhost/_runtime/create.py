@@ -26,7 +26,9 @@ def native_runtime() -> str:
     configured = os.environ.get(NATIVE_VARIABLE)
     if configured:
         if not os.path.isabs(configured) or not os.access(configured, os.X_OK):
-            raise RuntimeFailure(f"{NATIVE_VARIABLE}={configured} is not an executable's absolute path")
+            raise RuntimeFailure(
+                f"{NATIVE_VARIABLE}={configured} is not an executable's absolute path"
+            )
         return configured
     for name in ("runc", "crun"):
         for folder in _NATIVE_FOLDERS:
@@ -45,7 +47,7 @@ def create(invocation: Invocation, root: str, container_id: str) -> int:
     flags = invocation.flags
     bundle = os.path.abspath(str(flags.get("bundle") or os.getcwd()))
     config = _spec.read_config(bundle)
-    found = _spec.annotations(config)
+    found = _spec.annotations_of(config)
     rootfs, _ = _spec.rootfs(bundle, config)
     module, _, _ = _spec.entrypoint(rootfs, config)
     _state.prepare_root(root)
@@ -74,7 +76,13 @@ def create(invocation: Invocation, root: str, container_id: str) -> int:
 
 
 def _fork_init(container: Container, plan: _spec.Plan, pid_file: object) -> int:
+    from .linux import missing_cgroups, remove_cgroups
+
     os.mkfifo(container.fifo, 0o600)
+    # What the init will make, recorded apart from the state (which is rewritten) so
+    # that delete removes it whatever happens from here on.
+    cgroups = missing_cgroups(plan.cgroups_path)
+    _state.write_file(os.path.join(container.folder, _state.CGROUPS), json.dumps(cgroups))
     container.record = {
         "id": container.id,
         "bundle": plan.bundle,
@@ -82,7 +90,6 @@ def _fork_init(container: Container, plan: _spec.Plan, pid_file: object) -> int:
         "created": _state.now(),
         "annotations": plan.annotations,
         "pid": 0,
-        "cgroups": [],
     }
     container.save()
     read, write = os.pipe2(os.O_CLOEXEC)
@@ -101,15 +108,13 @@ def _fork_init(container: Container, plan: _spec.Plan, pid_file: object) -> int:
         message = json.loads(b"".join(chunks) or b"{}")
     except ValueError:
         message = {}
-    cgroups = message.get("cgroups") or []
-    container.record["cgroups"] = cgroups
     if not message.get("ok"):
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
-        from .linux import remove_cgroups
-
         remove_cgroups(cgroups)
-        raise RuntimeFailure(message.get("error") or "the container's init ended before it was ready")
+        raise RuntimeFailure(
+            message.get("error") or "the container's init ended before it was ready"
+        )
     container.record["pid"] = pid
     container.record["start_time"] = _state.start_time(pid)
     container.save()

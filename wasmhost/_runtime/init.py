@@ -26,9 +26,8 @@ _FAILED = 1
 
 
 def init(plan: Plan, container_id: str, root: str, fifo: str, ready: int) -> NoReturn:
-    """The forked child. Reports ``{"ok": ...}`` or ``{"error": ...}`` on ``ready``
+    """The forked child. Reports ``{"ok": true}`` or ``{"error": ...}`` on ``ready``
     (a pipe ``create`` reads) and never returns."""
-    made: list[str] = []
     try:
         os.setsid()
         linux.set_process_name("wasmhost-init")
@@ -37,20 +36,20 @@ def init(plan: Plan, container_id: str, root: str, fifo: str, ready: int) -> NoR
         if plan.new_network:
             linux.new_namespace("network")
             linux.loopback_up()
-        made = linux.join_cgroup(plan.cgroups_path, plan.memory_limit, plan.pids_limit)
+        linux.join_cgroup(plan.cgroups_path, plan.memory_limit, plan.pids_limit)
         import resource
 
-        for kind, soft, hard in plan.rlimits:
+        for name, number, soft, hard in plan.rlimits:
             try:
-                resource.setrlimit(kind, (soft, hard))
+                resource.setrlimit(number, (soft, hard))
             except (OSError, ValueError) as exc:
-                raise linux.LinuxError(f"cannot set rlimit {kind} to {soft}:{hard}: {exc}") from None
+                raise linux.LinuxError(f"cannot set {name} to {soft}:{hard}: {exc}") from None
         os.chdir("/")
         run = _prepare(plan, root)
     except Exception as exc:  # any failure is create's, in one line
-        _report(ready, {"error": _line(exc), "cgroups": made})
+        _report(ready, {"error": _line(exc)})
         os._exit(_FAILED)
-    _report(ready, {"ok": True, "cgroups": made})
+    _report(ready, {"ok": True})
     try:
         fd = os.open(fifo, os.O_WRONLY | os.O_CLOEXEC)  # blocks until start opens it
         os.write(fd, b"0")
@@ -65,7 +64,7 @@ def _report(fd: int, message: dict[str, Any]) -> None:
         os.write(fd, json.dumps(message).encode())
         os.close(fd)
     except OSError:
-        pass  # create is gone: it kills nothing, the init ends when it sees no start
+        os._exit(_FAILED)  # create is gone: no one will start this container
 
 
 def _line(exc: BaseException) -> str:
@@ -147,7 +146,10 @@ def _serve(plan: Plan, root: str) -> Any:
     args = ["serve", "--listen", listen, "--workers", "1"]
     args += ["--dir", f"{plan.rootfs}::/" + ("::ro" if plan.root_readonly else "")]
     for mount in plan.mounts:
-        args += ["--dir", f"{mount.source}::{mount.destination}" + ("::ro" if mount.read_only else "")]
+        args += [
+            "--dir",
+            f"{mount.source}::{mount.destination}" + ("::ro" if mount.read_only else ""),
+        ]
     for name, value in plan.env.items():
         args += ["--env", f"{name}={value}"]
     if plan.timeout is not None:
@@ -160,7 +162,7 @@ def _serve(plan: Plan, root: str) -> Any:
     def run() -> int:
         _drop_privileges(plan)
         try:
-            main(args, prog_name="wasmhost-runtime")
+            main(args)
         except SystemExit as exc:
             return exc.code if isinstance(exc.code, int) else _FAILED
         return 0

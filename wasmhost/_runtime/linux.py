@@ -14,6 +14,8 @@ import os
 import socket
 import struct
 
+from .state import RuntimeFailure
+
 # linux/sched.h
 NAMESPACE_FLAGS = {
     "mount": 0x00020000,
@@ -33,7 +35,7 @@ _IFF_UP = 0x1
 CGROUP_ROOT = "/sys/fs/cgroup"
 
 
-class LinuxError(Exception):
+class LinuxError(RuntimeFailure):
     """A system call the container's set-up needs failed; the text says which and why."""
 
 
@@ -120,13 +122,29 @@ def cgroup_path(spec_path: str, container_id: str, systemd: bool) -> str:
     return spec_path.strip("/")
 
 
-def join_cgroup(path: str, memory_limit: int | None, pids_limit: int | None) -> list[str]:
-    """Put this process in cgroup ``path`` of every hierarchy, making what is missing
-    (the folders made are returned, deepest last, for :func:`remove_cgroups`)."""
+def _parts(path: str) -> list[str]:
     parts = [p for p in path.split("/") if p]
     if any(p in (".", "..") for p in parts):
         raise LinuxError(f"the cgroup path {path!r} leaves the cgroup hierarchy")
-    made: list[str] = []
+    return parts
+
+
+def missing_cgroups(path: str) -> list[str]:
+    """The folders :func:`join_cgroup` will make for ``path``: create records them
+    before the init runs, so that ``delete`` removes them whatever happens after."""
+    missing = []
+    for mount in hierarchies():
+        folder = mount
+        for part in _parts(path):
+            folder = os.path.join(folder, part)
+            if not os.path.lexists(folder):
+                missing.append(folder)
+    return missing
+
+
+def join_cgroup(path: str, memory_limit: int | None, pids_limit: int | None) -> None:
+    """Put this process in cgroup ``path`` of every hierarchy, making what is missing."""
+    parts = _parts(path)
     pid = str(os.getpid())
     for mount in hierarchies():
         folder = mount
@@ -138,7 +156,6 @@ def join_cgroup(path: str, memory_limit: int | None, pids_limit: int | None) -> 
                 continue
             except OSError as exc:
                 raise LinuxError(f"cannot make the cgroup {folder}: {exc.strerror}") from None
-            made.append(folder)
             for name in ("cpuset.cpus", "cpuset.mems"):  # v1 cpuset: empty until copied
                 _copy_setting(parent, folder, name)
         if memory_limit is not None and memory_limit > 0:
@@ -150,7 +167,6 @@ def join_cgroup(path: str, memory_limit: int | None, pids_limit: int | None) -> 
                 procs.write(pid)
         except OSError as exc:
             raise LinuxError(f"cannot join the cgroup {folder}: {exc.strerror}") from None
-    return made
 
 
 def _copy_setting(parent: str, folder: str, name: str) -> None:

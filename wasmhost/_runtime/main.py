@@ -14,6 +14,7 @@ this module and the ones it imports on their path load neither wasmtime nor clic
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -81,6 +82,8 @@ class Invocation:
         self.words: list[str] = []
         if self.command in _COMMANDS:
             self._flags(index + 1, _COMMANDS[self.command], self.flags, stop_at_word=False)
+        else:
+            self.words = _container_word(self.command, self.argv[index + 1 :])
 
     def _flags(
         self, index: int, known: dict[str, bool], into: dict[str, str | bool], stop_at_word: bool
@@ -132,6 +135,48 @@ class Invocation:
     def root(self) -> str | None:
         root = self.globals.get("root")
         return os.path.abspath(root) if isinstance(root, str) and root else None
+
+
+# exec's flags that take a value (runc's and crun's): its ID is the first other word.
+_EXEC_VALUES = frozenset(
+    [
+        "process",
+        "p",
+        "pid-file",
+        "console-socket",
+        "cwd",
+        "env",
+        "e",
+        "user",
+        "u",
+        "additional-gids",
+        "g",
+        "preserve-fds",
+        "cap",
+        "c",
+        "apparmor",
+        "process-label",
+        "cgroup",
+    ]
+)
+
+
+def _container_word(command: str, args: list[str]) -> list[str]:
+    """The ID of a command this runtime does not run itself (it refuses them, or hands
+    them over): exec's first word, the others' last (``update --resources - ID``)."""
+    words = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg.startswith("-") and arg != "-":
+            name = arg.lstrip("-")
+            skip = command == "exec" and "=" not in name and name in _EXEC_VALUES
+        else:
+            words.append(arg)
+            if command == "exec":
+                break
+    return words[-1:]
 
 
 class Log:
@@ -276,10 +321,8 @@ def _start(container: Container) -> int:
                 raise RuntimeFailure("container process is already dead")
     finally:
         os.close(fd)
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(container.fifo)
-    except FileNotFoundError:
-        pass
     return 0
 
 
@@ -368,7 +411,11 @@ def _remove(container: Container) -> None:
 
     from .linux import remove_cgroups
 
-    cgroups = container.record.get("cgroups")
+    try:
+        with open(os.path.join(container.folder, _state.CGROUPS), encoding="utf-8") as f:
+            cgroups = json.load(f)
+    except (OSError, ValueError):
+        cgroups = []
     if isinstance(cgroups, list):
         remove_cgroups([c for c in cgroups if isinstance(c, str)])
     shutil.rmtree(container.folder, ignore_errors=True)

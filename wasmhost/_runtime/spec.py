@@ -55,7 +55,7 @@ class Plan(NamedTuple):
     memory_limit: int | None
     pids_limit: int | None
     user: tuple[int, int, list[int], int | None] | None  # uid, gid, groups, umask
-    rlimits: list[tuple[int, int, int]]
+    rlimits: list[tuple[str, int, int, int]]  # name, number, soft, hard
     no_new_privileges: bool
     annotations: dict[str, str]
     timeout: float | None
@@ -112,7 +112,7 @@ def _whole(value: object, where: str, low: int = 0) -> int:
     return value
 
 
-def annotations(config: dict[str, Any]) -> dict[str, str]:
+def annotations_of(config: dict[str, Any]) -> dict[str, str]:
     found = _object(config.get("annotations"), "annotations")
     if not all(isinstance(v, str) for v in found.values()):
         raise RuntimeFailure("config.json: annotations must map names to strings")
@@ -219,7 +219,7 @@ def plan(bundle: str, config: dict[str, Any], container_id: str, systemd: bool) 
     """Check everything a Wasm container's spec asks for, and say how to do it."""
     from .linux import cgroup_path
 
-    found = annotations(config)
+    found = annotations_of(config)
     root, readonly = rootfs(bundle, config)
     module, argv, env_list = entrypoint(root, config)
     if module is None or not os.path.isfile(module):
@@ -234,22 +234,24 @@ def plan(bundle: str, config: dict[str, Any], container_id: str, systemd: bool) 
     if config.get("hooks"):
         raise RuntimeFailure("hooks are not supported for Wasm containers")
     env: dict[str, str] = {}
-    for entry in env_list:
-        name, equals, value = entry.partition("=")
+    for pair in env_list:
+        name, equals, value = pair.partition("=")
         if equals and name:
             env[name] = value
     linux = _object(config.get("linux"), "linux")
     join: list[tuple[str, str]] = []
     new_network = False
-    for entry in linux.get("namespaces") or []:
-        entry = _object(entry, "linux.namespaces[]")
-        kind, path = entry.get("type"), entry.get("path")
+    for listed in linux.get("namespaces") or []:
+        namespace = _object(listed, "linux.namespaces[]")
+        kind, path = namespace.get("type"), namespace.get("path")
         if kind == "user":
             raise RuntimeFailure("user namespaces are not supported for Wasm containers")
         if kind in _JOINED:
             if path:
                 if not isinstance(path, str) or not path.startswith("/"):
-                    raise RuntimeFailure(f"config.json: the {kind} namespace's path is not absolute")
+                    raise RuntimeFailure(
+                        f"config.json: the {kind} namespace's path is not absolute"
+                    )
                 join.append((kind, path))
             elif kind == "network":
                 new_network = True
@@ -274,18 +276,22 @@ def plan(bundle: str, config: dict[str, Any], container_id: str, systemd: bool) 
             _whole(umask, "process.user.umask") if umask is not None else None,
         )
     rlimits = []
-    for entry in process.get("rlimits") or []:
-        entry = _object(entry, "process.rlimits[]")
+    for listed in process.get("rlimits") or []:
+        entry = _object(listed, "process.rlimits[]")
         kind = entry.get("type")
         number = getattr(resource, kind, None) if isinstance(kind, str) else None
         if not isinstance(kind, str) or not kind.startswith("RLIMIT_") or number is None:
             raise RuntimeFailure(f"config.json: unknown rlimit {kind!r}")
         rlimits.append(
-            (number, _whole(entry.get("soft"), kind + ".soft"), _whole(entry.get("hard"), kind + ".hard"))
+            (
+                kind,
+                number,
+                _whole(entry.get("soft"), kind + ".soft"),
+                _whole(entry.get("hard"), kind + ".hard"),
+            )
         )
     mounts = [
-        Mount(os.path.normpath(m.destination), m.source, m.read_only)
-        for m in _mounts(config)
+        Mount(os.path.normpath(m.destination), m.source, m.read_only) for m in _mounts(config)
     ]
     timeout, fuel, max_memory, serve = _own(found)
     if memory_limit is not None and memory_limit > 0:
@@ -322,8 +328,8 @@ def _mounts(config: dict[str, Any]) -> list[Mount]:
     listed = config.get("mounts") or []
     if not isinstance(listed, list):
         raise RuntimeFailure("config.json: mounts must be a list")
-    for entry in listed:
-        entry = _object(entry, "mounts[]")
+    for item in listed:
+        entry = _object(item, "mounts[]")
         options = _strings(entry.get("options"), "mounts[].options")
         if entry.get("type") != "bind" and not {"bind", "rbind"} & set(options):
             continue
@@ -337,7 +343,9 @@ def _mounts(config: dict[str, Any]) -> list[Mount]:
     return mounts
 
 
-def _own(found: dict[str, str]) -> tuple[float | None, int | None, int | None, tuple[str, int] | None]:
+def _own(
+    found: dict[str, str],
+) -> tuple[float | None, int | None, int | None, tuple[str, int] | None]:
     for name in found:
         if name.startswith("io.wasmhost.") and name not in OWN_ANNOTATIONS:
             raise RuntimeFailure(
@@ -366,6 +374,8 @@ def _own(found: dict[str, str]) -> tuple[float | None, int | None, int | None, t
     if SERVE in found:
         host, _, port = found[SERVE].rpartition(":")
         if not port.isdigit() or not 0 < int(port) < 65536:
-            raise RuntimeFailure(f"annotations: {SERVE} takes PORT or HOST:PORT, not {found[SERVE]!r}")
+            raise RuntimeFailure(
+                f"annotations: {SERVE} takes PORT or HOST:PORT, not {found[SERVE]!r}"
+            )
         serve = (host.strip("[]") or "0.0.0.0", int(port))
     return timeout, fuel, max_memory, serve

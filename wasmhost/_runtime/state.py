@@ -9,6 +9,7 @@ container was created under.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import errno
 import json
@@ -22,6 +23,7 @@ from .._errors import WasmhostError
 DEFAULT_ROOT = "/run/wasmhost-runtime"
 STATE_FILE = "wasmhost.json"
 FIFO = "exec.fifo"
+CGROUPS = "cgroups.json"
 NATIVE = ".native"
 INDEX = ".by-id"
 CACHE = ".cache"
@@ -160,9 +162,13 @@ class Container:
         try:
             record = json.loads(data)
         except ValueError:
-            raise RuntimeFailure(f"{path} is damaged; `delete --force {self.id}` removes it")
+            raise RuntimeFailure(
+                f"{path} is damaged; `delete --force {self.id}` removes it"
+            ) from None
         if not isinstance(record, dict) or record.get("id") != self.id:
-            raise RuntimeFailure(f"{path} is damaged; `delete --force {self.id}` removes it")
+            raise RuntimeFailure(
+                f"{path} is damaged; `delete --force {self.id}` removes it"
+            ) from None
         self.record = record
         return self
 
@@ -218,7 +224,5 @@ def mark_native(root: str, container_id: str, runtime: str) -> None:
 
 
 def unmark_native(root: str, container_id: str) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(os.path.join(root, NATIVE, container_id))
-    except FileNotFoundError:
-        pass
