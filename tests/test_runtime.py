@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -562,3 +563,83 @@ def test_cgroup_paths_as_engines_write_them() -> None:
         cgroup_path("kubepods-besteffort.slice:cri-containerd:abc", "abc", True)
         == "kubepods.slice/kubepods-besteffort.slice/cri-containerd-abc.scope"
     )
+
+
+def _get_in_namespace(pid: int, url: str) -> str:
+    """GET ``url`` from inside process ``pid``'s network namespace (nsenter, util-linux),
+    retrying while the server starts."""
+    fetch = (
+        "import sys, time, urllib.request\n"
+        "for _ in range(200):\n"
+        "    try:\n"
+        "        print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode(), end='')\n"
+        "        break\n"
+        "    except OSError:\n"
+        "        time.sleep(0.05)\n"
+    )
+    done = subprocess.run(
+        ["nsenter", f"--net=/proc/{pid}/ns/net", sys.executable, "-c", fetch, url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return done.stdout
+
+
+@needs_root
+def test_a_wagi_handler_is_served_in_the_containers_network(tmp_path: Path, root: Path) -> None:
+    folder = bundle(
+        tmp_path / "b",
+        ARTIFACTS / "http-server.wasm",
+        annotations={"io.wasmhost.serve": "8080"},
+    )
+    assert runtime(root, "create", "--bundle", str(folder), "web").returncode == 0
+    try:
+        assert runtime(root, "start", "web").returncode == 0
+        pid = json.loads(runtime(root, "state", "web").stdout)["pid"]
+        assert _get_in_namespace(pid, "http://127.0.0.1:8080/") == "Hello, World!\n"
+        # Its own network namespace: nothing listens on the host's 8080 for it.
+        host_ns = os.readlink("/proc/self/ns/net")
+        assert os.readlink(f"/proc/{pid}/ns/net") != host_ns
+        assert runtime(root, "kill", "web", "TERM").returncode == 0
+        for _ in range(200):
+            if json.loads(runtime(root, "state", "web").stdout)["status"] == "stopped":
+                break
+            time.sleep(0.05)
+        assert json.loads(runtime(root, "state", "web").stdout)["status"] == "stopped"
+    finally:
+        assert runtime(root, "delete", "--force", "web").returncode == 0
+
+
+@needs_root
+def test_a_serving_container_joins_the_network_it_is_given(tmp_path: Path, root: Path) -> None:
+    """A pod's containers share the sandbox's network namespace: the spec names it."""
+    sleeper = subprocess.Popen(["unshare", "--net", "sleep", "600"])
+    try:
+        for _ in range(100):
+            netns = f"/proc/{sleeper.pid}/ns/net"
+            if os.readlink(netns) != os.readlink("/proc/self/ns/net"):
+                break
+            time.sleep(0.02)
+        linux = {"namespaces": [{"type": "network", "path": netns}, {"type": "pid"}]}
+        folder = bundle(
+            tmp_path / "b",
+            ARTIFACTS / "http-server.wasm",
+            annotations={"io.wasmhost.serve": "127.0.0.1:8081"},
+            linux=linux,
+        )
+        assert runtime(root, "create", "--bundle", str(folder), "web").returncode == 0
+        try:
+            assert runtime(root, "start", "web").returncode == 0
+            pid = json.loads(runtime(root, "state", "web").stdout)["pid"]
+            assert os.readlink(f"/proc/{pid}/ns/net") == os.readlink(netns)
+            # The pod's loopback was down (a bare new namespace): bring it up as CNI would.
+            subprocess.run(
+                ["nsenter", f"--net={netns}", "ip", "link", "set", "lo", "up"], check=True
+            )
+            assert _get_in_namespace(sleeper.pid, "http://127.0.0.1:8081/") == "Hello, World!\n"
+        finally:
+            assert runtime(root, "delete", "--force", "web").returncode == 0
+    finally:
+        sleeper.kill()
+        sleeper.wait()

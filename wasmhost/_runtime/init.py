@@ -99,14 +99,16 @@ def _prepare(plan: Plan, root: str) -> Any:
     # The signals an engine stops a container with end the init as they end any
     # process (143, 130): Python's own SIGINT handler would wait for the guest.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    if plan.serve is not None:
-        return _serve(plan, root)
     from wasmhost import INHERIT, GuestError, Host, WasmhostError
     from wasmhost._errors import TRAP_EXIT_STATUS
 
     cache = os.path.join(root, CACHE)
     os.makedirs(cache, 0o700, exist_ok=True)
     host = Host(cache_dir=cache)
+    if plan.serve is not None:
+        host.load(plan.module)  # a module that cannot run fails create (and is cached)
+        host.close()
+        return _serve(plan, cache)
     options: dict[str, Any] = {
         "env": plan.env,
         "dirs": _dirs(plan),
@@ -135,7 +137,7 @@ def _prepare(plan: Plan, root: str) -> Any:
     return run
 
 
-def _serve(plan: Plan, root: str) -> Any:
+def _serve(plan: Plan, cache: str) -> Any:
     """``wasmhost serve`` of the module, as the command line spells it: one process,
     listening in the container's network namespace."""
     from wasmhost._cli import main
@@ -157,7 +159,7 @@ def _serve(plan: Plan, root: str) -> Any:
     if plan.max_memory is not None:
         args += ["--max-memory", str(plan.max_memory)]
     args.append(plan.module)
-    os.environ["WASMHOST_CACHE_DIR"] = root  # serve keeps compiled code in its compiled/
+    os.environ["WASMHOST_CACHE_DIR"] = cache
 
     def run() -> int:
         _drop_privileges(plan)
