@@ -1,0 +1,71 @@
+"""Real container engines driven by the tests (tests/engines.py): the baselines with
+runc alone, and the negative control a Wasm runtime must turn around.
+
+A native static hello runs under ctr, podman and the CRI through plain runc; the
+wasmhost hello-world image does not (runc execs a .wasm file: "exec format error").
+Tests of wasmhost-runtime use the same fixtures with ``runtime_binary=`` /
+``runtime=`` / the ``wasmhost`` handler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from engines import Containerd, Cri, NativeImages, Podman
+
+HELLO_NATIVE = "Hello from native\n"
+
+
+def test_native_hello_under_ctr_run(containerd: Containerd, native_images: NativeImages) -> None:
+    done = containerd.ctr_run(native_images.hello.name)
+    assert (done.returncode, done.stdout) == (0, HELLO_NATIVE), done.stderr
+
+
+def test_ctr_run_passes_annotations_and_mounts(
+    containerd: Containerd, native_images: NativeImages, tmp_path: object
+) -> None:
+    """The options a Wasm test needs are accepted by ctr and runc (hello ignores them)."""
+    done = containerd.ctr_run(
+        native_images.hello.name,
+        annotations={"io.wasmhost.timeout": "2"},
+        mounts=[(native_images.hello.layout, "/data")],
+    )
+    assert (done.returncode, done.stdout) == (0, HELLO_NATIVE), done.stderr
+
+
+def test_native_hello_under_podman_run(podman: Podman, native_images: NativeImages) -> None:
+    done = podman.podman_run(native_images.hello.oci)
+    assert (done.returncode, done.stdout) == (0, HELLO_NATIVE), done.stderr
+
+
+def test_native_hello_under_the_cri_with_the_runc_handler(
+    cri: Cri, native_images: NativeImages
+) -> None:
+    with cri.pod("runc") as pod:
+        result = cri.run_container(pod, native_images.hello.name)
+    assert (result.exit_code, result.reason) == (0, "Completed"), result
+    assert result.output == HELLO_NATIVE
+    assert " stdout F Hello from native" in result.log
+
+
+@pytest.fixture(scope="module")
+def wasm_hello(wasm_image: Callable[..., str]) -> str:
+    return wasm_image("hello-world")
+
+
+def test_a_wasm_image_under_plain_runc_fails_under_ctr(
+    containerd: Containerd, wasm_hello: str
+) -> None:
+    containerd.pull(wasm_hello)
+    done = containerd.ctr_run(wasm_hello)
+    assert done.returncode != 0
+    assert "exec format error" in done.stderr, done.stderr
+    assert "Hello, World!" not in done.stdout
+
+
+def test_a_wasm_image_under_plain_runc_fails_under_podman(podman: Podman, wasm_hello: str) -> None:
+    done = podman.podman_run(wasm_hello)
+    assert done.returncode != 0
+    assert "exec format error" in done.stderr, done.stderr
+    assert "Hello, World!" not in done.stdout
