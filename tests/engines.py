@@ -630,7 +630,10 @@ class Podman:
     def podman(
         self, *args: str | os.PathLike[str], timeout: float = 120, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        return _run(["podman", *args], timeout=timeout, check=check, env=self.env)
+        """``podman ARGS`` under catatonit, which reaps conmon: conmon double-forks,
+        and this machine's PID 1 reaps orphans only seconds later (zombies meanwhile)."""
+        argv = ["catatonit", "--", "podman", *args]
+        return _run(argv, timeout=timeout, check=check, env=self.env)
 
     def podman_run(
         self,

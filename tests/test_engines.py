@@ -10,9 +10,10 @@ Tests of wasmhost-runtime use the same fixtures with ``runtime_binary=`` /
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
-from engines import Containerd, Cri, NativeImages, Podman
+from engines import Containerd, Cri, NativeImages, Podman, processes_mentioning
 
 HELLO_NATIVE = "Hello from native\n"
 
@@ -23,7 +24,7 @@ def test_native_hello_under_ctr_run(containerd: Containerd, native_images: Nativ
 
 
 def test_ctr_run_passes_annotations_and_mounts(
-    containerd: Containerd, native_images: NativeImages, tmp_path: object
+    containerd: Containerd, native_images: NativeImages, tmp_path: Path
 ) -> None:
     """The options a Wasm test needs are accepted by ctr and runc (hello ignores them)."""
     done = containerd.ctr_run(
@@ -69,3 +70,21 @@ def test_a_wasm_image_under_plain_runc_fails_under_podman(podman: Podman, wasm_h
     assert done.returncode != 0
     assert "exec format error" in done.stderr, done.stderr
     assert "Hello, World!" not in done.stdout
+
+
+def test_containerd_stops_with_everything_it_started(
+    native_images: NativeImages, tmp_path: Path
+) -> None:
+    """A task still running when the daemon stops (a test that failed half-way): its
+    shim and container are killed, its mounts and the folder are gone."""
+    folder = tmp_path / "containerd"
+    daemon = Containerd(folder, sandbox_image=native_images.pause)
+    with daemon:
+        daemon.import_image(native_images.pause)
+        daemon.ctr("run", "-d", native_images.pause.name, "left-running")
+        shims = processes_mentioning(str(daemon.socket))
+        assert shims, "no shim found for the running task"
+    assert not [pid for pid in shims if Path(f"/proc/{pid}").exists()]
+    assert not processes_mentioning(str(folder))
+    assert str(folder) not in Path("/proc/self/mountinfo").read_text()
+    assert not folder.exists()
