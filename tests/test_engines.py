@@ -72,6 +72,17 @@ def test_a_wasm_image_under_plain_runc_fails_under_podman(podman: Podman, wasm_h
     assert "Hello, World!" not in done.stdout
 
 
+def test_a_wasm_image_under_plain_runc_fails_under_the_cri(cri: Cri, wasm_hello: str) -> None:
+    """The CRI pulls a wasip1/wasm image (one manifest, no platform to match) and runc
+    starts it: the exec of the .wasm entrypoint fails inside the container."""
+    cri.pull(wasm_hello)
+    with cri.pod("runc") as pod:
+        result = cri.run_container(pod, wasm_hello)
+    assert (result.exit_code, result.reason) == (1, "Error"), result
+    assert "exec format error" in result.output, result.log
+    assert "Hello, World!" not in result.output
+
+
 def test_containerd_stops_with_everything_it_started(
     native_images: NativeImages, tmp_path: Path
 ) -> None:
