@@ -299,6 +299,8 @@ def containerd_config(
             f"  container_annotations = {listed}",
             f"[{cri}.containerd.runtimes.{name}.options]",
             f'  BinaryName = "{binary}"',
+            # The runtime's --root (NAMESPACE is added), not /run/containerd/runc.
+            f'  Root = "{folder / "runtime-root"}"',
         ]
     # A folder of our own, so the CRI never reads the machine's /etc/cni/net.d.
     lines += [f"[{cri}.cni]", '  bin_dir = "/usr/lib/cni"', f'  conf_dir = "{folder / "cni"}"']
@@ -332,6 +334,7 @@ class Containerd:
         self.folder = folder.resolve()
         self.sandbox_image = sandbox_image
         self.socket = self.folder / "containerd.sock"
+        self.runtime_root = self.folder / "runtime-root"
         self.runtime_binary = runtime_binary
         self.registry_host = registry_host
         self.process: subprocess.Popen[bytes] | None = None
@@ -447,7 +450,11 @@ class Containerd:
         """``ctr run --rm --runc-binary RUNTIME [--annotation K=V] [--mount ...] IMAGE ID
         ARGS``: its exit status is the container's. ``mounts`` are (host path, container
         path) pairs, bound read-only."""
-        options = ["--rm", "--runc-binary", str(runtime_binary), *extra]
+        options = ["--rm", "--runc-binary", str(runtime_binary)]
+        # The runtime's --root (NAMESPACE is added) and the stdio FIFOs under our folder,
+        # not /run/containerd/runc and /run/containerd/fifo.
+        options += ["--runc-root", str(self.runtime_root), "--fifo-dir", str(self.folder / "fifo")]
+        options += extra
         for key, value in (annotations or {}).items():
             options += ["--annotation", f"{key}={value}"]
         for source, target in mounts:

@@ -92,7 +92,9 @@ def test_containerd_stops_with_everything_it_started(
     daemon = Containerd(folder, sandbox_image=native_images.pause)
     with daemon:
         daemon.import_image(native_images.pause)
-        daemon.ctr("run", "-d", native_images.pause.name, "left-running")
+        fifos = daemon.folder / "fifo"
+        daemon.ctr("run", "-d", "--runc-root", daemon.runtime_root, "--fifo-dir", fifos,
+                   native_images.pause.name, "left-running")  # fmt: skip
         shims = processes_mentioning(str(daemon.socket))
         assert shims, "no shim found for the running task"
     assert not [pid for pid in shims if Path(f"/proc/{pid}").exists()]
