@@ -32,6 +32,16 @@ TEST_PACKAGES = {
     "/usr/share/gocode/src/github.com/opencontainers/runtime-spec/schema/config-schema.json": (
         "golang-github-opencontainers-specs-dev"
     ),
+    # Real container engines (tests/engines.py) and what builds their native images.
+    "/usr/bin/containerd": "containerd",
+    "/usr/bin/podman": "podman",
+    "/usr/sbin/runc": "runc",
+    "/usr/bin/conmon": "conmon",
+    "/usr/bin/catatonit": "catatonit",
+    "/usr/lib/cni/loopback": "containernetworking-plugins",
+    "/usr/bin/gcc": "gcc",
+    # gcc -static links against libc.a.
+    "/usr/lib/x86_64-linux-gnu/libc.a": "libc6-dev",
 }
 
 
@@ -57,7 +67,9 @@ def tests(session: nox.Session) -> None:
 
 
 # What needs more than pip can install (see the markers in pyproject.toml).
-NEEDS_MORE = "not registry and not oci_tools and not node and not root and not gnu_time"
+NEEDS_MORE = (
+    "not registry and not oci_tools and not node and not root and not gnu_time and not engines"
+)
 
 
 @nox.session

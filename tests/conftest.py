@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import wasmtime
 from click.testing import CliRunner
+from engines import Containerd, Cri, NativeImages, Podman, missing_engines, push_wasm
 from registry import Registry, htpasswd
 
 from wasmhost import Host
@@ -288,11 +289,96 @@ def in_threads(work: Callable[[int], object], count: int) -> None:
         raise errors[0]
 
 
+ENGINE_FIXTURES = {"engines", "native_images", "containerd", "cri", "podman", "wasm_image"}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that uses a real registry (through any fixture) ``registry``."""
+    """Mark every test that uses a real registry (through any fixture) ``registry``,
+    and every one that uses a container engine ``engines``."""
     for item in items:
-        if {"registry", "auth_registry"} & set(getattr(item, "fixturenames", ())):
+        names = set(getattr(item, "fixturenames", ()))
+        if {"registry", "auth_registry"} & names:
             item.add_marker(pytest.mark.registry)
+        if ENGINE_FIXTURES & names:
+            item.add_marker(pytest.mark.engines)
+
+
+# -- container engines (tests/engines.py) ------------------------------------------
+
+# What the CRI's `wasmhost` runtime handler runs (the issue-24 contract).
+WASMHOST_RUNTIME = Path(sys.executable).with_name("wasmhost-runtime")
+
+
+@pytest.fixture(scope="session")
+def engines() -> None:
+    """Skip when this machine cannot run the engines (not root, a command missing);
+    in CI (CI=true) fail instead: there a missing engine is a broken job."""
+    missing = missing_engines()
+    if missing:
+        reason = "container engines cannot run here: missing " + ", ".join(missing)
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason + " (CI=true: not skipped)")
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def native_images(engines: None, tmp_path_factory: pytest.TempPathFactory) -> NativeImages:
+    """The static native hello and pause images, built once per session."""
+    return NativeImages.build(tmp_path_factory.mktemp("native-images"))
+
+
+@pytest.fixture(scope="session")
+def containerd(
+    native_images: NativeImages, registry: Registry, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Containerd]:
+    """A containerd of the session's own, with the native hello imported (as
+    ``native_images.hello.name``) in its ``default`` and ``k8s.io`` namespaces; its CRI
+    has the runtime handlers ``runc`` and ``wasmhost`` (WASMHOST_RUNTIME) and pulls
+    from ``registry`` over plain HTTP."""
+    daemon = Containerd(
+        tmp_path_factory.mktemp("containerd"),
+        sandbox_image=native_images.pause,
+        runtime_binary=WASMHOST_RUNTIME,
+        registry_host=registry.host,
+    )
+    with daemon:
+        daemon.import_image(native_images.hello)
+        daemon.import_image(native_images.hello, namespace="k8s.io")
+        yield daemon
+
+
+@pytest.fixture(scope="session")
+def cri(containerd: Containerd) -> Iterator[Cri]:
+    """A CRI client on the session's containerd."""
+    client = containerd.cri()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def podman(
+    engines: None, registry: Registry, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Podman]:
+    """podman with storage and configuration of the session's own."""
+    with Podman(tmp_path_factory.mktemp("podman"), registry_host=registry.host) as engine:
+        yield engine
+
+
+@pytest.fixture(scope="session")
+def wasm_image(registry: Registry) -> Callable[..., str]:
+    """``wasm_image("hello-world", *push_args)``: artifacts/NAME.wasm pushed to the
+    session's registry as an OCI image (``wasmhost push --format image``), once per
+    name and arguments; returns its reference."""
+    pushed: dict[tuple[str, ...], str] = {}
+
+    def push(name: str, *extra: str) -> str:
+        key = (name, *extra)
+        if key not in pushed:
+            reference = f"{registry.host}/{name}:v{len(pushed) + 1}"
+            pushed[key] = push_wasm(ARTIFACTS / f"{name}.wasm", reference, *extra)
+        return pushed[key]
+
+    return push
 
 
 def count_compiles(monkeypatch: pytest.MonkeyPatch) -> list[str]:
