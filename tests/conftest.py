@@ -328,15 +328,12 @@ def native_images(engines: None, tmp_path_factory: pytest.TempPathFactory) -> Na
 
 
 @pytest.fixture(scope="session")
-def containerd(
-    native_images: NativeImages, registry: Registry, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Containerd]:
+def containerd(native_images: NativeImages, registry: Registry) -> Iterator[Containerd]:
     """A containerd of the session's own, with the native hello imported (as
     ``native_images.hello.name``) in its ``default`` and ``k8s.io`` namespaces; its CRI
     has the runtime handlers ``runc`` and ``wasmhost`` (WASMHOST_RUNTIME) and pulls
     from ``registry`` over plain HTTP."""
     daemon = Containerd(
-        tmp_path_factory.mktemp("containerd"),
         sandbox_image=native_images.pause,
         runtime_binary=WASMHOST_RUNTIME,
         registry_host=registry.host,

@@ -8,7 +8,7 @@ wraps these in session fixtures.
 Example::
 
     images = NativeImages.build(tmp / "images")
-    with Containerd(tmp / "containerd", sandbox_image=images.pause) as containerd:
+    with Containerd(sandbox_image=images.pause) as containerd:
         containerd.import_image(images.hello)
         done = containerd.ctr_run(images.hello.name)
         assert done.stdout == "Hello from native\\n"
@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -325,13 +326,19 @@ class Containerd:
 
     def __init__(
         self,
-        folder: Path,
+        folder: Path | None = None,
         *,
         sandbox_image: Image,
         runtime_binary: Path | None = None,
         registry_host: str | None = None,
     ) -> None:
+        # containerd refuses a socket path over 104 bytes ("unix socket path too long"),
+        # which pytest's tmp_path under xdist passes: by default a short folder in /tmp.
+        if folder is None:
+            folder = Path(tempfile.mkdtemp(prefix="ctd-", dir="/tmp"))
         self.folder = folder.resolve()
+        if len(os.fsencode(self.folder / "containerd.sock.ttrpc")) > 104:
+            raise ValueError(f"{self.folder} is too long for containerd's sockets (104 bytes)")
         self.sandbox_image = sandbox_image
         self.socket = self.folder / "containerd.sock"
         self.runtime_root = self.folder / "runtime-root"
@@ -370,7 +377,7 @@ class Containerd:
                 start_new_session=True,
             )
         deadline = began + 30
-        while self.ctr("version", check=False, timeout=10).returncode != 0:
+        while not self._answers():
             if self.process.poll() is not None or time.monotonic() > deadline:
                 text = log.read_text(errors="replace")[-4000:]
                 self.stop()
@@ -378,6 +385,12 @@ class Containerd:
             time.sleep(0.02)
         self.start_seconds = time.monotonic() - began
         self.import_image(self.sandbox_image, namespace="k8s.io")
+
+    def _answers(self) -> bool:
+        try:
+            return self.ctr("version", check=False, timeout=5).returncode == 0
+        except subprocess.TimeoutExpired:
+            return False
 
     def stop(self) -> None:
         """Stop every task and the daemon, kill what is left (shims, containers),

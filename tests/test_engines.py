@@ -83,13 +83,11 @@ def test_a_wasm_image_under_plain_runc_fails_under_the_cri(cri: Cri, wasm_hello:
     assert "Hello, World!" not in result.output
 
 
-def test_containerd_stops_with_everything_it_started(
-    native_images: NativeImages, tmp_path: Path
-) -> None:
+def test_containerd_stops_with_everything_it_started(native_images: NativeImages) -> None:
     """A task still running when the daemon stops (a test that failed half-way): its
     shim and container are killed, its mounts and the folder are gone."""
-    folder = tmp_path / "containerd"
-    daemon = Containerd(folder, sandbox_image=native_images.pause)
+    daemon = Containerd(sandbox_image=native_images.pause)
+    folder = daemon.folder
     with daemon:
         daemon.import_image(native_images.pause)
         fifos = daemon.folder / "fifo"
