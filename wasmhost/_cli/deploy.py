@@ -59,7 +59,8 @@ _KIND_HELP = (
     "pod: runs the module once (restartPolicy Never). job: a Job that runs it to completion, "
     "not retried. deployment: --replicas Pods that are restarted when they exit, for a module "
     "that serves (with --runtime wasmhost, give --port: a module that exits is restarted "
-    "over and over, CrashLoopBackOff; a warning says so)."
+    "over and over, CrashLoopBackOff; a warning says so, not a refusal, since a module may "
+    "run for good without serving HTTP)."
 )
 _PORT_HELP = (
     "The port the module serves HTTP on: declared on the container, with a Service "
@@ -100,7 +101,7 @@ _PORT_HELP = (
     "--runtime-path",
     type=TEXT,
     metavar="PATH",
-    show_default="/usr/local/bin/wasmhost-runtime, /usr/local/bin/crun, ...",
+    show_default="/usr/local/bin/wasmhost-runtime, crun or youki",
     help="Where the nodes keep the OCI runtime (wasmhost, crun, youki).",
 )
 @click.argument("image", type=TEXT, required=False, metavar="IMAGE")
@@ -137,7 +138,7 @@ def k8s(
     if image is None:
         raise click.UsageError("Missing argument 'IMAGE' (or give --node-config).")
     if replicas is not None and kind != "deployment":
-        raise click.UsageError("--replicas is for --kind deployment; a pod is one.")
+        raise click.UsageError(f"--replicas is for --kind deployment; a {kind} runs one Pod.")
     require("yaml", "k8s", "wasmhost k8s")
     from .._deploy.k8s import manifests
     from .._oci.reference import parse_reference

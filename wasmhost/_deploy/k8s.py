@@ -84,7 +84,7 @@ TARGETS = {
     "spin": Target("spin", "io.containerd.spin.v2", "containerd-shim-spin-v2"),
     "krustlet": Target(None, None, "Krustlet (a kubelet for wasm32-wasi nodes)"),
 }
-KINDS = ("pod", "job", "deployment")
+KINDS = ("pod", "job", "deployment")  # _WORKLOADS builds each
 NODE_CONFIGS = ("containerd", "crio")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -131,11 +131,9 @@ def manifests(
     if kind != "deployment":
         spec["restartPolicy"] = "Never"
     spec["containers"] = [container]
-    labels = {"app": app}  # copied where it goes: YAML would write a shared dict as an alias
-    pod_metadata: dict[str, Any] = {"labels": dict(labels)}
+    pod_metadata: dict[str, Any] = {"labels": {"app": app}}
     if annotations:
         pod_metadata["annotations"] = annotations
-    metadata = {"name": app, "labels": dict(labels)}
     documents: list[dict[str, Any]] = []
     if target.handler:
         documents.append(
@@ -146,49 +144,41 @@ def manifests(
                 "handler": target.handler,
             }
         )
-    template = {"metadata": pod_metadata, "spec": spec}
-    if kind == "pod":
+    documents.append(_WORKLOADS[kind](app, {"metadata": pod_metadata, "spec": spec}, replicas))
+    if kind == "deployment" and port is not None:
+        service_port = {"port": port, "targetPort": port, "protocol": "TCP"}
+        service_spec = {"type": "ClusterIP", "selector": {"app": app}, "ports": [service_port]}
         documents.append(
-            {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {"name": app, **pod_metadata},
-                **template,
-            }
+            {"apiVersion": "v1", "kind": "Service", "metadata": _named(app), "spec": service_spec}
         )
-    elif kind == "job":
-        # A module that failed fails the same way on the next try: no retries.
-        job_spec = {"backoffLimit": 0, "template": template}
-        documents.append(
-            {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": job_spec}
-        )
-    else:
-        deployment_spec = {
-            "replicas": replicas,
-            "selector": {"matchLabels": dict(labels)},
-            "template": template,
-        }
-        documents.append(
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": metadata,
-                "spec": deployment_spec,
-            }
-        )
-        if port is not None:
-            service_port = {"port": port, "targetPort": port, "protocol": "TCP"}
-            service_spec = {"type": "ClusterIP", "selector": dict(labels), "ports": [service_port]}
-            documents.append(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Service",
-                    "metadata": {"name": app, "labels": dict(labels)},
-                    "spec": service_spec,
-                }
-            )
     body = "---\n".join(yaml.safe_dump(d, sort_keys=False) for d in documents)
     return _comments(runtime, target, runtime_path, app, kind, port) + body
+
+
+def _named(app: str) -> dict[str, Any]:
+    return {
+        "name": app,
+        "labels": {"app": app},
+    }  # a fresh dict: YAML writes a shared one as an alias
+
+
+def _pod(app: str, template: dict[str, Any], replicas: int) -> dict[str, Any]:
+    metadata = {"name": app, **template["metadata"]}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"]}
+
+
+def _job(app: str, template: dict[str, Any], replicas: int) -> dict[str, Any]:
+    # A module that failed fails the same way on the next try: no retries.
+    spec = {"backoffLimit": 0, "template": template}
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": _named(app), "spec": spec}
+
+
+def _deployment(app: str, template: dict[str, Any], replicas: int) -> dict[str, Any]:
+    spec = {"replicas": replicas, "selector": {"matchLabels": {"app": app}}, "template": template}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _named(app), "spec": spec}
+
+
+_WORKLOADS = {"pod": _pod, "job": _job, "deployment": _deployment}
 
 
 def node_config(runtime: str, engine: str, *, runtime_path: str | None = None) -> str:
