@@ -349,11 +349,19 @@ def test_dash_capital_v_prints_the_version() -> None:
             "--os is for --format image",
         ),
         (
+            ["push", "--serve", "8080", "--format", "cncf", str(HELLO), "localhost:1/x:v1"],
+            "--serve is for --format image",
+        ),
+        (
             ["k8s", "--runtime", "crun", "--replicas", "3", "ghcr.io/x/y:v1"],
             "--replicas is for --kind deployment",
         ),
+        (
+            ["k8s", "--runtime", "wasmhost", "--kind", "job", "--replicas", "2", "r.io/x:y"],
+            "--replicas is for --kind deployment; a job runs one Pod",
+        ),
     ],
-    ids=["push-variant", "push-os", "k8s-replicas"],
+    ids=["push-variant", "push-os", "push-serve", "k8s-replicas", "k8s-job-replicas"],
 )
 def test_options_that_would_be_ignored_are_refused(argv: list[str], message: str) -> None:
     done = wasmhost_in_process(*argv)

@@ -7,7 +7,9 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import kubernetes_validate
@@ -19,7 +21,12 @@ from registry import Registry
 
 from wasmhost import ConfigError, ModuleError, RegistryClient
 from wasmhost._deploy.bundle import bundle_config, make_bundle
-from wasmhost._deploy.k8s import TARGETS, manifests
+from wasmhost._deploy.k8s import KINDS, TARGETS, manifests, node_config
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
 
 SPEC_SCHEMA = Path("/usr/share/gocode/src/github.com/opencontainers/runtime-spec/schema")
 _counter = iter(range(10_000))
@@ -51,6 +58,63 @@ def test_image_in_a_registry_as_skopeo_reads_it(
     assert config["config"] == {"Entrypoint": ["/hello-world.wasm"]}  # type: ignore[comparison-overlap]
     manifest = skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{ref}")
     assert manifest["annotations"]["module.wasm.image/variant"] == variant  # type: ignore[index]
+
+
+@pytest.mark.oci_tools
+def test_push_serve_is_a_manifest_annotation(registry: Registry, tmp_path: Path) -> None:
+    ref = f"{registry.host}/image-{next(_counter)}:v1"
+    argv = ["push", "--plain-http", "--format", "image", "--serve", "127.0.0.1:8080", HELLO, ref]
+    done = wasmhost_cli(*argv, env=dict(os.environ, WASMHOST_CACHE_DIR=str(tmp_path)))
+    assert done.returncode == 0, done.stderr
+    manifest = skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{ref}")
+    annotations = manifest["annotations"]
+    assert annotations["io.wasmhost.serve"] == "127.0.0.1:8080"  # type: ignore[index]
+    assert annotations["module.wasm.image/variant"] == "compat"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("serve", "message"),
+    [
+        ("0", "'0' is not PORT or HOST:PORT"),
+        ("65536", "with a port from 1 to 65535"),
+        ("host:", "'host:' is not PORT or HOST:PORT"),
+        ("::1:80", "[::1]:8080"),
+    ],
+    ids=["zero", "too-large", "no-port", "bare-ipv6"],
+)
+def test_push_serve_refuses_what_is_no_address(tmp_path: Path, serve: str, message: str) -> None:
+    layout = tmp_path / "layout"
+    done = wasmhost_in_process(
+        "push", "--oci-layout", "--format", "image", "--serve", serve, HELLO, f"{layout}:v1"
+    )
+    assert done.returncode == 2
+    lines = done.stderr.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "'--serve'" in lines[0]
+    assert message in lines[0]
+    assert not layout.exists()
+
+
+def test_push_serve_into_a_layout_and_against_an_annotation(tmp_path: Path) -> None:
+    layout = tmp_path / "layout"
+    for serve in ("8080", "[::1]:80"):
+        done = wasmhost_in_process(
+            "push", "--oci-layout", "--format", "image", "--serve", serve, HELLO, f"{layout}:v1"
+        )
+        assert done.returncode == 0, done.stderr
+        info = RegistryClient().inspect(f"{layout}:v1", oci_layout=True)
+        assert info.annotations["io.wasmhost.serve"] == serve
+    same = ("-a", "io.wasmhost.serve=8080", "--serve", "8080")
+    done = wasmhost_in_process(
+        "push", "--oci-layout", "--format", "image", *same, HELLO, f"{layout}:v2"
+    )
+    assert done.returncode == 0, done.stderr
+    differ = ("-a", "io.wasmhost.serve=8081", "--serve", "8080")
+    done = wasmhost_in_process(
+        "push", "--oci-layout", "--format", "image", *differ, HELLO, f"{layout}:v3"
+    )
+    assert done.returncode == 2
+    assert "--serve and --annotation io.wasmhost.serve=... differ" in done.stderr.decode()
 
 
 def test_image_digest_is_reproducible_and_pulls_back(
@@ -206,29 +270,138 @@ def test_bundle_refuses_to_overwrite_or_take_non_wasm(tmp_path: Path) -> None:
 # -- Kubernetes manifests --------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["pod", "deployment"])
+def _by_kind(text: str) -> dict[str, dict[str, Any]]:
+    documents = list(yaml.safe_load_all(text))
+    for document in documents:
+        kubernetes_validate.validate(document, "1.30.0", strict=True)
+    by_kind = {d["kind"]: d for d in documents}
+    assert len(by_kind) == len(documents)
+    return by_kind
+
+
+def _pod_of(workload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The metadata and spec of the Pods a workload makes."""
+    if workload["kind"] == "Pod":
+        return workload["metadata"], workload["spec"]
+    template = workload["spec"]["template"]
+    return template["metadata"], template["spec"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("runtime", list(TARGETS))
 def test_manifests_validate_against_the_kubernetes_schemas(runtime: str, kind: str) -> None:
     text = manifests("ghcr.io/org/hello-world:v1", runtime, kind=kind, port=8080)
     assert text.startswith("# ")
-    documents = list(yaml.safe_load_all(text))
-    for document in documents:
-        kubernetes_validate.validate(document, "1.30.0", strict=True)
-    workload = documents[-1]
-    spec = workload["spec"] if kind == "pod" else workload["spec"]["template"]["spec"]
+    documents = _by_kind(text)
+    workload = documents[{"pod": "Pod", "job": "Job", "deployment": "Deployment"}[kind]]
+    meta, spec = _pod_of(workload)
     if runtime == "krustlet":
-        assert len(documents) == 1
+        assert "RuntimeClass" not in documents
         assert {t["effect"] for t in spec["tolerations"]} == {"NoExecute", "NoSchedule"}
         assert all(t["value"] == "wasm32-wasi" for t in spec["tolerations"])
     else:
-        runtime_class = documents[0]
-        assert runtime_class["kind"] == "RuntimeClass"
+        runtime_class = documents["RuntimeClass"]
         assert runtime_class["handler"] == runtime
         assert spec["runtimeClassName"] == runtime_class["metadata"]["name"]
     if runtime in ("crun", "youki"):
-        meta = workload["metadata"] if kind == "pod" else workload["spec"]["template"]["metadata"]
         assert meta["annotations"] == {"module.wasm.image/variant": "compat"}
-    assert "kubectl port-forward" in text
+    elif runtime == "wasmhost":
+        assert meta["annotations"] == {"io.wasmhost.serve": "8080"}
+    else:
+        assert "annotations" not in meta
+    # A module that runs to completion is not started again; Kubernetes allows a
+    # Deployment only Always (its default).
+    assert spec.get("restartPolicy", "Always") == ("Always" if kind == "deployment" else "Never")
+    if kind == "job":
+        assert workload["spec"]["backoffLimit"] == 0
+    if kind == "deployment":
+        service = documents["Service"]
+        assert service["spec"]["type"] == "ClusterIP"
+        assert service["spec"]["ports"] == [{"port": 8080, "targetPort": 8080, "protocol": "TCP"}]
+        assert service["spec"]["selector"] == meta["labels"]
+        assert "kubectl port-forward service/hello-world 8080:8080" in text
+    else:
+        assert "Service" not in documents
+        assert f"kubectl port-forward {kind}/hello-world 8080:8080" in text
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_without_a_port_no_service_and_nothing_served(kind: str) -> None:
+    documents = _by_kind(manifests("ghcr.io/org/hello-world:v1", "wasmhost", kind=kind))
+    assert set(documents) == {"RuntimeClass", {"pod": "Pod", "job": "Job"}.get(kind, "Deployment")}
+    meta, spec = _pod_of(documents[set(documents).difference({"RuntimeClass"}).pop()])
+    assert "annotations" not in meta
+    assert "ports" not in spec["containers"][0]
+
+
+def test_wasmhost_node_config_for_containerd_and_crio() -> None:
+    containerd = tomllib.loads(node_config("wasmhost", "containerd"))
+    table = containerd["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]
+    globs = ["module.wasm.image/*", "run.oci.handler", "io.wasmhost.*"]
+    assert table == {
+        "wasmhost": {
+            "runtime_type": "io.containerd.runc.v2",
+            "pod_annotations": globs,
+            "container_annotations": globs,
+            "options": {"BinaryName": "/usr/local/bin/wasmhost-runtime"},
+        }
+    }
+    crio = tomllib.loads(node_config("wasmhost", "crio", runtime_path="/opt/wasm/wasmhost-runtime"))
+    assert crio == {
+        "crio": {
+            "runtime": {
+                "runtimes": {
+                    "wasmhost": {
+                        "runtime_path": "/opt/wasm/wasmhost-runtime",
+                        "runtime_type": "oci",
+                        "runtime_root": "/run/wasmhost-runtime",
+                        "allowed_annotations": [
+                            "module.wasm.image/variant",
+                            "run.oci.handler",
+                            "io.wasmhost.serve",
+                            "io.wasmhost.timeout",
+                            "io.wasmhost.fuel",
+                            "io.wasmhost.max-memory",
+                        ],
+                    }
+                }
+            }
+        }
+    }
+
+
+@pytest.mark.parametrize("runtime", [r for r in TARGETS if r != "krustlet"])
+def test_the_manifests_comment_is_the_containerd_config(runtime: str) -> None:
+    """The comment and --node-config containerd are one piece of TOML, which parses."""
+    path = "/opt/bin/x" if TARGETS[runtime].binary else None
+    snippet = node_config(runtime, "containerd", runtime_path=path)
+    tomllib.loads(snippet)
+    text = manifests("ghcr.io/org/hello-world:v1", runtime, runtime_path=path)
+    commented = "".join(f"#   {line}\n" for line in snippet.splitlines())
+    assert commented in text
+    assert ('BinaryName = "/opt/bin/x"' in snippet) is (path is not None)
+    if path is not None:
+        assert tomllib.loads(node_config(runtime, "crio"))
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: node_config("spin", "crio"), "spin is a containerd shim; CRI-O runs OCI"),
+        (lambda: node_config("krustlet", "containerd"), "krustlet runs the modules itself"),
+        (lambda: node_config("wasmhost", "docker"), "unknown engine 'docker'"),
+        (lambda: node_config("wasmhost", "crio", runtime_path="bin/x"), "not an absolute path"),
+        (
+            lambda: manifests("r.io/x:y", "wasmtime", runtime_path="/x"),
+            "wasmtime is a containerd shim, not an OCI runtime at a path",
+        ),
+        (lambda: manifests("r.io/x:y", "wasmhost", kind="cronjob"), "unknown kind 'cronjob'"),
+    ],
+    ids=["crio-shim", "krustlet", "engine", "relative-path", "shim-path", "kind"],
+)
+def test_node_config_and_manifests_refuse(call: Any, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        call()
 
 
 def test_k8s_cli_and_its_errors() -> None:
@@ -240,12 +413,56 @@ def test_k8s_cli_and_its_errors() -> None:
         (["--runtime", "docker", "x/y:z"], "'docker' is not one of"),
         (["--runtime", "crun", "--name", "Bad_Name", "r.io/x:y"], "not a Kubernetes name"),
         (["--runtime", "crun", "Not A Ref"], "not a reference"),
+        (["--runtime", "crun", "--port", "0", "r.io/x:y"], "it must be at least 1"),
+        (["--runtime", "crun", "--port", "65536", "r.io/x:y"], "the most is 65,535"),
+        (["--runtime", "crun"], "Missing argument 'IMAGE' (or give --node-config)"),
+        (
+            ["--runtime", "wasmhost", "--node-config", "crio", "--kind", "job", "r.io/x:y"],
+            "--node-config prints only the node's TOML; leave out --kind, IMAGE",
+        ),
+        (["--runtime", "spin", "--node-config", "crio"], "spin is a containerd shim"),
+        (["--runtime", "spin", "--runtime-path", "/x", "r.io/x:y"], "is a containerd shim"),
     ):
         failed = wasmhost_in_process("k8s", *args)
         assert failed.returncode in (1, 2)
         err = failed.stderr.decode()
         assert len(err.strip().splitlines()) == 1, err
         assert message in err
+
+
+def test_k8s_cli_node_config_prints_only_toml() -> None:
+    for engine in ("containerd", "crio"):
+        done = wasmhost_in_process(
+            "k8s", "--runtime", "wasmhost", "--node-config", engine, "--runtime-path", "/w/rt"
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.decode() == node_config("wasmhost", engine, runtime_path="/w/rt")
+        assert done.stderr == b""
+
+
+@pytest.mark.parametrize(
+    ("args", "warned"),
+    [
+        (["--kind", "deployment"], True),
+        (["--kind", "deployment", "--port", "8080"], False),
+        (["--kind", "job"], False),
+        (["--kind", "pod"], False),
+    ],
+    ids=["deployment", "deployment-port", "job", "pod"],
+)
+def test_a_wasmhost_deployment_that_serves_nothing_is_a_warning(
+    args: list[str], warned: bool
+) -> None:
+    done = wasmhost_in_process("k8s", "--runtime", "wasmhost", *args, "r.io/x/web:v1")
+    assert done.returncode == 0
+    err = done.stderr.decode()
+    if warned:
+        assert len(err.strip().splitlines()) == 1, err
+        assert err.startswith("warning: ")
+        assert "CrashLoopBackOff" in err
+    else:
+        assert err == ""
+    _by_kind(done.stdout.decode())
 
 
 def test_an_image_layer_is_unpacked_once(

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from .._deploy.k8s import KINDS, TARGETS
+from .._deploy.k8s import KINDS, NODE_CONFIGS, TARGETS
 from .errors import reported, require
-from .params import ENV, TEXT, WHOLE_NUMBER, examples, variant_option
+from .params import ENV, PORT, TEXT, WHOLE_NUMBER, examples, variant_option
 
 
 @click.command(
@@ -55,14 +55,25 @@ def bundle(
     click.echo(f"Run it: crun run -b {folder} {module.stem} (or youki run -b ...)")
 
 
-_KIND_HELP = "A single Pod, or a Deployment of --replicas Pods."
+_KIND_HELP = (
+    "pod: runs the module once (restartPolicy Never). job: a Job that runs it to completion, "
+    "not retried. deployment: --replicas Pods that are restarted when they exit, for a module "
+    "that serves (with --runtime wasmhost, give --port: a module that exits is restarted "
+    "over and over, CrashLoopBackOff; a warning says so, not a refusal, since a module may "
+    "run for good without serving HTTP)."
+)
+_PORT_HELP = (
+    "The port the module serves HTTP on: declared on the container, with a Service "
+    "(ClusterIP) for a deployment; with --runtime wasmhost, the pod annotation "
+    "io.wasmhost.serve too, so that wasmhost-runtime serves the module as a WAGI handler."
+)
 
 
 @click.command(
     short_help="Print Kubernetes manifests for a Wasm image.",
     epilog=examples(
         "wasmhost k8s --runtime crun ghcr.io/example/hello:v1",
-        "wasmhost k8s --runtime wasmtime --kind deployment --replicas 3 ghcr.io/example/hello:v1",
+        "wasmhost k8s --runtime wasmhost --kind deployment --port 8080 ghcr.io/example/web:v1",
     ),
 )
 @click.option(
@@ -73,30 +84,80 @@ _KIND_HELP = "A single Pod, or a Deployment of --replicas Pods."
 )
 @click.option("--kind", type=click.Choice(KINDS), default="pod", show_default=True, help=_KIND_HELP)
 @click.option("--name", type=TEXT, show_default="from the image", help="The workload's name.")
-@click.option("--port", type=WHOLE_NUMBER, help="A container port to declare.")
+@click.option("--port", type=PORT, help=_PORT_HELP)
 @click.option(
     "--replicas",
     type=WHOLE_NUMBER,
     show_default="1",
     help="How many Pods the Deployment keeps (with --kind deployment).",
 )
-@click.argument("image", type=TEXT)
+@click.option(
+    "--node-config",
+    type=click.Choice(NODE_CONFIGS),
+    help="Print only the TOML the nodes' containerd (config.toml, version 2) or CRI-O "
+    "(crio.conf) needs for --runtime, instead of manifests.",
+)
+@click.option(
+    "--runtime-path",
+    type=TEXT,
+    metavar="PATH",
+    show_default="/usr/local/bin/wasmhost-runtime, crun or youki",
+    help="Where the nodes keep the OCI runtime (wasmhost, crun, youki).",
+)
+@click.argument("image", type=TEXT, required=False, metavar="IMAGE")
 def k8s(
-    runtime: str, kind: str, name: str | None, port: int | None, replicas: int | None, image: str
+    runtime: str,
+    kind: str,
+    name: str | None,
+    port: int | None,
+    replicas: int | None,
+    node_config: str | None,
+    runtime_path: str | None,
+    image: str | None,
 ) -> None:
-    """Print a RuntimeClass and a Pod (or Deployment) that run IMAGE, as YAML.
+    """Print a RuntimeClass and a Pod (or Job, or Deployment) that run IMAGE, as YAML,
+    with comments on how to prepare the nodes; or, with --node-config, only that.
 
     Needs PyYAML: the 'k8s' extra (pip install '.[k8s]' in the wasmhost folder).
     """
+    if node_config is not None:
+        given = [
+            f"--{name.replace('_', '-')}"
+            for name in ("kind", "name", "port", "replicas")
+            if click.get_current_context().get_parameter_source(name)
+            is not click.core.ParameterSource.DEFAULT
+        ]
+        if given or image is not None:
+            what = ", ".join([*given, *(["IMAGE"] if image is not None else [])])
+            raise click.UsageError(f"--node-config prints only the node's TOML; leave out {what}.")
+        from .._deploy.k8s import node_config as node_toml
+
+        with reported():
+            click.echo(node_toml(runtime, node_config, runtime_path=runtime_path), nl=False)
+        return
+    if image is None:
+        raise click.UsageError("Missing argument 'IMAGE' (or give --node-config).")
     if replicas is not None and kind != "deployment":
-        raise click.UsageError("--replicas is for --kind deployment; a pod is one.")
+        raise click.UsageError(f"--replicas is for --kind deployment; a {kind} runs one Pod.")
     require("yaml", "k8s", "wasmhost k8s")
     from .._deploy.k8s import manifests
     from .._oci.reference import parse_reference
 
     with reported():
         parse_reference(image)
-        click.echo(
-            manifests(image, runtime, kind=kind, name=name, port=port, replicas=replicas or 1),
-            nl=False,
+        text = manifests(
+            image,
+            runtime,
+            kind=kind,
+            name=name,
+            port=port,
+            replicas=replicas or 1,
+            runtime_path=runtime_path,
         )
+    if runtime == "wasmhost" and kind == "deployment" and port is None:
+        click.echo(
+            "warning: without --port the module is run, not served, and a Deployment restarts "
+            "it each time it exits (CrashLoopBackOff); give --port, or --kind job.",
+            err=True,
+        )
+    click.echo(text, nl=False)

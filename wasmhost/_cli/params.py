@@ -218,6 +218,7 @@ DIR = DirType()
 ENV = EnvType()
 WHOLE_NUMBER = WholeNumberType()
 COUNT = WholeNumberType(minimum=1)
+PORT = WholeNumberType(minimum=1, maximum=65535)
 FUEL = WholeNumberType(maximum=(1 << 64) - 1)
 RUNS = WholeNumberType(minimum=1, maximum=100_000)  # compare's runs: each one is a process
 WARMUP = WholeNumberType(maximum=100_000)

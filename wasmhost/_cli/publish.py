@@ -32,6 +32,18 @@ def _annotation(
     return annotations
 
 
+def _serve(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from .._errors import ConfigError
+    from .._oci.image import serve_address
+
+    if value is not None:
+        try:
+            serve_address(value)
+        except ConfigError as exc:
+            raise click.BadParameter(f"{exc}.", ctx, param) from exc
+    return value
+
+
 @click.command(
     short_help="Push a module to a registry.",
     epilog=examples(
@@ -56,6 +68,14 @@ def _annotation(
     default="wasip1",
     show_default=True,
     help="For --format image: the image's OS (wasi is Docker's --platform wasi/wasm).",
+)
+@click.option(
+    "--serve",
+    type=TEXT,
+    callback=_serve,
+    metavar="PORT|HOST:PORT",
+    help="For --format image: the io.wasmhost.serve annotation, which has wasmhost-runtime "
+    "serve the module as a WAGI handler on that address (HOST: 0.0.0.0 unless given).",
 )
 @click.option(
     "--oci-layout",
@@ -85,6 +105,7 @@ def push(
     format_: str,
     variant: str,
     image_os: str,
+    serve: str | None,
     oci_layout: bool,
     annotations: dict[str, str],
     reproducible: bool,
@@ -97,10 +118,16 @@ def push(
     image layout with --oci-layout (REFERENCE is then DIR[:TAG]).
     """
     ctx = click.get_current_context()
-    for name, flag in (("variant", "--variant"), ("image_os", "--os")):
+    for name, flag in (("variant", "--variant"), ("image_os", "--os"), ("serve", "--serve")):
         given = ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
         if given and format_ != "image":
             raise click.UsageError(f"{flag} is for --format image; {format_} has none.")
+    if serve is not None:
+        from .._oci.image import SERVE
+
+        if annotations.get(SERVE, serve) != serve:
+            raise click.UsageError(f"--serve and --annotation {SERVE}=... differ; give one.")
+        annotations = {**annotations, SERVE: serve}
     if oci_layout:
         _check_layout_target(ctx, reference)
     with (
