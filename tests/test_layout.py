@@ -17,7 +17,17 @@ import pytest
 import wasmhost
 
 PACKAGE = Path(wasmhost.__file__).parent
-SHARED = {"_errors", "_files", "_hashing", "_numbers", "_paths", "_text", "_version", "_wasm"}
+SHARED = {
+    "_annotations",
+    "_errors",
+    "_files",
+    "_hashing",
+    "_numbers",
+    "_paths",
+    "_text",
+    "_version",
+    "_wasm",
+}
 
 # What each part may import, besides itself and the shared leaves.
 ALLOWED: dict[str, set[str]] = {
@@ -28,6 +38,8 @@ ALLOWED: dict[str, set[str]] = {
     "_compare": {"_host"},
     "_deploy": {"_host", "_oci"},
     "_cli": {"_host", "_oci", "_serve", "_compare", "_deploy"},
+    # The OCI runtime: a second entry point, over the public API and `wasmhost serve`.
+    "_runtime": {"_cli"},
 }
 
 
@@ -78,7 +90,7 @@ def imports_of(module: str, path: Path) -> set[str]:
 
 def test_the_package_has_the_parts_the_readme_names() -> None:
     parts = {part_of(module) for module, _ in modules()}
-    assert parts == {"shared", "_host", "_oci", "_serve", "_compare", "_deploy", "_cli"}
+    assert parts == {"shared", "_host", "_oci", "_serve", "_compare", "_deploy", "_cli", "_runtime"}
     # At the top: the shared leaves, the public asgi and wave modules and the entry points.
     top = {path.stem for path in PACKAGE.glob("*.py")}
     assert top == SHARED | {"__init__", "__main__", "asgi", "wave"}
@@ -111,6 +123,20 @@ def test_the_host_and_shared_leaves_import_alone(module: str) -> None:
         "products = ('wasmhost._oci', 'wasmhost._serve', 'wasmhost._compare',\n"
         "            'wasmhost._deploy', 'wasmhost._cli', 'oras', 'requests')\n"
         "print(sorted(m for m in sys.modules if m.startswith(products)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "[]\n"
+
+
+def test_the_runtimes_frequent_commands_load_neither_wasmtime_nor_click() -> None:
+    """Engines call state, start, kill and delete several times a container: each
+    is a Python start, and wasmtime (~50 ms) or click would be paid every time."""
+    code = (
+        "import sys\n"
+        "from wasmhost._runtime import create, main, spec, state\n"
+        "heavy = ('wasmtime', 'click', 'requests', 'httpx', 'oras', 'wasmhost._host')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

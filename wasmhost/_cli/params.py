@@ -15,6 +15,7 @@ from .._text import is_utf8
 if TYPE_CHECKING:
     from .._host.running.run import Dir
 
+
 class SizeType(click.ParamType):
     name = "SIZE"
 

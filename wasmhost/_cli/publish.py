@@ -33,8 +33,8 @@ def _annotation(
 
 
 def _serve(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from .._annotations import serve_address
     from .._errors import ConfigError
-    from .._oci.image import serve_address
 
     if value is not None:
         try:
@@ -123,7 +123,7 @@ def push(
         if given and format_ != "image":
             raise click.UsageError(f"{flag} is for --format image; {format_} has none.")
     if serve is not None:
-        from .._oci.image import SERVE
+        from .._annotations import SERVE
 
         if annotations.get(SERVE, serve) != serve:
             raise click.UsageError(f"--serve and --annotation {SERVE}=... differ; give one.")

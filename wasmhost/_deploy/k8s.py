@@ -30,8 +30,9 @@ import posixpath
 import re
 from typing import Any, NamedTuple
 
+from .._annotations import RUNTIME_ANNOTATIONS, SERVE
 from .._errors import ConfigError
-from .._oci.image import RUNTIME_ANNOTATIONS, SERVE, VARIANT
+from .._oci.image import VARIANT
 
 
 class Target(NamedTuple):

@@ -20,7 +20,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
-from .._errors import ConfigError
 from .._files import open_regular
 from .formats import OCI_MANIFEST, Artifact, canonical_json, sha256_digest, with_created
 
@@ -28,33 +27,8 @@ OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 TAR_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 VARIANT = "module.wasm.image/variant"
 VARIANTS = ("compat", "compat-smart")
-# What wasmhost-runtime reads from an image (through podman) or a pod (through the CRI):
-# io.wasmhost.serve = PORT or HOST:PORT serves the module as a WAGI handler there.
-SERVE = "io.wasmhost.serve"
-RUNTIME_ANNOTATIONS = (SERVE, "io.wasmhost.timeout", "io.wasmhost.fuel", "io.wasmhost.max-memory")
 IMAGE_OSES = ("wasip1", "wasi")
 # The largest module an image layer may unpack to (a gzip bomb stops here).
-
-
-def serve_address(value: str) -> tuple[str, int]:
-    """The address in an ``io.wasmhost.serve`` value: ``PORT`` (on every interface,
-    ``0.0.0.0``) or ``HOST:PORT``, an IPv6 host in brackets.
-
-    >>> serve_address("8080"), serve_address("127.0.0.1:80"), serve_address("[::1]:80")
-    (('0.0.0.0', 8080), ('127.0.0.1', 80), ('::1', 80))
-    """
-    host, colon, port = value.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        host = ""  # an IPv6 address without brackets: which colon ends it is unclear
-    valid_port = port.isascii() and port.isdigit() and 0 < int(port) < 65536
-    if not valid_port or (colon and (not host or any(c.isspace() for c in host))):
-        raise ConfigError(
-            f"{value!r} is not PORT or HOST:PORT (like 8080, 127.0.0.1:8080 or [::1]:8080), "
-            "with a port from 1 to 65535"
-        )
-    return (host if colon else "0.0.0.0"), int(port)
 
 
 class Layer(NamedTuple):

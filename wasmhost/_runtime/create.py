@@ -11,39 +11,14 @@ from typing import TYPE_CHECKING
 
 from . import spec as _spec
 from . import state as _state
+from .native import hand_over, native_runtime
 from .state import Container, RuntimeFailure
 
 if TYPE_CHECKING:
-    from .main import Invocation
-
-# Where a native runtime is looked for: fixed folders, never $PATH (podman calls
-# the runtime with no PATH at all).
-_NATIVE_FOLDERS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
-NATIVE_VARIABLE = "WASMHOST_RUNTIME_NATIVE"
-
-
-def native_runtime() -> str:
-    configured = os.environ.get(NATIVE_VARIABLE)
-    if configured:
-        if not os.path.isabs(configured) or not os.access(configured, os.X_OK):
-            raise RuntimeFailure(
-                f"{NATIVE_VARIABLE}={configured} is not an executable's absolute path"
-            )
-        return configured
-    for name in ("runc", "crun"):
-        for folder in _NATIVE_FOLDERS:
-            path = os.path.join(folder, name)
-            if os.access(path, os.X_OK):
-                return path
-    raise RuntimeFailure(
-        f"this container is not Wasm, and no native runtime (runc, crun) was found; "
-        f"install runc or set {NATIVE_VARIABLE}"
-    )
+    from .command import Invocation
 
 
 def create(invocation: Invocation, root: str, container_id: str) -> int:
-    from .main import _hand_over
-
     flags = invocation.flags
     bundle = os.path.abspath(str(flags.get("bundle") or os.getcwd()))
     config = _spec.read_config(bundle)
@@ -55,7 +30,7 @@ def create(invocation: Invocation, root: str, container_id: str) -> int:
         native = native_runtime()
         _state.mark_native(root, container_id, native)
         _state.write_index(root, container_id)
-        _hand_over(native, root, invocation, forget=False)
+        hand_over(native, root, invocation, forget=False)
     if flags.get("console-socket"):
         raise RuntimeFailure(
             "a terminal is not supported for Wasm containers; run without -t (--tty)"

@@ -24,159 +24,9 @@ from typing import NoReturn
 
 from .._version import __version__
 from . import state as _state
+from .command import COMMANDS, REFUSED, USAGE, Invocation
+from .native import hand_over
 from .state import Container, RuntimeFailure
-
-# Global flags: (name, takes a value). runc's, with crun's --cgroup-manager and
-# go-runc's --criu and --rootless accepted and ignored.
-_GLOBAL = {
-    "root": True,
-    "log": True,
-    "log-format": True,
-    "criu": True,
-    "rootless": True,
-    "cgroup-manager": True,
-    "systemd-cgroup": False,
-    "debug": False,
-}
-# Each command's flags, short aliases mapped to the long name.
-_COMMANDS: dict[str, dict[str, bool]] = {
-    "create": {
-        "bundle": True,
-        "pid-file": True,
-        "console-socket": True,
-        "no-pivot": False,
-        "no-new-keyring": False,
-        "preserve-fds": True,
-        "detach": False,
-    },
-    "start": {},
-    "state": {},
-    "kill": {"all": False},
-    "delete": {"force": False},
-    "features": {},
-    "ps": {"format": True},
-}
-_SHORT = {"b": "bundle", "a": "all", "f": "force", "d": "detach"}
-_REFUSED = ("exec", "pause", "resume", "update", "events", "checkpoint", "restore", "run")
-_USAGE = (
-    "usage: wasmhost-runtime [--root DIR] [--log FILE] [--log-format text|json] "
-    "COMMAND [OPTIONS] ID; commands: create, start, state, kill, delete, ps, features"
-)
-
-
-class Invocation:
-    """One command line, parsed: the global flags, the command, its flags and words,
-    and where the command starts in ``argv`` (handed over as is to a native runtime)."""
-
-    def __init__(self, argv: Sequence[str]) -> None:
-        self.argv = list(argv)
-        self.globals: dict[str, str | bool] = {}
-        index = self._flags(0, _GLOBAL, self.globals, stop_at_word=True)
-        if index >= len(self.argv):
-            if not (self.globals.get("version") or self.globals.get("help")):
-                raise RuntimeFailure(_USAGE)
-            self.argv.append("version" if self.globals.get("version") else "help")
-        self.command_at = index
-        self.command = self.argv[index]
-        self.flags: dict[str, str | bool] = {}
-        self.words: list[str] = []
-        if self.command in _COMMANDS:
-            self._flags(index + 1, _COMMANDS[self.command], self.flags, stop_at_word=False)
-        else:
-            self.words = _container_word(self.command, self.argv[index + 1 :])
-
-    def _flags(
-        self, index: int, known: dict[str, bool], into: dict[str, str | bool], stop_at_word: bool
-    ) -> int:
-        argv = self.argv
-        while index < len(argv):
-            word = argv[index]
-            if word == "--":
-                self.words += argv[index + 1 :]
-                return len(argv)
-            if not word.startswith("-") or word == "-":
-                if stop_at_word:
-                    return index
-                self.words.append(word)
-                if self.command == "ps" and len(self.words) == 1:
-                    self.words += argv[index + 1 :]  # ps ID [ps arguments]
-                    return len(argv)
-                index += 1
-                continue
-            name, equals, value = word.lstrip("-").partition("=")
-            name = _SHORT.get(name, name)
-            if name in ("version", "v") and stop_at_word:
-                into["version"] = True
-                index += 1
-                continue
-            if name in ("help", "h"):
-                into["help"] = True
-                index += 1
-                continue
-            if name not in known:
-                raise RuntimeFailure(f"flag provided but not defined: {word.split('=')[0]}")
-            if known[name] and not equals:
-                if index + 1 >= len(argv):
-                    raise RuntimeFailure(f"flag needs an argument: {word}")
-                index += 1
-                value = argv[index]
-            into[name] = value if known[name] else (value or "true") != "false"
-            index += 1
-        return index
-
-    def id(self) -> str:
-        if len(self.words) != 1 and not (self.command in ("kill", "ps") and self.words):
-            raise RuntimeFailure(f'"{self.command}" requires exactly one container ID')
-        container_id = self.words[0]
-        _state.check_id(container_id)
-        return container_id
-
-    @property
-    def root(self) -> str | None:
-        root = self.globals.get("root")
-        return os.path.abspath(root) if isinstance(root, str) and root else None
-
-
-# exec's flags that take a value (runc's and crun's): its ID is the first other word.
-_EXEC_VALUES = frozenset(
-    [
-        "process",
-        "p",
-        "pid-file",
-        "console-socket",
-        "cwd",
-        "env",
-        "e",
-        "user",
-        "u",
-        "additional-gids",
-        "g",
-        "preserve-fds",
-        "cap",
-        "c",
-        "apparmor",
-        "process-label",
-        "cgroup",
-    ]
-)
-
-
-def _container_word(command: str, args: list[str]) -> list[str]:
-    """The ID of a command this runtime does not run itself (it refuses them, or hands
-    them over): exec's first word, the others' last (``update --resources - ID``)."""
-    words = []
-    skip = False
-    for arg in args:
-        if skip:
-            skip = False
-        elif arg.startswith("-") and arg != "-":
-            name = arg.lstrip("-")
-            skip = command == "exec" and "=" not in name and name in _EXEC_VALUES
-        else:
-            words.append(arg)
-            if command == "exec":
-                break
-    return words[-1:]
 
 
 class Log:
@@ -226,13 +76,13 @@ def _dispatch(invocation: Invocation) -> int:
         return 0
     command = invocation.command
     if invocation.globals.get("help") or invocation.flags.get("help") or command == "help":
-        print(_USAGE)
+        print(USAGE)
         return 0
     if command == "features":
         print(json.dumps(_FEATURES, indent=4))
         return 0
-    if command not in _COMMANDS and command not in _REFUSED:
-        raise RuntimeFailure(f"no such command: {command}; {_USAGE.partition('; ')[2]}")
+    if command not in COMMANDS and command not in REFUSED:
+        raise RuntimeFailure(f"no such command: {command}; {USAGE.partition('; ')[2]}")
     if not invocation.words:
         raise RuntimeFailure(f'"{command}" requires a container ID')
     container_id = invocation.words[0]
@@ -240,12 +90,12 @@ def _dispatch(invocation: Invocation) -> int:
     root = _state.find_root(invocation.root, container_id)
     native = _state.native_marker(root, container_id)
     if native is not None:
-        _hand_over(native, root, invocation, forget=command == "delete")
+        hand_over(native, root, invocation, forget=command == "delete")
     if command == "create":
         from .create import create
 
         return create(invocation, root, container_id)
-    if command in _REFUSED:
+    if command in REFUSED:
         raise RuntimeFailure(f"{command} is not supported for a Wasm container")
     container = Container(root, container_id)
     if command == "delete":
@@ -261,41 +111,6 @@ def _dispatch(invocation: Invocation) -> int:
     if command == "ps":
         return _ps(container, invocation)
     raise AssertionError(command)
-
-
-def _hand_over(native: str, root: str, invocation: Invocation, forget: bool) -> NoReturn:
-    """Run the native runtime in this process's place with the same command, and the
-    root spelled out (podman asks for state and cleans up without --root)."""
-    argv = [native, "--root", root]
-    flags = invocation.globals
-    if isinstance(flags.get("log"), str):
-        argv += ["--log", str(flags["log"])]
-    if isinstance(flags.get("log-format"), str):
-        argv += ["--log-format", str(flags["log-format"])]
-    if flags.get("systemd-cgroup"):
-        argv.append("--systemd-cgroup")
-    if flags.get("debug"):
-        argv.append("--debug")
-    argv += invocation.argv[invocation.command_at :]
-    if forget:
-        # delete: the marker goes once runc has run (a fork: exec would lose it).
-        pid = os.fork()
-        if pid == 0:
-            _exec(argv)
-        status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-        if status == 0:
-            _state.unmark_native(root, invocation.words[0])
-            _state.drop_index(root, invocation.words[0])
-        sys.stdout.flush()
-        os._exit(status if status >= 0 else 128 - status)
-    _exec(argv)
-
-
-def _exec(argv: list[str]) -> NoReturn:
-    try:
-        os.execv(argv[0], argv)
-    except OSError as exc:
-        raise RuntimeFailure(f"cannot run the native runtime {argv[0]}: {exc.strerror}") from None
 
 
 def _start(container: Container) -> int:

@@ -11,6 +11,8 @@ import resource
 import stat
 from typing import Any, NamedTuple
 
+from .._annotations import FUEL, MAX_MEMORY, RUNTIME_ANNOTATIONS, SERVE, TIMEOUT, serve_address
+from .._errors import ConfigError
 from .._numbers import parse_duration, parse_size
 from .state import RuntimeFailure
 
@@ -19,12 +21,6 @@ WASM_MAGIC = b"\0asm"
 _MAX_LINKS = 40
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-# The annotations that set wasmhost's own limits and mode (README, "Containers").
-SERVE = "io.wasmhost.serve"
-TIMEOUT = "io.wasmhost.timeout"
-FUEL = "io.wasmhost.fuel"
-MAX_MEMORY = "io.wasmhost.max-memory"
-OWN_ANNOTATIONS = (SERVE, TIMEOUT, FUEL, MAX_MEMORY)
 
 # The namespaces a Wasm guest is given: its network (and host name, IPC) are the
 # pod's when the engine names them; the others mean nothing to a WASI guest, whose
@@ -347,9 +343,9 @@ def _own(
     found: dict[str, str],
 ) -> tuple[float | None, int | None, int | None, tuple[str, int] | None]:
     for name in found:
-        if name.startswith("io.wasmhost.") and name not in OWN_ANNOTATIONS:
+        if name.startswith("io.wasmhost.") and name not in RUNTIME_ANNOTATIONS:
             raise RuntimeFailure(
-                f"unknown annotation {name}; wasmhost's are {', '.join(OWN_ANNOTATIONS)}"
+                f"unknown annotation {name}; wasmhost's are {', '.join(RUNTIME_ANNOTATIONS)}"
             )
     timeout = fuel = max_memory = None
     serve = None
@@ -372,10 +368,8 @@ def _own(
             f"{MAX_MEMORY} a size (64MiB)"
         ) from None
     if SERVE in found:
-        host, _, port = found[SERVE].rpartition(":")
-        if not port.isdigit() or not 0 < int(port) < 65536:
-            raise RuntimeFailure(
-                f"annotations: {SERVE} takes PORT or HOST:PORT, not {found[SERVE]!r}"
-            )
-        serve = (host.strip("[]") or "0.0.0.0", int(port))
+        try:
+            serve = serve_address(found[SERVE])
+        except ConfigError as exc:
+            raise RuntimeFailure(f"annotations: {SERVE}: {exc}") from None
     return timeout, fuel, max_memory, serve
