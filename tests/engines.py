@@ -331,6 +331,7 @@ class Containerd:
         sandbox_image: Image,
         runtime_binary: Path | None = None,
         registry_host: str | None = None,
+        node_config: str = "",
     ) -> None:
         # containerd refuses a socket path over 104 bytes ("unix socket path too long"),
         # which pytest's tmp_path under xdist passes: by default a short folder in /tmp.
@@ -343,6 +344,7 @@ class Containerd:
         self.socket = self.folder / "containerd.sock"
         self.runtime_root = self.folder / "runtime-root"
         self.runtime_binary = runtime_binary
+        self.node_config = node_config  # appended to config.toml as it is (a node's tables)
         self.registry_host = registry_host
         self.process: subprocess.Popen[bytes] | None = None
         self.start_seconds = 0.0
@@ -364,6 +366,7 @@ class Containerd:
                 runtime_binary=self.runtime_binary,
                 registry_host=self.registry_host,
             )
+            + self.node_config
         )
         log = self.folder / "containerd.log"
         began = time.monotonic()

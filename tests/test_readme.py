@@ -56,7 +56,12 @@ def readme_blocks() -> list[Block]:
 BLOCKS = readme_blocks()
 FRESH = [b for b in BLOCKS if b.lang == "sh" and "python3 -m venv" in b.text]
 SETUP = [b for b in BLOCKS if b.lang == "sh" and "docker-registry serve" in b.text]
-COMMANDS = [b for b in BLOCKS if b.lang == "sh" and b not in FRESH and b not in SETUP]
+# The container recipes (podman, ctr) need root and the engines: test_runtime_engines.py
+# runs them.
+CONTAINERS = [
+    b for b in BLOCKS if b.lang == "sh" and re.search(r"^(podman|ctr) ", b.text, flags=re.MULTILINE)
+]
+COMMANDS = [b for b in BLOCKS if b.lang == "sh" and b not in FRESH + SETUP + CONTAINERS]
 README_REGISTRY = "localhost:5000"
 
 

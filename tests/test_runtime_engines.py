@@ -16,6 +16,15 @@ import pytest
 from conftest import WASMHOST_RUNTIME
 from engines import Containerd, Cri, NativeImages, Podman, push_wasm
 from registry import Registry
+from test_readme import (
+    CONTAINERS,
+    README_REGISTRY,
+    Block,
+    commands,
+    environment,
+    expectation,
+    workdir,
+)
 
 HELLO = "Hello, World!\n"
 HELLO_NATIVE = "Hello from native\n"
@@ -302,3 +311,80 @@ def test_cri_a_trap_and_a_limit_from_pod_annotations(
     assert trapped.exit_code == 134, trapped
     assert limited.exit_code == 134, limited
     assert "timeout" in limited.output
+
+
+# -- the README's recipes, as printed --------------------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize("block", CONTAINERS, ids=[b.id for b in CONTAINERS])
+def test_the_readmes_container_recipes_run_as_printed(
+    block: Block, containerd: Containerd, podman: Podman, registry: Registry, tmp_path: Path
+) -> None:
+    """Each command of the README's container blocks, in bash as root, with the tests'
+    registry for localhost:5000, the session's containerd (CONTAINERD_ADDRESS) and
+    podman (its configuration files, and the ulimits this machine needs by default),
+    a free port for 8080; what a trailing ``prints`` promises is checked."""
+    work = workdir(tmp_path / "work")
+    push_wasm(ARTIFACTS / "hello-world.wasm", f"{registry.host}/hello-world:img")  # "as above"
+    conf = podman.folder / "readme-containers.conf"
+    conf.write_text(
+        Path(podman.env["CONTAINERS_CONF"]).read_text()
+        + '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]\n'
+    )
+    env = {
+        **environment(),
+        **{k: v for k, v in podman.env.items() if k.startswith("CONTAINERS_")},
+        "CONTAINERS_CONF": str(conf),
+        "CONTAINERD_ADDRESS": str(containerd.socket),
+        "CONTAINERD_SNAPSHOTTER": "native",
+    }
+    env.pop("DOCKER_CONFIG", None)  # the tests' empty one, which podman refuses to read
+    port = str(_free_port())
+    try:
+        for line in commands(block):
+            line = line.replace(README_REGISTRY, registry.host)
+            line = line.replace("8080:8080", f"{port}:8080").replace(
+                "localhost:8080", f"localhost:{port}"
+            )
+            status, printed = expectation(line)
+            done = subprocess.run(
+                ["bash", "-c", line], cwd=work, env=env, capture_output=True, text=True, timeout=300
+            )
+            assert done.returncode == status, f"{line}\n{done.stdout}\n{done.stderr}"
+            if printed is not None:
+                assert printed in done.stdout, f"{line}\n{done.stdout}\n{done.stderr}"
+    finally:
+        subprocess.run(
+            ["bash", "-c", "podman rm -f web"], env=env, capture_output=True, timeout=120
+        )
+
+
+def test_the_k8s_node_config_is_what_containerd_runs_pods_with(
+    native_images: NativeImages, registry: Registry, images: dict[str, str], tmp_path: Path
+) -> None:
+    """The containerd table `wasmhost k8s --node-config containerd` prints, added to a
+    node's config as it is: a pod of its handler runs a Wasm container."""
+    table = subprocess.run(
+        [sys.executable, "-m", "wasmhost", "k8s", "--runtime", "wasmhost", "--node-config",
+         "containerd", "--runtime-path", str(WASMHOST_RUNTIME)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    with Containerd(
+        sandbox_image=native_images.pause, registry_host=registry.host, node_config=table
+    ) as node:
+        client = node.cri()
+        try:
+            client.pull(images["hello-world"])
+            with client.pod("wasmhost") as pod:
+                result = client.run_container(pod, images["hello-world"])
+        finally:
+            client.close()
+    assert (result.exit_code, result.output) == (0, HELLO), result
