@@ -919,6 +919,31 @@ def _start(argv: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[bytes
     raise SystemExit(f"bench: {' '.join(argv)} did not start")
 
 
+def _free_port_wrk_rps(argv: list[str], target: str, seconds: int) -> float:
+    """wrk's requests/second at 32 connections: against a server started as ``argv``
+    + a free port + ``target`` (a module), or, with no ``argv``, at the URL ``target``
+    once it answers."""
+    import httpx
+
+    if argv:
+        process, port = _start([*argv, "127.0.0.1:0", target], dict(os.environ))
+        try:
+            return _wrk(f"http://127.0.0.1:{port}/", 32, seconds)["rps"]
+        finally:
+            process.terminate()
+            process.wait()
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(target, timeout=2)
+            break
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"bench: {target} did not answer") from None
+            time.sleep(0.05)
+    return _wrk(target, 32, seconds)["rps"]
+
+
 def bench_serve(seconds: int) -> tuple[list[dict[str, object]], list[str]]:
     """wrk against `wasmhost serve` (http-server.wasm) and a plain ASGI hello, same server."""
     if shutil.which("wrk") is None:
@@ -1176,6 +1201,10 @@ def main() -> int:
     parser.add_argument("--real-runs", type=int, default=7)
     parser.add_argument("--capture-only", action="store_true", help="only the capture rows")
     parser.add_argument("--shims", action="store_true", help="only capi's shims against public")
+    parser.add_argument(
+        "--skip-containers", action="store_true", help="skip wasmhost-runtime under the engines"
+    )
+    parser.add_argument("--container-runs", type=int, default=10)
     options = parser.parse_args()
     if options.shims:
         return _report(bench_shims(options.runs), [], options.output)
@@ -1207,6 +1236,14 @@ def main() -> int:
             limited, limit_lines = bench_limits(options.serve_seconds)
             results += limited
             compare_lines += limit_lines
+        if not options.skip_containers:
+            from bench_containers import bench_containers
+
+            contained, container_lines = bench_containers(
+                options.container_runs, options.serve_seconds
+            )
+            results += contained
+            compare_lines += container_lines
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return _report(results, compare_lines, options.output)

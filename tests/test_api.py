@@ -67,8 +67,12 @@ PRINTING_OR_EXITING_ATTRIBUTES = {
 
 def prints_or_exits(package: Path) -> tuple[list[str], list[Path]]:
     """The places in ``package``'s modules, at any depth, that print or exit, and the
-    modules looked at: all but the CLI's (``_cli/``), the one place that may."""
-    modules = sorted(p for p in package.rglob("*.py") if "_cli" not in p.relative_to(package).parts)
+    modules looked at: all but the entry points' (``_cli/``, and ``_runtime/``, the OCI
+    runtime, whose init is a process of its own), the places that may."""
+    entry_points = {"_cli", "_runtime"}
+    modules = sorted(
+        p for p in package.rglob("*.py") if not entry_points & set(p.relative_to(package).parts)
+    )
     found = []
     for path in modules:
         where = path.relative_to(package)

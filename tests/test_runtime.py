@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,12 @@ def drive(
     return report, proc.stdout.decode(), proc.stderr.decode()
 
 
+def unique_id() -> str:
+    """A container id no other test (in another xdist worker) uses: with no cgroupsPath,
+    the cgroup is named after the id alone, as runc names it."""
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     return tmp_path / "state"
@@ -104,7 +111,8 @@ def root(tmp_path: Path) -> Path:
 @needs_root
 def test_hello_world_runs_as_an_engine_runs_it(tmp_path: Path, root: Path) -> None:
     folder = bundle(tmp_path / "b", ARTIFACTS / "hello-world.wasm")
-    report, out, err = drive(root, folder)
+    cid = unique_id()
+    report, out, err = drive(root, folder, cid)
     assert out == "Hello, World!\n", err
     assert report["status"] == 0
     # The pid file as go-runc reads it: digits, no newline.
@@ -120,7 +128,7 @@ def test_hello_world_runs_as_an_engine_runs_it(tmp_path: Path, root: Path) -> No
     assert report["delete"] == 0
     # delete leaves nothing: no state, no cgroup.
     assert sorted(p.name for p in root.iterdir()) == [".cache"]
-    assert not any(Path("/sys/fs/cgroup").glob("*/wasmhost-runtime/c1"))
+    assert not any(Path("/sys/fs/cgroup").glob(f"*/wasmhost-runtime/{cid}"))
 
 
 @needs_root
@@ -409,15 +417,16 @@ HOSTILE = {
 def test_a_hostile_or_broken_config_gets_one_line(tmp_path: Path, root: Path, case: str) -> None:
     folder = bundle(tmp_path / "b", ARTIFACTS / "hello-world.wasm")
     (folder / "config.json").write_bytes(HOSTILE[case])
-    done = runtime(root, "create", "--bundle", str(folder), "c1")
+    cid = unique_id()
+    done = runtime(root, "create", "--bundle", str(folder), cid)
     assert done.returncode == 1
     assert done.stdout == ""
     assert len(done.stderr.splitlines()) == 1, done.stderr
     assert done.stderr.startswith("wasmhost-runtime: ")
     assert "Traceback" not in done.stderr
     # Nothing is left behind: no container, no cgroup.
-    assert not (root / "c1").exists()
-    assert not any(Path("/sys/fs/cgroup").glob("*/wasmhost-runtime/c1"))
+    assert not (root / cid).exists()
+    assert not any(Path("/sys/fs/cgroup").glob(f"*/wasmhost-runtime/{cid}"))
 
 
 @needs_root
