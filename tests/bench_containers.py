@@ -155,8 +155,9 @@ def _serve_rps(
 
     assert isinstance(daemon, Containerd)
     module = str(ROOT / "artifacts" / "http-server.wasm")
+    # Both log each request (the container's log to a file, the outside's to /dev/null).
     outside = rps(
-        [sys.executable, "-m", "wasmhost", "serve", "-q", "--workers", "1", "--listen"],
+        [sys.executable, "-m", "wasmhost", "serve", "--workers", "1", "--listen"],
         module,
         seconds,
     )
@@ -165,6 +166,7 @@ def _serve_rps(
     daemon.ctr(
         "run", "-d", "--net-host", "--runc-binary", str(RUNTIME),
         "--runc-root", str(daemon.runtime_root), "--fifo-dir", str(daemon.folder / "fifo"),
+        "--log-uri", f"file://{daemon.folder / 'web.log'}",
         "--annotation", f"io.wasmhost.serve=127.0.0.1:{port}", "localhost/wasm:http-server", name,
     )  # fmt: skip
     try:

@@ -7,12 +7,9 @@ Everything here runs as root in the container's init before the guest starts (or
 
 from __future__ import annotations
 
-import ctypes
 import errno
-import fcntl
 import os
-import socket
-import struct
+from typing import Any
 
 from .state import RuntimeFailure
 
@@ -39,12 +36,16 @@ class LinuxError(RuntimeFailure):
     """A system call the container's set-up needs failed; the text says which and why."""
 
 
-def _libc() -> ctypes.CDLL:
+def _libc() -> Any:
+    import ctypes  # ~5 ms: only the init (and not delete) needs libc
+
     return ctypes.CDLL(None, use_errno=True)
 
 
 def _check(result: int, what: str) -> None:
     if result != 0:
+        import ctypes
+
         code = ctypes.get_errno()
         raise LinuxError(f"{what}: {os.strerror(code)}")
 
@@ -68,6 +69,10 @@ def new_namespace(kind: str) -> None:
 
 def loopback_up() -> None:
     """Bring ``lo`` up, as a new network namespace has it down."""
+    import fcntl
+    import socket
+    import struct
+
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         request = struct.pack("16sH14x", b"lo", 0)
         flags = struct.unpack("16sH14x", fcntl.ioctl(sock.fileno(), _SIOCGIFFLAGS, request))[1]

@@ -10,7 +10,6 @@ container was created under.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import errno
 import json
 import os
@@ -108,8 +107,10 @@ def write_file(path: str, text: str, mode: int = 0o600) -> None:
 
 def now() -> str:
     """The time in RFC 3339, UTC, as runc writes ``created``."""
-    stamp = datetime.datetime.now(datetime.timezone.utc)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    import time  # (datetime: ~1.5 ms more on every command's start)
+
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
 
 
 def start_time(pid: int) -> int | None:
