@@ -569,26 +569,17 @@ class Cri:
         *,
         args: Sequence[str] = (),
         annotations: Mapping[str, str] | None = None,
+        mounts: Sequence[tuple[Path, str, bool]] = (),
         timeout: float = 60,
     ) -> ContainerResult:
         """CreateContainer, StartContainer, then ContainerStatus until it exits; its log
-        is read and the container removed."""
+        is read and the container removed. ``mounts``: (host path, container path,
+        read-only)."""
         api = self.api
-        sandbox, sandbox_config = pod
-        name = f"c-{uuid.uuid4().hex[:10]}"
-        config = api.ContainerConfig(
-            metadata=api.ContainerMetadata(name=name),
-            image=api.ImageSpec(image=image),
-            args=list(args),
-            annotations=dict(annotations or {}),
-            log_path=f"{name}.log",
+        container = self.start_container(
+            pod, image, args=args, annotations=annotations, mounts=mounts
         )
-        request = api.CreateContainerRequest(
-            pod_sandbox_id=sandbox, config=config, sandbox_config=sandbox_config
-        )
-        container = self.runtime.CreateContainer(request, timeout=60).container_id
         try:
-            self.runtime.StartContainer(api.StartContainerRequest(container_id=container))
             deadline = time.monotonic() + timeout
             while True:
                 status = self.runtime.ContainerStatus(
@@ -597,12 +588,64 @@ class Cri:
                 if status.state == api.CONTAINER_EXITED:
                     break
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"container {name} still runs after {timeout} s")
+                    raise TimeoutError(f"container {container} still runs after {timeout} s")
                 time.sleep(0.02)
             log = Path(status.log_path).read_text(errors="replace")
             return ContainerResult(status.exit_code, status.reason, log)
         finally:
             self.runtime.StopContainer(api.StopContainerRequest(container_id=container))
+            self.runtime.RemoveContainer(api.RemoveContainerRequest(container_id=container))
+
+    def start_container(
+        self,
+        pod: tuple[str, Any],
+        image: str,
+        *,
+        args: Sequence[str] = (),
+        annotations: Mapping[str, str] | None = None,
+        mounts: Sequence[tuple[Path, str, bool]] = (),
+    ) -> str:
+        """CreateContainer and StartContainer: the container's id (stop and remove it
+        with :meth:`stop_container`)."""
+        api = self.api
+        sandbox, sandbox_config = pod
+        name = f"c-{uuid.uuid4().hex[:10]}"
+        config = api.ContainerConfig(
+            metadata=api.ContainerMetadata(name=name),
+            image=api.ImageSpec(image=image),
+            args=list(args),
+            annotations=dict(annotations or {}),
+            mounts=[
+                api.Mount(host_path=str(host), container_path=inside, readonly=readonly)
+                for host, inside, readonly in mounts
+            ],
+            log_path=f"{name}.log",
+        )
+        request = api.CreateContainerRequest(
+            pod_sandbox_id=sandbox, config=config, sandbox_config=sandbox_config
+        )
+        container = str(self.runtime.CreateContainer(request, timeout=60).container_id)
+        try:
+            self.runtime.StartContainer(api.StartContainerRequest(container_id=container))
+        except BaseException:
+            self.runtime.RemoveContainer(api.RemoveContainerRequest(container_id=container))
+            raise
+        return container
+
+    def stop_container(self, container: str, grace: int = 30) -> ContainerResult:
+        """StopContainer as a kubelet stops one (SIGTERM, then SIGKILL after ``grace``
+        seconds), then its status and log; the container is removed."""
+        api = self.api
+        try:
+            self.runtime.StopContainer(
+                api.StopContainerRequest(container_id=container, timeout=grace), timeout=grace + 30
+            )
+            status = self.runtime.ContainerStatus(
+                api.ContainerStatusRequest(container_id=container)
+            ).status
+            log = Path(status.log_path).read_text(errors="replace")
+            return ContainerResult(status.exit_code, status.reason, log)
+        finally:
             self.runtime.RemoveContainer(api.RemoveContainerRequest(container_id=container))
 
 

@@ -388,3 +388,55 @@ def test_the_k8s_node_config_is_what_containerd_runs_pods_with(
         finally:
             client.close()
     assert (result.exit_code, result.output) == (0, HELLO), result
+
+
+def test_cri_a_component_and_wordcount_with_a_pods_volumes(
+    cri: Cri, images: dict[str, str], tmp_path: Path
+) -> None:
+    inside, outside = tmp_path / "in", tmp_path / "out"
+    inside.mkdir()
+    outside.mkdir()
+    (inside / "a.txt").write_text("one two\n")
+    cri.pull(images["hello-world.component"])
+    cri.pull(images["wordcount"])
+    with cri.pod("wasmhost") as pod:
+        component = cri.run_container(pod, images["hello-world.component"])
+        counted = cri.run_container(
+            pod, images["wordcount"], mounts=[(inside, "/input", True), (outside, "/output", False)]
+        )
+    assert (component.exit_code, component.output) == (0, HELLO), component
+    assert counted.exit_code == 0, counted
+    assert "a.txt" in (outside / "report.txt").read_text()
+
+
+def test_cri_stop_sends_sigterm_and_a_served_handler_answers_on_the_pods_network(
+    cri: Cri, images: dict[str, str], wasm_image: Callable[..., str]
+) -> None:
+    """A pod on the node's network: the handler listens there; StopContainer (SIGTERM
+    first, SIGKILL after the grace period) ends it at once with 143."""
+    import httpx
+
+    image = wasm_image("http-server")
+    cri.pull(image)
+    cri.pull(images["fsprobe"])
+    port = _free_port()
+    with cri.pod("wasmhost") as pod:
+        served = cri.start_container(
+            pod, image, annotations={"io.wasmhost.serve": f"127.0.0.1:{port}"}
+        )
+        try:
+            text = ""
+            for _ in range(200):
+                try:
+                    text = httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.05)
+            assert text == HELLO
+        finally:
+            cri.stop_container(served)
+        sleeper = cri.start_container(pod, images["fsprobe"], args=["sleep", "60000"])
+        began = time.monotonic()
+        stopped = cri.stop_container(sleeper, grace=30)
+        assert time.monotonic() - began < 10  # SIGTERM did it, not the SIGKILL 30 s later
+    assert stopped.exit_code == 143, stopped
