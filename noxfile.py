@@ -42,6 +42,11 @@ TEST_PACKAGES = {
     "/usr/bin/gcc": "gcc",
     # gcc -static links against libc.a.
     "/usr/lib/x86_64-linux-gnu/libc.a": "libc6-dev",
+    # Into a container's network namespace (the runtime's served handlers), and the
+    # README's curl.
+    "/usr/bin/nsenter": "util-linux",
+    "/sbin/ip": "iproute2",
+    "/usr/bin/curl": "curl",
 }
 
 
