@@ -172,12 +172,7 @@ def _serve_rps(
     try:
         inside = rps([], f"http://127.0.0.1:{port}/", seconds)
     finally:
-        daemon.ctr("tasks", "kill", "--signal", "SIGKILL", name, check=False)
-        for _ in range(100):
-            if daemon.ctr("tasks", "delete", name, check=False).returncode == 0:
-                break
-            time.sleep(0.05)
-        daemon.ctr("containers", "delete", name, check=False)
+        daemon.remove(name)
     results.append(
         _row(
             "WAGI handler served in a container (ctr --net-host), 32 conns",

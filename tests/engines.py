@@ -478,6 +478,15 @@ class Containerd:
         name = f"t-{uuid.uuid4().hex[:12]}"
         return self.ctr("run", *options, image, name, *args, timeout=timeout, check=False)
 
+    def remove(self, name: str) -> None:
+        """Kill a task started with ``ctr run -d`` and remove it and its container."""
+        self.ctr("tasks", "kill", "--signal", "SIGKILL", name, check=False)
+        for _ in range(200):
+            if self.ctr("tasks", "delete", name, check=False).returncode == 0:
+                break
+            time.sleep(0.05)
+        self.ctr("containers", "delete", name, check=False)
+
     def cri(self) -> Cri:
         """A CRI client on this daemon's socket."""
         return Cri(self.socket, self.folder / "pod-logs")
@@ -501,6 +510,12 @@ class ContainerResult:
             parts = line.split(" ", 3)
             texts.append(parts[3] if len(parts) == 4 else "")
         return "\n".join(texts) + ("\n" if texts else "")
+
+
+def _result(status: Any) -> ContainerResult:
+    """An exited container's ContainerStatus, with its log read."""
+    log = Path(status.log_path).read_text(errors="replace")
+    return ContainerResult(status.exit_code, status.reason, log)
 
 
 class Cri:
@@ -590,8 +605,7 @@ class Cri:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"container {container} still runs after {timeout} s")
                 time.sleep(0.02)
-            log = Path(status.log_path).read_text(errors="replace")
-            return ContainerResult(status.exit_code, status.reason, log)
+            return _result(status)
         finally:
             self.runtime.StopContainer(api.StopContainerRequest(container_id=container))
             self.runtime.RemoveContainer(api.RemoveContainerRequest(container_id=container))
@@ -640,11 +654,11 @@ class Cri:
             self.runtime.StopContainer(
                 api.StopContainerRequest(container_id=container, timeout=grace), timeout=grace + 30
             )
-            status = self.runtime.ContainerStatus(
-                api.ContainerStatusRequest(container_id=container)
-            ).status
-            log = Path(status.log_path).read_text(errors="replace")
-            return ContainerResult(status.exit_code, status.reason, log)
+            return _result(
+                self.runtime.ContainerStatus(
+                    api.ContainerStatusRequest(container_id=container)
+                ).status
+            )
         finally:
             self.runtime.RemoveContainer(api.RemoveContainerRequest(container_id=container))
 

@@ -574,7 +574,7 @@ def test_cgroup_paths_as_engines_write_them() -> None:
     )
 
 
-def _get_in_namespace(pid: int, url: str) -> str:
+def get_in_namespace(pid: int, url: str) -> str:
     """GET ``url`` from inside process ``pid``'s network namespace (nsenter, util-linux),
     retrying while the server starts."""
     fetch = (
@@ -606,7 +606,7 @@ def test_a_wagi_handler_is_served_in_the_containers_network(tmp_path: Path, root
     try:
         assert runtime(root, "start", "web").returncode == 0
         pid = json.loads(runtime(root, "state", "web").stdout)["pid"]
-        assert _get_in_namespace(pid, "http://127.0.0.1:8080/") == "Hello, World!\n"
+        assert get_in_namespace(pid, "http://127.0.0.1:8080/") == "Hello, World!\n"
         # Its own network namespace: nothing listens on the host's 8080 for it.
         host_ns = os.readlink("/proc/self/ns/net")
         assert os.readlink(f"/proc/{pid}/ns/net") != host_ns
@@ -646,7 +646,7 @@ def test_a_serving_container_joins_the_network_it_is_given(tmp_path: Path, root:
             subprocess.run(
                 ["nsenter", f"--net={netns}", "ip", "link", "set", "lo", "up"], check=True
             )
-            assert _get_in_namespace(sleeper.pid, "http://127.0.0.1:8081/") == "Hello, World!\n"
+            assert get_in_namespace(sleeper.pid, "http://127.0.0.1:8081/") == "Hello, World!\n"
         finally:
             assert runtime(root, "delete", "--force", "web").returncode == 0
     finally:

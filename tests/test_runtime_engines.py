@@ -25,6 +25,7 @@ from test_readme import (
     expectation,
     workdir,
 )
+from test_runtime import get_in_namespace
 
 HELLO = "Hello, World!\n"
 HELLO_NATIVE = "Hello from native\n"
@@ -55,25 +56,6 @@ def registry_host(registry: Registry) -> str:
     return registry.host
 
 
-def _in_namespace_get(pid: int, url: str) -> str:
-    fetch = (
-        "import sys, time, urllib.request\n"
-        "for _ in range(200):\n"
-        "    try:\n"
-        "        print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode(), end='')\n"
-        "        break\n"
-        "    except OSError:\n"
-        "        time.sleep(0.05)\n"
-    )
-    done = subprocess.run(
-        ["nsenter", f"--net=/proc/{pid}/ns/net", sys.executable, "-c", fetch, url],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    return done.stdout
-
-
 # -- ctr run -----------------------------------------------------------------------
 
 
@@ -89,13 +71,19 @@ def test_ctr_runs_a_component(containerd: Containerd, images: dict[str, str]) ->
     assert (done.returncode, done.stdout) == (0, HELLO), done.stderr
 
 
-def test_ctr_wordcount_reads_a_read_only_mount_and_writes_a_writable_one(
-    containerd: Containerd, images: dict[str, str], tmp_path: Path
-) -> None:
+def wordcount_folders(tmp_path: Path) -> tuple[Path, Path]:
+    """An input folder holding a.txt (four words) and an empty output folder."""
     inside, outside = tmp_path / "in", tmp_path / "out"
     inside.mkdir()
     outside.mkdir()
     (inside / "a.txt").write_text("one two three\nfour\n")
+    return inside, outside
+
+
+def test_ctr_wordcount_reads_a_read_only_mount_and_writes_a_writable_one(
+    containerd: Containerd, images: dict[str, str], tmp_path: Path
+) -> None:
+    inside, outside = wordcount_folders(tmp_path)
     containerd.pull(images["wordcount"])
     done = containerd.ctr_run(
         images["wordcount"],
@@ -183,14 +171,9 @@ def test_ctr_serves_a_wagi_handler_in_the_containers_network(
     )  # fmt: skip
     try:
         pid = int(containerd.ctr("tasks", "list").stdout.split(name)[1].split()[0])
-        assert _in_namespace_get(pid, "http://127.0.0.1:8080/") == HELLO
+        assert get_in_namespace(pid, "http://127.0.0.1:8080/") == HELLO
     finally:
-        containerd.ctr("tasks", "kill", "--signal", "SIGKILL", name, check=False)
-        for _ in range(200):
-            if containerd.ctr("tasks", "delete", name, check=False).returncode == 0:
-                break
-            time.sleep(0.05)
-        containerd.ctr("containers", "delete", name, check=False)
+        containerd.remove(name)
 
 
 # -- podman -------------------------------------------------------------------------
@@ -205,10 +188,7 @@ def test_podman_runs_hello_world_and_a_component(podman: Podman, images: dict[st
 def test_podman_wordcount_with_volumes(
     podman: Podman, images: dict[str, str], tmp_path: Path
 ) -> None:
-    inside, outside = tmp_path / "in", tmp_path / "out"
-    inside.mkdir()
-    outside.mkdir()
-    (inside / "a.txt").write_text("one two\n")
+    inside, outside = wordcount_folders(tmp_path)
     done = podman.podman_run(
         images["wordcount"],
         runtime=WASMHOST_RUNTIME,
@@ -393,10 +373,7 @@ def test_the_k8s_node_config_is_what_containerd_runs_pods_with(
 def test_cri_a_component_and_wordcount_with_a_pods_volumes(
     cri: Cri, images: dict[str, str], tmp_path: Path
 ) -> None:
-    inside, outside = tmp_path / "in", tmp_path / "out"
-    inside.mkdir()
-    outside.mkdir()
-    (inside / "a.txt").write_text("one two\n")
+    inside, outside = wordcount_folders(tmp_path)
     cri.pull(images["hello-world.component"])
     cri.pull(images["wordcount"])
     with cri.pod("wasmhost") as pod:

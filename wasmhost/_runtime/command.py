@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from . import state as _state
 from .state import RuntimeFailure
 
 # Global flags: (name, takes a value). runc's, with crun's --cgroup-manager and
@@ -106,13 +105,6 @@ class Invocation:
             into[name] = value if known[name] else (value or "true") != "false"
             index += 1
         return index
-
-    def id(self) -> str:
-        if len(self.words) != 1 and not (self.command in ("kill", "ps") and self.words):
-            raise RuntimeFailure(f'"{self.command}" requires exactly one container ID')
-        container_id = self.words[0]
-        _state.check_id(container_id)
-        return container_id
 
     @property
     def root(self) -> str | None:
