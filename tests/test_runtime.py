@@ -328,7 +328,7 @@ def test_privileges_are_dropped_to_the_specs_user(root: Path) -> None:
 
 
 @needs_root
-@pytest.mark.parametrize("bad", ["a/b", "..", ".cache", "a b", ""])
+@pytest.mark.parametrize("bad", ["a/b", "..", ".cache", "a b", "", "x" * 251, "a\u0663"])
 def test_an_id_that_is_a_path_is_refused(tmp_path: Path, root: Path, bad: str) -> None:
     folder = bundle(tmp_path / "b", ARTIFACTS / "hello-world.wasm")
     log = tmp_path / "log.json"
@@ -403,6 +403,9 @@ HOSTILE = {
             },
         )
     ).encode(),
+    "cgroup path out of the hierarchy": json.dumps(
+        config(["/hello-world.wasm"], linux={"cgroupsPath": "/../../x"})
+    ).encode(),
     "terminal": json.dumps(
         config(
             ["/hello-world.wasm"],
@@ -427,6 +430,23 @@ def test_a_hostile_or_broken_config_gets_one_line(tmp_path: Path, root: Path, ca
     # Nothing is left behind: no container, no cgroup.
     assert not (root / cid).exists()
     assert not any(Path("/sys/fs/cgroup").glob(f"*/wasmhost-runtime/{cid}"))
+
+
+@needs_root
+@pytest.mark.parametrize("what", ["config", "entrypoint"])
+def test_a_fifo_where_a_file_should_be_does_not_block(
+    tmp_path: Path, root: Path, what: str
+) -> None:
+    folder = bundle(
+        tmp_path / "b", ARTIFACTS / "hello-world.wasm", annotations={"run.oci.handler": "wasm"}
+    )
+    target = folder / "config.json" if what == "config" else folder / "rootfs" / "hello-world.wasm"
+    target.unlink()
+    os.mkfifo(target)
+    done = runtime(root, "create", "--bundle", str(folder), unique_id())
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "not a regular file" in done.stderr or "not a WebAssembly module" in done.stderr
 
 
 @needs_root

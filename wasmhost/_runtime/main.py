@@ -68,6 +68,10 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+    except OSError as exc:  # a file system refusing what the state needs (full, read-only)
+        where = f" ({exc.filename})" if exc.filename else ""
+        log.error(f"{exc.strerror or exc}{where}")
+        sys.exit(1)
 
 
 def _dispatch(invocation: Invocation) -> int:

@@ -62,16 +62,9 @@ class Plan(NamedTuple):
 
 def read_config(bundle: str) -> dict[str, Any]:
     path = os.path.join(bundle, "config.json")
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise RuntimeFailure(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise RuntimeFailure(f"{path} is not a regular file")
-        data = os.read(fd, MAX_CONFIG + 1)
-    finally:
-        os.close(fd)
+    data = _read_regular(path, MAX_CONFIG + 1)
+    if data is None:
+        raise RuntimeFailure(f"{path} is not a regular file")
     if len(data) > MAX_CONFIG:
         raise RuntimeFailure(f"{path} is larger than {MAX_CONFIG >> 20} MiB")
     try:
@@ -84,6 +77,25 @@ def read_config(bundle: str) -> dict[str, Any]:
     if not isinstance(version, str) or not version.startswith("1."):
         raise RuntimeFailure(f"{path}: ociVersion {version!r} is not a 1.x runtime-spec version")
     return config
+
+
+def _read_regular(path: str, limit: int) -> bytes | None:
+    """Up to ``limit`` bytes of the regular file at ``path``; None if it is something
+    else (a FIFO, which would block, a device, a folder). Opened without blocking."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        chunks = []
+        while limit > 0 and (chunk := os.read(fd, min(limit, 1 << 20))):
+            chunks.append(chunk)
+            limit -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _object(value: object, where: str) -> dict[str, Any]:
@@ -187,9 +199,8 @@ def starts_as_wasm(path: str | None) -> bool:
     if path is None:
         return False
     try:
-        with open(path, "rb") as f:
-            return f.read(4) == WASM_MAGIC
-    except OSError:
+        return _read_regular(path, 4) == WASM_MAGIC
+    except RuntimeFailure:
         return False
 
 
@@ -218,8 +229,10 @@ def plan(bundle: str, config: dict[str, Any], container_id: str, systemd: bool) 
     found = annotations_of(config)
     root, readonly = rootfs(bundle, config)
     module, argv, env_list = entrypoint(root, config)
-    if module is None or not os.path.isfile(module):
+    if module is None:
         raise RuntimeFailure(f"{argv[0]}: no such module in the container's root file system")
+    if not os.path.isfile(module):
+        raise RuntimeFailure(f"{argv[0]} is not a regular file")
     if not starts_as_wasm(module):
         raise RuntimeFailure(f"{argv[0]} is not a WebAssembly module or component")
     process = _object(config.get("process"), "process")

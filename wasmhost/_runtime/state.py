@@ -26,7 +26,7 @@ CGROUPS = "cgroups.json"
 NATIVE = ".native"
 INDEX = ".by-id"
 CACHE = ".cache"
-_ID = re.compile(r"^[A-Za-z0-9_+\-.]{1,1024}$")
+_ID = re.compile(r"^[A-Za-z0-9_+\-.]{1,250}$")  # (a file name: 255 bytes at most)
 
 
 class RuntimeFailure(WasmhostError):
