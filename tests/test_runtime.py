@@ -456,12 +456,14 @@ def test_a_state_folder_someone_else_owns_is_refused(tmp_path: Path, root: Path)
     folder = bundle(tmp_path / "b", ARTIFACTS / "hello-world.wasm")
     done = runtime(root, "create", "--bundle", str(folder), "c1")
     assert done.returncode == 1
-    assert "owned by uid 65534" in done.stderr
+    assert "is not a folder of uid 0 that only it may write" in done.stderr
     root.chmod(0o777)
     os.chown(root, 0, 0)
     done = runtime(root, "create", "--bundle", str(folder), "c1")
     assert done.returncode == 1
-    assert "writable by others" in done.stderr
+    assert "is not a folder of uid 0 that only it may write" in done.stderr
+    # The commands that only read and signal refuse it too.
+    assert "only it may write" in runtime(root, "state", "c1").stderr
 
 
 @needs_root

@@ -46,17 +46,22 @@ def init(plan: Plan, container_id: str, root: str, fifo: str, ready: int) -> NoR
                 raise linux.LinuxError(f"cannot set {name} to {soft}:{hard}: {exc}") from None
         os.chdir("/")
         run = _prepare(plan, root)
-    except Exception as exc:  # any failure is create's, in one line
+    except BaseException as exc:  # any failure is create's, in one line
         _report(ready, {"error": _line(exc)})
         os._exit(_FAILED)
     _report(ready, {"ok": True})
+    code = _FAILED
     try:
         fd = os.open(fifo, os.O_WRONLY | os.O_CLOEXEC)  # blocks until start opens it
         os.write(fd, b"0")
         os.close(fd)
+        code = run()
     except OSError:
-        os._exit(_FAILED)  # deleted before it was started
-    os._exit(run())
+        pass  # deleted before it was started
+    except BaseException as exc:  # nothing may leave the init but its exit status
+        print(f"wasmhost-runtime: {_line(exc)}", file=sys.stderr, flush=True)
+    finally:
+        os._exit(code)
 
 
 def _report(fd: int, message: dict[str, Any]) -> None:

@@ -54,7 +54,7 @@ def join_namespace(kind: str, path: str) -> None:
     """Enter the namespace of ``kind`` that ``path`` (``/proc/PID/ns/net``, a bind
     mount under ``/run/netns``) names."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # (a FIFO never blocks)
     except OSError as exc:
         raise LinuxError(f"cannot open the {kind} namespace {path}: {exc.strerror}") from None
     try:

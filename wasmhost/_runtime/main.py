@@ -47,7 +47,8 @@ class Log:
         else:
             line = f'time="{_state.now()}" level=error msg={json.dumps(message)}'
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC
+            fd = os.open(self.path, flags, 0o600)
             try:
                 os.write(fd, (line + "\n").encode())
             finally:
@@ -72,6 +73,9 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         where = f" ({exc.filename})" if exc.filename else ""
         log.error(f"{exc.strerror or exc}{where}")
         sys.exit(1)
+    except Exception as exc:  # a bug: still one line for the engine, not a traceback
+        log.error(f"unexpected error: {type(exc).__name__}: {exc}")
+        sys.exit(1)
 
 
 def _dispatch(invocation: Invocation) -> int:
@@ -92,9 +96,18 @@ def _dispatch(invocation: Invocation) -> int:
     container_id = invocation.words[0]
     _state.check_id(container_id)
     root = _state.find_root(invocation.root, container_id)
+    _state.check_root(root)
     native = _state.native_marker(root, container_id)
     if native is not None:
-        hand_over(native, root, invocation, forget=command == "delete")
+        if command != "delete":
+            hand_over(native, root, invocation)
+
+        def forget(status: int) -> None:
+            if status == 0:  # runc deleted it: its later commands are no one's
+                _state.unmark_native(root, container_id)
+                _state.drop_index(root, container_id)
+
+        hand_over(native, root, invocation, forget)
     if command == "create":
         from .create import create
 
@@ -133,9 +146,10 @@ def _start(container: Container) -> int:
         while True:
             ready, _, _ = select.select([fd], [], [], 0.1)
             if ready:
-                data = os.read(fd, 1)
-                if data:
+                if os.read(fd, 1):
                     break
+                # End of file: another start took the byte, or the init wrote none.
+                raise RuntimeFailure("cannot start an already running container")
             if not container.alive():
                 raise RuntimeFailure("container process is already dead")
     finally:
@@ -147,7 +161,7 @@ def _start(container: Container) -> int:
 
 def parse_signal(text: str) -> int:
     """A signal as runc takes it: a number, or a name in any case, with or without SIG."""
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         number = int(text)
         if 0 < number < signal.NSIG:
             return number
@@ -194,6 +208,12 @@ def _signal(container: Container, number: int, group: bool = False) -> None:
 
 
 def _delete(container: Container, force: bool) -> int:
+    if container.is_link():
+        if not force:
+            raise RuntimeFailure(f"{container.folder} is a symbolic link, not this runtime's")
+        os.unlink(container.folder)  # removed, never followed
+        _state.drop_index(container.root, container.id)
+        return 0
     try:
         container.load()
     except RuntimeFailure as exc:

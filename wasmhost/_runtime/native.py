@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
 
-from . import state as _state
 from .state import RuntimeFailure
 
 if TYPE_CHECKING:
@@ -38,9 +38,16 @@ def native_runtime() -> str:
     )
 
 
-def hand_over(native: str, root: str, invocation: Invocation, forget: bool) -> NoReturn:
+def hand_over(
+    native: str,
+    root: str,
+    invocation: Invocation,
+    then: Callable[[int], None] | None = None,
+) -> NoReturn:
     """Run the native runtime in this process's place with the same command, and the
-    root spelled out (podman asks for state and cleans up without --root)."""
+    root spelled out (podman asks for state and cleans up without --root). With
+    ``then``, run it as a child instead and call ``then`` with its exit status before
+    exiting with it (to record or forget the container once runc has answered)."""
     argv = [native, "--root", root]
     flags = invocation.globals
     if isinstance(flags.get("log"), str):
@@ -52,18 +59,20 @@ def hand_over(native: str, root: str, invocation: Invocation, forget: bool) -> N
     if flags.get("debug"):
         argv.append("--debug")
     argv += invocation.argv[invocation.command_at :]
-    if forget:
-        # delete: the marker goes once runc has run (a fork: exec would lose it).
-        pid = os.fork()
-        if pid == 0:
+    if then is None:
+        _exec(argv)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        try:
             _exec(argv)
-        status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-        if status == 0:
-            _state.unmark_native(root, invocation.words[0])
-            _state.drop_index(root, invocation.words[0])
-        sys.stdout.flush()
-        os._exit(status if status >= 0 else 128 - status)
-    _exec(argv)
+        finally:
+            os._exit(127)
+    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    status = code if code >= 0 else 128 - code
+    then(status)
+    os._exit(status)
 
 
 def _exec(argv: list[str]) -> NoReturn:

@@ -106,11 +106,24 @@ def _object(value: object, where: str) -> dict[str, Any]:
     return value
 
 
-def _strings(value: object, where: str) -> list[str]:
+def _list(value: object, where: str) -> list[Any]:
     if value is None:
         return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise RuntimeFailure(f"config.json: {where} must be a list of strings")
+    if not isinstance(value, list):
+        raise RuntimeFailure(f"config.json: {where} must be a list")
+    return value
+
+
+def _strings(value: object, where: str) -> list[str]:
+    found = _list(value, where)
+    if not all(isinstance(v, str) and "\0" not in v for v in found):
+        raise RuntimeFailure(f"config.json: {where} must be a list of strings (without NUL)")
+    return found
+
+
+def _path(value: object, where: str) -> str:
+    if not isinstance(value, str) or not value or "\0" in value:
+        raise RuntimeFailure(f"config.json: {where} must be a path")
     return value
 
 
@@ -118,6 +131,13 @@ def _whole(value: object, where: str, low: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low or value >= 1 << 63:
         raise RuntimeFailure(f"config.json: {where} must be a whole number")
     return value
+
+
+def _id_number(value: object, where: str) -> int:
+    number = _whole(value, where)
+    if number >= 1 << 32:
+        raise RuntimeFailure(f"config.json: {where} {number} is not a user or group id")
+    return number
 
 
 def annotations_of(config: dict[str, Any]) -> dict[str, str]:
@@ -131,9 +151,7 @@ def rootfs(bundle: str, config: dict[str, Any]) -> tuple[str, bool]:
     """The root file system's path (``root.path``, relative to the bundle) and whether it
     is read-only. A relative path that leaves the bundle is refused."""
     root = _object(config.get("root"), "root")
-    path = root.get("path")
-    if not isinstance(path, str) or not path:
-        raise RuntimeFailure("config.json: root.path is missing")
+    path = _path(root.get("path"), "root.path")
     if os.path.isabs(path):
         full = os.path.realpath(path)
     else:
@@ -250,14 +268,14 @@ def plan(bundle: str, config: dict[str, Any], container_id: str, systemd: bool) 
     linux = _object(config.get("linux"), "linux")
     join: list[tuple[str, str]] = []
     new_network = False
-    for listed in linux.get("namespaces") or []:
+    for listed in _list(linux.get("namespaces"), "linux.namespaces"):
         namespace = _object(listed, "linux.namespaces[]")
         kind, path = namespace.get("type"), namespace.get("path")
         if kind == "user":
             raise RuntimeFailure("user namespaces are not supported for Wasm containers")
         if kind in _JOINED:
             if path:
-                if not isinstance(path, str) or not path.startswith("/"):
+                if not isinstance(path, str) or not path.startswith("/") or "\0" in path:
                     raise RuntimeFailure(
                         f"config.json: the {kind} namespace's path is not absolute"
                     )
@@ -272,20 +290,25 @@ def plan(bundle: str, config: dict[str, Any], container_id: str, systemd: bool) 
     memory_limit = _whole(memory, "memory.limit", -1) if memory is not None else None
     pids_limit = _whole(pids, "pids.limit", -1) if pids is not None else None
     cgroups = linux.get("cgroupsPath") or ""
-    if not isinstance(cgroups, str):
+    if not isinstance(cgroups, str) or "\0" in cgroups:
         raise RuntimeFailure("config.json: linux.cgroupsPath must be a string")
+    if cgroups and not cgroups.strip("/"):
+        raise RuntimeFailure("config.json: linux.cgroupsPath names the root cgroup, shared by all")
     user_spec = _object(process.get("user"), "process.user")
     user = None
     if user_spec:
         umask = user_spec.get("umask")
         user = (
-            _whole(user_spec.get("uid", 0), "process.user.uid"),
-            _whole(user_spec.get("gid", 0), "process.user.gid"),
-            [_whole(g, "additionalGids") for g in user_spec.get("additionalGids") or []],
+            _id_number(user_spec.get("uid", 0), "process.user.uid"),
+            _id_number(user_spec.get("gid", 0), "process.user.gid"),
+            [
+                _id_number(g, "additionalGids")
+                for g in _list(user_spec.get("additionalGids"), "process.user.additionalGids")
+            ],
             _whole(umask, "process.user.umask") if umask is not None else None,
         )
     rlimits = []
-    for listed in process.get("rlimits") or []:
+    for listed in _list(process.get("rlimits"), "process.rlimits"):
         entry = _object(listed, "process.rlimits[]")
         kind = entry.get("type")
         number = getattr(resource, kind, None) if isinstance(kind, str) else None
@@ -334,19 +357,19 @@ def _mounts(config: dict[str, Any]) -> list[Mount]:
     binds (``/etc/hosts`` and the like), ``proc``, ``sysfs``, ``tmpfs``... mean nothing
     to a WASI guest and are left out."""
     mounts = []
-    listed = config.get("mounts") or []
-    if not isinstance(listed, list):
-        raise RuntimeFailure("config.json: mounts must be a list")
-    for item in listed:
+    for item in _list(config.get("mounts"), "mounts"):
         entry = _object(item, "mounts[]")
         options = _strings(entry.get("options"), "mounts[].options")
         if entry.get("type") != "bind" and not {"bind", "rbind"} & set(options):
             continue
-        source, destination = entry.get("source"), entry.get("destination")
-        if not isinstance(source, str) or not isinstance(destination, str):
-            raise RuntimeFailure("config.json: a mount's source and destination must be strings")
+        source = _path(entry.get("source"), "a mount's source")
+        destination = _path(entry.get("destination"), "a mount's destination")
         if not destination.startswith("/"):
             raise RuntimeFailure(f"config.json: mount destination {destination!r} is not absolute")
+        if not source.startswith("/"):
+            raise RuntimeFailure(f"config.json: mount source {source!r} is not absolute")
+        if not os.path.exists(source):
+            raise RuntimeFailure(f"mount source {source} does not exist")
         if os.path.isdir(source):
             mounts.append(Mount(destination, source, "ro" in options))
     return mounts

@@ -36,24 +36,32 @@ class RuntimeFailure(WasmhostError):
 def check_id(container_id: str) -> None:
     """Ids as runc takes them (letters, digits, ``_+-.``), but never a path: ``..``,
     ``.`` and names starting with ``.`` (the root's own folders) are refused."""
-    if not _ID.match(container_id) or container_id.startswith("."):
+    if not _ID.fullmatch(container_id) or container_id.startswith("."):
         raise RuntimeFailure(f"invalid container ID format: {container_id!r}")
 
 
 def prepare_root(root: str) -> None:
-    """Make the root (0700) if it is missing, and refuse one that another user owns
-    or that others may write to: whoever can write there can forge a container."""
+    """Make the root (0700) if it is missing, then :func:`check_root` it."""
     try:
         os.makedirs(root, 0o700, exist_ok=True)
-        info = os.lstat(root)
     except OSError as exc:
         raise RuntimeFailure(f"cannot use the state folder {root}: {exc.strerror}") from None
-    if not stat.S_ISDIR(info.st_mode):
-        raise RuntimeFailure(f"the state folder {root} is not a folder")
-    if info.st_uid != os.geteuid() or info.st_mode & 0o022:
+    check_root(root)
+
+
+def check_root(root: str) -> None:
+    """Refuse a root another user owns or others may write to: whoever can write there
+    can forge a container (one that does not exist yet holds nothing to refuse)."""
+    try:
+        info = os.lstat(root)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot use the state folder {root}: {exc.strerror}") from None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
         raise RuntimeFailure(
-            f"the state folder {root} is owned by uid {info.st_uid} or writable by others; "
-            "give it to this user with mode 0700, or use another --root"
+            f"the state folder {root} is not a folder of uid {os.geteuid()} that only it may "
+            "write (owner, mode 0700); fix it, or use another --root"
         )
 
 
@@ -143,12 +151,17 @@ class Container:
     def exists(self) -> bool:
         return os.path.lexists(self.folder)
 
+    def is_link(self) -> bool:
+        return os.path.islink(self.folder)
+
     def load(self) -> Container:
         """Read the record; a container that is not there, or whose record is not ours
         (a crash before it was written, someone else's file), does not exist."""
         path = os.path.join(self.folder, STATE_FILE)
+        if self.is_link():
+            raise RuntimeFailure(f"{self.folder} is a symbolic link, not this runtime's")
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
             if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
                 raise RuntimeFailure("container does not exist") from None
@@ -162,7 +175,7 @@ class Container:
             os.close(fd)
         try:
             record = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise RuntimeFailure(
                 f"{path} is damaged; `delete --force {self.id}` removes it"
             ) from None
