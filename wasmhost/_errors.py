@@ -166,6 +166,11 @@ class IntegrityError(RegistryError):
     """Content whose size or sha256 is not what its digest says; nothing was kept."""
 
 
+class SignatureError(IntegrityError):
+    """A module is not signed as required: no signature, another key's, one for another
+    digest or repository, or a malformed one. The message names the reference and why."""
+
+
 class RegistryUnreachable(RegistryError):
     """The registry did not answer: connection refused, unknown host, timeout, TLS failure."""
 

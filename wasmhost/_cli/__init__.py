@@ -30,12 +30,15 @@ _COMMANDS = {
     "compare": ("wasmhost._cli.compare", "compare"),
     "inspect": ("wasmhost._cli.publish", "inspect"),
     "k8s": ("wasmhost._cli.deploy", "k8s"),
+    "key": ("wasmhost._cli.signing", "key"),
     "login": ("wasmhost._cli.publish", "login"),
     "logout": ("wasmhost._cli.publish", "logout"),
     "pull": ("wasmhost._cli.publish", "pull"),
     "push": ("wasmhost._cli.publish", "push"),
     "run": ("wasmhost._cli.run", "run"),
     "serve": ("wasmhost._cli.serve", "serve"),
+    "sign": ("wasmhost._cli.signing", "sign"),
+    "verify": ("wasmhost._cli.signing", "verify"),
 }
 
 

@@ -8,7 +8,7 @@ import io
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import IO, Any, NamedTuple, Protocol
@@ -333,6 +333,34 @@ class RegistryClient:
         assert resolved.digest is not None
         source = None if offline else functools.partial(self._session, resolved)
         return self._stored_module(manifest, str(resolved), resolved.digest, source, progress)
+
+    def sign(self, reference: str, key: str | os.PathLike[str], password: bytes) -> tuple[str, str]:
+        """Sign the manifest ``reference`` names with the cosign private key at ``key``
+        (opened with ``password``) and store the signature beside it as cosign does,
+        keeping the signatures there. Returns the signed digest and the signature tag."""
+        from .signing import load_private_key, read_key_file, sign
+
+        private = load_private_key(read_key_file(os.fspath(key)), password, os.fspath(key))
+        ref = parse_reference(reference)
+        session = self._session(ref)
+        _, _, digest = session.get_manifest(ref.target)
+        return digest, sign(session, ref, digest, private)
+
+    def verify(self, reference: str, keys: Sequence[str | os.PathLike[str]]) -> str:
+        """The digest of the manifest ``reference`` names, once a cosign signature of it
+        for its repository by one of the public ``keys`` checks out; a
+        :class:`SignatureError` saying why not otherwise."""
+        from .signing import load_public_key, read_key_file, verify
+
+        if not keys:
+            raise ConfigError("verify needs at least one public key.")
+        loaded = [
+            (os.fspath(k), load_public_key(read_key_file(os.fspath(k)), os.fspath(k))) for k in keys
+        ]
+        ref = parse_reference(reference)
+        session = self._session(ref)
+        _, _, digest = session.get_manifest(ref.target)
+        return verify(session, ref, digest, loaded).digest
 
     def _from_layout(self, spec: str) -> tuple[OciLayout, str, str, dict[str, Any]]:
         """The layout ``spec`` names, and the manifest it resolves to (through an index)."""
