@@ -22,7 +22,7 @@ import pytest
 from conftest import wasmhost_cli
 from registry import Registry
 
-from wasmhost import ConfigError, RegistryClient, SignatureError
+from wasmhost import ConfigError, NotFoundError, RegistryClient, SignatureError
 from wasmhost._oci.formats import canonical_json, sha256_digest
 from wasmhost._oci.reference import parse_reference
 from wasmhost._oci.signing import (
@@ -331,3 +331,79 @@ def test_skopeo_here_cannot_check_sigstore_signatures(
     )  # fmt: skip
     assert done.returncode != 0
     assert "sigstore disabled" in done.stderr, done.stderr
+
+
+def test_pull_and_run_with_verify_keys_take_only_signed_modules(
+    registry: Registry, keys: tuple[Path, Path], other_public: Path, tmp_path: Path
+) -> None:
+    signed, unsigned = pushed(registry), pushed(registry)
+    RegistryClient(plain_http=True).sign(signed, keys[0], b"secret password")
+    cache = tmp_path / "cache"
+    env = {**os.environ, "WASMHOST_CACHE_DIR": str(cache)}
+    # Signed by the key: pulled, and run.
+    done = wasmhost_cli(
+        "pull", "--plain-http", "--verify-key", keys[1], "-o", tmp_path / "a.wasm", signed, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "a.wasm").read_bytes() == HELLO.read_bytes()
+    ran = wasmhost_cli("run", "--plain-http", "--verify-key", keys[1], signed, env=env)
+    assert (ran.returncode, ran.stdout) == (0, b"Hello, World!\n"), ran.stderr
+    # Unsigned, or signed by another key: refused before anything is stored or written.
+    for reference, key in ((unsigned, keys[1]), (signed, other_public)):
+        fresh = {**env, "WASMHOST_CACHE_DIR": str(tmp_path / "fresh")}
+        refused = wasmhost_cli(
+            "pull",
+            "--plain-http",
+            "--verify-key",
+            key,
+            "-o",
+            tmp_path / "b.wasm",
+            reference,
+            env=fresh,
+        )
+        assert refused.returncode == 1
+        assert refused.stderr.decode().count("\n") == 1, refused.stderr
+        assert not (tmp_path / "b.wasm").exists()
+        blobs = tmp_path / "fresh" / "oci"
+        assert not blobs.exists() or not any(
+            p.is_file() and p.stat().st_size > 1000 for p in blobs.rglob("*")
+        )
+        ran = wasmhost_cli("run", "--plain-http", "--verify-key", key, reference, env=fresh)
+        assert ran.returncode == 1
+        assert b"Hello" not in ran.stdout
+    # Keys are for registry modules: a local file with one is refused, not run unchecked.
+    local = wasmhost_cli("run", "--verify-key", keys[1], HELLO, env=env)
+    assert local.returncode == 2
+    assert b"is a local file" in local.stderr
+    # Offline, there are no signatures to check: said so, not skipped.
+    offline = wasmhost_cli(
+        "run", "--offline", "--plain-http", "--verify-key", keys[1], signed, env=env
+    )
+    assert offline.returncode == 1
+    assert b"--offline" in offline.stderr
+
+
+def test_push_sign_signs_what_it_pushed(
+    registry: Registry, keys: tuple[Path, Path], tmp_path: Path
+) -> None:
+    reference = f"{registry.host}/pushed-signed-{next(_counter)}:v1"
+    env = {**os.environ, "WASMHOST_KEY_PASSWORD": "secret password"}
+    done = wasmhost_cli("push", "--plain-http", "--sign", keys[0], HELLO, reference, env=env)
+    assert done.returncode == 0, done.stderr
+    assert b"Signed: sha256-" in done.stdout
+    assert RegistryClient(plain_http=True).verify(reference, [keys[1]]).startswith("sha256:")
+    # A wrong password stops the push before anything is sent.
+    other = f"{registry.host}/pushed-signed-{next(_counter)}:v1"
+    wrong = wasmhost_cli(
+        "push",
+        "--plain-http",
+        "--sign",
+        keys[0],
+        HELLO,
+        other,
+        env={**env, "WASMHOST_KEY_PASSWORD": "no"},
+    )
+    assert wrong.returncode == 1
+    assert b"wrong password" in wrong.stderr
+    with pytest.raises(NotFoundError):
+        RegistryClient(plain_http=True).inspect(other)

@@ -97,6 +97,14 @@ def _serve(ctx: click.Context, param: click.Parameter, value: str | None) -> str
     is_flag=True,
     help="Leave out the creation time, so the same module always gets the same digest.",
 )
+@click.option(
+    "--sign",
+    "sign_key",
+    type=click.Path(dir_okay=False, exists=True),
+    metavar="KEY",
+    help="Sign what is pushed with this private key (cosign's format; its password from "
+    "$WASMHOST_KEY_PASSWORD or a prompt).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print only the digest.")
 @registry_options()
 @click.argument("module", type=click.Path(path_type=Path))
@@ -109,6 +117,7 @@ def push(
     oci_layout: bool,
     annotations: dict[str, str],
     reproducible: bool,
+    sign_key: str | None,
     quiet: bool,
     connect: Callable[..., Any],
     module: Path,
@@ -130,6 +139,16 @@ def push(
         annotations = {**annotations, SERVE: serve}
     if oci_layout:
         _check_layout_target(ctx, reference)
+    password = b""
+    if sign_key is not None:
+        if oci_layout:
+            raise click.UsageError("--sign signs in a registry; an OCI layout is not signed yet.")
+        from .._oci.signing import load_private_key, read_key_file
+        from .signing import key_password
+
+        password = key_password(False, confirm=False)
+        with reported():  # a wrong password fails before anything is pushed
+            load_private_key(read_key_file(sign_key), password, sign_key)
     with (
         reported(),
         connect(reference=None if oci_layout else reference) as registry,
@@ -146,11 +165,16 @@ def push(
             oci_layout=oci_layout,
             progress=bar,
         )
+        if sign_key is not None:
+            pinned = reference.partition("@")[0] + "@" + result.digest
+            _, tag = registry.sign(pinned, sign_key, password)
     if quiet:
         click.echo(result.digest)
     else:
         click.echo(f"Pushed {result.reference} ({result.format})")
         click.echo(f"Digest: {result.digest}")
+        if sign_key is not None:
+            click.echo(f"Signed: {tag}")
 
 
 def _check_layout_target(ctx: click.Context, reference: str) -> None:

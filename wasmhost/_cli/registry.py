@@ -25,7 +25,8 @@ def registry_options(
     spells them; with ``credentials``, ``--username`` with
     ``--password-stdin`` as ``docker login`` takes them (``required`` makes
     them mandatory: on a terminal they are asked for, the password without
-    echo, as ``docker login`` asks); with ``downloads``, ``--max-size``. The
+    echo, as ``docker login`` asks); with ``downloads``, ``--max-size`` and
+    ``--verify-key`` (``connect.verifying`` says whether it was given). The
     command receives ``connect(reference=None, registry=None, **options)``,
     which opens a :class:`~wasmhost.RegistryClient` with them; the
     credentials given are for the registry of ``reference`` (or
@@ -43,6 +44,7 @@ def registry_options(
             username: str | None = None,
             password_stdin: bool = False,
             max_size: int | None = None,
+            verify_keys: tuple[str, ...] = (),
             **kwargs: Any,
         ) -> Any:
             password: str | None
@@ -73,9 +75,11 @@ def registry_options(
                     ca_file=ca_file,
                     credentials=given,
                     max_size=max_size or DEFAULT_MAX_SIZE,
+                    verify=list(verify_keys) or None,
                     **options,
                 )
 
+            connect.verifying = bool(verify_keys)  # type: ignore[attr-defined]
             return func(*args, connect=connect, **kwargs)
 
         options = [
@@ -110,6 +114,16 @@ def registry_options(
                     type=DOWNLOAD_SIZE,
                     show_default="1GiB",
                     help="Refuse a module bigger than this, before downloading it.",
+                )
+            )
+            options.append(
+                click.option(
+                    "--verify-key",
+                    "verify_keys",
+                    multiple=True,
+                    type=click.Path(dir_okay=False, exists=True),
+                    help="Take a registry module only if one of these public keys signed it "
+                    "(cosign's format); repeatable.",
                 )
             )
         decorated: Any = command

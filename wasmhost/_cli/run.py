@@ -171,6 +171,10 @@ def run(
             argv0 = module_file_name(module)
         if fetch is not None:
             source = fetch()
+        elif getattr(connect, "verifying", False):
+            raise click.UsageError(
+                f"--verify-key checks modules from a registry; {module} is a local file."
+            )
     backstop = None
     try:
         with reported(), Host(cache_dir=False if no_cache else usable_cache(cache_dir)) as host:

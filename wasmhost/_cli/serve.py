@@ -199,6 +199,11 @@ def serve(
                 with connect() as registry, ProgressBar("Pulling", quiet) as bar:
                     fetched = registry.fetch(route.module, offline=offline, progress=bar)
                     route = route._replace(module=str(fetched.path), name=route.module)
+            elif getattr(connect, "verifying", False):
+                raise click.UsageError(
+                    f"--verify-key checks modules from a registry; {route.module} is a local "
+                    "file (every route must come from a registry)."
+                )
             resolved.append(route)
         # Built here once, in this process, so that a bad module fails before listening;
         # with --workers, each worker builds its own from app.config.

@@ -22,7 +22,7 @@ _PASSWORD_HELP = (
 )
 
 
-def _password(from_stdin: bool, confirm: bool) -> bytes:
+def key_password(from_stdin: bool, confirm: bool) -> bytes:
     """The private key's password: stdin, the environment, or a prompt on a terminal;
     never a flag (it would show in the process list and the shell's history)."""
     if from_stdin:
@@ -65,7 +65,7 @@ def generate(password_stdin: bool, prefix: str) -> None:
     for path in (private_path, public_path):
         if os.path.lexists(path):
             raise click.UsageError(f"{path} exists; not replacing a key (choose another PREFIX).")
-    password = _password(password_stdin, confirm=True)
+    password = key_password(password_stdin, confirm=True)
     with reported():
         private, public = generate_key_pair(password)
         for path, data, mode in ((private_path, private, 0o600), (public_path, public, 0o644)):
@@ -88,7 +88,7 @@ def sign(
 ) -> None:
     """Sign the manifest REFERENCE names with the private KEY and store the signature
     beside it (tag sha256-<hex>.sig), as cosign does; signatures already there stay."""
-    password = _password(key_password_stdin, confirm=False)
+    password = key_password(key_password_stdin, confirm=False)
     with reported(), connect(reference=reference) as registry:
         digest, tag = registry.sign(reference, key_path, password)
     click.echo(f"Signed {reference} ({digest}); the signature is tagged {tag}")

@@ -143,6 +143,11 @@ class RegistryClient:
     (default 1 GiB) is the largest module accepted: a bigger one is refused
     before it is downloaded. Pulled content is kept in a content-addressed
     store under the wasmhost cache folder (``cache_dir``).
+
+    ``verify`` lists public keys (cosign's format): then :meth:`fetch`,
+    :meth:`pull` and what runs from a registry take a module only once a cosign
+    signature of its manifest, for its repository, by one of them checks out,
+    before anything is downloaded or stored (a :class:`SignatureError` if not).
     """
 
     def __init__(
@@ -156,6 +161,7 @@ class RegistryClient:
         cache_dir: str | os.PathLike[str] | None = None,
         max_size: int = DEFAULT_MAX_SIZE,
         deadline: float = 300.0,
+        verify: Sequence[str | os.PathLike[str]] | None = None,
     ) -> None:
         check_size("max_size", max_size, _MAX_SIZE_CEILING)
         for name, seconds in (("timeout", timeout), ("deadline", deadline)):
@@ -177,6 +183,14 @@ class RegistryClient:
         root = Path(cache_dir) if cache_dir is not None else cache_root()
         self.store = Store(root / "oci")
         self._sessions: dict[str, Session] = {}
+        self._verify_keys: list[tuple[str, Any]] = []
+        if verify:
+            from .signing import load_public_key, read_key_file
+
+            self._verify_keys = [
+                (os.fspath(k), load_public_key(read_key_file(os.fspath(k)), os.fspath(k)))
+                for k in verify
+            ]
 
     def __repr__(self) -> str:  # never the credentials: only whom they are for
         return (
@@ -329,6 +343,8 @@ class RegistryClient:
             layout, where, digest, manifest = self._from_layout(reference)
             return self._stored_module(manifest, where, digest, lambda: layout, progress)
         ref = parse_reference(reference)
+        if self._verify_keys:
+            ref = self._verified(ref, offline)
         resolved, manifest, _, _ = self._manifest(ref, offline=offline)
         assert resolved.digest is not None
         source = None if offline else functools.partial(self._session, resolved)
@@ -361,6 +377,21 @@ class RegistryClient:
         session = self._session(ref)
         _, _, digest = session.get_manifest(ref.target)
         return verify(session, ref, digest, loaded).digest
+
+    def _verified(self, ref: Reference, offline: bool) -> Reference:
+        """``ref`` pinned to the digest whose signature checked out: what is fetched
+        next is that manifest, whatever the tag says by then."""
+        from .signing import verify
+
+        if offline:
+            raise ConfigError(
+                f"{ref}: signatures are checked with the registry, and --offline has none "
+                "(they are not kept in the store); drop --offline or the keys."
+            )
+        session = self._session(ref)
+        digest = ref.digest or session.get_manifest(ref.target)[2]
+        verify(session, ref, digest, self._verify_keys)
+        return ref.with_digest(digest)
 
     def _from_layout(self, spec: str) -> tuple[OciLayout, str, str, dict[str, Any]]:
         """The layout ``spec`` names, and the manifest it resolves to (through an index)."""
