@@ -731,6 +731,49 @@ def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     return wall, peak_kib / 1024
 
 
+def bench_verify(scratch: Path, runs: int) -> dict[str, object]:
+    """``wasmhost run REF`` from a warm store, with ``--verify-key`` against without,
+    interleaved: what checking a cosign signature adds to a run (the signature kept
+    from the first check, so no more than the tag is asked of the registry)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from registry import Registry
+
+    env = dict(os.environ, WASMHOST_CACHE_DIR=str(scratch / "verify-cache"))
+    env["WASMHOST_KEY_PASSWORD"] = "bench"
+    wasmhost = wasmhost_command()
+    registry = Registry(scratch / "verify-registry")
+    try:
+        ref = f"{registry.host}/signed:v1"
+        key = scratch / "bench"
+        subprocess.run(
+            [*wasmhost, "key", "generate", str(key)], env=env, check=True, capture_output=True
+        )
+        module = str(ROOT / "artifacts" / "hello-world.wasm")
+        push = [*wasmhost, "push", "--plain-http", "-q", "--sign", f"{key}.key", module, ref]
+        subprocess.run(push, env=env, check=True, capture_output=True)
+        plain = [*wasmhost, "run", "--plain-http", ref]
+        checked = [*wasmhost, "run", "--plain-http", "--verify-key", f"{key}.pub", ref]
+        for argv in (plain, checked):  # warm: the store has the module and the signature
+            subprocess.run(argv, env=env, check=True, capture_output=True)
+        a: list[float] = []
+        b: list[float] = []
+        for _ in range(runs):
+            a.append(median_process_ms(plain, 1, env))
+            b.append(median_process_ms(checked, 1, env))
+    finally:
+        registry.stop()
+    base, ours = statistics.median(a), statistics.median(b)
+    return _row(
+        "run REF, warm store, --verify-key (a kept cosign signature)",
+        "the same run REF without --verify-key",
+        "ms",
+        round(base, 1),
+        round(ours, 1),
+        "<= +5 ms",
+        ours - base <= 5,
+    )
+
+
 def bench_registry(scratch: Path, size_mib: int, runs: int) -> list[dict[str, object]]:
     sys.path.insert(0, str(Path(__file__).parent))
     from registry import Registry
@@ -1224,6 +1267,7 @@ def main() -> int:
             compare_lines += real_lines
         if not options.skip_registry:
             results += bench_registry(scratch, options.registry_mib, options.registry_runs)
+            results.append(bench_verify(scratch, options.process_runs))
         if not options.skip_compare:
             compared, compared_lines = bench_compare(hello_runs=50, nbody_runs=5)
             results += compared

@@ -30,6 +30,7 @@ from wasmhost._oci.signing import (
     SIGNATURE_ANNOTATION,
     generate_key_pair,
     load_private_key,
+    load_public_key,
     payload,
     signature_tag,
 )
@@ -375,12 +376,16 @@ def test_pull_and_run_with_verify_keys_take_only_signed_modules(
     local = wasmhost_cli("run", "--verify-key", keys[1], HELLO, env=env)
     assert local.returncode == 2
     assert b"is a local file" in local.stderr
-    # Offline, there are no signatures to check: said so, not skipped.
+    # Offline, the signature kept when it checked out is checked again: no registry.
     offline = wasmhost_cli(
         "run", "--offline", "--plain-http", "--verify-key", keys[1], signed, env=env
     )
-    assert offline.returncode == 1
-    assert b"--offline" in offline.stderr
+    assert (offline.returncode, offline.stdout) == (0, b"Hello, World!\n"), offline.stderr
+    refused = wasmhost_cli(
+        "run", "--offline", "--plain-http", "--verify-key", other_public, signed, env=env
+    )
+    assert refused.returncode == 1
+    assert b"offline the registry cannot be asked" in refused.stderr
 
 
 def test_push_sign_signs_what_it_pushed(
@@ -407,3 +412,36 @@ def test_push_sign_signs_what_it_pushed(
     assert b"wrong password" in wrong.stderr
     with pytest.raises(NotFoundError):
         RegistryClient(plain_http=True).inspect(other)
+
+
+def test_openssls_check_and_cryptographys_agree(keys: tuple[Path, Path], tmp_path: Path) -> None:
+    """verify checks signatures through the OpenSSL hashlib loaded (fast to start);
+    cryptography signs. The two agree, and a key that is not ECDSA P-256 is refused."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    from wasmhost._oci import ecdsa
+
+    private = load_private_key(keys[0].read_bytes(), b"secret password", "k.key")
+    public = load_public_key(keys[1].read_bytes(), "k.pub")
+    assert ecdsa._libcrypto() is not None  # the fast path is the one tested here
+    data = b"a payload"
+    signature = private.sign(data, ec.ECDSA(hashes.SHA256()))
+    assert public.verify(signature, data)
+    assert not public.verify(signature, data + b"!")
+    assert not public.verify(b"\x30\x02\x02\x00", data)  # a malformed DER signature
+    fallback = ecdsa._cryptography_key(keys[1].read_bytes(), "k.pub")
+    fallback.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+    rsa_pem = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    p384 = (
+        ec.generate_private_key(ec.SECP384R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    for pem in (rsa_pem, p384, b"garbage"):
+        with pytest.raises(ConfigError, match="not"):
+            load_public_key(pem, "x.pub")

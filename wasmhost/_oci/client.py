@@ -380,17 +380,20 @@ class RegistryClient:
 
     def _verified(self, ref: Reference, offline: bool) -> Reference:
         """``ref`` pinned to the digest whose signature checked out: what is fetched
-        next is that manifest, whatever the tag says by then."""
+        next is that manifest, whatever the tag says by then. A signature that
+        checked out before is kept in the store: then no more than the tag is asked,
+        and offline the kept signatures are checked."""
         from .signing import verify
 
         if offline:
-            raise ConfigError(
-                f"{ref}: signatures are checked with the registry, and --offline has none "
-                "(they are not kept in the store); drop --offline or the keys."
-            )
+            digest = ref.digest or self.store.recall_tag(ref)
+            if digest is None:
+                raise ConfigError(f"{ref} was not pulled before; offline it cannot be checked.")
+            verify(None, ref, digest, self._verify_keys, self.store)
+            return ref.with_digest(digest)
         session = self._session(ref)
         digest = ref.digest or session.get_manifest(ref.target)[2]
-        verify(session, ref, digest, self._verify_keys)
+        verify(session, ref, digest, self._verify_keys, self.store)
         return ref.with_digest(digest)
 
     def _from_layout(self, spec: str) -> tuple[OciLayout, str, str, dict[str, Any]]:

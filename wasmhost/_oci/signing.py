@@ -28,11 +28,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._errors import ConfigError, NotFoundError, SignatureError
 from .formats import OCI_MANIFEST, canonical_json, sha256_digest
-from .image import OCI_CONFIG
 
 if TYPE_CHECKING:
+    from .ecdsa import PublicKey
     from .reference import Reference
     from .remote import Session
+    from .store import Store
 
 PRIVATE_PEM = "ENCRYPTED SIGSTORE PRIVATE KEY"
 PRIVATE_PEMS = (PRIVATE_PEM, "ENCRYPTED COSIGN PRIVATE KEY")
@@ -126,17 +127,11 @@ def load_private_key(pem: bytes, password: bytes, name: str) -> Any:
     return key
 
 
-def load_public_key(pem: bytes, name: str) -> Any:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
+def load_public_key(pem: bytes, name: str) -> PublicKey:
+    """A public key (PEM), checked to be ECDSA P-256."""
+    from .ecdsa import PublicKey
 
-    try:
-        key = serialization.load_pem_public_key(pem)
-    except (ValueError, TypeError):
-        raise ConfigError(f"{name} is not a PEM public key.") from None
-    if not isinstance(key, ec.EllipticCurvePublicKey):
-        raise ConfigError(f"{name} is not an ECDSA public key.")
-    return key
+    return PublicKey(pem, name)
 
 
 def read_key_file(path: str) -> bytes:
@@ -248,6 +243,8 @@ def sign(session: Session, reference: Reference, digest: str, key: Any) -> str:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
 
+    from .image import OCI_CONFIG
+
     data = payload(docker_reference(reference), digest)
     signature = key.sign(data, ec.ECDSA(hashes.SHA256()))
     tag = signature_tag(digest)
@@ -316,15 +313,29 @@ def _layers(data: bytes) -> list[dict[str, Any]] | None:
 
 
 def verify(
-    session: Session, reference: Reference, digest: str, keys: list[tuple[str, Any]]
+    session: Session | None,
+    reference: Reference,
+    digest: str,
+    keys: list[tuple[str, PublicKey]],
+    store: Store | None = None,
 ) -> Verified:
     """The first signature of manifest ``digest`` made by one of ``keys`` for this
-    repository; a SignatureError saying why none is."""
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-
+    repository; a SignatureError saying why none is. Signatures kept in ``store``
+    (ones that checked out before) are tried first and need no registry; without a
+    ``session`` (offline) they are all there is. One that checks out is kept."""
     where = f"{docker_reference(reference)}@{digest}"
+    reasons: list[str] = []
+    kept = store.signatures(digest) if store is not None else []
+    for body, signature in kept:
+        found = _check(body, signature, reference, digest, keys, "a kept signature", reasons)
+        if found is not None:
+            return found
+    if session is None:
+        raise SignatureError(
+            f"{where}: no signature of it by these keys is kept in the store, and offline "
+            "the registry cannot be asked; run once without --offline."
+        )
+    reasons = []
     tag = signature_tag(digest)
     try:
         data, _, _ = session.get_manifest(tag)
@@ -338,46 +349,62 @@ def verify(
             f"{where}: {tag} holds {len(layers)} signatures, more than the "
             f"{MAX_SIGNATURES} read; refusing it."
         )
-    reasons: list[str] = []
     for index, layer in enumerate(layers):
         if layer.get("mediaType") != PAYLOAD_TYPE:
             continue
+        label = f"signature {index + 1}"
         size, blob = layer.get("size"), layer.get("digest")
         encoded = (layer.get("annotations") or {}).get(SIGNATURE_ANNOTATION)
         if not isinstance(size, int) or not isinstance(blob, str) or not isinstance(encoded, str):
-            reasons.append(f"signature {index + 1} is malformed")
+            reasons.append(f"{label} is malformed")
             continue
         if size > MAX_PAYLOAD:
-            reasons.append(f"signature {index + 1}'s payload is over {MAX_PAYLOAD >> 10} KiB")
+            reasons.append(f"{label}'s payload is over {MAX_PAYLOAD >> 10} KiB")
             continue
         try:
             signature = base64.b64decode(encoded, validate=True)
         except ValueError:
-            reasons.append(f"signature {index + 1} is not base64")
+            reasons.append(f"{label} is not base64")
             continue
         body = _download(session, blob, size)
-        for name, key in keys:
-            try:
-                key.verify(signature, body, ec.ECDSA(hashes.SHA256()))
-            except InvalidSignature:
-                continue
-            try:
-                signed_reference, signed_digest = _signed_facts(body)
-            except ValueError as exc:
-                reasons.append(f"signature {index + 1} by {name}: {exc}")
-                break
-            if signed_digest != digest:
-                reasons.append(f"signature {index + 1} by {name} is for {signed_digest}")
-            elif signed_reference != docker_reference(reference):
-                reasons.append(f"signature {index + 1} by {name} is for {signed_reference}")
-            else:
-                return Verified(digest, signed_reference, name)
-            break
-        else:
-            reasons.append(f"signature {index + 1} is by none of the keys given")
+        found = _check(body, signature, reference, digest, keys, label, reasons)
+        if found is not None:
+            if store is not None:
+                store.remember_signature(digest, body, signature)
+            return found
     if not reasons:
         raise SignatureError(f"{where}: {tag} holds no cosign signatures.")
     raise SignatureError(f"{where} is not signed as required: {'; '.join(reasons)}.")
+
+
+def _check(
+    body: bytes,
+    signature: bytes,
+    reference: Reference,
+    digest: str,
+    keys: list[tuple[str, PublicKey]],
+    label: str,
+    reasons: list[str],
+) -> Verified | None:
+    """The signature, if one of ``keys`` made it for this digest and repository; else
+    None, with the reason added to ``reasons``."""
+    for name, key in keys:
+        if not key.verify(signature, body):
+            continue
+        try:
+            signed_reference, signed_digest = _signed_facts(body)
+        except ValueError as exc:
+            reasons.append(f"{label} by {name}: {exc}")
+            return None
+        if signed_digest != digest:
+            reasons.append(f"{label} by {name} is for {signed_digest}")
+        elif signed_reference != docker_reference(reference):
+            reasons.append(f"{label} by {name} is for {signed_reference}")
+        else:
+            return Verified(digest, signed_reference, name)
+        return None
+    reasons.append(f"{label} is by none of the keys given")
+    return None
 
 
 def _download(session: Session, digest: str, size: int) -> bytes:

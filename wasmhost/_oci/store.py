@@ -20,7 +20,9 @@ it again.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import os
 import stat
 from collections.abc import Callable, Iterator, Sequence
@@ -168,6 +170,40 @@ class Store:
     def unpacked(self, layer_digest: str) -> str | None:
         """The module digest an image layer was found to hold, if recorded."""
         return _recorded(self._unpacked_path(layer_digest))
+
+    def _signatures_path(self, digest: str) -> Path:
+        self.blob_path(digest)  # refuses a malformed digest
+        return self.root / "signatures" / digest.removeprefix("sha256:")
+
+    def remember_signature(self, digest: str, payload: bytes, signature: bytes) -> None:
+        """Keep a signature of manifest ``digest`` that checked out: a signature is a
+        fact that does not change, and with it a run checks the key without the
+        registry (and offline)."""
+        record = json.dumps(
+            {
+                "payload": base64.b64encode(payload).decode(),
+                "signature": base64.b64encode(signature).decode(),
+            }
+        ).encode()
+        path = self._signatures_path(digest) / sha256_digest(record).removeprefix("sha256:")
+        if not path.exists():
+            with atomic_writer(path, 0o444, what="the store") as f:
+                f.write(record)
+
+    def signatures(self, digest: str, limit: int = 16) -> list[tuple[bytes, bytes]]:
+        """The signatures of manifest ``digest`` kept by :meth:`remember_signature`
+        (payload, signature); damaged records are skipped."""
+        found = []
+        for entry in listing(self._signatures_path(digest))[:limit]:
+            try:
+                with open(entry.path, "rb") as f:
+                    record = json.loads(f.read(256 << 10))
+                found.append(
+                    (base64.b64decode(record["payload"]), base64.b64decode(record["signature"]))
+                )
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        return found
 
     def _tag_path(self, reference: Reference) -> Path:
         assert reference.tag is not None
