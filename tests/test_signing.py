@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import subprocess
 from itertools import count
 from pathlib import Path
@@ -445,3 +446,66 @@ def test_openssls_check_and_cryptographys_agree(keys: tuple[Path, Path], tmp_pat
     for pem in (rsa_pem, p384, b"garbage"):
         with pytest.raises(ConfigError, match="not"):
             load_public_key(pem, "x.pub")
+
+
+def test_a_policy_file_rules_each_registry_and_repository(
+    registry: Registry, keys: tuple[Path, Path], other_public: Path, tmp_path: Path
+) -> None:
+    signed, unsigned = pushed(registry), pushed(registry)
+    RegistryClient(plain_http=True).sign(signed, keys[0], b"secret password")
+    shutil.copy(keys[1], tmp_path / "team.pub")
+    policy = tmp_path / "policy.json"
+    unsigned_repo = parse_reference(unsigned).repository
+    policy.write_text(
+        json.dumps(
+            {
+                "default": {"type": "reject"},
+                "scopes": {
+                    registry.host: {"type": "signedBy", "keys": ["team.pub"]},
+                    f"{registry.host}/{unsigned_repo}": {"type": "insecureAcceptAnything"},
+                },
+            }
+        )
+    )
+    env = {**os.environ, "WASMHOST_POLICY": str(policy), "WASMHOST_CACHE_DIR": str(tmp_path / "c")}
+    # The registry's rule: signed by team.pub (a path relative to the policy file).
+    done = wasmhost_cli("run", "--plain-http", signed, env=env)
+    assert (done.returncode, done.stdout) == (0, b"Hello, World!\n"), done.stderr
+    # The repository's own rule beats the registry's: accepted unsigned.
+    done = wasmhost_cli("run", "--plain-http", unsigned, env=env)
+    assert done.returncode == 0, done.stderr
+    # Elsewhere the default: rejected, before anything is fetched.
+    with pytest.raises(SignatureError, match="rejects default"):
+        RegistryClient(plain_http=True, policy=policy).fetch("elsewhere.invalid/x:v1")
+    # A policy and --verify-key both apply.
+    done = wasmhost_cli("run", "--plain-http", "--verify-key", other_public, signed, env=env)
+    assert done.returncode == 1
+    assert b"by none of the keys given" in done.stderr
+    # policy=False: no policy at all.
+    assert RegistryClient(plain_http=True, policy=False).fetch(unsigned).path.exists()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{",
+        "[]",
+        '{"default": {"type": "maybe"}}',
+        '{"scopes": {"x": {"type": "signedBy"}}}',
+        '{"scopes": {"x": {"type": "reject", "keys": ["a"]}}}',
+        '{"defaults": {}}',
+    ],
+)
+def test_a_broken_policy_is_one_clear_error(tmp_path: Path, text: str) -> None:
+    policy = tmp_path / "policy.json"
+    policy.write_text(text)
+    with pytest.raises(ConfigError, match="policy"):
+        RegistryClient(policy=policy)
+    done = wasmhost_cli(
+        "pull",
+        "--plain-http",
+        "localhost:5000/x:v1",
+        env={**os.environ, "WASMHOST_POLICY": str(policy)},
+    )
+    assert done.returncode == 1
+    assert done.stderr.decode().count("\n") == 1, done.stderr

@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import IO, Any, NamedTuple, Protocol
+from typing import IO, TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 from .._errors import (
     ArtifactError,
@@ -19,6 +19,7 @@ from .._errors import (
     IntegrityError,
     ModuleError,
     RegistryUnreachable,
+    SignatureError,
     reading_module,
 )
 from .._files import atomic_writer, check_output, copy_into, is_folder, open_regular, writing
@@ -46,6 +47,9 @@ from .layout import OciLayout, layout_file_name, parse_layout, parse_layout_refe
 from .reference import Reference, parse_reference, parse_registry
 from .remote import Session, Transport
 from .store import Store
+
+if TYPE_CHECKING:
+    from .policy import Policy
 
 
 class _Resolved(NamedTuple):
@@ -148,6 +152,9 @@ class RegistryClient:
     :meth:`pull` and what runs from a registry take a module only once a cosign
     signature of its manifest, for its repository, by one of them checks out,
     before anything is downloaded or stored (a :class:`SignatureError` if not).
+    ``policy`` is a policy file (rules per registry or repository: accept,
+    reject, signed by keys), by default ``$WASMHOST_POLICY`` or the one in the
+    config folder (README, Signatures); ``False``: none. Both apply.
     """
 
     def __init__(
@@ -162,6 +169,7 @@ class RegistryClient:
         max_size: int = DEFAULT_MAX_SIZE,
         deadline: float = 300.0,
         verify: Sequence[str | os.PathLike[str]] | None = None,
+        policy: str | os.PathLike[str] | Literal[False] | None = None,
     ) -> None:
         check_size("max_size", max_size, _MAX_SIZE_CEILING)
         for name, seconds in (("timeout", timeout), ("deadline", deadline)):
@@ -183,14 +191,13 @@ class RegistryClient:
         root = Path(cache_dir) if cache_dir is not None else cache_root()
         self.store = Store(root / "oci")
         self._sessions: dict[str, Session] = {}
-        self._verify_keys: list[tuple[str, Any]] = []
-        if verify:
-            from .signing import load_public_key, read_key_file
+        self._verify_keys = _public_keys(verify or ())
+        self._policy: Policy | None = None
+        if policy is not False:
+            from .policy import load_policy, policy_path
 
-            self._verify_keys = [
-                (os.fspath(k), load_public_key(read_key_file(os.fspath(k)), os.fspath(k)))
-                for k in verify
-            ]
+            found = Path(policy) if policy is not None else policy_path()
+            self._policy = load_policy(found) if found is not None else None
 
     def __repr__(self) -> str:  # never the credentials: only whom they are for
         return (
@@ -342,9 +349,7 @@ class RegistryClient:
         if oci_layout:
             layout, where, digest, manifest = self._from_layout(reference)
             return self._stored_module(manifest, where, digest, lambda: layout, progress)
-        ref = parse_reference(reference)
-        if self._verify_keys:
-            ref = self._verified(ref, offline)
+        ref = self._verified(parse_reference(reference), offline)
         resolved, manifest, _, _ = self._manifest(ref, offline=offline)
         assert resolved.digest is not None
         source = None if offline else functools.partial(self._session, resolved)
@@ -379,21 +384,34 @@ class RegistryClient:
         return verify(session, ref, digest, loaded).digest
 
     def _verified(self, ref: Reference, offline: bool) -> Reference:
-        """``ref`` pinned to the digest whose signature checked out: what is fetched
-        next is that manifest, whatever the tag says by then. A signature that
-        checked out before is kept in the store: then no more than the tag is asked,
-        and offline the kept signatures are checked."""
+        """``ref`` pinned to the digest whose signatures checked out, as the policy
+        and ``verify`` ask: what is fetched next is that manifest, whatever the tag
+        says by then. A signature that checked out before is kept in the store:
+        then no more than the tag is asked, and offline the kept ones are checked."""
         from .signing import verify
 
+        required = [self._verify_keys] if self._verify_keys else []
+        if self._policy is not None:
+            rule = self._policy.rule_for(ref.registry, ref.repository)
+            if rule.type == "reject":
+                raise SignatureError(
+                    f"{ref}: the policy {self._policy.path} rejects {rule.scope}; nothing "
+                    "was fetched."
+                )
+            if rule.type == "signedBy":
+                required.append(_public_keys(rule.keys))
+        if not required:
+            return ref
+        session: Session | None = None
         if offline:
             digest = ref.digest or self.store.recall_tag(ref)
             if digest is None:
                 raise ConfigError(f"{ref} was not pulled before; offline it cannot be checked.")
-            verify(None, ref, digest, self._verify_keys, self.store)
-            return ref.with_digest(digest)
-        session = self._session(ref)
-        digest = ref.digest or session.get_manifest(ref.target)[2]
-        verify(session, ref, digest, self._verify_keys, self.store)
+        else:
+            session = self._session(ref)
+            digest = ref.digest or session.get_manifest(ref.target)[2]
+        for keys in required:
+            verify(session, ref, digest, keys, self.store)
         return ref.with_digest(digest)
 
     def _from_layout(self, spec: str) -> tuple[OciLayout, str, str, dict[str, Any]]:
@@ -706,6 +724,14 @@ def _resolve_in(
             raise ArtifactError(f"{where} is an index inside an index; not followed.")
         return _resolve_in(source, where, pick_from_index(manifest, where), depth=1)
     return digest, manifest, media_type, len(data)
+
+
+def _public_keys(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[str, Any]]:
+    from .signing import load_public_key, read_key_file
+
+    return [
+        (os.fspath(k), load_public_key(read_key_file(os.fspath(k)), os.fspath(k))) for k in paths
+    ]
 
 
 def _check_ca_file(path: str) -> None:

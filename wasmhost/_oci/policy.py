@@ -1,0 +1,113 @@
+"""Which modules a registry client takes: a policy file with a rule per registry or
+repository, as containers/image's policy.json has one per scope.
+
+    {
+      "default": {"type": "insecureAcceptAnything"},
+      "scopes": {
+        "registry.example.com/team": {"type": "signedBy", "keys": ["team.pub"]},
+        "localhost:5000": {"type": "reject"}
+      }
+    }
+
+A module's rule is its repository's (``registry/repository``), else the closest
+enclosing scope's (``registry/namespace``, ``registry``), else ``default`` (which is
+``insecureAcceptAnything`` when the file does not say). ``signedBy`` lists public
+keys (cosign's format; relative paths are relative to the policy file): one of them
+must have signed the module. The file is ``$WASMHOST_POLICY``, else
+``$XDG_CONFIG_HOME/wasmhost/policy.json`` (``~/.config/...``) when it exists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from .._errors import ConfigError
+
+POLICY_VARIABLE = "WASMHOST_POLICY"
+_TYPES = ("insecureAcceptAnything", "reject", "signedBy")
+_MAX_POLICY = 1 << 20
+
+
+class Rule(NamedTuple):
+    type: str
+    keys: tuple[str, ...] = ()
+    scope: str = "default"
+
+
+class Policy:
+    def __init__(self, path: Path, default: Rule, scopes: dict[str, Rule]) -> None:
+        self.path = path
+        self.default = default
+        self.scopes = scopes
+
+    def rule_for(self, registry: str, repository: str) -> Rule:
+        name = f"{registry}/{repository}"
+        while True:
+            rule = self.scopes.get(name)
+            if rule is not None:
+                return rule
+            if "/" not in name:
+                return self.default
+            name = name.rsplit("/", 1)[0]
+
+
+def policy_path() -> Path | None:
+    """The policy file in force: ``$WASMHOST_POLICY`` (which must exist), else the
+    one in the config folder if there is one."""
+    given = os.environ.get(POLICY_VARIABLE)
+    if given:
+        return Path(given)
+    config = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    path = Path(config) / "wasmhost" / "policy.json"
+    return path if path.is_file() else None
+
+
+def load_policy(path: Path) -> Policy:
+    try:
+        with open(path, "rb") as f:
+            data = f.read(_MAX_POLICY + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the policy {path}: {exc.strerror}.") from None
+    if len(data) > _MAX_POLICY:
+        raise ConfigError(f"the policy {path} is over 1 MiB; refusing it.")
+    try:
+        document = json.loads(data)
+    except (ValueError, RecursionError):
+        raise ConfigError(f"the policy {path} is not JSON.") from None
+    if not isinstance(document, dict) or set(document) - {"default", "scopes"}:
+        raise ConfigError(f"the policy {path} holds only 'default' and 'scopes'.")
+    default = _rule(path, "default", document.get("default", {"type": "insecureAcceptAnything"}))
+    scopes_given = document.get("scopes", {})
+    if not isinstance(scopes_given, dict):
+        raise ConfigError(f"the policy {path}: 'scopes' maps registries or repositories to rules.")
+    scopes = {scope.rstrip("/"): _rule(path, scope, rule) for scope, rule in scopes_given.items()}
+    return Policy(path, default, scopes)
+
+
+def _rule(path: Path, scope: str, value: Any) -> Rule:
+    if not isinstance(value, dict) or value.get("type") not in _TYPES:
+        raise ConfigError(
+            f"the policy {path}: the rule for {scope} must be an object whose type is "
+            f"{', '.join(_TYPES)}."
+        )
+    kind = value["type"]
+    if set(value) - ({"type", "keys"} if kind == "signedBy" else {"type"}):
+        raise ConfigError(
+            f"the policy {path}: the rule for {scope} has fields {kind} does not take."
+        )
+    keys: tuple[str, ...] = ()
+    if kind == "signedBy":
+        listed = value.get("keys")
+        if (
+            not isinstance(listed, list)
+            or not listed
+            or not all(isinstance(k, str) for k in listed)
+        ):
+            raise ConfigError(
+                f"the policy {path}: signedBy for {scope} needs 'keys', a list of paths."
+            )
+        keys = tuple(str(path.parent / k) for k in listed)
+    return Rule(kind, keys, scope)
