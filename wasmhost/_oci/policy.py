@@ -66,13 +66,12 @@ def policy_path() -> Path | None:
 
 
 def load_policy(path: Path) -> Policy:
+    from .._files import read_regular
+
     try:
-        with open(path, "rb") as f:
-            data = f.read(_MAX_POLICY + 1)
+        data = read_regular(path, _MAX_POLICY)
     except OSError as exc:
         raise ConfigError(f"cannot read the policy {path}: {exc.strerror}.") from None
-    if len(data) > _MAX_POLICY:
-        raise ConfigError(f"the policy {path} is over 1 MiB; refusing it.")
     try:
         document = json.loads(data)
     except (ValueError, RecursionError):

@@ -135,14 +135,13 @@ def load_public_key(pem: bytes, name: str) -> PublicKey:
 
 
 def read_key_file(path: str) -> bytes:
+    """A key file: a regular file (not a FIFO, a device) of at most 64 KiB."""
+    from .._files import read_regular
+
     try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_KEY_FILE + 1)
+        return read_regular(path, MAX_KEY_FILE)
     except OSError as exc:
         raise ConfigError(f"cannot read the key {path}: {exc.strerror}.") from None
-    if len(data) > MAX_KEY_FILE:
-        raise ConfigError(f"{path} is larger than a key file can be; refusing it.")
-    return data
 
 
 def _derive(password: bytes, salt: bytes, params: dict[str, int]) -> bytes:
