@@ -28,6 +28,7 @@ from conftest import (
 from hypothesis import given
 from hypothesis import strategies as st
 
+from wasmhost import RegistryClient
 from wasmhost._cli import cli
 from wasmhost._cli.params import parse_duration, parse_size
 
@@ -640,11 +641,27 @@ NOT_RUN = {
     # compare's examples time several runtimes (7-10 s): slow.
     [pytest.param(n, marks=pytest.mark.slow) if n == "compare" else n for n in COMMANDS],
 )
-def test_each_commands_help_ends_with_examples_that_run(name: str, tmp_path: Path) -> None:
+def test_each_commands_help_ends_with_examples_that_run(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     examples = help_examples(name)
     if name in NOT_RUN:
         return
     (tmp_path / "artifacts").symlink_to(ARTIFACTS)
+    if name in ("sign", "verify"):  # their layout examples: a key, and a layout out:v1
+        from wasmhost._oci.signing import generate_key_pair
+
+        monkeypatch.setenv("WASMHOST_KEY_PASSWORD", "example")
+        private, public = generate_key_pair(b"example")
+        (tmp_path / "wasmhost.key").write_bytes(private)
+        (tmp_path / "wasmhost.pub").write_bytes(public)
+        client = RegistryClient(cache_dir=tmp_path / "cache")
+        client.push(HELLO, f"{tmp_path}/out:v1", oci_layout=True)
+        if name == "verify":
+            key = tmp_path / "wasmhost.key"
+            client.sign(
+                f"{tmp_path}/out:v1", key, b"example", identity="x.example/y", oci_layout=True
+            )
     for example in examples:
         if "localhost:5000" in example:
             continue

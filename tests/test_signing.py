@@ -23,8 +23,9 @@ import pytest
 from conftest import wasmhost_cli
 from registry import Registry
 
-from wasmhost import ConfigError, NotFoundError, RegistryClient, SignatureError
+from wasmhost import ConfigError, NotFoundError, RegistryClient, SignatureError, WasmhostError
 from wasmhost._oci.formats import canonical_json, sha256_digest
+from wasmhost._oci.layout import OciLayout
 from wasmhost._oci.reference import parse_reference
 from wasmhost._oci.signing import (
     PAYLOAD_TYPE,
@@ -509,3 +510,184 @@ def test_a_broken_policy_is_one_clear_error(tmp_path: Path, text: str) -> None:
     )
     assert done.returncode == 1
     assert done.stderr.decode().count("\n") == 1, done.stderr
+
+
+def test_a_layout_is_signed_checked_and_its_signature_travels_with_skopeo(
+    registry: Registry, keys: tuple[Path, Path], other_public: Path, tmp_path: Path
+) -> None:
+    """push --oci-layout --sign writes the signature beside the module in the layout,
+    under the tag a registry holds it with; run, pull and verify check it there, and
+    skopeo, copying both tags to a registry, carries a signature verify takes there."""
+    layout = tmp_path / "out"
+    repository = f"{registry.host}/carried-{next(_counter)}"
+    env = {
+        **os.environ,
+        "WASMHOST_KEY_PASSWORD": "secret password",
+        "WASMHOST_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    # A layout names no repository: the signature's identity must be given, and
+    # without it nothing is written.
+    bare = wasmhost_cli("push", "--oci-layout", "--sign", keys[0], HELLO, f"{layout}:v1", env=env)
+    assert bare.returncode == 2
+    assert b"needs --identity" in bare.stderr
+    assert not layout.exists()
+    done = wasmhost_cli(
+        "push",
+        "--oci-layout",
+        "--sign",
+        keys[0],
+        "--identity",
+        repository,
+        HELLO,
+        f"{layout}:v1",
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    digest = RegistryClient().inspect(f"{layout}:v1", oci_layout=True).digest
+    index = json.loads((layout / "index.json").read_text())
+    tags = {e["annotations"]["org.opencontainers.image.ref.name"] for e in index["manifests"]}
+    assert tags == {"v1", signature_tag(digest)}
+    # Checked in the layout: by the key; for the identity when one is asked for.
+    ok = wasmhost_cli("verify", "--oci-layout", "--key", keys[1], f"{layout}:v1")
+    assert ok.returncode == 0, ok.stderr
+    cases: list[tuple[list[str | Path], bytes]] = [
+        (["--key", other_public], b"by none of the keys given"),
+        (
+            ["--key", keys[1], "--identity", f"{registry.host}/else"],
+            b"is for " + repository.encode(),
+        ),
+    ]
+    for argv, why in cases:
+        refused = wasmhost_cli("verify", "--oci-layout", *argv, f"{layout}:v1")
+        assert refused.returncode == 1
+        assert why in refused.stderr, refused.stderr
+        assert refused.stderr.count(b"\n") == 1, refused.stderr
+    ran = wasmhost_cli("run", "--oci-layout", "--verify-key", keys[1], f"{layout}:v1", env=env)
+    assert (ran.returncode, ran.stdout) == (0, b"Hello, World!\n"), ran.stderr
+    # An unsigned tag, and a key that did not sign: refused before anything is stored.
+    RegistryClient().push(HELLO, f"{layout}:v2", oci_layout=True, annotations={"x": "2"})
+    fresh = {**env, "WASMHOST_CACHE_DIR": str(tmp_path / "fresh")}
+    for tag, key, why in (
+        ("v2", keys[1], b"is not signed (no sha256-"),
+        ("v1", other_public, b"by none"),
+    ):
+        refused = wasmhost_cli(
+            "pull",
+            "--oci-layout",
+            "--verify-key",
+            key,
+            "-o",
+            tmp_path / "x.wasm",
+            f"{layout}:{tag}",
+            env=fresh,
+        )
+        assert refused.returncode == 1
+        assert why in refused.stderr, refused.stderr
+        assert not (tmp_path / "x.wasm").exists()
+        assert not (tmp_path / "fresh").exists() or not any(
+            p.is_file() and p.stat().st_size > 1000 for p in (tmp_path / "fresh").rglob("*")
+        )
+    # Signing again adds a signature; both keys' signatures verify.
+    _, second = generate_key_pair(b"two")
+    (tmp_path / "two.key").write_bytes(_)
+    (tmp_path / "two.pub").write_bytes(second)
+    again = RegistryClient().sign(
+        f"{layout}:v1", tmp_path / "two.key", b"two", identity=repository, oci_layout=True
+    )
+    assert again == (digest, signature_tag(digest))
+    for key in (keys[1], tmp_path / "two.pub"):
+        assert RegistryClient().verify(f"{layout}:v1", [key], oci_layout=True) == digest
+    # skopeo copies the module and its signature tag to a registry as they are:
+    # there, verify finds the signature and its identity is the repository's.
+    for tag in ("v1", signature_tag(digest)):
+        subprocess.run(
+            [
+                "skopeo",
+                "copy",
+                "--dest-tls-verify=false",
+                "--preserve-digests",
+                f"oci:{layout}:{tag}",
+                f"docker://{repository}:{tag}",
+            ],
+            check=True,
+            capture_output=True,
+        )
+    client = RegistryClient(plain_http=True)
+    assert client.verify(f"{repository}:v1", [keys[1]]) == digest
+    assert client.verify(f"{repository}:v1", [tmp_path / "two.pub"]) == digest
+    with pytest.raises(SignatureError, match="by none of the keys given"):
+        client.verify(f"{repository}:v1", [other_public])
+
+
+def test_a_tampered_layout_signature_and_bad_identities_are_one_line(
+    keys: tuple[Path, Path], tmp_path: Path
+) -> None:
+    layout = tmp_path / "out"
+    client = RegistryClient()
+    digest = client.push(HELLO, f"{layout}:v1", oci_layout=True).digest
+    client.sign(
+        f"{layout}:v1", keys[0], b"secret password", identity="example.com/a", oci_layout=True
+    )
+    for identity in ("example.com/a:v1", f"example.com/a@{digest}", "Not A Name"):
+        with pytest.raises(WasmhostError, match=r"identity|invalid|reference"):
+            client.sign(
+                f"{layout}:v1", keys[0], b"secret password", identity=identity, oci_layout=True
+            )
+    with pytest.raises(ConfigError, match="names no repository"):
+        client.sign(f"{layout}:v1", keys[0], b"secret password", oci_layout=True)
+    # The payload's bytes changed in the layout: refused, not trusted.
+    sig_manifest, _, _ = OciLayout.existing(layout).get_manifest(signature_tag(digest))
+    blob = json.loads(sig_manifest)["layers"][0]["digest"].split(":")[1]
+    path = layout / "blobs" / "sha256" / blob
+    path.write_bytes(path.read_bytes().replace(b"example.com/a", b"example.com/b"))
+    done = wasmhost_cli("verify", "--oci-layout", "--key", keys[1], f"{layout}:v1")
+    assert done.returncode == 1
+    assert b"does not match its descriptor" in done.stderr
+    assert done.stderr.count(b"\n") == 1, done.stderr
+    # --identity means nothing without --sign.
+    done = wasmhost_cli(
+        "push", "--oci-layout", "--identity", "example.com/a", HELLO, f"{layout}:v3"
+    )
+    assert done.returncode == 2
+    assert b"give --sign KEY too" in done.stderr
+
+
+def test_the_policys_default_rules_layouts(keys: tuple[Path, Path], tmp_path: Path) -> None:
+    """A layout names no registry: the policy's default applies to it, so that packing
+    a module into a layout does not step around a policy that asks for signatures."""
+    layout = tmp_path / "out"
+    client = RegistryClient()
+    client.push(HELLO, f"{layout}:signed", oci_layout=True)
+    client.push(HELLO, f"{layout}:unsigned", oci_layout=True, annotations={"x": "y"})
+    client.sign(
+        f"{layout}:signed", keys[0], b"secret password", identity="a.example/b", oci_layout=True
+    )
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({"default": {"type": "signedBy", "keys": [str(keys[1])]}}))
+    strict = RegistryClient(policy=policy, cache_dir=tmp_path / "c")
+    assert strict.fetch(f"{layout}:signed", oci_layout=True).path.read_bytes() == HELLO.read_bytes()
+    with pytest.raises(SignatureError, match="is not signed"):
+        strict.fetch(f"{layout}:unsigned", oci_layout=True)
+    policy.write_text(json.dumps({"default": {"type": "reject"}}))
+    with pytest.raises(SignatureError, match="rejects OCI layouts"):
+        RegistryClient(policy=policy).fetch(f"{layout}:signed", oci_layout=True)
+
+
+def test_a_verified_run_records_where_the_tag_pointed_for_offline(
+    registry: Registry, keys: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The tag moves to another signed module, and back to one fetched before: a
+    verified fetch takes the one it names, and afterwards --offline means that one
+    too, not the digest the tag had the time before."""
+    reference = f"{registry.host}/moving-{next(_counter)}:v1"
+    signer = RegistryClient(plain_http=True)
+    client = RegistryClient(plain_http=True, cache_dir=tmp_path / "c", verify=[keys[1]])
+    plain = RegistryClient(plain_http=True, cache_dir=tmp_path / "c", policy=False)
+    seen = []
+    for notes in ({}, {"moved": "yes"}, {}):
+        signer.push(HELLO, reference, annotations=notes, reproducible=True)
+        signer.sign(reference, keys[0], b"secret password")
+        seen.append(client.fetch(reference).digest)
+        assert client.fetch(reference, offline=True).digest == seen[-1]
+        assert plain.fetch(reference, offline=True).digest == seen[-1]
+    assert seen[0] == seen[2] != seen[1]

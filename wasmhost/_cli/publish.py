@@ -105,6 +105,12 @@ def _serve(ctx: click.Context, param: click.Parameter, value: str | None) -> str
     help="Sign what is pushed with this private key (cosign's format; its password from "
     "$WASMHOST_KEY_PASSWORD or a prompt).",
 )
+@click.option(
+    "--identity",
+    metavar="REGISTRY/REPOSITORY",
+    help="For --sign: the repository the signature is for (by default REFERENCE's; required "
+    "with --oci-layout).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print only the digest.")
 @registry_options()
 @click.argument("module", type=click.Path(path_type=Path))
@@ -118,6 +124,7 @@ def push(
     annotations: dict[str, str],
     reproducible: bool,
     sign_key: str | None,
+    identity: str | None,
     quiet: bool,
     connect: Callable[..., Any],
     module: Path,
@@ -140,9 +147,14 @@ def push(
     if oci_layout:
         _check_layout_target(ctx, reference)
     password = b""
+    if identity is not None and sign_key is None:
+        raise click.UsageError("--identity names what --sign signs for; give --sign KEY too.")
     if sign_key is not None:
-        if oci_layout:
-            raise click.UsageError("--sign signs in a registry; an OCI layout is not signed yet.")
+        if oci_layout and identity is None:
+            raise click.UsageError(
+                "--sign into a layout needs --identity REGISTRY/REPOSITORY: the repository "
+                "the module will be pulled from (a layout names none)."
+            )
         from .._oci.signing import load_private_key, read_key_file
         from .signing import key_password
 
@@ -166,8 +178,9 @@ def push(
             progress=bar,
         )
         if sign_key is not None:
-            pinned = reference.partition("@")[0] + "@" + result.digest
-            _, tag = registry.sign(pinned, sign_key, password)
+            _, tag = registry.sign(
+                result.reference, sign_key, password, identity=identity, oci_layout=oci_layout
+            )
     if quiet:
         click.echo(result.digest)
     else:

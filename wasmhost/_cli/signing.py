@@ -74,29 +74,60 @@ def generate(password_stdin: bool, prefix: str) -> None:
     click.echo(f"Wrote {private_path} (private, encrypted) and {public_path} (public)")
 
 
+_LAYOUT_HELP = "REFERENCE is a local OCI image layout, DIR[:TAG] (as push --oci-layout takes it)."
+
+
+def identity_option(text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option("--identity", metavar="REGISTRY/REPOSITORY", help=text)
+
+
 @click.command(
-    short_help="Sign a module in a registry (cosign's signature format).",
-    epilog=examples("wasmhost sign --plain-http wasmhost.key localhost:5000/hello:v1"),
+    short_help="Sign a module in a registry or layout (cosign's signature format).",
+    epilog=examples(
+        "wasmhost sign --plain-http wasmhost.key localhost:5000/hello:v1",
+        "wasmhost sign --oci-layout --identity registry.example.com/hello wasmhost.key out:v1",
+    ),
 )
 # (its own name: registry_options takes a password_stdin of its own, for registries)
 @click.option("--password-stdin", "key_password_stdin", is_flag=True, help=_PASSWORD_HELP)
+@click.option("--oci-layout", is_flag=True, help=_LAYOUT_HELP)
+@identity_option(
+    "The repository the signature is for (cosign's --sign-container-identity): by default "
+    "REFERENCE's; required for a layout, where it names the registry repository the "
+    "layout will be copied to."
+)
 @registry_options(credentials=False)
 @click.argument("key_path", metavar="KEY", type=click.Path(dir_okay=False, exists=True))
 @click.argument("reference")
 def sign(
-    key_password_stdin: bool, connect: Callable[..., Any], key_path: str, reference: str
+    key_password_stdin: bool,
+    oci_layout: bool,
+    identity: str | None,
+    connect: Callable[..., Any],
+    key_path: str,
+    reference: str,
 ) -> None:
     """Sign the manifest REFERENCE names with the private KEY and store the signature
     beside it (tag sha256-<hex>.sig), as cosign does; signatures already there stay."""
+    if oci_layout and identity is None:
+        raise click.UsageError(
+            "a layout names no repository: give --identity REGISTRY/REPOSITORY, the one the "
+            "module will be pulled from."
+        )
     password = key_password(key_password_stdin, confirm=False)
-    with reported(), connect(reference=reference) as registry:
-        digest, tag = registry.sign(reference, key_path, password)
+    with reported(), connect(reference=None if oci_layout else reference) as registry:
+        digest, tag = registry.sign(
+            reference, key_path, password, identity=identity, oci_layout=oci_layout
+        )
     click.echo(f"Signed {reference} ({digest}); the signature is tagged {tag}")
 
 
 @click.command(
     short_help="Check a module's signature with public keys.",
-    epilog=examples("wasmhost verify --plain-http --key wasmhost.pub localhost:5000/hello:v1"),
+    epilog=examples(
+        "wasmhost verify --plain-http --key wasmhost.pub localhost:5000/hello:v1",
+        "wasmhost verify --oci-layout --key wasmhost.pub out:v1",
+    ),
 )
 @click.option(
     "--key",
@@ -107,15 +138,25 @@ def sign(
     help="A public key that may have signed it; repeatable.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--oci-layout", is_flag=True, help=_LAYOUT_HELP)
+@identity_option(
+    "The repository the signature must be for: by default REFERENCE's; in a layout, "
+    "unchecked unless given."
+)
 @registry_options(credentials=False)
 @click.argument("reference")
 def verify(
-    keys: tuple[str, ...], as_json: bool, connect: Callable[..., Any], reference: str
+    keys: tuple[str, ...],
+    as_json: bool,
+    oci_layout: bool,
+    identity: str | None,
+    connect: Callable[..., Any],
+    reference: str,
 ) -> None:
     """Check that the manifest REFERENCE names carries a cosign signature, for its
     repository and digest, by one of the keys. Exits 1 (one line saying why) if not."""
-    with reported(), connect(reference=reference) as registry:
-        digest = registry.verify(reference, list(keys))
+    with reported(), connect(reference=None if oci_layout else reference) as registry:
+        digest = registry.verify(reference, list(keys), identity=identity, oci_layout=oci_layout)
     if as_json:
         click.echo(json.dumps({"reference": reference, "digest": digest, "verified": True}))
     else:

@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
+from typing import IO, TYPE_CHECKING, Any, Literal, NamedTuple
 
 from .._errors import (
     ArtifactError,
@@ -34,6 +34,8 @@ from .formats import (
     INDEX_TYPES,
     OCI_MANIFEST,
     Progress,
+    Source,
+    Target,
     build,
     find_wasm_layer,
     is_digest,
@@ -49,6 +51,7 @@ from .remote import Session, Transport
 from .store import Store
 
 if TYPE_CHECKING:
+    from .ecdsa import PublicKey
     from .policy import Policy
 
 
@@ -347,7 +350,7 @@ class RegistryClient:
         ``DIR@DIGEST``, a local OCI image layout, read as a registry is.
         """
         if oci_layout:
-            layout, where, digest, manifest = self._from_layout(reference)
+            layout, where, digest, manifest = self._from_layout(reference, verified=True)
             return self._stored_module(manifest, where, digest, lambda: layout, progress)
         ref = self._verified(parse_reference(reference), offline)
         resolved, manifest, _, _ = self._manifest(ref, offline=offline)
@@ -355,69 +358,143 @@ class RegistryClient:
         source = None if offline else functools.partial(self._session, resolved)
         return self._stored_module(manifest, str(resolved), resolved.digest, source, progress)
 
-    def sign(self, reference: str, key: str | os.PathLike[str], password: bytes) -> tuple[str, str]:
+    def sign(
+        self,
+        reference: str,
+        key: str | os.PathLike[str],
+        password: bytes,
+        *,
+        identity: str | None = None,
+        oci_layout: bool = False,
+    ) -> tuple[str, str]:
         """Sign the manifest ``reference`` names with the cosign private key at ``key``
         (opened with ``password``) and store the signature beside it as cosign does,
-        keeping the signatures there. Returns the signed digest and the signature tag."""
-        from .signing import load_private_key, read_key_file, sign
+        keeping the signatures there. Returns the signed digest and the signature tag.
+
+        The signature is for ``identity`` (``registry/repository``), by default the
+        repository of ``reference``. With ``oci_layout``, ``reference`` is a layout's
+        ``DIR[:TAG]`` and ``identity`` is required: the repository the module is
+        meant to be pulled from once the layout is copied to a registry (the
+        signature goes with it, as the tag ``sha256-<hex>.sig``)."""
+        from .signing import check_identity, load_private_key, read_key_file, sign
 
         private = load_private_key(read_key_file(os.fspath(key)), password, os.fspath(key))
-        ref = parse_reference(reference)
-        session = self._session(ref)
-        _, _, digest = session.get_manifest(ref.target)
-        return digest, sign(session, ref, digest, private)
+        place, _, identity, digest = self._signed_place(reference, identity, oci_layout)
+        if identity is None:
+            raise ConfigError(
+                f"{reference} is an OCI layout, which names no repository; give the identity "
+                "(registry/repository) the module will be pulled from."
+            )
+        return digest, sign(place, check_identity(identity), digest, private)
 
-    def verify(self, reference: str, keys: Sequence[str | os.PathLike[str]]) -> str:
+    def verify(
+        self,
+        reference: str,
+        keys: Sequence[str | os.PathLike[str]],
+        *,
+        identity: str | None = None,
+        oci_layout: bool = False,
+    ) -> str:
         """The digest of the manifest ``reference`` names, once a cosign signature of it
-        for its repository by one of the public ``keys`` checks out; a
-        :class:`SignatureError` saying why not otherwise."""
-        from .signing import load_public_key, read_key_file, verify
+        by one of ``keys`` checks out; a :class:`SignatureError` saying why not.
 
-        if not keys:
+        The signature must be for ``identity`` (``registry/repository``), by default
+        the repository of ``reference``. In an OCI layout (``oci_layout``), which
+        names no repository, the identity is checked only when given (as cosign
+        checks a local image)."""
+        from .signing import check_identity, verify
+
+        loaded = _public_keys(keys)
+        if not loaded:
             raise ConfigError("verify needs at least one public key.")
-        loaded = [
-            (os.fspath(k), load_public_key(read_key_file(os.fspath(k)), os.fspath(k))) for k in keys
-        ]
-        ref = parse_reference(reference)
-        session = self._session(ref)
-        _, _, digest = session.get_manifest(ref.target)
-        return verify(session, ref, digest, loaded).digest
+        place, where, identity, digest = self._signed_place(reference, identity, oci_layout)
+        checked = check_identity(identity) if identity is not None else None
+        return verify(place, checked, where, digest, loaded).digest
+
+    def _signed_place(
+        self, reference: str, identity: str | None, oci_layout: bool
+    ) -> tuple[Target, str, str | None, str]:
+        """Where ``reference``'s signatures are (a registry session or a layout), its
+        name in errors, the identity to sign or check for, and the digest it names."""
+        from .signing import docker_reference
+
+        place: Target
+        if oci_layout:
+            folder, target = parse_layout_reference(reference)
+            place, where = OciLayout.existing(folder), str(folder)
+        else:
+            ref = parse_reference(reference)
+            place, target, where = self._session(ref), ref.target, docker_reference(ref)
+            identity = identity or where
+        _, _, digest = place.get_manifest(target)
+        return place, where, identity, digest
+
+    def _required_keys(self, ref: Reference | None) -> list[list[tuple[str, PublicKey]]]:
+        """The key sets a module of ``ref`` (None: of an OCI layout, which falls under
+        the policy's default) must each be signed by: ``verify``'s, and the policy's."""
+        required = [self._verify_keys] if self._verify_keys else []
+        if self._policy is not None:
+            rule = (
+                self._policy.default
+                if ref is None
+                else self._policy.rule_for(ref.registry, ref.repository)
+            )
+            if rule.type == "reject":
+                what = "OCI layouts" if ref is None else rule.scope
+                raise SignatureError(
+                    f"{ref or 'an OCI layout'}: the policy {self._policy.path} rejects "
+                    f"{what}; nothing was fetched."
+                )
+            if rule.type == "signedBy":
+                required.append(_public_keys(rule.keys))
+        return required
 
     def _verified(self, ref: Reference, offline: bool) -> Reference:
         """``ref`` pinned to the digest whose signatures checked out, as the policy
         and ``verify`` ask: what is fetched next is that manifest, whatever the tag
         says by then. A signature that checked out before is kept in the store:
         then no more than the tag is asked, and offline the kept ones are checked."""
-        from .signing import verify
+        from .signing import docker_reference, verify
 
-        required = [self._verify_keys] if self._verify_keys else []
-        if self._policy is not None:
-            rule = self._policy.rule_for(ref.registry, ref.repository)
-            if rule.type == "reject":
-                raise SignatureError(
-                    f"{ref}: the policy {self._policy.path} rejects {rule.scope}; nothing "
-                    "was fetched."
-                )
-            if rule.type == "signedBy":
-                required.append(_public_keys(rule.keys))
+        required = self._required_keys(ref)
         if not required:
             return ref
         session: Session | None = None
+        tagged: tuple[bytes, str] | None = None  # the manifest the tag names now
         if offline:
             digest = ref.digest or self.store.recall_tag(ref)
             if digest is None:
                 raise ConfigError(f"{ref} was not pulled before; offline it cannot be checked.")
+        elif ref.digest:
+            session, digest = self._session(ref), ref.digest
         else:
             session = self._session(ref)
-            digest = ref.digest or session.get_manifest(ref.target)[2]
+            data, media_type, digest = session.get_manifest(ref.target)
+            tagged = data, media_type
+        where = docker_reference(ref)
         for keys in required:
-            verify(session, ref, digest, keys, self.store)
+            verify(session, where, where, digest, keys, self.store)
+        if tagged is not None:  # what the tag names now, for --offline (once it checked out)
+            self.store.put_bytes(tagged[0])
+            self.store.remember_tag(ref, digest, tagged[1], len(tagged[0]))
         return ref.with_digest(digest)
 
-    def _from_layout(self, spec: str) -> tuple[OciLayout, str, str, dict[str, Any]]:
-        """The layout ``spec`` names, and the manifest it resolves to (through an index)."""
+    def _from_layout(
+        self, spec: str, *, verified: bool = False
+    ) -> tuple[OciLayout, str, str, dict[str, Any]]:
+        """The layout ``spec`` names, and the manifest it resolves to (through an index).
+        With ``verified``, what the tag names must first be signed as ``verify`` and the
+        policy's default ask; the manifest read is then that digest's."""
+        from .signing import verify
+
         folder, target = parse_layout_reference(spec)
         layout = OciLayout.existing(folder)
+        if verified:
+            required = self._required_keys(None)
+            if required:
+                target = layout.get_manifest(target)[2]
+                for keys in required:
+                    verify(layout, None, str(folder), target, keys)
         digest, manifest, _, _ = _resolve_in(layout, f"{folder}:{target}", target)
         return layout, f"{folder}@{digest}", digest, manifest
 
@@ -624,40 +701,6 @@ class RegistryClient:
         return erase(parse_registry(registry))
 
 
-class Source(Protocol):
-    """Where manifests and blobs are read from: a registry's ``Session`` or an ``OciLayout``.
-
-    Both check what they hand on (a manifest hashes to its digest, a blob to
-    its digest and size), so the code above them is written once.
-    """
-
-    def get_manifest(self, target: str) -> tuple[bytes, str, str]: ...
-
-    def download_blob(
-        self, digest: str, size: int, out: IO[bytes], progress: Progress | None = None
-    ) -> None: ...
-
-
-class Target(Source, Protocol):
-    """Where manifests and blobs are written: a registry's ``Session`` or an ``OciLayout``."""
-
-    def upload_blob(
-        self,
-        digest: str,
-        size: int,
-        content: bytes | Callable[[], IO[bytes]],
-        progress: Progress | None = None,
-    ) -> None: ...
-
-    def put_manifest(
-        self,
-        tag_or_digest: str,
-        data: bytes,
-        media_type: str,
-        platform: dict[str, str] | None = None,
-    ) -> str: ...
-
-
 class _ThroughStore:
     """A registry seen through the pull store, as a :class:`Source`: what is stored
     is read from there (verified), what is fetched is stored, and the tag of the
@@ -726,7 +769,7 @@ def _resolve_in(
     return digest, manifest, media_type, len(data)
 
 
-def _public_keys(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[str, Any]]:
+def _public_keys(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[str, PublicKey]]:
     from .signing import load_public_key, read_key_file
 
     return [

@@ -29,7 +29,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, Any, NamedTuple, Protocol
 
 from .._errors import ArtifactError, IntegrityError, WasmhostError
 from .._files import open_regular
@@ -73,6 +73,40 @@ MAX_MANIFEST = 4 << 20
 
 Progress = Callable[[int, int], None]
 """Called with the bytes done and the total, as a blob goes by."""
+
+
+class Source(Protocol):
+    """Where manifests and blobs are read from: a registry's ``Session`` or an ``OciLayout``.
+
+    Both check what they hand on (a manifest hashes to its digest, a blob to
+    its digest and size), so the code above them is written once.
+    """
+
+    def get_manifest(self, target: str) -> tuple[bytes, str, str]: ...
+
+    def download_blob(
+        self, digest: str, size: int, out: IO[bytes], progress: Progress | None = None
+    ) -> None: ...
+
+
+class Target(Source, Protocol):
+    """Where manifests and blobs are written: a registry's ``Session`` or an ``OciLayout``."""
+
+    def upload_blob(
+        self,
+        digest: str,
+        size: int,
+        content: bytes | Callable[[], IO[bytes]],
+        progress: Progress | None = None,
+    ) -> None: ...
+
+    def put_manifest(
+        self,
+        tag_or_digest: str,
+        data: bytes,
+        media_type: str,
+        platform: dict[str, str] | None = None,
+    ) -> str: ...
 
 
 def sha256_digest(data: bytes) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from .._errors import ArtifactError, ConfigError, IntegrityError, WasmhostError
+from .._errors import ArtifactError, ConfigError, IntegrityError, NotFoundError, WasmhostError
 from .._files import atomic_writer, check_output, open_regular, writing
 from .._text import utf8
 from .formats import (
@@ -33,6 +33,12 @@ from .formats import (
 REF_NAME = "org.opencontainers.image.ref.name"
 # Taken (flock) by every writer of a layout's index.json: see update_index.
 INDEX_LOCK = ".index.lock"
+
+
+class NoSuchTag(ArtifactError, NotFoundError):
+    """A tag the layout does not list: an ArtifactError (what a layout's faults are),
+    and a NotFoundError as a registry's missing tag is, so that code reading either
+    (signatures beside a manifest) asks one question."""
 
 
 def parse_layout(spec: str) -> tuple[Path, str]:
@@ -190,7 +196,7 @@ class OciLayout:
                 return entry
         tags = sorted(name for name, _ in named if name)
         listed = ", ".join(tags) if tags else "no tags"
-        raise ArtifactError(f"{self.root} has no image tagged {tag!r}; it has: {listed}.")
+        raise NoSuchTag(f"{self.root} has no image tagged {tag!r}; it has: {listed}.")
 
     def _read(self, digest: str, limit: int, what: str) -> bytes:
         data = self._read_file(self.blob_path(digest), what, limit)

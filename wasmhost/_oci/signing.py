@@ -27,12 +27,11 @@ import os
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._errors import ConfigError, NotFoundError, SignatureError
-from .formats import OCI_MANIFEST, canonical_json, sha256_digest
+from .formats import OCI_MANIFEST, Source, Target, canonical_json, sha256_digest
 
 if TYPE_CHECKING:
     from .ecdsa import PublicKey
     from .reference import Reference
-    from .remote import Session
     from .store import Store
 
 PRIVATE_PEM = "ENCRYPTED SIGSTORE PRIVATE KEY"
@@ -233,27 +232,41 @@ def docker_reference(reference: Reference) -> str:
     return f"{reference.registry}/{reference.repository}"
 
 
-# -- the registry side ------------------------------------------------------------
+def check_identity(identity: str) -> str:
+    """``identity`` (``registry/repository``, as a signature names what it is for),
+    normalised as a reference's; a ConfigError if it is not one (or has a tag)."""
+    from .reference import parse_reference
+
+    if "@" in identity or ":" in identity.rpartition("/")[2]:
+        raise ConfigError(
+            f"the identity {identity} names a tag or digest; give the repository only "
+            "(registry/repository)."
+        )
+    return docker_reference(parse_reference(identity))
 
 
-def sign(session: Session, reference: Reference, digest: str, key: Any) -> str:
-    """Sign manifest ``digest`` of ``reference``'s repository and store the signature
-    beside it, keeping the signatures already there. Returns the signature tag."""
+# -- beside the manifest: a registry or an OCI layout ---------------------------------
+
+
+def sign(target: Target, identity: str, digest: str, key: Any) -> str:
+    """Sign manifest ``digest`` for ``identity`` (``registry/repository``) and store the
+    signature beside it in ``target`` (a registry's session or an OCI layout), keeping
+    the signatures already there. Returns the signature tag."""
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
 
     from .image import OCI_CONFIG
 
-    data = payload(docker_reference(reference), digest)
+    data = payload(identity, digest)
     signature = key.sign(data, ec.ECDSA(hashes.SHA256()))
     tag = signature_tag(digest)
     layers = [
         layer
-        for layer in _existing_layers(session, tag)
+        for layer in _existing_layers(target, tag)
         if layer.get("digest") != sha256_digest(data)
         or layer.get("annotations", {}).get(SIGNATURE_ANNOTATION) != _b64(signature)
     ]
-    session.upload_blob(sha256_digest(data), len(data), data)
+    target.upload_blob(sha256_digest(data), len(data), data)
     layers.append(
         {
             "mediaType": PAYLOAD_TYPE,
@@ -270,7 +283,7 @@ def sign(session: Session, reference: Reference, digest: str, key: Any) -> str:
             "rootfs": {"type": "layers", "diff_ids": [layer["digest"] for layer in layers]},
         }
     )
-    session.upload_blob(sha256_digest(config), len(config), config)
+    target.upload_blob(sha256_digest(config), len(config), config)
     manifest = canonical_json(
         {
             "schemaVersion": 2,
@@ -283,13 +296,13 @@ def sign(session: Session, reference: Reference, digest: str, key: Any) -> str:
             "layers": layers,
         }
     )
-    session.put_manifest(tag, manifest, OCI_MANIFEST)
+    target.put_manifest(tag, manifest, OCI_MANIFEST)
     return tag
 
 
-def _existing_layers(session: Session, tag: str) -> list[dict[str, Any]]:
+def _existing_layers(target: Target, tag: str) -> list[dict[str, Any]]:
     try:
-        data, _, _ = session.get_manifest(tag)
+        data, _, _ = target.get_manifest(tag)
     except NotFoundError:
         return []
     layers = _layers(data)
@@ -312,24 +325,27 @@ def _layers(data: bytes) -> list[dict[str, Any]] | None:
 
 
 def verify(
-    session: Session | None,
-    reference: Reference,
+    source: Source | None,
+    identity: str | None,
+    where: str,
     digest: str,
     keys: list[tuple[str, PublicKey]],
     store: Store | None = None,
 ) -> Verified:
-    """The first signature of manifest ``digest`` made by one of ``keys`` for this
-    repository; a SignatureError saying why none is. Signatures kept in ``store``
-    (ones that checked out before) are tried first and need no registry; without a
-    ``session`` (offline) they are all there is. One that checks out is kept."""
-    where = f"{docker_reference(reference)}@{digest}"
+    """The first signature of manifest ``digest`` made by one of ``keys`` for
+    ``identity`` (``registry/repository``; None: for any, as cosign takes a local
+    image); a SignatureError naming ``where`` and saying why none is. Signatures
+    kept in ``store`` (ones that checked out before) are tried first and need no
+    ``source``; without one (offline) they are all there is. One that checks out
+    from ``source`` is kept."""
+    where = f"{where}@{digest}"
     reasons: list[str] = []
     kept = store.signatures(digest) if store is not None else []
     for body, signature in kept:
-        found = _check(body, signature, reference, digest, keys, "a kept signature", reasons)
+        found = _check(body, signature, identity, digest, keys, "a kept signature", reasons)
         if found is not None:
             return found
-    if session is None:
+    if source is None:
         raise SignatureError(
             f"{where}: no signature of it by these keys is kept in the store, and offline "
             "the registry cannot be asked; run once without --offline."
@@ -337,7 +353,7 @@ def verify(
     reasons = []
     tag = signature_tag(digest)
     try:
-        data, _, _ = session.get_manifest(tag)
+        data, _, _ = source.get_manifest(tag)
     except NotFoundError:
         raise SignatureError(f"{where} is not signed (no {tag} beside it).") from None
     layers = _layers(data)
@@ -365,8 +381,8 @@ def verify(
         except ValueError:
             reasons.append(f"{label} is not base64")
             continue
-        body = _download(session, blob, size)
-        found = _check(body, signature, reference, digest, keys, label, reasons)
+        body = _download(source, blob, size)
+        found = _check(body, signature, identity, digest, keys, label, reasons)
         if found is not None:
             if store is not None:
                 store.remember_signature(digest, body, signature)
@@ -379,14 +395,14 @@ def verify(
 def _check(
     body: bytes,
     signature: bytes,
-    reference: Reference,
+    identity: str | None,
     digest: str,
     keys: list[tuple[str, PublicKey]],
     label: str,
     reasons: list[str],
 ) -> Verified | None:
-    """The signature, if one of ``keys`` made it for this digest and repository; else
-    None, with the reason added to ``reasons``."""
+    """The signature, if one of ``keys`` made it for this digest and ``identity`` (None:
+    any); else None, with the reason added to ``reasons``."""
     for name, key in keys:
         if not key.verify(signature, body):
             continue
@@ -397,7 +413,7 @@ def _check(
             return None
         if signed_digest != digest:
             reasons.append(f"{label} by {name} is for {signed_digest}")
-        elif signed_reference != docker_reference(reference):
+        elif identity is not None and signed_reference != identity:
             reasons.append(f"{label} by {name} is for {signed_reference}")
         else:
             return Verified(digest, signed_reference, name)
@@ -406,9 +422,9 @@ def _check(
     return None
 
 
-def _download(session: Session, digest: str, size: int) -> bytes:
+def _download(source: Source, digest: str, size: int) -> bytes:
     import io
 
     out = io.BytesIO()
-    session.download_blob(digest, size, out)
+    source.download_blob(digest, size, out)
     return out.getvalue()
