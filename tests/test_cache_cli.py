@@ -280,7 +280,7 @@ def test_an_entry_pruned_while_another_process_uses_it_stays_readable_to_it(
     ("text", "seconds"), [("12h", 12 * 3600), ("30d", 30 * DAY), ("2w", 14 * DAY), ("90m", 5400)]
 )
 def test_ages_take_hours_days_and_weeks(text: str, seconds: float) -> None:
-    from wasmhost._cli.params import parse_duration
+    from wasmhost._numbers import parse_duration
 
     assert parse_duration(text) == seconds
 

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from wasmhost import RegistryClient
 from wasmhost._cli import cli
-from wasmhost._cli.params import parse_duration, parse_size
+from wasmhost._numbers import parse_duration, parse_size
 
 CALC = ARTIFACTS / "calc.wasm"
 COMPONENT = ARTIFACTS / "calc.component.wasm"

@@ -206,8 +206,8 @@ def test_the_check_sees_a_cycle_in_function_bodies(tmp_path: Path) -> None:
 
 def test_the_cli_reads_wave_through_the_public_module() -> None:
     """``run --invoke 'NAME(ARGS)'`` uses ``wasmhost.wave``, as a library user would."""
-    path = PACKAGE / "_cli" / "run.py"
-    imported = imports_of("wasmhost._cli.run", path)
+    path = PACKAGE / "_cli" / "launch.py"
+    imported = imports_of("wasmhost._cli.launch", path)
     assert "wasmhost.wave" in imported
     assert not {
         t

@@ -26,9 +26,8 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from ._errors import ConfigError
 from ._numbers import parse_size
@@ -74,8 +73,7 @@ def unusable(folder: Path) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class CacheEntry:
+class CacheEntry(NamedTuple):
     """One entry of a disk cache: a compiled module (with its record) or a stored blob."""
 
     cache: Literal["compile", "oci"]

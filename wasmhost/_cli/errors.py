@@ -1,4 +1,7 @@
-"""How the CLI reports a :class:`~wasmhost.WasmhostError`: one line (a short block for traps)."""
+"""How the CLI reports a :class:`~wasmhost.WasmhostError`: one line (a short block for traps).
+
+click is imported only where a message is printed: ``wasmhost run FILE`` starts
+without it (see ``quick``)."""
 
 from __future__ import annotations
 
@@ -8,8 +11,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
-import click
-
 from .._errors import TRAP_EXIT_STATUS as TRAP_STATUS
 from .._errors import GuestError, Interrupted, Trap, WasmhostError
 
@@ -18,8 +19,9 @@ ERROR_STATUS = 1
 MAX_FRAMES = 20
 
 
-def describe(exc: WasmhostError) -> tuple[str, int]:
-    """The message to print for ``exc``, and the exit status."""
+def describe(exc: WasmhostError, command: str | None = None) -> tuple[str, int]:
+    """The message to print for ``exc``, and the exit status (``command``: see
+    :func:`reported`)."""
     if isinstance(exc, Trap):
         lines = [str(exc)]
         if exc.frames:
@@ -32,16 +34,26 @@ def describe(exc: WasmhostError) -> tuple[str, int]:
         return str(exc), INTERRUPTED_STATUS
     if isinstance(exc, GuestError):
         return str(exc), TRAP_STATUS
-    return _worded(exc), ERROR_STATUS
+    return _worded(exc, command), ERROR_STATUS
 
 
-def _worded(exc: WasmhostError) -> str:
+def _worded(exc: WasmhostError, command: str | None) -> str:
     """The message, with the library's advice in API terms put in this command's flags."""
     if not exc.fix:
         return str(exc)
+    import click
+
     ctx = click.get_current_context(silent=True)
-    options = {p.name for p in ctx.command.params if p.name} if ctx else set()
-    command = ctx.info_name if ctx else None
+    if ctx is not None:
+        command = ctx.info_name
+        options = {p.name for p in ctx.command.params if p.name}
+    elif command is not None:  # started without click (quick): its flags are still these
+        from .commands import cli
+
+        found = cli.get_command(click.Context(cli), command)
+        options = {p.name for p in found.params if p.name} if found else set()
+    else:
+        options = set()
     advice = "; or ".join(
         filter(None, (_advice(exc, fix, options, command) for fix in exc.fix.split()))
     )
@@ -96,12 +108,16 @@ def _advice(exc: WasmhostError, fix: str, options: set[str], command: str | None
 
 
 @contextmanager
-def reported() -> Iterator[None]:
-    """Print a WasmhostError raised inside as ``Error: ...`` and exit with its status."""
+def reported(command: str | None = None) -> Iterator[None]:
+    """Print a WasmhostError raised inside as ``Error: ...`` and exit with its status.
+    Its advice names the flags of the command click is running, or else of
+    ``command`` (one started without click)."""
     try:
         yield
     except WasmhostError as exc:
-        message, status = describe(exc)
+        import click
+
+        message, status = describe(exc, command)
         click.echo(f"Error: {message}", err=True)
         sys.exit(status)
 
@@ -115,6 +131,8 @@ def usable_cache(cache_dir: Path | None) -> Path | Literal[False] | None:
     why = unusable(folder) if folder is not None else None
     if why is None:
         return cache_dir
+    import click
+
     given = "--cache-dir" if cache_dir is not None else "WASMHOST_CACHE_DIR"
     click.echo(
         f"warning: {given}: {why}; running without the compile cache "
@@ -141,6 +159,8 @@ def require(modules: str | tuple[str, ...], extra: str, what: str) -> None:
         # Named by package, not as `pip install wasmhost[...]`: the name wasmhost
         # on PyPI is another project's, which that would install.
         package = _PACKAGES.get(module, module)
+        import click
+
         click.echo(
             f"Error: {what} needs {package}, which is not installed; install it "
             f"(pip install '{package}'), or this checkout's '{extra}' extra "

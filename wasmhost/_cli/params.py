@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from .._numbers import format_size, parse_duration, parse_size
-from .._text import is_utf8
+from . import values
 
 if TYPE_CHECKING:
     from .._host.running.run import Dir
+
+
+def _read(kind: click.ParamType, reader: Callable[[], Any], param: Any, ctx: Any) -> Any:
+    """``reader()``, its ValueError a usage error about ``param``."""
+    try:
+        return reader()
+    except ValueError as exc:
+        kind.fail(str(exc), param, ctx)
 
 
 class SizeType(click.ParamType):
@@ -25,17 +31,7 @@ class SizeType(click.ParamType):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int):
             return value
-        try:
-            size = parse_size(str(value))
-        except ValueError:
-            self.fail(f"{value!r} is not a size; write it like 64MiB, 1GiB or 65536.", param, ctx)
-        if size <= 0:
-            self.fail("the size must be more than zero.", param, ctx)
-        if size > self.maximum:
-            self.fail(
-                f"{value!r} is too large; the most is {format_size(self.maximum)}.", param, ctx
-            )
-        return size
+        return int(_read(self, lambda: values.size(str(value), self.maximum), param, ctx))
 
 
 class DurationType(click.ParamType):
@@ -50,17 +46,8 @@ class DurationType(click.ParamType):
     ) -> float:
         if isinstance(value, int | float):
             return float(value)
-        try:
-            seconds = parse_duration(str(value))
-        except ValueError:
-            self.fail(f"{value!r} is not a duration; write it like {self.examples}.", param, ctx)
-        if seconds <= 0:
-            self.fail("the duration must be more than zero.", param, ctx)
-        if seconds >= self.maximum:
-            self.fail(
-                f"{value!r} is too large; it must be under {self.maximum:,.0f} seconds.", param, ctx
-            )
-        return seconds
+        read = lambda: values.duration(str(value), self.maximum, self.examples)  # noqa: E731
+        return float(_read(self, read, param, ctx))
 
 
 class AgeType(DurationType):
@@ -83,44 +70,17 @@ class DirType(click.ParamType):
     ) -> tuple[str, Dir]:
         if isinstance(value, tuple):
             return value
-        text = str(value)
-        if "::" not in text and ":" in text and not os.path.exists(text):
-            self.fail(
-                f"{text!r} has a single ':' and is no directory; to map HOST as GUEST, "
-                "write HOST::GUEST (as wasmtime does).",
-                param,
-                ctx,
-            )
-        parts = text.split("::")
-        mode = "rw"
-        if len(parts) == 3:
-            mode = parts.pop()
-        if len(parts) > 2 or mode not in ("ro", "rw") or not all(parts):
-            self.fail(
-                f"{value!r} is not a directory mapping; "
-                "write HOST, HOST::GUEST or HOST::GUEST::ro.",
-                param,
-                ctx,
-            )
-        from .._host.running.run import Dir  # here: the registry commands never load the host
-
-        host = parts[0]
-        guest = parts[1] if len(parts) == 2 else host
-        return guest, Dir(host, read_only=mode == "ro")
+        found: tuple[str, Dir] = _read(self, lambda: values.directory(str(value)), param, ctx)
+        return found
 
 
 class TextType(click.ParamType):
-    """Free text that wasmhost hands on (into JSON, an HTTP request, a guest's
-    environment): valid UTF-8, which argv need not be. Bytes that are not reach
-    Python as lone surrogates; here they are a usage error, before anything runs."""
+    """Free text that wasmhost hands on: valid UTF-8 (``values.text``)."""
 
     name = "TEXT"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        text = str(value)
-        if not is_utf8(text):
-            self.fail(f"{text!r} is not valid UTF-8.", param, ctx)
-        return text
+        return str(_read(self, lambda: values.text(str(value)), param, ctx))
 
 
 class EnvType(click.ParamType):
@@ -133,10 +93,8 @@ class EnvType(click.ParamType):
     ) -> tuple[str, str | None]:
         if isinstance(value, tuple):
             return value
-        name, eq, val = TEXT.convert(value, param, ctx).partition("=")
-        if not name or "\0" in value:
-            self.fail(f"{value!r} is not NAME=VALUE or NAME.", param, ctx)
-        return name, (val if eq else os.environ.get(name))
+        found: tuple[str, str | None] = _read(self, lambda: values.env(str(value)), param, ctx)
+        return found
 
 
 class WholeNumberType(click.ParamType):
@@ -147,37 +105,20 @@ class WholeNumberType(click.ParamType):
         self.maximum = maximum
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        try:
-            number = int(str(value).replace("_", ""), 0)
-        except ValueError:
-            self.fail(f"{value!r} is not a whole number.", param, ctx)
-        if number < self.minimum:
-            self.fail(
-                "it cannot be negative."
-                if self.minimum == 0
-                else f"it must be at least {self.minimum}.",
-                param,
-                ctx,
-            )
-        if self.maximum is not None and number > self.maximum:
-            self.fail(f"{value!r} is too large; the most is {self.maximum:,}.", param, ctx)
-        return number
+        read = lambda: values.whole_number(str(value), self.minimum, self.maximum)  # noqa: E731
+        return int(_read(self, read, param, ctx))
 
 
 class FolderPathType(click.Path):
-    """A folder's path, never empty: an unset shell variable (``--cache-dir "$UNSET"``)
-    would otherwise name the current folder."""
+    """A folder's path, never empty (``values.folder``)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(path_type=Path, **kwargs)
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, str) and not value.strip():
-            self.fail("it is empty; name a folder.", param, ctx)
+        if isinstance(value, str):
+            _read(self, lambda: values.folder(value), param, ctx)
         return super().convert(value, param, ctx)
-
-
-_YES_NO = {"": True, "y": True, "yes": True, "true": True, "n": False, "no": False, "false": False}
 
 
 class WasmOptionType(click.ParamType):
@@ -185,27 +126,14 @@ class WasmOptionType(click.ParamType):
     wasmhost knows ``unknown-imports-trap``."""
 
     name = "KEY[=VALUE]"
-    known = ("unknown-imports-trap",)
 
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> dict[str, bool]:
         if isinstance(value, dict):
             return value
-        options = {}
-        for item in str(value).split(","):
-            key, _, text = item.strip().partition("=")
-            if key not in self.known:
-                self.fail(
-                    f"{key!r} is not a -W option wasmhost knows; "
-                    f"it knows: {', '.join(self.known)}.",
-                    param,
-                    ctx,
-                )
-            if text.lower() not in _YES_NO:
-                self.fail(f"{item!r}: write {key}=y or {key}=n.", param, ctx)
-            options[key] = _YES_NO[text.lower()]
-        return options
+        found: dict[str, bool] = _read(self, lambda: values.wasm_options(str(value)), param, ctx)
+        return found
 
 
 TEXT = TextType()
