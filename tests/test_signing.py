@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 from conftest import wasmhost_cli
+from forged import forge, signed_layer
 from registry import Registry
 
 from wasmhost import ConfigError, NotFoundError, RegistryClient, SignatureError, WasmhostError
-from wasmhost._oci.formats import canonical_json, sha256_digest
 from wasmhost._oci.layout import OciLayout
 from wasmhost._oci.reference import parse_reference
 from wasmhost._oci.signing import (
@@ -176,43 +176,10 @@ def _forge(
     registry: Registry, reference: str, layers: list[dict[str, object]], blobs: dict[str, bytes]
 ) -> None:
     """Store a signature manifest of our making beside ``reference``'s manifest."""
-    client = RegistryClient(plain_http=True)
     ref = parse_reference(reference)
-    session = client._session(ref)
+    session = RegistryClient(plain_http=True)._session(ref)
     _, _, digest = session.get_manifest(ref.target)
-    for blob in blobs.values():
-        session.upload_blob(sha256_digest(blob), len(blob), blob)
-    config = canonical_json({"rootfs": {"type": "layers", "diff_ids": []}})
-    session.upload_blob(sha256_digest(config), len(config), config)
-    manifest = canonical_json(
-        {
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "size": len(config),
-                "digest": sha256_digest(config),
-            },
-            "layers": layers,
-        }
-    )
-    session.put_manifest(
-        signature_tag(digest), manifest, "application/vnd.oci.image.manifest.v1+json"
-    )
-
-
-def _signed_layer(key_path: Path, body: bytes) -> dict[str, object]:
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    key = load_private_key(key_path.read_bytes(), b"secret password", "k.key")
-    signature = key.sign(body, ec.ECDSA(hashes.SHA256()))
-    return {
-        "mediaType": PAYLOAD_TYPE,
-        "size": len(body),
-        "digest": sha256_digest(body),
-        "annotations": {SIGNATURE_ANNOTATION: base64.b64encode(signature).decode()},
-    }
+    forge(session, digest, list(layers), tuple(blobs.values()))
 
 
 @pytest.mark.parametrize(
@@ -240,22 +207,22 @@ def test_a_hostile_signature_tag_is_refused_in_one_line(
     }
     if case in bodies:
         body = bodies[case]
-        _forge(registry, reference, [_signed_layer(keys[0], body)], {"b": body})
+        _forge(registry, reference, [signed_layer(keys[0], body)], {"b": body})
         expected = {"another digest": "is for sha256:000", "another repository": "elsewhere",
                     "not a payload": "not a cosign simple-signing payload"}[case]  # fmt: skip
     elif case == "too many":
         body = payload(here, digest)
-        layer = _signed_layer(keys[0], body)
+        layer = signed_layer(keys[0], body)
         _forge(registry, reference, [layer] * 10_000, {"b": body})
         expected = "holds 10000 signatures"
     elif case == "too large":
         body = payload(here, digest)
-        layer = {**_signed_layer(keys[0], body), "size": 10 << 20}
+        layer = {**signed_layer(keys[0], body), "size": 10 << 20}
         _forge(registry, reference, [layer], {"b": body})
         expected = "payload is over 64 KiB"
     else:
         body = payload(here, digest)
-        layer = {**_signed_layer(keys[0], body), "annotations": {SIGNATURE_ANNOTATION: "%%%"}}
+        layer = {**signed_layer(keys[0], body), "annotations": {SIGNATURE_ANNOTATION: "%%%"}}
         _forge(registry, reference, [layer], {"b": body})
         expected = "is not base64"
     done = wasmhost_cli("verify", "--plain-http", "--key", keys[1], reference)

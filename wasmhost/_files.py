@@ -287,7 +287,7 @@ def regular_fd(path: str | os.PathLike[str], flags: int = 0) -> int:
     ``IsADirectoryError``; a FIFO, a device or a socket an ``OSError``
     (EINVAL) whose ``strerror`` says what it is: "it is a FIFO, not a regular file".
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | flags)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | flags, 0o644)
     try:
         mode = os.fstat(fd).st_mode
         if stat.S_ISDIR(mode):
@@ -308,10 +308,10 @@ def _not_regular(mode: int) -> str:
     return f"it is {kind}, not a regular file"
 
 
-def open_regular(path: str | os.PathLike[str]) -> IO[bytes]:
+def open_regular(path: str | os.PathLike[str], flags: int = 0) -> IO[bytes]:
     """``path`` open for reading in binary, only if it is a regular file (see
-    :func:`regular_fd`)."""
-    return os.fdopen(regular_fd(path), "rb")
+    :func:`regular_fd`, which takes ``flags``)."""
+    return os.fdopen(regular_fd(path, flags), "rb")
 
 
 def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:

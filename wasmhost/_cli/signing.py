@@ -17,6 +17,7 @@ from .params import examples
 from .registry import registry_options
 
 PASSWORD_VARIABLE = "WASMHOST_KEY_PASSWORD"
+_MAX_PASSWORD = 4096
 _PASSWORD_HELP = (
     f"Read the key's password from stdin (else ${PASSWORD_VARIABLE}, else it is asked for)."
 )
@@ -25,8 +26,13 @@ _PASSWORD_HELP = (
 def key_password(from_stdin: bool, confirm: bool) -> bytes:
     """The private key's password: stdin, the environment, or a prompt on a terminal;
     never a flag (it would show in the process list and the shell's history)."""
-    if from_stdin:
-        return sys.stdin.buffer.read().rstrip(b"\r\n")
+    if from_stdin:  # one line, and never a stdin without end
+        line = sys.stdin.buffer.readline(_MAX_PASSWORD + 1).rstrip(b"\r\n")
+        if len(line) > _MAX_PASSWORD:
+            raise click.UsageError(
+                f"--password-stdin read more than {_MAX_PASSWORD} bytes on a line."
+            )
+        return line
     if PASSWORD_VARIABLE in os.environ:
         return os.environ[PASSWORD_VARIABLE].encode()
     if not sys.stdin.isatty():

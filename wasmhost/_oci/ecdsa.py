@@ -17,6 +17,7 @@ from typing import Any
 from .._errors import ConfigError
 
 _EVP_PKEY_EC = 408  # NID_X9_62_id_ecPublicKey
+_NID_P256 = 415  # NID_X9_62_prime256v1
 
 
 @functools.cache
@@ -39,6 +40,15 @@ def _libcrypto() -> Any:
         base_id.argtypes = [p]
         bits = getattr(lib, "EVP_PKEY_get_bits", None) or lib.EVP_PKEY_bits
         bits.argtypes = [p]
+        group_name = getattr(lib, "EVP_PKEY_get_group_name", None)  # OpenSSL 3
+        if group_name is not None:
+            group_name.argtypes = [p, ctypes.c_char_p, ctypes.c_size_t, p]
+        else:  # OpenSSL 1.1
+            lib.EVP_PKEY_get0_EC_KEY.restype = p
+            lib.EVP_PKEY_get0_EC_KEY.argtypes = [p]
+            lib.EC_KEY_get0_group.restype = p
+            lib.EC_KEY_get0_group.argtypes = [p]
+            lib.EC_GROUP_get_curve_name.argtypes = [p]
         lib.EVP_MD_CTX_new.restype = p
         lib.EVP_MD_CTX_free.argtypes = [p]
         lib.EVP_sha256.restype = p
@@ -73,7 +83,7 @@ class PublicKey:
             lib.BIO_free(bio)
         if not pkey:
             raise ConfigError(f"{name} is not a PEM public key.")
-        if base_id(pkey) != _EVP_PKEY_EC or bits(pkey) != 256:
+        if base_id(pkey) != _EVP_PKEY_EC or bits(pkey) != 256 or not _p256(lib, pkey):
             lib.EVP_PKEY_free(pkey)
             raise ConfigError(f"{name} is not an ECDSA P-256 public key.")
         self._pkey = pkey
@@ -104,6 +114,17 @@ class PublicKey:
             if found is not None:
                 found[0].EVP_PKEY_free(self._pkey)
             self._pkey = None
+
+
+def _p256(lib: Any, pkey: int) -> bool:
+    """Whether the EC key ``pkey`` is on P-256 (not only 256 bits long: secp256k1 and
+    brainpoolP256r1 are too)."""
+    group_name = getattr(lib, "EVP_PKEY_get_group_name", None)
+    if group_name is not None:
+        name = ctypes.create_string_buffer(64)
+        return bool(group_name(pkey, name, len(name), None) == 1 and name.value == b"prime256v1")
+    group = lib.EC_KEY_get0_group(lib.EVP_PKEY_get0_EC_KEY(pkey))
+    return bool(group) and lib.EC_GROUP_get_curve_name(group) == _NID_P256
 
 
 def _cryptography_key(pem: bytes, name: str) -> Any:

@@ -125,6 +125,9 @@ class OciLayout:
         path = self.blob_path(digest)
         if path.exists() and path.stat().st_size == size:
             return
+        for folder in (path.parent.parent, path.parent):
+            if folder.is_symlink():  # writing through it would write outside the layout
+                raise ArtifactError(f"{folder} is a symbolic link; not writing through it.")
         with atomic_writer(path, what="the OCI layout") as out:
             if isinstance(content, bytes):
                 out.write(content)
@@ -269,7 +272,9 @@ def update_index(
     entries without a tag are dropped. ``what`` names the folder in errors.
     """
     index_path = root / "index.json"
-    with writing(root, what), open(root / INDEX_LOCK, "a") as lock:
+    # The lock is a regular file of the folder: not followed out of it if a symlink,
+    # never a FIFO to block on.
+    with writing(root, what), open_regular(root / INDEX_LOCK, os.O_CREAT | os.O_NOFOLLOW) as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         mark_layout(root, what)
         damaged = False

@@ -11,7 +11,9 @@ repository, as containers/image's policy.json has one per scope.
 
 A module's rule is its repository's (``registry/repository``), else the closest
 enclosing scope's (``registry/namespace``, ``registry``), else ``default`` (which is
-``insecureAcceptAnything`` when the file does not say). ``signedBy`` lists public
+``insecureAcceptAnything`` when the file does not say). Scopes are read as
+references are (``hello`` is ``docker.io/library/hello``; a host's case does not
+matter); two that name the same are refused. ``signedBy`` lists public
 keys (cosign's format; relative paths are relative to the policy file): one of them
 must have signed the module. The file is ``$WASMHOST_POLICY``, else
 ``$XDG_CONFIG_HOME/wasmhost/policy.json`` (``~/.config/...``) when it exists.
@@ -82,8 +84,30 @@ def load_policy(path: Path) -> Policy:
     scopes_given = document.get("scopes", {})
     if not isinstance(scopes_given, dict):
         raise ConfigError(f"the policy {path}: 'scopes' maps registries or repositories to rules.")
-    scopes = {scope.rstrip("/"): _rule(path, scope, rule) for scope, rule in scopes_given.items()}
+    scopes: dict[str, Rule] = {}
+    for scope, rule in scopes_given.items():
+        name = _scope(path, scope)
+        if name in scopes:
+            raise ConfigError(
+                f"the policy {path}: the scopes {scopes[name].scope!r} and {scope!r} both name "
+                f"{name}; keep one."
+            )
+        scopes[name] = _rule(path, scope, rule)
     return Policy(path, default, scopes)
+
+
+def _scope(path: Path, scope: str) -> str:
+    """A scope as references are read (the host's case, Docker Hub's names), so that a
+    rule applies to every spelling of what it names; one naming nothing is refused."""
+    from .._errors import InvalidReference
+    from .reference import scope_name
+
+    try:
+        return scope_name(scope.rstrip("/"))
+    except InvalidReference:
+        raise ConfigError(
+            f"the policy {path}: the scope {scope!r} names no registry, namespace or repository."
+        ) from None
 
 
 def _rule(path: Path, scope: str, value: Any) -> Rule:

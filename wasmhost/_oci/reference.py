@@ -80,7 +80,7 @@ def parse_reference(text: str) -> Reference:
         raise InvalidReference(f"{text!r}: the digest must be sha256: and 64 hex digits.")
     first, slash, remainder = rest.partition("/")
     if slash and _is_host(first):
-        registry, path = first, remainder
+        registry, path = _normal_host(first), remainder
         _check_port(text, registry)
     else:
         registry, path = DOCKER_HUB, rest
@@ -91,11 +91,11 @@ def parse_reference(text: str) -> Reference:
         raise InvalidReference(
             f"{text!r}: the tag after ':' is empty; give one, or leave out the ':' for latest."
         )
-    if tag and not _TAG.match(tag):
+    if tag and not _TAG.fullmatch(tag):
         raise InvalidReference(f"{text!r}: {tag!r} is not a valid tag.")
     if registry == DOCKER_HUB and "/" not in name:
         name = f"library/{name}"
-    if not name or not _REPOSITORY.match(name):
+    if not name or not _REPOSITORY.fullmatch(name):
         raise InvalidReference(
             f"{text!r} is not a reference; write it like registry.example.com/repo:tag "
             "(repository names are lower-case)."
@@ -120,14 +120,33 @@ def parse_registry(text: str) -> str:
     for prefix in ("https://", "http://"):
         host = host.removeprefix(prefix)
     host = host.removesuffix("/").removesuffix("/v1").removesuffix("/v2").removesuffix("/")
-    if host in _HUB_NAMES:
-        return DOCKER_HUB
-    if not host or "/" in host or not _HOST.match(host):
+    if not host or "/" in host or not _HOST.fullmatch(host):
         raise InvalidReference(
             f"{text!r} is not a registry address; write it like ghcr.io or localhost:5000."
         )
     _check_port(text, host)
-    return host
+    return _normal_host(host)
+
+
+def _normal_host(host: str) -> str:
+    """A registry host as one name: lower-case (host names are not case-sensitive),
+    Docker Hub's aliases as ``docker.io``."""
+    host = host.lower()
+    return DOCKER_HUB if host in _HUB_NAMES else host
+
+
+def scope_name(text: str) -> str:
+    """A policy scope (``registry``, ``registry/namespace`` or ``registry/repository``)
+    as a reference naming it is read: ``hello`` is ``docker.io/library/hello``, and
+    ``LocalHost:5000/team`` is ``localhost:5000/team``. InvalidReference if it names
+    none, or names a tag or digest."""
+    first, slash, _ = text.partition("/")
+    if not slash and _is_host(first):
+        return parse_registry(text)
+    if "@" in text or ":" in text.rpartition("/")[2]:
+        raise InvalidReference(f"{text!r} names a tag or digest; a scope names repositories.")
+    ref = parse_reference(text)
+    return f"{ref.registry}/{ref.repository}"
 
 
 def _check_port(text: str, host: str) -> None:
@@ -148,7 +167,7 @@ def _names_a_file(text: str) -> bool:
 def _is_host(first: str) -> bool:
     """Whether a reference's first component names a registry (as Docker decides)."""
     marked = "." in first or ":" in first or first == "localhost" or first.startswith("[")
-    return marked and bool(_HOST.match(first))
+    return marked and bool(_HOST.fullmatch(first))
 
 
 def names_a_registry(text: str) -> bool:

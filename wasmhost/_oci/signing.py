@@ -27,7 +27,7 @@ import os
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._errors import ConfigError, NotFoundError, SignatureError
-from .formats import OCI_MANIFEST, Source, Target, canonical_json, sha256_digest
+from .formats import OCI_MANIFEST, Source, Target, canonical_json, is_digest, sha256_digest
 
 if TYPE_CHECKING:
     from .ecdsa import PublicKey
@@ -44,6 +44,7 @@ MAX_SIGNATURES = 64
 MAX_PAYLOAD = 64 << 10
 MAX_KEY_FILE = 64 << 10
 _SCRYPT = {"N": 32768, "r": 8, "p": 1}
+_SCRYPT_WORK = 1 << 20  # N * r * p: 4x cosign's
 
 
 class Verified(NamedTuple):
@@ -108,9 +109,13 @@ def load_private_key(pem: bytes, password: bytes, name: str) -> Any:
         salt = base64.b64decode(kdf["salt"], validate=True)
         nonce = base64.b64decode(cipher["nonce"], validate=True)
         sealed = base64.b64decode(envelope["ciphertext"], validate=True)
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
         raise ConfigError(f"{name} is damaged: its envelope is not cosign's.") from None
-    if not (1 < params["N"] <= 1 << 20 and 0 < params["r"] <= 32 and 0 < params["p"] <= 16):
+    n, r, p = params["N"], params["r"], params["p"]
+    # cosign's own are N=32768, r=8, p=1: work N*r*p of 2^18, 32 MiB. Up to 4x that
+    # work (and so at most 128 MiB) is taken; a file asking for more is refused
+    # before any is done, and so is an N scrypt cannot take (not a power of 2).
+    if not (n > 1 and n & (n - 1) == 0 and r > 0 and p > 0 and n * r * p <= _SCRYPT_WORK):
         raise ConfigError(f"{name} asks for scrypt parameters out of bounds; refusing it.")
     der = _open(sealed, nonce, _derive(password, salt, params))
     if der is None:
@@ -209,7 +214,7 @@ def payload(docker_reference: str, digest: str) -> bytes:
 def _signed_facts(data: bytes) -> tuple[str, str]:
     """(docker-reference, digest) of a payload, read as strictly as containers/image."""
     try:
-        document = json.loads(data)
+        document = json.loads(data, object_pairs_hook=_no_duplicates)
         critical = document["critical"]
         if set(document) != {"critical", "optional"} or set(critical) != {
             "identity",
@@ -219,6 +224,10 @@ def _signed_facts(data: bytes) -> tuple[str, str]:
             raise ValueError
         if critical["type"] != SIGNATURE_TYPE:
             raise ValueError
+        if set(critical["identity"]) != {"docker-reference"} or set(critical["image"]) != {
+            "docker-manifest-digest"
+        }:
+            raise ValueError
         reference = critical["identity"]["docker-reference"]
         digest = critical["image"]["docker-manifest-digest"]
         if not isinstance(reference, str) or not isinstance(digest, str):
@@ -226,6 +235,15 @@ def _signed_facts(data: bytes) -> tuple[str, str]:
     except (ValueError, KeyError, TypeError, RecursionError):
         raise ValueError("its payload is not a cosign simple-signing payload") from None
     return reference, digest
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object of ``pairs``; a key given twice is a ValueError (two readers could
+    each take another of them, as containers/image refuses)."""
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise ValueError("a key is given twice")
+    return document
 
 
 def docker_reference(reference: Reference) -> str:
@@ -263,9 +281,14 @@ def sign(target: Target, identity: str, digest: str, key: Any) -> str:
     layers = [
         layer
         for layer in _existing_layers(target, tag)
-        if layer.get("digest") != sha256_digest(data)
+        if layer["digest"] != sha256_digest(data)
         or layer.get("annotations", {}).get(SIGNATURE_ANNOTATION) != _b64(signature)
     ]
+    if len(layers) >= MAX_SIGNATURES:
+        raise SignatureError(
+            f"{tag} holds {len(layers)} signatures already, the most verify reads; not "
+            "adding one that would make it refuse them all."
+        )
     target.upload_blob(sha256_digest(data), len(data), data)
     layers.append(
         {
@@ -306,9 +329,10 @@ def _existing_layers(target: Target, tag: str) -> list[dict[str, Any]]:
     except NotFoundError:
         return []
     layers = _layers(data)
-    if layers is None:
+    if layers is None or not all(_well_formed(layer) for layer in layers):
         raise SignatureError(
-            f"the signature tag {tag} holds no cosign signatures; not adding to it."
+            f"the signature tag {tag} holds no cosign signatures, or malformed ones; not "
+            "adding to it."
         )
     return layers
 
@@ -322,6 +346,19 @@ def _layers(data: bytes) -> list[dict[str, Any]] | None:
     if not isinstance(layers, list) or not all(isinstance(layer, dict) for layer in layers):
         return None
     return layers
+
+
+def _well_formed(layer: dict[str, Any]) -> bool:
+    """A layer a manifest may list: a string media type and digest, a whole size,
+    annotations (if any) an object of strings."""
+    annotations = layer.get("annotations", {})
+    return (
+        isinstance(layer.get("mediaType"), str)
+        and is_digest(layer.get("digest"))
+        and type(layer.get("size")) is int
+        and isinstance(annotations, dict)
+        and all(isinstance(v, str) for v in annotations.values())
+    )
 
 
 def verify(
@@ -368,9 +405,12 @@ def verify(
         if layer.get("mediaType") != PAYLOAD_TYPE:
             continue
         label = f"signature {index + 1}"
-        size, blob = layer.get("size"), layer.get("digest")
-        encoded = (layer.get("annotations") or {}).get(SIGNATURE_ANNOTATION)
-        if not isinstance(size, int) or not isinstance(blob, str) or not isinstance(encoded, str):
+        if not _well_formed(layer):
+            reasons.append(f"{label} is malformed")
+            continue
+        size, blob = layer["size"], layer["digest"]
+        encoded = layer.get("annotations", {}).get(SIGNATURE_ANNOTATION)
+        if not isinstance(encoded, str):
             reasons.append(f"{label} is malformed")
             continue
         if size > MAX_PAYLOAD:

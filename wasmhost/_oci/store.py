@@ -195,13 +195,12 @@ class Store:
         (payload, signature); damaged records are skipped."""
         found = []
         for entry in listing(self._signatures_path(digest))[:limit]:
-            try:
-                with open(entry.path, "rb") as f:
-                    record = json.loads(f.read(256 << 10))
+            try:  # a regular file only: a FIFO planted here would block the read
+                record = json.loads(read_regular(entry.path, 256 << 10))
                 found.append(
                     (base64.b64decode(record["payload"]), base64.b64decode(record["signature"]))
                 )
-            except (OSError, ValueError, KeyError, TypeError):
+            except (OSError, ValueError, KeyError, TypeError, RecursionError):
                 continue
         return found
 
