@@ -223,8 +223,11 @@ def test_every_name_in_a_public_signature_is_public() -> None:
 
 def test_results_are_frozen_records_with_named_fields() -> None:
     """Host and OCI results are of one kind: frozen, keyword-built, not tuples, equal
-    by value. (The host's are written out, not dataclasses: see _host/result.py.)"""
+    by value, and pickled or copied whole. (The host's are written out, not dataclasses:
+    see _host/result.py.)"""
+    import copy
     import dataclasses
+    import pickle
 
     for name in ("PushResult", "PullResult", "Layer", "ArtifactInfo"):
         kind = getattr(wasmhost, name)
@@ -246,6 +249,9 @@ def test_results_are_frozen_records_with_named_fields() -> None:
             value.data = b"y"
         with pytest.raises(TypeError):
             kind(3)  # keywords only: field order is no API
+        for again in (pickle.loads(pickle.dumps(value)), copy.copy(value), copy.deepcopy(value)):
+            assert again == value, name
+            assert repr(again) == repr(value), name
     # Timings take no part in a result's equality.
     assert wasmhost.RunResult(exit_code=0, elapsed=1.0) == wasmhost.RunResult(exit_code=0)
     assert wasmhost.RunResult(exit_code=0) != wasmhost.RunResult(exit_code=1)

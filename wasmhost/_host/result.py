@@ -30,6 +30,15 @@ class _Frozen:
         for name, value in fields.items():
             object.__setattr__(self, name, value)
 
+    # pickle, copy and deepcopy: the fields, set again past __setattr__ (as a frozen
+    # dataclass with slots does).
+    def __getstate__(self) -> dict[str, object]:
+        fields: tuple[str, ...] = type(self).__slots__
+        return {name: getattr(self, name) for name in fields}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self._set(**state)
+
 
 class RunResult(_Frozen):
     """The outcome of a guest that ran to its end (a trap or a limit raises instead).
