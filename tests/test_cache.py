@@ -18,7 +18,9 @@ import wasmhost._hashing
 import wasmhost._host.engines.cache
 import wasmhost._host.engines.engine
 import wasmhost._host.host
+import wasmhost._host.values.component
 import wasmhost._host.values.module
+import wasmhost.wave
 from wasmhost import Host, ModuleError
 
 HEADER = 0  # an entry is wasmtime's serialization, exactly (its checks live in .meta)
@@ -640,3 +642,117 @@ def test_entries_linked_into_another_cache_folder_load_there_without_compiling(
     with Host(cache_dir=tmp_path / "b") as host:
         assert host.run(HELLO).stdout == b"Hello, World!\n"
     assert compiled == []
+
+
+# -- a component's description, kept in its record ---------------------------------
+
+HELLO_COMPONENT = HELLO.with_name("hello-world.component.wasm")
+CALC = HELLO.with_name("calc.component.wasm")
+
+
+def component_record(cache: Path, source: Path) -> Path:
+    key = wasmhost._hashing.content_key(source.read_bytes())
+    [entry] = [e for e in entries(cache) if e.name.startswith(key)]
+    assert "-component-" in entry.name
+    return entry.with_name(entry.name + ".meta")
+
+
+def no_describing(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("described from its types although its record kept it")
+
+    monkeypatch.setattr(wasmhost._host.values.component, "describe_component", refuse)
+
+
+def test_a_components_description_is_kept_with_it_and_used_by_a_new_host(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A component is described from its types once; the record keeps that, so a later
+    process neither walks its types nor imports wasmtime.component to run it, and
+    finds its functions' types only when a call needs them."""
+    with Host() as first:
+        described = first.load(CALC)
+        functions = sorted(described.functions or {})
+    assert b"\ndescription 1 " in component_record(isolated, CALC).read_bytes()
+    with monkeypatch.context() as patched:
+        no_describing(patched)
+        with Host() as second:
+            module = second.load(CALC)
+            assert (module.kind, module.imports, module.exports) == (
+                "component",
+                described.imports,
+                described.exports,
+            )
+            assert module.as_dict() == described.as_dict()
+    with Host() as third:
+        module = third.load(CALC)
+        assert third.call(module, "add", 2, 3).values == (5,)
+        assert sorted(module.functions or {}) == functions
+        assert wasmhost.wave.parse(module, "summarize([1.5, 2.5])") == (
+            "summarize",
+            [[1.5, 2.5]],
+        )
+
+
+def test_a_cached_component_runs_in_a_new_process_without_wasmtime_component(
+    isolated: Path,
+) -> None:
+    code = (
+        "import sys\n"
+        "from wasmhost import Host\n"
+        f"sys.stdout.buffer.write(Host().run({str(HELLO_COMPONENT)!r}).stdout)\n"
+        "heavy = ('wasmtime.component', 'dataclasses', 'inspect')\n"
+        "sys.stderr.write(repr(sorted(m for m in sys.modules if m.startswith(heavy))))\n"
+    )
+    for _ in range(2):  # the first describes the component, and its record keeps that
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert (done.returncode, done.stdout) == (0, "Hello, World!\n"), done.stderr
+    assert done.stderr == "[]"
+
+
+@pytest.mark.parametrize(
+    "kept",
+    [
+        b"description 1 \xff\xfe\n",  # not UTF-8
+        b"description 1 i\x1fwasi:io/poll@0.2.12\x1f\x1finstance\n",  # a field short
+        b"description 1 e\x1fadd\x1fweird\x1ffunc()\n",  # no such kind
+        b"description 1 x\x1fadd\x1ffunc\x1ffunc()\n",  # neither an import nor an export
+        b"description 1 e\x1fadd\x1ffunc\x1ffunc()",  # cut off: no newline
+        b"description 9 e\x1fadd\x1ffunc\x1ffunc()\n",  # another version
+        b"\n" * 3,
+    ],
+)
+def test_a_malformed_description_is_ignored_and_the_component_described_again(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch, kept: bytes
+) -> None:
+    with Host() as first:
+        expected = first.load(CALC).as_dict()
+    record = component_record(isolated, CALC)
+    first_line = record.read_bytes().split(b"\n")[:2]
+    record.write_bytes(b"\n".join(first_line) + b"\n" + kept)
+    no_compiling(monkeypatch)  # the entry itself is still good
+    with Host() as second:
+        module = second.load(CALC)
+        assert module.as_dict() == expected
+        assert second.call(module, "add", 2, 3).values == (5,)
+
+
+def test_a_renewed_record_keeps_the_description(
+    isolated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copied cache's record is made anew from the entry's content: with its
+    description, which the next host uses."""
+    with Host() as host:
+        host.run(HELLO_COMPONENT)
+    copy = tmp_path / "copied"
+    shutil.copytree(isolated, copy)
+    monkeypatch.setenv("WASMHOST_CACHE_DIR", str(copy))
+    before = component_record(copy, HELLO_COMPONENT).read_bytes()
+    with Host() as host:
+        assert host.run(HELLO_COMPONENT).stdout == b"Hello, World!\n"
+    after = component_record(copy, HELLO_COMPONENT).read_bytes()
+    assert after != before
+    assert after.split(b"\n")[2] == before.split(b"\n")[2]  # the same description
+    no_describing(monkeypatch)
+    with Host() as host:
+        assert host.run(HELLO_COMPONENT).stdout == b"Hello, World!\n"

@@ -578,7 +578,11 @@ def test_a_client_that_takes_none_of_its_answer_is_dropped() -> None:
         with _non_reader(s.port, FLOOD * 3) as raw:
             time.sleep(0.5)
             assert _eventually(lambda: _sockets(s.process.pid) == before, 15)
-            assert httpx.get(s.url + "/", timeout=10).text == "Hello, World!\n"
+            # (The socket closes a moment before the server counts the connection
+            # gone: under load, a request in that moment is still refused, 503.)
+            assert _eventually(
+                lambda: httpx.get(s.url + "/", timeout=10).text == "Hello, World!\n", 5
+            )
             received = _closed_within(raw, 10)  # what the server had sent, then the end
             assert received is not None
             assert len(received) < 3 << 20  # not even the first answer

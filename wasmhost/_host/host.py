@@ -18,7 +18,7 @@ from .._numbers import check_seconds, check_size, check_whole
 from .._paths import default_cache_root, max_size_from_environment
 from .._text import is_utf8
 from .._wasm import is_component
-from .engines.cache import CompileCache, file_state, settled
+from .engines.cache import Cached, CompileCache, file_state, settled
 from .engines.engine import EngineFlags, Engines, EngineSlot
 from .engines.memory import MAX_RESERVATION
 from .result import OutputChunk, RunResult
@@ -230,6 +230,8 @@ class Host:
         self._paths: dict[tuple[str, int, int, int, int, int], Module] = {}
         # The streams each module (by key) has written more than a pipe holds to (see stdio).
         self._loud: dict[str, frozenset[str]] = {}
+        # The descriptions of components (by key) as the compile cache keeps them.
+        self._kept: dict[str, bytes] = {}
         # The modules kept compiled (by key), least recently run first.
         self._recent: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._recent_lock = threading.Lock()
@@ -338,7 +340,7 @@ class Host:
                     lazy = Module(name, None, key, (), (), size=st.st_size, path=where)
                     try:
                         entry = self._compile(slot, shown or name, key, lambda: lazy.wasm, check)
-                        module = _describe(slot, name, None, key, entry[0], st, where)
+                        module = self._describe(slot, name, None, key, entry[0], st, where)
                     except ModuleChanged:
                         pass  # changed since its state was looked at: read it as it is now
                     else:
@@ -348,13 +350,41 @@ class Host:
         name, data, read = read_source(source)
         key = content_key(data)
         entry = self._compile(slot, shown or name, key, lambda: data, check)
-        module = _describe(slot, name, data, key, entry[0])
+        module = self._describe(slot, name, data, key, entry[0])
         # A file that changed just before it was read could change again unseen
         # (coarse timestamps): it is read again next time rather than kept by state.
         if read is not None and settled(read, read_at):
             self._paths[_state(name, read)] = module
             self._cache.remember_key(name, read, key, read_at)
         return module, entry
+
+    def _describe(
+        self,
+        slot: EngineSlot,
+        name: str,
+        data: bytes | None,
+        key: str,
+        compiled: Compiled,
+        state: os.stat_result | None = None,
+        path: str | None = None,
+    ) -> Module:
+        """The :class:`Module` for a module's or a component's compiled code (a module's
+        described from its bytes: see ``read_interface``; a component's from the
+        description its cache record kept, which describing it from its types adds)."""
+        kept = self._kept.get(key)
+        size = None if state is None else state.st_size
+        module = compiled_kind(compiled).describe(
+            Code(name, data, key, size, path, state, kept), compiled, slot
+        )
+        if kept is None and module.kind == "component":
+            from .values.component import description
+
+            kept = description(module)
+            where = self._cache.path(key, slot.fingerprint, component=True)
+            if kept is not None and where is not None:
+                self._kept[key] = kept
+                self._cache.describe(where, kept)
+        return module
 
     def _slot(self, flags: EngineFlags) -> EngineSlot:
         if self._closed:
@@ -391,8 +421,12 @@ class Host:
             entry = slot.compiled.get(key)
             if entry is not None:
                 return entry
-            compiled = self._cached(slot, key)
-            if compiled is None:
+            cached = self._cached(slot, key)
+            if cached is not None:
+                compiled = cached.compiled
+                if cached.description is not None:
+                    self._kept[key] = cached.description
+            else:
                 data = wasm()
                 check_header(name, data)
                 component = is_component(data)
@@ -420,19 +454,21 @@ class Host:
         for old in dropped:
             self._engines.forget(old)
             self._loud.pop(old, None)
+            self._kept.pop(old, None)
             for state, module in list(self._paths.items()):
                 if module.key == old:
                     self._paths.pop(state, None)
 
-    def _cached(self, slot: EngineSlot, key: str) -> Compiled | None:
-        """The code of ``key`` from the disk cache: a module's entry, else a component's."""
+    def _cached(self, slot: EngineSlot, key: str) -> Cached | None:
+        """The code of ``key`` from the disk cache: a module's entry, else a component's
+        (with the description its record kept)."""
         for component in (False, True):
             path = self._cache.path(key, slot.fingerprint, component)
             if path is None:
                 return None
-            compiled = self._cache.load(slot.engine, path, component)
-            if compiled is not None:
-                return compiled
+            cached = self._cache.load(slot.engine, path, component)
+            if cached is not None:
+                return cached
         return None
 
     # -- running -------------------------------------------------------------
@@ -745,21 +781,6 @@ class RunStream:
 
 # How often a writer waiting for room in a full stream checks whether the run stops.
 _POLL = 0.005
-
-
-def _describe(
-    slot: EngineSlot,
-    name: str,
-    data: bytes | None,
-    key: str,
-    compiled: Compiled,
-    state: os.stat_result | None = None,
-    path: str | None = None,
-) -> Module:
-    """The :class:`Module` for a module's or a component's compiled code (a module's
-    described from its bytes: see ``read_interface``)."""
-    code = Code(name, data, key, None if state is None else state.st_size, path, state)
-    return compiled_kind(compiled).describe(code, compiled, slot)
 
 
 def _state(name: str, st: os.stat_result) -> tuple[str, int, int, int, int, int]:

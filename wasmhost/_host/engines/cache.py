@@ -15,6 +15,12 @@ that was checked. So a truncated, replaced, swapped, rewritten or foreign
 entry, or one moved with its record under another module's name, is never
 loaded, at the cost of two small reads and a ``stat``.
 
+A component's record also keeps what describing it found (its imports and
+exports, see ``Host``), on a line after the entry's: a later process takes
+that description instead of walking the component's types again (5 ms for an
+18 MB CPython component). It is read as untrusted: a description that is not
+well formed is ignored, and the component described again.
+
 What this does not check: bytes in the middle of an entry that changed
 without its change time moving (a disk's silent corruption; a user with this
 account's rights can write anything anyway). wasmtime runs what it maps as
@@ -48,11 +54,12 @@ import stat
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     import wasmtime
-    import wasmtime.component as wc
+
+    from .components import ComponentCode
 
 from ..._files import (
     PROC_FD,
@@ -74,6 +81,10 @@ CACHE_FORMAT = 2
 # 3 names the entry in its record; an older record is refused (the entry is rebuilt).
 _MAGIC = b"wasmhost-cache-meta 3\n"
 _PATH_MAGIC = b"wasmhost-path 1\n"
+# A component's description, on the record's second line (see Host).
+_DESCRIPTION = b"description 1 "
+# How much of a record is read: its first line and a description of at most this.
+_RECORD_MAX = 1 << 18
 _EDGE = 4096  # the bytes at each end of an entry whose hash is recorded
 # A file is keyed by its state only if it had not changed for this long before it was
 # read: a later change then shows in its times even where they are coarse (FAT: 2 s).
@@ -81,6 +92,13 @@ _RACY_NS = 3_000_000_000
 # An entry's last use is recorded to the minute: a load within a minute of the last
 # one costs no write (measured: the utime is ~11 us of a ~250 us load).
 _TOUCH_EVERY = 60.0
+
+
+class Cached(NamedTuple):
+    """An entry as loaded: the compiled code, and the description its record kept."""
+
+    compiled: wasmtime.Module | ComponentCode
+    description: bytes | None
 
 
 class CompileCache:
@@ -97,18 +115,16 @@ class CompileCache:
         kind = "-component" if component else ""
         return self.directory / key[:2] / f"{key}{kind}-{fingerprint}.cwasm"
 
-    def load(
-        self, engine: wasmtime.Engine, path: Path, component: bool = False
-    ) -> wasmtime.Module | wc.Component | None:
-        """The module (or component) stored at ``path``, or None (absent, changed, not
-        private or foreign: then removed)."""
+    def load(self, engine: wasmtime.Engine, path: Path, component: bool = False) -> Cached | None:
+        """The module (or component) stored at ``path`` with the description its record
+        kept, or None (absent, changed, not private or foreign: then removed)."""
         import wasmtime  # not at the top: importing the cache costs no wasmtime
 
         if not _trusted_folders(path.parent):
             return None
         try:
             with open_regular(_meta_path(path)) as f:
-                recorded = f.read(1024)
+                recorded = f.read(_RECORD_MAX)
                 touched = os.fstat(f.fileno()).st_mtime
             fd = regular_fd(path, os.O_NOFOLLOW)
         except OSError:
@@ -121,11 +137,11 @@ class CompileCache:
             # Mapped through the descriptor just checked (the path may name another
             # file by now), where /proc is mounted.
             source = fd_path(fd) if PROC_FD else str(path)
-            loaded: wasmtime.Module | wc.Component
+            loaded: wasmtime.Module | ComponentCode
             if component:
-                import wasmtime.component
+                from .components import ComponentCode
 
-                loaded = wasmtime.component.Component.deserialize_file(engine, source)
+                loaded = ComponentCode.deserialize_file(engine, source)
             else:
                 loaded = wasmtime.Module.deserialize_file(engine, source)
         except wasmtime.WasmtimeError:
@@ -138,7 +154,7 @@ class CompileCache:
         if time.time() - touched > _TOUCH_EVERY:
             with contextlib.suppress(OSError):
                 os.utime(_meta_path(path))  # its last use, for pruning the least recently used
-        return loaded
+        return Cached(loaded, _description(recorded) if component else None)
 
     def _checked(self, fd: int, st: os.stat_result, recorded: bytes, path: Path) -> bool:
         """Whether the entry open at ``fd`` is the one ``recorded`` describes.
@@ -146,19 +162,32 @@ class CompileCache:
         Its identity, times and edges, or else (a copied or restored cache) the
         hash of its whole content, which then becomes the record.
         """
-        fields = recorded[len(_MAGIC) :].split() if recorded.startswith(_MAGIC) else []
-        # The name binds the record to the content key and engine it was stored for:
-        # an entry moved with its record under another module's name is not that module.
-        if len(fields) != 7 or fields[0] != os.fsencode(path.name):
+        fields = _fields(recorded, path)
+        if fields is None:
             return False
         if fields[1:6] == _identity(fd, st):
             return True
         if fields[2] != str(st.st_size).encode() or fields[6] != checksum_of_file(fd).encode():
             return False
-        self._record(path, fd, st, fields[6].decode())
+        self._record(path, fd, st, fields[6].decode(), _description(recorded))
         return True
 
-    def store(self, module: wasmtime.Module | wc.Component, path: Path) -> None:
+    def describe(self, path: Path, description: bytes) -> None:
+        """Keep ``description`` (one line) in the record of the entry at ``path``, if
+        that record is still the entry's; a failure to write is not an error."""
+        if b"\n" in description or len(description) + 1024 > _RECORD_MAX:
+            return  # (a description larger than a record holds is made again each time)
+        try:
+            with open_regular(_meta_path(path)) as f:
+                recorded = f.read(_RECORD_MAX)
+        except OSError:
+            return
+        if _fields(recorded, path) is not None:
+            line = recorded[len(_MAGIC) :].partition(b"\n")[0]
+            kept = _MAGIC + line + b"\n" + _DESCRIPTION + description + b"\n"
+            _write_private(_meta_path(path), kept)
+
+    def store(self, module: wasmtime.Module | ComponentCode, path: Path) -> None:
         """Write ``module`` at ``path`` atomically; a failure to write is not an error."""
         import wasmtime
 
@@ -179,9 +208,12 @@ class CompileCache:
             self.remove(least_recently_used(self.entries(), max_size=self.max_size, keep=path))
 
     @staticmethod
-    def _record(path: Path, fd: int, st: os.stat_result, whole: str) -> None:
+    def _record(
+        path: Path, fd: int, st: os.stat_result, whole: str, description: bytes | None = None
+    ) -> None:
         line = b" ".join([os.fsencode(path.name), *_identity(fd, st), whole.encode()])
-        _write_private(_meta_path(path), _MAGIC + line + b"\n")
+        kept = b"" if description is None else _DESCRIPTION + description + b"\n"
+        _write_private(_meta_path(path), _MAGIC + line + b"\n" + kept)
 
     # -- keys of modules named by path -----------------------------------------
 
@@ -317,6 +349,27 @@ def settled(st: os.stat_result, read_at: int) -> bool:
     """Whether a file with state ``st``, read at ``read_at``, had stopped changing long
     enough before that any later change shows in its times (git's "racily clean")."""
     return read_at - max(st.st_mtime_ns, st.st_ctime_ns) >= _RACY_NS
+
+
+def _fields(recorded: bytes, path: Path) -> list[bytes] | None:
+    """The fields of a record's first line, if it is a record of the entry at ``path``."""
+    if not recorded.startswith(_MAGIC):
+        return None
+    fields = recorded[len(_MAGIC) :].partition(b"\n")[0].split()
+    # The name binds the record to the content key and engine it was stored for:
+    # an entry moved with its record under another module's name is not that module.
+    if len(fields) != 7 or fields[0] != os.fsencode(path.name):
+        return None
+    return fields
+
+
+def _description(recorded: bytes) -> bytes | None:
+    """The description a record keeps on its second line, if any (whole: ended by a
+    newline, not cut off by the read)."""
+    second = recorded[len(_MAGIC) :].split(b"\n", 2)
+    if len(second) < 3 or not second[1].startswith(_DESCRIPTION):
+        return None
+    return second[1][len(_DESCRIPTION) :]
 
 
 def _meta_path(path: Path) -> Path:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import wasmtime
 
 if TYPE_CHECKING:
-    import wasmtime.component as wc
+    from .components import ComponentCode, WasiLinker
 
 from . import wasi
 from .cache import CACHE_FORMAT
@@ -84,7 +84,7 @@ class EngineSlot:
         self.ticker = ticker
         self._trampoline = wasi.Trampoline(engine)
         self.linker = self.wasi_linker()
-        self._component_linker: wc.Linker | None = None
+        self._component_linker: WasiLinker | None = None
         # A module's code and InstancePre, or a component's code and None.
         self.compiled: dict[str, tuple[Any, wasmtime.InstancePre | None]] = {}
         self._locks: dict[str, threading.Lock] = {}
@@ -106,20 +106,15 @@ class EngineSlot:
         wasi.install(linker, self._trampoline, interruptible=self.ticker is not None)
         return linker
 
-    def component_linker(self, trap_unknown: wc.Component | None = None) -> wc.Linker:
+    def component_linker(self, trap_unknown: ComponentCode | None = None) -> WasiLinker:
         """The linker with WASI preview 2 for components (a new one that defines
         ``trap_unknown``'s unknown imports as traps, if given)."""
-        import wasmtime.component as wc
+        from .components import WasiLinker
 
         if trap_unknown is not None:
-            linker = wc.Linker(self.engine)
-            linker.add_wasip2()
-            linker.define_unknown_imports_as_traps(trap_unknown)
-            return linker
+            return WasiLinker(self.engine, trap_unknown)
         if self._component_linker is None:
-            linker = wc.Linker(self.engine)
-            linker.add_wasip2()
-            self._component_linker = linker  # a race makes two: harmless
+            self._component_linker = WasiLinker(self.engine)  # a race makes two: harmless
         return self._component_linker
 
     def close(self) -> None:

@@ -67,6 +67,7 @@ class Code(NamedTuple):
     size: int | None
     path: str | None
     state: os.stat_result | None
+    kept: bytes | None = None  # a component's description, as the compile cache kept it
 
 
 class Guest(NamedTuple):
@@ -96,7 +97,7 @@ class CoreModule:
 
     def describe(self, code: Code, compiled: Any, slot: EngineSlot) -> Module:
         # (from its bytes, not wasmtime-py's types: see module.read_interface)
-        name, data, key, size, path, state = code
+        name, data, key, size, path, state, _ = code
         return describe(name, data, key, size=size, path=path, state=state)
 
     def prepare(self, compiled: Any, slot: EngineSlot) -> Any:
@@ -163,15 +164,19 @@ class Component:
     one_memory = False
 
     def describe(self, code: Code, compiled: Any, slot: EngineSlot) -> Module:
-        from ..values.component import describe_component
+        from ..values.component import describe_component, described
 
-        name, data, key, size, path, _ = code
+        name, data, key, size, path, _, kept = code
+        if kept is not None:
+            found = described(name, data, key, kept, compiled, slot.engine, size=size, path=path)
+            if found is not None:
+                return found
         return describe_component(name, data, key, compiled, slot.engine, size=size, path=path)
 
     def prepare(self, compiled: Any, slot: EngineSlot) -> Any:
-        from ..values.component import run_index
+        from ..values.component import RunIndex
 
-        return run_index(compiled, slot.engine)  # where its run function is, found once
+        return RunIndex(compiled)  # where its run function is, found once
 
     def check(self, module: Module, options: Mapping[str, Any]) -> None:
         if options.get("symlinks") is False:

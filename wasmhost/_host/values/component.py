@@ -47,6 +47,8 @@ if TYPE_CHECKING:
     import wasmtime
     import wasmtime.component as wc
 
+    from ..engines.components import ComponentCode, WasiLinker
+
 # The preview-2 interfaces add_wasip2 provides (any 0.2.x release).
 WASI_P2 = (
     "wasi:cli/",
@@ -57,6 +59,7 @@ WASI_P2 = (
     "wasi:sockets/",
 )
 RUN_INTERFACE = "wasi:cli/run@0.2"
+RUN_SIGNATURE = "func() -> result"  # its run function, as func_signature writes it
 # Real worlds nest far less (wasi:http's deepest result, an option of results of
 # a variant of records of options, is 8 levels) and have a few hundred parts.
 MAX_TYPE_DEPTH = 32
@@ -72,7 +75,7 @@ def describe_component(
     name: str,
     data: bytes | None,
     key: str,
-    compiled: wc.Component,
+    compiled: ComponentCode,
     engine: wasmtime.Engine,
     *,
     size: int | None = None,
@@ -105,6 +108,62 @@ def describe_component(
                     check_size(name, full, inner_ty)
                     functions[full] = inner_ty
                     exports.append(Export(full, "func", _signature(inner_ty, engine)))
+    return Module(
+        name, data, key, tuple(imports), tuple(exports), size=size, path=path, functions=functions
+    )
+
+
+# A description as the compile cache keeps it (see engines.cache): one line of items
+# (an import: "i", its interface, name, kind, type; an export: "e", its name, kind,
+# type), fields and items split by ASCII's unit and record separators.
+_UNIT, _ITEM = "\x1f", "\x1e"
+_KINDS = frozenset(["func", "instance", "resource", "module", "component", "type"])
+
+
+def description(module: Module) -> bytes | None:
+    """A component's imports and exports as the compile cache keeps them, or None
+    where a name or type holds a separator (then it is described each time)."""
+    items = [("i", *imp) for imp in module.imports] + [("e", *exp) for exp in module.exports]
+    text = _ITEM.join(_UNIT.join(item) for item in items)
+    if any(_UNIT in field or _ITEM in field or "\n" in field for item in items for field in item):
+        return None
+    return text.encode("utf-8", "surrogatepass")
+
+
+def described(
+    name: str,
+    data: bytes | None,
+    key: str,
+    kept: bytes,
+    compiled: ComponentCode,
+    engine: wasmtime.Engine,
+    *,
+    size: int | None = None,
+    path: str | None = None,
+) -> Module | None:
+    """The :class:`Module` of a component from the description the compile cache kept
+    (its ``functions`` found in ``compiled`` when first asked for), or None where that
+    description is not well formed."""
+    try:
+        text = kept.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        return None
+    imports: list[Import] = []
+    exports: list[Export] = []
+    for item in text.split(_ITEM) if text else ():
+        fields = item.split(_UNIT)
+        if fields[0] == "i" and len(fields) == 5 and fields[3] in _KINDS:
+            imports.append(Import(*fields[1:]))
+        elif fields[0] == "e" and len(fields) == 4 and fields[2] in _KINDS:
+            exports.append(Export(*fields[1:]))
+        else:
+            return None
+
+    def functions() -> dict[str, Any]:
+        found = describe_component(name, None, key, compiled, engine).functions
+        assert found is not None
+        return found
+
     return Module(
         name, data, key, tuple(imports), tuple(exports), size=size, path=path, functions=functions
     )
@@ -165,16 +224,34 @@ def func_signature(ty: wc.FuncType) -> str:
     return f"func({params})" + ("" if result is None else f" -> {wit.name(result)}")
 
 
-def run_index(compiled: wc.Component, engine: wasmtime.Engine) -> Any:
-    """Where the ``run`` function of a command component's ``wasi:cli/run`` export is
-    (found once per compiled component), or None."""
-    for name, item in compiled.type.exports(engine).items():
-        if name.startswith(RUN_INTERFACE):
-            run = item_type(item).exports(engine).get("run")
-            ty = item_type(run) if run is not None else None
-            if ty is None or ty.params or not _is_run_result(ty.result):
-                return None  # not what wasi:cli/run defines: execute() says so
-            parent = compiled.get_export_index(name)
+class RunIndex:
+    """Where the ``run`` function of a command component's ``wasi:cli/run`` export is:
+    found by name from the component's described exports at its first run, then kept
+    (one for each compiled component: its ``Guest.pre``)."""
+
+    __slots__ = ("_compiled", "_found", "_index")
+
+    def __init__(self, compiled: ComponentCode) -> None:
+        self._compiled = compiled
+        self._found = False
+        self._index: Any = None
+
+    def find(self, module: Module) -> Any:
+        """The run function's export index, or None (not what wasi:cli/run defines:
+        ``execute`` says so)."""
+        if not self._found:
+            self._index = _run_index(self._compiled, module)
+            self._found = True
+        return self._index
+
+
+def _run_index(compiled: ComponentCode, module: Module) -> Any:
+    for export in module.exports:
+        if export.name.startswith(RUN_INTERFACE) and "#" not in export.name:
+            run = f"{export.name}#run"
+            if not any(e.name == run and e.signature == RUN_SIGNATURE for e in module.exports):
+                return None
+            parent = compiled.get_export_index(export.name)
             return compiled.get_export_index("run", parent) if parent is not None else None
     return None
 
@@ -201,26 +278,26 @@ def find_function(module: Module, name: str) -> Any:
 
 def execute(
     store: wasmtime.Store,
-    linker: wc.Linker,
-    compiled: wc.Component,
+    linker: WasiLinker,
+    compiled: ComponentCode,
     module: Module,
     invoke: str | None,
     args: Sequence[Any],
-    run: Any,
+    run: RunIndex,
     *,
     instantiate: Callable[[Callable[[], Any]], Any],
 ) -> Called:
     """Instantiate the component in ``store`` through ``instantiate`` (which calls what
     it is given, names what wasmtime's refusal means and says when it is done) and run
-    it: what its call gave. ``run`` is where the ``run`` function is, if
-    :func:`run_index` found it."""
+    it: what its call gave. ``run`` finds where its ``run`` function is."""
     from ..engines.capi import call_component, call_component_run
 
     instance = instantiate(lambda: linker.instantiate(store, compiled))
     if invoke is None:
-        if run is None:
+        index = run.find(module)
+        if index is None:
             raise _not_a_command(module)
-        ok = call_component_run(store, instance.get_func(store, run))
+        ok = call_component_run(store, instance.get_func(store, index))
         return Called(exit_code=0 if ok else 1)
     ty = find_function(module, invoke)
     if ty.result is not None and wit.has_resource(ty.result):
@@ -244,7 +321,7 @@ def execute(
 
 
 def _not_a_command(module: Module) -> LinkError:
-    """Why a component without a usable ``wasi:cli/run`` (which :func:`run_index`
+    """Why a component without a usable ``wasi:cli/run`` (which :class:`RunIndex`
     found none of) cannot run as a command."""
     functions = module.functions or {}
     for name, ty in functions.items():
@@ -261,10 +338,6 @@ def _not_a_command(module: Module) -> LinkError:
     )
 
 
-def _is_run_result(ty: Any) -> bool:
-    return wit.kind(ty) is wit.RESULT and ty.ok is None and ty.err is None
-
-
 def _arity(ty: wc.FuncType, args: Sequence[Any], name: str) -> Sequence[Any]:
     if len(args) != len(ty.params):
         raise ConfigError(
@@ -273,7 +346,7 @@ def _arity(ty: wc.FuncType, args: Sequence[Any], name: str) -> Sequence[Any]:
     return args
 
 
-def _get_func(store: wasmtime.Store, instance: Any, compiled: wc.Component, name: str) -> Any:
+def _get_func(store: wasmtime.Store, instance: Any, compiled: ComponentCode, name: str) -> Any:
     interface, _, inner = name.rpartition("#")
     if interface:
         parent = compiled.get_export_index(interface)

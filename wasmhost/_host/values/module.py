@@ -11,6 +11,8 @@ import os
 from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import wasmtime
 
 from ..._errors import ModuleError, reading_module
@@ -57,11 +59,11 @@ class Module:
 
     __slots__ = (
         "_digest",
+        "_functions",
         "_path",
         "_size",
         "_wasm",
         "exports",
-        "functions",
         "imports",
         "key",
         "kind",
@@ -79,7 +81,7 @@ class Module:
         *,
         size: int | None = None,
         path: str | None = None,
-        functions: dict[str, Any] | None = None,
+        functions: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
         tables: tuple[str, ...] = (),
     ) -> None:
         self.name = name
@@ -90,8 +92,10 @@ class Module:
         self.imports = imports
         self.exports = exports
         self._digest: str | None = None
-        # A WASI preview-2 component's functions, their types by name (None: a module).
-        self.functions = functions
+        # A WASI preview-2 component's functions, their types by name (None: a module),
+        # or what finds them when first asked for (a component described from the
+        # compile cache's record: see component.described).
+        self._functions = functions
         # The type of each table of a module, imported or its own (``table 1 10 funcref``).
         self.tables = tables
         self.kind = "module" if functions is None else "component"
@@ -106,7 +110,7 @@ class Module:
             self.exports,
             size=self._size,
             path=self._path,
-            functions=self.functions,
+            functions=self._functions,
             tables=self.tables,
         )
         twin._digest = self._digest
@@ -114,6 +118,14 @@ class Module:
 
     def __repr__(self) -> str:
         return f"<Module {self.name} ({self.size} bytes)>"
+
+    @property
+    def functions(self) -> dict[str, Any] | None:
+        """A component's functions and their types by name (None for a core module)."""
+        functions = self._functions
+        if callable(functions):
+            functions = self._functions = functions()
+        return functions
 
     @property
     def wasm(self) -> bytes:
@@ -204,7 +216,7 @@ def check_header(name: str, data: bytes) -> None:
 
 def compile_wasm(name: str, data: bytes, engine: wasmtime.Engine) -> Any:
     """Check and compile ``data``, a core module or a component (a ``wasmtime.Module``
-    or a ``wasmtime.component.Component``), mapping wasmtime's errors to
+    or a ``ComponentCode``), mapping wasmtime's errors to
     :class:`ModuleError`."""
     import wasmtime
 
@@ -213,9 +225,9 @@ def compile_wasm(name: str, data: bytes, engine: wasmtime.Engine) -> Any:
     check_header(name, data)
     try:
         if is_component(data):
-            import wasmtime.component
+            from ..engines.components import ComponentCode
 
-            return wasmtime.component.Component(engine, data)
+            return ComponentCode(engine, data)
         return wasmtime.Module(engine, data)
     except wasmtime.WasmtimeError as exc:
         what = "component" if is_component(data) else "module"

@@ -26,7 +26,6 @@ import re
 import reprlib
 import struct
 from collections.abc import Callable, Sequence
-from decimal import Decimal
 from typing import Any, Protocol
 
 from ..._errors import ConfigError
@@ -617,6 +616,8 @@ def _float(value: float, single: bool = False) -> str:
                 if struct.pack("<f", float(candidate)) == packed:
                     text = candidate
                     break
+    from decimal import Decimal  # (1 ms to import, for a float written in WAVE)
+
     plain = format(Decimal(text), "f")
     if "." in plain:
         plain = plain.rstrip("0").rstrip(".")
