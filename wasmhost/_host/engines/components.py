@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import wasmtime
 from wasmtime import _ffi as ffi
@@ -26,6 +26,8 @@ from wasmtime._managed import Managed
 
 if TYPE_CHECKING:
     import wasmtime.component as wc
+
+_Owner = TypeVar("_Owner", bound=Managed[Any])
 
 
 class ComponentCode(Managed["ctypes._Pointer[ffi.wasmtime_component_t]"]):
@@ -42,12 +44,6 @@ class ComponentCode(Managed["ctypes._Pointer[ffi.wasmtime_component_t]"]):
         ffi.wasmtime_component_delete(ptr)
 
     @classmethod
-    def _owning(cls, ptr: ctypes._Pointer[ffi.wasmtime_component_t]) -> ComponentCode:
-        code: ComponentCode = cls.__new__(cls)
-        code._set_ptr(ptr)
-        return code
-
-    @classmethod
     def deserialize_file(cls, engine: wasmtime.Engine, path: str) -> ComponentCode:
         """The code serialized in the file at ``path`` (mapped, not read)."""
         ptr = ctypes.POINTER(ffi.wasmtime_component_t)()
@@ -56,7 +52,7 @@ class ComponentCode(Managed["ctypes._Pointer[ffi.wasmtime_component_t]"]):
                 engine.ptr(), os.fsencode(path), ctypes.byref(ptr)
             )
         )
-        return cls._owning(ptr)
+        return _owning(cls, ptr)
 
     @classmethod
     def deserialize(cls, engine: wasmtime.Engine, encoded: bytes | bytearray) -> ComponentCode:
@@ -68,7 +64,7 @@ class ComponentCode(Managed["ctypes._Pointer[ffi.wasmtime_component_t]"]):
                 engine.ptr(), buffer, len(encoded), ctypes.byref(ptr)
             )
         )
-        return cls._owning(ptr)
+        return _owning(cls, ptr)
 
     def serialize(self) -> bytearray:
         raw = ffi.wasm_byte_vec_t()
@@ -84,7 +80,7 @@ class ComponentCode(Managed["ctypes._Pointer[ffi.wasmtime_component_t]"]):
         ptr = ffi.wasmtime_component_get_export_index(
             self.ptr(), parent.ptr() if parent is not None else None, encoded, len(encoded)
         )
-        return ExportIndex._owning(ptr) if ptr else None
+        return _owning(ExportIndex, ptr) if ptr else None
 
     @property
     def type(self) -> wc.ComponentType:
@@ -99,12 +95,6 @@ class ExportIndex(Managed["ctypes._Pointer[ffi.wasmtime_component_export_index_t
 
     def _delete(self, ptr: ctypes._Pointer[ffi.wasmtime_component_export_index_t]) -> None:
         ffi.wasmtime_component_export_index_delete(ptr)
-
-    @classmethod
-    def _owning(cls, ptr: ctypes._Pointer[ffi.wasmtime_component_export_index_t]) -> ExportIndex:
-        index: ExportIndex = cls.__new__(cls)
-        index._set_ptr(ptr)
-        return index
 
 
 class WasiLinker(Managed["ctypes._Pointer[ffi.wasmtime_component_linker_t]"]):
@@ -163,6 +153,13 @@ class Func:
 
     def __init__(self, func: Any) -> None:
         self._func = func
+
+
+def _owning(kind: type[_Owner], ptr: Any) -> _Owner:
+    """A ``kind`` that owns ``ptr`` (made without its constructor, which makes one)."""
+    made = kind.__new__(kind)
+    made._set_ptr(ptr)
+    return made
 
 
 def _check(error: Any) -> None:
