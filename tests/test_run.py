@@ -21,6 +21,8 @@ from conftest import (
     in_threads,
     printer,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import wasmhost._host.engines.cache
 from wasmhost import (
@@ -579,3 +581,26 @@ def test_wasmtime_opens_an_output_as_wasmhost_assumes(wat: Callable[[str], Path]
         os.close(cursor)
     finally:
         os.close(ours)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet=st.sampled_from("a=\0\udcff\u00e9 \U0001f600"), max_size=6)))
+def test_wasi_strings_checks_all_at_once_as_one_by_one(values: list[str]) -> None:
+    """WASI's strings are checked all at once (a CGI environment per request): what
+    is taken and what is refused, and the message naming the first offender, are the
+    same as checking each in turn."""
+    from wasmhost._text import utf8, wasi_strings
+
+    try:
+        expected: list[bytes] | str = utf8("argument", values)
+        for value, raw in zip(values, expected, strict=True):
+            if b"\0" in raw:
+                expected = f"argument {value!r} contains a NUL byte, which WASI cannot pass."
+                break
+    except ConfigError as exc:
+        expected = str(exc)
+    try:
+        got: list[bytes] | str = wasi_strings("argument", values)
+    except ConfigError as exc:
+        got = str(exc)
+    assert got == expected

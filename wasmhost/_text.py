@@ -37,6 +37,15 @@ def utf8(what: str, values: Iterable[str]) -> list[bytes]:
 def wasi_strings(what: str, values: Sequence[str]) -> list[bytes]:
     """``values`` as WASI passes them (argv, the environment, preopened paths): UTF-8
     text without NUL bytes."""
+    if values:
+        # All at once (a request's CGI environment: 2 us, not 11): joined by the one
+        # character no value may hold, then encoded; a refusal is named below.
+        joined = "\0".join(values)
+        if joined.count("\0") == len(values) - 1:
+            try:
+                return joined.encode().split(b"\0")
+            except UnicodeEncodeError:
+                pass  # (named below)
     encoded = utf8(what, values)
     for value, raw in zip(values, encoded, strict=True):
         if b"\0" in raw:
@@ -44,12 +53,15 @@ def wasi_strings(what: str, values: Sequence[str]) -> list[bytes]:
     return encoded
 
 
-def wasi_environment(env: Mapping[str, str]) -> tuple[list[bytes], list[bytes]]:
-    """The names and values of ``env`` as WASI passes them; a name is not empty and
-    holds no ``=``."""
-    names = [str(k) for k in env]
+def wasi_environment(env: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    """The names and values of ``env``, checked to be what WASI passes (UTF-8 without
+    NUL bytes; a name not empty and without ``=``): what was checked, to be passed."""
+    pairs = [(str(k), str(v)) for k, v in env.items()]
+    names, values = [k for k, _ in pairs], [v for _, v in pairs]
     for name in names:
         if not name or "=" in name:
             raise ConfigError(f"environment variable name {name!r} is empty or contains '='.")
     what = "environment variable"
-    return wasi_strings(what, names), wasi_strings(what, [str(v) for v in env.values()])
+    wasi_strings(what, names)
+    wasi_strings(what, values)
+    return names, values

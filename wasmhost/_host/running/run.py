@@ -374,7 +374,7 @@ def guest_wasi(
         if env := options.get("env"):
             # What was checked is what is passed (a mapping may not answer twice alike).
             names, values = wasi_environment(env)
-            wasi.env = [(n.decode(), v.decode()) for n, v in zip(names, values, strict=True)]
+            wasi.env = list(zip(names, values, strict=True))
         for guest, source in (options.get("dirs") or {}).items():
             _preopen(wasi, guest, source)
     except BaseException:
