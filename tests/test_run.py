@@ -67,6 +67,19 @@ def test_guest_sees_only_the_environment_it_is_given(
     assert host.run(FSPROBE, ["env"], env={"K": "V", "X": "a=b"}).stdout == b"K=V\nX=a=b\n"
 
 
+def test_arguments_and_environment_reach_the_guest_exactly(host: Host) -> None:
+    """They go to wasmtime as the bytes wasmhost encoded to check them: every
+    string arrives whole and in order, whatever it holds."""
+    values = ["", "ascii", "caf\u00e9", "\u732b\U0001f408", "a=b=c", " spaced  ", "x" * 5000]
+    argv0 = "probe \u00e9"
+    result = host.run(FSPROBE, ["args", *values], argv0=argv0)
+    assert result.stdout.decode().split("\n")[:-1] == [argv0, "args", *values]
+    env = {f"V{i}_\u00e9": value for i, value in enumerate(values)}
+    env.update({f"MANY_{i}": str(i) for i in range(300)})
+    lines = host.run(FSPROBE, ["env"], env=env).stdout.decode().split("\n")[:-1]
+    assert lines == sorted(f"{name}={value}" for name, value in env.items())  # (it sorts)
+
+
 def test_stdin_bytes(host: Host) -> None:
     data = bytes(range(256)) * 1000
     assert host.run(FSPROBE, ["stdin"], stdin=data).stdout == data

@@ -278,12 +278,16 @@ def test_the_asgi_app_mounts_in_another_application() -> None:
     wagi.close()
 
 
-def test_the_bench_floor_answers_as_serve_does() -> None:
+@pytest.mark.parametrize("floor", ["wasmtime-py", "capi", "capi-capped"])
+def test_the_bench_floor_answers_as_serve_does(floor: str) -> None:
     """`nox -s bench` measures serve against a WAGI app on bare wasmtime-py
-    (tests/wagi_floor.py): a baseline that answered otherwise, or not at all,
-    would make the ratio meaningless."""
+    (tests/wagi_floor.py; by hand, its C-API variants): a baseline that answered
+    otherwise, or not at all, would make the ratio meaningless."""
     import wagi_floor
 
+    run = wagi_floor.run_wasmtime_py
+    if floor != "wasmtime-py":
+        run = wagi_floor._capi_runner(capped=floor == "capi-capped")
     wagi = WagiApp([Route("/...", str(HTTP))])
 
     async def answers(app: object) -> list[tuple[int, str | None, str | None, str]]:
@@ -303,9 +307,9 @@ def test_the_bench_floor_answers_as_serve_does() -> None:
                 )
             return got
 
-    ours, floor = asyncio.run(answers(wagi)), asyncio.run(answers(wagi_floor.app))
+    ours, theirs = asyncio.run(answers(wagi)), asyncio.run(answers(wagi_floor.make_app(run)))
     wagi.close()
-    assert floor == ours
+    assert theirs == ours
     assert ours[0][3] == "Hello, World!\n"
     assert "HTTP_X_PROBE=1" in ours[1][3]
     assert "QUERY_STRING=a=1&b=two" in ours[1][3]

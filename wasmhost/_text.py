@@ -53,15 +53,13 @@ def wasi_strings(what: str, values: Sequence[str]) -> list[bytes]:
     return encoded
 
 
-def wasi_environment(env: Mapping[str, str]) -> tuple[list[str], list[str]]:
-    """The names and values of ``env``, checked to be what WASI passes (UTF-8 without
-    NUL bytes; a name not empty and without ``=``): what was checked, to be passed."""
+def wasi_environment(env: Mapping[str, str]) -> tuple[list[bytes], list[bytes]]:
+    """The names and values of ``env`` as WASI passes them (UTF-8 without NUL bytes; a
+    name not empty and without ``=``): what was checked, encoded, to be passed."""
     pairs = [(str(k), str(v)) for k, v in env.items()]
     names, values = [k for k, _ in pairs], [v for _, v in pairs]
     for name in names:
         if not name or "=" in name:
             raise ConfigError(f"environment variable name {name!r} is empty or contains '='.")
     what = "environment variable"
-    wasi_strings(what, names)
-    wasi_strings(what, values)
-    return names, values
+    return wasi_strings(what, names), wasi_strings(what, values)

@@ -30,6 +30,7 @@ from ..._errors import (
 )
 from ..._numbers import format_size
 from ..._text import wasi_environment, wasi_strings
+from ..engines.capi import set_argv_env
 from ..engines.engine import EngineSlot
 from ..engines.memory import MAX_TABLES, MemoryWatch, table_elements
 from ..engines.wasi import DEFAULT_MAX_FILES, RunWasi
@@ -368,13 +369,12 @@ def guest_wasi(
     wasi = wasmtime.WasiConfig()
     try:
         first = options.get("argv0") or os.path.basename(module.name)
-        argv = [first, *map(str, args)]
-        wasi_strings("argument", argv)  # refused here, with the argument named
-        wasi.argv = argv
-        if env := options.get("env"):
-            # What was checked is what is passed (a mapping may not answer twice alike).
-            names, values = wasi_environment(env)
-            wasi.env = list(zip(names, values, strict=True))
+        # Refused here, with the argument or variable named; what was checked is
+        # what is passed (a mapping may not answer twice alike).
+        argv = wasi_strings("argument", [first, *map(str, args)])
+        env = options.get("env")
+        names, values = wasi_environment(env) if env else ([], [])
+        set_argv_env(wasi, argv, names, values)
         for guest, source in (options.get("dirs") or {}).items():
             _preopen(wasi, guest, source)
     except BaseException:
