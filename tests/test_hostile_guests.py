@@ -740,6 +740,66 @@ def test_watched_memories_are_freed_with_their_run(host: Host) -> None:
     assert _memory._memories == {}
 
 
+# A guest that traps if its memory holds anything at three places (its first
+# page, and two it grows into), then writes there: a run of it after another
+# sees what that one left if a memory is reused unemptied.
+SNOOPER = """
+(module
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (drop (memory.grow (i32.const 40)))
+    (if (i32.or (i32.or (i32.load (i32.const 1000)) (i32.load (i32.const 65544)))
+                (i32.load (i32.const 2621444)))
+      (then unreachable))
+    (i32.store (i32.const 1000) (i32.const 0xdeadbeef))
+    (i32.store (i32.const 65544) (i32.const 0xdeadbeef))
+    (i32.store (i32.const 2621444) (i32.const 0xdeadbeef))))
+"""
+
+
+def test_a_memory_used_again_holds_nothing_of_the_run_before(
+    host: Host, wat: Callable[[str], Path]
+) -> None:
+    """Capped runs take the reservations earlier runs gave back (memory.SPARE):
+    emptied first, from one thread or many at once."""
+    from wasmhost._host.engines import memory as _memory
+
+    module = wat(SNOOPER)
+    for _ in range(10):
+        assert host.run(module, max_memory=8 << 20).ok
+    assert any(_memory._spare.values()), "no reservation was kept to be used again"
+    in_threads(lambda _: [host.run(module, max_memory=8 << 20) for _ in range(10)], 8)
+    assert _memory._memories == {}
+    assert sum(map(len, _memory._spare.values())) <= _memory.SPARE
+    # Past its one page a guest traps, where the run before had 41 pages.
+    reader = wat(
+        '(module (memory (export "memory") 1)'
+        ' (func (export "_start") (drop (i32.load (i32.const 2621444)))))'
+    )
+    with pytest.raises(Trap) as caught:
+        host.run(reader, max_memory=8 << 20)
+    assert caught.value.trap_code == "memory_out_of_bounds"
+
+
+def test_spare_reservations_make_way_under_an_address_space_limit() -> None:
+    """Under a ulimit -v, the reservations kept for later runs are given up when a
+    new one does not fit (in a process of its own: the limit is process-wide)."""
+    script = """
+import resource
+from wasmhost._host.engines import memory
+GiB = 1 << 30
+for _ in range(memory.SPARE):
+    memory._spare.setdefault(2 * GiB, []).append(memory._reserve(2 * GiB))
+used = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
+resource.setrlimit(resource.RLIMIT_AS, (used + 3 * GiB, resource.RLIM_INFINITY))
+assert memory._reserve(5 * GiB) is not None, "no room was made"
+assert not any(memory._spare.values())
+print("made way")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
+    assert done.stdout == b"made way\n", done.stderr.decode()
+
+
 def test_cli_names_the_memory_limit(wat: Callable[[str], Path]) -> None:
     done = wasmhost_cli("run", "--max-memory", "16MiB", wat(grower(1000, "unreachable")))
     assert done.returncode == 134
