@@ -781,6 +781,27 @@ def test_a_memory_used_again_holds_nothing_of_the_run_before(
     assert caught.value.trap_code == "memory_out_of_bounds"
 
 
+def test_a_forked_child_runs_on_the_reservations_it_inherited(
+    host: Host, wat: Callable[[str], Path]
+) -> None:
+    from wasmhost._host.engines import memory as _memory
+
+    module = wat(SNOOPER)
+    for _ in range(3):
+        host.run(module, max_memory=8 << 20)
+    assert any(_memory._spare.values())
+    pid = os.fork()
+    if pid == 0:  # the child: its copies of the spares, emptied as the parent left them
+        try:
+            ok = all(host.run(module, max_memory=8 << 20).ok for _ in range(3))
+            os._exit(0 if ok else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert host.run(module, max_memory=8 << 20).ok
+
+
 def test_spare_reservations_make_way_under_an_address_space_limit() -> None:
     """Under a ulimit -v, the reservations kept for later runs are given up when a
     new one does not fit (in a process of its own: the limit is process-wide)."""

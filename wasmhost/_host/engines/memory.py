@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import itertools
+import os
 import threading
 from typing import Any
 
@@ -70,6 +71,7 @@ _MAP_FAILED = ctypes.c_void_p(-1).value
 # all, and all are unmapped when a reservation cannot be made.
 SPARE = 4
 _spare: dict[int, list[int]] = {}
+_spare_lock = threading.Lock()
 
 _local = threading.local()
 _memories: dict[int, _Memory] = {}
@@ -187,15 +189,29 @@ def _free(env: int | None) -> None:
 
 def _give_back(base: int, mapped: int, accessible: int) -> None:
     """Keep the reservation at ``base`` for another run, emptied, or unmap it."""
-    spare = _spare.setdefault(mapped, [])
     if (
-        sum(map(len, _spare.values())) < SPARE
+        _spares() < SPARE
         and _madvise(base, accessible, _MADV_DONTNEED) == 0
         and _mprotect(base, accessible, _PROT_NONE) == 0
     ):
-        spare.append(base)
-    else:
-        _munmap(base, mapped)
+        with _spare_lock:  # (runs on other threads may give theirs back meanwhile)
+            if _spares() < SPARE:
+                _spare.setdefault(mapped, []).append(base)
+                return
+    _munmap(base, mapped)
+
+
+def _spares() -> int:
+    return sum(map(len, _spare.values()))
+
+
+def _after_fork() -> None:
+    # A thread of the parent may have held the lock at the fork; none runs here.
+    global _spare_lock
+    _spare_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def _reserve(mapped: int) -> int | None:
