@@ -34,9 +34,17 @@ def utf8(what: str, values: Iterable[str]) -> list[bytes]:
     return encoded
 
 
+def text(value: object) -> str:
+    """``str(value)`` as a plain str: what is checked is then what is passed, whatever
+    a str subclass's own methods (``__contains__``, ``encode``...) would answer."""
+    string = str(value)
+    return string if type(string) is str else str.__str__(string)
+
+
 def wasi_strings(what: str, values: Sequence[str]) -> list[bytes]:
     """``values`` as WASI passes them (argv, the environment, preopened paths): UTF-8
     text without NUL bytes."""
+    values = [value if type(value) is str else text(value) for value in values]
     if values:
         # All at once (a request's CGI environment: 2 us, not 11): joined by the one
         # character no value may hold, then encoded; a refusal is named below.
@@ -56,10 +64,13 @@ def wasi_strings(what: str, values: Sequence[str]) -> list[bytes]:
 def wasi_environment(env: Mapping[str, str]) -> tuple[list[bytes], list[bytes]]:
     """The names and values of ``env`` as WASI passes them (UTF-8 without NUL bytes; a
     name not empty and without ``=``): what was checked, encoded, to be passed."""
-    pairs = [(str(k), str(v)) for k, v in env.items()]
+    pairs = [(text(k), text(v)) for k, v in env.items()]
     names, values = [k for k, _ in pairs], [v for _, v in pairs]
     for name in names:
         if not name or "=" in name:
             raise ConfigError(f"environment variable name {name!r} is empty or contains '='.")
+    if len(set(names)) < len(names):  # ({1: ..., "1": ...}): which one a guest reads varies
+        twice = next(name for name in names if names.count(name) > 1)
+        raise ConfigError(f"environment variable {twice!r} is given twice.")
     what = "environment variable"
     return wasi_strings(what, names), wasi_strings(what, values)

@@ -24,6 +24,7 @@ import contextlib
 import ctypes
 import itertools
 import os
+import resource
 import threading
 from typing import Any
 
@@ -68,7 +69,8 @@ _MAP_FAILED = ctypes.c_void_p(-1).value
 # the dear part). Each is emptied as it is given back: its pages dropped (what
 # the run wrote is gone: they read as zeros, as a new mapping's do) and made
 # inaccessible again. They hold address space, not memory; at most SPARE in
-# all, and all are unmapped when a reservation cannot be made.
+# all, none under a ulimit -v, and all are unmapped when a reservation cannot
+# be made.
 SPARE = 4
 _spare: dict[int, list[int]] = {}
 _spare_lock = threading.Lock()
@@ -191,6 +193,9 @@ def _give_back(base: int, mapped: int, accessible: int) -> None:
     """Keep the reservation at ``base`` for another run, emptied, or unmap it."""
     if (
         _spares() < SPARE
+        # Under a ulimit -v, address space kept here is taken from the rest of
+        # the process (wasmtime's own reservations, Python's allocations).
+        and resource.getrlimit(resource.RLIMIT_AS)[0] == resource.RLIM_INFINITY
         and _madvise(base, accessible, _MADV_DONTNEED) == 0
         and _mprotect(base, accessible, _PROT_NONE) == 0
     ):
@@ -290,8 +295,6 @@ def use_watched_memories(config: wasmtime.Config) -> None:
 
 def can_reserve(size: int) -> bool:
     """Whether ``size`` bytes of address space can be reserved (tried, then given back)."""
-    import resource
-
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     if soft != resource.RLIM_INFINITY:
         return False  # a ulimit -v: the reservation would count against it
