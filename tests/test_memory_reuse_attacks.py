@@ -48,46 +48,45 @@ def _memory_decl(index: str) -> str:
     return '(memory (export "memory") i64 1)' if index == "i64" else '(memory (export "memory") 1)'
 
 
-def filler(pages: int, then: str = "", index: str = "i32") -> str:
-    """A guest that grows to ``pages`` pages, writes SECRET over every 8 bytes of them,
-    then does ``then`` (returns, traps, spins, asks for more; ``T`` its index type)."""
-    t = index
-    then = then.replace("T.", f"{t}.")
+def _over_pages(t: str, pages: int, check: str, each: str, then: str) -> str:
+    """A guest that grows to ``pages`` pages, does ``check``, then ``each`` at every
+    8th byte of them (``$i`` its address), then ``then``; ``t`` its index type."""
     return f"""
     (module
       {WASI_EXIT}
       {_memory_decl(t)}
       (func (export "_start") (local $i {t}) (local $n {t})
         (drop (memory.grow ({t}.const {pages - 1})))
+        {check}
         (local.set $n ({t}.mul (memory.size) ({t}.const 65536)))
-        (block $done (loop $fill
+        (block $done (loop $each
           (br_if $done ({t}.ge_u (local.get $i) (local.get $n)))
-          (i64.store (local.get $i) (i64.const {SECRET}))
+          {each}
           (local.set $i ({t}.add (local.get $i) ({t}.const 8)))
-          (br $fill)))
+          (br $each)))
         {then}))
     """
+
+
+def filler(pages: int, then: str = "", index: str = "i32") -> str:
+    """A guest that grows to ``pages`` pages, writes SECRET over every 8 bytes of them,
+    then does ``then`` (returns, traps, spins, asks for more; ``T`` its index type)."""
+    each = f"(i64.store (local.get $i) (i64.const {SECRET}))"
+    return _over_pages(index, pages, "", each, then.replace("T.", f"{index}."))
 
 
 def snooper(pages: int, index: str = "i32") -> str:
     """A guest that grows to ``pages`` pages and exits FOUND if any byte is not zero."""
     t = index
-    return f"""
-    (module
-      {WASI_EXIT}
-      {_memory_decl(t)}
-      (func (export "_start") (local $i {t}) (local $n {t})
-        (drop (memory.grow ({t}.const {pages - 1})))
-        (if ({t}.ne (memory.size) ({t}.const {pages}))
-          (then (call $exit (i32.const {WRONG_SIZE}))))
-        (local.set $n ({t}.mul (memory.size) ({t}.const 65536)))
-        (block $done (loop $scan
-          (br_if $done ({t}.ge_u (local.get $i) (local.get $n)))
-          (if (i64.ne (i64.load (local.get $i)) (i64.const 0))
-            (then (call $exit (i32.const {FOUND}))))
-          (local.set $i ({t}.add (local.get $i) ({t}.const 8)))
-          (br $scan)))))
-    """
+    check = (
+        f"(if ({t}.ne (memory.size) ({t}.const {pages}))"
+        f" (then (call $exit (i32.const {WRONG_SIZE}))))"
+    )
+    each = (
+        "(if (i64.ne (i64.load (local.get $i)) (i64.const 0))"
+        f" (then (call $exit (i32.const {FOUND}))))"
+    )
+    return _over_pages(t, pages, check, each, "")
 
 
 def reader(address: int, index: str = "i32", offset: int = 0) -> str:

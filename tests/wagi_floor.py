@@ -5,7 +5,7 @@ wasmtime-py's public API only: a fresh WasiConfig (argv, the CGI
 environment, stdout and stderr to a pipe), Store and instance of a module
 compiled once, and its ``_start`` called. No memory cap, timeout, output
 bound, cancellation, body or header bounds, logging or thread hand-off: what
-``wasmhost serve`` adds to a request is what the two rows' ratio measures.
+``wasmhost serve`` adds to a request is what the rows' ratios measure.
 The CGI environment, the arguments and the reading of the response are wasmhost's
 own (small functions, a few microseconds), so that both apps give the guest
 the same input and answer alike (``tests/test_serve.py`` checks that they do).
